@@ -1,0 +1,154 @@
+"""Configuration: pydantic v2 models loaded from YAML, with errors that name file and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from xbarlab.crossbar import BiasScheme
+from xbarlab.limits import BenchLimits
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A configuration file or value that cannot be used. The message names file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SimConfig(_Strict):
+    """The simulated crossbar: array size, device preset, circuit fidelity, noise."""
+
+    rows: int = Field(16, ge=1, le=4096)
+    cols: int = Field(16, ge=1, le=4096)
+    device: str = Field("simple", description="device preset name (see `xbarlab device list`)")
+    fidelity: Literal["ideal", "wires", "nonlinear"] = "ideal"
+    r_wire_row: float = Field(0.0, ge=0, description="row wire resistance per segment (ohm)")
+    r_wire_col: float = Field(0.0, ge=0, description="column wire resistance per segment (ohm)")
+    r_source: float = Field(0.0, ge=0, description="driver output resistance (ohm)")
+    r_sense: float = Field(0.0, ge=0, description="sense (TIA/SMU) input resistance (ohm)")
+    g_init: float | None = Field(None, gt=0, description="initial conductance (S); preset's if None")
+    noise: bool = Field(True, description="cycle-to-cycle and read noise on")
+    seed: int = Field(0, ge=0)
+
+
+class WriteVerifyParams(_Strict):
+    """Incremental step pulse programming to a target conductance (per polarity)."""
+
+    v_read: float = Field(0.2, gt=0, description="read voltage (V)")
+    read_scheme: BiasScheme = BiasScheme.GROUNDED
+    pulse_scheme: BiasScheme = BiasScheme.HALF
+    set_start: float = Field(1.1, gt=0, description="first SET amplitude (V)")
+    set_max: float = Field(2.1, gt=0, description="largest SET amplitude (V)")
+    reset_start: float = Field(-1.1, lt=0, description="first RESET amplitude (V)")
+    reset_min: float = Field(-2.4, lt=0, description="most negative RESET amplitude (V)")
+    step: float = Field(0.02, gt=0, description="amplitude increment per consecutive pulse (V)")
+    width: float = Field(1e-6, gt=0, description="pulse width (s)")
+    tolerance: float = Field(0.01, gt=0, lt=1, description="relative tolerance on G")
+    max_pulses: int = Field(500, ge=1, description="pulse budget per cell")
+    max_reversals: int = Field(40, ge=0, description="max SET<->RESET polarity changes per cell")
+    n_verify: int = Field(1, ge=1, description="consecutive in-tolerance reads to finish")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WriteVerifyParams:
+        if self.set_start > self.set_max:
+            raise ValueError("set_start must not exceed set_max")
+        if self.reset_start < self.reset_min:
+            raise ValueError("reset_start must not be below reset_min")
+        return self
+
+
+class ReadMapParams(_Strict):
+    """Read every cell of the array."""
+
+    v_read: float = Field(0.2, gt=0)
+    scheme: BiasScheme = BiasScheme.GROUNDED
+
+
+class PatternTarget(_Strict):
+    """A target conductance map: a named built-in pattern or an explicit matrix (S)."""
+
+    pattern: Literal["letter_x", "checkerboard", "gradient", "ring", "matrix"] = "letter_x"
+    g_low: float = Field(150e-6, gt=0, description="low conductance of the pattern (S)")
+    g_high: float = Field(400e-6, gt=0, description="high conductance of the pattern (S)")
+    matrix: list[list[float]] | None = Field(None, description="explicit targets (S)")
+
+    @model_validator(mode="after")
+    def _matrix_when_asked(self) -> PatternTarget:
+        if (self.pattern == "matrix") != (self.matrix is not None):
+            raise ValueError("give `matrix` exactly when pattern is 'matrix'")
+        if self.g_low >= self.g_high:
+            raise ValueError("g_low must be below g_high")
+        return self
+
+
+class WriteVerifyArrayProtocol(_Strict):
+    kind: Literal["write_verify_array"] = "write_verify_array"
+    target: PatternTarget = PatternTarget()
+    params: WriteVerifyParams = WriteVerifyParams()
+    order: Literal["row-major", "column-major"] = "row-major"
+
+
+class ReadMapProtocol(_Strict):
+    kind: Literal["read_map"] = "read_map"
+    params: ReadMapParams = ReadMapParams()
+
+
+ProtocolConfig = Annotated[
+    WriteVerifyArrayProtocol | ReadMapProtocol, Field(discriminator="kind")
+]
+
+
+class SessionConfig(_Strict):
+    """One session: which backend, its settings, the bench limits and the protocol to run."""
+
+    backend: Literal["sim", "bench"] = "sim"
+    seed: int = Field(0, ge=0)
+    sim: SimConfig = SimConfig()
+    bench: Path | None = Field(None, description="bench config file, for backend 'bench'")
+    limits: BenchLimits = BenchLimits()
+    protocol: ProtocolConfig = WriteVerifyArrayProtocol()
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """One readable line per problem: file, dotted field, message."""
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        lines.append(f"{source}: {where}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Parse a YAML file, raising `ConfigError` naming the file on any problem."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{p}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+
+
+def load_config(path: str | Path, model: type[M]) -> M:
+    """Load and validate a YAML file as `model`; `ConfigError` names file, field and range."""
+    data = load_yaml(path)
+    return validate_config(data if data is not None else {}, model, str(path))
+
+
+def validate_config(data: Any, model: type[M], source: str = "<config>") -> M:
+    """Validate plain data as `model`, raising `ConfigError` with one line per problem."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, source)) from None

@@ -1,0 +1,136 @@
+"""The backend-agnostic `Crossbar` interface and its value types.
+
+Every backend (the physics simulator, the bench, the emulated bench) implements `Crossbar`;
+protocols only ever see this interface. Units are SI throughout: volts, amperes, siemens,
+seconds.
+
+Sign convention: a voltage "on a cell" is the potential of its row line minus that of its
+column line. A positive pulse is a SET (conductance goes up), a negative pulse a RESET.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+Cell = tuple[int, int]
+"""(row, column), zero-based."""
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+IntArray = NDArray[np.int64]
+
+
+class BiasScheme(StrEnum):
+    """How the unselected lines are biased while one cell is read or pulsed.
+
+    - ``HALF`` (V/2): every unselected line at V/2; half-selected cells see V/2.
+    - ``THIRD`` (V/3): unselected rows at V/3, unselected columns at 2V/3; every other cell
+      sees +-V/3.
+    - ``GROUNDED``: every unselected line at 0 V (the usual read scheme: the sensed column then
+      collects only the selected cell's current when wires are ideal).
+    - ``FLOATING``: unselected lines left open (worst-case sneak paths).
+    """
+
+    HALF = "v/2"
+    THIRD = "v/3"
+    GROUNDED = "grounded"
+    FLOATING = "floating"
+
+
+def as_cells(cells: Sequence[Cell] | IntArray) -> IntArray:
+    """Cells as an int64 array of shape (k, 2)."""
+    arr = np.asarray(cells, dtype=np.int64)
+    if arr.ndim == 1 and arr.size == 2:
+        arr = arr.reshape(1, 2)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(f"cells must be a sequence of (row, col) pairs, got shape {arr.shape}")
+    return arr
+
+
+def all_cells(shape: tuple[int, int]) -> IntArray:
+    """Every cell of an array of `shape`, row-major."""
+    rows, cols = np.indices(shape)
+    return np.stack([rows.ravel(), cols.ravel()], axis=1).astype(np.int64)
+
+
+def check_cells(cells: IntArray, shape: tuple[int, int]) -> None:
+    """Raise ``IndexError`` naming the first cell outside an array of `shape`."""
+    bad = (cells[:, 0] < 0) | (cells[:, 0] >= shape[0]) | (cells[:, 1] < 0) | (
+        cells[:, 1] >= shape[1]
+    )
+    if bad.any():
+        r, c = cells[np.argmax(bad)]
+        raise IndexError(f"cell ({r}, {c}) is outside the {shape[0]} x {shape[1]} array")
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    """Currents measured at the sensed (selected) column for each read cell."""
+
+    cells: IntArray  # (k, 2)
+    v_read: float  # V
+    currents: FloatArray  # (k,) A
+    compliance: BoolArray  # (k,) True where the instrument hit its current limit
+
+    @property
+    def conductances(self) -> FloatArray:
+        """Apparent conductance I / V (S): what a bench derives, sneak currents included."""
+        return self.currents / self.v_read
+
+
+@dataclass(frozen=True, slots=True)
+class PulseResult:
+    """A programming pulse that was applied."""
+
+    cell: Cell
+    voltage: float  # V, signed: + SET, - RESET
+    width: float  # s
+    current: float = float("nan")  # A during the pulse, when the backend measures it
+    compliance: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MvmResult:
+    """Matrix-vector multiply: row voltages in, column currents out (columns at virtual ground)."""
+
+    v_rows: FloatArray  # (B, M) V
+    currents: FloatArray  # (B, N) A
+    compliance: BoolArray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+
+@runtime_checkable
+class Crossbar(Protocol):
+    """A passive M x N crossbar, simulated or on the bench."""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns)."""
+        ...
+
+    def read(
+        self, cells: Sequence[Cell] | IntArray | None, v_read: float, scheme: BiasScheme
+    ) -> ReadResult:
+        """Read `cells` (``None``: the whole array, row-major) one at a time at `v_read`."""
+        ...
+
+    def pulse(self, cell: Cell, voltage: float, width: float, scheme: BiasScheme) -> PulseResult:
+        """Apply one programming pulse of signed `voltage` and `width` seconds to `cell`."""
+        ...
+
+    def mvm(self, v_rows: FloatArray) -> MvmResult:
+        """Drive rows with `v_rows` ((M,) or (B, M)), return column currents ((B, N))."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-serialisable description of this backend, for provenance."""
+        ...
+
+    def safe_state(self) -> None:
+        """Put everything in a safe state: no output, 0 V, relays open. Idempotent."""
+        ...

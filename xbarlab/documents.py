@@ -1,0 +1,97 @@
+"""Documents the run engine emits to subscribers: one start, one event per operation, one stop.
+
+Subscribers (the HDF5 writer, a progress bar, a live plot) are callables taking a `Document`.
+Arrays in events are owned by the event: subscribers may keep references to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from xbarlab.crossbar import BoolArray, FloatArray, IntArray
+
+_EMPTY_F = np.zeros(0)
+_EMPTY_B = np.zeros(0, dtype=bool)
+_EMPTY_CELLS = np.zeros((0, 2), dtype=np.int64)
+
+
+class EventKind(StrEnum):
+    """What an event records."""
+
+    READ = "read"
+    PULSE = "pulse"
+    MVM = "mvm"
+    CHECKPOINT = "checkpoint"
+    REFUSED = "refused"  # an operation the safety check refused; nothing was applied
+    FAULT = "fault"  # an instrument error, a timeout, a compliance trip that stopped the run
+
+
+class RunStatus(StrEnum):
+    """How a run ended."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+    ABORTED = "aborted"
+
+
+@dataclass(frozen=True, slots=True)
+class RunStart:
+    """The start of a run, with everything needed to reproduce it."""
+
+    run_id: str
+    time: float  # Unix time, s
+    protocol: str
+    config: Mapping[str, Any]
+    seed: int | None
+    version: str
+    git_revision: str | None
+    backend: Mapping[str, Any]
+    limits: Mapping[str, Any]
+    shape: tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One operation on the crossbar (or a refusal, a fault, a checkpoint).
+
+    For a read of k cells: `cells` (k, 2), `voltages` (k,) applied, `currents` (k,) measured,
+    `conductances` (k,) = I / V. For a pulse: one cell, its signed voltage and `width`.
+    For an MVM: `mvm_in` (B, M) row voltages and `mvm_out` (B, N) column currents.
+    """
+
+    seq: int
+    time: float
+    kind: EventKind
+    protocol: str
+    step: str
+    scheme: str = ""
+    width: float = float("nan")
+    cells: IntArray = field(default_factory=lambda: _EMPTY_CELLS)
+    voltages: FloatArray = field(default_factory=lambda: _EMPTY_F)
+    currents: FloatArray = field(default_factory=lambda: _EMPTY_F)
+    conductances: FloatArray = field(default_factory=lambda: _EMPTY_F)
+    compliance: BoolArray = field(default_factory=lambda: _EMPTY_B)
+    mvm_in: FloatArray | None = None
+    mvm_out: FloatArray | None = None
+    message: str = ""
+    data: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunStop:
+    """The end of a run."""
+
+    run_id: str
+    time: float
+    status: RunStatus
+    reason: str
+    n_events: int
+
+
+Document = RunStart | Event | RunStop
+Subscriber = Callable[[Document], None]
