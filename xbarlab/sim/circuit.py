@@ -1,0 +1,88 @@
+"""Circuit models: from line potentials to device voltages and terminal currents.
+
+`IdealCircuit` has no wire, source or sense resistance: every device sees its row potential
+minus its column potential, except where lines float, whose potentials follow from Kirchhoff's
+current law. The wire-resistance solver plugs in behind the same `Circuit` protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from xbarlab.crossbar import FloatArray
+from xbarlab.sim.devices import DeviceArray
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitSolution:
+    """A solved batch of B bias cases on an M x N array.
+
+    `v_dev`, `i_dev`: (B, M, N) device voltage (row minus column) and current (row to column).
+    `i_rows`: (B, M) current delivered by each row's driver into the array (0 if floating).
+    `i_cols`: (B, N) current each column's terminal sinks out of the array (0 if floating):
+    at a column held at 0 V by a sense amplifier this is the sensed current.
+    """
+
+    v_dev: FloatArray
+    i_dev: FloatArray
+    i_rows: FloatArray
+    i_cols: FloatArray
+
+
+class Circuit(Protocol):
+    """Solves the array for given line potentials (NaN = floating line)."""
+
+    def solve(self, devices: DeviceArray, row_v: FloatArray, col_v: FloatArray) -> CircuitSolution:
+        """`row_v` (B, M) and `col_v` (B, N) line potentials at the drivers, NaN = floating."""
+        ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+class IdealCircuit:
+    """Zero wire, source and sense resistance. Floating lines need linear devices."""
+
+    def solve(self, devices: DeviceArray, row_v: FloatArray, col_v: FloatArray) -> CircuitSolution:
+        row_v = np.atleast_2d(np.asarray(row_v, dtype=np.float64))
+        col_v = np.atleast_2d(np.asarray(col_v, dtype=np.float64))
+        floating = np.isnan(row_v).any() or np.isnan(col_v).any()
+        if floating:
+            row_v, col_v = self._float_lines(devices, row_v, col_v)
+        v_dev = row_v[:, :, None] - col_v[:, None, :]
+        i_dev = devices.current(v_dev)
+        return CircuitSolution(v_dev, i_dev, i_dev.sum(axis=2), i_dev.sum(axis=1))
+
+    @staticmethod
+    def _float_lines(
+        devices: DeviceArray, row_v: FloatArray, col_v: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """Fill floating line potentials by KCL (no current leaves a floating line)."""
+        if not devices.linear:
+            raise NotImplementedError(
+                "floating lines with nonlinear devices need the circuit solver (fidelity 'nonlinear')"
+            )
+        g = devices.g
+        m, n = g.shape
+        row_v, col_v = row_v.copy(), col_v.copy()
+        for b in range(row_v.shape[0]):
+            v = np.concatenate([row_v[b], col_v[b]])
+            free = np.isnan(v)
+            if not free.any():
+                continue
+            lap = np.zeros((m + n, m + n))
+            lap[:m, m:] = -g
+            lap[m:, :m] = -g.T
+            lap[np.arange(m), np.arange(m)] = g.sum(axis=1)
+            lap[m + np.arange(n), m + np.arange(n)] = g.sum(axis=0)
+            fixed = ~free
+            a = lap[np.ix_(free, free)]
+            rhs = -lap[np.ix_(free, fixed)] @ v[fixed]
+            v[free] = np.linalg.solve(a, rhs)
+            row_v[b], col_v[b] = v[:m], v[m:]
+        return row_v, col_v
+
+    def describe(self) -> dict[str, Any]:
+        return {"circuit": "ideal"}
