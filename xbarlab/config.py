@@ -33,7 +33,7 @@ class SimConfig(_Strict):
     r_wire_col: float = Field(0.0, ge=0, description="column wire resistance per segment (ohm)")
     r_source: float = Field(0.0, ge=0, description="driver output resistance (ohm)")
     r_sense: float = Field(0.0, ge=0, description="sense (TIA/SMU) input resistance (ohm)")
-    g_init: float | None = Field(None, gt=0, description="initial conductance (S); preset's if None")
+    g_init: float | None = Field(None, gt=0, description="initial G (S); None: preset's")
     noise: bool = Field(True, description="cycle-to-cycle and read noise on")
     seed: int = Field(0, ge=0)
 

@@ -62,7 +62,8 @@ class IdealCircuit:
         """Fill floating line potentials by KCL (no current leaves a floating line)."""
         if not devices.linear:
             raise NotImplementedError(
-                "floating lines with nonlinear devices need the circuit solver (fidelity 'nonlinear')"
+                "floating lines with nonlinear devices need the circuit solver "
+                "(fidelity 'nonlinear')"
             )
         g = devices.g
         m, n = g.shape

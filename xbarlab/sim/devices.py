@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from xbarlab.crossbar import FloatArray
+from xbarlab.sim.iv import LinearIV
 
 
 @runtime_checkable
@@ -61,7 +62,9 @@ class SimpleDeviceParams(BaseModel):
     g_max: float = Field(600e-6, gt=0, description="highest reachable conductance (S)")
     v_set: float = Field(1.0, gt=0, description="SET threshold (V)")
     v_reset: float = Field(-1.0, lt=0, description="RESET threshold (V)")
-    rate_set: float = Field(0.1, gt=0, description="fraction of the remaining range per V over threshold per us")
+    rate_set: float = Field(
+        0.1, gt=0, description="share of remaining range per V over threshold per us"
+    )
     rate_reset: float = Field(0.1, gt=0, description="same for RESET")
     d2d_threshold: float = Field(0.03, ge=0, description="device-to-device std of thresholds (V)")
     d2d_rate: float = Field(0.2, ge=0, description="device-to-device log-std of rates")
@@ -106,6 +109,11 @@ class SimpleDevices:
     @property
     def linear(self) -> bool:
         return True
+
+    @property
+    def iv(self) -> LinearIV:
+        """The I-V law (optional DeviceArray attribute, see `xbarlab.sim.iv.iv_law_of`)."""
+        return LinearIV()
 
     def current(self, v: FloatArray) -> FloatArray:
         return np.asarray(self._g * v, dtype=np.float64)

@@ -1,0 +1,229 @@
+"""The run engine: executes a plan's messages on a backend, safety first, documents out.
+
+For every message a plan yields, the engine
+1. checks it against the bench limits (a refusal is logged and thrown into the plan: nothing is
+   applied),
+2. executes it on the `Crossbar` backend,
+3. emits an `Event` to every subscriber, then sends the result back into the plan.
+
+A run starts with a `RunStart` (config, seed, package version, git revision, backend
+description, limits) and always ends with a `RunStop` (success, failed or aborted, with the
+reason) after the backend has been put in its safe state, whatever happened: an exception, a
+refused operation, Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xbarlab import __version__
+from xbarlab.crossbar import Crossbar, MvmResult, PulseResult, ReadResult
+from xbarlab.documents import Document, Event, EventKind, RunStart, RunStatus, RunStop, Subscriber
+from xbarlab.limits import BenchLimits, LimitViolation
+from xbarlab.messages import Checkpoint, Message, Mvm, Plan, Pulse, Read, Result
+
+
+class RunAborted(Exception):
+    """The run was stopped from outside (Ctrl-C, SIGTERM)."""
+
+
+class RunFailed(RuntimeError):
+    """Raised by `RunResult.raise_for_status` for a run that did not succeed."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """How a run ended and what the plan returned."""
+
+    run_id: str
+    status: RunStatus
+    reason: str
+    value: Any
+    n_events: int
+
+    @property
+    def ok(self) -> bool:
+        return self.status is RunStatus.SUCCESS
+
+    def raise_for_status(self) -> RunResult:
+        """Return self if the run succeeded, else raise `RunFailed` with the reason."""
+        if not self.ok:
+            raise RunFailed(f"run {self.run_id} {self.status.value}: {self.reason}")
+        return self
+
+
+@functools.cache
+def git_revision() -> str | None:
+    """The git revision of the source tree xbarlab runs from, if it is a checkout."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"],
+            capture_output=True, text=True, timeout=5, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+@contextmanager
+def _sigterm_aborts() -> Iterator[None]:
+    """Turn SIGTERM into `RunAborted` while a run is in progress (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise RunAborted("SIGTERM received")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class RunEngine:
+    """Runs plans on one backend under one set of bench limits."""
+
+    def __init__(
+        self,
+        backend: Crossbar,
+        limits: BenchLimits,
+        subscribers: Sequence[Subscriber] = (),
+    ) -> None:
+        self.backend = backend
+        self.limits = limits
+        self.subscribers: list[Subscriber] = list(subscribers)
+        self._seq = 0
+        self._protocol = ""
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Add a subscriber; returns a function that removes it."""
+        self.subscribers.append(subscriber)
+        return lambda: self.subscribers.remove(subscriber)
+
+    def _emit(self, doc: Document) -> None:
+        for sub in self.subscribers:
+            sub(doc)
+
+    def run(
+        self,
+        plan: Plan,
+        *,
+        protocol: str,
+        config: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+    ) -> RunResult:
+        """Execute `plan` to the end; never leaves the backend outside its safe state."""
+        run_id = uuid.uuid4().hex
+        self._seq = 0
+        self._protocol = protocol
+        self._emit(
+            RunStart(
+                run_id=run_id,
+                time=time.time(),
+                protocol=protocol,
+                config=dict(config or {}),
+                seed=seed,
+                version=__version__,
+                git_revision=git_revision(),
+                backend=self.backend.describe(),
+                limits=self.limits.model_dump(),
+                shape=tuple(self.backend.shape),  # type: ignore[arg-type]
+            )
+        )
+        status, reason, value = RunStatus.SUCCESS, "", None
+        try:
+            with _sigterm_aborts():
+                value = self._drive(plan)
+        except (KeyboardInterrupt, RunAborted) as exc:
+            status, reason = RunStatus.ABORTED, str(exc) or type(exc).__name__
+        except LimitViolation as exc:
+            status, reason = RunStatus.FAILED, f"refused: {exc}"
+        except Exception as exc:  # every failure ends the run the same way
+            status, reason = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
+            self._fault(reason)
+        finally:
+            plan.close()
+            try:
+                self.backend.safe_state()
+            except Exception as exc:
+                status = RunStatus.FAILED
+                reason = "; ".join(filter(None, [reason, f"safe state failed: {exc}"]))
+                self._fault(f"safe state failed: {exc}")
+            self._emit(RunStop(run_id, time.time(), status, reason, self._seq))
+        return RunResult(run_id, status, reason, value, self._seq)
+
+    def _fault(self, message: str) -> None:
+        # A broken subscriber must not hide the original fault.
+        with contextlib.suppress(Exception):
+            self._event(EventKind.FAULT, "fault", message=message)
+
+    def _drive(self, plan: Plan) -> Any:
+        result: Result = None
+        pending: BaseException | None = None
+        while True:
+            try:
+                msg = plan.throw(pending) if pending is not None else plan.send(result)
+            except StopIteration as stop:
+                return stop.value
+            pending = None
+            try:
+                self.limits.check(msg)
+            except LimitViolation as exc:
+                self._event(EventKind.REFUSED, msg.tag, message=str(exc))
+                pending = exc
+                continue
+            result = self._execute(msg)
+
+    def _execute(self, msg: Message) -> Result:
+        backend = self.backend
+        if isinstance(msg, Read):
+            r: ReadResult = backend.read(msg.cells, msg.v_read, msg.scheme)
+            self._event(
+                EventKind.READ, msg.tag, scheme=msg.scheme.value, cells=r.cells,
+                voltages=np.full(len(r.cells), r.v_read), currents=r.currents,
+                conductances=r.conductances, compliance=r.compliance,
+            )
+            return r
+        if isinstance(msg, Pulse):
+            p: PulseResult = backend.pulse(msg.cell, msg.voltage, msg.width, msg.scheme)
+            self._event(
+                EventKind.PULSE, msg.tag, scheme=msg.scheme.value, width=p.width,
+                cells=np.asarray([p.cell], dtype=np.int64), voltages=np.asarray([p.voltage]),
+                currents=np.asarray([p.current]),
+                conductances=np.asarray([p.current / p.voltage if p.voltage else np.nan]),
+                compliance=np.asarray([p.compliance]),
+            )
+            return p
+        if isinstance(msg, Mvm):
+            m: MvmResult = backend.mvm(msg.v_rows)
+            self._event(
+                EventKind.MVM, msg.tag, mvm_in=m.v_rows, mvm_out=m.currents,
+                compliance=np.asarray(m.compliance, dtype=bool).ravel(),
+            )
+            return m
+        if isinstance(msg, Checkpoint):
+            self._event(EventKind.CHECKPOINT, msg.tag, message=msg.label, data=msg.data)
+            return None
+        raise TypeError(f"a plan yielded {msg!r}, which is not a message")
+
+    def _event(self, kind: EventKind, step: str, **fields: Any) -> None:
+        self._seq += 1
+        self._emit(Event(self._seq, time.time(), kind, self._protocol, step, **fields))
