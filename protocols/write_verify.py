@@ -1,0 +1,145 @@
+"""Write-verify: incremental step pulse programming (ISPP) of cells to target conductances.
+
+The loop follows the Sherbrooke group's bench procedure: read; if the conductance is below the
+tolerance band apply a SET pulse whose amplitude grows by `step` on each consecutive SET (and
+the RESET amplitude returns to its start), the mirror with RESET above the band; stop after
+`n_verify` consecutive reads inside the band, or when the pulse or polarity-reversal budget
+is spent. Amplitudes are capped at `set_max` / `reset_min`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from xbarlab.config import WriteVerifyParams
+from xbarlab.crossbar import Cell, FloatArray, ReadResult
+from xbarlab.messages import Checkpoint, Plan, Pulse, Read
+from xbarlab.protocols.read_map import read_map
+
+
+@dataclass(frozen=True, slots=True)
+class WriteVerifyOutcome:
+    """How one cell's write-verify ended."""
+
+    cell: Cell
+    target: float  # S
+    g_final: float  # S, last verify read
+    converged: bool
+    n_pulses: int
+    n_reversals: int
+    reason: str
+
+
+def write_verify(cell: Cell, target: float, params: WriteVerifyParams) -> Plan:
+    """Program `cell` to `target` siemens; returns a `WriteVerifyOutcome`."""
+    if not target > 0:
+        raise ValueError(f"target conductance must be positive, got {target!r} S")
+    p = params
+    amp_set, amp_reset = p.set_start, p.reset_start
+    n_pulses = n_reversals = in_band = 0
+    last_polarity = 0
+    cell = (int(cell[0]), int(cell[1]))
+    while True:
+        r: ReadResult = yield Read((cell,), p.v_read, p.read_scheme, tag="verify")
+        g = float(r.conductances[0])
+        if abs(g - target) <= p.tolerance * target:
+            in_band += 1
+            if in_band >= p.n_verify:
+                return WriteVerifyOutcome(cell, target, g, True, n_pulses, n_reversals, "converged")
+            continue
+        in_band = 0
+        if n_pulses >= p.max_pulses:
+            return WriteVerifyOutcome(
+                cell, target, g, False, n_pulses, n_reversals, f"{p.max_pulses} pulses spent"
+            )
+        polarity = 1 if g < target else -1
+        if last_polarity and polarity != last_polarity:
+            n_reversals += 1
+            if n_reversals > p.max_reversals:
+                return WriteVerifyOutcome(
+                    cell, target, g, False, n_pulses, n_reversals,
+                    f"more than {p.max_reversals} polarity reversals",
+                )
+        last_polarity = polarity
+        if polarity > 0:
+            voltage, tag = amp_set, "set"
+            amp_set = min(amp_set + p.step, p.set_max)
+            amp_reset = p.reset_start
+        else:
+            voltage, tag = amp_reset, "reset"
+            amp_reset = max(amp_reset - p.step, p.reset_min)
+            amp_set = p.set_start
+        yield Pulse(cell, voltage, p.width, p.pulse_scheme, tag=tag)
+        n_pulses += 1
+
+
+def programming_order(shape: tuple[int, int], order: str) -> list[Cell]:
+    """Cells in programming order: "row-major" or "column-major"."""
+    rows, cols = shape
+    if order == "row-major":
+        return [(r, c) for r in range(rows) for c in range(cols)]
+    if order == "column-major":
+        return [(r, c) for c in range(cols) for r in range(rows)]
+    raise ValueError(f"unknown programming order {order!r}: use 'row-major' or 'column-major'")
+
+
+@dataclass(frozen=True, slots=True)
+class ArrayOutcome:
+    """Write-verify of a whole target pattern, with the final read map."""
+
+    targets: FloatArray  # (M, N) S
+    cells: list[WriteVerifyOutcome]
+    final: FloatArray  # (M, N) S, read after every cell was programmed
+    tolerance: float
+
+    @property
+    def converged(self) -> int:
+        return sum(o.converged for o in self.cells)
+
+    @property
+    def in_tolerance_final(self) -> int:
+        """Cells still within tolerance at the final read (disturb by later cells shows here)."""
+        err = np.abs(self.final - self.targets) / self.targets
+        return int((err <= self.tolerance).sum())
+
+    @property
+    def n_pulses(self) -> int:
+        return sum(o.n_pulses for o in self.cells)
+
+
+def write_verify_array(
+    targets: FloatArray,
+    params: WriteVerifyParams,
+    order: str = "row-major",
+    cells: Sequence[Cell] | None = None,
+) -> Plan:
+    """Program every cell (or `cells`, in that order) to `targets` (M, N), then read the map.
+
+    Yields a ``Checkpoint("cell_done")`` after each cell with ``progress = (done, total)``.
+    """
+    targets = np.asarray(targets, dtype=np.float64)
+    if targets.ndim != 2:
+        raise ValueError(f"targets must be a 2-D conductance map, got shape {targets.shape}")
+    if not np.all(np.isfinite(targets)) or (targets <= 0).any():
+        raise ValueError("every target conductance must be finite and positive")
+    sequence = list(cells) if cells is not None else programming_order(targets.shape, order)
+    outcomes: list[WriteVerifyOutcome] = []
+    for i, cell in enumerate(sequence):
+        outcome = yield from write_verify(cell, float(targets[cell]), params)
+        outcomes.append(outcome)
+        yield Checkpoint(
+            "cell_done",
+            {
+                "progress": (i + 1, len(sequence)),
+                "cell": cell,
+                "converged": outcome.converged,
+                "n_pulses": outcome.n_pulses,
+                "g_final": outcome.g_final,
+                "target": outcome.target,
+            },
+        )
+    final = yield from read_map(targets.shape, params.v_read, params.read_scheme)
+    return ArrayOutcome(targets, outcomes, final, params.tolerance)
