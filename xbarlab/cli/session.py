@@ -1,9 +1,204 @@
-"""`xbarlab demo` and `xbarlab run`: protocols on a backend, logged to HDF5."""
+"""`xbarlab demo` and `xbarlab run`: a protocol on a backend, logged to HDF5, summarised."""
 
 from __future__ import annotations
 
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from xbarlab.config import (
+    ConfigError,
+    PatternTarget,
+    ReadMapProtocol,
+    SessionConfig,
+    SimConfig,
+    WriteVerifyArrayProtocol,
+    load_config,
+)
+from xbarlab.crossbar import Crossbar
+from xbarlab.documents import RunStatus
+from xbarlab.engine import RunEngine, RunResult
+from xbarlab.messages import Plan
+from xbarlab.protocols.patterns import target_map
+from xbarlab.protocols.read_map import read_map
+from xbarlab.protocols.write_verify import ArrayOutcome, write_verify_array
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class ProtocolName(StrEnum):
+    write_verify_array = "write_verify_array"
+    read_map = "read_map"
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print `message` as an error and return the exit to raise (no traceback)."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def default_out(stem: str) -> Path:
+    """A fresh, timestamped output file name in the current directory."""
+    return Path(f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.h5")
+
+
+def build_backend(cfg: SessionConfig) -> Crossbar:
+    """The `Crossbar` backend a session config asks for."""
+    if cfg.backend == "sim":
+        from xbarlab.sim.factory import build_sim_crossbar
+
+        return build_sim_crossbar(cfg.sim, compliance=cfg.limits.compliance)
+    if cfg.bench is None:
+        raise ConfigError("backend 'bench' needs `bench:` (the bench config file)")
+    from xbarlab.drivers.registry import open_bench_crossbar
+
+    return open_bench_crossbar(cfg.bench)
+
+
+def build_plan(cfg: SessionConfig, shape: tuple[int, int]) -> Plan:
+    """The plan of the session's protocol for an array of `shape`."""
+    proto = cfg.protocol
+    if isinstance(proto, WriteVerifyArrayProtocol):
+        return write_verify_array(target_map(proto.target, shape), proto.params, proto.order)
+    return read_map(shape, proto.params.v_read, proto.params.scheme)
+
+
+def execute(cfg: SessionConfig, out: Path, *, overwrite: bool = False) -> RunResult:
+    """Run the session: backend, engine, HDF5 log and progress bar; print the summary."""
+    from xbarlab.cli.progress import ProgressSubscriber
+    from xbarlab.log.writer import HDF5Writer
+
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite")
+    backend = build_backend(cfg)
+    try:
+        plan = build_plan(cfg, backend.shape)
+        t0 = time.perf_counter()
+        with HDF5Writer(out, overwrite=overwrite) as writer, ProgressSubscriber(console) as bar:
+            engine = RunEngine(backend, cfg.limits, [writer, bar])
+            result = engine.run(
+                plan, protocol=cfg.protocol.kind, config=cfg.model_dump(mode="json"),
+                seed=cfg.seed,
+            )
+        elapsed = time.perf_counter() - t0
+    finally:
+        backend.safe_state()
+    print_summary(result, elapsed, out)
+    return result
+
+
+def render_map(g: np.ndarray) -> str:
+    """A conductance map as shaded blocks (dark = low G), for a glance in the terminal."""
+    shades = " ░▒▓█"
+    lo, hi = float(np.nanmin(g)), float(np.nanmax(g))
+    idx = np.zeros(g.shape, dtype=int) if hi <= lo else np.clip(
+        ((g - lo) / (hi - lo) * (len(shades) - 1)).round().astype(int), 0, len(shades) - 1
+    )
+    return "\n".join("".join(shades[i] * 2 for i in row) for row in idx)
+
+
+def print_summary(result: RunResult, elapsed: float, out: Path) -> None:
+    """The session's outcome as a table, and the final map when there is one."""
+    table = Table(title=f"run {result.run_id[:8]}", show_header=False)
+    colour = "green" if result.ok else "red"
+    table.add_row("status", f"[{colour}]{result.status.value}[/] {result.reason}")
+    value: Any = result.value
+    if isinstance(value, ArrayOutcome):
+        n = len(value.cells)
+        pulses = [o.n_pulses for o in value.cells]
+        table.add_row("cells converged (write-verify)", f"{value.converged} / {n}")
+        table.add_row(
+            f"cells in tolerance at the final read (±{value.tolerance:.1%})",
+            f"{value.in_tolerance_final} / {n}",
+        )
+        table.add_row("pulses", f"{sum(pulses)} (mean {np.mean(pulses):.1f}, max {max(pulses)})")
+        err = np.abs(value.final - value.targets) / value.targets
+        table.add_row("final |error|", f"median {np.median(err):.2%}, max {err.max():.2%}")
+        failed = [o for o in value.cells if not o.converged]
+        if failed:
+            table.add_row("not converged", ", ".join(f"{o.cell}: {o.reason}" for o in failed[:5]))
+    elif isinstance(value, np.ndarray):
+        table.add_row("conductance (uS)", f"min {value.min()*1e6:.1f}, "
+                      f"median {np.median(value)*1e6:.1f}, max {value.max()*1e6:.1f}")
+    table.add_row("operations logged", str(result.n_events))
+    table.add_row("time", f"{elapsed:.2f} s")
+    table.add_row("log", str(out))
+    console.print(table)
+    final = value.final if isinstance(value, ArrayOutcome) else value
+    if isinstance(final, np.ndarray) and final.ndim == 2:
+        console.print("final conductance map (dark = low):")
+        console.print(render_map(final), highlight=False)
+
+
+def _exit_code(result: RunResult) -> int:
+    return {RunStatus.SUCCESS: 0, RunStatus.FAILED: 1, RunStatus.ABORTED: 130}[result.status]
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to `app`."""
+    """Add `demo` and `run` to `app`."""
+
+    @app.command()
+    def demo(
+        out: Annotated[Path | None, typer.Option(help="HDF5 log (default: timestamped)")] = None,
+        size: Annotated[int, typer.Option(min=2, max=256, help="array rows and columns")] = 16,
+        pattern: Annotated[
+            str, typer.Option(help="letter_x, checkerboard, gradient, ring")
+        ] = "letter_x",
+        device: Annotated[str, typer.Option(help="device preset")] = "simple",
+        seed: Annotated[int, typer.Option(min=0)] = 0,
+        overwrite: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
+    ) -> None:
+        """Program a pattern into a simulated crossbar with write-verify, logged to HDF5."""
+        try:
+            cfg = SessionConfig(
+                seed=seed,
+                sim=SimConfig(rows=size, cols=size, device=device, seed=seed),
+                protocol=WriteVerifyArrayProtocol(target=PatternTarget(pattern=pattern)),
+            )
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+        console.print(f"xbarlab demo: write-verify of a {pattern} pattern into a simulated "
+                      f"{size}x{size} crossbar ('{device}' devices)")
+        _run(cfg, out or default_out("xbarlab-demo"), overwrite)
+
+    @app.command()
+    def run(
+        protocol: Annotated[ProtocolName, typer.Argument(help="the protocol to run")],
+        config: Annotated[Path, typer.Option("--config", "-c", help="session config (YAML)")],
+        out: Annotated[Path, typer.Option(help="HDF5 log file")],
+        backend: Annotated[str | None, typer.Option(help="sim or bench (overrides config)")] = None,
+        overwrite: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
+    ) -> None:
+        """Run PROTOCOL with the parameters of a session config file."""
+        try:
+            cfg = load_config(config, SessionConfig)
+            if cfg.protocol.kind != protocol.value:
+                if "protocol" in (cfg.model_fields_set or set()):
+                    raise ConfigError(f"{config}: protocol.kind is '{cfg.protocol.kind}' but the "
+                                      f"command asks for '{protocol.value}'")
+                proto: Any = (ReadMapProtocol() if protocol is ProtocolName.read_map
+                              else WriteVerifyArrayProtocol())
+                cfg = cfg.model_copy(update={"protocol": proto})
+            if backend is not None:
+                if backend not in ("sim", "bench"):
+                    raise ConfigError(f"--backend must be 'sim' or 'bench', got '{backend}'")
+                cfg = cfg.model_copy(update={"backend": backend})
+        except ConfigError as exc:
+            raise fail(str(exc)) from None
+        _run(cfg, out, overwrite)
+
+
+def _run(cfg: SessionConfig, out: Path, overwrite: bool) -> None:
+    try:
+        result = execute(cfg, out, overwrite=overwrite)
+    except (ConfigError, FileExistsError, KeyError, ValueError) as exc:
+        raise fail(str(exc).strip("'\"")) from None
+    if not result.ok:
+        raise typer.Exit(_exit_code(result))
