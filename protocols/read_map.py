@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xbarlab.crossbar import BiasScheme, FloatArray, ReadResult
+from xbarlab.crossbar import BiasScheme, ReadResult
 from xbarlab.messages import Plan, Read
 
 

@@ -52,7 +52,7 @@ def test_out_of_range_value_names_field_and_range(tmp_path: Path) -> None:
 def test_unknown_field_is_an_error(tmp_path: Path) -> None:
     f = tmp_path / "s.yaml"
     f.write_text("sim: {rowz: 8}\n")
-    with pytest.raises(ConfigError, match="sim.rowz"):
+    with pytest.raises(ConfigError, match=r"sim\.rowz"):
         load_config(f, SessionConfig)
 
 

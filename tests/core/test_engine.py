@@ -120,7 +120,7 @@ def test_sigterm_aborts_and_reaches_safe_state() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
         yield Pulse((0, 0), 1.2, 1e-6)
 
-    engine, docs = _engine(xbar)
+    engine, _ = _engine(xbar)
     previous = signal.getsignal(signal.SIGTERM)
     result = engine.run(plan(), protocol="p")
     assert result.status is RunStatus.ABORTED and "SIGTERM" in result.reason

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -47,7 +49,7 @@ def test_ispp_ramps_set_amplitude_then_stops_in_band() -> None:
     np.testing.assert_allclose(np.diff(sets), p.step)
     assert sets[0] == p.set_start
     # Every pulse is followed by a verify read; the plan ends on a read.
-    for a, b in zip(msgs, msgs[1:], strict=False):
+    for a, b in itertools.pairwise(msgs):
         if isinstance(a, Pulse):
             assert isinstance(b, Read)
     assert isinstance(msgs[-1], Read)
@@ -60,7 +62,7 @@ def test_reset_amplitude_restarts_after_a_set() -> None:
     msgs, _ = drive(write_verify((0, 0), 200e-6, p), xbar)
     volts = [m.voltage for m in msgs if isinstance(m, Pulse)]
     assert volts[0] == p.reset_start
-    for prev, cur in zip(volts, volts[1:], strict=False):
+    for prev, cur in itertools.pairwise(volts):
         if cur < 0 and prev > 0:
             assert cur == p.reset_start
         if cur > 0 and prev < 0:
