@@ -12,7 +12,7 @@ def test_readme_python_blocks_run() -> None:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
     assert blocks, "README has no python examples"
     namespace: dict[str, object] = {}
-    exec(compile("\n".join(blocks), str(README), "exec"), namespace)  # noqa: S102
+    exec(compile("\n".join(blocks), str(README), "exec"), namespace)
     result = namespace["result"]
     assert getattr(result, "ok", False)
 
