@@ -1,0 +1,211 @@
+"""A small declarative driver base: typed settings with strict validators, no I/O at construction.
+
+A driver subclasses `Instrument` and declares its settings::
+
+    class Smu(Instrument):
+        voltage = Setting(":SOUR:VOLT {value}", in_range(-21.0, 21.0), "source level (V)")
+
+``smu.voltage = 0.2`` validates first (out of range raises `SettingError`, never clamps), then
+sends ``:SOUR:VOLT 0.2``; reading ``smu.voltage`` returns the last value sent (``None`` before).
+Templates may use ``{value}`` and any key of `Instrument.fields()` (e.g. ``{ch}``).
+
+Replies are parsed with `parse_float` / `parse_floats` / `parse_bool` / `parse_int`, which raise
+`ReplyError` naming the instrument and the command for garbage or truncated replies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, overload
+
+from xbarlab.drivers.transports import Transport, TransportError
+
+T = TypeVar("T")
+
+OVERFLOW = 9.9e37
+"""Keithley/Keysight SCPI 'overflow' (9.91e37) and NaN (9.9e37) markers are at or above this."""
+
+
+class InstrumentError(RuntimeError):
+    """The instrument reported an error, or talks in a way the driver cannot accept."""
+
+
+class ReplyError(InstrumentError):
+    """A garbage, truncated or unexpected reply. The message names instrument and command."""
+
+
+class IdentityMismatch(InstrumentError):
+    """The instrument at the address is not the one the configuration expects."""
+
+
+class SettingError(ValueError):
+    """A setting outside what the driver (or the bench) accepts. Nothing was sent."""
+
+
+def fmt(x: float) -> str:
+    """A number as the instruments read it: shortest exact-enough form (``0.2``, ``1e-09``)."""
+    return format(float(x), ".12g")
+
+
+Validator = Callable[[str, Any], Any]
+"""(setting name, value) -> validated value; raises `SettingError`."""
+
+
+def _real(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SettingError(f"{name}: expected a number, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise SettingError(f"{name}: {v} is not a finite number")
+    return v
+
+
+def in_range(lo: float, hi: float, unit: str = "") -> Validator:
+    """A number in [lo, hi]; anything else raises (never clamps)."""
+
+    def check(name: str, value: Any) -> float:
+        v = _real(name, value)
+        if not lo <= v <= hi:
+            raise SettingError(f"{name}: {v:g}{unit} is outside the allowed range "
+                               f"[{lo:g}, {hi:g}]{unit}")
+        return v
+
+    return check
+
+
+def one_of(*choices: Any) -> Validator:
+    """One of `choices` exactly."""
+
+    def check(name: str, value: Any) -> Any:
+        if value not in choices or isinstance(value, bool) != isinstance(choices[0], bool):
+            raise SettingError(f"{name}: {value!r} is not one of {list(choices)}")
+        return value
+
+    return check
+
+
+def boolean(name: str, value: Any) -> bool:
+    """A real bool (not 0/1, not a string)."""
+    if not isinstance(value, bool):
+        raise SettingError(f"{name}: expected True or False, got {value!r}")
+    return value
+
+
+class Setting(Generic[T]):
+    """A write-only instrument setting: validated, formatted into `command`, cached."""
+
+    def __init__(self, command: str, validator: Validator, doc: str = "",
+                 render: Callable[[Any], str] | None = None) -> None:
+        self.command = command
+        self.validator = validator
+        self.render = render or (lambda v: fmt(v) if isinstance(v, float) else str(v))
+        self.__doc__ = doc
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> Setting[T]: ...
+    @overload
+    def __get__(self, obj: Instrument, owner: type) -> T | None: ...
+
+    def __get__(self, obj: Instrument | None, owner: type) -> Any:
+        if obj is None:
+            return self
+        return obj._cache.get(self.name)
+
+    def __set__(self, obj: Instrument, value: T) -> None:
+        label = f"{obj.name}.{self.name}"
+        v = self.validator(label, value)
+        obj.write(self.command.format(value=self.render(v), **obj.fields()))
+        obj._cache[self.name] = v
+
+    def line(self, obj: Instrument, value: Any) -> str:
+        """The exact line setting `value` would send (validated; nothing is sent)."""
+        v = self.validator(f"{obj.name}.{self.name}", value)
+        return self.command.format(value=self.render(v), **obj.fields())
+
+
+class Instrument:
+    """Base of every driver: a name, a transport, and checked write/query helpers.
+
+    The constructor does no I/O. `connect()` opens the transport and checks the identity.
+    """
+
+    IDN_QUERY = "*IDN?"
+
+    def __init__(self, transport: Transport, name: str = "") -> None:
+        self.transport = transport
+        self.name = name or type(self).__name__
+        self._cache: dict[str, Any] = {}
+        self.identity: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """Extra template fields for `Setting` commands (e.g. the channel)."""
+        return {}
+
+    # -- I/O ---------------------------------------------------------------------------------
+    def write(self, line: str) -> None:
+        try:
+            self.transport.write(line)
+        except TransportError as exc:
+            raise type(exc)(f"{self.name}: {exc}") from exc
+
+    def query(self, line: str) -> str:
+        try:
+            return self.transport.query(line)
+        except TransportError as exc:
+            raise type(exc)(f"{self.name}: {exc}") from exc
+
+    def connect(self, expect: str | None = None) -> str:
+        """Open the transport, read the identity and check it contains `expect`.
+
+        A mismatch raises `IdentityMismatch` before any other command is sent.
+        """
+        self.transport.open()
+        idn = self.query(self.IDN_QUERY)
+        if not idn or not idn.isprintable():
+            raise ReplyError(f"{self.name}: reply to {self.IDN_QUERY!r} is not an identity: "
+                             f"{idn!r}")
+        if expect is not None and expect.lower() not in idn.lower():
+            raise IdentityMismatch(f"{self.name} at {self.transport.address}: identity {idn!r} "
+                                   f"does not contain {expect!r}; refusing to use it")
+        self.identity = idn
+        return idn
+
+    def close(self) -> None:
+        self.transport.close()
+
+    # -- reply parsing -----------------------------------------------------------------------
+    def parse_float(self, reply: str, command: str) -> float:
+        try:
+            v = float(reply.strip())
+        except ValueError:
+            raise ReplyError(f"{self.name}: reply to {command!r} is not a number: "
+                             f"{reply!r}") from None
+        if not math.isfinite(v):
+            raise ReplyError(f"{self.name}: reply to {command!r} is not finite: {reply!r}")
+        return v
+
+    def parse_floats(self, reply: str, n: int, command: str, sep: str = ",") -> list[float]:
+        parts = [p for p in reply.strip().split(sep)]
+        if len(parts) != n:
+            raise ReplyError(f"{self.name}: reply to {command!r} should have {n} values, "
+                             f"got {len(parts)}: {reply!r}")
+        return [self.parse_float(p, command) for p in parts]
+
+    def parse_int(self, reply: str, command: str) -> int:
+        v = self.parse_float(reply, command)
+        if v != int(v):
+            raise ReplyError(f"{self.name}: reply to {command!r} is not an integer: {reply!r}")
+        return int(v)
+
+    def parse_bool(self, reply: str, command: str) -> bool:
+        r = reply.strip().lower()
+        if r in ("1", "true", "on"):
+            return True
+        if r in ("0", "false", "off"):
+            return False
+        raise ReplyError(f"{self.name}: reply to {command!r} is not a boolean: {reply!r}")

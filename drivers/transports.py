@@ -1,0 +1,300 @@
+"""Byte-level links to instruments: VISA (pyvisa), serial (pyserial) and test transports.
+
+A transport moves text lines; it knows nothing about any instrument's language. Constructors do
+no I/O: `open()` connects, `close()` disconnects (idempotent). Every failure is raised as a
+`TransportError` naming the address; a missing reply within the timeout is a `TransportTimeout`.
+
+- `VisaTransport`: any VISA resource (GPIB, USB, ``TCPIP::host::INSTR``,
+  ``TCPIP::host::port::SOCKET``, ASRL). The default library ``"@py"`` is pyvisa-py, which needs
+  no vendor VISA; ``"file.yaml@sim"`` is pyvisa-sim.
+- `SerialTransport`: a serial port (or any pyserial URL, e.g. a pty path or ``loop://``).
+- `TranscriptTransport`: plays back a scripted list of (sent, reply) pairs and fails on the
+  first difference (pymeasure ``expected_protocol`` style).
+- `CallbackTransport`: answers every line with a Python function (tests, quick fakes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+
+class TransportError(OSError):
+    """A link that cannot be opened, or a write/read that failed. The message names the address."""
+
+
+class TransportTimeout(TransportError, TimeoutError):
+    """No (complete) reply arrived within the transport's timeout."""
+
+
+class TranscriptMismatch(AssertionError):
+    """A driver sent something other than the scripted transcript expected."""
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """A line-oriented link to one instrument."""
+
+    address: str
+    timeout: float  # s
+
+    def open(self) -> None:
+        """Connect. Raises `TransportError` (within `timeout`) when unreachable."""
+        ...
+
+    def write(self, line: str) -> None:
+        """Send one line (the termination is added by the transport)."""
+        ...
+
+    def query(self, line: str) -> str:
+        """Send one line and return the reply line, termination stripped."""
+        ...
+
+    def close(self) -> None:
+        """Disconnect; idempotent."""
+        ...
+
+
+class VisaTransport:
+    """A VISA resource through pyvisa. `visa_library` ``"@py"`` (default) is pyvisa-py."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        visa_library: str = "@py",
+        timeout: float = 2.0,
+        read_termination: str = "\n",
+        write_termination: str = "\n",
+    ) -> None:
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0 s, got {timeout!r}")
+        self.address = address
+        self.visa_library = visa_library
+        self.timeout = float(timeout)
+        self.read_termination = read_termination
+        self.write_termination = write_termination
+        self._rm: Any = None
+        self._res: Any = None
+
+    def open(self) -> None:
+        if self._res is not None:
+            return
+        import pyvisa
+
+        ms = max(1, round(self.timeout * 1000))
+        try:
+            self._rm = pyvisa.ResourceManager(self.visa_library)
+            self._res = self._rm.open_resource(
+                self.address,
+                open_timeout=ms,
+                timeout=ms,
+                read_termination=self.read_termination,
+                write_termination=self.write_termination,
+            )
+        except Exception as exc:  # pyvisa raises many types (VisaIOError, OSError, ValueError)
+            self._close_quietly()
+            raise TransportError(
+                f"{self.address}: cannot open ({self.visa_library}): {exc}"
+            ) from exc
+
+    def _resource(self) -> Any:
+        if self._res is None:
+            raise TransportError(f"{self.address}: not open")
+        return self._res
+
+    def _wrap(self, exc: Exception, what: str) -> TransportError:
+        import pyvisa
+
+        if isinstance(exc, pyvisa.errors.VisaIOError) and (
+            exc.error_code == pyvisa.constants.StatusCode.error_timeout
+        ):
+            return TransportTimeout(f"{self.address}: {what}: no reply within {self.timeout:g} s")
+        return TransportError(f"{self.address}: {what}: {exc}")
+
+    def write(self, line: str) -> None:
+        res = self._resource()
+        try:
+            res.write(line)
+        except Exception as exc:
+            raise self._wrap(exc, f"write {line!r}") from exc
+
+    def query(self, line: str) -> str:
+        res = self._resource()
+        try:
+            return str(res.query(line)).strip()
+        except Exception as exc:
+            raise self._wrap(exc, f"query {line!r}") from exc
+
+    def _close_quietly(self) -> None:
+        for obj in (self._res, self._rm):
+            if obj is not None:
+                with contextlib.suppress(Exception):
+                    obj.close()
+        self._res = None
+        self._rm = None
+
+    def close(self) -> None:
+        self._close_quietly()
+
+
+class SerialTransport:
+    """A serial port through pyserial (``serial_for_url``: device paths, ptys, ``loop://``)."""
+
+    def __init__(
+        self,
+        port: str,
+        *,
+        baudrate: int = 115200,
+        timeout: float = 2.0,
+        read_termination: str = "\n",
+        write_termination: str = "\n",
+        encoding: str = "ascii",
+    ) -> None:
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0 s, got {timeout!r}")
+        self.address = port
+        self.baudrate = int(baudrate)
+        self.timeout = float(timeout)
+        self.read_termination = read_termination
+        self.write_termination = write_termination
+        self.encoding = encoding
+        self._port: Any = None
+
+    def open(self) -> None:
+        if self._port is not None:
+            return
+        import serial
+
+        try:
+            self._port = serial.serial_for_url(
+                self.address, baudrate=self.baudrate, timeout=self.timeout,
+                write_timeout=self.timeout,
+            )
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise TransportError(f"{self.address}: cannot open serial port: {exc}") from exc
+
+    def _p(self) -> Any:
+        if self._port is None:
+            raise TransportError(f"{self.address}: not open")
+        return self._port
+
+    def write(self, line: str) -> None:
+        port = self._p()
+        try:
+            port.write((line + self.write_termination).encode(self.encoding))
+            port.flush()
+        except Exception as exc:
+            raise TransportError(f"{self.address}: write {line!r}: {exc}") from exc
+
+    def query(self, line: str) -> str:
+        self.write(line)
+        term = self.read_termination.encode(self.encoding)
+        try:
+            raw = self._p().read_until(term)
+        except Exception as exc:
+            raise TransportError(f"{self.address}: read after {line!r}: {exc}") from exc
+        if not raw.endswith(term):
+            raise TransportTimeout(
+                f"{self.address}: query {line!r}: no complete reply within {self.timeout:g} s"
+                + (f" (got {raw!r})" if raw else "")
+            )
+        try:
+            return raw[: -len(term)].decode(self.encoding).strip()
+        except UnicodeDecodeError as exc:
+            raise TransportError(f"{self.address}: query {line!r}: undecodable {raw!r}") from exc
+
+    def close(self) -> None:
+        if self._port is not None:
+            with contextlib.suppress(Exception):
+                self._port.close()
+        self._port = None
+
+
+Exchange = tuple[str, str | None]
+"""(line the driver must send, reply it gets) -- reply ``None`` for a plain write."""
+
+
+class TranscriptTransport:
+    """Plays a scripted transcript back; any deviation raises `TranscriptMismatch`.
+
+    A reply given as an exception instance is raised instead of answering (e.g. a
+    `TransportTimeout`). `sent` records every line in order; `done` tells whether the whole
+    script was consumed.
+    """
+
+    def __init__(self, script: Sequence[Exchange | tuple[str, BaseException]],
+                 address: str = "transcript") -> None:
+        self.script: list[Any] = list(script)
+        self.address = address
+        self.timeout = 1.0
+        self.sent: list[str] = []
+        self.is_open = False
+        self._i = 0
+
+    @property
+    def done(self) -> bool:
+        return self._i == len(self.script)
+
+    def open(self) -> None:
+        self.is_open = True
+
+    def _next(self, line: str, query: bool) -> str | None:
+        self.sent.append(line)
+        if self._i >= len(self.script):
+            raise TranscriptMismatch(f"unexpected {'query' if query else 'write'} {line!r}: "
+                                     "transcript is exhausted")
+        expected, reply = self.script[self._i]
+        if line != expected:
+            raise TranscriptMismatch(f"step {self._i}: expected {expected!r}, got {line!r}")
+        self._i += 1
+        if isinstance(reply, BaseException):
+            raise reply
+        if query and reply is None:
+            raise TranscriptMismatch(f"step {self._i - 1}: {line!r} was queried but the "
+                                     "transcript has no reply")
+        if not query and reply is not None:
+            raise TranscriptMismatch(f"step {self._i - 1}: {line!r} was written, but the "
+                                     f"transcript expects a query answered {reply!r}")
+        return reply
+
+    def write(self, line: str) -> None:
+        self._next(line, query=False)
+
+    def query(self, line: str) -> str:
+        reply = self._next(line, query=True)
+        assert reply is not None
+        return reply
+
+    def close(self) -> None:
+        self.is_open = False
+
+
+class CallbackTransport:
+    """Answers with `handler(line, is_query)`; the reply of a write is ignored. Records `sent`."""
+
+    def __init__(self, handler: Callable[[str, bool], str | None],
+                 address: str = "callback") -> None:
+        self.handler = handler
+        self.address = address
+        self.timeout = 1.0
+        self.sent: list[str] = []
+        self.is_open = False
+
+    def open(self) -> None:
+        self.is_open = True
+
+    def write(self, line: str) -> None:
+        self.sent.append(line)
+        self.handler(line, False)
+
+    def query(self, line: str) -> str:
+        self.sent.append(line)
+        reply = self.handler(line, True)
+        if reply is None:
+            raise TransportTimeout(f"{self.address}: query {line!r}: no reply")
+        return reply
+
+    def close(self) -> None:
+        self.is_open = False

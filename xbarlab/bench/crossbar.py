@@ -1,0 +1,344 @@
+"""`BenchCrossbar`: the `Crossbar` interface on bench roles (SMUs + switch matrix, or a board).
+
+It knows roles only (`xbarlab.bench.roles`), never an instrument's language; drivers are built
+from a bench config by `xbarlab.drivers.registry.open_bench`.
+
+Matrix bench (drive, sense, optional bias_row / bias_col SMUs, one switch matrix):
+
+- A read or pulse of cell (r, c) routes the drive SMU to row r, the sense SMU to column c, the
+  row-bias SMU to every unselected row and the column-bias SMU to every unselected column
+  (`xbarlab.biasing.line_biases` gives the levels: V/2, V/3 and 2V/3, 0 V; floating lines are
+  left unconnected). Where rows and columns share one level and there is no column-bias SMU,
+  the row-bias SMU feeds both.
+- Sequence per cell: all outputs off -> break-before-make switching -> every used SMU on at 0 V
+  (compliance was set at configuration) -> bias levels -> drive level (or the drive SMU's own
+  pulse) -> measure -> 0 V -> outputs off.
+- Read current = current into the sense SMU (the selected column); compliance is flagged when
+  the drive or the sense SMU reached its limit.
+- MVM is done by superposition: each row with a non-zero input is driven alone (every other
+  line at 0 V through the bias SMUs), each column current is measured, and the column currents
+  are summed over rows. Exact for linear cells with ideal wires; an approximation otherwise.
+- Bias lines stay at their level for the whole operation (milliseconds), so half-selected cells
+  see V/2 (or V/3) for longer than the pulse itself: instruments without synchronised pulse
+  outputs cannot do better; keep it in mind for disturb studies.
+
+Board bench: the board drives and senses the lines itself (see
+`xbarlab.drivers.serial_board`), MVM drives all rows at once.
+
+Every operation checks the limits before building any command, runs inside
+`xbarlab.bench.safety.guarded` (safe state on any exception, Ctrl-C, SIGTERM or timeout) and
+drains every error queue at its end (an instrument error stops the run).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from xbarlab.bench.roles import Board, Crosspoint, Instrumented, SourceMeter, SwitchMatrix
+from xbarlab.bench.safety import (
+    BenchFault,
+    all_safe,
+    check_array_levels,
+    check_levels,
+    check_mvm,
+    check_pulse,
+    check_read,
+    drain_errors,
+    guarded,
+    switch,
+)
+from xbarlab.biasing import line_biases
+from xbarlab.crossbar import (
+    BiasScheme,
+    Cell,
+    FloatArray,
+    IntArray,
+    MvmResult,
+    PulseResult,
+    ReadResult,
+    all_cells,
+    as_cells,
+    check_cells,
+)
+from xbarlab.limits import BenchLimits, LimitViolation
+
+
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """The matrix side of a pin map (mirrors `xbarlab.bench.config.PinMap`)."""
+
+    slot: int
+    rows: Sequence[int]
+    cols: Sequence[int]
+    drive: str
+    sense: str
+    bias_row: str | None
+    bias_col: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """Who is connected where, at which level, for one selected cell."""
+
+    points: frozenset[Crosspoint]
+    levels: dict[str, float]  # role -> V for every SMU that is used (NaN never appears)
+
+
+class BenchCrossbar:
+    """A passive crossbar on the bench, driven through roles only. No I/O in the constructor."""
+
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        limits: BenchLimits,
+        *,
+        drive: SourceMeter | None = None,
+        sense: SourceMeter | None = None,
+        bias_row: SourceMeter | None = None,
+        bias_col: SourceMeter | None = None,
+        matrix: SwitchMatrix | None = None,
+        wiring: Wiring | None = None,
+        board: Board | None = None,
+        nplc: float = 1.0,
+        settle: float = 1e-3,
+        operation_timeout: float | None = 30.0,
+        description: dict[str, Any] | None = None,
+    ) -> None:
+        if board is None and (drive is None or sense is None or matrix is None
+                              or wiring is None):
+            raise ValueError("a matrix bench needs drive, sense, matrix and wiring")
+        if wiring is not None and (len(wiring.rows), len(wiring.cols)) != tuple(shape):
+            raise ValueError(f"wiring has {len(wiring.rows)} x {len(wiring.cols)} lines, "
+                             f"shape is {shape}")
+        self._shape = (int(shape[0]), int(shape[1]))
+        self.limits = limits
+        self.drive, self.sense, self.bias_row, self.bias_col = drive, sense, bias_row, bias_col
+        self.matrix, self.wiring, self.board = matrix, wiring, board
+        self.nplc = nplc
+        self.settle = settle
+        self.operation_timeout = operation_timeout
+        self._description = dict(description or {})
+        self._prepared = False
+
+    # -- Crossbar interface -------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self._shape
+
+    @property
+    def sources(self) -> list[SourceMeter]:
+        return [s for s in (self.drive, self.sense, self.bias_row, self.bias_col) if s]
+
+    @property
+    def instruments(self) -> list[Instrumented]:
+        return [*self.sources, *([self.matrix] if self.matrix else []),
+                *([self.board] if self.board else [])]
+
+    def read(self, cells: Sequence[Cell] | IntArray | None, v_read: float,
+             scheme: BiasScheme) -> ReadResult:
+        check_read(self.limits, v_read)
+        idx = all_cells(self._shape) if cells is None else as_cells(cells)
+        check_cells(idx, self._shape)
+        scheme = BiasScheme(scheme)
+        setups = [self._plan((int(rc[0]), int(rc[1])), float(v_read), scheme) for rc in idx]
+        currents = np.empty(len(idx))
+        comp = np.zeros(len(idx), dtype=bool)
+        with self._operation():
+            for k, ((r, c), setup) in enumerate(zip(idx, setups, strict=True)):
+                if self.board is not None:
+                    m = self._board_op(int(r), int(c), float(v_read), scheme, None)
+                    currents[k], comp[k] = m
+                    continue
+                with self._applied(setup, exclude_drive=False):
+                    d = self._src("drive").measure()
+                    s = self._src("sense").measure()
+                currents[k] = -s.current  # current flowing into the sense SMU
+                comp[k] = d.compliance or s.compliance
+        return ReadResult(idx, float(v_read), currents, comp)
+
+    def pulse(self, cell: Cell, voltage: float, width: float, scheme: BiasScheme) -> PulseResult:
+        check_pulse(self.limits, cell, voltage, width)
+        check_cells(as_cells([cell]), self._shape)
+        r, c = int(cell[0]), int(cell[1])
+        scheme = BiasScheme(scheme)
+        if self.board is None:
+            lo, hi = self._src("drive").pulse_width_range
+            if not lo <= width <= hi:
+                raise LimitViolation(f"pulse width {width:.4g} s is outside what "
+                                     f"{self._src('drive').name} produces [{lo:.4g}, {hi:.4g}] s")
+        setup = self._plan((r, c), float(voltage), scheme)
+        with self._operation():
+            if self.board is not None:
+                i, comp = self._board_op(r, c, float(voltage), scheme, float(width))
+                return PulseResult((r, c), float(voltage), float(width), i, comp)
+            with self._applied(setup, exclude_drive=True):
+                m = self._src("drive").pulse(float(voltage), float(width))
+        return PulseResult((r, c), float(voltage), float(width), m.current, m.compliance)
+
+    def mvm(self, v_rows: FloatArray) -> MvmResult:
+        v = np.atleast_2d(np.asarray(v_rows, dtype=np.float64))
+        if v.shape[1] != self._shape[0]:
+            raise ValueError(f"v_rows has {v.shape[1]} entries per vector, the array has "
+                             f"{self._shape[0]} rows")
+        check_mvm(self.limits, v)
+        n_cols = self._shape[1]
+        out = np.zeros((v.shape[0], n_cols))
+        comp = np.zeros((v.shape[0], n_cols), dtype=bool)
+        if self.board is None:
+            # plan every (row, column) setup first: all checks before any command
+            plans = {(i, float(x)): [self._plan((i, j), float(x), BiasScheme.GROUNDED)
+                                     for j in range(n_cols)]
+                     for vec in v for i, x in enumerate(vec) if x != 0.0}
+        with self._operation():
+            for b, vec in enumerate(v):
+                if self.board is not None:
+                    out[b], comp[b] = self._board_mvm(vec)
+                    continue
+                for i, x in enumerate(vec):
+                    if x == 0.0:
+                        continue
+                    for j, setup in enumerate(plans[(i, float(x))]):
+                        with self._applied(setup, exclude_drive=False):
+                            s = self._src("sense").measure()
+                            d = self._src("drive").measure()
+                        out[b, j] += -s.current
+                        comp[b, j] |= s.compliance or d.compliance
+        return MvmResult(v, out, comp.ravel())
+
+    def describe(self) -> dict[str, Any]:
+        roles = {k: getattr(getattr(self, k), "name", None)
+                 for k in ("drive", "sense", "bias_row", "bias_col", "matrix", "board")}
+        ids = {inst.name: getattr(inst, "identity", None) for inst in self.instruments}
+        out: dict[str, Any] = {"backend": "bench", "shape": list(self._shape), "roles": roles,
+                               "identities": ids, "limits": self.limits.model_dump(),
+                               "nplc": self.nplc, "settle": self.settle,
+                               "mvm": "parallel" if self.board else "superposition"}
+        if self.wiring is not None:
+            w = self.wiring
+            out["wiring"] = {"slot": w.slot, "rows": list(w.rows), "cols": list(w.cols),
+                             "drive": w.drive, "sense": w.sense, "bias_row": w.bias_row,
+                             "bias_col": w.bias_col}
+        out.update(self._description)
+        return out
+
+    def safe_state(self) -> None:
+        all_safe(self.sources, [self.matrix] if self.matrix else [],
+                 [self.board] if self.board else [])
+
+    # -- preparation and planning ---------------------------------------------------------------
+    def prepare(self) -> None:
+        """Configure every instrument (compliance, protection, break-before-make) and check
+        the error queues. Done once, before the first operation."""
+        lim = self.limits
+        for s in self.sources:
+            s.configure(compliance=lim.compliance, v_protect=lim.v_max, nplc=self.nplc)
+        if self.matrix is not None:
+            self.matrix.configure()
+        if self.board is not None:
+            self.board.configure(compliance=lim.compliance)
+        drain_errors(self.instruments)
+        self._prepared = True
+
+    @contextmanager
+    def _operation(self) -> Iterator[None]:
+        with guarded(self.safe_state, self.operation_timeout):
+            if not self._prepared:
+                self.prepare()
+            yield
+            drain_errors(self.instruments)
+
+    def _src(self, role: str) -> SourceMeter:
+        s = getattr(self, role)
+        if s is None:
+            raise BenchFault(f"no SMU plays the {role} role")
+        return s
+
+    def _plan(self, cell: Cell, volts: float, scheme: BiasScheme) -> Setup:
+        """Crosspoints and SMU levels for `cell` at `volts`; raises before anything is sent."""
+        rows, cols = self._shape
+        r, c = cell
+        row_v, col_v = line_biases(self._shape, cell, volts, scheme)
+        check_array_levels(self.limits, "row line", row_v)
+        check_array_levels(self.limits, "column line", col_v)
+        if self.board is not None:
+            return Setup(frozenset(), {})
+        w = self.wiring
+        assert w is not None
+        others_r = [i for i in range(rows) if i != r]
+        others_c = [j for j in range(cols) if j != c]
+        v_r = float(row_v[others_r[0]]) if others_r else math.nan
+        v_c = float(col_v[others_c[0]]) if others_c else math.nan
+        points = {Crosspoint(w.slot, w.drive, w.rows[r]), Crosspoint(w.slot, w.sense, w.cols[c])}
+        levels = {"drive": volts, "sense": 0.0}
+        if not math.isnan(v_r):
+            if self.bias_row is None or w.bias_row is None:
+                raise BenchFault(f"scheme {scheme.value} needs unselected rows at {v_r:+.4g} V "
+                                 "but the bench has no bias_row SMU")
+            levels["bias_row"] = v_r
+            points |= {Crosspoint(w.slot, w.bias_row, w.rows[i]) for i in others_r}
+        if not math.isnan(v_c):
+            if self.bias_col is not None and w.bias_col is not None:
+                levels["bias_col"] = v_c
+                points |= {Crosspoint(w.slot, w.bias_col, w.cols[j]) for j in others_c}
+            elif (self.bias_row is not None and w.bias_row is not None
+                  and levels.get("bias_row", v_c) == v_c):
+                levels["bias_row"] = v_c
+                points |= {Crosspoint(w.slot, w.bias_row, w.cols[j]) for j in others_c}
+            else:
+                raise BenchFault(f"scheme {scheme.value} needs unselected columns at "
+                                 f"{v_c:+.4g} V but the bench has no SMU for that level")
+        check_levels(self.limits, levels)
+        return Setup(frozenset(points), levels)
+
+    @contextmanager
+    def _applied(self, setup: Setup, exclude_drive: bool) -> Iterator[None]:
+        """Route, bring every used SMU up at 0 V, set the levels; always back to off."""
+        assert self.matrix is not None
+        used = [self._src(role) for role in setup.levels]
+        for s in self.sources:
+            s.disable()
+        switch(self.matrix, self.sources, setup.points, self.settle)
+        try:
+            for s in used:
+                s.set_voltage(0.0)
+                s.enable()
+            for role, v in setup.levels.items():
+                if role == "drive" and exclude_drive:
+                    continue
+                if v != 0.0:
+                    self._src(role).set_voltage(v)
+            yield
+        finally:
+            for s in used:
+                s.disable()
+
+    # -- board bench ---------------------------------------------------------------------------
+    def _board_op(self, r: int, c: int, volts: float, scheme: BiasScheme,
+                  width: float | None) -> tuple[float, bool]:
+        board = self.board
+        assert board is not None
+        row_v, col_v = line_biases(self._shape, (r, c), volts, scheme)
+        row_v[r] = 0.0  # the selected lines are driven by the board's read/pulse path
+        col_v[c] = 0.0
+        board.set_lines(list(row_v), list(col_v))
+        board.select(r, c)
+        m = board.read(volts) if width is None else board.pulse(volts, width)
+        board.safe_state()
+        return m.current, m.compliance
+
+    def _board_mvm(self, vec: FloatArray) -> tuple[FloatArray, FloatArray]:
+        board = self.board
+        assert board is not None
+        board.set_lines(list(vec), [0.0] * self._shape[1])
+        ms = board.column_currents()
+        board.safe_state()
+        if len(ms) != self._shape[1]:
+            raise BenchFault(f"{board.name}: {len(ms)} column currents for "
+                             f"{self._shape[1]} columns")
+        return (np.array([m.current for m in ms]), np.array([m.compliance for m in ms]))

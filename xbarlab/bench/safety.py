@@ -1,0 +1,175 @@
+"""Bench safety: limits before any command, break-before-make, the safe state on every exit.
+
+- `check_read` / `check_pulse` / `check_mvm` / `check_levels`: the bench limits, applied before
+  any instrument command is built (out of range raises `LimitViolation`, never clamps).
+- `switch`: break-before-make routing; refuses to touch a relay while any output is on.
+- `drain_errors`: reads every error queue; an instrument error raises `InstrumentFault`.
+- `all_safe`: the safe state in order (every SMU: abort, 0 V, output off; then every matrix:
+  relays open; then boards: off), trying every step even when one fails.
+- `guarded`: runs one bench operation; on *any* exit other than success (exception,
+  KeyboardInterrupt, SIGTERM, operation timeout) it puts the bench in its safe state first and
+  then lets the exception continue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import FrameType
+
+import numpy as np
+
+from xbarlab.bench.roles import Board, Crosspoint, Instrumented, SourceMeter, SwitchMatrix
+from xbarlab.crossbar import Cell, FloatArray
+from xbarlab.limits import BenchLimits, LimitViolation
+from xbarlab.messages import Mvm, Pulse, Read
+
+
+class BenchFault(RuntimeError):
+    """The bench is in a state it must not continue from (the run stops)."""
+
+
+class InstrumentFault(BenchFault):
+    """An instrument reported errors in its error queue."""
+
+
+class SafeStateError(BenchFault):
+    """One or more steps of the safe state failed (the message lists every failure)."""
+
+
+class OperationTimeout(BenchFault, TimeoutError):
+    """A bench operation ran longer than the configured operation timeout."""
+
+
+class BenchAborted(BaseException):
+    """SIGTERM during a bench operation (when no one else handles SIGTERM)."""
+
+
+def check_read(limits: BenchLimits, v_read: float) -> None:
+    limits.check(Read(cells=None, v_read=float(v_read)))
+
+
+def check_pulse(limits: BenchLimits, cell: Cell, volts: float, width: float) -> None:
+    limits.check(Pulse(cell=cell, voltage=float(volts), width=float(width)))
+
+
+def check_mvm(limits: BenchLimits, v_rows: FloatArray) -> None:
+    limits.check(Mvm(v_rows=v_rows))
+
+
+def check_levels(limits: BenchLimits, levels: Mapping[str, float]) -> None:
+    """Every terminal level finite and within +-v_max (NaN = floating is allowed)."""
+    for role, v in levels.items():
+        if math.isnan(v):
+            continue
+        if not math.isfinite(v) or abs(v) > limits.v_max:
+            raise LimitViolation(f"{role} would be at {v:+.4g} V, beyond the bench limit "
+                                 f"+-{limits.v_max:.4g} V")
+
+
+def check_array_levels(limits: BenchLimits, role: str, values: FloatArray) -> None:
+    v = np.asarray(values, dtype=float)
+    finite = v[~np.isnan(v)]
+    if finite.size and (not np.isfinite(finite).all() or np.abs(finite).max() > limits.v_max):
+        raise LimitViolation(f"{role}: a line would be beyond the bench limit "
+                             f"+-{limits.v_max:.4g} V")
+
+
+def switch(matrix: SwitchMatrix, sources: Sequence[SourceMeter], points: Iterable[Crosspoint],
+           settle: float = 0.0) -> None:
+    """Break-before-make: every output must be off; open all, verify, close, verify, settle."""
+    live = [s.name for s in sources if s.output_on]
+    if live:
+        raise BenchFault(f"refusing to switch relays with outputs on: {live}")
+    want = set(points)
+    matrix.open_all()
+    left = matrix.closed()
+    if left:
+        raise BenchFault(f"{matrix.name}: relays still closed after open-all: "
+                         f"{sorted(map(str, left))}")
+    if want:
+        matrix.close_crosspoints(sorted(want))
+        got = matrix.closed()
+        if got != want:
+            raise BenchFault(f"{matrix.name}: closed {sorted(map(str, got))}, "
+                             f"expected {sorted(map(str, want))}")
+    if settle > 0:
+        time.sleep(settle)
+
+
+def drain_errors(instruments: Iterable[Instrumented]) -> None:
+    problems = []
+    for inst in instruments:
+        errs = inst.errors()
+        if errs:
+            problems.append(f"{inst.name}: " + "; ".join(errs))
+    if problems:
+        raise InstrumentFault("instrument error(s): " + " | ".join(problems))
+
+
+def all_safe(sources: Sequence[SourceMeter], matrices: Sequence[SwitchMatrix] = (),
+             boards: Sequence[Board] = ()) -> None:
+    """Outputs off first, relays after; every step is tried; failures are raised together."""
+    failures = []
+    for inst in [*sources, *matrices, *boards]:
+        try:
+            inst.safe_state()
+        except BaseException as exc:
+            failures.append(f"{inst.name}: {type(exc).__name__}: {exc}")
+    if failures:
+        raise SafeStateError("safe state incomplete: " + " | ".join(failures))
+
+
+@contextlib.contextmanager
+def _sigterm_handled() -> Iterator[None]:
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield  # someone (e.g. the run engine) already turns SIGTERM into an exception
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise BenchAborted("SIGTERM received")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float | None) -> Iterator[None]:
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise OperationTimeout(f"bench operation exceeded {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@contextlib.contextmanager
+def guarded(safe: Callable[[], None], timeout: float | None = None) -> Iterator[None]:
+    """Run the body; on any exception (incl. KeyboardInterrupt, SIGTERM, timeout) call `safe`
+    (the safe state) before the exception continues. A failing safe state is chained on."""
+    try:
+        with _sigterm_handled(), _deadline(timeout):
+            yield
+    except BaseException as exc:
+        try:
+            safe()
+        except BaseException as safe_exc:
+            raise SafeStateError(f"{type(exc).__name__}: {exc}; then the safe state failed: "
+                                 f"{safe_exc}") from exc
+        raise
