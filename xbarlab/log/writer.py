@@ -1,0 +1,402 @@
+"""`HDF5Writer`: the run-engine subscriber that records a run into an HDF5 file.
+
+Rows are buffered in preallocated numpy structured arrays and appended to the file one block
+at a time (when a buffer is full, every `flush_interval` seconds, on RunStop and on close), so
+the per-event path makes no h5py call. The file is in SWMR mode from the RunStart on: a reader
+can follow it live, and a killed writer loses at most the rows not yet flushed while the file
+stays readable. See `xbarlab.log.schema` for the layout.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import h5py
+import numpy as np
+
+from xbarlab.documents import Document, Event, RunStart, RunStop
+from xbarlab.log import schema as sc
+
+
+class HDF5Writer:
+    """Log every document of one run to `path`.
+
+    - `overwrite`: replace an existing file (otherwise `FileExistsError`).
+    - `block_rows`: rows buffered per table before a block is appended.
+    - `flush_interval`: also flush when this many seconds passed since the last flush, so a
+      live reader of a slow run sees rows soon (``None``: only on full blocks and at the end).
+    - `fsync`: fsync the file after every flush (survives a power cut, not just a process kill).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        overwrite: bool = False,
+        block_rows: int = 1024,
+        flush_interval: float | None = 1.0,
+        fsync: bool = False,
+    ) -> None:
+        if block_rows < 1:
+            raise ValueError(f"block_rows must be >= 1, got {block_rows}")
+        if flush_interval is not None and not flush_interval >= 0:
+            raise ValueError(f"flush_interval must be >= 0 s or None, got {flush_interval}")
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise IsADirectoryError(f"{self.path} is a directory, not an HDF5 log file")
+        if self.path.exists() and not overwrite:
+            raise FileExistsError(
+                f"{self.path} exists: a measurement log is never overwritten silently; "
+                "choose another file or pass overwrite=True (CLI: --overwrite)"
+            )
+        try:
+            self._file = h5py.File(self.path, "w" if overwrite else "x", libver=sc.LIBVER)
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            if not overwrite and self.path.exists():
+                raise FileExistsError(f"{self.path} appeared while opening it: {exc}") from None
+            raise OSError(f"cannot create HDF5 log {self.path}: {exc}") from exc
+        self._file.attrs["schema"] = sc.SCHEMA_NAME
+        self._file.attrs["schema_version"] = sc.SCHEMA_VERSION
+        self._file.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.block_rows = block_rows
+        self.flush_interval = flush_interval
+        self.fsync = fsync
+        self._started = False
+        self._stopped = False
+        self._closed = False
+        self._live = False  # started and not closed: events are accepted
+        self._run_id = ""
+        self._shape = (0, 0)
+        self._last_flush = time.monotonic()
+        self._interval = float("inf") if flush_interval is None else float(flush_interval)
+
+        self._meas = np.zeros(block_rows, dtype=sc.MEASUREMENT_DTYPE)
+        self._n_meas = 0
+        self._meas_total = 0
+        self._events = np.zeros(block_rows, dtype=sc.EVENT_DTYPE)
+        self._n_events = 0
+        self._events_total = 0
+        self._text = bytearray()
+        self._text_total = 0
+        self._labels: dict[str, int] = {}
+        self._pending_labels: list[tuple[int, int]] = []
+        self._labels_total = 0
+        self._mvm_cap = 0
+        self._mvm_in = np.zeros((0, 0))
+        self._mvm_out = np.zeros((0, 0))
+        self._mvm_comp = np.zeros((0, 0), dtype=bool)
+        self._n_mvm = 0
+        self._mvm_total = 0
+        self._ds: dict[str, h5py.Dataset] = {}
+
+    # -- subscriber -------------------------------------------------------------------------
+
+    def __call__(self, doc: Document) -> None:
+        """Record one document (the run engine calls this)."""
+        if type(doc) is Event:
+            self._write_event(doc)
+        elif isinstance(doc, RunStart):
+            self._start(doc)
+        elif isinstance(doc, RunStop):
+            self._stop(doc)
+        elif isinstance(doc, Event):
+            self._write_event(doc)
+        else:
+            raise TypeError(f"HDF5Writer got {type(doc).__name__}, not a RunStart/Event/RunStop")
+
+    @property
+    def flushed_rows(self) -> dict[str, int]:
+        """Rows already in the file (safe from a process kill), per table."""
+        return {"measurements": self._meas_total, "events": self._events_total,
+                "mvm": self._mvm_total}
+
+    # -- run start ----------------------------------------------------------------------------
+
+    def _start(self, doc: RunStart) -> None:
+        self._check_open()
+        if self._started:
+            raise RuntimeError(
+                f"{self.path} already holds run {self._run_id}: one run per log file, "
+                "open a new HDF5Writer for the next run"
+            )
+        f = self._file
+        run = f.create_group(sc.RUN)
+        run.attrs["run_id"] = doc.run_id
+        run.attrs["start_time"] = float(doc.time)
+        run.attrs["protocol"] = doc.protocol
+        if doc.seed is not None:
+            run.attrs["seed"] = int(doc.seed)
+        run.attrs["version"] = doc.version
+        if doc.git_revision is not None:
+            run.attrs["git_revision"] = doc.git_revision
+        run.attrs["shape"] = np.asarray(doc.shape, dtype=np.int64)
+        for name in sc.RUN_JSON_ATTRS:
+            run.attrs[name] = sc.to_json(getattr(doc, name))
+        run.attrs["units"] = sc.to_json({"start_time": "s"})
+
+        rows = self.block_rows
+        self._ds = {
+            sc.MEASUREMENTS: self._table(sc.MEASUREMENTS, sc.MEASUREMENT_DTYPE, rows,
+                                        sc.MEASUREMENT_UNITS),
+            sc.EVENTS: self._table(sc.EVENTS, sc.EVENT_DTYPE, rows, sc.EVENT_UNITS),
+            sc.LABELS: self._table(sc.LABELS, sc.LABEL_DTYPE, 256, {}),
+            sc.STOP: self._table(sc.STOP, sc.STOP_DTYPE, 1, sc.STOP_UNITS),
+        }
+        text = f.create_dataset(sc.TEXT, shape=(0,), maxshape=(None,), dtype=np.uint8,
+                                chunks=(16384,))
+        text.attrs["encoding"] = "utf-8"
+        self._ds[sc.TEXT] = text
+        m, n = (int(x) for x in doc.shape)
+        self._shape = (m, n)
+        self._mvm_cap = max(1, min(rows, (1 << 20) // max(m, n, 1)))
+        self._mvm_in = np.zeros((self._mvm_cap, m))
+        self._mvm_out = np.zeros((self._mvm_cap, n))
+        self._mvm_comp = np.zeros((self._mvm_cap, n), dtype=bool)
+        for name, width, dtype, units in ((sc.MVM_INPUTS, m, np.float64, "V"),
+                                          (sc.MVM_OUTPUTS, n, np.float64, "A"),
+                                          (sc.MVM_COMPLIANCE, n, np.bool_, "")):
+            ds = f.create_dataset(name, shape=(0, width), maxshape=(None, width), dtype=dtype,
+                                  chunks=(self._mvm_cap, max(width, 1)))
+            if units:
+                ds.attrs["units"] = units
+            self._ds[name] = ds
+        self._run_id = doc.run_id
+        self._started = self._live = True
+        self._intern(doc.protocol)
+        self._file.swmr_mode = True  # every object exists now; from here on only appends
+        self.flush()
+
+    def _table(
+        self, name: str, dtype: np.dtype[Any], chunk: int, units: dict[str, str]
+    ) -> h5py.Dataset:
+        ds = self._file.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype,
+                                       chunks=(chunk,))
+        ds.attrs["units"] = sc.to_json(units)
+        return ds
+
+    # -- events -------------------------------------------------------------------------------
+
+    def _write_event(self, ev: Event) -> None:
+        if not self._live:
+            self._check_open()
+            raise RuntimeError("HDF5Writer got an Event before the RunStart")
+        labels = self._labels
+        step = labels.get(ev.step)
+        if step is None:
+            step = self._intern(ev.step)
+        proto = labels.get(ev.protocol)
+        if proto is None:
+            proto = self._intern(ev.protocol)
+        try:
+            kind = sc.KIND_CODE[ev.kind]
+        except KeyError:
+            raise ValueError(f"event {ev.seq}: unknown kind {ev.kind!r}; "
+                             f"allowed: {', '.join(sc.KINDS)}") from None
+        scheme = sc.SCHEME_CODE.get(ev.scheme, 5)
+        cells = ev.cells
+        k = len(cells)
+        meas_start = -1
+        if k:
+            meas_start = self._add_measurements(ev, k, kind, scheme, proto, step)
+        mvm_start, mvm_count = -1, 0
+        if ev.mvm_in is not None:
+            mvm_start, mvm_count = self._add_mvm(ev)
+        msg_start, msg_len, data_start, data_len = -1, 0, -1, 0
+        if ev.message:
+            msg_start, msg_len = self._add_text(ev.message)
+        if ev.data:
+            data_start, data_len = self._add_text(sc.to_json(ev.data))
+        n = self._n_events
+        self._events[n] = (ev.seq, ev.time, kind, proto, step, scheme, ev.width, meas_start, k,
+                           mvm_start, mvm_count, msg_start, msg_len, data_start, data_len)
+        self._n_events = n + 1
+        if n + 1 == self.block_rows or time.monotonic() - self._last_flush >= self._interval:
+            self.flush()
+
+    def _add_measurements(
+        self, ev: Event, k: int, kind: int, scheme: int, proto: int, step: int
+    ) -> int:
+        v, i, g, comp = ev.voltages, ev.currents, ev.conductances, ev.compliance
+        if len(v) != k or len(i) != k or len(g) != k or (len(comp) != k and len(comp)):
+            raise ValueError(
+                f"event {ev.seq}: {k} cells but {len(v)} voltages, {len(i)} currents, "
+                f"{len(g)} conductances, {len(comp)} compliance flags"
+            )
+        index = self._events_total + self._n_events
+        m = self._n_meas
+        cap = self.block_rows
+        if k == 1:
+            if m == cap:
+                self.flush()
+                m = 0
+            c = ev.cells[0]
+            self._meas[m] = (index, ev.time, kind, c[0], c[1], v[0], ev.width, i[0], g[0],
+                             comp[0] if len(comp) else False, scheme, proto, step)
+            self._n_meas = m + 1
+            return self._meas_total + m
+        if m + k > cap:
+            self.flush()
+            m = 0
+        if k > cap:  # larger than a block: written straight through
+            block = np.zeros(k, dtype=sc.MEASUREMENT_DTYPE)
+            self._fill(block, slice(0, k), ev, index, kind, scheme, proto, step)
+            start = self._meas_total
+            self._meas_total = self._append(sc.MEASUREMENTS, block, k, start)
+            return start
+        self._fill(self._meas, slice(m, m + k), ev, index, kind, scheme, proto, step)
+        self._n_meas = m + k
+        return self._meas_total + m
+
+    @staticmethod
+    def _fill(
+        buf: np.ndarray[Any, Any], sl: slice, ev: Event, index: int, kind: int, scheme: int,
+        proto: int, step: int,
+    ) -> None:
+        cells = ev.cells
+        buf["event"][sl] = index
+        buf["time"][sl] = ev.time
+        buf["kind"][sl] = kind
+        buf["row"][sl] = cells[:, 0]
+        buf["col"][sl] = cells[:, 1]
+        buf["voltage"][sl] = ev.voltages
+        buf["width"][sl] = ev.width
+        buf["current"][sl] = ev.currents
+        buf["conductance"][sl] = ev.conductances
+        buf["compliance"][sl] = ev.compliance if len(ev.compliance) else False
+        buf["scheme"][sl] = scheme
+        buf["protocol"][sl] = proto
+        buf["step"][sl] = step
+
+    def _add_mvm(self, ev: Event) -> tuple[int, int]:
+        m, n = self._shape
+        x = np.asarray(ev.mvm_in, dtype=np.float64)
+        y = np.asarray(ev.mvm_out, dtype=np.float64)
+        if x.ndim == 1:
+            x = x.reshape(1, -1)
+        if y.ndim == 1:
+            y = y.reshape(1, -1)
+        b = x.shape[0]
+        if x.shape != (b, m) or y.shape != (b, n):
+            raise ValueError(
+                f"event {ev.seq}: MVM input {x.shape} / output {y.shape} do not match the "
+                f"{m} x {n} array (expected (B, {m}) and (B, {n}))"
+            )
+        comp = np.asarray(ev.compliance, dtype=bool)
+        comp = comp.reshape(b, n) if comp.size == b * n else np.zeros((b, n), dtype=bool)
+        j = self._n_mvm
+        if j + b > self._mvm_cap:
+            self.flush()
+            j = 0
+        if b > self._mvm_cap:
+            start = self._mvm_total
+            self._append(sc.MVM_INPUTS, x, b, start)
+            self._append(sc.MVM_OUTPUTS, y, b, start)
+            self._mvm_total = self._append(sc.MVM_COMPLIANCE, comp, b, start)
+            return start, b
+        self._mvm_in[j:j + b] = x
+        self._mvm_out[j:j + b] = y
+        self._mvm_comp[j:j + b] = comp
+        self._n_mvm = j + b
+        return self._mvm_total + j, b
+
+    def _add_text(self, text: str) -> tuple[int, int]:
+        data = text.encode("utf-8")
+        start = self._text_total + len(self._text)
+        self._text += data
+        return start, len(data)
+
+    def _intern(self, label: str) -> int:
+        index = len(self._labels)
+        if index > np.iinfo(np.uint16).max:
+            raise ValueError(f"more than {index} distinct protocol/step names in one run")
+        self._pending_labels.append(self._add_text(label))
+        self._labels[label] = index
+        return index
+
+    # -- run stop, flush, close -----------------------------------------------------------------
+
+    def _stop(self, doc: RunStop) -> None:
+        self._check_open()
+        if not self._started:
+            raise RuntimeError("HDF5Writer got a RunStop before the RunStart")
+        if self._stopped:
+            raise RuntimeError(f"run {self._run_id} already stopped")
+        start, length = self._add_text(doc.reason) if doc.reason else (-1, 0)
+        row = np.array([(doc.time, sc.STATUS_CODE[doc.status], doc.n_events, start, length)],
+                       dtype=sc.STOP_DTYPE)
+        self.flush()  # rows before the stop row, so a reader seeing the stop sees all rows
+        self._append(sc.STOP, row, 1, 0)
+        self._stopped = True
+        self._sync()
+
+    def _append(self, name: str, block: np.ndarray[Any, Any], n: int, total: int) -> int:
+        ds = self._ds[name]
+        ds.resize(total + n, axis=0)
+        ds[total:total + n] = block[:n]
+        return total + n
+
+    def flush(self) -> None:
+        """Append every buffered row to the file and flush it (readers see them after this)."""
+        if self._closed or not self._started:
+            return
+        if self._text:
+            self._text_total = self._append(
+                sc.TEXT, np.frombuffer(bytes(self._text), dtype=np.uint8), len(self._text),
+                self._text_total,
+            )
+            self._text.clear()
+        if self._pending_labels:
+            rows = np.array(self._pending_labels, dtype=sc.LABEL_DTYPE)
+            self._labels_total = self._append(sc.LABELS, rows, len(rows), self._labels_total)
+            self._pending_labels.clear()
+        if self._n_mvm:
+            j, t = self._n_mvm, self._mvm_total
+            self._append(sc.MVM_INPUTS, self._mvm_in, j, t)
+            self._append(sc.MVM_OUTPUTS, self._mvm_out, j, t)
+            self._mvm_total = self._append(sc.MVM_COMPLIANCE, self._mvm_comp, j, t)
+            self._n_mvm = 0
+        if self._n_meas:
+            self._meas_total = self._append(sc.MEASUREMENTS, self._meas, self._n_meas,
+                                            self._meas_total)
+            self._n_meas = 0
+        if self._n_events:
+            self._events_total = self._append(sc.EVENTS, self._events, self._n_events,
+                                              self._events_total)
+            self._n_events = 0
+        self._sync()
+
+    def _sync(self) -> None:
+        self._file.flush()
+        if self.fsync:
+            os.fsync(self._file.id.get_vfd_handle())
+        self._last_flush = time.monotonic()
+
+    def close(self) -> None:
+        """Flush what is buffered and close the file. Idempotent."""
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._closed = True
+            self._live = False
+            self._file.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"HDF5Writer for {self.path} is closed")
+
+    def __enter__(self) -> HDF5Writer:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
