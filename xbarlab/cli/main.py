@@ -15,9 +15,10 @@ app = typer.Typer(
 
 def _register() -> None:
     """Attach the command groups (imported here so `--help` stays fast and torch stays lazy)."""
-    from xbarlab.cli import session
+    from xbarlab.cli import log, session
 
     session.register(app)
+    log.register(app)
 
 
 _register()

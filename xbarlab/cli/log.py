@@ -1,0 +1,166 @@
+"""`xbarlab log summary|export|recover`: look into HDF5 measurement logs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from xbarlab.log.reader import LogReader
+
+console = Console()
+err_console = Console(stderr=True)
+
+_STATUS_COLOUR = {"success": "green", "failed": "red", "aborted": "yellow", "unfinished": "yellow"}
+
+
+class ExportTable(StrEnum):
+    measurements = "measurements"
+    events = "events"
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _open(path: Path) -> LogReader:
+    from xbarlab.log.reader import LogError, LogReader
+
+    try:
+        reader = LogReader(path)
+    except (FileNotFoundError, LogError) as exc:
+        raise _fail(str(exc)) from None
+    if not reader.started:
+        reader.close()
+        raise _fail(f"{path} holds no run yet (its writer never got a RunStart)")
+    return reader
+
+
+def _when(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+
+
+def _span(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f} ms"
+    if seconds < 120:
+        return f"{seconds:.2f} s"
+    return f"{seconds / 60:.1f} min"
+
+
+def summarise(reader: LogReader, path: Path) -> list[Table]:
+    """The summary tables of a log: run, operations, final conductances."""
+    import numpy as np
+
+    from xbarlab.log import schema as sc
+
+    info, end = reader.info, reader.end
+    events = reader.events_array()
+    meas = reader.measurements_array()
+    mvm_rows = reader.counts()["mvm"]
+
+    run = Table(title=f"{path.name}: run {info.run_id[:12]}", show_header=False)
+    status = reader.status
+    reason = f" ({end.reason})" if end is not None and end.reason else ""
+    run.add_row("status", f"[{_STATUS_COLOUR.get(status, 'white')}]{status}[/]{reason}")
+    run.add_row("protocol", info.protocol)
+    run.add_row("array", f"{info.shape[0]} x {info.shape[1]}")
+    backend = info.backend.get("backend", info.backend.get("name", "?"))
+    run.add_row("backend", str(backend))
+    run.add_row("seed", "-" if info.seed is None else str(info.seed))
+    run.add_row("xbarlab", f"{info.version} (git {info.git_revision or 'unknown'})")
+    run.add_row("started", _when(info.start_time))
+    t_last = end.time if end is not None else (
+        float(events["time"][-1]) if len(events) else info.start_time)
+    run.add_row("duration", _span(t_last - info.start_time)
+                + ("" if end is not None else " (so far)"))
+    if len(events):
+        t0, t1 = float(events["time"][0]), float(events["time"][-1])
+        run.add_row("events span", f"{_when(t0)} -> {_when(t1)} ({_span(t1 - t0)})")
+    run.add_row("schema", f"{sc.SCHEMA_NAME} v{info.schema_version}")
+
+    ops = Table(title="operations")
+    for name in ("kind", "events", "cell measurements", "compliance hits"):
+        ops.add_column(name, justify="left" if name == "kind" else "right")
+    ev_counts = np.bincount(events["kind"].astype(np.int64), minlength=len(sc.KINDS))
+    m_kind = meas["kind"].astype(np.int64)
+    m_counts = np.bincount(m_kind, minlength=len(sc.KINDS))
+    hits = np.bincount(m_kind[meas["compliance"]], minlength=len(sc.KINDS))
+    for code, kind in enumerate(sc.KINDS):
+        if ev_counts[code] or m_counts[code]:
+            cells = str(m_counts[code]) if kind != "mvm" else f"{mvm_rows} batch rows"
+            ops.add_row(kind, str(ev_counts[code]), cells, str(hits[code]))
+    ops.add_row("total", str(len(events)), str(len(meas)), str(int(meas["compliance"].sum())))
+
+    final = Table(title="final conductance per cell (last read)")
+    for name in ("cells read", "min", "median", "mean", "max"):
+        final.add_column(name, justify="right")
+    g = reader.final_conductances()
+    seen = g[np.isfinite(g)]
+    m, n = info.shape
+    if seen.size:
+        final.add_row(f"{seen.size} / {m * n}", *(f"{x * 1e6:.2f} uS" for x in (
+            seen.min(), np.median(seen), seen.mean(), seen.max())))
+    else:
+        final.add_row(f"0 / {m * n}", "-", "-", "-", "-")
+    return [run, ops, final]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `log` command group to `app`."""
+    log_app = typer.Typer(help="Inspect HDF5 measurement logs.", no_args_is_help=True)
+    app.add_typer(log_app, name="log")
+
+    @log_app.command()
+    def summary(
+        file: Annotated[Path, typer.Argument(help="HDF5 log written by xbarlab")],
+    ) -> None:
+        """Run metadata, status, operation counts, time span and final conductances."""
+        with _open(file) as reader:
+            for table in summarise(reader, file):
+                console.print(table)
+
+    @log_app.command()
+    def export(
+        file: Annotated[Path, typer.Argument(help="HDF5 log written by xbarlab")],
+        csv: Annotated[Path, typer.Option("--csv", help="CSV file to write")],
+        table: Annotated[ExportTable, typer.Option(help="which table")] = ExportTable.measurements,
+        force: Annotated[bool, typer.Option(help="replace an existing CSV file")] = False,
+    ) -> None:
+        """Write the measurements (one row per cell measurement) or the events as CSV."""
+        if csv.exists() and not force:
+            raise _fail(f"{csv} exists; choose another --csv file or pass --force")
+        if csv.is_dir():
+            raise _fail(f"--csv {csv} is a directory")
+        with _open(file) as reader:
+            frame = reader.measurements() if table is ExportTable.measurements else (
+                reader.events())
+        try:
+            frame.to_csv(csv, index=False)
+        except OSError as exc:
+            raise _fail(f"cannot write {csv}: {exc}") from None
+        console.print(f"wrote {len(frame)} {table.value} rows to {csv}")
+
+    @log_app.command()
+    def recover(
+        file: Annotated[Path, typer.Argument(help="HDF5 log whose writer was killed")],
+        timeout: Annotated[float, typer.Option(min=1, help="seconds before a probe gives up")]
+        = 30.0,
+    ) -> None:
+        """Make a log left 'open for write' by a killed writer readable by every HDF5 tool."""
+        from xbarlab.log.recovery import RecoveryError
+        from xbarlab.log.recovery import recover as do_recover
+
+        try:
+            result = do_recover(file, timeout)
+        except (FileNotFoundError, RecoveryError) as exc:
+            raise _fail(str(exc)) from None
+        counts = ", ".join(f"{v} {k}" for k, v in result.counts.items())
+        console.print(f"{file}: readable ({result.status}; {counts})")
