@@ -209,3 +209,77 @@ class Instrument:
         if r in ("0", "false", "off"):
             return False
         raise ReplyError(f"{self.name}: reply to {command!r} is not a boolean: {reply!r}")
+
+
+class SourceMeterBase(Instrument):
+    """Shared bookkeeping of SMU drivers: output state, pulse range, the safe state shape.
+
+    Subclasses implement `_abort_lines`, `_zero_line`, `_off_line` (what the safe state sends)
+    and the `SourceMeter` methods.
+    """
+
+    PULSE_WIDTH_RANGE: tuple[float, float] = (1e-3, 1.0)
+    V_MAX: float = 21.0
+
+    def __init__(self, transport: Transport, name: str = "") -> None:
+        super().__init__(transport, name)
+        self._output_on = False
+        self.compliance: float | None = None
+
+    @property
+    def output_on(self) -> bool:
+        return self._output_on
+
+    @property
+    def pulse_width_range(self) -> tuple[float, float]:
+        return self.PULSE_WIDTH_RANGE
+
+    def check_pulse(self, volts: float, width: float) -> tuple[float, float]:
+        v = in_range(-self.V_MAX, self.V_MAX, " V")(f"{self.name}.pulse voltage", volts)
+        lo, hi = self.PULSE_WIDTH_RANGE
+        w = in_range(lo, hi, " s")(f"{self.name}.pulse width", width)
+        if self.compliance is None:
+            raise InstrumentError(f"{self.name}: configure() (compliance) before any pulse")
+        return v, w
+
+    def require_configured(self, what: str) -> None:
+        if self.compliance is None:
+            raise InstrumentError(f"{self.name}: configure() (compliance) before {what}")
+
+    def safe_lines(self) -> list[str]:
+        """The lines of the safe state, in order (abort, 0 V, output off)."""
+        raise NotImplementedError
+
+    def safe_state(self) -> None:
+        """Send every safe-state line even if one fails; raise the first failure after."""
+        first: BaseException | None = None
+        for line in self.safe_lines():
+            try:
+                self.write(line)
+            except BaseException as exc:
+                first = first or exc
+        if first is None:
+            self._output_on = False
+            self._cache.pop("voltage", None)
+        else:
+            raise first
+
+
+def scpi_errors(inst: Instrument, query: str = ":SYST:ERR?", limit: int = 64) -> list[str]:
+    """Drain a SCPI error queue (``<code>,"<message>"`` replies, code 0 = empty)."""
+    out: list[str] = []
+    for _ in range(limit):
+        reply = inst.query(query)
+        code_s, sep, msg = reply.partition(",")
+        try:
+            code = int(code_s.strip())
+        except ValueError:
+            raise ReplyError(f"{inst.name}: reply to {query!r} is not '<code>,<message>': "
+                             f"{reply!r}") from None
+        if not sep:
+            raise ReplyError(f"{inst.name}: reply to {query!r} is truncated: {reply!r}")
+        if code == 0:
+            return out
+        out.append(f"{code}: {msg.strip().strip(chr(34))}")
+    out.append(f"(error queue not empty after {limit} reads)")
+    return out

@@ -1,0 +1,194 @@
+"""Keithley 2600B System SourceMeter (TSP), one `SourceMeter` role per channel (a or b).
+
+Every line the driver sends is in `Cmd` (``{ch}`` is the channel letter). TSP queries are
+``print(...)`` statements; ``print`` of several values separates them with a tab.
+
+Configuration (output off throughout)::
+
+    smu{ch}.reset()
+    smu{ch}.source.func = smu{ch}.OUTPUT_DCVOLTS
+    smu{ch}.source.autorangev = smu{ch}.AUTORANGE_OFF
+    smu{ch}.source.rangev = <v_protect>     # fixed range covering the bench v_max: the 2600B
+                                            # refuses levels beyond the range (its overvoltage
+                                            # guard in voltage-source mode)
+    smu{ch}.source.levelv = 0
+    smu{ch}.source.limiti = <A>             # compliance, before any output on
+    smu{ch}.measure.autorangei = smu{ch}.AUTORANGE_ON
+    smu{ch}.measure.nplc = <n>
+
+Measurement: ``print(smu{ch}.measure.i(), smu{ch}.source.compliance)`` ->
+``<I>\\t<true|false>``. Error queue (shared by both channels): ``print(errorqueue.count)`` and
+``print(errorqueue.next())`` -> ``<code>\\t<message>\\t<severity>\\t<node>``.
+
+Pulses use the KIPulse factory script (hardware-timed pulse train of one pulse, measured at
+the end of the on time)::
+
+    smu{ch}.nvbuffer1.clear()
+    smu{ch}.measure.nplc = 0.001            # the measurement must fit inside the pulse
+    print(ConfigPulseVMeasureI(smu{ch}, 0, <V>, <limit>, <width>, <toff>, 1, smu{ch}.nvbuffer1, 1))
+    print(InitiatePulseTest(1))             # -> true\\t<message> (false: the message says why)
+    print(smu{ch}.nvbuffer1.readings[1])
+    smu{ch}.measure.nplc = <n>              # back to the read setting
+
+Widths 100 us .. 1 s are accepted. The compliance of a pulse is inferred from the reading
+(|I| >= 99.9 % of the limit), since the pulse returns to 0 V before it can be queried.
+
+Safe state: ``smu{ch}.abort()``, ``smu{ch}.source.levelv = 0``,
+``smu{ch}.source.output = smu{ch}.OUTPUT_OFF``.
+"""
+
+from __future__ import annotations
+
+from xbarlab.bench.roles import Measurement
+from xbarlab.drivers.base import (
+    OVERFLOW,
+    Instrument,
+    ReplyError,
+    Setting,
+    SettingError,
+    SourceMeterBase,
+    fmt,
+    in_range,
+)
+from xbarlab.drivers.transports import Transport
+
+PULSE_TAG = 1
+PULSE_OFF_TIME = 1e-3  # s at 0 V after the pulse, inside the pulse train
+PULSE_NPLC = 0.001
+
+
+class Cmd:
+    IDN = "*IDN?"
+    RESET = "smu{ch}.reset()"
+    VOLTAGE_MODE = "smu{ch}.source.func = smu{ch}.OUTPUT_DCVOLTS"
+    FIXED_RANGE = "smu{ch}.source.autorangev = smu{ch}.AUTORANGE_OFF"
+    RANGE = "smu{ch}.source.rangev = {value}"
+    LEVEL = "smu{ch}.source.levelv = {value}"
+    ILIMIT = "smu{ch}.source.limiti = {value}"
+    AUTORANGE_I = "smu{ch}.measure.autorangei = smu{ch}.AUTORANGE_ON"
+    NPLC = "smu{ch}.measure.nplc = {value}"
+    OUTPUT_ON = "smu{ch}.source.output = smu{ch}.OUTPUT_ON"
+    OUTPUT_OFF = "smu{ch}.source.output = smu{ch}.OUTPUT_OFF"
+    MEASURE = "print(smu{ch}.measure.i(), smu{ch}.source.compliance)"
+    ABORT = "smu{ch}.abort()"
+    ERROR_COUNT = "print(errorqueue.count)"
+    ERROR_NEXT = "print(errorqueue.next())"
+    CLEAR_BUFFER = "smu{ch}.nvbuffer1.clear()"
+    CONFIG_PULSE = ("print(ConfigPulseVMeasureI(smu{ch}, 0, {level}, {limit}, {ton}, {toff}, 1, "
+                    "smu{ch}.nvbuffer1, {tag}))")
+    INITIATE_PULSE = "print(InitiatePulseTest({tag}))"
+    PULSE_READING = "print(smu{ch}.nvbuffer1.readings[1])"
+
+
+def tsp_errors(inst: Instrument, limit: int = 64) -> list[str]:
+    """Drain a TSP error queue (``errorqueue.count`` / ``errorqueue.next()``)."""
+    n = inst.parse_int(inst.query(Cmd.ERROR_COUNT), Cmd.ERROR_COUNT)
+    out = []
+    for _ in range(min(n, limit)):
+        reply = inst.query(Cmd.ERROR_NEXT)
+        parts = reply.split("\t")
+        if len(parts) < 2:
+            raise ReplyError(f"{inst.name}: reply to {Cmd.ERROR_NEXT!r} is truncated: {reply!r}")
+        code = inst.parse_int(parts[0], Cmd.ERROR_NEXT)
+        out.append(f"{code}: {parts[1]}")
+    return out
+
+
+class Keithley2600Channel(SourceMeterBase):
+    """One channel (``"a"`` or ``"b"``) of a 2600B. Two channels may share one transport."""
+
+    V_MAX = 200.0
+    PULSE_WIDTH_RANGE = (100e-6, 1.0)
+
+    voltage = Setting[float](Cmd.LEVEL, in_range(-200.0, 200.0, " V"), "source level (V)")
+    current_limit = Setting[float](Cmd.ILIMIT, in_range(1e-9, 1.5, " A"), "compliance (A)")
+    nplc = Setting[float](Cmd.NPLC, in_range(0.001, 25.0), "integration (power line cycles)")
+    voltage_range = Setting[float](Cmd.RANGE, in_range(0.1, 200.0, " V"), "fixed range (V)")
+
+    def __init__(self, transport: Transport, channel: str = "a", name: str = "") -> None:
+        if channel not in ("a", "b"):
+            raise SettingError(f"2600B channel must be 'a' or 'b', got {channel!r}")
+        super().__init__(transport, name or f"2600B.{channel}")
+        self.channel = channel
+        self._read_nplc = 1.0
+
+    def fields(self) -> dict[str, str]:
+        return {"ch": self.channel}
+
+    def _line(self, template: str, **kw: object) -> str:
+        return template.format(ch=self.channel, **kw)
+
+    def configure(self, compliance: float, v_protect: float, nplc: float) -> None:
+        self.write(self._line(Cmd.RESET))
+        self._output_on = False
+        self.write(self._line(Cmd.VOLTAGE_MODE))
+        self.write(self._line(Cmd.FIXED_RANGE))
+        self.voltage_range = v_protect
+        self.voltage = 0.0
+        self.current_limit = compliance
+        self.write(self._line(Cmd.AUTORANGE_I))
+        self.nplc = nplc
+        self._read_nplc = float(nplc)
+        self.compliance = compliance
+
+    def set_voltage(self, volts: float) -> None:
+        rng = self.voltage_range
+        if rng is not None and abs(volts) > rng:
+            raise SettingError(f"{self.name}.voltage: {volts:g} V is beyond the fixed source "
+                               f"range {rng:g} V")
+        self.voltage = volts
+
+    def enable(self) -> None:
+        self.require_configured("output on")
+        self.write(self._line(Cmd.OUTPUT_ON))
+        self._output_on = True
+
+    def disable(self) -> None:
+        self.voltage = 0.0
+        self.write(self._line(Cmd.OUTPUT_OFF))
+        self._output_on = False
+
+    def measure(self) -> Measurement:
+        cmd = self._line(Cmd.MEASURE)
+        reply = self.query(cmd)
+        parts = reply.split("\t")
+        if len(parts) != 2:
+            raise ReplyError(f"{self.name}: reply to {cmd!r} should be '<I>\\t<compliance>', "
+                             f"got {reply!r}")
+        i = self.parse_float(parts[0], cmd)
+        if abs(i) >= OVERFLOW:
+            raise ReplyError(f"{self.name}: {cmd!r} returned overflow {reply!r}")
+        comp = self.parse_bool(parts[1], cmd)
+        return Measurement(float(self.voltage or 0.0), i, comp)
+
+    def _ok(self, cmd: str) -> None:
+        reply = self.query(cmd)
+        flag, _, msg = reply.partition("\t")
+        if flag.strip() == "false":
+            raise ReplyError(f"{self.name}: {cmd!r} failed: {msg.strip() or reply!r}")
+        if flag.strip() != "true":
+            raise ReplyError(f"{self.name}: reply to {cmd!r} is not 'true|false\\t<message>': "
+                             f"{reply!r}")
+
+    def pulse(self, volts: float, width: float) -> Measurement:
+        v, w = self.check_pulse(volts, width)
+        if self.voltage_range is not None and abs(v) > self.voltage_range:
+            raise SettingError(f"{self.name}.pulse voltage: {v:g} V is beyond the fixed source "
+                               f"range {self.voltage_range:g} V")
+        assert self.compliance is not None
+        self.write(self._line(Cmd.CLEAR_BUFFER))
+        self.nplc = PULSE_NPLC
+        self._ok(self._line(Cmd.CONFIG_PULSE, level=fmt(v), limit=fmt(self.compliance),
+                            ton=fmt(w), toff=fmt(PULSE_OFF_TIME), tag=PULSE_TAG))
+        self._ok(Cmd.INITIATE_PULSE.format(tag=PULSE_TAG))
+        cmd = self._line(Cmd.PULSE_READING)
+        i = self.parse_float(self.query(cmd), cmd)
+        self.nplc = self._read_nplc
+        return Measurement(v, i, abs(i) >= 0.999 * self.compliance)
+
+    def errors(self) -> list[str]:
+        return tsp_errors(self)
+
+    def safe_lines(self) -> list[str]:
+        return [self._line(Cmd.ABORT), self._line(Cmd.LEVEL, value="0"),
+                self._line(Cmd.OUTPUT_OFF)]

@@ -1,0 +1,85 @@
+"""Keithley 707B / 708B switching matrix (TSP) as a `SwitchMatrix` role.
+
+Channels are ``<slot><row><column>``: slot 1..6, row A..H (instrument buses), column 01..12
+(device pins), e.g. ``1A01``. Every line the driver sends is in `Cmd`.
+
+::
+
+    channel.connectrule = channel.BREAK_BEFORE_MAKE   # configure()
+    channel.open("allslots")                          # open_all(), safe state
+    channel.close("1A01,1B02")                        # close_crosspoints()
+    *OPC?                                             # -> 1 after every relay command
+    print(channel.getclose("allslots"))               # -> "1A01;1B02" or "nil"
+    print(errorqueue.count) / print(errorqueue.next())
+
+`close_crosspoints` adds relays to those already closed; the bench backend opens everything
+first (break-before-make, `xbarlab.bench.safety.switch`) and verifies the result with
+`closed()`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from xbarlab.bench.roles import Crosspoint
+from xbarlab.drivers.base import Instrument, ReplyError, SettingError
+from xbarlab.drivers.keithley2600 import tsp_errors
+
+CHANNEL = re.compile(r"^([1-6])([A-H])(0[1-9]|1[0-2])$")
+
+
+class Cmd:
+    IDN = "*IDN?"
+    BREAK_BEFORE_MAKE = "channel.connectrule = channel.BREAK_BEFORE_MAKE"
+    OPEN_ALL = 'channel.open("allslots")'
+    CLOSE = 'channel.close("{channels}")'
+    OPC = "*OPC?"
+    CLOSED = 'print(channel.getclose("allslots"))'
+
+
+class Keithley707B(Instrument):
+    """A 707B/708B mainframe."""
+
+    def configure(self) -> None:
+        self.write(Cmd.BREAK_BEFORE_MAKE)
+        self.open_all()
+
+    def _wait(self, after: str) -> None:
+        reply = self.query(Cmd.OPC)
+        if reply.strip() != "1":
+            raise ReplyError(f"{self.name}: reply to {Cmd.OPC!r} after {after!r} is {reply!r}")
+
+    def close_crosspoints(self, points: Iterable[Crosspoint]) -> None:
+        names = [str(p) for p in points]
+        bad = [n for n in names if not CHANNEL.match(n)]
+        if bad:
+            raise SettingError(f"{self.name}: not 707B/708B channels: {bad}")
+        if not names:
+            return
+        cmd = Cmd.CLOSE.format(channels=",".join(names))
+        self.write(cmd)
+        self._wait(cmd)
+
+    def open_all(self) -> None:
+        self.write(Cmd.OPEN_ALL)
+        self._wait(Cmd.OPEN_ALL)
+
+    def closed(self) -> set[Crosspoint]:
+        reply = self.query(Cmd.CLOSED).strip()
+        if reply == "nil":
+            return set()
+        out = set()
+        for name in reply.split(";"):
+            m = CHANNEL.match(name.strip())
+            if not m:
+                raise ReplyError(f"{self.name}: reply to {Cmd.CLOSED!r} has a bad channel "
+                                 f"{name!r}: {reply!r}")
+            out.add(Crosspoint(int(m[1]), m[2], int(m[3])))
+        return out
+
+    def errors(self) -> list[str]:
+        return tsp_errors(self)
+
+    def safe_state(self) -> None:
+        self.open_all()

@@ -1,0 +1,191 @@
+"""Keysight B2900 series precision SMU (B2901A/B2902A/B2911A/B2912A...), SCPI, one
+`SourceMeter` role per channel (1 or 2).
+
+Every line the driver sends is in `Cmd` (``{ch}`` is the channel number).
+
+Configuration (output off throughout; no ``*RST``: it would reset the other channel too)::
+
+    :SOUR{ch}:FUNC:MODE VOLT
+    :SOUR{ch}:FUNC:SHAP DC
+    :SOUR{ch}:VOLT:MODE FIX
+    :SOUR{ch}:VOLT:RANG:AUTO OFF
+    :SOUR{ch}:VOLT:RANG <v_protect>       # fixed range covering the bench v_max: the B2900 has
+                                          # no programmable overvoltage level; levels beyond the
+                                          # range are refused by the instrument
+    :SOUR{ch}:VOLT 0
+    :SENS{ch}:CURR:PROT <A>               # compliance, before any output on
+    :SENS{ch}:FUNC "CURR"
+    :SENS{ch}:CURR:RANG:AUTO ON
+    :SENS{ch}:CURR:NPLC <n>
+
+Measurement: ``:MEAS:CURR? (@{ch})`` -> ``<I>``, then ``:SENS{ch}:CURR:PROT:TRIP?`` -> 0/1.
+Error queue: ``:SYST:ERR?`` until ``+0,"No error"``.
+
+Pulses use the instrument's pulse shape (hardware timed), from base 0 V to the triggered
+level, measured over [w/2, 3w/4] of the pulse::
+
+    :SOUR{ch}:FUNC:SHAP PULS
+    :SOUR{ch}:VOLT 0                      # base
+    :SOUR{ch}:VOLT:TRIG <V>               # peak
+    :SOUR{ch}:PULS:DEL 0
+    :SOUR{ch}:PULS:WIDT <w>
+    :SENS{ch}:CURR:APER <w/4>
+    :TRIG{ch}:ACQ:DEL <w/2>
+    :TRIG{ch}:COUN 1
+    :INIT (@{ch})
+    *OPC?                                 # -> 1
+    :FETC:SCAL:CURR? (@{ch})
+    :SENS{ch}:CURR:PROT:TRIP?
+    :SOUR{ch}:FUNC:SHAP DC
+    :TRIG{ch}:ACQ:DEL 0
+    :SENS{ch}:CURR:NPLC <n>               # back to the read setting
+
+Widths 100 us .. 1 s (the pulse itself goes down to 50 us, but the current measurement needs
+a usable aperture inside the pulse).
+
+Safe state: ``:ABOR (@{ch})``, ``:SOUR{ch}:VOLT 0``, ``:OUTP{ch} OFF``.
+"""
+
+from __future__ import annotations
+
+from xbarlab.bench.roles import Measurement
+from xbarlab.drivers.base import (
+    OVERFLOW,
+    ReplyError,
+    Setting,
+    SettingError,
+    SourceMeterBase,
+    fmt,
+    in_range,
+    scpi_errors,
+)
+from xbarlab.drivers.transports import Transport
+
+
+class Cmd:
+    IDN = "*IDN?"
+    MODE = ":SOUR{ch}:FUNC:MODE VOLT"
+    SHAPE_DC = ":SOUR{ch}:FUNC:SHAP DC"
+    SHAPE_PULSE = ":SOUR{ch}:FUNC:SHAP PULS"
+    FIXED_MODE = ":SOUR{ch}:VOLT:MODE FIX"
+    FIXED_RANGE = ":SOUR{ch}:VOLT:RANG:AUTO OFF"
+    RANGE = ":SOUR{ch}:VOLT:RANG {value}"
+    LEVEL = ":SOUR{ch}:VOLT {value}"
+    ILIMIT = ":SENS{ch}:CURR:PROT {value}"
+    SENSE = ':SENS{ch}:FUNC "CURR"'
+    AUTORANGE = ":SENS{ch}:CURR:RANG:AUTO ON"
+    NPLC = ":SENS{ch}:CURR:NPLC {value}"
+    OUTPUT_ON = ":OUTP{ch} ON"
+    OUTPUT_OFF = ":OUTP{ch} OFF"
+    MEASURE = ":MEAS:CURR? (@{ch})"
+    TRIPPED = ":SENS{ch}:CURR:PROT:TRIP?"
+    ERROR = ":SYST:ERR?"
+    ABORT = ":ABOR (@{ch})"
+    PULSE_LEVEL = ":SOUR{ch}:VOLT:TRIG {value}"
+    PULSE_DELAY = ":SOUR{ch}:PULS:DEL 0"
+    PULSE_WIDTH = ":SOUR{ch}:PULS:WIDT {value}"
+    APERTURE = ":SENS{ch}:CURR:APER {value}"
+    ACQ_DELAY = ":TRIG{ch}:ACQ:DEL {value}"
+    TRIGGER_COUNT = ":TRIG{ch}:COUN 1"
+    INIT = ":INIT (@{ch})"
+    OPC = "*OPC?"
+    FETCH = ":FETC:SCAL:CURR? (@{ch})"
+
+
+class KeysightB2900Channel(SourceMeterBase):
+    """One channel (1 or 2) of a B2900. Two channels may share one transport."""
+
+    V_MAX = 210.0
+    PULSE_WIDTH_RANGE = (100e-6, 1.0)
+
+    voltage = Setting[float](Cmd.LEVEL, in_range(-210.0, 210.0, " V"), "source level (V)")
+    current_limit = Setting[float](Cmd.ILIMIT, in_range(1e-9, 3.03, " A"), "compliance (A)")
+    nplc = Setting[float](Cmd.NPLC, in_range(4e-4, 100.0), "integration (power line cycles)")
+    voltage_range = Setting[float](Cmd.RANGE, in_range(0.2, 210.0, " V"), "fixed range (V)")
+
+    def __init__(self, transport: Transport, channel: int = 1, name: str = "") -> None:
+        if channel not in (1, 2):
+            raise SettingError(f"B2900 channel must be 1 or 2, got {channel!r}")
+        super().__init__(transport, name or f"B2900.{channel}")
+        self.channel = channel
+        self._read_nplc = 1.0
+
+    def fields(self) -> dict[str, int]:
+        return {"ch": self.channel}
+
+    def _line(self, template: str, **kw: object) -> str:
+        return template.format(ch=self.channel, **kw)
+
+    def configure(self, compliance: float, v_protect: float, nplc: float) -> None:
+        self._output_on = False
+        for t in (Cmd.OUTPUT_OFF, Cmd.MODE, Cmd.SHAPE_DC, Cmd.FIXED_MODE, Cmd.FIXED_RANGE):
+            self.write(self._line(t))
+        self.voltage_range = v_protect
+        self.voltage = 0.0
+        self.current_limit = compliance
+        self.write(self._line(Cmd.SENSE))
+        self.write(self._line(Cmd.AUTORANGE))
+        self.nplc = nplc
+        self._read_nplc = float(nplc)
+        self.compliance = compliance
+
+    def set_voltage(self, volts: float) -> None:
+        rng = self.voltage_range
+        if rng is not None and abs(volts) > rng:
+            raise SettingError(f"{self.name}.voltage: {volts:g} V is beyond the fixed source "
+                               f"range {rng:g} V")
+        self.voltage = volts
+
+    def enable(self) -> None:
+        self.require_configured("output on")
+        self.write(self._line(Cmd.OUTPUT_ON))
+        self._output_on = True
+
+    def disable(self) -> None:
+        self.voltage = 0.0
+        self.write(self._line(Cmd.OUTPUT_OFF))
+        self._output_on = False
+
+    def _current(self, cmd: str) -> float:
+        reply = self.query(cmd)
+        i = self.parse_float(reply, cmd)
+        if abs(i) >= OVERFLOW:
+            raise ReplyError(f"{self.name}: {cmd!r} returned overflow {reply!r}")
+        return i
+
+    def measure(self) -> Measurement:
+        i = self._current(self._line(Cmd.MEASURE))
+        trip = self._line(Cmd.TRIPPED)
+        return Measurement(float(self.voltage or 0.0), i, self.parse_bool(self.query(trip), trip))
+
+    def pulse(self, volts: float, width: float) -> Measurement:
+        v, w = self.check_pulse(volts, width)
+        if self.voltage_range is not None and abs(v) > self.voltage_range:
+            raise SettingError(f"{self.name}.pulse voltage: {v:g} V is beyond the fixed source "
+                               f"range {self.voltage_range:g} V")
+        self.write(self._line(Cmd.SHAPE_PULSE))
+        self.voltage = 0.0
+        self.write(self._line(Cmd.PULSE_LEVEL, value=fmt(v)))
+        self.write(self._line(Cmd.PULSE_DELAY))
+        self.write(self._line(Cmd.PULSE_WIDTH, value=fmt(w)))
+        self.write(self._line(Cmd.APERTURE, value=fmt(w / 4)))
+        self.write(self._line(Cmd.ACQ_DELAY, value=fmt(w / 2)))
+        self.write(self._line(Cmd.TRIGGER_COUNT))
+        self.write(self._line(Cmd.INIT))
+        done = self.query(Cmd.OPC)
+        if done.strip() != "1":
+            raise ReplyError(f"{self.name}: reply to {Cmd.OPC!r} after the pulse is {done!r}")
+        i = self._current(self._line(Cmd.FETCH))
+        trip = self._line(Cmd.TRIPPED)
+        comp = self.parse_bool(self.query(trip), trip)
+        self.write(self._line(Cmd.SHAPE_DC))
+        self.write(self._line(Cmd.ACQ_DELAY, value="0"))
+        self.nplc = self._read_nplc
+        return Measurement(v, i, comp)
+
+    def errors(self) -> list[str]:
+        return scpi_errors(self, Cmd.ERROR)
+
+    def safe_lines(self) -> list[str]:
+        return [self._line(Cmd.ABORT), self._line(Cmd.LEVEL, value="0"),
+                self._line(Cmd.OUTPUT_OFF)]
