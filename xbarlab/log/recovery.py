@@ -96,7 +96,7 @@ def h5clear_path() -> str | None:
 def holders(path: str | os.PathLike[str]) -> list[int]:
     """Ids of processes that have `path` open (Linux /proc; other processes' fds we may see)."""
     target = Path(path).resolve()
-    pids = []
+    pids: list[int] = []
     proc = Path("/proc")
     if not proc.is_dir():
         return pids
