@@ -1,0 +1,159 @@
+"""BenchCrossbar on real drivers over a fake bench: routing, biasing, physics, refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xbarlab.bench.safety import BenchFault
+from xbarlab.crossbar import BiasScheme, Crossbar
+from xbarlab.drivers.base import IdentityMismatch
+from xbarlab.drivers.registry import open_bench
+from xbarlab.limits import LimitViolation
+
+from tests.bench.fake_world import World, bench_config
+
+G = np.array([[100e-6, 150e-6, 200e-6],
+              [250e-6, 300e-6, 350e-6],
+              [400e-6, 450e-6, 500e-6]])
+
+
+@pytest.fixture
+def world() -> World:
+    return World(G)
+
+
+def _open(world: World, **limits: float):
+    return open_bench(bench_config(**limits), world.transport)
+
+
+def test_is_a_crossbar(world: World) -> None:
+    bench = _open(world)
+    assert isinstance(bench.crossbar, Crossbar)
+    assert bench.crossbar.shape == (3, 3)
+    assert bench.identities["mtx"].startswith("Keithley Instruments Inc., Model 707B")
+
+
+def test_constructor_and_open_send_only_identity_queries(world: World) -> None:
+    _open(world)
+    assert {line for _, line in world.lines} == {"*IDN?"}
+
+
+def test_grounded_read_is_ohms_law(world: World) -> None:
+    xbar = _open(world).crossbar
+    r = xbar.read(None, 0.2, BiasScheme.GROUNDED)
+    np.testing.assert_allclose(r.conductances.reshape(3, 3), G, rtol=1e-5)
+    assert not r.compliance.any()
+    assert all(not s.on for s in world.smus.values())
+    assert not world.violations
+
+
+def test_half_read_includes_the_sneak_current_of_half_biased_rows(world: World) -> None:
+    # sensed column c at 0 V; row r at V; the other rows at V/2 push G[i, c] * V/2 into it
+    xbar = _open(world).crossbar
+    v = 0.2
+    r = xbar.read([(0, 1)], v, BiasScheme.HALF)
+    expected = G[0, 1] * v + (G[1, 1] + G[2, 1]) * v / 2
+    assert r.currents[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_third_read_uses_both_bias_smus(world: World) -> None:
+    xbar = _open(world).crossbar
+    v = 0.3
+    r = xbar.read([(1, 2)], v, BiasScheme.THIRD)
+    expected = G[1, 2] * v + (G[0, 2] + G[2, 2]) * v / 3
+    assert r.currents[0] == pytest.approx(expected, rel=1e-5)
+    closes = [line for inst, line in world.lines if line.startswith("channel.close")]
+    assert closes[-1] == 'channel.close("1A02,1B06,1C01,1C03,1D04,1D05")'
+
+
+def test_floating_read_routes_only_the_selected_lines(world: World) -> None:
+    xbar = _open(world).crossbar
+    xbar.read([(2, 0)], 0.2, BiasScheme.FLOATING)
+    closes = [line for inst, line in world.lines if line.startswith("channel.close")]
+    assert closes == ['channel.close("1A03,1B04")']
+
+
+def test_compliance_is_flagged(world: World) -> None:
+    world.g[:] = 1e-2  # 0.2 V * 10 mS = 2 mA > 1 mA compliance
+    r = _open(world).crossbar.read([(0, 0)], 0.2, BiasScheme.GROUNDED)
+    assert r.compliance.all()
+
+
+def test_pulse_uses_the_drive_smu_pulse_with_half_bias(world: World) -> None:
+    xbar = _open(world).crossbar
+    p = xbar.pulse((1, 1), -1.5, 1e-3, BiasScheme.HALF)
+    assert world.smus["k2600.a"].pulses == [(-1.5, 1e-3)]
+    # during the pulse the other lines sat at V/2; current out of row 1 = sum_j G[1,j] (V - V_j)
+    expected = G[1, 1] * -1.5 + (G[1, 0] + G[1, 2]) * (-1.5 + 0.75)
+    assert p.current == pytest.approx(expected, rel=1e-5)
+    assert all(not s.on for s in world.smus.values())
+
+
+def test_mvm_by_superposition_is_g_transpose_v(world: World) -> None:
+    xbar = _open(world).crossbar
+    v = np.array([[0.1, -0.2, 0.05], [0.0, 0.3, 0.0]])
+    m = xbar.mvm(v)
+    np.testing.assert_allclose(m.currents, v @ G, rtol=1e-5)
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: x.read([(0, 0)], 0.6, BiasScheme.GROUNDED),          # above read_v_max 0.5
+    lambda x: x.pulse((0, 0), 2.6, 1e-3, BiasScheme.HALF),         # above pulse_v_max 2.5
+    lambda x: x.pulse((0, 0), -1.0, 2e-3, BiasScheme.HALF),        # above pulse_width_max 1 ms
+    lambda x: x.pulse((0, 0), 1.0, 10e-6, BiasScheme.HALF),        # shorter than the 2600B does
+    lambda x: x.mvm(np.array([0.1, 0.7, 0.0])),
+    lambda x: x.read([(0, 0)], float("nan"), BiasScheme.GROUNDED),
+])
+def test_refusals_send_nothing(world: World, call) -> None:
+    xbar = _open(world).crossbar
+    before = len(world.lines)
+    with pytest.raises(LimitViolation):
+        call(xbar)
+    assert len(world.lines) == before
+
+
+def test_missing_bias_smu_is_refused_before_any_command(world: World) -> None:
+    cfg = bench_config()
+    roles = cfg.roles.model_copy(update={"bias_row": None, "bias_col": None})
+    cfg = cfg.model_copy(update={"roles": roles})
+    bench = open_bench(cfg, world.transport)
+    before = len(world.lines)
+    with pytest.raises(BenchFault, match="no bias_row SMU"):
+        bench.crossbar.read([(0, 0)], 0.2, BiasScheme.HALF)
+    assert len(world.lines) == before
+
+
+def test_identity_mismatch_is_refused_before_any_output(world: World) -> None:
+    world.idn["bcol"] = "KEYSIGHT TECHNOLOGIES,B2902A,MY123,1.0"
+    with pytest.raises(IdentityMismatch, match="bcol.*MODEL 2450"):
+        _open(world)
+    assert {line for _, line in world.lines} == {"*IDN?"}
+
+
+def test_compliance_is_set_before_any_output_on(world: World) -> None:
+    _open(world).crossbar.read([(0, 0)], 0.2, BiasScheme.HALF)
+    for name, on_line, limit_prefix in [
+        ("k2600", "smua.source.output = smua.OUTPUT_ON", "smua.source.limiti"),
+        ("k2600", "smub.source.output = smub.OUTPUT_ON", "smub.source.limiti"),
+        ("brow", ":OUTP ON", ":SOUR:VOLT:ILIM"),
+    ]:
+        lines = [line for inst, line in world.lines if inst == name]
+        first_on = lines.index(on_line)
+        assert any(line.startswith(limit_prefix) for line in lines[:first_on])
+
+
+def test_instrument_error_stops_and_reaches_safe_state(world: World) -> None:
+    xbar = _open(world).crossbar
+    world.errors["brow"] = ["-222: Parameter data out of range"]
+    with pytest.raises(BenchFault, match="brow.*-222"):
+        xbar.read([(0, 0)], 0.2, BiasScheme.HALF)
+    assert world.safe()
+
+
+def test_describe_is_json_serialisable(world: World) -> None:
+    import json
+
+    d = _open(world).crossbar.describe()
+    json.dumps(d)
+    assert d["roles"]["drive"] == "k2600.a" and d["wiring"]["rows"] == [1, 2, 3]
