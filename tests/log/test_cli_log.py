@@ -1,0 +1,127 @@
+"""`xbarlab log summary / export / recover` through typer's CliRunner."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from tests.fakes import RecordingCrossbar
+from xbarlab.cli.main import app
+from xbarlab.documents import Document, Event
+from xbarlab.engine import RunEngine
+from xbarlab.limits import BenchLimits, LimitViolation
+from xbarlab.log.writer import HDF5Writer
+from xbarlab.messages import Checkpoint, Plan, Pulse, Read
+
+runner = CliRunner()
+ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
+
+
+def _plan() -> Plan:
+    yield Read(None, 0.2, tag="before")
+    for v in (1.6, 1.4):
+        yield Pulse((0, 0), v, 1e-6)
+    with contextlib.suppress(LimitViolation):
+        yield Pulse((0, 1), 9.0, 1e-6)  # refused by the bench limits
+    yield Read(((0, 0), (3, 3)), 0.2, tag="verify")
+    yield Checkpoint("done")
+
+
+@pytest.fixture
+def logged(tmp_path: Path) -> tuple[Path, RecordingCrossbar, list[Event]]:
+    docs: list[Document] = []
+    xbar = RecordingCrossbar()
+    path = tmp_path / "session.h5"
+    with HDF5Writer(path) as writer:
+        RunEngine(xbar, BenchLimits(), [writer, docs.append]).run(
+            _plan(), protocol="cli-test", seed=4).raise_for_status()
+    return path, xbar, [d for d in docs if isinstance(d, Event)]
+
+
+def _row(out: str, first: str) -> list[str]:
+    """Cells of the table row whose first cell is `first`."""
+    for line in out.splitlines():
+        cells = [c.strip() for c in re.split(r"[│┃|]", line) if c.strip()]
+        if cells and cells[0] == first:
+            return cells
+    raise AssertionError(f"no row {first!r} in:\n{out}")
+
+
+def test_summary_shows_status_counts_and_final_conductances(
+    logged: tuple[Path, RecordingCrossbar, list[Event]],
+) -> None:
+    path, xbar, _ = logged
+    res = runner.invoke(app, ["log", "summary", str(path)], env=ENV)
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert _row(out, "status")[1] == "success"
+    assert _row(out, "protocol")[1] == "cli-test" and _row(out, "seed")[1] == "4"
+    assert _row(out, "array")[1] == "4 x 4" and _row(out, "backend")[1] == "recording"
+    # kind, events, cell measurements, compliance hits
+    assert _row(out, "read") == ["read", "2", str(16 + 2), "0"]
+    assert _row(out, "pulse") == ["pulse", "2", "2", "0"]
+    assert _row(out, "refused") == ["refused", "1", "0", "0"]
+    assert _row(out, "checkpoint") == ["checkpoint", "1", "0", "0"]
+    assert _row(out, "total")[1:3] == ["6", "20"]
+    g = xbar.g  # the backend's true state: every cell's last read is exact on this fake
+    stats = _row(out, "16 / 16")
+    expected = [f"{x * 1e6:.2f} uS" for x in (g.min(), np.median(g), g.mean(), g.max())]
+    assert stats[1:] == expected
+    assert g[0, 0] > 150e-6 * 1.2  # the pulses did move cell (0, 0)
+
+
+def test_export_writes_one_row_per_cell_measurement(
+    logged: tuple[Path, RecordingCrossbar, list[Event]], tmp_path: Path,
+) -> None:
+    path, _, events = logged
+    out = tmp_path / "m.csv"
+    res = runner.invoke(app, ["log", "export", str(path), "--csv", str(out)], env=ENV)
+    assert res.exit_code == 0, res.output
+    frame = pd.read_csv(out)
+    measured = [e for e in events if len(e.cells)]
+    assert len(frame) == sum(len(e.cells) for e in measured) == 20
+    np.testing.assert_array_equal(
+        frame["conductance"], np.concatenate([e.conductances for e in measured]))
+    np.testing.assert_array_equal(frame["time"], np.concatenate(
+        [np.full(len(e.cells), e.time) for e in measured]))  # full float precision
+    assert list(frame["kind"]) == [e.kind.value for e in measured for _ in e.cells]
+    assert list(frame["step"][:16]) == ["before"] * 16
+
+    events_csv = tmp_path / "e.csv"
+    res = runner.invoke(app, ["log", "export", str(path), "--csv", str(events_csv),
+                              "--table", "events"], env=ENV)
+    assert res.exit_code == 0, res.output
+    ev = pd.read_csv(events_csv, keep_default_na=False)
+    assert list(ev["seq"]) == [e.seq for e in events]
+    assert "outside the bench limits" in ev["message"][3]
+
+
+def test_export_refuses_to_overwrite_without_force(
+    logged: tuple[Path, RecordingCrossbar, list[Event]], tmp_path: Path,
+) -> None:
+    path, _, _ = logged
+    out = tmp_path / "m.csv"
+    out.write_text("keep me")
+    res = runner.invoke(app, ["log", "export", str(path), "--csv", str(out)], env=ENV)
+    assert res.exit_code != 0 and "--force" in res.output and "Traceback" not in res.output
+    assert out.read_text() == "keep me"
+    res = runner.invoke(app, ["log", "export", str(path), "--csv", str(out), "--force"], env=ENV)
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(out)) == 20
+
+
+def test_bad_files_give_one_clear_error(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["log", "summary", str(tmp_path / "nope.h5")], env=ENV)
+    assert res.exit_code == 2 and "no such log file" in res.output
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not hdf5")
+    res = runner.invoke(app, ["log", "summary", str(junk)], env=ENV)
+    assert res.exit_code == 2 and "cannot open" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["log", "recover", str(junk), "--timeout", "20"], env=ENV)
+    assert res.exit_code == 2 and "not a readable xbarlab log" in res.output
