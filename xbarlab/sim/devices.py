@@ -157,4 +157,13 @@ def make_device_array(
     """The device array of preset `name` (unknown names: the error lists the known ones)."""
     if name == "simple":
         return SimpleDevices(shape, SimpleDeviceParams(), rng, g_init=g_init, noise=noise)
-    raise KeyError(f"unknown device preset {name!r}; known presets: simple")
+    from xbarlab.sim.presets import CompactPreset, PresetError, load_preset
+    from xbarlab.sim.tio2 import TiO2Devices
+
+    preset = load_preset(name)  # unknown names: PresetError listing the known ones
+    if not isinstance(preset, CompactPreset):
+        raise PresetError(
+            f"preset {name!r} is {preset.kind!r} (statistics for the transfer model), not a "
+            "device model for SimCrossbar"
+        )
+    return TiO2Devices(shape, preset, rng, g_init=g_init, noise=noise)

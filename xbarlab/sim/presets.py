@@ -223,14 +223,11 @@ class SinhParams(_Section):
 
 
 class Polarity(_Section):
-    """Switching of one polarity: |dR/dt| = s(V) (R - r(V))^2 while R is on the moving side of
-    the bound r(V) = r0 + r1 |V|, with s(V) = rate (exp((|V| - v0)/v_slope)).
+    """Switching of one polarity, magnitudes only (directions and conventions:
+    `xbarlab.sim.tio2`): rate s(V) = a (exp(|V|/t) - 1), bound r(V) = r0 + r1 |V|."""
 
-    See `xbarlab.sim.tio2` for the conventions and how they map to the source model."""
-
-    rate: float = _u("1/(ohm s)", gt=0)
-    v0: float = _u("V", gt=0)
-    v_slope: float = _u("V", gt=0)
+    a: float = _u("1/(ohm s)", gt=0)
+    t: float = _u("V", gt=0)
     r0: float = _u("ohm")
     r1: float = _u("ohm/V")
 
@@ -250,8 +247,16 @@ class ReadNoise(_Section):
 
 
 class InitialState(_Section):
+    """Initial read conductance of healthy devices ~ U(g_low, g_high)."""
+
     g_low: float = _u("S", gt=0)
     g_high: float = _u("S", gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> InitialState:
+        if self.g_low > self.g_high:
+            raise ValueError(f"g_low ({self.g_low}) must not exceed g_high ({self.g_high})")
+        return self
 
 
 class CompactPreset(BaseModel):
@@ -264,6 +269,7 @@ class CompactPreset(BaseModel):
     iv: SinhParams
     r_on: float = Field(gt=0, description="lowest resistance (ohm)")
     r_off: float = Field(gt=0, description="highest resistance (ohm)")
+    v_read: float = Field(gt=0, description="read voltage the conductance figures refer to (V)")
     set: Polarity
     reset: Polarity
     variability: Variability
@@ -272,7 +278,7 @@ class CompactPreset(BaseModel):
     initial: InitialState
     window: Window | None = None
 
-    _units: ClassVar[dict[str, str]] = {"r_on": "ohm", "r_off": "ohm"}
+    _units: ClassVar[dict[str, str]] = {"r_on": "ohm", "r_off": "ohm", "v_read": "V"}
 
     @model_validator(mode="before")
     @classmethod
@@ -353,10 +359,12 @@ def load_preset(name: str) -> Any:
     """The preset called `name` (a `StatisticalPreset` or a `CompactPreset`).
 
     Unknown names raise `PresetError` listing the known ones."""
+    if name == "simple":
+        raise PresetError("preset 'simple' is built into xbarlab.sim.devices and has no file")
     path = preset_dir() / f"{name}.yaml"
-    if name == "simple" or not path.is_file() or name.endswith("-disturb"):
-        known = [n for n in list_presets() if n != "simple"]
-        raise PresetError(f"unknown device preset {name!r}; known presets: {', '.join(known)}")
+    if not path.is_file() or name.endswith("-disturb") or "/" in name or "\\" in name:
+        known = ", ".join(list_presets())
+        raise PresetError(f"unknown device preset {name!r}; known presets: {known}")
     return load_preset_file(path)
 
 
