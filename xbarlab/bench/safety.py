@@ -141,22 +141,41 @@ def _sigterm_handled() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+TIMEOUT_SIGNAL = signal.SIGUSR1
+"""Signal a watchdog thread sends the main thread when an operation overruns (SIGALRM is left
+alone: pytest-timeout and other tools use it)."""
+
+
 @contextlib.contextmanager
 def _deadline(seconds: float | None) -> Iterator[None]:
+    """Raise `OperationTimeout` in the main thread after `seconds` (interrupts blocking I/O)."""
     if seconds is None or threading.current_thread() is not threading.main_thread():
         yield
         return
+    main = threading.main_thread().ident
+    assert main is not None
+    lock = threading.Lock()
+    state = {"done": False}
 
     def handler(signum: int, frame: FrameType | None) -> None:
         raise OperationTimeout(f"bench operation exceeded {seconds:g} s")
 
-    previous = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    def fire() -> None:
+        with lock:
+            if not state["done"]:
+                signal.pthread_kill(main, TIMEOUT_SIGNAL)
+
+    previous = signal.signal(TIMEOUT_SIGNAL, handler)
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        with lock:
+            state["done"] = True
+        timer.cancel()
+        signal.signal(TIMEOUT_SIGNAL, previous)
 
 
 @contextlib.contextmanager
