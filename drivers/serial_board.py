@@ -142,6 +142,9 @@ class SerialBoard(Instrument):
             raise SettingError(f"{self.name}: cell ({row}, {col}) outside {self._shape}")
         self._ok(Cmd.SELECT.format(row=row, col=col))
 
+    def deselect(self) -> None:
+        self._ok(Cmd.DESELECT)
+
     def _measurement(self, line: str, v: float) -> Measurement:
         reply = self.query(line)
         if reply.startswith("ERR"):

@@ -1,0 +1,369 @@
+"""Every driver command against a scripted transcript: the exact lines sent, replies parsed.
+
+The expected lines are written out by hand from the instruments' manuals (never built from the
+drivers' own `Cmd` tables), so a typo in a driver fails here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from xbarlab.bench.roles import Crosspoint, SourceMeter, SwitchMatrix
+from xbarlab.drivers.base import IdentityMismatch, InstrumentError, ReplyError, SettingError
+from xbarlab.drivers.keithley707b import Keithley707B
+from xbarlab.drivers.keithley2450 import Keithley2450
+from xbarlab.drivers.keithley2600 import Keithley2600Channel
+from xbarlab.drivers.keysight_b2900 import KeysightB2900Channel
+from xbarlab.drivers.transports import TranscriptMismatch, TranscriptTransport
+
+IDN_2450 = "KEITHLEY INSTRUMENTS,MODEL 2450,04455001,1.7.3"
+
+
+def run(script, make):
+    t = TranscriptTransport(script)
+    drv = make(t)
+    return t, drv
+
+
+# -- Keithley 2450 -----------------------------------------------------------------------------
+CONFIG_2450 = [
+    ("*RST", None), ("*CLS", None), (":SOUR:FUNC VOLT", None), (":SOUR:VOLT 0", None),
+    (":SOUR:VOLT:ILIM 0.0001", None), (":SOUR:VOLT:PROT PROT5", None),
+    (':SENS:FUNC "CURR"', None), (":SENS:CURR:RANG:AUTO ON", None),
+    (":SENS:CURR:NPLC 1", None),
+]
+
+
+def test_2450_is_a_source_meter_and_constructor_does_no_io() -> None:
+    t, k = run([], lambda t: Keithley2450(t, "smu"))
+    assert isinstance(k, SourceMeter) and t.sent == [] and not t.is_open
+
+
+def test_2450_configure_sets_compliance_and_protection() -> None:
+    t, k = run(CONFIG_2450, lambda t: Keithley2450(t, "smu"))
+    k.configure(compliance=1e-4, v_protect=3.0, nplc=1.0)
+    assert t.done
+
+
+def test_2450_protection_is_the_smallest_level_above_v_max() -> None:
+    script = [*CONFIG_2450[:5], (":SOUR:VOLT:PROT PROT20", None), *CONFIG_2450[6:]]
+    t, k = run(script, lambda t: Keithley2450(t, "smu"))
+    k.configure(compliance=1e-4, v_protect=10.5, nplc=1.0)
+    assert t.done
+
+
+def test_2450_protection_beyond_180_v_is_refused() -> None:
+    t, k = run([], lambda t: Keithley2450(t, "smu"))
+    with pytest.raises(SettingError, match="180"):
+        k.configure(compliance=1e-4, v_protect=200.0, nplc=1.0)
+
+
+def test_2450_output_on_requires_compliance_first() -> None:
+    t, k = run([], lambda t: Keithley2450(t, "smu"))
+    with pytest.raises(InstrumentError, match="compliance"):
+        k.enable()
+    assert t.sent == []
+
+
+def test_2450_level_measure_and_off() -> None:
+    script = [*CONFIG_2450, (":SOUR:VOLT 0.2", None), (":OUTP ON", None),
+              (':READ? "defbuffer1", SOUR, READ', "+2.000000E-01,-1.234500E-05"),
+              (":SOUR:VOLT:ILIM:TRIP?", "1"), (":SOUR:VOLT 0", None), (":OUTP OFF", None)]
+    t, k = run(script, lambda t: Keithley2450(t, "smu"))
+    k.configure(1e-4, 3.0, 1.0)
+    k.set_voltage(0.2)
+    k.enable()
+    m = k.measure()
+    assert (m.voltage, m.current, m.compliance) == (0.2, -1.2345e-5, True)
+    k.disable()
+    assert t.done and not k.output_on
+
+
+def test_2450_pulse_through_the_trigger_model() -> None:
+    script = [*CONFIG_2450, (":OUTP ON", None), (":OUTP OFF", None), (":SOUR:VOLT -1.5", None),
+              (':TRIG:LOAD "Empty"', None), (":TRIG:BLOC:SOUR:STAT 1, ON", None),
+              (":TRIG:BLOC:DEL:CONS 2, 0.002", None), (":TRIG:BLOC:SOUR:STAT 3, OFF", None),
+              (":INIT", None), ("*OPC?", "1"), (":SOUR:VOLT 0", None), (":OUTP ON", None)]
+    t, k = run(script, lambda t: Keithley2450(t, "smu"))
+    k.configure(1e-4, 3.0, 1.0)
+    k.enable()
+    m = k.pulse(-1.5, 2e-3)
+    assert t.done and m.voltage == -1.5 and math.isnan(m.current) and k.output_on
+
+
+@pytest.mark.parametrize("width", [1e-4, 2.0])
+def test_2450_pulse_width_outside_its_range_is_refused(width: float) -> None:
+    t, k = run(CONFIG_2450, lambda t: Keithley2450(t, "smu"))
+    k.configure(1e-4, 3.0, 1.0)
+    with pytest.raises(SettingError, match="pulse width"):
+        k.pulse(1.0, width)
+    assert t.done  # nothing beyond the configuration was sent
+
+
+def test_2450_error_queue_is_drained() -> None:
+    script = [(":SYST:ERR?", '-222,"Parameter data out of range"'),
+              (":SYST:ERR?", '-113,"Undefined header"'), (":SYST:ERR?", '0,"No error"')]
+    t, k = run(script, lambda t: Keithley2450(t, "smu"))
+    assert k.errors() == ["-222: Parameter data out of range", "-113: Undefined header"]
+
+
+def test_2450_safe_state() -> None:
+    script = [(":ABOR", None), (":SOUR:VOLT 0", None), (":OUTP OFF", None)]
+    t, k = run(script, lambda t: Keithley2450(t, "smu"))
+    k.safe_state()
+    assert t.done
+
+
+@pytest.mark.parametrize("reply", ["", "2.0E-01", "2.0E-01,abc", "2.0E-01,9.91E+37",
+                                   "2.0E-01,-1.2E-05,7"])
+def test_2450_garbage_measurement_reply_is_a_clear_error(reply: str) -> None:
+    script = [(':READ? "defbuffer1", SOUR, READ', reply), (":SOUR:VOLT:ILIM:TRIP?", "0")]
+    t, k = run(script, lambda t: Keithley2450(t, "smu2"))
+    with pytest.raises(ReplyError, match=r"smu2.*:READ\?"):
+        k.measure()
+
+
+@pytest.mark.parametrize("reply", ["No error", "", "x,\"bad\""])
+def test_2450_garbage_error_queue_reply(reply: str) -> None:
+    t, k = run([(":SYST:ERR?", reply)], lambda t: Keithley2450(t, "smu"))
+    with pytest.raises(ReplyError, match=r"smu.*SYST:ERR"):
+        k.errors()
+
+
+@pytest.mark.parametrize("value", [211.0, -210.5, float("nan"), float("inf"), True, "0.2"])
+def test_2450_out_of_range_level_raises_and_never_clamps(value) -> None:
+    t, k = run([], lambda t: Keithley2450(t, "smu"))
+    with pytest.raises(SettingError, match="smu.voltage"):
+        k.set_voltage(value)
+    assert t.sent == [] and k.voltage is None
+
+
+def test_identity_check() -> None:
+    t, k = run([("*IDN?", IDN_2450)], lambda t: Keithley2450(t, "smu"))
+    assert k.connect("MODEL 2450") == IDN_2450 and t.is_open
+
+
+def test_identity_mismatch_sends_nothing_else() -> None:
+    t, k = run([("*IDN?", "KEITHLEY INSTRUMENTS INC.,MODEL 2400,1,C30")],
+               lambda t: Keithley2450(t, "smu"))
+    with pytest.raises(IdentityMismatch, match="MODEL 2400.*MODEL 2450"):
+        k.connect("MODEL 2450")
+    assert t.done
+
+
+def test_garbage_identity_is_refused() -> None:
+    t, k = run([("*IDN?", "\x00\x17")], lambda t: Keithley2450(t, "smu"))
+    with pytest.raises(ReplyError, match=r"smu.*\*IDN\?"):
+        k.connect("MODEL 2450")
+
+
+# -- Keithley 2600B (TSP) ------------------------------------------------------------------------
+def config_2600(ch: str) -> list:
+    return [(f"smu{ch}.reset()", None),
+            (f"smu{ch}.source.func = smu{ch}.OUTPUT_DCVOLTS", None),
+            (f"smu{ch}.source.autorangev = smu{ch}.AUTORANGE_OFF", None),
+            (f"smu{ch}.source.rangev = 3", None),
+            (f"smu{ch}.source.levelv = 0", None),
+            (f"smu{ch}.source.limiti = 0.001", None),
+            (f"smu{ch}.measure.autorangei = smu{ch}.AUTORANGE_ON", None),
+            (f"smu{ch}.measure.nplc = 1", None)]
+
+
+@pytest.mark.parametrize("ch", ["a", "b"])
+def test_2600_configure_measure_off(ch: str) -> None:
+    script = [*config_2600(ch), (f"smu{ch}.source.levelv = 0.2", None),
+              (f"smu{ch}.source.output = smu{ch}.OUTPUT_ON", None),
+              (f"print(smu{ch}.measure.i(), smu{ch}.source.compliance)", "4.5e-05\tfalse"),
+              (f"smu{ch}.source.levelv = 0", None),
+              (f"smu{ch}.source.output = smu{ch}.OUTPUT_OFF", None)]
+    t, k = run(script, lambda t: Keithley2600Channel(t, ch))
+    assert isinstance(k, SourceMeter)
+    k.configure(1e-3, 3.0, 1.0)
+    k.set_voltage(0.2)
+    k.enable()
+    m = k.measure()
+    assert (m.voltage, m.current, m.compliance) == (0.2, 4.5e-5, False)
+    k.disable()
+    assert t.done
+
+
+def test_2600_level_beyond_the_fixed_range_is_refused() -> None:
+    t, k = run(config_2600("a"), lambda t: Keithley2600Channel(t, "a"))
+    k.configure(1e-3, 3.0, 1.0)
+    with pytest.raises(SettingError, match="fixed source range"):
+        k.set_voltage(3.5)
+    assert t.done
+
+
+def test_2600_pulse_with_kipulse() -> None:
+    script = [*config_2600("b"), ("smub.source.output = smub.OUTPUT_ON", None),
+              ("smub.nvbuffer1.clear()", None), ("smub.measure.nplc = 0.001", None),
+              ("print(ConfigPulseVMeasureI(smub, 0, 1.2, 0.001, 1e-05, 0.001, 1, "
+               "smub.nvbuffer1, 1))", None)]
+    # width 1e-5 is below the 100 us the driver accepts: refused before the pulse lines
+    t, k = run(script[:9], lambda t: Keithley2600Channel(t, "b"))
+    k.configure(1e-3, 3.0, 1.0)
+    k.enable()
+    with pytest.raises(SettingError, match="pulse width"):
+        k.pulse(1.2, 1e-5)
+    script = [*config_2600("b"), ("smub.source.output = smub.OUTPUT_ON", None),
+              ("smub.nvbuffer1.clear()", None), ("smub.measure.nplc = 0.001", None),
+              ("print(ConfigPulseVMeasureI(smub, 0, 1.2, 0.001, 0.0005, 0.001, 1, "
+               "smub.nvbuffer1, 1))", "true\tPulse train configured successfully"),
+              ("print(InitiatePulseTest(1))", "true\tPulse train initiated successfully"),
+              ("print(smub.nvbuffer1.readings[1])", "9.99900e-04"),
+              ("smub.measure.nplc = 1", None)]
+    t, k = run(script, lambda t: Keithley2600Channel(t, "b"))
+    k.configure(1e-3, 3.0, 1.0)
+    k.enable()
+    m = k.pulse(1.2, 5e-4)
+    assert t.done and m.current == pytest.approx(9.999e-4) and m.compliance
+
+
+def test_2600_pulse_failure_message_is_reported() -> None:
+    script = [*config_2600("a"), ("smua.source.output = smua.OUTPUT_ON", None),
+              ("smua.nvbuffer1.clear()", None), ("smua.measure.nplc = 0.001", None),
+              ("print(ConfigPulseVMeasureI(smua, 0, 1, 0.001, 0.0005, 0.001, 1, "
+               "smua.nvbuffer1, 1))", "false\tton is too short for the measurement")]
+    t, k = run(script, lambda t: Keithley2600Channel(t, "a"))
+    k.configure(1e-3, 3.0, 1.0)
+    k.enable()
+    with pytest.raises(ReplyError, match="ton is too short"):
+        k.pulse(1.0, 5e-4)
+
+
+def test_2600_errors_and_safe_state() -> None:
+    script = [("print(errorqueue.count)", "2.00000e+00"),
+              ("print(errorqueue.next())", "-285\tProgram syntax error\t2\t0"),
+              ("print(errorqueue.next())", "5001\tSMU A output overload\t2\t0"),
+              ("smua.abort()", None), ("smua.source.levelv = 0", None),
+              ("smua.source.output = smua.OUTPUT_OFF", None)]
+    t, k = run(script, lambda t: Keithley2600Channel(t, "a"))
+    assert k.errors() == ["-285: Program syntax error", "5001: SMU A output overload"]
+    k.safe_state()
+    assert t.done
+
+
+@pytest.mark.parametrize("reply", ["4.5e-05", "4.5e-05\tmaybe", "nil\tfalse", ""])
+def test_2600_garbage_measurement(reply: str) -> None:
+    t, k = run([("print(smua.measure.i(), smua.source.compliance)", reply)],
+               lambda t: Keithley2600Channel(t, "a", "smu.a"))
+    with pytest.raises(ReplyError, match=r"smu\.a.*smua\.measure\.i"):
+        k.measure()
+
+
+def test_2600_bad_channel() -> None:
+    with pytest.raises(SettingError, match="'c'"):
+        Keithley2600Channel(TranscriptTransport([]), "c")
+
+
+# -- Keysight B2900 -------------------------------------------------------------------------------
+def config_b2900(ch: int) -> list:
+    return [(f":OUTP{ch} OFF", None), (f":SOUR{ch}:FUNC:MODE VOLT", None),
+            (f":SOUR{ch}:FUNC:SHAP DC", None), (f":SOUR{ch}:VOLT:MODE FIX", None),
+            (f":SOUR{ch}:VOLT:RANG:AUTO OFF", None), (f":SOUR{ch}:VOLT:RANG 3", None),
+            (f":SOUR{ch}:VOLT 0", None), (f":SENS{ch}:CURR:PROT 0.001", None),
+            (f':SENS{ch}:FUNC "CURR"', None), (f":SENS{ch}:CURR:RANG:AUTO ON", None),
+            (f":SENS{ch}:CURR:NPLC 1", None)]
+
+
+@pytest.mark.parametrize("ch", [1, 2])
+def test_b2900_configure_measure_off(ch: int) -> None:
+    script = [*config_b2900(ch), (f":SOUR{ch}:VOLT -0.3", None), (f":OUTP{ch} ON", None),
+              (f":MEAS:CURR? (@{ch})", "-6.000000E-05"), (f":SENS{ch}:CURR:PROT:TRIP?", "0"),
+              (f":SOUR{ch}:VOLT 0", None), (f":OUTP{ch} OFF", None)]
+    t, k = run(script, lambda t: KeysightB2900Channel(t, ch))
+    k.configure(1e-3, 3.0, 1.0)
+    k.set_voltage(-0.3)
+    k.enable()
+    m = k.measure()
+    assert (m.voltage, m.current, m.compliance) == (-0.3, -6e-5, False)
+    k.disable()
+    assert t.done
+
+
+def test_b2900_pulse_shape() -> None:
+    script = [*config_b2900(1), (":OUTP1 ON", None), (":SOUR1:FUNC:SHAP PULS", None),
+              (":SOUR1:VOLT 0", None), (":SOUR1:VOLT:TRIG 2", None), (":SOUR1:PULS:DEL 0", None),
+              (":SOUR1:PULS:WIDT 0.0002", None), (":SENS1:CURR:APER 5e-05", None),
+              (":TRIG1:ACQ:DEL 0.0001", None), (":TRIG1:COUN 1", None), (":INIT (@1)", None),
+              ("*OPC?", "1"), (":FETC:SCAL:CURR? (@1)", "+1.000000E-03"),
+              (":SENS1:CURR:PROT:TRIP?", "1"), (":SOUR1:FUNC:SHAP DC", None),
+              (":TRIG1:ACQ:DEL 0", None), (":SENS1:CURR:NPLC 1", None)]
+    t, k = run(script, lambda t: KeysightB2900Channel(t, 1))
+    k.configure(1e-3, 3.0, 1.0)
+    k.enable()
+    m = k.pulse(2.0, 2e-4)
+    assert t.done and (m.voltage, m.current, m.compliance) == (2.0, 1e-3, True)
+
+
+def test_b2900_errors_and_safe_state() -> None:
+    script = [(":SYST:ERR?", '+100,"Too many digits"'), (":SYST:ERR?", '+0,"No error"'),
+              (":ABOR (@2)", None), (":SOUR2:VOLT 0", None), (":OUTP2 OFF", None)]
+    t, k = run(script, lambda t: KeysightB2900Channel(t, 2))
+    assert k.errors() == ["100: Too many digits"]
+    k.safe_state()
+    assert t.done
+
+
+@pytest.mark.parametrize("reply", ["", "-6.0E-05,1", "ERR", "9.91E+37"])
+def test_b2900_garbage_measurement(reply: str) -> None:
+    t, k = run([(":MEAS:CURR? (@1)", reply)], lambda t: KeysightB2900Channel(t, 1, "b29.1"))
+    with pytest.raises(ReplyError, match=r"b29\.1.*MEAS:CURR"):
+        k.measure()
+
+
+# -- Keithley 707B --------------------------------------------------------------------------------
+def test_707b_configure_close_query_open() -> None:
+    script = [("channel.connectrule = channel.BREAK_BEFORE_MAKE", None),
+              ('channel.open("allslots")', None), ("*OPC?", "1"),
+              ('channel.close("1A01,1B12")', None), ("*OPC?", "1"),
+              ('print(channel.getclose("allslots"))', "1A01;1B12"),
+              ('channel.open("allslots")', None), ("*OPC?", "1"),
+              ('print(channel.getclose("allslots"))', "nil")]
+    t, m = run(script, lambda t: Keithley707B(t, "mtx"))
+    assert isinstance(m, SwitchMatrix)
+    m.configure()
+    m.close_crosspoints([Crosspoint(1, "A", 1), Crosspoint(1, "B", 12)])
+    assert m.closed() == {Crosspoint(1, "A", 1), Crosspoint(1, "B", 12)}
+    m.safe_state()
+    assert m.closed() == set()
+    assert t.done
+
+
+@pytest.mark.parametrize("point", [Crosspoint(1, "I", 1), Crosspoint(7, "A", 1),
+                                   Crosspoint(1, "A", 13), Crosspoint(1, "A", 0)])
+def test_707b_invalid_channel_is_refused(point: Crosspoint) -> None:
+    t, m = run([], lambda t: Keithley707B(t, "mtx"))
+    with pytest.raises(SettingError, match="mtx"):
+        m.close_crosspoints([point])
+    assert t.sent == []
+
+
+@pytest.mark.parametrize("reply", ["1A01;", "1A1", "1Z01", ""])
+def test_707b_garbage_getclose(reply: str) -> None:
+    t, m = run([('print(channel.getclose("allslots"))', reply)], lambda t: Keithley707B(t, "mx"))
+    with pytest.raises(ReplyError, match=r"mx.*getclose"):
+        m.closed()
+
+
+def test_707b_relay_command_not_completed() -> None:
+    t, m = run([('channel.open("allslots")', None), ("*OPC?", "0")],
+               lambda t: Keithley707B(t, "mx"))
+    with pytest.raises(ReplyError, match=r"mx.*\*OPC\?"):
+        m.open_all()
+
+
+def test_707b_errors() -> None:
+    script = [("print(errorqueue.count)", "1.00000e+00"),
+              ("print(errorqueue.next())", "-203\tCommand protected\t2\t1")]
+    t, m = run(script, lambda t: Keithley707B(t, "mtx"))
+    assert m.errors() == ["-203: Command protected"]
+
+
+def test_transcript_transport_catches_a_wrong_line() -> None:
+    t = TranscriptTransport([(":OUTP OFF", None)])
+    with pytest.raises(TranscriptMismatch, match="expected ':OUTP OFF'"):
+        t.write(":OUTP ON")
