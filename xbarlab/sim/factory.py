@@ -8,13 +8,17 @@ from xbarlab.config import SimConfig
 from xbarlab.sim.circuit import Circuit, IdealCircuit
 from xbarlab.sim.crossbar import SimCrossbar
 from xbarlab.sim.devices import make_device_array
+from xbarlab.sim.solver import WireCircuit
 
 
 def make_circuit(cfg: SimConfig) -> Circuit:
     """The circuit model for `cfg.fidelity`."""
     if cfg.fidelity == "ideal":
         return IdealCircuit()
-    raise NotImplementedError(f"fidelity {cfg.fidelity!r} needs the wire-resistance solver")
+    return WireCircuit(
+        r_wire_row=cfg.r_wire_row, r_wire_col=cfg.r_wire_col, r_source=cfg.r_source,
+        r_sense=cfg.r_sense, nonlinear=cfg.fidelity == "nonlinear",
+    )
 
 
 def build_sim_crossbar(cfg: SimConfig, *, compliance: float = 1e-3) -> SimCrossbar:

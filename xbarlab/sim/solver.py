@@ -1,0 +1,574 @@
+"""Nodal solver for passive (0T1R) crossbars: wire, source and sense resistance, sneak paths,
+nonlinear devices.
+
+Pure API: `CrossbarSolver(wires).solve(g, terminals, iv)` returns every node voltage, every
+device's voltage and current and every terminal current (`CrossbarSolution`). The topology
+is documented in `xbarlab.sim.solver_network`. `WireCircuit` adapts it to the `Circuit`
+protocol that `SimCrossbar` uses (line potentials with NaN = floating).
+
+Speed by design: cases of a batch that share a pad pattern share one matrix; the linear
+engine eliminates row lines exactly (tridiagonal) and runs preconditioned CG on the column
+nodes (no whole-array factorization); the direct engine (nested-dissection sparse LU) covers
+every other configuration and is cached keyed on the device conductances, so a read after a
+pulse refactors only if a conductance actually changed. Nonlinear devices: damped Newton
+on the same engines; non-convergence raises `NonConvergenceError` with the residual.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from xbarlab.crossbar import BoolArray, FloatArray
+from xbarlab.sim.circuit import CircuitSolution
+from xbarlab.sim.devices import DeviceArray
+from xbarlab.sim.iv import IVLaw, LinearIV
+from xbarlab.sim.solver_network import (
+    CircuitError,
+    DirectEngine,
+    LineEngine,
+    NonConvergenceError,
+    Pads,
+    Terminals,
+    Wires,
+)
+
+__all__ = [
+    "CircuitError",
+    "CrossbarSolution",
+    "CrossbarSolver",
+    "DeviceLaw",
+    "NonConvergenceError",
+    "Terminals",
+    "WireCircuit",
+    "Wires",
+]
+
+Engine = Literal["auto", "direct", "lines"]
+Side = Literal["start", "end", "both"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceLaw:
+    """Device currents and small-signal conductances as functions of device voltage."""
+
+    current: Callable[[FloatArray], FloatArray]
+    didv: Callable[[FloatArray], FloatArray]
+    linear: bool
+    g0: FloatArray  # dI/dV at 0 V, (M, N)
+
+    @classmethod
+    def of_iv(cls, g: FloatArray, iv: IVLaw) -> DeviceLaw:
+        g = np.asarray(g, dtype=np.float64)
+        return cls(
+            lambda v: iv.current(g, v),
+            lambda v: iv.didv(g, v),
+            bool(iv.linear),
+            np.asarray(iv.didv(g, np.zeros(g.shape)), dtype=np.float64),
+        )
+
+    @classmethod
+    def of_devices(cls, devices: DeviceArray, *, linearize: bool = False) -> DeviceLaw:
+        """The law of a `DeviceArray`; `linearize` uses its small-signal conductance."""
+        g0 = np.asarray(devices.conductance(np.zeros(devices.shape)), dtype=np.float64)
+        if devices.linear or linearize:
+            return cls.of_iv(g0, LinearIV())
+        return cls(devices.current, devices.conductance, False, g0)
+
+
+@dataclass(frozen=True, slots=True)
+class CrossbarSolution:
+    """A solved batch of B cases on an M x N array (SI units).
+
+    `v_row`, `v_col`: (B, M, N) potentials of the row- and column-wire node at every cell.
+    `v_dev`, `i_dev`: (B, M, N) device voltage (row minus column) and current (row to column).
+    `i_pad`: (B, 2M + 2N) current each pad's driver delivers into the array (0 if open), pads
+    in the order row starts, row ends, column starts, column ends.
+    `iterations`: Newton iterations (0 for linear devices); `residual`: largest KCL residual
+    over all free nodes (A); `method`: the engine(s) used.
+    """
+
+    v_row: FloatArray
+    v_col: FloatArray
+    v_dev: FloatArray
+    i_dev: FloatArray
+    i_pad: FloatArray
+    iterations: int
+    residual: float
+    method: str
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.v_dev.shape[1], self.v_dev.shape[2])
+
+    def _pads(self, k: int) -> FloatArray:
+        m, n = self.shape
+        edges = [0, m, 2 * m, 2 * m + n, 2 * m + 2 * n]
+        return self.i_pad[:, edges[k] : edges[k + 1]]
+
+    @property
+    def i_row_start(self) -> FloatArray:
+        return self._pads(0)
+
+    @property
+    def i_row_end(self) -> FloatArray:
+        return self._pads(1)
+
+    @property
+    def i_col_start(self) -> FloatArray:
+        return self._pads(2)
+
+    @property
+    def i_col_end(self) -> FloatArray:
+        return self._pads(3)
+
+    @property
+    def i_rows(self) -> FloatArray:
+        """(B, M) current delivered into each row by its driver(s)."""
+        return self.i_row_start + self.i_row_end
+
+    @property
+    def i_cols(self) -> FloatArray:
+        """(B, N) current each column's terminal(s) sink out of the array (sensed current)."""
+        return -(self.i_col_start + self.i_col_end)
+
+
+class CrossbarSolver:
+    """Solves one array's wiring for many conductance states and bias batches.
+
+    `engine`: "auto" (line engine where it applies and converges, else direct), "direct" or
+    "lines" (raise where it does not apply). Engines are cached per pad pattern.
+    """
+
+    def __init__(
+        self,
+        wires: Wires,
+        *,
+        engine: Engine = "auto",
+        max_newton: int = 50,
+        newton_rtol: float = 1e-11,
+        cache_size: int = 8,
+    ) -> None:
+        if engine not in ("auto", "direct", "lines"):
+            raise ValueError(f"engine must be 'auto', 'direct' or 'lines', got {engine!r}")
+        if engine == "lines" and not wires.all_positive:
+            raise CircuitError("the line engine needs every segment resistance > 0")
+        self.wires = wires
+        self.engine = engine
+        self.max_newton = max_newton
+        self.newton_rtol = newton_rtol
+        self.pads = Pads.of(wires)
+        self._cache_size = cache_size
+        self._direct: OrderedDict[bytes, DirectEngine] = OrderedDict()
+        self._lines: OrderedDict[bytes, LineEngine] = OrderedDict()
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.wires.shape
+
+    # -- engines -------------------------------------------------------------------------
+    def _get(self, cache: OrderedDict[bytes, Any], key: bytes, make: Callable[[], Any]) -> Any:
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        eng = make()
+        cache[key] = eng
+        while len(cache) > self._cache_size:
+            cache.popitem(last=False)
+        return eng
+
+    def direct_engine(self, driven: BoolArray) -> DirectEngine:
+        return self._get(
+            self._direct, driven.tobytes(), lambda: DirectEngine(self.wires, driven)
+        )
+
+    def line_engine(self, driven: BoolArray) -> LineEngine:
+        def make() -> LineEngine:
+            self.direct_engine(driven)  # validates connectivity and shorts once
+            y = np.where(driven, 1.0 / self.pads.r_series, 0.0)[None, :]
+            return LineEngine(self.wires, y)
+
+        return self._get(self._lines, driven.tobytes(), make)
+
+    # -- public ----------------------------------------------------------------------------
+    def solve(
+        self,
+        g: FloatArray | None,
+        terminals: Terminals,
+        iv: IVLaw | None = None,
+        *,
+        law: DeviceLaw | None = None,
+    ) -> CrossbarSolution:
+        """Solve every case of `terminals` for conductances `g` (M, N) under I-V law `iv`
+        (default linear), or under an explicit `law` (then `g` may be None)."""
+        m, n = self.shape
+        if law is None:
+            if g is None:
+                raise CircuitError("give the conductances g or a DeviceLaw")
+            g = np.asarray(g, dtype=np.float64)
+            if g.shape != (m, n):
+                raise CircuitError(f"g has shape {g.shape}, the wiring is for {(m, n)}")
+            if not np.all(np.isfinite(g)) or np.any(g < 0):
+                raise CircuitError("g must be finite and >= 0 S everywhere")
+            law = DeviceLaw.of_iv(g, iv if iv is not None else LinearIV())
+        if law.g0.shape != (m, n):
+            raise CircuitError(f"device array is {law.g0.shape}, the wiring is for {(m, n)}")
+        if terminals.row_start.shape[1] != m or terminals.col_start.shape[1] != n:
+            raise CircuitError(
+                f"terminals are for {terminals.row_start.shape[1]} x "
+                f"{terminals.col_start.shape[1]}, the array is {m} x {n}"
+            )
+        volts = terminals.stacked()
+        driven = ~np.isnan(volts)
+        if not driven.any(axis=1).all():
+            b = int(np.argmin(driven.any(axis=1)))
+            raise CircuitError(f"case {b}: every terminal is open; drive at least one line")
+        bsz = volts.shape[0]
+        out = _Accumulator(bsz, m, n)
+        patterns, inverse = np.unique(driven, axis=0, return_inverse=True)
+        inverse = np.asarray(inverse).ravel()
+        for k, pattern in enumerate(patterns):
+            cases = np.flatnonzero(inverse == k)
+            self._solve_group(pattern, volts[cases], law, cases, out)
+        return out.result()
+
+    # -- internals -------------------------------------------------------------------------
+    def _solve_group(
+        self,
+        driven: BoolArray,
+        volts: FloatArray,
+        law: DeviceLaw,
+        cases: np.ndarray[Any, np.dtype[np.int64]],
+        out: _Accumulator,
+    ) -> None:
+        use_lines = self.engine == "lines" or (self.engine == "auto" and self.wires.all_positive)
+        if use_lines:
+            eng = self.line_engine(driven)
+            try:
+                res = _LineProblem(eng, self.pads, driven, volts).run(law, self)
+            except _LinesFailed:
+                if self.engine == "lines":
+                    raise NonConvergenceError(
+                        "line engine: CG did not converge; use engine 'direct'", float("nan")
+                    ) from None
+            else:
+                out.put(cases, *res, method="lines")
+                return
+        deng = self.direct_engine(driven)
+        res = _DirectProblem(deng, volts).run(law, self)
+        out.put(cases, *res, method="direct")
+
+
+class _LinesFailed(Exception):
+    """The line engine's CG hit its iteration cap (the caller falls back to direct)."""
+
+
+_Result = tuple[FloatArray, FloatArray, FloatArray, FloatArray, int, float]
+
+
+class _Accumulator:
+    def __init__(self, bsz: int, m: int, n: int) -> None:
+        self.v_row = np.zeros((bsz, m, n))
+        self.v_col = np.zeros((bsz, m, n))
+        self.i_dev = np.zeros((bsz, m, n))
+        self.i_pad = np.zeros((bsz, 2 * m + 2 * n))
+        self.iterations = 0
+        self.residual = 0.0
+        self.methods: set[str] = set()
+
+    def put(
+        self,
+        cases: np.ndarray[Any, np.dtype[np.int64]],
+        vr: FloatArray,
+        vc: FloatArray,
+        i_dev: FloatArray,
+        i_pad: FloatArray,
+        iterations: int,
+        residual: float,
+        *,
+        method: str,
+    ) -> None:
+        self.v_row[cases], self.v_col[cases] = vr, vc
+        self.i_dev[cases], self.i_pad[cases] = i_dev, i_pad
+        self.iterations = max(self.iterations, iterations)
+        self.residual = max(self.residual, residual)
+        self.methods.add(method)
+
+    def result(self) -> CrossbarSolution:
+        return CrossbarSolution(
+            self.v_row, self.v_col, self.v_row - self.v_col, self.i_dev, self.i_pad,
+            self.iterations, self.residual, "+".join(sorted(self.methods)),
+        )
+
+
+def _newton(
+    x0: FloatArray,
+    residual: Callable[[FloatArray], tuple[FloatArray, FloatArray]],
+    step: Callable[[FloatArray, FloatArray], FloatArray],
+    v_dev_of: Callable[[FloatArray], FloatArray],
+    law: DeviceLaw,
+    i_scale: float,
+    solver: CrossbarSolver,
+) -> tuple[FloatArray, int, float]:
+    """Damped Newton on node state x (B, ...). `residual(x)` -> (F, i_dev); `step(dg, F)` ->
+    dx solving J dx = -F for device conductances dg (B, M, N)."""
+    x = x0
+    f, _ = residual(x)
+    fnorm = np.abs(f).reshape(f.shape[0], -1).max(axis=1)
+    atol = solver.newton_rtol * i_scale
+    for it in range(1, solver.max_newton + 1):
+        if np.all(fnorm <= atol):
+            return x, it - 1, float(fnorm.max())
+        dg = law.didv(v_dev_of(x))
+        dx = step(dg, f)
+        t = np.ones(x.shape[0])
+        shape = (-1,) + (1,) * (x.ndim - 1)
+        while True:
+            x_try = x + t.reshape(shape) * dx
+            f_try, _ = residual(x_try)
+            fn_try = np.abs(f_try).reshape(f.shape[0], -1).max(axis=1)
+            bad = ~(fn_try <= (1.0 - 1e-4 * t) * fnorm) & (fnorm > atol)
+            if not bad.any() or t.min() < 1e-4:
+                break
+            t = np.where(bad, t / 2.0, t)
+        x, f, fnorm = x_try, f_try, fn_try
+    if np.all(fnorm <= atol):
+        return x, solver.max_newton, float(fnorm.max())
+    raise NonConvergenceError(
+        f"Newton did not converge in {solver.max_newton} iterations "
+        f"(tolerance {atol:.3e} A)", float(fnorm.max())
+    )
+
+
+class _LineProblem:
+    """One pad pattern on the line engine: pad injections and Newton plumbing."""
+
+    def __init__(self, eng: LineEngine, pads: Pads, driven: BoolArray, volts: FloatArray) -> None:
+        m, n = eng.shape
+        self.eng, self.shape = eng, (m, n)
+        bsz = volts.shape[0]
+        y = np.where(driven, 1.0 / pads.r_series, 0.0)
+        self.y = y
+        self.v = np.where(driven[None, :], volts, 0.0)
+        inj = y[None, :] * self.v
+        b_r = np.zeros((bsz, m, n))
+        b_c = np.zeros((bsz, m, n))
+        b_r[:, :, 0] += inj[:, :m]
+        b_r[:, :, n - 1] += inj[:, m : 2 * m]
+        b_c[:, 0, :] += inj[:, 2 * m : 2 * m + n]
+        b_c[:, m - 1, :] += inj[:, 2 * m + n :]
+        self.b_r, self.b_c = b_r, b_c
+        self.i_scale = float(np.abs(inj).max()) if inj.size else 0.0
+
+    def _lin(self, dg: FloatArray, b_r: FloatArray, b_c: FloatArray) -> FloatArray:
+        vr, vc, _, ok = self.eng.solve(dg, b_r, b_c)
+        if not ok.all():
+            raise _LinesFailed
+        return np.stack([vr, vc], axis=1)
+
+    def _wire_apply(self, vr: FloatArray, vc: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """(T_r0 vr, T_c0 vc): wire and pad currents leaving each tap (devices excluded)."""
+        m, n = self.shape
+        y = self.y
+        yr, yc = self.eng.y_row, self.eng.y_col.T  # (M, N-1), (M-1, N)
+        fr = np.zeros_like(vr)
+        dr = yr * (vr[:, :, :-1] - vr[:, :, 1:])
+        fr[:, :, :-1] += dr
+        fr[:, :, 1:] -= dr
+        fr[:, :, 0] += y[:m] * vr[:, :, 0]
+        fr[:, :, n - 1] += y[m : 2 * m] * vr[:, :, n - 1]
+        fc = np.zeros_like(vc)
+        dc = yc * (vc[:, :-1, :] - vc[:, 1:, :])
+        fc[:, :-1, :] += dc
+        fc[:, 1:, :] -= dc
+        fc[:, 0, :] += y[2 * m : 2 * m + n] * vc[:, 0, :]
+        fc[:, m - 1, :] += y[2 * m + n :] * vc[:, m - 1, :]
+        return fr, fc
+
+    def run(self, law: DeviceLaw, solver: CrossbarSolver) -> _Result:
+        m, n = self.shape
+        x = self._lin(law.g0, self.b_r, self.b_c)
+
+        def residual(x: FloatArray) -> tuple[FloatArray, FloatArray]:
+            vr, vc = x[:, 0], x[:, 1]
+            i_dev = law.current(vr - vc)
+            fr, fc = self._wire_apply(vr, vc)
+            return np.stack([fr + i_dev - self.b_r, fc - i_dev - self.b_c], axis=1), i_dev
+
+        iterations = 0
+        if not law.linear:
+            i_scale = max(self.i_scale, float(np.abs(law.current(x[:, 0] - x[:, 1])).max()))
+
+            def step(dg: FloatArray, f: FloatArray) -> FloatArray:
+                return self._lin(dg, -f[:, 0], -f[:, 1])
+
+            x, iterations, _ = _newton(
+                x, residual, step, lambda s: s[:, 0] - s[:, 1], law, i_scale, solver
+            )
+        f, i_dev = residual(x)
+        vr, vc = x[:, 0], x[:, 1]
+        i_pad = np.concatenate(
+            [
+                self.y[:m] * (self.v[:, :m] - vr[:, :, 0]),
+                self.y[m : 2 * m] * (self.v[:, m : 2 * m] - vr[:, :, n - 1]),
+                self.y[2 * m : 2 * m + n] * (self.v[:, 2 * m : 2 * m + n] - vc[:, 0, :]),
+                self.y[2 * m + n :] * (self.v[:, 2 * m + n :] - vc[:, m - 1, :]),
+            ],
+            axis=1,
+        )
+        return vr, vc, i_dev, i_pad, iterations, float(np.abs(f).max())
+
+
+class _DirectProblem:
+    """One pad pattern on the direct engine (node space, fixed nodes held)."""
+
+    def __init__(self, eng: DirectEngine, volts: FloatArray) -> None:
+        self.eng = eng
+        self.inj, self.fixed_v = eng.pad_rhs(volts)
+        m, n = eng.shape
+        mn = m * n
+        cols = np.arange(mn)
+        self.inc = sp.csr_matrix(
+            (
+                np.concatenate([np.ones(mn), -np.ones(mn)]),
+                (np.concatenate([eng.dev_r, eng.dev_c]), np.concatenate([cols, cols])),
+            ),
+            shape=(eng.nnode, mn),
+        )
+        self.volts = np.where(np.isnan(volts), 0.0, volts)
+        self.i_scale = float(np.abs(self.inj).max()) if self.inj.size else 0.0
+
+    def _lin(self, dg: FloatArray, rhs: FloatArray, fixed_v: FloatArray) -> FloatArray:
+        eng = self.eng
+        if not eng.free.size:
+            return fixed_v.copy()
+        if dg.ndim == 2:
+            return eng.solve(dg, rhs, fixed_v)
+        return np.concatenate(
+            [eng.solve(dg[b], rhs[b : b + 1], fixed_v[b : b + 1]) for b in range(dg.shape[0])]
+        )
+
+    def residual(self, v: FloatArray, law: DeviceLaw) -> tuple[FloatArray, FloatArray]:
+        eng = self.eng
+        vr, vc = eng.taps(v)
+        i_dev = law.current(vr - vc)
+        f = eng.wire_current(v) + (self.inc @ i_dev.reshape(v.shape[0], -1).T).T - self.inj
+        return f, i_dev
+
+    def run(self, law: DeviceLaw, solver: CrossbarSolver) -> _Result:
+        eng = self.eng
+        v = self._lin(law.g0, self.inj, self.fixed_v)
+        iterations = 0
+        free = eng.free
+
+        def residual(x: FloatArray) -> tuple[FloatArray, FloatArray]:
+            f, i_dev = self.residual(x, law)
+            return f[:, free], i_dev
+
+        if not law.linear:
+            i_scale = max(self.i_scale, float(np.abs(law.current(np.subtract(*eng.taps(v)))).max()))
+            zeros = np.zeros_like(self.fixed_v)
+
+            def step(dg: FloatArray, f_free: FloatArray) -> FloatArray:
+                rhs = np.zeros_like(self.inj)
+                rhs[:, free] = -f_free
+                return self._lin(dg, rhs, zeros)
+
+            v, iterations, _ = _newton(
+                v, residual, step, lambda s: np.subtract(*eng.taps(s)), law, i_scale, solver
+            )
+        f, i_dev = self.residual(v, law)
+        vr, vc = eng.taps(v)
+        i_pad = np.zeros_like(self.volts)
+        res = eng.driven & ~eng.fixed_pad
+        i_pad[:, res] = eng.pad_y[res] * (self.volts[:, res] - v[:, eng.pad_node[res]])
+        # a fixed pad supplies what leaves its node into the network (split if shared)
+        fp = np.flatnonzero(eng.fixed_pad)
+        if fp.size:
+            share = np.bincount(eng.pad_node[fp], minlength=eng.nnode)[eng.pad_node[fp]]
+            i_pad[:, fp] = f[:, eng.pad_node[fp]] / share
+        resid = float(np.abs(f[:, free]).max()) if free.size else 0.0
+        return vr, vc, i_dev, i_pad, iterations, resid
+
+
+class WireCircuit:
+    """`Circuit` with wire, source and sense resistance (fidelity 'wires' or 'nonlinear').
+
+    Rows are driven from `row_drive` end(s), columns terminated at `col_drive` end(s); a NaN
+    line potential leaves that line's pads open. With `nonlinear=False` devices act at their
+    small-signal conductance (linear); with True their full I-V is solved by Newton.
+    """
+
+    def __init__(
+        self,
+        *,
+        r_wire_row: float = 0.0,
+        r_wire_col: float = 0.0,
+        r_source: float = 0.0,
+        r_sense: float = 0.0,
+        row_drive: Side = "start",
+        col_drive: Side = "end",
+        nonlinear: bool = True,
+        engine: Engine = "auto",
+    ) -> None:
+        for name, side in (("row_drive", row_drive), ("col_drive", col_drive)):
+            if side not in ("start", "end", "both"):
+                raise ValueError(f"{name} must be 'start', 'end' or 'both', got {side!r}")
+        self.params = {
+            "r_wire_row": r_wire_row, "r_wire_col": r_wire_col,
+            "r_source": r_source, "r_sense": r_sense,
+        }
+        Wires.build((1, 1), r_wire_row, r_wire_col, r_source, r_sense)  # validate now
+        self.row_drive, self.col_drive = row_drive, col_drive
+        self.nonlinear = nonlinear
+        self.engine: Engine = engine
+        self._solver: CrossbarSolver | None = None
+        self.last: CrossbarSolution | None = None
+
+    def solver_for(self, shape: tuple[int, int]) -> CrossbarSolver:
+        if self._solver is None or self._solver.shape != shape:
+            p = self.params
+            wires = Wires.build(
+                shape, p["r_wire_row"], p["r_wire_col"], p["r_source"], p["r_sense"]
+            )
+            self._solver = CrossbarSolver(wires, engine=self.engine)
+        return self._solver
+
+    def terminals(self, row_v: FloatArray, col_v: FloatArray) -> Terminals:
+        """Pad voltages for line potentials under this circuit's drive sides."""
+        nan_r, nan_c = np.full_like(row_v, np.nan), np.full_like(col_v, np.nan)
+        return Terminals(
+            row_v if self.row_drive in ("start", "both") else nan_r,
+            row_v if self.row_drive in ("end", "both") else nan_r,
+            col_v if self.col_drive in ("start", "both") else nan_c,
+            col_v if self.col_drive in ("end", "both") else nan_c,
+        )
+
+    def solve(self, devices: DeviceArray, row_v: FloatArray, col_v: FloatArray) -> CircuitSolution:
+        row_v = np.atleast_2d(np.asarray(row_v, dtype=np.float64))
+        col_v = np.atleast_2d(np.asarray(col_v, dtype=np.float64))
+        m, n = devices.shape
+        if row_v.shape[1] != m or col_v.shape[1] != n or row_v.shape[0] != col_v.shape[0]:
+            raise CircuitError(
+                f"line potentials {row_v.shape} and {col_v.shape} do not fit a {m} x {n} "
+                "array (want (B, M) and (B, N))"
+            )
+        solver = self.solver_for((m, n))
+        law = DeviceLaw.of_devices(devices, linearize=not self.nonlinear)
+        sol = solver.solve(None, self.terminals(row_v, col_v), law=law)
+        self.last = sol
+        return CircuitSolution(sol.v_dev, sol.i_dev, sol.i_rows, sol.i_cols)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "circuit": "nonlinear" if self.nonlinear else "wires",
+            **self.params,
+            "row_drive": self.row_drive,
+            "col_drive": self.col_drive,
+            "engine": self.engine,
+        }
