@@ -10,6 +10,7 @@ stays readable. See `xbarlab.log.schema` for the layout.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 from types import TracebackType
@@ -93,7 +94,7 @@ class HDF5Writer:
         self._mvm_comp = np.zeros((0, 0), dtype=bool)
         self._n_mvm = 0
         self._mvm_total = 0
-        self._ds: dict[str, h5py.Dataset] = {}
+        self._sinks: dict[str, _Sink] = {}
 
     # -- subscriber -------------------------------------------------------------------------
 
@@ -141,7 +142,7 @@ class HDF5Writer:
         run.attrs["units"] = sc.to_json({"start_time": "s"})
 
         rows = self.block_rows
-        self._ds = {
+        datasets = {
             sc.MEASUREMENTS: self._table(sc.MEASUREMENTS, sc.MEASUREMENT_DTYPE, rows,
                                         sc.MEASUREMENT_UNITS),
             sc.EVENTS: self._table(sc.EVENTS, sc.EVENT_DTYPE, rows, sc.EVENT_UNITS),
@@ -151,7 +152,7 @@ class HDF5Writer:
         text = f.create_dataset(sc.TEXT, shape=(0,), maxshape=(None,), dtype=np.uint8,
                                 chunks=(16384,))
         text.attrs["encoding"] = "utf-8"
-        self._ds[sc.TEXT] = text
+        datasets[sc.TEXT] = text
         m, n = (int(x) for x in doc.shape)
         self._shape = (m, n)
         self._mvm_cap = max(1, min(rows, (1 << 20) // max(m, n, 1)))
@@ -165,7 +166,8 @@ class HDF5Writer:
                                   chunks=(self._mvm_cap, max(width, 1)))
             if units:
                 ds.attrs["units"] = units
-            self._ds[name] = ds
+            datasets[name] = ds
+        self._sinks = {name: _Sink(ds) for name, ds in datasets.items()}
         self._run_id = doc.run_id
         self._started = self._live = True
         self._intern(doc.protocol)
@@ -235,9 +237,10 @@ class HDF5Writer:
             if m == cap:
                 self.flush()
                 m = 0
-            c = ev.cells[0]
-            self._meas[m] = (index, ev.time, kind, c[0], c[1], v[0], ev.width, i[0], g[0],
-                             comp[0] if len(comp) else False, scheme, proto, step)
+            cells = ev.cells
+            self._meas[m] = (index, ev.time, kind, cells.item(0), cells.item(1), v.item(0),
+                             ev.width, i.item(0), g.item(0), comp.item(0) if len(comp) else False,
+                             scheme, proto, step)
             self._n_meas = m + 1
             return self._meas_total + m
         if m + k > cap:
@@ -336,10 +339,7 @@ class HDF5Writer:
         self._sync()
 
     def _append(self, name: str, block: np.ndarray[Any, Any], n: int, total: int) -> int:
-        ds = self._ds[name]
-        ds.resize(total + n, axis=0)
-        ds[total:total + n] = block[:n]
-        return total + n
+        return self._sinks[name].append(block, n, total)
 
     def flush(self) -> None:
         """Append every buffered row to the file and flush it (readers see them after this)."""
@@ -400,3 +400,32 @@ class HDF5Writer:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class _Sink:
+    """A growing dataset appended to through h5py's low-level API.
+
+    h5py's `Dataset.__setitem__` converts compound rows member by member; when the in-memory
+    layout equals the file's (packed little-endian rows, as created from the same numpy dtype)
+    the file type is passed as the memory type and HDF5 copies the bytes as they are.
+    """
+
+    def __init__(self, ds: h5py.Dataset) -> None:
+        self.id = ds.id
+        self.tail: tuple[int, ...] = tuple(ds.shape[1:])
+        ftype = ds.id.get_type()
+        same = (sys.byteorder == "little" and ftype.get_size() == ds.dtype.itemsize
+                and ftype.dtype.descr == ds.dtype.descr)
+        self.mtype = ftype if same else h5py.h5t.py_create(ds.dtype)
+
+    def append(self, block: np.ndarray[Any, Any], n: int, total: int) -> int:
+        """Write the first `n` rows of `block` after row `total`; returns the new length."""
+        if n <= 0:
+            return total
+        rows = np.ascontiguousarray(block[:n])
+        zeros = (0,) * len(self.tail)
+        self.id.set_extent((total + n, *self.tail))
+        fspace = self.id.get_space()
+        fspace.select_hyperslab((total, *zeros), (n, *self.tail))
+        self.id.write(h5py.h5s.create_simple((n, *self.tail)), fspace, rows, mtype=self.mtype)
+        return total + n
