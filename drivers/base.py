@@ -44,8 +44,10 @@ class SettingError(ValueError):
 
 
 def fmt(x: float) -> str:
-    """A number as the instruments read it: shortest exact-enough form (``0.2``, ``1e-09``)."""
-    return format(float(x), ".12g")
+    """A number as sent to instruments: the shortest string that reads back as exactly the same
+    float (``0.2``, ``1e-09``, ``3``), so a validated value is never rounded past a limit."""
+    s = repr(float(x))
+    return s[:-2] if s.endswith(".0") else s
 
 
 Validator = Callable[[str, Any], Any]

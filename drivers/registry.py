@@ -111,7 +111,7 @@ def open_bench(config: BenchConfig, transport_factory: TransportFactory = defaul
     if config.pins is not None and config.roles.matrix is not None:
         p = config.pins
         w = Wiring(p.slot, tuple(p.rows), tuple(p.cols), p.drive, p.sense, p.bias_row,
-                   p.bias_col)
+                   p.bias_col, p.col_slot)
     xbar = BenchCrossbar(
         shape, config.limits, wiring=w, nplc=config.nplc, settle=config.settle,
         operation_timeout=config.operation_timeout,

@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.bench.fake_world import World, bench_config
 from xbarlab.bench.safety import BenchFault
 from xbarlab.crossbar import BiasScheme, Crossbar
 from xbarlab.drivers.base import IdentityMismatch
 from xbarlab.drivers.registry import open_bench
 from xbarlab.limits import LimitViolation
-
-from tests.bench.fake_world import World, bench_config
 
 G = np.array([[100e-6, 150e-6, 200e-6],
               [250e-6, 300e-6, 350e-6],
@@ -119,14 +118,14 @@ def test_missing_bias_smu_is_refused_before_any_command(world: World) -> None:
     cfg = cfg.model_copy(update={"roles": roles})
     bench = open_bench(cfg, world.transport)
     before = len(world.lines)
-    with pytest.raises(BenchFault, match="no bias_row SMU"):
+    with pytest.raises(BenchFault, match=r"no bias_row SMU"):
         bench.crossbar.read([(0, 0)], 0.2, BiasScheme.HALF)
     assert len(world.lines) == before
 
 
 def test_identity_mismatch_is_refused_before_any_output(world: World) -> None:
     world.idn["bcol"] = "KEYSIGHT TECHNOLOGIES,B2902A,MY123,1.0"
-    with pytest.raises(IdentityMismatch, match="bcol.*MODEL 2450"):
+    with pytest.raises(IdentityMismatch, match=r"bcol.*MODEL 2450"):
         _open(world)
     assert {line for _, line in world.lines} == {"*IDN?"}
 
@@ -146,7 +145,7 @@ def test_compliance_is_set_before_any_output_on(world: World) -> None:
 def test_instrument_error_stops_and_reaches_safe_state(world: World) -> None:
     xbar = _open(world).crossbar
     world.errors["brow"] = ["-222: Parameter data out of range"]
-    with pytest.raises(BenchFault, match="brow.*-222"):
+    with pytest.raises(BenchFault, match=r"brow.*-222"):
         xbar.read([(0, 0)], 0.2, BiasScheme.HALF)
     assert world.safe()
 

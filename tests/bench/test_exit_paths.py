@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from tests.bench.fake_world import World, bench_config
 from xbarlab.bench.safety import BenchAborted, OperationTimeout, SafeStateError
 from xbarlab.crossbar import BiasScheme
 from xbarlab.documents import RunStatus, RunStop
@@ -17,8 +18,6 @@ from xbarlab.drivers.registry import bench_session, open_bench
 from xbarlab.drivers.transports import TransportTimeout
 from xbarlab.engine import RunEngine
 from xbarlab.messages import Pulse, Read
-
-from tests.bench.fake_world import World, bench_config
 
 G = np.full((3, 3), 200e-6)
 MEASURE_B = "print(smub.measure.i(), smub.source.compliance)"
@@ -100,7 +99,7 @@ def test_failing_safe_state_step_does_not_skip_the_others() -> None:
     bench.crossbar.read([(0, 0)], 0.2, BiasScheme.HALF)
     world.fail["smua.abort()"] = TransportTimeout("k2600: gone")
     world.closed.add("1A01")
-    with pytest.raises(SafeStateError, match="k2600.a"):
+    with pytest.raises(SafeStateError, match=r"k2600.a"):
         bench.crossbar.safe_state()
     assert not world.closed  # the matrix was still opened
     assert not world.smus["brow"].on
@@ -108,7 +107,7 @@ def test_failing_safe_state_step_does_not_skip_the_others() -> None:
 
 def test_session_context_manager_is_safe_on_exception() -> None:
     world = _live_world()
-    with pytest.raises(RuntimeError, match="boom"), \
+    with pytest.raises(RuntimeError, match=r"boom"), \
             bench_session(bench_config(), world.transport) as xbar:
         xbar.read([(0, 0)], 0.2, BiasScheme.GROUNDED)
         world.closed.add("1A01")  # pretend something was left closed

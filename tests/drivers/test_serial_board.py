@@ -41,10 +41,10 @@ def test_connect_checks_identity_and_shape() -> None:
     t, b = board([("*IDN?", IDN), ("SHAPE?", "2,3")])
     assert b.connect("XBL") == IDN and t.done
     t, b = board([("*IDN?", IDN), ("SHAPE?", "8,8")])
-    with pytest.raises(InstrumentError, match="8 x 8"):
+    with pytest.raises(InstrumentError, match=r"8 x 8"):
         b.connect("XBL")
     t, b = board([("*IDN?", IDN), ("SHAPE?", "8")])
-    with pytest.raises(ReplyError, match="SHAPE"):
+    with pytest.raises(ReplyError, match=r"SHAPE"):
         b.connect("XBL")
 
 
@@ -72,23 +72,23 @@ def test_every_command() -> None:
 
 
 def test_refused_command_raises_with_the_board_text() -> None:
-    t, b = board([("SEL 1 2", "ERR 3 column out of range")])
-    with pytest.raises(InstrumentError, match="brd.*SEL 1 2.*column out of range"):
+    _t, b = board([("SEL 1 2", "ERR 3 column out of range")])
+    with pytest.raises(InstrumentError, match=r"brd.*SEL 1 2.*column out of range"):
         b.select(1, 2)
 
 
 @pytest.mark.parametrize("reply", ["1.5e-05", "abc,0", "1.5e-05,2", ""])
 def test_garbage_read_reply(reply: str) -> None:
-    t, b = board([("READ 0.2", reply)])
-    with pytest.raises(ReplyError, match="brd.*READ 0.2"):
+    _t, b = board([("READ 0.2", reply)])
+    with pytest.raises(ReplyError, match=r"brd.*READ 0.2"):
         b.read(0.2)
 
 
 def test_out_of_range_is_refused_before_sending() -> None:
     t, b = board([])
-    with pytest.raises(SettingError, match="brd.row\\[1\\]"):
+    with pytest.raises(SettingError, match=r"brd\.row\[1\]"):
         b.set_lines([0.0, 6.0], [0.0, 0.0, 0.0])
-    with pytest.raises(SettingError, match="pulse width"):
+    with pytest.raises(SettingError, match=r"pulse width"):
         b.pulse(1.0, 5.0)
     with pytest.raises(SettingError):
         b.select(2, 0)

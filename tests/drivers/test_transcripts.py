@@ -55,14 +55,14 @@ def test_2450_protection_is_the_smallest_level_above_v_max() -> None:
 
 
 def test_2450_protection_beyond_180_v_is_refused() -> None:
-    t, k = run([], lambda t: Keithley2450(t, "smu"))
-    with pytest.raises(SettingError, match="180"):
+    _t, k = run([], lambda t: Keithley2450(t, "smu"))
+    with pytest.raises(SettingError, match=r"180"):
         k.configure(compliance=1e-4, v_protect=200.0, nplc=1.0)
 
 
 def test_2450_output_on_requires_compliance_first() -> None:
     t, k = run([], lambda t: Keithley2450(t, "smu"))
-    with pytest.raises(InstrumentError, match="compliance"):
+    with pytest.raises(InstrumentError, match=r"compliance"):
         k.enable()
     assert t.sent == []
 
@@ -97,7 +97,7 @@ def test_2450_pulse_through_the_trigger_model() -> None:
 def test_2450_pulse_width_outside_its_range_is_refused(width: float) -> None:
     t, k = run(CONFIG_2450, lambda t: Keithley2450(t, "smu"))
     k.configure(1e-4, 3.0, 1.0)
-    with pytest.raises(SettingError, match="pulse width"):
+    with pytest.raises(SettingError, match=r"pulse width"):
         k.pulse(1.0, width)
     assert t.done  # nothing beyond the configuration was sent
 
@@ -105,7 +105,7 @@ def test_2450_pulse_width_outside_its_range_is_refused(width: float) -> None:
 def test_2450_error_queue_is_drained() -> None:
     script = [(":SYST:ERR?", '-222,"Parameter data out of range"'),
               (":SYST:ERR?", '-113,"Undefined header"'), (":SYST:ERR?", '0,"No error"')]
-    t, k = run(script, lambda t: Keithley2450(t, "smu"))
+    _t, k = run(script, lambda t: Keithley2450(t, "smu"))
     assert k.errors() == ["-222: Parameter data out of range", "-113: Undefined header"]
 
 
@@ -120,14 +120,14 @@ def test_2450_safe_state() -> None:
                                    "2.0E-01,-1.2E-05,7"])
 def test_2450_garbage_measurement_reply_is_a_clear_error(reply: str) -> None:
     script = [(':READ? "defbuffer1", SOUR, READ', reply), (":SOUR:VOLT:ILIM:TRIP?", "0")]
-    t, k = run(script, lambda t: Keithley2450(t, "smu2"))
+    _t, k = run(script, lambda t: Keithley2450(t, "smu2"))
     with pytest.raises(ReplyError, match=r"smu2.*:READ\?"):
         k.measure()
 
 
 @pytest.mark.parametrize("reply", ["No error", "", "x,\"bad\""])
 def test_2450_garbage_error_queue_reply(reply: str) -> None:
-    t, k = run([(":SYST:ERR?", reply)], lambda t: Keithley2450(t, "smu"))
+    _t, k = run([(":SYST:ERR?", reply)], lambda t: Keithley2450(t, "smu"))
     with pytest.raises(ReplyError, match=r"smu.*SYST:ERR"):
         k.errors()
 
@@ -135,7 +135,7 @@ def test_2450_garbage_error_queue_reply(reply: str) -> None:
 @pytest.mark.parametrize("value", [211.0, -210.5, float("nan"), float("inf"), True, "0.2"])
 def test_2450_out_of_range_level_raises_and_never_clamps(value) -> None:
     t, k = run([], lambda t: Keithley2450(t, "smu"))
-    with pytest.raises(SettingError, match="smu.voltage"):
+    with pytest.raises(SettingError, match=r"smu.voltage"):
         k.set_voltage(value)
     assert t.sent == [] and k.voltage is None
 
@@ -148,13 +148,13 @@ def test_identity_check() -> None:
 def test_identity_mismatch_sends_nothing_else() -> None:
     t, k = run([("*IDN?", "KEITHLEY INSTRUMENTS INC.,MODEL 2400,1,C30")],
                lambda t: Keithley2450(t, "smu"))
-    with pytest.raises(IdentityMismatch, match="MODEL 2400.*MODEL 2450"):
+    with pytest.raises(IdentityMismatch, match=r"MODEL 2400.*MODEL 2450"):
         k.connect("MODEL 2450")
     assert t.done
 
 
 def test_garbage_identity_is_refused() -> None:
-    t, k = run([("*IDN?", "\x00\x17")], lambda t: Keithley2450(t, "smu"))
+    _t, k = run([("*IDN?", "\x00\x17")], lambda t: Keithley2450(t, "smu"))
     with pytest.raises(ReplyError, match=r"smu.*\*IDN\?"):
         k.connect("MODEL 2450")
 
@@ -192,7 +192,7 @@ def test_2600_configure_measure_off(ch: str) -> None:
 def test_2600_level_beyond_the_fixed_range_is_refused() -> None:
     t, k = run(config_2600("a"), lambda t: Keithley2600Channel(t, "a"))
     k.configure(1e-3, 3.0, 1.0)
-    with pytest.raises(SettingError, match="fixed source range"):
+    with pytest.raises(SettingError, match=r"fixed source range"):
         k.set_voltage(3.5)
     assert t.done
 
@@ -206,7 +206,7 @@ def test_2600_pulse_with_kipulse() -> None:
     t, k = run(script[:9], lambda t: Keithley2600Channel(t, "b"))
     k.configure(1e-3, 3.0, 1.0)
     k.enable()
-    with pytest.raises(SettingError, match="pulse width"):
+    with pytest.raises(SettingError, match=r"pulse width"):
         k.pulse(1.2, 1e-5)
     script = [*config_2600("b"), ("smub.source.output = smub.OUTPUT_ON", None),
               ("smub.nvbuffer1.clear()", None), ("smub.measure.nplc = 0.001", None),
@@ -227,10 +227,10 @@ def test_2600_pulse_failure_message_is_reported() -> None:
               ("smua.nvbuffer1.clear()", None), ("smua.measure.nplc = 0.001", None),
               ("print(ConfigPulseVMeasureI(smua, 0, 1, 0.001, 0.0005, 0.001, 1, "
                "smua.nvbuffer1, 1))", "false\tton is too short for the measurement")]
-    t, k = run(script, lambda t: Keithley2600Channel(t, "a"))
+    _t, k = run(script, lambda t: Keithley2600Channel(t, "a"))
     k.configure(1e-3, 3.0, 1.0)
     k.enable()
-    with pytest.raises(ReplyError, match="ton is too short"):
+    with pytest.raises(ReplyError, match=r"ton is too short"):
         k.pulse(1.0, 5e-4)
 
 
@@ -248,14 +248,14 @@ def test_2600_errors_and_safe_state() -> None:
 
 @pytest.mark.parametrize("reply", ["4.5e-05", "4.5e-05\tmaybe", "nil\tfalse", ""])
 def test_2600_garbage_measurement(reply: str) -> None:
-    t, k = run([("print(smua.measure.i(), smua.source.compliance)", reply)],
+    _t, k = run([("print(smua.measure.i(), smua.source.compliance)", reply)],
                lambda t: Keithley2600Channel(t, "a", "smu.a"))
     with pytest.raises(ReplyError, match=r"smu\.a.*smua\.measure\.i"):
         k.measure()
 
 
 def test_2600_bad_channel() -> None:
-    with pytest.raises(SettingError, match="'c'"):
+    with pytest.raises(SettingError, match=r"'c'"):
         Keithley2600Channel(TranscriptTransport([]), "c")
 
 
@@ -310,7 +310,7 @@ def test_b2900_errors_and_safe_state() -> None:
 
 @pytest.mark.parametrize("reply", ["", "-6.0E-05,1", "ERR", "9.91E+37"])
 def test_b2900_garbage_measurement(reply: str) -> None:
-    t, k = run([(":MEAS:CURR? (@1)", reply)], lambda t: KeysightB2900Channel(t, 1, "b29.1"))
+    _t, k = run([(":MEAS:CURR? (@1)", reply)], lambda t: KeysightB2900Channel(t, 1, "b29.1"))
     with pytest.raises(ReplyError, match=r"b29\.1.*MEAS:CURR"):
         k.measure()
 
@@ -337,20 +337,20 @@ def test_707b_configure_close_query_open() -> None:
                                    Crosspoint(1, "A", 13), Crosspoint(1, "A", 0)])
 def test_707b_invalid_channel_is_refused(point: Crosspoint) -> None:
     t, m = run([], lambda t: Keithley707B(t, "mtx"))
-    with pytest.raises(SettingError, match="mtx"):
+    with pytest.raises(SettingError, match=r"mtx"):
         m.close_crosspoints([point])
     assert t.sent == []
 
 
 @pytest.mark.parametrize("reply", ["1A01;", "1A1", "1Z01", ""])
 def test_707b_garbage_getclose(reply: str) -> None:
-    t, m = run([('print(channel.getclose("allslots"))', reply)], lambda t: Keithley707B(t, "mx"))
+    _t, m = run([('print(channel.getclose("allslots"))', reply)], lambda t: Keithley707B(t, "mx"))
     with pytest.raises(ReplyError, match=r"mx.*getclose"):
         m.closed()
 
 
 def test_707b_relay_command_not_completed() -> None:
-    t, m = run([('channel.open("allslots")', None), ("*OPC?", "0")],
+    _t, m = run([('channel.open("allslots")', None), ("*OPC?", "0")],
                lambda t: Keithley707B(t, "mx"))
     with pytest.raises(ReplyError, match=r"mx.*\*OPC\?"):
         m.open_all()
@@ -359,11 +359,11 @@ def test_707b_relay_command_not_completed() -> None:
 def test_707b_errors() -> None:
     script = [("print(errorqueue.count)", "1.00000e+00"),
               ("print(errorqueue.next())", "-203\tCommand protected\t2\t1")]
-    t, m = run(script, lambda t: Keithley707B(t, "mtx"))
+    _t, m = run(script, lambda t: Keithley707B(t, "mtx"))
     assert m.errors() == ["-203: Command protected"]
 
 
 def test_transcript_transport_catches_a_wrong_line() -> None:
     t = TranscriptTransport([(":OUTP OFF", None)])
-    with pytest.raises(TranscriptMismatch, match="expected ':OUTP OFF'"):
+    with pytest.raises(TranscriptMismatch, match=r"expected ':OUTP OFF'"):
         t.write(":OUTP ON")

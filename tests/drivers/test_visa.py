@@ -80,7 +80,7 @@ def test_no_reply_times_out_within_the_timeout() -> None:
     t = sim("TCPIP::10.0.0.3::INSTR", timeout=0.3)
     t.open()
     t0 = time.monotonic()
-    with pytest.raises(TransportTimeout, match="10.0.0.3.*0.3 s"):
+    with pytest.raises(TransportTimeout, match=r"10.0.0.3.*0.3 s"):
         t.query(":OUTP OFF")  # a write-only command: no reply ever comes
     assert time.monotonic() - t0 < 2.0
     t.close()
@@ -97,7 +97,7 @@ def _closed_port() -> int:
 def test_closed_tcp_port_errors_quickly() -> None:
     t = VisaTransport(f"TCPIP::127.0.0.1::{_closed_port()}::SOCKET", timeout=0.5)
     t0 = time.monotonic()
-    with pytest.raises(TransportError, match="127.0.0.1"):
+    with pytest.raises(TransportError, match=r"127.0.0.1"):
         t.open()
         t.query("*IDN?")
     assert time.monotonic() - t0 < 3.0

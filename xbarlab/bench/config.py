@@ -67,7 +67,10 @@ class RoleAssignment(_Strict):
 class PinMap(_Strict):
     """Wiring: crossbar lines to matrix columns, SMU roles to matrix rows (buses)."""
 
-    slot: int = Field(1, ge=1, le=6, description="matrix card slot")
+    slot: int = Field(1, ge=1, le=6, description="matrix card slot of the row pins")
+    col_slot: int | None = Field(None, ge=1, le=6,
+                                 description="card slot of the column pins (default: slot); "
+                                             "matrix rows are shared across slots")
     rows: list[int] = Field(..., min_length=1, description="matrix column of crossbar row i")
     cols: list[int] = Field(..., min_length=1, description="matrix column of crossbar column j")
     drive: str = Field("A", pattern="^[A-H]$", description="matrix row of the drive SMU")
@@ -77,10 +80,11 @@ class PinMap(_Strict):
 
     @model_validator(mode="after")
     def _distinct(self) -> PinMap:
-        pins = self.rows + self.cols
+        col_slot = self.col_slot or self.slot
+        pins = [(self.slot, p) for p in self.rows] + [(col_slot, p) for p in self.cols]
         if len(set(pins)) != len(pins):
-            raise ValueError(f"a matrix column is wired to two crossbar lines: {pins}")
-        if any(not 1 <= p <= 12 for p in pins):
+            raise ValueError(f"a matrix (slot, column) is wired to two crossbar lines: {pins}")
+        if any(not 1 <= p <= 12 for _, p in pins):
             raise ValueError("matrix columns are 1..12 on a 707B/708B card")
         buses = [b for b in (self.drive, self.sense, self.bias_row, self.bias_col) if b]
         if len(set(buses)) != len(buses):

@@ -80,6 +80,11 @@ class Wiring:
     sense: str
     bias_row: str | None
     bias_col: str | None
+    col_slot: int | None = None  # card of the column pins; None: same as `slot`
+
+    @property
+    def cslot(self) -> int:
+        return self.slot if self.col_slot is None else self.col_slot
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,9 +226,9 @@ class BenchCrossbar:
                                "mvm": "parallel" if self.board else "superposition"}
         if self.wiring is not None:
             w = self.wiring
-            out["wiring"] = {"slot": w.slot, "rows": list(w.rows), "cols": list(w.cols),
-                             "drive": w.drive, "sense": w.sense, "bias_row": w.bias_row,
-                             "bias_col": w.bias_col}
+            out["wiring"] = {"slot": w.slot, "col_slot": w.cslot, "rows": list(w.rows),
+                             "cols": list(w.cols), "drive": w.drive, "sense": w.sense,
+                             "bias_row": w.bias_row, "bias_col": w.bias_col}
         out.update(self._description)
         return out
 
@@ -274,7 +279,7 @@ class BenchCrossbar:
         others_c = [j for j in range(cols) if j != c]
         v_r = float(row_v[others_r[0]]) if others_r else math.nan
         v_c = float(col_v[others_c[0]]) if others_c else math.nan
-        points = {Crosspoint(w.slot, w.drive, w.rows[r]), Crosspoint(w.slot, w.sense, w.cols[c])}
+        points = {Crosspoint(w.slot, w.drive, w.rows[r]), Crosspoint(w.cslot, w.sense, w.cols[c])}
         levels = {"drive": volts, "sense": 0.0}
         if not math.isnan(v_r):
             if self.bias_row is None or w.bias_row is None:
@@ -285,11 +290,11 @@ class BenchCrossbar:
         if not math.isnan(v_c):
             if self.bias_col is not None and w.bias_col is not None:
                 levels["bias_col"] = v_c
-                points |= {Crosspoint(w.slot, w.bias_col, w.cols[j]) for j in others_c}
+                points |= {Crosspoint(w.cslot, w.bias_col, w.cols[j]) for j in others_c}
             elif (self.bias_row is not None and w.bias_row is not None
                   and levels.get("bias_row", v_c) == v_c):
                 levels["bias_row"] = v_c
-                points |= {Crosspoint(w.slot, w.bias_row, w.cols[j]) for j in others_c}
+                points |= {Crosspoint(w.cslot, w.bias_row, w.cols[j]) for j in others_c}
             else:
                 raise BenchFault(f"scheme {scheme.value} needs unselected columns at "
                                  f"{v_c:+.4g} V but the bench has no SMU for that level")
