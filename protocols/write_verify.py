@@ -4,7 +4,9 @@ The loop follows the Sherbrooke group's bench procedure: read; if the conductanc
 tolerance band apply a SET pulse whose amplitude grows by `step` on each consecutive SET (and
 the RESET amplitude returns to its start), the mirror with RESET above the band; stop after
 `n_verify` consecutive reads inside the band, or when the pulse or polarity-reversal budget
-is spent. Amplitudes are capped at `set_max` / `reset_min`.
+is spent. Amplitudes are capped at `set_max` / `reset_min`; a cell that still has not reached
+its band after `max_pulses_at_limit` consecutive pulses at the cap is given up as stuck, so a
+dead device does not disturb its row and column with hundreds of full-amplitude pulses.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def write_verify(cell: Cell, target: float, params: WriteVerifyParams) -> Plan:
         raise ValueError(f"target conductance must be positive, got {target!r} S")
     p = params
     amp_set, amp_reset = p.set_start, p.reset_start
-    n_pulses = n_reversals = in_band = 0
+    n_pulses = n_reversals = in_band = at_limit = 0
     last_polarity = 0
     cell = (int(cell[0]), int(cell[1]))
     while True:
@@ -72,6 +74,12 @@ def write_verify(cell: Cell, target: float, params: WriteVerifyParams) -> Plan:
             voltage, tag = amp_reset, "reset"
             amp_reset = max(amp_reset - p.step, p.reset_min)
             amp_set = p.set_start
+        at_limit = at_limit + 1 if voltage in (p.set_max, p.reset_min) else 0
+        if at_limit > p.max_pulses_at_limit:
+            return WriteVerifyOutcome(
+                cell, target, g, False, n_pulses, n_reversals,
+                f"stuck: {p.max_pulses_at_limit} pulses at {voltage:+.2f} V moved it no further",
+            )
         yield Pulse(cell, voltage, p.width, p.pulse_scheme, tag=tag)
         n_pulses += 1
 

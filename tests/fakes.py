@@ -33,6 +33,7 @@ class RecordingCrossbar:
         self.calls: list[tuple[str, Any]] = []
         self.safe_calls = 0
         self.fail_on: str | None = None
+        self.stuck = False  # pulses change nothing
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -52,7 +53,7 @@ class RecordingCrossbar:
         if self.fail_on == "pulse":
             raise OSError("instrument error -113")
         self.calls.append(("pulse", (cell, voltage, width, scheme)))
-        over = max(abs(voltage) - 1.0, 0.0)
+        over = 0.0 if self.stuck else max(abs(voltage) - 1.0, 0.0)
         self.g[cell] *= 1.0 + np.sign(voltage) * 0.5 * over
         return PulseResult(cell, voltage, width)
 

@@ -54,6 +54,9 @@ class WriteVerifyParams(_Strict):
     max_pulses: int = Field(500, ge=1, description="pulse budget per cell")
     max_reversals: int = Field(40, ge=0, description="max SET<->RESET polarity changes per cell")
     n_verify: int = Field(1, ge=1, description="consecutive in-tolerance reads to finish")
+    max_pulses_at_limit: int = Field(
+        25, ge=1, description="give a cell up as stuck after this many pulses at the cap"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> WriteVerifyParams:

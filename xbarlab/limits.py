@@ -28,7 +28,7 @@ class BenchLimits(BaseModel):
     read_v_max: float = Field(0.5, gt=0, description="max |V| for reads and MVM inputs (V)")
     pulse_width_min: float = Field(1e-9, gt=0, description="shortest pulse (s)")
     pulse_width_max: float = Field(1e-3, gt=0, description="longest pulse (s)")
-    compliance: float = Field(1e-3, gt=0, le=1.0, description="current compliance (A)")
+    compliance: float = Field(1e-2, gt=0, le=1.0, description="current compliance (A)")
 
     @model_validator(mode="after")
     def _consistent(self) -> BenchLimits:

@@ -78,6 +78,16 @@ def test_stops_after_max_pulses_and_reports_it() -> None:
     assert max(m.voltage for m in msgs if isinstance(m, Pulse)) <= 0.9
 
 
+def test_a_stuck_cell_is_given_up_after_pulses_at_the_cap() -> None:
+    xbar = RecordingCrossbar(g0=100e-6)
+    xbar.stuck = True
+    p = WriteVerifyParams(set_start=1.9, set_max=2.0, step=0.05, max_pulses_at_limit=5)
+    msgs, outcome = drive(write_verify((0, 0), 300e-6, p), xbar)
+    volts = [m.voltage for m in msgs if isinstance(m, Pulse)]
+    assert volts == [1.9, 1.95, 2.0, 2.0, 2.0, 2.0, 2.0]
+    assert not outcome.converged and outcome.reason.startswith("stuck")
+
+
 def test_n_verify_requires_consecutive_reads_in_band() -> None:
     xbar = RecordingCrossbar(g0=300e-6)
     msgs, outcome = drive(write_verify((0, 0), 300e-6, WriteVerifyParams(n_verify=3)), xbar)
