@@ -166,6 +166,7 @@ class CrossbarSolver:
         self._cache_size = cache_size
         self._direct: OrderedDict[bytes, DirectEngine] = OrderedDict()
         self._lines: OrderedDict[bytes, LineEngine] = OrderedDict()
+        self._connected: OrderedDict[bytes, bool] = OrderedDict()
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -187,9 +188,16 @@ class CrossbarSolver:
             self._direct, driven.tobytes(), lambda: DirectEngine(self.wires, driven)
         )
 
+    def check_connected(self, driven: BoolArray, conducting: BoolArray) -> None:
+        """Raise `CircuitError` naming lines without a path to a driven pad (cached)."""
+        key = driven.tobytes() + (b"all" if conducting.all() else conducting.tobytes())
+        if key in self._connected:
+            return
+        self.direct_engine(driven).check_connected(conducting)
+        self._get(self._connected, key, lambda: True)
+
     def line_engine(self, driven: BoolArray) -> LineEngine:
         def make() -> LineEngine:
-            self.direct_engine(driven)  # validates connectivity and shorts once
             y = np.where(driven, 1.0 / self.pads.r_series, 0.0)[None, :]
             return LineEngine(self.wires, y)
 
@@ -232,7 +240,9 @@ class CrossbarSolver:
         out = _Accumulator(bsz, m, n)
         patterns, inverse = np.unique(driven, axis=0, return_inverse=True)
         inverse = np.asarray(inverse).ravel()
+        conducting = law.g0 > 0
         for k, pattern in enumerate(patterns):
+            self.check_connected(pattern, conducting)
             cases = np.flatnonzero(inverse == k)
             self._solve_group(pattern, volts[cases], law, cases, out)
         return out.result()
@@ -246,7 +256,10 @@ class CrossbarSolver:
         cases: np.ndarray[Any, np.dtype[np.int64]],
         out: _Accumulator,
     ) -> None:
-        use_lines = self.engine == "lines" or (self.engine == "auto" and self.wires.all_positive)
+        m, n = self.shape
+        use_lines = m * n > 1 and (
+            self.engine == "lines" or (self.engine == "auto" and self.wires.all_positive)
+        )
         if use_lines:
             eng = self.line_engine(driven)
             try:

@@ -277,7 +277,6 @@ class DirectEngine:
         mn = m * n
         self.dev_r = self.node_of_tap[:mn]
         self.dev_c = self.node_of_tap[mn:]
-        self._check_connected(driven)
         if merged:
             free_order = np.flatnonzero(~fixed)
             self._permc = "MMD_AT_PLUS_A"
@@ -292,12 +291,15 @@ class DirectEngine:
         self._lu_key: FloatArray | None = None
         self._lu: spla.SuperLU | None = None
 
-    def _check_connected(self, driven: BoolArray) -> None:
-        """Every node needs a path to a driven pad (else its potential is undefined)."""
+    def check_connected(self, devices: BoolArray) -> None:
+        """Every node needs a path to a driven pad (else its potential is undefined);
+        `devices` (M, N) marks the devices that conduct."""
         m, n = self.shape
+        driven = self.driven
         src = self.nnode
-        ea = np.concatenate([self.e_a, self.dev_r, self.pad_node[driven]])
-        eb = np.concatenate([self.e_b, self.dev_c, np.full(int(driven.sum()), src)])
+        on = devices.ravel()
+        ea = np.concatenate([self.e_a, self.dev_r[on], self.pad_node[driven]])
+        eb = np.concatenate([self.e_b, self.dev_c[on], np.full(int(driven.sum()), src)])
         adj = sp.coo_matrix((np.ones(len(ea)), (ea, eb)), (src + 1, src + 1))
         _, lab = connected_components(adj, directed=False)
         cut = lab[self.node_of_tap] != lab[src]
