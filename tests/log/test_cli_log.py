@@ -125,3 +125,20 @@ def test_bad_files_give_one_clear_error(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "cannot open" in res.output and "Traceback" not in res.output
     res = runner.invoke(app, ["log", "recover", str(junk), "--timeout", "20"], env=ENV)
     assert res.exit_code == 2 and "not a readable xbarlab log" in res.output
+
+
+def test_follow_prints_rows_until_the_run_stopped(
+    logged: tuple[Path, RecordingCrossbar, list[Event]],
+) -> None:
+    path, xbar, _ = logged
+    res = runner.invoke(app, ["log", "follow", str(path), "--timeout", "30"], env=ENV)
+    assert res.exit_code == 0, res.output
+    assert res.output.strip().splitlines()[-1].endswith("success, 20 rows")
+    last = f"G = {xbar.g[3, 3] * 1e6:.2f} uS"  # the last measurement read cell (3, 3)
+    assert last in res.output
+
+
+def test_summary_of_a_log_without_a_run(tmp_path: Path) -> None:
+    HDF5Writer(tmp_path / "empty.h5").close()
+    res = runner.invoke(app, ["log", "summary", str(tmp_path / "empty.h5")], env=ENV)
+    assert res.exit_code == 2 and "no run yet" in res.output

@@ -230,6 +230,11 @@ def test_misuse_raises_clear_errors(tmp_path: Path) -> None:
             writer(mvm_event(2, np.zeros((1, 3)), np.zeros((1, 4))))
     with pytest.raises(RuntimeError, match="closed"):
         writer(read_event(3, [(0, 0)], 0.2, [1e-4]))
+    HDF5Writer(tmp_path / "empty.h5").close()  # a writer that never got a RunStart
+    with LogReader(tmp_path / "empty.h5") as empty:
+        assert not empty.started
+        with pytest.raises(LogError, match="no run yet"):
+            _ = empty.info
     with pytest.raises(FileNotFoundError):
         LogReader(tmp_path / "missing.h5")
     (tmp_path / "not.h5").write_bytes(b"\x00" * 100)

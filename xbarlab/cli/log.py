@@ -149,6 +149,32 @@ def register(app: typer.Typer) -> None:
         console.print(f"wrote {len(frame)} {table.value} rows to {csv}")
 
     @log_app.command()
+    def follow(
+        file: Annotated[Path, typer.Argument(help="HDF5 log being written")],
+        timeout: Annotated[float | None, typer.Option(help="stop after this many seconds")]
+        = None,
+        poll: Annotated[float, typer.Option(min=0.001, help="polling interval (s)")] = 0.2,
+    ) -> None:
+        """Print measurements as a running session flushes them, until the run stops."""
+        from xbarlab.log import schema as sc
+        from xbarlab.log.reader import LogError
+        from xbarlab.log.reader import follow as follow_rows
+
+        total = 0
+        try:
+            for rows in follow_rows(file, poll_interval=poll, timeout=timeout):
+                total += len(rows)
+                last = rows[-1]
+                console.print(
+                    f"{total:>10} rows  last: {sc.KINDS[int(last['kind'])]:<5} "
+                    f"({int(last['row'])}, {int(last['col'])}) {last['voltage']:+.3f} V  "
+                    f"G = {last['conductance'] * 1e6:.2f} uS", highlight=False)
+        except (FileNotFoundError, LogError) as exc:
+            raise _fail(str(exc)) from None
+        with _open(file) as reader:
+            console.print(f"{file}: {reader.status}, {total} rows")
+
+    @log_app.command()
     def recover(
         file: Annotated[Path, typer.Argument(help="HDF5 log whose writer was killed")],
         timeout: Annotated[float, typer.Option(min=1, help="seconds before a probe gives up")]
