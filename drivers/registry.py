@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from xbarlab.bench.config import BenchConfig, InstrumentConfig
@@ -120,6 +121,20 @@ def open_bench(config: BenchConfig, transport_factory: TransportFactory = defaul
         **{role: d for role, d in drivers.items()},
     )
     return OpenBench(xbar, drivers, transports, identities)
+
+
+def open_bench_crossbar(path: str | Path,
+                        transport_factory: TransportFactory = default_transport
+                        ) -> BenchCrossbar:
+    """Load a bench config file and open it (identities checked); returns the backend.
+
+    Its `close()` puts the bench in the safe state and closes every link.
+    """
+    from xbarlab.config import load_config
+
+    bench = open_bench(load_config(path, BenchConfig), transport_factory)
+    bench.crossbar.closer = bench.close
+    return bench.crossbar
 
 
 @dataclass(frozen=True)

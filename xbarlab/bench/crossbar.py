@@ -33,7 +33,7 @@ drains every error queue at its end (an instrument error stops the run).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -130,6 +130,7 @@ class BenchCrossbar:
         self.operation_timeout = operation_timeout
         self._description = dict(description or {})
         self._prepared = False
+        self.closer: Callable[[], None] | None = None  # set by whoever opened the links
 
     # -- Crossbar interface -------------------------------------------------------------------
     @property
@@ -231,6 +232,13 @@ class BenchCrossbar:
                              "bias_row": w.bias_row, "bias_col": w.bias_col}
         out.update(self._description)
         return out
+
+    def close(self) -> None:
+        """Safe state, then close the links (when the opener registered a `closer`)."""
+        if self.closer is not None:
+            self.closer()
+        else:
+            self.safe_state()
 
     def safe_state(self) -> None:
         all_safe(self.sources, [self.matrix] if self.matrix else [],

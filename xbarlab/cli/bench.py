@@ -1,0 +1,98 @@
+"""`xbarlab bench check CONFIG [--dry-run]`: validate a bench config, check the instruments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from xbarlab.bench.config import BenchConfig
+from xbarlab.config import ConfigError, load_config
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _tables(cfg: BenchConfig) -> list[Table]:
+    inst = Table(title=f"bench '{cfg.name}': {cfg.rows} x {cfg.cols} array")
+    for col in ("instrument", "driver", "address", "VISA library", "identity must contain"):
+        inst.add_column(col, overflow="fold")
+    for name, ic in cfg.instruments.items():
+        lib = "(serial)" if ic.driver == "serial_board" else ic.visa_library
+        inst.add_row(name, ic.driver, ic.address, lib, ic.identity)
+
+    roles = Table(title="roles")
+    roles.add_column("role")
+    roles.add_column("instrument")
+    roles.add_column("matrix row")
+    for role in ("drive", "sense", "bias_row", "bias_col", "matrix", "board"):
+        ref = getattr(cfg.roles, role)
+        bus = getattr(cfg.pins, role, None) if cfg.pins is not None else None
+        roles.add_row(role, ref or "-", bus or "-")
+
+    limits = Table(title="limits (refused beyond, never clamped)")
+    limits.add_column("limit")
+    limits.add_column("value", justify="right")
+    units = {"compliance": "A", "pulse_width_min": "s", "pulse_width_max": "s"}
+    for key, value in cfg.limits.model_dump().items():
+        limits.add_row(key, f"{value:g} {units.get(key, 'V')}")
+    tables = [inst, roles, limits]
+
+    if cfg.pins is not None:
+        p = cfg.pins
+        pins = Table(title="pin map (crossbar line -> matrix slot/column)")
+        pins.add_column("line")
+        pins.add_column("slot", justify="right")
+        pins.add_column("matrix column", justify="right")
+        for i, pin in enumerate(p.rows):
+            pins.add_row(f"row {i}", str(p.slot), f"{pin:02d}")
+        for j, pin in enumerate(p.cols):
+            pins.add_row(f"col {j}", str(p.col_slot or p.slot), f"{pin:02d}")
+        tables.append(pins)
+    return tables
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `bench` command group to `app`."""
+    bench_app = typer.Typer(help="Bench instruments: check a bench configuration.",
+                            no_args_is_help=True)
+
+    @bench_app.command("check")
+    def check(
+        config: Annotated[Path, typer.Argument(help="bench config (YAML)")],
+        dry_run: Annotated[bool, typer.Option("--dry-run",
+                                              help="validate only; connect to nothing")] = False,
+    ) -> None:
+        """Validate CONFIG; unless --dry-run, connect to every instrument and check its
+        identity (only *IDN? is sent: no output is switched on, no relay is touched)."""
+        try:
+            cfg = load_config(config, BenchConfig)
+        except ConfigError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+        for table in _tables(cfg):
+            console.print(table)
+        if dry_run:
+            console.print("[green]config valid[/] (dry run: nothing was connected)")
+            return
+        from xbarlab.drivers.registry import check_identities
+
+        reports = check_identities(cfg)
+        ids = Table(title="identities")
+        for col in ("instrument", "address", "identity", "result"):
+            ids.add_column(col, overflow="fold")
+        for r in reports:
+            result = "[green]ok[/]" if r.ok else f"[red]{r.problem}[/]"
+            ids.add_row(r.name, r.address, r.identity or "-", result)
+        console.print(ids)
+        bad = [r.name for r in reports if not r.ok]
+        if bad:
+            err_console.print(f"[bold red]error:[/] instruments failed the check: "
+                              f"{', '.join(bad)}", highlight=False)
+            raise typer.Exit(1)
+        console.print("[green]every instrument answered with the expected identity[/]")
+
+    app.add_typer(bench_app, name="bench")
