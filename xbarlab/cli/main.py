@@ -15,11 +15,12 @@ app = typer.Typer(
 
 def _register() -> None:
     """Attach the command groups (imported here so `--help` stays fast and torch stays lazy)."""
-    from xbarlab.cli import device, log, session
+    from xbarlab.cli import bench, device, log, session
 
     session.register(app)
     log.register(app)
     device.register(app)
+    bench.register(app)
 
 
 _register()
