@@ -2,6 +2,8 @@
 
 Every line the driver sends is in `Cmd` (one place; an emulator implements exactly these).
 
+Identity: ``*IDN?``, compared with the bench config before any other command is sent.
+
 Configuration (`configure`, output off throughout)::
 
     *RST                               # output off, 0 V

@@ -3,6 +3,8 @@
 Every line the driver sends is in `Cmd` (``{ch}`` is the channel letter). TSP queries are
 ``print(...)`` statements; ``print`` of several values separates them with a tab.
 
+Identity: ``*IDN?``, compared with the bench config before any other command is sent.
+
 Configuration (output off throughout)::
 
     smu{ch}.reset()
@@ -15,6 +17,9 @@ Configuration (output off throughout)::
     smu{ch}.source.limiti = <A>             # compliance, before any output on
     smu{ch}.measure.autorangei = smu{ch}.AUTORANGE_ON
     smu{ch}.measure.nplc = <n>
+
+Output: ``smu{ch}.source.output = smu{ch}.OUTPUT_ON`` (only after the compliance is set) and
+``smu{ch}.source.output = smu{ch}.OUTPUT_OFF``.
 
 Measurement: ``print(smu{ch}.measure.i(), smu{ch}.source.compliance)`` ->
 ``<I>\\t<true|false>``. Error queue (shared by both channels): ``print(errorqueue.count)`` and

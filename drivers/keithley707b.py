@@ -3,6 +3,8 @@
 Channels are ``<slot><row><column>``: slot 1..6, row A..H (instrument buses), column 01..12
 (device pins), e.g. ``1A01``. Every line the driver sends is in `Cmd`.
 
+Identity: ``*IDN?``, compared with the bench config before any other command is sent.
+
 ::
 
     channel.connectrule = channel.BREAK_BEFORE_MAKE   # configure()

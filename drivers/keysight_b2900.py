@@ -3,6 +3,8 @@
 
 Every line the driver sends is in `Cmd` (``{ch}`` is the channel number).
 
+Identity: ``*IDN?``, compared with the bench config before any other command is sent.
+
 Configuration (output off throughout; no ``*RST``: it would reset the other channel too)::
 
     :SOUR{ch}:FUNC:MODE VOLT
@@ -17,6 +19,8 @@ Configuration (output off throughout; no ``*RST``: it would reset the other chan
     :SENS{ch}:FUNC "CURR"
     :SENS{ch}:CURR:RANG:AUTO ON
     :SENS{ch}:CURR:NPLC <n>
+
+Output: ``:OUTP{ch} ON`` (only after the compliance is set) and ``:OUTP{ch} OFF``.
 
 Measurement: ``:MEAS:CURR? (@{ch})`` -> ``<I>``, then ``:SENS{ch}:CURR:PROT:TRIP?`` -> 0/1.
 Error queue: ``:SYST:ERR?`` until ``+0,"No error"``.

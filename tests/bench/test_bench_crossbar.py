@@ -156,3 +156,18 @@ def test_describe_is_json_serialisable(world: World) -> None:
     d = _open(world).crossbar.describe()
     json.dumps(d)
     assert d["roles"]["drive"] == "k2600.a" and d["wiring"]["rows"] == [1, 2, 3]
+
+
+def test_open_bench_crossbar_from_a_file_and_close(world: World, tmp_path) -> None:
+    import yaml
+
+    from xbarlab.drivers.registry import open_bench_crossbar
+
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(bench_config().model_dump(mode="json")))
+    xbar = open_bench_crossbar(path, world.transport)
+    r = xbar.read([(2, 2)], 0.1, BiasScheme.GROUNDED)
+    assert r.conductances[0] == pytest.approx(G[2, 2], rel=1e-5)
+    world.closed.add("1A01")
+    xbar.close()
+    assert world.safe()
