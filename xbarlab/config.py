@@ -35,6 +35,10 @@ class SimConfig(_Strict):
     r_sense: float = Field(0.0, ge=0, description="sense (TIA/SMU) input resistance (ohm)")
     g_init: float | None = Field(None, gt=0, description="initial G (S); None: preset's")
     noise: bool = Field(True, description="cycle-to-cycle and read noise on")
+    disturb: Literal["physics", "empirical"] = Field(
+        "physics", description="half-select disturb from the device physics, or the measured "
+        "per-k statistics of tio2-sherbrooke-2023 (TiO2 presets only)"
+    )
     seed: int = Field(0, ge=0)
 
 

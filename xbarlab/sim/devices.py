@@ -153,9 +153,17 @@ def make_device_array(
     *,
     g_init: float | None = None,
     noise: bool = True,
+    disturb: str = "physics",
 ) -> DeviceArray:
-    """The device array of preset `name` (unknown names: the error lists the known ones)."""
+    """The device array of preset `name` (unknown names: the error lists the known ones).
+
+    `disturb`: "physics" (half-selected devices follow the device dynamics) or "empirical"
+    (the measured per-k statistics, `xbarlab.sim.disturb`; TiO2 presets only)."""
+    if disturb not in ("physics", "empirical"):
+        raise ValueError(f"disturb must be 'physics' or 'empirical', got {disturb!r}")
     if name == "simple":
+        if disturb != "physics":
+            raise ValueError("preset 'simple' supports only disturb='physics'")
         return SimpleDevices(shape, SimpleDeviceParams(), rng, g_init=g_init, noise=noise)
     from xbarlab.sim.presets import CompactPreset, PresetError, load_preset
     from xbarlab.sim.tio2 import TiO2Devices
@@ -166,4 +174,9 @@ def make_device_array(
             f"preset {name!r} is {preset.kind!r} (statistics for the transfer model), not a "
             "device model for SimCrossbar"
         )
-    return TiO2Devices(shape, preset, rng, g_init=g_init, noise=noise)
+    devices = TiO2Devices(shape, preset, rng, g_init=g_init, noise=noise)
+    if disturb == "empirical":
+        from xbarlab.sim.disturb import EmpiricalDisturbDevices, empirical_stats
+
+        return EmpiricalDisturbDevices(devices, empirical_stats(), rng)
+    return devices

@@ -25,7 +25,8 @@ def build_sim_crossbar(cfg: SimConfig, *, compliance: float = 1e-3) -> SimCrossb
     """A simulated crossbar as configured; devices drawn from `cfg.seed`."""
     rng = np.random.default_rng(cfg.seed)
     devices = make_device_array(
-        cfg.device, (cfg.rows, cfg.cols), rng, g_init=cfg.g_init, noise=cfg.noise
+        cfg.device, (cfg.rows, cfg.cols), rng, g_init=cfg.g_init, noise=cfg.noise,
+        disturb=cfg.disturb,
     )
     return SimCrossbar(
         devices, make_circuit(cfg), seed=cfg.seed + 1, compliance=compliance,

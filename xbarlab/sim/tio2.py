@@ -150,6 +150,15 @@ class TiO2Devices:
     def conductance(self, v: FloatArray) -> FloatArray:
         return self._iv.didv(self.g, v)
 
+    def set_g(self, g: FloatArray, mask: np.ndarray) -> None:
+        """Set the state conductance (S) of the healthy devices in `mask` (clipped to the
+        [1/R_off, 1/R_on] range; stuck devices keep theirs)."""
+        g = np.broadcast_to(np.asarray(g, dtype=np.float64), self._shape)
+        if np.any(g[mask] <= 0):
+            raise ValueError("conductances must be > 0 S")
+        sel = np.asarray(mask, dtype=bool) & (self._stuck == 0)
+        self._r[sel] = np.clip(1.0 / g[sel], self.params.r_on, self.params.r_off)
+
     # ------------------------------------------------------------------ dynamics
     def apply_voltage(self, v: FloatArray, width: float, rng: np.random.Generator) -> None:
         """Evolve every device under its voltage `v` (M, N) held for `width` seconds."""
