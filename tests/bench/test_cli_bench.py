@@ -23,6 +23,13 @@ def test_example_config_is_valid() -> None:
     assert (cfg.rows, cfg.cols) == (8, 8) and cfg.roles.drive == "smu.a"
 
 
+def test_board_example_is_valid() -> None:
+    res = runner.invoke(app, ["bench", "check", str(EXAMPLE.with_name("serial_board.yaml")),
+                              "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "serial_board" in res.output
+
+
 def test_dry_run_reports_limits_and_pin_map() -> None:
     res = runner.invoke(app, ["bench", "check", str(EXAMPLE), "--dry-run"])
     assert res.exit_code == 0, res.output
