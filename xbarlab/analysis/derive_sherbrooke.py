@@ -40,8 +40,10 @@ SOURCE = (
 def reference_dir() -> Path | None:
     """The folder holding hardware-aware-article/, or None when it is absent."""
     env = os.environ.get(REFERENCE_ENV)
-    candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[2].parent / "shared" / "reference")
+    if env:  # an explicit location is the only one looked at
+        candidates = [Path(env)]
+    else:
+        candidates = [Path(__file__).resolve().parents[2].parent / "shared" / "reference"]
     for c in candidates:
         if (c / ARTICLE).is_dir():
             return c
