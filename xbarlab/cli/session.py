@@ -40,7 +40,7 @@ class ProtocolName(StrEnum):
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print `message` as an error and return the exit to raise (no traceback)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -70,13 +70,19 @@ def build_plan(cfg: SessionConfig, shape: tuple[int, int]) -> Plan:
     return read_map(shape, proto.params.v_read, proto.params.scheme)
 
 
-def execute(cfg: SessionConfig, out: Path, *, overwrite: bool = False) -> RunResult:
-    """Run the session: backend, engine, HDF5 log and progress bar; print the summary."""
+def execute(
+    cfg: SessionConfig, out: Path, *, overwrite: bool = False, plot: Path | None = None
+) -> RunResult:
+    """Run the session: backend, engine, HDF5 log and progress bar; print the summary.
+
+    With `plot`, also save a PNG overview of the logged session there.
+    """
     from xbarlab.cli.progress import ProgressSubscriber
     from xbarlab.log.writer import HDF5Writer
 
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite")
+    for path in (out, plot):
+        if path is not None and path.exists() and not overwrite:
+            raise FileExistsError(f"{path} exists; choose another --out or pass --overwrite")
     backend = build_backend(cfg)
     try:
         plan = build_plan(cfg, backend.shape)
@@ -91,6 +97,10 @@ def execute(cfg: SessionConfig, out: Path, *, overwrite: bool = False) -> RunRes
     finally:
         backend.safe_state()
     print_summary(result, elapsed, out)
+    if plot is not None:
+        from xbarlab.analysis.session_plots import plot_session
+
+        console.print(f"plot: {plot_session(out, plot)}")
     return result
 
 
@@ -154,6 +164,7 @@ def register(app: typer.Typer) -> None:
         device: Annotated[str, typer.Option(help="device preset")] = "simple",
         seed: Annotated[int, typer.Option(min=0)] = 0,
         overwrite: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
+        plot: Annotated[bool, typer.Option(help="save a PNG overview next to the log")] = True,
     ) -> None:
         """Program a pattern into a simulated crossbar with write-verify, logged to HDF5."""
         try:
@@ -166,7 +177,8 @@ def register(app: typer.Typer) -> None:
             raise fail(str(exc)) from None
         console.print(f"xbarlab demo: write-verify of a {pattern} pattern into a simulated "
                       f"{size}x{size} crossbar ('{device}' devices)")
-        _run(cfg, out or default_out("xbarlab-demo"), overwrite)
+        out = out or default_out("xbarlab-demo")
+        _run(cfg, out, overwrite, out.with_suffix(".png") if plot else None)
 
     @app.command()
     def run(
@@ -192,12 +204,12 @@ def register(app: typer.Typer) -> None:
                 cfg = cfg.model_copy(update={"backend": backend})
         except ConfigError as exc:
             raise fail(str(exc)) from None
-        _run(cfg, out, overwrite)
+        _run(cfg, out, overwrite, None)
 
 
-def _run(cfg: SessionConfig, out: Path, overwrite: bool) -> None:
+def _run(cfg: SessionConfig, out: Path, overwrite: bool, plot: Path | None) -> None:
     try:
-        result = execute(cfg, out, overwrite=overwrite)
+        result = execute(cfg, out, overwrite=overwrite, plot=plot)
     except (ConfigError, FileExistsError, KeyError, ValueError) as exc:
         raise fail(str(exc).strip("'\"")) from None
     if not result.ok:

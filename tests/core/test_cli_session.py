@@ -1,0 +1,76 @@
+"""`xbarlab demo` and `xbarlab run` from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+from xbarlab.cli.main import app
+from xbarlab.log.reader import LogReader
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+runner = CliRunner()
+
+
+def test_demo_logs_a_session_and_plots_it(tmp_path: Path) -> None:
+    out = tmp_path / "demo.h5"
+    args = ["demo", "--size", "6", "--pattern", "checkerboard", "--out", str(out)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "cells converged" in res.output and out.with_suffix(".png").stat().st_size > 10_000
+    with LogReader(out) as log:
+        assert log.status == "success"
+        final = log.final_conductances()
+    # The checkerboard is there: high cells read above low cells everywhere.
+    mask = (np.add.outer(np.arange(6), np.arange(6)) % 2).astype(bool)
+    assert final[mask].min() > final[~mask].max()
+
+
+def test_demo_never_overwrites(tmp_path: Path) -> None:
+    out = tmp_path / "demo.h5"
+    out.write_bytes(b"precious")
+    res = runner.invoke(app, ["demo", "--size", "3", "--out", str(out)])
+    assert res.exit_code == 2 and "exists" in res.output
+    assert out.read_bytes() == b"precious"
+
+
+def test_run_with_example_config(tmp_path: Path) -> None:
+    out = tmp_path / "map.h5"
+    cfg = EXAMPLES / "session-read-map.yaml"
+    res = runner.invoke(app, ["run", "read_map", "--config", str(cfg), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    with LogReader(out) as log:
+        events = log.events()
+        assert events["kind"].tolist() == ["read"] and tuple(log.info.shape) == (8, 8)
+        assert len(log.measurements()) == 64
+
+
+def test_bad_config_is_one_clear_error_without_traceback(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("sim: {rows: 0}\nlimits: {pulse_v_max: -1}\n")
+    res = runner.invoke(app, ["run", "read_map", "--config", str(cfg), "--out",
+                              str(tmp_path / "x.h5")])
+    assert res.exit_code == 2
+    assert "bad.yaml: sim.rows" in res.output and "bad.yaml: limits.pulse_v_max" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "x.h5").exists()
+
+
+def test_protocol_beyond_limits_is_refused_and_logged(tmp_path: Path) -> None:
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(
+        "sim: {rows: 2, cols: 2}\nlimits: {pulse_v_max: 1.5}\n"
+        "protocol: {kind: write_verify_array, params: {set_max: 2.0}}\n"
+    )
+    out = tmp_path / "s.h5"
+    res = runner.invoke(app, ["run", "write_verify_array", "--config", str(cfg), "--out", str(out)])
+    assert res.exit_code == 1 and "refused" in res.output
+    with LogReader(out) as log:
+        notes = log.annotations()
+        assert log.status == "failed"
+        assert (notes["kind"] == "refused").sum() == 1
+        refusal = notes.loc[notes["kind"] == "refused", "message"].iloc[0]
+        assert "outside the bench limits" in refusal
+        pulses = log.measurements().query("kind == 'pulse'")
+        assert (pulses["voltage"] <= 1.5).all()
