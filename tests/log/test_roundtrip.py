@@ -38,7 +38,8 @@ def _documents() -> list[Document]:
         mvm_event(4, X, Y, COMP),
         read_event(5, all16, 0.2, list(np.linspace(5e-5, 6e-4, 16))),
         note_event(6, EventKind.CHECKPOINT, "cell_done",
-                   {"progress": (3, 16), "g": np.float64(1.25e-4), "arr": np.arange(3)}),
+                   {"progress": (3, 16), "g": np.float64(1.25e-4), "arr": np.arange(3),
+                    "by_cell": {(0, 1): 2}}),
         note_event(7, EventKind.REFUSED, "pulse of +9 V on (0, 0) is outside [-3, +2.5] V",
                    step="set"),
         pulse_event(8, (0, 0), 1.2, 5e-7),
@@ -109,7 +110,8 @@ def test_every_document_kind_round_trips(tmp_path: Path, block_rows: int, fsync:
         assert list(e["message"]) == [ev.message for ev in evs]
         np.testing.assert_array_equal(e["time"], [ev.time for ev in evs])
         np.testing.assert_array_equal(e["meas_count"], [len(ev.cells) for ev in evs])
-        assert e["data"][5] == {"progress": [3, 16], "g": 1.25e-4, "arr": [0, 1, 2]}
+        assert e["data"][5] == {"progress": [3, 16], "g": 1.25e-4, "arr": [0, 1, 2],
+                                "by_cell": {"(0, 1)": 2}}
 
         notes = log.annotations()
         assert list(notes["kind"]) == ["checkpoint", "refused", "fault"]

@@ -23,6 +23,7 @@ The format is pinned to HDF5 1.10 so that 1.10 tools (h5dump, h5clear) open the 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Final
 
 import h5py
@@ -112,8 +113,25 @@ RUN_JSON_ATTRS: Final = ("config", "backend", "limits")
 
 
 def to_json(value: Any) -> str:
-    """JSON of `value`, with numpy scalars and arrays turned into plain numbers and lists."""
-    return json.dumps(value, default=_jsonable, allow_nan=True, separators=(",", ":"))
+    """JSON of `value`, with numpy scalars and arrays turned into plain numbers and lists.
+
+    Never fails on odd content: keys that are not strings become their ``str``, objects
+    JSON does not know become their ``str``.
+    """
+    try:
+        return json.dumps(value, default=_jsonable, allow_nan=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return json.dumps(_plain(value), default=_jsonable, allow_nan=True,
+                          separators=(",", ":"))
+
+
+def _plain(obj: Any) -> Any:
+    """`obj` with every mapping key turned into a string, recursively."""
+    if isinstance(obj, Mapping):
+        return {k if isinstance(k, str) else str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [_plain(v) for v in obj]
+    return obj
 
 
 def _jsonable(obj: Any) -> Any:
