@@ -16,6 +16,7 @@ no I/O: `open()` connects, `close()` disconnects (idempotent). Every failure is 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -79,25 +80,58 @@ class VisaTransport:
         self._res: Any = None
 
     def open(self) -> None:
+        """Open the resource. Some VISA opens (VXI-11 to a silent host) block far longer than
+        the I/O timeout, so the open runs in a helper thread and is abandoned (and closed when
+        it finally returns) after `timeout` + 0.25 s: an unreachable address never hangs."""
         if self._res is not None:
             return
         import pyvisa
 
         ms = max(1, round(self.timeout * 1000))
-        try:
-            self._rm = pyvisa.ResourceManager(self.visa_library)
-            self._res = self._rm.open_resource(
-                self.address,
-                open_timeout=ms,
-                timeout=ms,
-                read_termination=self.read_termination,
-                write_termination=self.write_termination,
-            )
-        except Exception as exc:  # pyvisa raises many types (VisaIOError, OSError, ValueError)
-            self._close_quietly()
+        lock = threading.Lock()
+        box: dict[str, Any] = {"abandoned": False}
+
+        def target() -> None:
+            rm: Any = None
+            try:
+                rm = pyvisa.ResourceManager(self.visa_library)
+                res = rm.open_resource(
+                    self.address,
+                    open_timeout=ms,
+                    timeout=ms,
+                    read_termination=self.read_termination,
+                    write_termination=self.write_termination,
+                )
+            except Exception as exc:  # pyvisa raises many types (VisaIOError, OSError, ...)
+                with contextlib.suppress(Exception):
+                    if rm is not None:
+                        rm.close()
+                box["error"] = exc
+                return
+            with lock:
+                if box["abandoned"]:
+                    with contextlib.suppress(Exception):
+                        res.close()
+                        rm.close()
+                    return
+                box["rm"], box["res"] = rm, res
+
+        worker = threading.Thread(target=target, name=f"visa-open {self.address}", daemon=True)
+        worker.start()
+        worker.join(self.timeout + 0.25)
+        with lock:
+            if "res" not in box and "error" not in box:
+                box["abandoned"] = True
+                raise TransportTimeout(
+                    f"{self.address}: cannot open ({self.visa_library}): no answer within "
+                    f"{self.timeout:g} s"
+                )
+        if "error" in box:
+            exc = box["error"]
             raise TransportError(
                 f"{self.address}: cannot open ({self.visa_library}): {exc}"
             ) from exc
+        self._rm, self._res = box["rm"], box["res"]
 
     def _resource(self) -> Any:
         if self._res is None:

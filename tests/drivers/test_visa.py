@@ -149,3 +149,34 @@ def test_tcp_socket_round_trip() -> None:
     finally:
         t.close()
         srv.close()
+
+
+def test_an_open_that_blocks_is_abandoned_within_the_timeout(monkeypatch) -> None:
+    # VXI-11 opens to a silent host block far beyond the I/O timeout in pyvisa-py; the
+    # transport gives up after its timeout and closes the late resource when it arrives.
+    import pyvisa
+
+    closed = threading.Event()
+
+    class SlowResource:
+        def close(self) -> None:
+            closed.set()
+
+    class SlowRM:
+        def __init__(self, lib: str) -> None:
+            pass
+
+        def open_resource(self, address: str, **kw: object) -> SlowResource:
+            time.sleep(1.0)
+            return SlowResource()
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(pyvisa, "ResourceManager", SlowRM)
+    t = VisaTransport("TCPIP::192.0.2.1::INSTR", timeout=0.2)
+    t0 = time.monotonic()
+    with pytest.raises(TransportTimeout, match=r"192\.0\.2\.1.*no answer within 0\.2 s"):
+        t.open()
+    assert time.monotonic() - t0 < 0.8
+    assert closed.wait(3.0)
