@@ -171,3 +171,16 @@ def test_open_bench_crossbar_from_a_file_and_close(world: World, tmp_path) -> No
     world.closed.add("1A01")
     xbar.close()
     assert world.safe()
+
+
+def test_one_bias_smu_feeds_rows_and_columns_at_v_half(world: World) -> None:
+    cfg = bench_config()
+    cfg = cfg.model_copy(update={"roles": cfg.roles.model_copy(update={"bias_col": None})})
+    xbar = open_bench(cfg, world.transport).crossbar
+    v = 0.2
+    r = xbar.read([(0, 0)], v, BiasScheme.HALF)
+    assert r.currents[0] == pytest.approx(G[0, 0] * v + (G[1, 0] + G[2, 0]) * v / 2, rel=1e-5)
+    closes = [line for _, line in world.lines if line.startswith("channel.close")]
+    assert closes[-1] == 'channel.close("1A01,1B04,1C02,1C03,1C05,1C06")'
+    with pytest.raises(BenchFault, match="unselected columns"):
+        xbar.read([(0, 0)], v, BiasScheme.THIRD)  # V/3 rows and 2V/3 columns need two SMUs
