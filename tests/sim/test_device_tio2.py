@@ -64,7 +64,7 @@ def test_current_is_the_sinh_law_and_conductance_its_derivative() -> None:
     p = load_compact_preset(NAME)
     dev = _devices(_ideal())
     v = np.linspace(-2, 2, 41)[:, None, None] * np.ones(dev.shape)
-    expected = p.iv.a * dev.g * np.sinh(p.iv.b * v)
+    expected = p.iv.a / dev.r * np.sinh(p.iv.b * v)  # the source's law on the state R
     np.testing.assert_allclose(dev.current(v), expected, rtol=1e-12)
     h = 1e-6
     numeric = (dev.current(v + h) - dev.current(v - h)) / (2 * h)
@@ -77,6 +77,9 @@ def test_a_read_at_0p2_V_sees_the_initial_conductance() -> None:
     dev = _devices(_ideal(), g_init=300e-6)
     i = dev.current(np.full(dev.shape, 0.2))
     np.testing.assert_allclose(i / 0.2, 300e-6, rtol=1e-12)
+    np.testing.assert_allclose(dev.g, 300e-6, rtol=1e-12)
+    # and g is the small-signal conductance at 0 V to within 1 %
+    np.testing.assert_allclose(dev.conductance(np.zeros(dev.shape)), dev.g, rtol=0.011)
 
 
 # ------------------------------------------------------------------ dynamics
@@ -147,7 +150,7 @@ def test_long_pulses_saturate_at_the_amplitude_dependent_bound(v: float) -> None
     start = 400e-6 if v < 0 else 120e-6  # read conductances far on the moving side
     dev = _devices(p, g_init=start)
     _pulse(dev, v, 1e3)  # the approach is algebraic (u ~ 1/(s t)): a very long pulse
-    np.testing.assert_allclose(1 / dev.g, bound, rtol=1e-3)
+    np.testing.assert_allclose(dev.r, bound, rtol=1e-3)
     # a larger amplitude saturates further
     dev2 = _devices(p, g_init=start)
     _pulse(dev2, v * 1.15, 1e3)
@@ -158,7 +161,7 @@ def test_no_change_on_the_far_side_of_the_bound() -> None:
     # at +0.6 V the SET bound is ~3 kohm: a device already below it does not move
     p = _ideal()
     dev = _devices(p, g_init=500e-6)
-    r_before = 1 / dev.g
+    r_before = dev.r
     assert (r_before < p.set.r0 + p.set.r1 * 0.6).all()
     g0 = dev.g.copy()
     _pulse(dev, 0.6, 1e-3)
@@ -172,7 +175,7 @@ def test_conductance_stays_within_r_on_r_off() -> None:
     for v in (3.0, -3.0, 2.5, -2.8):
         for _ in range(20):
             dev.apply_voltage(np.full(dev.shape, v), 1e-4, rng)
-            r = 1 / dev.g[dev.stuck == 0]
+            r = dev.r[dev.stuck == 0]
             assert r.min() >= p.r_on * (1 - 1e-12) and r.max() <= p.r_off * (1 + 1e-12)
 
 
@@ -213,10 +216,10 @@ def test_device_to_device_spread_of_the_response_matches_the_parameters() -> Non
     # var(log dR) = d2d_rate^2 + d2d_v^2 (e^x / (t (e^x - 1)) - 2 r1 / u)^2, x = V/t
     p = _params(stuck__lrs_rate=0.0, stuck__hrs_rate=0.0)
     dev = _devices(p, shape=(120, 120), g_init=250e-6, seed=5)
-    r0 = 1 / dev.g
+    r0 = dev.r
     v, w = 1.2, 1e-8  # a short pulse keeps the change in the small-change regime
     _pulse(dev, v, w)
-    dr = r0 - 1 / dev.g
+    dr = r0 - dev.r
     x = v / p.set.t
     u = float(r0.mean()) - p.set.r0 - p.set.r1 * v
     slope = np.exp(x) / (p.set.t * np.expm1(x)) - 2 * p.set.r1 / u
@@ -228,9 +231,9 @@ def test_cycle_to_cycle_noise_magnitude() -> None:
     # no d2d: the spread of one pulse's change across devices is c2c only
     p = _ideal(variability__c2c_v=0.0)
     dev = _devices(p, shape=(100, 100), noise=True)
-    r0 = 1 / dev.g
+    r0 = dev.r
     dev.apply_voltage(np.full(dev.shape, 1.2), 1e-8, np.random.default_rng(9))
-    dr = r0 - 1 / dev.g
+    dr = r0 - dev.r
     assert np.std(dr) / np.mean(dr) == pytest.approx(p.variability.c2c_rel, rel=0.06)
 
 
@@ -241,7 +244,7 @@ def test_read_noise_follows_the_published_fit(g_read: float) -> None:
     xbar = SimCrossbar(dev, IdealCircuit(), seed=2, compliance=1.0)
     reads = np.array([xbar.read([(0, 0)], 0.2, BiasScheme.GROUNDED).conductances[0]
                       for _ in range(4000)])
-    r_state = 1 / float(dev.g[0, 0])
+    r_state = float(dev.r[0, 0])
     expected_pct = p.read_noise.slope_pct_per_ohm * r_state + p.read_noise.intercept_pct
     assert reads.std() / reads.mean() * 100 == pytest.approx(expected_pct, rel=0.08)
     assert reads.mean() == pytest.approx(g_read, rel=5e-4)

@@ -58,7 +58,7 @@ def pulse_response(
         for v in [v_set] * n_pulses + [v_reset] * n_pulses:
             dev.apply_voltage(np.array([[v]]), width, rng)
             trace.append(float(dev.g[0, 0]))
-        out.append(PulseTrain(v_set, v_reset, np.array(trace) * dev.g_read_factor))
+        out.append(PulseTrain(v_set, v_reset, np.array(trace)))
     return out
 
 

@@ -130,11 +130,10 @@ class EmpiricalDisturbDevices:
         self.inner.apply_voltage(only, width, rng)
 
     def _start_programming(self, cell: Cell) -> None:
-        factor = self.inner.g_read_factor
         if self._current is not None and not self._done[self._current]:
             prev = self._current
             self._done[prev] = True
-            self._g_done[prev] = self.inner.g[prev] * factor
+            self._g_done[prev] = self.inner.g[prev]
         self._current = cell
         if self._done[cell]:  # reprogramming a finished device starts its count afresh
             self._done[cell] = False
@@ -142,7 +141,7 @@ class EmpiricalDisturbDevices:
         moved = self._done.copy()
         self._k[moved] += 1
         g_read = self._g_done + quantile_at(self.stats, self._k, self._u)
-        self.inner.set_g(np.where(moved, np.maximum(g_read, 1e-9) / factor, 1.0), moved)
+        self.inner.set_g(np.where(moved, np.maximum(g_read, 1e-9), 1.0), moved)
 
     def describe(self) -> dict[str, Any]:
         return {**self.inner.describe(), "disturb": "empirical (tio2-sherbrooke-2023 per-k)"}
