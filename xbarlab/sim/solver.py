@@ -141,8 +141,9 @@ class CrossbarSolution:
 class CrossbarSolver:
     """Solves one array's wiring for many conductance states and bias batches.
 
-    `engine`: "auto" (line engine where it applies and converges, else direct), "direct" or
-    "lines" (raise where it does not apply). Engines are cached per pad pattern.
+    `engine`: "auto" (line engine where it applies and converges, else direct; a linear state
+    solved `lu_after` times gets a cached LU), "direct" or "lines" (raise where it does not
+    apply). Engines are cached per pad pattern.
     """
 
     def __init__(
@@ -153,6 +154,7 @@ class CrossbarSolver:
         max_newton: int = 50,
         newton_rtol: float = 1e-11,
         cache_size: int = 8,
+        lu_after: int = 4,
     ) -> None:
         if engine not in ("auto", "direct", "lines"):
             raise ValueError(f"engine must be 'auto', 'direct' or 'lines', got {engine!r}")
@@ -167,6 +169,8 @@ class CrossbarSolver:
         self._direct: OrderedDict[bytes, DirectEngine] = OrderedDict()
         self._lines: OrderedDict[bytes, LineEngine] = OrderedDict()
         self._connected: OrderedDict[bytes, bool] = OrderedDict()
+        self._seen: dict[bytes, tuple[FloatArray, int]] = {}
+        self.lu_after = lu_after
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -187,6 +191,25 @@ class CrossbarSolver:
         return self._get(
             self._direct, driven.tobytes(), lambda: DirectEngine(self.wires, driven)
         )
+
+    def _prefer_lines(self, driven: BoolArray, law: DeviceLaw) -> bool:
+        """Auto policy: the line engine unless a direct LU for this very state is cached
+        (then a solve is cheaper), or this linear state has been solved `lu_after` times
+        (then factor once and reuse)."""
+        if not self.wires.all_positive:
+            return False
+        if not law.linear:
+            return True
+        key = driven.tobytes()
+        deng = self._direct.get(key)
+        if deng is not None and deng.has_factor(law.g0):
+            return False
+        seen = self._seen.get(key)
+        count = seen[1] + 1 if seen is not None and np.array_equal(seen[0], law.g0) else 1
+        self._seen[key] = (np.array(law.g0, copy=True), count)
+        while len(self._seen) > self._cache_size:
+            self._seen.pop(next(iter(self._seen)))
+        return count < self.lu_after
 
     def check_connected(self, driven: BoolArray, conducting: BoolArray) -> None:
         """Raise `CircuitError` naming lines without a path to a driven pad (cached)."""
@@ -238,12 +261,9 @@ class CrossbarSolver:
             raise CircuitError(f"case {b}: every terminal is open; drive at least one line")
         bsz = volts.shape[0]
         out = _Accumulator(bsz, m, n)
-        patterns, inverse = np.unique(driven, axis=0, return_inverse=True)
-        inverse = np.asarray(inverse).ravel()
         conducting = law.g0 > 0
-        for k, pattern in enumerate(patterns):
+        for pattern, cases in _group_rows(driven):
             self.check_connected(pattern, conducting)
-            cases = np.flatnonzero(inverse == k)
             self._solve_group(pattern, volts[cases], law, cases, out)
         return out.result()
 
@@ -258,7 +278,7 @@ class CrossbarSolver:
     ) -> None:
         m, n = self.shape
         use_lines = m * n > 1 and (
-            self.engine == "lines" or (self.engine == "auto" and self.wires.all_positive)
+            self.engine == "lines" or (self.engine == "auto" and self._prefer_lines(driven, law))
         )
         if use_lines:
             eng = self.line_engine(driven)
@@ -275,6 +295,18 @@ class CrossbarSolver:
         deng = self.direct_engine(driven)
         res = _DirectProblem(deng, volts).run(law, self)
         out.put(cases, *res, method="direct")
+
+
+def _group_rows(
+    driven: BoolArray,
+) -> list[tuple[BoolArray, np.ndarray[Any, np.dtype[np.int64]]]]:
+    """Cases grouped by identical pad pattern (one matrix per group)."""
+    if (driven == driven[0]).all():
+        return [(driven[0], np.arange(driven.shape[0]))]
+    groups: dict[bytes, list[int]] = {}
+    for b, row in enumerate(driven):
+        groups.setdefault(row.tobytes(), []).append(b)
+    return [(driven[idx[0]], np.array(idx, dtype=np.int64)) for idx in groups.values()]
 
 
 class _LinesFailed(Exception):

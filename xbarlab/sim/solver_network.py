@@ -290,6 +290,7 @@ class DirectEngine:
         self._k_wire = self._assemble_wire()
         self._lu_key: FloatArray | None = None
         self._lu: spla.SuperLU | None = None
+        self._k_fd: sp.csr_matrix = sp.csr_matrix((self.nnode, 0))
 
     def check_connected(self, devices: BoolArray) -> None:
         """Every node needs a path to a driven pad (else its potential is undefined);
@@ -338,22 +339,27 @@ class DirectEngine:
         )
         return (self._k_wire + kd).tocsr()
 
-    def factor(self, dg: FloatArray) -> spla.SuperLU:
-        """LU of the free-node block for device conductances `dg`, reused while unchanged."""
-        if self._lu is not None and self._lu_key is not None and np.array_equal(
-            self._lu_key, dg
-        ):
-            return self._lu
-        k = self.matrix(dg)[self.free][:, self.free].tocsc()
+    def has_factor(self, dg: FloatArray) -> bool:
+        """Whether the cached LU is for exactly these device conductances."""
+        return self._lu_key is not None and np.array_equal(self._lu_key, dg)
+
+    def factor(self, dg: FloatArray) -> tuple[spla.SuperLU, sp.csr_matrix]:
+        """LU of the free-node block for device conductances `dg`, reused while unchanged,
+        and the free-to-fixed coupling block."""
+        if self._lu is not None and self.has_factor(dg):
+            return self._lu, self._k_fd
+        k = self.matrix(dg)
+        kf = k[self.free][:, self.free].tocsc()
         try:
             lu = spla.splu(
-                k, permc_spec=self._permc, diag_pivot_thresh=0.0,
+                kf, permc_spec=self._permc, diag_pivot_thresh=0.0,
                 options={"SymmetricMode": True},
             )
         except RuntimeError as exc:  # singular: should be caught by the path check
             raise CircuitError(f"unsolvable circuit: {exc}") from exc
         self._lu, self._lu_key = lu, np.array(dg, copy=True)
-        return lu
+        self._k_fd = k[:, np.flatnonzero(self.fixed)].tocsr()
+        return lu, self._k_fd
 
     def pad_rhs(self, volts: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Node injections (B, nnode) from resistive pads and fixed node values (B, nnode)."""
@@ -379,15 +385,15 @@ class DirectEngine:
 
     def solve(self, dg: FloatArray, rhs: FloatArray, fixed_v: FloatArray) -> FloatArray:
         """Node voltages (B, nnode) of K(dg) v = rhs with fixed nodes held at `fixed_v`."""
-        lu = self.factor(dg)
-        k = self.matrix(dg)
+        lu, k_fd = self.factor(dg)
         fixed = np.flatnonzero(self.fixed)
-        r = rhs.copy()
+        r = rhs
         if fixed.size:
-            r -= (k[:, fixed] @ fixed_v[:, fixed].T).T
-        x = lu.solve(np.ascontiguousarray(r[:, self.free].T))
+            r = rhs - (k_fd @ fixed_v[:, fixed].T).T
+        rf = r[:, self.free]
         v = fixed_v.copy()
-        v[:, self.free] = np.asarray(x).reshape(len(self.free), -1).T
+        for b in range(rf.shape[0]):  # SuperLU's multi-RHS solve is slower than a loop
+            v[b, self.free] = lu.solve(rf[b])
         return v
 
     def taps(self, v: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -468,7 +474,7 @@ class LineEngine:
         b_r: FloatArray,
         b_c: FloatArray,
         *,
-        rtol: float = 1e-13,
+        rtol: float = 1e-11,
         max_iter: int = 60,
     ) -> tuple[FloatArray, FloatArray, int, BoolArray]:
         """Solve for (vr, vc) (B, M, N); `dg` (M, N) shared or (B, M, N) per case.
