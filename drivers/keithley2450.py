@@ -28,8 +28,9 @@ Pulses use the trigger model (hardware timed, not host timed)::
     :TRIG:BLOC:SOUR:STAT 1, ON
     :TRIG:BLOC:DEL:CONS 2, <width>
     :TRIG:BLOC:SOUR:STAT 3, OFF
-    :INIT
-    *OPC?                              # -> 1 when the trigger model finished
+    :INIT                              # overlapped: starts the trigger model
+    *WAI                               # hold later commands until it has finished
+    *OPC?                              # -> 1
     :SOUR:VOLT 0
     :OUTP ON                           # back to 0 V, output on, as before the pulse
 
@@ -82,6 +83,7 @@ class Cmd:
     BLOCK_DELAY = ":TRIG:BLOC:DEL:CONS 2, {value}"
     BLOCK_OFF = ":TRIG:BLOC:SOUR:STAT 3, OFF"
     INIT = ":INIT"
+    WAIT = "*WAI"
     OPC = "*OPC?"
 
 
@@ -143,6 +145,7 @@ class Keithley2450(SourceMeterBase):
         self.write(Cmd.BLOCK_DELAY.format(value=fmt(w)))
         self.write(Cmd.BLOCK_OFF)
         self.write(Cmd.INIT)
+        self.write(Cmd.WAIT)
         done = self.query(Cmd.OPC)
         if done.strip() != "1":
             raise ReplyError(f"{self.name}: reply to {Cmd.OPC!r} after the pulse is {done!r}")

@@ -209,7 +209,7 @@ class World:
         if line == "*OPC?":
             return "1"
         known = ("*CLS", ":SOUR:FUNC VOLT", ':SENS:FUNC "CURR"', ":SENS:CURR:RANG:AUTO ON",
-                 ":ABOR", ':TRIG:LOAD "Empty"', ":INIT", ":TRIG:BLOC:SOUR:STAT 1, ON",
+                 ":ABOR", ':TRIG:LOAD "Empty"', ":INIT", "*WAI", ":TRIG:BLOC:SOUR:STAT 1, ON",
                  ":TRIG:BLOC:SOUR:STAT 3, OFF")
         if line in known or re.fullmatch(r":SOUR:VOLT:PROT PROT\d+", line) or \
                 re.fullmatch(r"(:SENS:CURR:NPLC|:TRIG:BLOC:DEL:CONS 2,) " + NUM, line):

@@ -85,7 +85,8 @@ def test_2450_pulse_through_the_trigger_model() -> None:
     script = [*CONFIG_2450, (":OUTP ON", None), (":OUTP OFF", None), (":SOUR:VOLT -1.5", None),
               (':TRIG:LOAD "Empty"', None), (":TRIG:BLOC:SOUR:STAT 1, ON", None),
               (":TRIG:BLOC:DEL:CONS 2, 0.002", None), (":TRIG:BLOC:SOUR:STAT 3, OFF", None),
-              (":INIT", None), ("*OPC?", "1"), (":SOUR:VOLT 0", None), (":OUTP ON", None)]
+              (":INIT", None), ("*WAI", None), ("*OPC?", "1"), (":SOUR:VOLT 0", None),
+              (":OUTP ON", None)]
     t, k = run(script, lambda t: Keithley2450(t, "smu"))
     k.configure(1e-4, 3.0, 1.0)
     k.enable()

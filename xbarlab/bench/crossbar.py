@@ -18,9 +18,14 @@ Matrix bench (drive, sense, optional bias_row / bias_col SMUs, one switch matrix
 - MVM is done by superposition: each row with a non-zero input is driven alone (every other
   line at 0 V through the bias SMUs), each column current is measured, and the column currents
   are summed over rows. Exact for linear cells with ideal wires; an approximation otherwise.
-- Bias lines stay at their level for the whole operation (milliseconds), so half-selected cells
-  see V/2 (or V/3) for longer than the pulse itself: instruments without synchronised pulse
-  outputs cannot do better; keep it in mind for disturb studies.
+- Pulse current = current out of the drive SMU (the selected cell plus the half-selected cells
+  of its row); NaN where the drive instrument cannot measure during its pulse (2450).
+- Bias lines stay at their level for the whole operation (milliseconds), not only during the
+  pulse: before and after the drive pulse the selected row sits at 0 V while the unselected
+  columns sit at V/2 (or 2V/3), so cells of the selected row see -V/2 (-2V/3) and cells of the
+  selected column +V/2 (+V/3) for that time. SMUs without synchronised pulse outputs cannot do
+  better; keep it in mind for disturb studies (the bias is far below switching thresholds for
+  the usual read/programming voltages, but it is not zero).
 
 Board bench: the board drives and senses the lines itself (see
 `xbarlab.drivers.serial_board`), MVM drives all rows at once.
