@@ -84,6 +84,7 @@ def test_disturb_sampling_is_seeded_vectorised_and_handles_k_edges() -> None:
     b = d.sample(k, np.random.default_rng(5))
     assert a.shape == k.shape
     np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, sample_disturb(d, k, 5))  # an integer seed works too
     assert a[0, 0] == 0.0
     # beyond the table: the largest tabulated k
     big = sample_disturb(d, np.full(20_000, 200), np.random.default_rng(2))

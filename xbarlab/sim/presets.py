@@ -146,7 +146,7 @@ class DisturbStats(BaseModel):
             raise ValueError("std must be >= 0")
         return self
 
-    def sample(self, k: Any, rng: np.random.Generator) -> np.ndarray:
+    def sample(self, k: Any, rng: np.random.Generator | int) -> np.ndarray:
         """Disturb deltas (S) for an array of k values, by inverse-CDF interpolation of the
         quantiles. k = 0 gives 0; k beyond the largest measured k uses the largest."""
         return sample_disturb(self, k, rng)
@@ -387,12 +387,17 @@ def load_compact_preset(name: str) -> CompactPreset:
 # --------------------------------------------------------------------------- disturb sampling
 
 
-def sample_disturb(stats: DisturbStats, k: Any, rng: np.random.Generator) -> np.ndarray:
-    """Disturb deltas (S), shape of `k`, drawn by inverse-CDF from the per-k quantiles.
+def sample_disturb(
+    stats: DisturbStats, k: Any, rng: np.random.Generator | int
+) -> np.ndarray:
+    """Disturb deltas (S), shape of `k`, drawn by inverse-CDF from the per-k quantiles;
+    `rng` is a numpy Generator or an integer seed.
 
     k = 0 (no later programming) gives exactly 0; k larger than the largest tabulated k uses
     the largest; k between tabulated values uses the nearest tabulated k below. Negative k is
     an error."""
+    if not isinstance(rng, np.random.Generator):
+        rng = np.random.default_rng(rng)
     karr = np.asarray(k)
     if karr.size and (not np.issubdtype(karr.dtype, np.integer) and np.any(karr != np.round(karr))):
         raise ValueError("k must be integers")
