@@ -175,12 +175,18 @@ def engine_overhead(folder: Path, n_ops: int, repeat: int) -> dict[str, float]:
     return {name: t / n for name, t in best.items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rows and repeats")
+    parser.add_argument("--rows", type=int, default=None, help="rows per throughput case")
+    parser.add_argument("--ops", type=int, default=None, help="operations of the session")
+    parser.add_argument("--repeat", type=int, default=None, help="timings per case (best)")
     parser.add_argument("--dir", type=Path, default=None, help="folder for the files (tmp)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rows, repeat, n_ops = (200_000, 2, 10_000) if args.quick else (1_000_000, 5, 20_000)
+    rows = args.rows or rows
+    repeat = args.repeat or repeat
+    n_ops = args.ops or n_ops
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = Path(tmp)
         print(f"xbarlab log benchmarks ({os.cpu_count()} CPUs, h5py {h5py.version.version}, "
