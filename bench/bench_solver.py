@@ -1,0 +1,188 @@
+"""Crossbar solver speed next to a plain scipy sparse-LU reference solved in the same run,
+and the deviation of wired arrays from the ideal I = G^T V (issue 3).
+
+Run: .venv/bin/python bench/bench_solver.py [--quick]
+Times are the best of a few repeats (median in brackets), in ms, on whatever machine runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from xbarlab.biasing import line_biases
+from xbarlab.crossbar import BiasScheme
+from xbarlab.sim.iv import SinhIV
+from xbarlab.sim.solver import CrossbarSolver, Terminals, WireCircuit, Wires
+
+R_SOURCE = 10.0
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, float, Any]:
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * min(times), 1e3 * statistics.median(times), out
+
+
+def reference_system(
+    g: np.ndarray, r_seg: float, v_in: np.ndarray
+) -> tuple[sp.csc_matrix, np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """Plain assembly of the same network: rows driven at the start through r_source plus
+    one segment, columns held at 0 V at the far end through one segment. Returns K, the
+    right-hand sides (2MN, B) and a function mapping solutions to column currents."""
+    m, n = g.shape
+    mn = m * n
+    idx = np.arange(mn).reshape(m, n)
+    y = 1.0 / r_seg
+    rows, cols, vals = [], [], []
+
+    def branch(a: np.ndarray, b: np.ndarray, yy: np.ndarray | float) -> None:
+        yy = np.broadcast_to(yy, a.shape)
+        rows.extend([a, b, a, b])
+        cols.extend([a, b, b, a])
+        vals.extend([yy, yy, -yy, -yy])
+
+    branch(idx[:, :-1].ravel(), idx[:, 1:].ravel(), y)
+    branch(mn + idx[:-1, :].ravel(), mn + idx[1:, :].ravel(), y)
+    branch(idx.ravel(), mn + idx.ravel(), g.ravel())
+    k = sp.coo_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), (2 * mn, 2 * mn)
+    ).tocsr()
+    d = np.zeros(2 * mn)
+    y_src = 1.0 / (R_SOURCE + r_seg)
+    d[idx[:, 0]] += y_src
+    d[mn + idx[-1, :]] += y
+    k = (k + sp.diags(d)).tocsc()
+    rhs = np.zeros((2 * mn, v_in.shape[0]))
+    rhs[idx[:, 0], :] = y_src * v_in.T
+
+    def currents(x: np.ndarray) -> np.ndarray:
+        return np.asarray(y * x[mn + idx[-1, :]].T)
+
+    return k, rhs, currents
+
+
+def terminals(m: int, n: int, v_in: np.ndarray) -> Terminals:
+    return Terminals.build((m, n), row_start=v_in, col_end=np.zeros((v_in.shape[0], n)))
+
+
+def linear_case(
+    size: int, r_seg: float, batch: int, repeats: int, rng: np.random.Generator
+) -> None:
+    g = rng.uniform(100e-6, 500e-6, (size, size))
+    v_in = rng.uniform(0.0, 0.2, (batch, size))
+    wires = Wires.build((size, size), r_seg, r_seg, R_SOURCE, 0.0)
+    t = terminals(size, size, v_in)
+    label = f"{size}x{size} {r_seg:g} ohm, batch {batch}"
+
+    k, rhs, ref_currents = reference_system(g, r_seg, v_in)
+    fac_min, fac_med, lu = timed(lambda: spla.splu(k), max(1, repeats // 2))
+    sol_min, sol_med, x = timed(lambda: lu.solve(rhs), repeats)
+    ref = ref_currents(x)
+
+    first = timed(lambda: CrossbarSolver(wires).solve(g, t), repeats)
+    direct_first = timed(lambda: CrossbarSolver(wires, engine="direct").solve(g, t),
+                         max(1, repeats // 2))
+    warm_solver = CrossbarSolver(wires)
+    for _ in range(warm_solver.lu_after + 1):
+        warm_solver.solve(g, t)  # reaches the cached-LU state
+    warm = timed(lambda: warm_solver.solve(g, t), repeats)
+    err = max(
+        float(np.abs(out.i_cols - ref).max() / np.abs(ref).max())
+        for out in (first[2], direct_first[2], warm[2])
+    )
+    print(f"{label:<28} xbarlab first solve {first[0]:8.1f} [{first[1]:.1f}] ({first[2].method})"
+          f" | direct first {direct_first[0]:8.1f} | repeat, same G {warm[0]:7.2f}"
+          f" [{warm[1]:.2f}] ({warm[2].method})")
+    print(f"{'':<28} splu reference: factor {fac_min:8.1f} [{fac_med:.1f}] + solve {sol_min:7.2f}"
+          f" [{sol_med:.2f}] = {fac_min + sol_min:8.1f} | max rel. diff vs splu {err:.1e}")
+
+
+def plain_newton_splu(g: np.ndarray, r_seg: float, v_in: np.ndarray, iv: SinhIV) -> int:
+    """Reference: textbook Newton with a fresh splu per step on the same network."""
+    m, n = g.shape
+    mn = m * n
+    k0, rhs, _ = reference_system(np.zeros_like(g), r_seg, v_in)
+    inc = sp.hstack([sp.eye(mn), -sp.eye(mn)]).tocsr()  # v_dev = inc @ x
+    k_lin, _, _ = reference_system(np.asarray(iv.didv(g, 0.0)), r_seg, v_in)
+    x = spla.splu(k_lin).solve(rhs[:, 0])
+    for it in range(1, 51):
+        v = inc @ x
+        f = k0 @ x + inc.T @ iv.current(g.ravel(), v) - rhs[:, 0]
+        if np.abs(f).max() < 1e-11 * np.abs(rhs).max():
+            return it - 1
+        jac = (k0 + inc.T @ sp.diags(iv.didv(g.ravel(), v)) @ inc).tocsc()
+        x = x - spla.splu(jac).solve(f)
+    return 50
+
+
+def sinh_case(repeats: int, rng: np.random.Generator) -> None:
+    size = 64
+    g = rng.uniform(100e-6, 500e-6, (size, size))
+    iv = SinhIV()
+    wires = Wires.build((size, size), 1.0, 1.0, R_SOURCE, 0.0)
+    v_in = rng.uniform(0.0, 0.2, (1, size))
+    t = terminals(size, size, v_in)
+    mvm = timed(lambda: CrossbarSolver(wires).solve(g, t, iv), repeats)
+    circ = WireCircuit(r_wire_row=1.0, r_wire_col=1.0, r_source=R_SOURCE)
+    row_v, col_v = line_biases((size, size), (size // 2, size // 2), 2.0, BiasScheme.HALF)
+    tp = circ.terminals(row_v[None], col_v[None])
+    pulse = timed(lambda: CrossbarSolver(wires).solve(g, tp, iv), repeats)
+    ref = timed(lambda: plain_newton_splu(g, 1.0, v_in, iv), max(1, repeats // 2))
+    print(f"64x64 sinh, MVM inputs 0..0.2 V   xbarlab {mvm[0]:6.1f} ms [{mvm[1]:.1f}], "
+          f"{mvm[2].iterations} Newton steps, KCL residual {mvm[2].residual:.1e} A")
+    print(f"64x64 sinh, 2 V pulse, V/2 scheme xbarlab {pulse[0]:6.1f} ms [{pulse[1]:.1f}], "
+          f"{pulse[2].iterations} Newton steps, KCL residual {pulse[2].residual:.1e} A")
+    print(f"{'':<34} reference Newton + splu per step {ref[0]:6.1f} ms [{ref[1]:.1f}], "
+          f"{ref[2]} steps")
+
+
+def deviation(rng: np.random.Generator) -> None:
+    print("\nDeviation from ideal I = G^T V (all rows at 0.2 V through 10 ohm, 1 ohm "
+          "segments,\ncolumns held at 0 V at the far end; 1 - sum(I)/sum(I_ideal), and the "
+          "worst column):")
+    for label, lo, hi in (("G ~ U(100, 500) uS", 100e-6, 500e-6), ("G = 100 uS", 100e-6, 100e-6),
+                          ("G = 50 uS", 50e-6, 50e-6), ("G = 20 uS", 20e-6, 20e-6)):
+        row = []
+        for size in (64, 128):
+            g = rng.uniform(lo, hi, (size, size))
+            v = np.full((1, size), 0.2)
+            sol = CrossbarSolver(Wires.build((size, size), 1.0, 1.0, R_SOURCE, 0.0)).solve(
+                g, terminals(size, size, v)
+            )
+            ideal = v @ g
+            total = 1 - sol.i_cols.sum() / ideal.sum()
+            worst = float((1 - sol.i_cols / ideal).max())
+            row.append(f"{size}x{size}: {100 * total:5.1f} % (worst column {100 * worst:5.1f} %)")
+        print(f"  {label:<20} " + "   ".join(row))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="fewer repeats, skip 256x256")
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    reps = 2 if args.quick else 5
+    print("Linear devices, G ~ U(100, 500) uS, rows driven through 10 ohm, times in ms "
+          "(best [median]):")
+    for size, r_seg in ((64, 1.0), (128, 1.0), (128, 10.0)):
+        linear_case(size, r_seg, 1, reps, rng)
+    if not args.quick:
+        linear_case(256, 1.0, 64, 1, rng)
+    print()
+    sinh_case(reps, rng)
+    deviation(rng)
+
+
+if __name__ == "__main__":
+    main()
