@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from xbarlab.drivers.transports import Transport, TransportError
+
+if TYPE_CHECKING:
+    from xbarlab.bench.roles import Measurement
 
 T = TypeVar("T")
 
@@ -243,6 +246,23 @@ class SourceMeterBase(Instrument):
         if self.compliance is None:
             raise InstrumentError(f"{self.name}: configure() (compliance) before any pulse")
         return v, w
+
+    def pulse(self, volts: float, width: float) -> Measurement:
+        """One pulse: `arm_pulse` then `fire_pulse`."""
+        self.arm_pulse(volts, width)
+        return self.fire_pulse()
+
+    def arm_pulse(self, volts: float, width: float) -> None:
+        raise NotImplementedError
+
+    def fire_pulse(self) -> Measurement:
+        raise NotImplementedError
+
+    def _armed(self) -> tuple[float, float]:
+        armed = self._cache.pop("armed", None)
+        if armed is None:
+            raise InstrumentError(f"{self.name}: fire_pulse() without arm_pulse()")
+        return armed
 
     def require_configured(self, what: str) -> None:
         if self.compliance is None:

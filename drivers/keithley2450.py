@@ -135,7 +135,8 @@ class Keithley2450(SourceMeterBase):
             raise ReplyError(f"{self.name}: {Cmd.READ!r} returned overflow {reply!r}")
         return Measurement(v, i, tripped)
 
-    def pulse(self, volts: float, width: float) -> Measurement:
+    def arm_pulse(self, volts: float, width: float) -> None:
+        """Output off (the 2450 off state holds ~0 V), pulse level, trigger model blocks."""
         v, w = self.check_pulse(volts, width)
         self.write(Cmd.OUTPUT_OFF)
         self._output_on = False
@@ -144,6 +145,10 @@ class Keithley2450(SourceMeterBase):
         self.write(Cmd.BLOCK_ON)
         self.write(Cmd.BLOCK_DELAY.format(value=fmt(w)))
         self.write(Cmd.BLOCK_OFF)
+        self._cache["armed"] = (v, w)
+
+    def fire_pulse(self) -> Measurement:
+        v, _ = self._armed()
         self.write(Cmd.INIT)
         self.write(Cmd.WAIT)
         done = self.query(Cmd.OPC)

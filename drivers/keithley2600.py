@@ -175,7 +175,8 @@ class Keithley2600Channel(SourceMeterBase):
             raise ReplyError(f"{self.name}: reply to {cmd!r} is not 'true|false\\t<message>': "
                              f"{reply!r}")
 
-    def pulse(self, volts: float, width: float) -> Measurement:
+    def arm_pulse(self, volts: float, width: float) -> None:
+        """Configure the KIPulse train (no output change yet)."""
         v, w = self.check_pulse(volts, width)
         if self.voltage_range is not None and abs(v) > self.voltage_range:
             raise SettingError(f"{self.name}.pulse voltage: {v:g} V is beyond the fixed source "
@@ -185,6 +186,11 @@ class Keithley2600Channel(SourceMeterBase):
         self.nplc = PULSE_NPLC
         self._ok(self._line(Cmd.CONFIG_PULSE, level=fmt(v), limit=fmt(self.compliance),
                             ton=fmt(w), toff=fmt(PULSE_OFF_TIME), tag=PULSE_TAG))
+        self._cache["armed"] = (v, w)
+
+    def fire_pulse(self) -> Measurement:
+        v, _ = self._armed()
+        assert self.compliance is not None
         self._ok(Cmd.INITIATE_PULSE.format(tag=PULSE_TAG))
         cmd = self._line(Cmd.PULSE_READING)
         i = self.parse_float(self.query(cmd), cmd)

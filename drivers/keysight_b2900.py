@@ -162,7 +162,8 @@ class KeysightB2900Channel(SourceMeterBase):
         trip = self._line(Cmd.TRIPPED)
         return Measurement(float(self.voltage or 0.0), i, self.parse_bool(self.query(trip), trip))
 
-    def pulse(self, volts: float, width: float) -> Measurement:
+    def arm_pulse(self, volts: float, width: float) -> None:
+        """Pulse shape, base 0 V, peak, width and measurement window (no output change)."""
         v, w = self.check_pulse(volts, width)
         if self.voltage_range is not None and abs(v) > self.voltage_range:
             raise SettingError(f"{self.name}.pulse voltage: {v:g} V is beyond the fixed source "
@@ -175,6 +176,10 @@ class KeysightB2900Channel(SourceMeterBase):
         self.write(self._line(Cmd.APERTURE, value=fmt(w / 4)))
         self.write(self._line(Cmd.ACQ_DELAY, value=fmt(w / 2)))
         self.write(self._line(Cmd.TRIGGER_COUNT))
+        self._cache["armed"] = (v, w)
+
+    def fire_pulse(self) -> Measurement:
+        v, _ = self._armed()
         self.write(self._line(Cmd.INIT))
         done = self.query(Cmd.OPC)
         if done.strip() != "1":

@@ -184,3 +184,16 @@ def test_one_bias_smu_feeds_rows_and_columns_at_v_half(world: World) -> None:
     assert closes[-1] == 'channel.close("1A01,1B04,1C02,1C03,1C05,1C06")'
     with pytest.raises(BenchFault, match="unselected columns"):
         xbar.read([(0, 0)], v, BiasScheme.THIRD)  # V/3 rows and 2V/3 columns need two SMUs
+
+
+def test_bias_lines_are_raised_only_after_the_pulse_is_armed(world: World) -> None:
+    xbar = _open(world).crossbar
+    xbar.pulse((0, 0), 2.0, 5e-4, BiasScheme.THIRD)
+    lines = [line for _, line in world.lines]
+    armed = next(i for i, line in enumerate(lines) if "ConfigPulseVMeasureI" in line)
+    fired = next(i for i, line in enumerate(lines) if "InitiatePulseTest" in line)
+    raised = [i for i, line in enumerate(lines)
+              if line.startswith(":SOUR:VOLT ") and line != ":SOUR:VOLT 0"]
+    assert raised and all(armed < i < fired for i in raised)
+    # between raising the biases and firing, nothing but the two bias levels is sent
+    assert fired - armed - 1 == len(raised) == 2

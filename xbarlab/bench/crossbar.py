@@ -11,8 +11,8 @@ Matrix bench (drive, sense, optional bias_row / bias_col SMUs, one switch matrix
   left unconnected). Where rows and columns share one level and there is no column-bias SMU,
   the row-bias SMU feeds both.
 - Sequence per cell: all outputs off -> break-before-make switching -> every used SMU on at 0 V
-  (compliance was set at configuration) -> bias levels -> drive level (or the drive SMU's own
-  pulse) -> measure -> 0 V -> outputs off.
+  (compliance was set at configuration) -> [pulse: the drive SMU arms its own pulse] -> bias
+  levels -> drive level and measure [pulse: fire] -> 0 V -> outputs off.
 - Read current = current into the sense SMU (the selected column); compliance is flagged when
   the drive or the sense SMU reached its limit.
 - MVM is done by superposition: each row with a non-zero input is driven alone (every other
@@ -20,12 +20,12 @@ Matrix bench (drive, sense, optional bias_row / bias_col SMUs, one switch matrix
   are summed over rows. Exact for linear cells with ideal wires; an approximation otherwise.
 - Pulse current = current out of the drive SMU (the selected cell plus the half-selected cells
   of its row); NaN where the drive instrument cannot measure during its pulse (2450).
-- Bias lines stay at their level for the whole operation (milliseconds), not only during the
-  pulse: before and after the drive pulse the selected row sits at 0 V while the unselected
-  columns sit at V/2 (or 2V/3), so cells of the selected row see -V/2 (-2V/3) and cells of the
-  selected column +V/2 (+V/3) for that time. SMUs without synchronised pulse outputs cannot do
-  better; keep it in mind for disturb studies (the bias is far below switching thresholds for
-  the usual read/programming voltages, but it is not zero).
+- Bias lines are raised only once the pulse is armed, but they still stay up for a few command
+  round trips (milliseconds) around the pulse, not only during it. Meanwhile the selected row
+  sits at 0 V and the unselected columns at V/2 (or 2V/3), so cells of the selected row see
+  -V/2 (-2V/3 under V/3: 1.7 V for a 2.5 V pulse) and cells of the selected column +V/2 (+V/3)
+  for that time. SMUs without synchronised outputs cannot do better; prefer V/2 for
+  programming on a matrix bench and keep this in mind for disturb studies.
 
 Board bench: the board drives and senses the lines itself (see
 `xbarlab.drivers.serial_board`), MVM drives all rows at once.
@@ -166,7 +166,7 @@ class BenchCrossbar:
                     m = self._board_op(int(r), int(c), float(v_read), scheme, None)
                     currents[k], comp[k] = m
                     continue
-                with self._applied(setup, exclude_drive=False):
+                with self._applied(setup):
                     d = self._src("drive").measure()
                     s = self._src("sense").measure()
                 currents[k] = -s.current  # current flowing into the sense SMU
@@ -188,8 +188,9 @@ class BenchCrossbar:
             if self.board is not None:
                 i, comp = self._board_op(r, c, float(voltage), scheme, float(width))
                 return PulseResult((r, c), float(voltage), float(width), i, comp)
-            with self._applied(setup, exclude_drive=True):
-                m = self._src("drive").pulse(float(voltage), float(width))
+            drive = self._src("drive")
+            with self._applied(setup, before_bias=lambda: drive.arm_pulse(voltage, width)):
+                m = drive.fire_pulse()
         return PulseResult((r, c), float(voltage), float(width), m.current, m.compliance)
 
     def mvm(self, v_rows: FloatArray) -> MvmResult:
@@ -215,7 +216,7 @@ class BenchCrossbar:
                     if x == 0.0:
                         continue
                     for j, setup in enumerate(plans[(i, float(x))]):
-                        with self._applied(setup, exclude_drive=False):
+                        with self._applied(setup):
                             s = self._src("sense").measure()
                             d = self._src("drive").measure()
                         out[b, j] += -s.current
@@ -315,8 +316,10 @@ class BenchCrossbar:
         return Setup(frozenset(points), levels)
 
     @contextmanager
-    def _applied(self, setup: Setup, exclude_drive: bool) -> Iterator[None]:
-        """Route, bring every used SMU up at 0 V, set the levels; always back to off."""
+    def _applied(self, setup: Setup,
+                 before_bias: Callable[[], None] | None = None) -> Iterator[None]:
+        """Route, bring every used SMU up at 0 V, (arm the drive's pulse,) set the levels;
+        always back to off. With `before_bias` the drive stays at 0 V: the body pulses it."""
         assert self.matrix is not None
         used = [self._src(role) for role in setup.levels]
         for s in self.sources:
@@ -326,8 +329,10 @@ class BenchCrossbar:
             for s in used:
                 s.set_voltage(0.0)
                 s.enable()
+            if before_bias is not None:
+                before_bias()
             for role, v in setup.levels.items():
-                if role == "drive" and exclude_drive:
+                if role == "drive" and before_bias is not None:
                     continue
                 if v != 0.0:
                     self._src(role).set_voltage(v)

@@ -94,6 +94,15 @@ class SourceMeter(Instrumented, Protocol):
         (NaN where the instrument cannot measure during the pulse)."""
         ...
 
+    def arm_pulse(self, volts: float, width: float) -> None:
+        """Everything `pulse` configures, without firing (so the bias lines can be raised
+        only just before the pulse)."""
+        ...
+
+    def fire_pulse(self) -> Measurement:
+        """Fire the armed pulse; same result as `pulse`."""
+        ...
+
     @property
     def pulse_width_range(self) -> tuple[float, float]:
         """(shortest, longest) pulse this instrument produces honestly (s)."""
