@@ -55,7 +55,9 @@ class World:
             "brow": "KEITHLEY INSTRUMENTS,MODEL 2450,04455001,1.7.3",
             "bcol": "KEITHLEY INSTRUMENTS,MODEL 2450,04455002,1.7.3",
             "mtx": "Keithley Instruments Inc., Model 707B, 1234567, 1.6.0",
+            "b29": "Keysight Technologies,B2902A,MY51140001,3.4.2011.5100",
         }
+        self._trip: dict[str, bool] = {}
         self.hook = None  # callable(instrument, line) run before each line is answered
 
     # -- physics ----------------------------------------------------------------------------
@@ -216,6 +218,65 @@ class World:
             return None
         raise AssertionError(f"2450 fake {inst}: unexpected {line!r}")
 
+    def b2900(self, line: str, query: bool) -> str | None:
+        r = self._common("b29", line, query)
+        if r is not None:
+            return r
+        if line == ":SYST:ERR?":
+            return '+0,"No error"'
+        if line == "*OPC?":
+            return "1"
+        m = re.fullmatch(r":OUTP([12]) (ON|OFF)", line)
+        if m:
+            self.smus[f"b29.{m[1]}"].on = m[2] == "ON"
+            return None
+        m = re.fullmatch(r":SOUR([12]):VOLT " + NUM, line)
+        if m:
+            self._set_level(self.smus[f"b29.{m[1]}"], float(m[2]))
+            return None
+        m = re.fullmatch(r":SENS([12]):CURR:PROT " + NUM, line)
+        if m:
+            self.smus[f"b29.{m[1]}"].limit = float(m[2])
+            return None
+        m = re.fullmatch(r":SOUR([12]):VOLT:TRIG " + NUM, line)
+        if m:
+            self.levels_seen.append(float(m[2]))
+            self._peak = float(m[2])
+            return None
+        m = re.fullmatch(r":SOUR([12]):PULS:WIDT " + NUM, line)
+        if m:
+            self._width = float(m[2])
+            return None
+        m = re.fullmatch(r":INIT \(@([12])\)", line)
+        if m:
+            smu = self.smus[f"b29.{m[1]}"]
+            assert smu.on, "pulse with the output off"
+            smu.pulses.append((self._peak, self._width))
+            i = self.current(smu.name, level=self._peak)
+            self._trip[smu.name] = abs(i) >= smu.limit
+            self._pulse_i = float(np.sign(i) * min(abs(i), smu.limit))
+            return None
+        m = re.fullmatch(r":FETC:SCAL:CURR\? \(@([12])\)", line)
+        if m:
+            return f"{self._pulse_i:.6e}"
+        m = re.fullmatch(r":MEAS:CURR\? \(@([12])\)", line)
+        if m:
+            smu = self.smus[f"b29.{m[1]}"]
+            i = self.current(smu.name)
+            self._trip[smu.name] = abs(i) >= smu.limit
+            return f"{(np.sign(i) * min(abs(i), smu.limit)):.6e}"
+        m = re.fullmatch(r":SENS([12]):CURR:PROT:TRIP\?", line)
+        if m:
+            return "1" if self._trip.get(f"b29.{m[1]}") else "0"
+        if re.fullmatch(r":ABOR \(@[12]\)", line) or re.fullmatch(
+                r"(:SOUR[12]:FUNC:MODE VOLT|:SOUR[12]:FUNC:SHAP (DC|PULS)|:SOUR[12]:VOLT:MODE FIX"
+                r"|:SOUR[12]:VOLT:RANG:AUTO OFF|:SENS[12]:FUNC \"CURR\"|:SENS[12]:CURR:RANG:AUTO ON"
+                r"|:SOUR[12]:PULS:DEL 0|:TRIG[12]:COUN 1)", line) or re.fullmatch(
+                r"(:SOUR[12]:VOLT:RANG|:SENS[12]:CURR:NPLC|:SENS[12]:CURR:APER|:TRIG[12]:ACQ:DEL) "
+                + NUM, line):
+            return None
+        raise AssertionError(f"B2900 fake: unexpected {line!r}")
+
     def k707b(self, line: str, query: bool) -> str | None:
         r = self._common("mtx", line, query)
         if r is not None:
@@ -247,11 +308,17 @@ class World:
             "brow": lambda line, q: self.k2450("brow", line, q),
             "bcol": lambda line, q: self.k2450("bcol", line, q),
             "mtx": self.k707b,
+            "b29": self.b2900,
         }
         return CallbackTransport(handlers[name], address=cfg.address)
 
 
-def bench_config(rows: int = 3, cols: int = 3, **limits: float) -> BenchConfig:
+B2900_BUSES = {"A": "b29.1", "B": "b29.2", "C": "brow", "D": "bcol"}
+
+
+def bench_config(rows: int = 3, cols: int = 3, smu: str = "k2600", **limits: float
+                 ) -> BenchConfig:
+    """The fake bench: drive/sense on a 2636B (``smu="k2600"``) or a B2902A (``"b29"``)."""
     data = {
         "name": "fake",
         "rows": rows, "cols": cols, "settle": 0.0, "nplc": 1.0,
@@ -264,9 +331,12 @@ def bench_config(rows: int = 3, cols: int = 3, **limits: float) -> BenchConfig:
                      "identity": "MODEL 2450"},
             "mtx": {"driver": "keithley707b", "address": "TCPIP::10.0.0.5::INSTR",
                     "identity": "Model 707B"},
+            "b29": {"driver": "keysight_b2900", "address": "TCPIP::10.0.0.7::INSTR",
+                    "identity": "B2902A"},
         },
-        "roles": {"drive": "k2600.a", "sense": "k2600.b", "bias_row": "brow",
-                  "bias_col": "bcol", "matrix": "mtx"},
+        "roles": {"drive": "k2600.a" if smu == "k2600" else "b29.1",
+                  "sense": "k2600.b" if smu == "k2600" else "b29.2",
+                  "bias_row": "brow", "bias_col": "bcol", "matrix": "mtx"},
         "pins": {"slot": 1, "rows": list(range(1, rows + 1)),
                  "cols": list(range(rows + 1, rows + cols + 1)),
                  "drive": "A", "sense": "B", "bias_row": "C", "bias_col": "D"},

@@ -14,14 +14,18 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.bench.fake_world import World, bench_config
+from tests.bench.fake_world import B2900_BUSES, World, bench_config
 from xbarlab.crossbar import BiasScheme
 from xbarlab.drivers.registry import open_bench
 from xbarlab.limits import BenchLimits, LimitViolation
 
 NUM = r"([-+0-9.eE]+)"
-LEVEL = [re.compile(r"smu[ab]\.source\.levelv = " + NUM), re.compile(r":SOUR:VOLT " + NUM)]
-LIMIT = [re.compile(r"smu[ab]\.source\.limiti = " + NUM), re.compile(r":SOUR:VOLT:ILIM " + NUM)]
+LEVEL = [re.compile(r"smu[ab]\.source\.levelv = " + NUM), re.compile(r":SOUR:VOLT " + NUM),
+         re.compile(r":SOUR[12]:VOLT " + NUM)]
+LIMIT = [re.compile(r"smu[ab]\.source\.limiti = " + NUM), re.compile(r":SOUR:VOLT:ILIM " + NUM),
+         re.compile(r":SENS[12]:CURR:PROT " + NUM)]
+B2900_PEAK = re.compile(r":SOUR[12]:VOLT:TRIG " + NUM)
+B2900_WIDTH = re.compile(r":SOUR[12]:PULS:WIDT " + NUM)
 PULSE = re.compile(r"print\(ConfigPulseVMeasureI\(smu[ab], " + NUM + ", " + NUM + ", " + NUM
                    + ", " + NUM + ", ")
 
@@ -66,10 +70,11 @@ def _within(lim: BenchLimits, op: tuple) -> bool:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(lim=limits(), sequence=st.lists(ops, min_size=1, max_size=6))
-def test_no_command_beyond_the_limits(lim: BenchLimits, sequence: list[tuple]) -> None:
-    world = World(np.full((3, 3), 1e-5))
-    cfg = bench_config().model_copy(update={"limits": lim})
+@given(lim=limits(), sequence=st.lists(ops, min_size=1, max_size=6),
+       smu=st.sampled_from(["k2600", "b29"]))
+def test_no_command_beyond_the_limits(lim: BenchLimits, sequence: list[tuple], smu: str) -> None:
+    world = World(np.full((3, 3), 1e-5), buses=B2900_BUSES if smu == "b29" else None)
+    cfg = bench_config(smu=smu).model_copy(update={"limits": lim})
     xbar = open_bench(cfg, world.transport).crossbar
     for op in sequence:
         before = len(world.lines)
@@ -101,5 +106,11 @@ def test_no_command_beyond_the_limits(lim: BenchLimits, sequence: list[tuple]) -
             assert lim.pulse_v_min <= level <= lim.pulse_v_max, line
             assert width <= lim.pulse_width_max, line
             assert comp <= lim.compliance, line
+        m = B2900_PEAK.fullmatch(line)
+        if m:
+            assert lim.pulse_v_min <= float(m[1]) <= lim.pulse_v_max, line
+        m = B2900_WIDTH.fullmatch(line)
+        if m:
+            assert float(m[1]) <= lim.pulse_width_max, line
     assert not world.violations
     assert all(abs(v) <= lim.v_max for v in world.levels_seen)
