@@ -34,7 +34,7 @@ def default_transport(name: str, cfg: InstrumentConfig) -> Transport:
 
 
 def make_driver(name: str, cfg: InstrumentConfig, transport: Transport, channel: str,
-                shape: tuple[int, int]) -> Instrument:
+                shape: tuple[int, int], v_max: float = 5.0) -> Instrument:
     """One driver object for instrument `name` (channel `channel` where it has several)."""
     label = f"{name}.{channel}" if channel else name
     if cfg.driver == "keithley2450":
@@ -46,7 +46,7 @@ def make_driver(name: str, cfg: InstrumentConfig, transport: Transport, channel:
     if cfg.driver == "keithley707b":
         return Keithley707B(transport, label)
     if cfg.driver == "serial_board":
-        return SerialBoard(transport, shape, label)
+        return SerialBoard(transport, shape, label, v_max=v_max)
     raise ValueError(f"unknown driver {cfg.driver!r}")  # pragma: no cover - Literal-checked
 
 
@@ -96,7 +96,7 @@ def open_bench(config: BenchConfig, transport_factory: TransportFactory = defaul
         for role, ref in refs.items():
             inst, _, ch = ref.partition(".")
             drivers[role] = make_driver(inst, config.instruments[inst], transports[inst], ch,
-                                        shape)
+                                        shape, config.limits.v_max)
         for name in sorted(used):
             # one identity check per instrument (channels share the link)
             first = next(d for role, d in drivers.items() if refs[role].partition(".")[0] == name)
