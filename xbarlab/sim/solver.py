@@ -154,7 +154,7 @@ class CrossbarSolver:
         max_newton: int = 50,
         newton_rtol: float = 1e-11,
         cache_size: int = 8,
-        lu_after: int = 4,
+        lu_after: int = 8,
     ) -> None:
         if engine not in ("auto", "direct", "lines"):
             raise ValueError(f"engine must be 'auto', 'direct' or 'lines', got {engine!r}")
@@ -192,10 +192,10 @@ class CrossbarSolver:
             self._direct, driven.tobytes(), lambda: DirectEngine(self.wires, driven)
         )
 
-    def _prefer_lines(self, driven: BoolArray, law: DeviceLaw) -> bool:
-        """Auto policy: the line engine unless a direct LU for this very state is cached
-        (then a solve is cheaper), or this linear state has been solved `lu_after` times
-        (then factor once and reuse)."""
+    def _prefer_lines(self, driven: BoolArray, law: DeviceLaw, batch: int) -> bool:
+        """Auto policy: the line engine, unless a direct LU for this very linear state is
+        cached (a solve is then cheaper) or more than `lu_after` right-hand sides have been
+        solved for it, this batch included (factor once, then reuse)."""
         if not self.wires.all_positive:
             return False
         if not law.linear:
@@ -205,15 +205,18 @@ class CrossbarSolver:
         if deng is not None and deng.has_factor(law.g0):
             return False
         seen = self._seen.get(key)
-        count = seen[1] + 1 if seen is not None and np.array_equal(seen[0], law.g0) else 1
+        same = seen is not None and np.array_equal(seen[0], law.g0)
+        count = (seen[1] if seen is not None and same else 0) + batch
         self._seen[key] = (np.array(law.g0, copy=True), count)
         while len(self._seen) > self._cache_size:
             self._seen.pop(next(iter(self._seen)))
-        return count < self.lu_after
+        return count <= self.lu_after
 
     def check_connected(self, driven: BoolArray, conducting: BoolArray) -> None:
         """Raise `CircuitError` naming lines without a path to a driven pad (cached)."""
-        key = driven.tobytes() + (b"all" if conducting.all() else conducting.tobytes())
+        if conducting.all():
+            return  # every line reaches every crossing line through a device
+        key = driven.tobytes() + conducting.tobytes()
         if key in self._connected:
             return
         self.direct_engine(driven).check_connected(conducting)
@@ -278,7 +281,8 @@ class CrossbarSolver:
     ) -> None:
         m, n = self.shape
         use_lines = m * n > 1 and (
-            self.engine == "lines" or (self.engine == "auto" and self._prefer_lines(driven, law))
+            self.engine == "lines"
+            or (self.engine == "auto" and self._prefer_lines(driven, law, volts.shape[0]))
         )
         if use_lines:
             eng = self.line_engine(driven)
@@ -357,7 +361,8 @@ def _newton(
     step: Callable[[FloatArray, FloatArray], FloatArray],
     v_dev_of: Callable[[FloatArray], FloatArray],
     law: DeviceLaw,
-    i_scale: float,
+    i_dev_scale: float,
+    i_wire_scale: float,
     solver: CrossbarSolver,
 ) -> tuple[FloatArray, int, float]:
     """Damped Newton on node state x (B, ...). `residual(x)` -> (F, i_dev); `step(dg, F)` ->
@@ -365,7 +370,8 @@ def _newton(
     x = x0
     f, _ = residual(x)
     fnorm = np.abs(f).reshape(f.shape[0], -1).max(axis=1)
-    atol = solver.newton_rtol * i_scale
+    # relative to the device currents, floored at what rounding in the pad terms allows
+    atol = max(solver.newton_rtol * i_dev_scale, 16 * np.finfo(float).eps * i_wire_scale)
     for it in range(1, solver.max_newton + 1):
         if np.all(fnorm <= atol):
             return x, it - 1, float(fnorm.max())
@@ -447,13 +453,13 @@ class _LineProblem:
 
         iterations = 0
         if not law.linear:
-            i_scale = max(self.i_scale, float(np.abs(law.current(x[:, 0] - x[:, 1])).max()))
+            i_dev0 = float(np.abs(law.current(x[:, 0] - x[:, 1])).max())
 
             def step(dg: FloatArray, f: FloatArray) -> FloatArray:
                 return self._lin(dg, -f[:, 0], -f[:, 1])
 
             x, iterations, _ = _newton(
-                x, residual, step, lambda s: s[:, 0] - s[:, 1], law, i_scale, solver
+                x, residual, step, lambda s: s[:, 0] - s[:, 1], law, i_dev0, self.i_scale, solver
             )
         f, i_dev = residual(x)
         vr, vc = x[:, 0], x[:, 1]
@@ -516,7 +522,7 @@ class _DirectProblem:
             return f[:, free], i_dev
 
         if not law.linear:
-            i_scale = max(self.i_scale, float(np.abs(law.current(np.subtract(*eng.taps(v)))).max()))
+            i_dev0 = float(np.abs(law.current(np.subtract(*eng.taps(v)))).max())
             zeros = np.zeros_like(self.fixed_v)
 
             def step(dg: FloatArray, f_free: FloatArray) -> FloatArray:
@@ -525,7 +531,8 @@ class _DirectProblem:
                 return self._lin(dg, rhs, zeros)
 
             v, iterations, _ = _newton(
-                v, residual, step, lambda s: np.subtract(*eng.taps(s)), law, i_scale, solver
+                v, residual, step, lambda s: np.subtract(*eng.taps(s)), law, i_dev0, self.i_scale,
+                solver,
             )
         f, i_dev = self.residual(v, law)
         vr, vc = eng.taps(v)
