@@ -12,12 +12,12 @@ dead device does not disturb its row and column with hundreds of full-amplitude 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from xbarlab.config import WriteVerifyParams
-from xbarlab.crossbar import Cell, FloatArray, ReadResult
+from xbarlab.crossbar import BoolArray, Cell, FloatArray, ReadResult
 from xbarlab.messages import Checkpoint, Plan, Pulse, Read
 from xbarlab.protocols.read_map import read_map
 
@@ -99,9 +99,11 @@ class ArrayOutcome:
     """Write-verify of a whole target pattern, with the final read map."""
 
     targets: FloatArray  # (M, N) S
-    cells: list[WriteVerifyOutcome]
+    cells: list[WriteVerifyOutcome]  # the last attempt on each cell, in programming order
     final: FloatArray  # (M, N) S, read after every cell was programmed
     tolerance: float
+    attempts: list[WriteVerifyOutcome] = field(default_factory=list)  # every attempt, in order
+    passes: int = 1
 
     @property
     def converged(self) -> int:
@@ -110,12 +112,15 @@ class ArrayOutcome:
     @property
     def in_tolerance_final(self) -> int:
         """Cells still within tolerance at the final read (disturb by later cells shows here)."""
-        err = np.abs(self.final - self.targets) / self.targets
-        return int((err <= self.tolerance).sum())
+        return int(self.in_band(self.final).sum())
+
+    def in_band(self, g: FloatArray) -> BoolArray:
+        """Which cells of map `g` lie within tolerance of their target."""
+        return np.asarray(np.abs(g - self.targets) <= self.tolerance * self.targets)
 
     @property
     def n_pulses(self) -> int:
-        return sum(o.n_pulses for o in self.cells)
+        return sum(o.n_pulses for o in (self.attempts or self.cells))
 
 
 def write_verify_array(
@@ -123,31 +128,49 @@ def write_verify_array(
     params: WriteVerifyParams,
     order: str = "row-major",
     cells: Sequence[Cell] | None = None,
+    passes: int = 1,
 ) -> Plan:
     """Program every cell (or `cells`, in that order) to `targets` (M, N), then read the map.
 
-    Yields a ``Checkpoint("cell_done")`` after each cell with ``progress = (done, total)``.
+    With ``passes > 1``, the cells that the final read map shows out of tolerance (disturbed
+    by the programming of later cells) are programmed again, in the same order, up to `passes`
+    times in all; cells given up as stuck are not retried. Yields a ``Checkpoint("cell_done")``
+    after each cell with ``progress = (done, total)`` of the current pass and ``pass``.
     """
     targets = np.asarray(targets, dtype=np.float64)
     if targets.ndim != 2:
         raise ValueError(f"targets must be a 2-D conductance map, got shape {targets.shape}")
     if not np.all(np.isfinite(targets)) or (targets <= 0).any():
         raise ValueError("every target conductance must be finite and positive")
-    sequence = list(cells) if cells is not None else programming_order(targets.shape, order)
-    outcomes: list[WriteVerifyOutcome] = []
-    for i, cell in enumerate(sequence):
-        outcome = yield from write_verify(cell, float(targets[cell]), params)
-        outcomes.append(outcome)
-        yield Checkpoint(
-            "cell_done",
-            {
-                "progress": (i + 1, len(sequence)),
-                "cell": cell,
-                "converged": outcome.converged,
-                "n_pulses": outcome.n_pulses,
-                "g_final": outcome.g_final,
-                "target": outcome.target,
-            },
-        )
-    final = yield from read_map(targets.shape, params.v_read, params.read_scheme)
-    return ArrayOutcome(targets, outcomes, final, params.tolerance)
+    if passes < 1:
+        raise ValueError(f"passes must be >= 1, got {passes}")
+    order_all = list(cells) if cells is not None else programming_order(targets.shape, order)
+    latest: dict[Cell, WriteVerifyOutcome] = {}
+    attempts: list[WriteVerifyOutcome] = []
+    sequence = order_all
+    final = np.full(targets.shape, np.nan)
+    n_pass = 0
+    for n_pass in range(1, passes + 1):
+        for i, cell in enumerate(sequence):
+            outcome = yield from write_verify(cell, float(targets[cell]), params)
+            latest[cell] = outcome
+            attempts.append(outcome)
+            yield Checkpoint(
+                "cell_done",
+                {
+                    "progress": (i + 1, len(sequence)),
+                    "pass": n_pass,
+                    "cell": cell,
+                    "converged": outcome.converged,
+                    "n_pulses": outcome.n_pulses,
+                    "g_final": outcome.g_final,
+                    "target": outcome.target,
+                },
+            )
+        final = yield from read_map(targets.shape, params.v_read, params.read_scheme)
+        off = np.abs(final - targets) > params.tolerance * targets
+        sequence = [c for c in order_all if off[c] and not latest[c].reason.startswith("stuck")]
+        if not sequence:
+            break
+    return ArrayOutcome(targets, [latest[c] for c in order_all], final, params.tolerance,
+                        attempts, n_pass)

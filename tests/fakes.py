@@ -34,6 +34,7 @@ class RecordingCrossbar:
         self.safe_calls = 0
         self.fail_on: str | None = None
         self.stuck = False  # pulses change nothing
+        self.disturb = 0.0  # relative drop of the selected row's other cells per pulse
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -54,6 +55,10 @@ class RecordingCrossbar:
             raise OSError("instrument error -113")
         self.calls.append(("pulse", (cell, voltage, width, scheme)))
         over = 0.0 if self.stuck else max(abs(voltage) - 1.0, 0.0)
+        if self.disturb:
+            row = self.g[cell[0]].copy()
+            self.g[cell[0]] *= 1.0 - self.disturb
+            self.g[cell[0], cell[1]] = row[cell[1]]
         self.g[cell] *= 1.0 + np.sign(voltage) * 0.5 * over
         return PulseResult(cell, voltage, width)
 

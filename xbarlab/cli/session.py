@@ -66,7 +66,9 @@ def build_plan(cfg: SessionConfig, shape: tuple[int, int]) -> Plan:
     """The plan of the session's protocol for an array of `shape`."""
     proto = cfg.protocol
     if isinstance(proto, WriteVerifyArrayProtocol):
-        return write_verify_array(target_map(proto.target, shape), proto.params, proto.order)
+        return write_verify_array(
+            target_map(proto.target, shape), proto.params, proto.order, passes=proto.passes
+        )
     return read_map(shape, proto.params.v_read, proto.params.scheme)
 
 
@@ -122,18 +124,29 @@ def print_summary(result: RunResult, elapsed: float, out: Path) -> None:
     value: Any = result.value
     if isinstance(value, ArrayOutcome):
         n = len(value.cells)
-        pulses = [o.n_pulses for o in value.cells]
+        pulses = [o.n_pulses for o in (value.attempts or value.cells)]
         table.add_row("cells converged (write-verify)", f"{value.converged} / {n}")
+        table.add_row("passes", f"{value.passes} ({len(value.attempts)} cell programmings)")
         table.add_row(
-            f"cells in tolerance at the final read (±{value.tolerance:.1%})",
+            f"cells in tolerance at the final read (±{value.tolerance:.1%}), after the "
+            "disturb of later programming",
             f"{value.in_tolerance_final} / {n}",
         )
-        table.add_row("pulses", f"{sum(pulses)} (mean {np.mean(pulses):.1f}, max {max(pulses)})")
+        table.add_row(
+            "pulses", f"{sum(pulses)} (per programming: mean {np.mean(pulses):.1f}, "
+            f"max {max(pulses)})"
+        )
         err = np.abs(value.final - value.targets) / value.targets
         table.add_row("final |error|", f"median {np.median(err):.2%}, max {err.max():.2%}")
         failed = [o for o in value.cells if not o.converged]
         if failed:
-            table.add_row("not converged", ", ".join(f"{o.cell}: {o.reason}" for o in failed[:5]))
+            by_reason: dict[str, list[str]] = {}
+            for o in failed:
+                by_reason.setdefault(o.reason.split(":")[0], []).append(str(o.cell))
+            table.add_row("not converged", "\n".join(
+                f"{why}: {', '.join(cells[:8])}{' ...' if len(cells) > 8 else ''}"
+                for why, cells in by_reason.items()
+            ))
     elif isinstance(value, np.ndarray):
         table.add_row("conductance (uS)", f"min {value.min()*1e6:.1f}, "
                       f"median {np.median(value)*1e6:.1f}, max {value.max()*1e6:.1f}")
@@ -161,7 +174,10 @@ def register(app: typer.Typer) -> None:
         pattern: Annotated[
             str, typer.Option(help="letter_x, checkerboard, gradient, ring")
         ] = "letter_x",
-        device: Annotated[str, typer.Option(help="device preset")] = "simple",
+        device: Annotated[str, typer.Option(help="device preset")] = "tio2-o921c",
+        passes: Annotated[
+            int, typer.Option(min=1, max=20, help="re-program cells disturbed out of tolerance")
+        ] = 3,
         seed: Annotated[int, typer.Option(min=0)] = 0,
         overwrite: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
         plot: Annotated[bool, typer.Option(help="save a PNG overview next to the log")] = True,
@@ -171,7 +187,9 @@ def register(app: typer.Typer) -> None:
             cfg = SessionConfig(
                 seed=seed,
                 sim=SimConfig(rows=size, cols=size, device=device, seed=seed),
-                protocol=WriteVerifyArrayProtocol(target=PatternTarget(pattern=pattern)),
+                protocol=WriteVerifyArrayProtocol(
+                    target=PatternTarget(pattern=pattern), passes=passes
+                ),
             )
         except ValueError as exc:
             raise fail(str(exc)) from None
