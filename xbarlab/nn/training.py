@@ -1,0 +1,244 @@
+"""Regular and hardware-aware training of the paper's MLP.
+
+Hardware-aware training (Drolet et al. 2023) differs from regular training in three ways:
+
+1. every forward pass uses a freshly sampled transfer of the current weights (mapping to pairs,
+   tuning imprecision, offset, disturb, stuck devices: `xbarlab.nn.transfer`), with
+   straight-through gradients to the nominal weights (w_eff = w + stopgrad(w_transfer - w));
+2. weights with a stuck device in their pair act as dropped out: their value in that pass is
+   the stuck one, and the optimizer's update to them is undone after the step;
+3. regularisation: weight decay (1e-4 in the paper) and optionally a KL term pulling the
+   transfer distribution N(w, s^2) of each weight towards a prior N(0, p^2).
+
+Regular training is plain Adam on the nominal weights. All settings live in `TrainConfig`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from xbarlab.config import validate_config
+from xbarlab.nn.data import MoonsData
+from xbarlab.nn.mapping import NetworkLayout, flat_map, layout_network, unflatten_params
+from xbarlab.nn.metrics import THRESHOLD, correct_matrix, mlp_logits
+from xbarlab.nn.model import MLP, Params
+from xbarlab.nn.transfer import DEFAULT_PRESET, TransferModel, apply, draw, transfer_std
+
+
+class TrainConfig(BaseModel):
+    """Training settings (the paper's defaults: Adam lr 0.1, batch 256, BCE with logits)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sizes: tuple[int, ...] = Field((2, 8, 1), description="layer widths, input first")
+    epochs: int = Field(2000, ge=1, le=1_000_000)
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(0.1, gt=0, le=10)
+    weight_decay: float = Field(0.0, ge=0, description="Adam (L2) weight decay")
+    hardware_aware: bool = False
+    stuck_substitution: bool = Field(True, description="undo updates of stuck-substituted weights")
+    kl_weight: float = Field(0.0, ge=0, description="weight of the KL term (0: off)")
+    kl_prior_std: float = Field(1.0, gt=0, description="std of the N(0, p^2) weight prior")
+    preset: str = Field(DEFAULT_PRESET, description="statistical device preset")
+    array_rows: int = Field(8, ge=2, le=4096)
+    array_cols: int = Field(8, ge=2, le=4096)
+    order: Literal["row-major", "column-major"] = "column-major"
+    samples: int = Field(1, ge=1, le=64, description="transfers averaged per training step")
+    select_every: int = Field(
+        0, ge=0, description="epochs between validation checkpoints; keep the best (0: last)"
+    )
+    select_transfers: int = Field(200, ge=1, description="transfers per validation checkpoint")
+    draw_block: int = Field(512, ge=1, description="transfers drawn at once during training")
+    seed: int = Field(0, ge=0)
+
+    @field_validator("sizes")
+    @classmethod
+    def _sizes(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if len(v) < 2 or any(s < 1 for s in v) or v[-1] != 1:
+            raise ValueError(f"need >= 2 positive widths ending in 1 output, got {v}")
+        return v
+
+    @property
+    def array_shape(self) -> tuple[int, int]:
+        return (self.array_rows, self.array_cols)
+
+
+def make_config(data: dict[str, Any] | None = None, source: str = "<train config>") -> TrainConfig:
+    """`TrainConfig` from plain data; invalid values raise `ConfigError` naming the field."""
+    return validate_config(data or {}, TrainConfig, source)
+
+
+def paper_config(kind: Literal["regular", "hardware-aware"], **overrides: Any) -> TrainConfig:
+    """The paper's settings for the regular or the hardware-aware network (+ overrides)."""
+    if kind not in ("regular", "hardware-aware"):
+        raise ValueError(f"kind must be 'regular' or 'hardware-aware', got {kind!r}")
+    base: dict[str, Any] = (
+        {"hardware_aware": True, "weight_decay": 1e-4} if kind == "hardware-aware" else {}
+    )
+    return make_config({**base, **overrides})
+
+
+@dataclass
+class TrainResult:
+    config: TrainConfig
+    params: Params
+    epoch_loss: list[float]
+    seconds: float
+    train_accuracy: float
+    substituted_share: float = 0.0  # mean share of weights substituted per step
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _HardwareSampler:
+    """Draws transfers of the current weights in blocks; one per training step."""
+
+    def __init__(self, tm: TransferModel, layout: NetworkLayout, block: int, seed: int) -> None:
+        self.tm, self.block = tm, block
+        self.fmap = flat_map(layout)
+        self.k = layout.device_k()
+        self.rng = np.random.default_rng(seed)
+        self._draw = draw(tm, self.k, block, self.rng)
+        self._i = 0
+
+    def next(
+        self, theta: np.ndarray, samples: int = 1, with_std: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(transferred theta (S, P), substituted-parameter mask (P,): stuck in any of the
+        S transfers, per-parameter std (P,) if asked)."""
+        if self._i + samples > self.block:
+            self._draw = draw(self.tm, self.k, max(self.block, samples), self.rng)
+            self._i = 0
+        d = self._draw.take(slice(self._i, self._i + samples))
+        self._i += samples
+        g, scale = self.fmap.targets(theta, self.tm.g_min, self.tm.g_max)
+        new = self.fmap.weights(apply(self.tm, g, d), scale)
+        mask = np.asarray(self.fmap.pair_any(d.stuck).any(axis=0))
+        if not with_std:
+            return new, mask, None
+        s = transfer_std(self.tm, g, self.k)
+        return new, mask, scale * np.hypot(s[self.fmap.pos], s[self.fmap.neg])
+
+
+class _Selector:
+    """Validation checkpoints: keeps the parameters with the best validation score.
+
+    Hardware-aware networks are scored by the paper's metric on the validation split (share of
+    points correct in >= 95 % of a fixed set of simulated transfers), regular ones by their
+    nominal validation accuracy: each is selected with what its training knows."""
+
+    def __init__(self, cfg: TrainConfig, data: MoonsData, tm: TransferModel | None) -> None:
+        self.x, self.y, self.tm = data.x_val, data.y_val, tm
+        self.best: tuple[float, float] | None = None
+        self.best_theta: np.ndarray | None = None
+        self.best_epoch = 0
+        if tm is not None:
+            layout = layout_network(cfg.sizes, cfg.array_shape, cfg.order)
+            self.fmap = flat_map(layout)
+            self.draw = draw(tm, layout.device_k(), cfg.select_transfers,
+                             np.random.default_rng(cfg.seed + 104729))
+        self.sizes = cfg.sizes
+
+    def __call__(self, epoch: int, theta: np.ndarray) -> None:
+        nominal = correct_matrix(mlp_logits(self.x, unflatten_params(theta, self.sizes)), self.y)
+        if self.tm is None:
+            score = (float(nominal.mean()), 0.0)
+        else:
+            g, scale = self.fmap.targets(theta, self.tm.g_min, self.tm.g_max)
+            t = self.fmap.weights(apply(self.tm, g, self.draw), scale)
+            ok = correct_matrix(mlp_logits(self.x, unflatten_params(t, self.sizes)), self.y)
+            score = (float((ok.mean(axis=0) >= THRESHOLD).mean()), float(ok.mean()))
+        if self.best is None or score >= self.best:
+            self.best, self.best_theta, self.best_epoch = score, theta.copy(), epoch
+
+
+def train(
+    cfg: TrainConfig,
+    data: MoonsData,
+    transfer_model: TransferModel | None = None,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Train an MLP on `data` per `cfg`; hardware-aware uses `transfer_model` (or cfg.preset)."""
+    t0 = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    net = MLP(cfg.sizes)
+    x = torch.as_tensor(data.x_train, dtype=torch.float32)
+    y = torch.as_tensor(data.y_train, dtype=torch.float32)
+    if x.ndim != 2 or x.shape[1] != cfg.sizes[0]:
+        raise ValueError(
+            f"data have shape {tuple(x.shape)}, the network takes {cfg.sizes[0]} inputs"
+        )
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    sampler = None
+    if cfg.hardware_aware:
+        tm = transfer_model if transfer_model is not None else TransferModel.from_preset(cfg.preset)
+        layout = layout_network(cfg.sizes, cfg.array_shape, cfg.order)
+        sampler = _HardwareSampler(tm, layout, cfg.draw_block, cfg.seed + 7919)
+    selector = None
+    if cfg.select_every:
+        selector = _Selector(cfg, data, sampler.tm if sampler is not None else None)
+    n = x.shape[0]
+    theta = net.theta
+    epoch_loss: list[float] = []
+    substituted, steps = 0, 0
+    p2 = cfg.kl_prior_std**2
+    for epoch in range(cfg.epochs):
+        perm = torch.randperm(n, generator=gen)
+        total = torch.zeros(())
+        for start in range(0, n, cfg.batch_size):
+            idx = perm[start : start + cfg.batch_size]
+            xb, yb = x[idx], y[idx]
+            keep = None
+            if sampler is None:
+                loss = loss_fn(net(xb), yb)
+            else:
+                nominal = theta.detach().numpy().astype(np.float64)
+                new, mask, std = sampler.next(nominal, cfg.samples, cfg.kl_weight > 0)
+                # straight-through: the value of the transfer, the gradient of the nominal
+                shift = torch.from_numpy((new - nominal).astype(np.float32))
+                loss = sum(
+                    (loss_fn(net(xb, theta + shift[i]), yb) for i in range(cfg.samples)),
+                    torch.zeros(()),
+                ) / cfg.samples
+                if std is not None:
+                    s2 = torch.from_numpy(np.maximum(std, 1e-12).astype(np.float32) ** 2)
+                    kl = (0.5 * torch.log(p2 / s2) + (s2 + theta**2) / (2 * p2) - 0.5).sum()
+                    loss = loss + cfg.kl_weight * kl / n
+                if cfg.stuck_substitution and mask.any():
+                    keep = torch.from_numpy(mask)
+                    saved = theta.detach()[keep].clone()
+                    substituted += int(mask.sum())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if keep is not None:
+                with torch.no_grad():
+                    theta[keep] = saved
+            total += loss.detach() * len(idx)
+            steps += 1
+        epoch_loss.append(float(total) / n)
+        if selector is not None and (
+            (epoch + 1) % cfg.select_every == 0 or epoch + 1 == cfg.epochs
+        ):
+            selector(epoch + 1, net.theta_numpy())
+        if on_epoch is not None:
+            on_epoch(epoch + 1, epoch_loss[-1])
+    extra: dict[str, Any] = {}
+    if selector is not None and selector.best_theta is not None:
+        with torch.no_grad():
+            theta.copy_(torch.from_numpy(selector.best_theta.astype(np.float32)))
+        extra = {"selected_epoch": selector.best_epoch, "selection_score": selector.best}
+    with torch.no_grad():
+        acc = float(((net(x) > 0).float() == y).float().mean())
+    return TrainResult(
+        cfg, net.numpy_params(), epoch_loss, time.perf_counter() - t0, acc,
+        substituted / max(steps * theta.numel(), 1), extra,
+    )
