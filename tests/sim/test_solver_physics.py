@@ -194,3 +194,58 @@ def test_sim_crossbar_reads_with_wires_see_less_than_ideal() -> None:
     b = wired.read(None, 0.2, BiasScheme.GROUNDED).currents
     assert np.all(b < a)  # IR drop only takes voltage away from the selected cell
     np.testing.assert_allclose(a, 0.2 * ideal.g.ravel(), rtol=1e-12)
+
+
+class _SinhDevices(SimpleDevices):
+    """Simple devices read through the TiO2 sinh law (a nonlinear DeviceArray)."""
+
+    law = SinhIV(0.8, 1.5)
+
+    @property
+    def linear(self) -> bool:
+        return False
+
+    @property
+    def iv(self) -> SinhIV:  # type: ignore[override]
+        return self.law
+
+    def current(self, v: np.ndarray) -> np.ndarray:
+        return self.law.current(self.g, v)
+
+    def conductance(self, v: np.ndarray) -> np.ndarray:
+        return self.law.didv(self.g, v)
+
+
+@settings(max_examples=20, deadline=None)
+@given(arrays, st.floats(0.1, 2.5))
+def test_ideal_circuit_floats_lines_with_nonlinear_devices_by_kcl(
+    dims: tuple[int, int, int], volts: float
+) -> None:
+    m, n, seed = dims
+    devices = _SinhDevices((m, n), SimpleDeviceParams(), np.random.default_rng(seed))
+    row_v, col_v = line_biases((m, n), (0, n - 1), volts, BiasScheme.FLOATING)
+    sol = IdealCircuit().solve(devices, row_v[None], col_v[None])
+    scale = np.abs(sol.i_dev).max()
+    assert np.abs(sol.i_rows[0, 1:]).max(initial=0.0) <= 1e-9 * scale  # floating rows
+    assert np.abs(sol.i_cols[0, :-1]).max(initial=0.0) <= 1e-9 * scale  # floating columns
+    assert sol.i_cols[0, -1] > 0
+    wired = WireCircuit(nonlinear=True).solve(devices, row_v[None], col_v[None])
+    np.testing.assert_allclose(wired.i_cols, sol.i_cols, rtol=1e-8, atol=1e-9 * scale)
+
+
+def test_whole_array_reads_by_superposition_equal_case_by_case_solves() -> None:
+    # a batch whose pad voltages span few directions is solved on a basis and combined
+    shape = (6, 5)
+    g, wires, _ = _random(21, *shape)
+    circ = WireCircuit()
+    for scheme in (BiasScheme.GROUNDED, BiasScheme.HALF, BiasScheme.THIRD):
+        cases = [line_biases(shape, (r, c), 0.3, scheme) for r in range(6) for c in range(5)]
+        t = circ.terminals(np.array([a for a, _ in cases]), np.array([b for _, b in cases]))
+        batch = CrossbarSolver(wires).solve(g, t)
+        for k in (0, 7, 29):
+            one = Terminals(t.row_start[k : k + 1], t.row_end[k : k + 1],
+                            t.col_start[k : k + 1], t.col_end[k : k + 1])
+            single = CrossbarSolver(wires, engine="direct").solve(g, one)
+            np.testing.assert_allclose(batch.i_pad[k], single.i_pad[0], rtol=1e-9,
+                                       atol=1e-12 * np.abs(single.i_pad).max())
+            np.testing.assert_allclose(batch.v_dev[k], single.v_dev[0], rtol=1e-9, atol=1e-12)

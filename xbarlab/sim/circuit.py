@@ -43,7 +43,8 @@ class Circuit(Protocol):
 
 
 class IdealCircuit:
-    """Zero wire, source and sense resistance. Floating lines need linear devices."""
+    """Zero wire, source and sense resistance. Floating lines with nonlinear devices are
+    solved by the nodal solver (`xbarlab.sim.solver`, Newton on the lumped lines)."""
 
     def solve(self, devices: DeviceArray, row_v: FloatArray, col_v: FloatArray) -> CircuitSolution:
         row_v = np.atleast_2d(np.asarray(row_v, dtype=np.float64))
@@ -61,10 +62,9 @@ class IdealCircuit:
     ) -> tuple[FloatArray, FloatArray]:
         """Fill floating line potentials by KCL (no current leaves a floating line)."""
         if not devices.linear:
-            raise NotImplementedError(
-                "floating lines with nonlinear devices need the circuit solver "
-                "(fidelity 'nonlinear')"
-            )
+            from xbarlab.sim.solver import lumped_line_potentials  # solver imports this module
+
+            return lumped_line_potentials(devices, row_v, col_v)
         g = devices.g
         m, n = g.shape
         row_v, col_v = row_v.copy(), col_v.copy()

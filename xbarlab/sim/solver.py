@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import scipy.linalg as sla
 import scipy.sparse as sp
 
 from xbarlab.crossbar import BoolArray, FloatArray
@@ -47,6 +48,7 @@ __all__ = [
     "Terminals",
     "WireCircuit",
     "Wires",
+    "lumped_line_potentials",
 ]
 
 Engine = Literal["auto", "direct", "lines"]
@@ -279,6 +281,23 @@ class CrossbarSolver:
         cases: np.ndarray[Any, np.dtype[np.int64]],
         out: _Accumulator,
     ) -> None:
+        if law.linear and volts.shape[0] > 8:
+            basis = _voltage_basis(volts[:, driven])
+            if basis is not None and len(basis[0]) < 0.75 * volts.shape[0]:
+                # superposition: solve independent cases only, combine the rest exactly
+                idx, coef = basis
+                res, method = self._solve_cases(driven, volts[idx], law)
+                vr, vc, i_dev, i_pad, iters, resid = res
+                mix = lambda x: np.tensordot(coef, x, axes=1)  # noqa: E731
+                out.put(cases, mix(vr), mix(vc), mix(i_dev), mix(i_pad), iters,
+                        resid * float(np.abs(coef).sum(axis=1).max()), method=method)
+                return
+        res, method = self._solve_cases(driven, volts, law)
+        out.put(cases, *res, method=method)
+
+    def _solve_cases(
+        self, driven: BoolArray, volts: FloatArray, law: DeviceLaw
+    ) -> tuple[_Result, str]:
         m, n = self.shape
         use_lines = m * n > 1 and (
             self.engine == "lines"
@@ -294,11 +313,27 @@ class CrossbarSolver:
                         "line engine: CG did not converge; use engine 'direct'", float("nan")
                     ) from None
             else:
-                out.put(cases, *res, method="lines")
-                return
+                return res, "lines"
         deng = self.direct_engine(driven)
-        res = _DirectProblem(deng, volts).run(law, self)
-        out.put(cases, *res, method="direct")
+        return _DirectProblem(deng, volts).run(law, self), "direct"
+
+
+def _voltage_basis(
+    v: FloatArray,
+) -> tuple[np.ndarray[Any, np.dtype[np.int64]], FloatArray] | None:
+    """Independent cases of a batch of driven-pad voltages `v` (B, P) and coefficients
+    (B, r) expressing every case in them; None if that fails to reproduce `v`."""
+    scale = float(np.abs(v).max())
+    if scale == 0.0:
+        return np.array([0], dtype=np.int64), np.zeros((v.shape[0], 1))
+    _, r, piv = sla.qr(v.T, mode="economic", pivoting=True)
+    diag = np.abs(np.diag(r))
+    rank = int(np.count_nonzero(diag > 1e-10 * diag[0]))
+    idx = np.sort(piv[:rank]).astype(np.int64)
+    coef = np.asarray(np.linalg.lstsq(v[idx].T, v.T, rcond=None)[0].T, dtype=np.float64)
+    if np.abs(coef @ v[idx] - v).max() > 1e-12 * scale:
+        return None
+    return idx, coef
 
 
 def _group_rows(
@@ -521,7 +556,7 @@ class _DirectProblem:
             f, i_dev = self.residual(x, law)
             return f[:, free], i_dev
 
-        if not law.linear:
+        if not law.linear and free.size:
             i_dev0 = float(np.abs(law.current(np.subtract(*eng.taps(v)))).max())
             zeros = np.zeros_like(self.fixed_v)
 
@@ -546,6 +581,19 @@ class _DirectProblem:
             i_pad[:, fp] = f[:, eng.pad_node[fp]] / share
         resid = float(np.abs(f[:, free]).max()) if free.size else 0.0
         return vr, vc, i_dev, i_pad, iterations, resid
+
+
+def lumped_line_potentials(
+    devices: DeviceArray, row_v: FloatArray, col_v: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Line potentials with floating (NaN) lines filled in, for ideal (resistance-free)
+    lines and any device law: each line is one node, driven lines hold their potential."""
+    m, n = devices.shape
+    solver = CrossbarSolver(Wires.build((m, n)))
+    nan_r, nan_c = np.full_like(row_v, np.nan), np.full_like(col_v, np.nan)
+    law = DeviceLaw.of_devices(devices)
+    sol = solver.solve(None, Terminals(row_v, nan_r, col_v, nan_c), law=law)
+    return sol.v_row[:, :, 0], sol.v_col[:, 0, :]
 
 
 class WireCircuit:
