@@ -88,7 +88,7 @@ def test_follow_a_file_written_by_another_process(tmp_path: Path) -> None:
     path = tmp_path / "live.h5"
     blocks = []
     live_blocks = 0
-    with _spawn(path, n=3000, block=250, every=250, pause=0.03) as child:
+    with _spawn(path, n=3000, block=250, every=250, pause=0.05) as child:
         for block in follow(path, poll_interval=0.005, timeout=60):
             blocks.append(block)
             live_blocks += child.poll() is None
