@@ -15,12 +15,13 @@ app = typer.Typer(
 
 def _register() -> None:
     """Attach the command groups (imported here so `--help` stays fast and torch stays lazy)."""
-    from xbarlab.cli import bench, device, log, session
+    from xbarlab.cli import bench, device, log, reproduce, session
 
     session.register(app)
     log.register(app)
     device.register(app)
     bench.register(app)
+    reproduce.register(app)
 
 
 _register()

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from xbarlab.crossbar import FloatArray
+from xbarlab.nn.mapping import NetworkLayout, flat_map, flatten_params, unflatten_params
+from xbarlab.nn.transfer import TransferModel, apply, draw
 
 # The paper's table (main_CDF.py of the authors): lower edges of the bins, highest first.
 PAPER_BINS: tuple[tuple[float, float], ...] = (
@@ -117,3 +119,23 @@ def cdf_curve(point_fraction: FloatArray) -> tuple[FloatArray, FloatArray]:
     t = np.linspace(0.0, 1.0, 101)
     frac = np.asarray(point_fraction)
     return t, np.array([np.mean(frac >= x) for x in t])
+
+
+def evaluate_transfers(
+    params: Sequence[tuple[FloatArray, FloatArray]],
+    layout: NetworkLayout,
+    model: TransferModel,
+    x: FloatArray,
+    y: FloatArray,
+    n: int,
+    rng: np.random.Generator,
+) -> TransferMetrics:
+    """The paper's metric for a network over `n` statistical transfers (one vectorised pass)."""
+    fmap = flat_map(layout)
+    theta = flatten_params(list(params))
+    g, scale = fmap.targets(theta, model.g_min, model.g_max)
+    g_t = apply(model, g, draw(model, layout.device_k(), n, rng))
+    sizes = (layout.layers[0].n_in, *(p.n_out for p in layout.layers))
+    transferred = unflatten_params(fmap.weights(g_t, scale), sizes)
+    nominal = correct_matrix(mlp_logits(x, params), y)[0]
+    return summarize(correct_matrix(mlp_logits(x, transferred), y), nominal)

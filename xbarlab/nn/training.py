@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -41,9 +41,16 @@ class TrainConfig(BaseModel):
     epochs: int = Field(2000, ge=1, le=1_000_000)
     batch_size: int = Field(256, ge=1)
     lr: float = Field(0.1, gt=0, le=10)
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="cosine: decay from lr to lr_final over the epochs"
+    )
+    lr_final: float = Field(1e-3, gt=0, le=10)
     weight_decay: float = Field(0.0, ge=0, description="Adam (L2) weight decay")
     hardware_aware: bool = False
     stuck_substitution: bool = Field(True, description="undo updates of stuck-substituted weights")
+    stuck_scale: float = Field(
+        1.0, ge=0, le=50, description="multiplier of the stuck rates seen in training"
+    )
     kl_weight: float = Field(0.0, ge=0, description="weight of the KL term (0: off)")
     kl_prior_std: float = Field(1.0, gt=0, description="std of the N(0, p^2) weight prior")
     preset: str = Field(DEFAULT_PRESET, description="statistical device preset")
@@ -158,6 +165,16 @@ class _Selector:
             self.best, self.best_theta, self.best_epoch = score, theta.copy(), epoch
 
 
+def scaled_stuck(tm: TransferModel, factor: float) -> TransferModel:
+    """`tm` with its stuck-at-LRS and stuck-at-HRS rates multiplied by `factor`."""
+    st = tm.stats.stuck
+    lrs, hrs = st.lrs_rate * factor, st.hrs_rate * factor
+    if lrs + hrs > 1:
+        raise ValueError(f"stuck_scale {factor} makes the stuck rates exceed 1")
+    stuck = st.model_copy(update={"lrs_rate": lrs, "hrs_rate": hrs})
+    return replace(tm, stats=tm.stats.model_copy(update={"stuck": stuck}))
+
+
 def train(
     cfg: TrainConfig,
     data: MoonsData,
@@ -180,6 +197,8 @@ def train(
     sampler = None
     if cfg.hardware_aware:
         tm = transfer_model if transfer_model is not None else TransferModel.from_preset(cfg.preset)
+        if cfg.stuck_scale != 1.0:
+            tm = scaled_stuck(tm, cfg.stuck_scale)
         layout = layout_network(cfg.sizes, cfg.array_shape, cfg.order)
         sampler = _HardwareSampler(tm, layout, cfg.draw_block, cfg.seed + 7919)
     selector = None
@@ -191,6 +210,11 @@ def train(
     substituted, steps = 0, 0
     p2 = cfg.kl_prior_std**2
     for epoch in range(cfg.epochs):
+        if cfg.lr_schedule == "cosine":
+            frac = epoch / max(cfg.epochs - 1, 1)
+            lr = cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + np.cos(np.pi * frac))
+            for group in opt.param_groups:
+                group["lr"] = lr
         perm = torch.randperm(n, generator=gen)
         total = torch.zeros(())
         for start in range(0, n, cfg.batch_size):

@@ -1,0 +1,110 @@
+"""`xbarlab reproduce drolet2023`: the seed paper's result in one command (torch loaded lazily)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from xbarlab.config import ConfigError
+
+console = Console()
+err_console = Console(stderr=True)
+PAPERS = ("drolet2023",)
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(2)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `reproduce` to `app`."""
+
+    @app.command()
+    def reproduce(
+        paper: Annotated[str, typer.Argument(help="which result: drolet2023")],
+        seeds: Annotated[int, typer.Option(min=1, max=100, help="training seeds per net")] = 3,
+        transfers: Annotated[
+            int, typer.Option(min=1, max=1_000_000, help="simulated transfers per net")
+        ] = 2000,
+        epochs: Annotated[int, typer.Option(min=1, help="training epochs")] = 2000,
+        data: Annotated[str, typer.Option(help="auto (paper split if present), paper, sklearn")
+                        ] = "auto",
+        out: Annotated[Path, typer.Option(help="output folder (HDF5 results, CDF plot)")] = Path(
+            "drolet2023"
+        ),
+        overwrite: Annotated[bool, typer.Option(help="replace existing results in --out")] = False,
+        threads: Annotated[int, typer.Option(min=1, max=64, help="torch CPU threads")] = 1,
+    ) -> None:
+        """Train the regular and the hardware-aware 2-8-1 network over several seeds and print
+        the share of test points classified correctly in >= 95 % of simulated transfers next to
+        the paper's figures (Drolet et al. 2023)."""
+        if paper not in PAPERS:
+            raise _fail(f"unknown result {paper!r}; known: {', '.join(PAPERS)}")
+        results_path, png_path = out / "results.h5", out / "cdf.png"
+        if results_path.exists() and not overwrite:
+            raise _fail(f"{results_path} exists; use --overwrite or another --out")
+        try:
+            import torch
+
+            from xbarlab.log.results import write_results
+            from xbarlab.nn import reproduce as rp
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise _fail(f"this command needs the nn extra (torch, scikit-learn): {exc}") from None
+        torch.set_num_threads(threads)
+        try:
+            cfg = rp.make_reproduce_config(
+                {"seeds": seeds, "transfers": transfers, "epochs": epochs, "data": data}
+            )
+        except ConfigError as exc:
+            raise _fail(str(exc)) from None
+        t0 = time.perf_counter()
+        total = cfg.seeds * len(rp.KINDS) * cfg.epochs
+        progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("epochs"), TimeElapsedColumn(), console=console,
+            disable=not console.is_terminal,
+        )
+        finished: dict[str, int] = {}
+
+        with progress:
+            task = progress.add_task("training", total=total)
+
+            def on_progress(stage: str, done: int, n: int) -> None:
+                finished[stage] = done
+                progress.update(task, completed=sum(finished.values()),
+                                description=f"training {stage}")
+
+            try:
+                rep = rp.reproduce_drolet2023(cfg, on_progress)
+            except (FileNotFoundError, ValueError) as exc:
+                raise _fail(str(exc)) from None
+        out.mkdir(parents=True, exist_ok=True)
+        rp.plot_cdf(rep, png_path)
+        write_results(results_path, rp.results_tree(rep), overwrite=overwrite)
+        _print(rep, rp)
+        console.print(f"data: {rep.data_source}")
+        console.print(f"results: {results_path}   CDF plot: {png_path}   "
+                      f"total {time.perf_counter() - t0:.1f} s ({threads} torch thread(s))")
+
+
+def _print(rep: Any, rp: Any) -> None:
+    table = Table(title=f"Drolet et al. 2023 reproduced: {rep.config.seeds} seeds x "
+                        f"{rep.config.transfers} transfers (mean +- std over seeds, per seed)")
+    table.add_column("metric")
+    table.add_column("regular")
+    table.add_column("hardware-aware")
+    table.add_column("paper (reg / HA)")
+    for row in rp.table_rows(rep):
+        table.add_row(*row)
+    console.print(table)
+    met = rep.meets_targets()
+    for kind, (op, value) in rp.TARGETS.items():
+        mark = "[green]met[/]" if met[kind] else "[red]missed[/]"
+        console.print(f"target {kind}: mean share >= 95 % correct {op} {100 * value:.1f} %: {mark}")
