@@ -74,3 +74,15 @@ def test_protocol_beyond_limits_is_refused_and_logged(tmp_path: Path) -> None:
         assert "outside the bench limits" in refusal
         pulses = log.measurements().query("kind == 'pulse'")
         assert (pulses["voltage"] <= 1.5).all()
+
+
+def test_log_plot_of_a_read_map(tmp_path: Path) -> None:
+    out = tmp_path / "map.h5"
+    cfg = EXAMPLES / "session-read-map.yaml"
+    assert runner.invoke(app, ["run", "read_map", "-c", str(cfg), "--out", str(out)]).exit_code == 0
+    png = tmp_path / "map.png"
+    res = runner.invoke(app, ["log", "plot", str(out), "--out", str(png)])
+    assert res.exit_code == 0, res.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = runner.invoke(app, ["log", "plot", str(out), "--out", str(png)])
+    assert again.exit_code == 2 and "exists" in again.output

@@ -1,4 +1,4 @@
-"""`xbarlab log summary|export|recover`: look into HDF5 measurement logs."""
+"""`xbarlab log summary|export|plot|follow|recover`: look into HDF5 measurement logs."""
 
 from __future__ import annotations
 
@@ -147,6 +147,20 @@ def register(app: typer.Typer) -> None:
         except OSError as exc:
             raise _fail(f"cannot write {csv}: {exc}") from None
         console.print(f"wrote {len(frame)} {table.value} rows to {csv}")
+
+    @log_app.command()
+    def plot(
+        file: Annotated[Path, typer.Argument(help="HDF5 log written by xbarlab")],
+        out: Annotated[Path, typer.Option(help="PNG file to write")],
+        force: Annotated[bool, typer.Option(help="replace an existing PNG file")] = False,
+    ) -> None:
+        """Save a PNG overview: target, final and error maps, pulses per cell, traces."""
+        from xbarlab.analysis.session_plots import plot_session
+
+        if out.exists() and not force:
+            raise _fail(f"{out} exists; choose another --out file or pass --force")
+        _open(file).close()  # one clear error for a missing or foreign file
+        console.print(f"wrote {plot_session(file, out)}")
 
     @log_app.command()
     def follow(
