@@ -72,8 +72,8 @@ def map_tensor(w: FloatArray, g_min: float, g_max: float) -> PairMap:
     w_max = float(np.max(np.abs(w))) if w.size else 0.0
     if w_max == 0.0:
         return PairMap(np.full(w.shape, g_min), np.full(w.shape, g_min), 1.0 / span)
-    g_pos = g_min + span * np.maximum(w, 0.0) / w_max
-    g_neg = g_min + span * np.maximum(-w, 0.0) / w_max
+    g_pos = g_min + span * (np.maximum(w, 0.0) / w_max)
+    g_neg = g_min + span * (np.maximum(-w, 0.0) / w_max)
     return PairMap(g_pos, g_neg, w_max / span)
 
 
@@ -311,14 +311,13 @@ class FlatMap:
     tensor: IntArray  # (P,)
     n_tensors: int
 
-    def tensor_scales(self, theta: FloatArray, g_min: float, g_max: float) -> FloatArray:
-        """Per-parameter scale max|w| / (g_max - g_min) of its tensor, shape of theta."""
+    def tensor_max(self, theta: FloatArray) -> FloatArray:
+        """Per-parameter max|w| of its tensor (1 for an all-zero tensor), shape of theta."""
         a = np.abs(np.asarray(theta, dtype=np.float64))
         w_max = np.zeros((*a.shape[:-1], self.n_tensors))
         for t in range(self.n_tensors):
             w_max[..., t] = a[..., self.tensor == t].max(axis=-1)
-        scale = np.where(w_max > 0, w_max, g_max - g_min) / (g_max - g_min)
-        return scale[..., self.tensor]
+        return np.where(w_max > 0, w_max, 1.0)[..., self.tensor]
 
     def targets(self, theta: FloatArray, g_min: float, g_max: float) -> tuple[
         FloatArray, FloatArray
@@ -331,9 +330,10 @@ class FlatMap:
             raise ValueError(f"expected {self.n_params} parameters, got {theta.shape[-1]}")
         if not np.all(np.isfinite(theta)):
             raise ValueError("weights must be finite to be mapped onto conductances")
-        scale = self.tensor_scales(theta, g_min, g_max)
+        w_max = self.tensor_max(theta)
         mag = np.maximum(self.sign * theta[..., self.param], 0.0)
-        return g_min + mag / scale[..., self.param], scale
+        span = g_max - g_min
+        return g_min + span * (mag / w_max[..., self.param]), w_max / span
 
     def weights(self, g: FloatArray, scale: FloatArray) -> FloatArray:
         """Parameters (..., P) represented by device conductances (..., D)."""
