@@ -88,10 +88,12 @@ class TransferMetrics:
     acc_min: float
     acc_nominal: float  # accuracy of the untransferred network, NaN when not given
     point_fraction: FloatArray = field(repr=False)  # (P,)
+    correct: np.ndarray | None = field(default=None, repr=False)  # (N, P) when kept
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["point_fraction"] = np.asarray(self.point_fraction).tolist()
+        d.pop("correct")
         return d
 
 
@@ -110,7 +112,7 @@ def summarize(correct: np.ndarray, nominal_correct: np.ndarray | None = None) ->
         n_transfers=correct.shape[0], n_points=correct.shape[1],
         share_95=float(np.mean(frac >= THRESHOLD)), bins=bins,
         acc_mean=float(acc.mean()), acc_std=float(acc.std()), acc_min=float(acc.min()),
-        acc_nominal=nominal, point_fraction=frac,
+        acc_nominal=nominal, point_fraction=frac, correct=correct,
     )
 
 
