@@ -11,10 +11,14 @@ Sherbrooke TiO2 arrays), the idle device of the pair sits at g_min, and
 w = scale * (G+ - G-) with scale = max|w| / (g_max - g_min).
 
 Difference to the authors' code (Hardware-Aware-Article, ``weight_sampler_dc``): there a
-MinMaxScaler maps [0, max|w|] onto [g_min - g_max, g_max - g_min] = [-400, +400] uS, so a zero
-weight puts both "devices" at -400 uS and the tuning-imprecision law std% = a G + b is evaluated
-at negative conductances. Here every target is a physical conductance; the differential range
-(+-400 uS) is the same, so weights map to the same G+ - G- up to the idle level g_min.
+MinMaxScaler maps [0, max|w|] onto [g_min - g_max, g_max - g_min] = [-400, +400] uS for each
+device of the pair, so a zero weight puts both "devices" at -400 uS (below zero, unphysical),
+the pair difference spans +-800 uS, and the tuning law std% = a G + b is evaluated at negative
+conductances. Consequences: an additive disturb of d uS moves a weight by d / 800 of max|w|
+there but d / 400 here (the physical model is twice as sensitive to disturb), and a device
+stuck at HRS (10-100 uS) on an idle device moves a weight by about 0.56 max|w| there but at
+most 0.22 max|w| here (idle devices sit at g_min = 100 uS); stuck at LRS (about 573 uS) moves
+it by about 1.2 max|w| in both.
 
 **Placement** (`LayerPlacement`). A linear layer y = W x + b (W: out x in) becomes a
 conductance matrix with in + 1 rows (the inputs, then a bias row driven by a constant voltage)

@@ -1,0 +1,67 @@
+"""`xbarlab reproduce drolet2023` at toy scale: table, CDF plot, HDF5 results, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from xbarlab.cli.main import app
+from xbarlab.config import ConfigError
+from xbarlab.log.results import read_results, write_results
+
+pytest.importorskip("torch")
+from xbarlab.nn import reproduce as rp
+
+runner = CliRunner()
+
+
+def test_results_file_round_trip(tmp_path: Path) -> None:
+    tree = {"a": {"x": np.arange(3.0), "n": 2, "name": "text", "cfg": {"k": [1, "b"]}},
+            "flag": True}
+    p = write_results(tmp_path / "r.h5", tree)
+    back = read_results(p)
+    assert np.array_equal(back["a"]["x"], np.arange(3.0)) and back["a"]["n"] == 2
+    assert back["a"]["name"] == "text" and back["flag"] is True
+    with pytest.raises(FileExistsError, match="exists"):
+        write_results(p, tree)
+
+
+def test_toy_reproduction_writes_table_plot_and_results(tmp_path: Path) -> None:
+    cfg = rp.make_reproduce_config({"seeds": 2, "transfers": 64, "epochs": 15})
+    seen: list[tuple[str, int, int]] = []
+    rep = rp.reproduce_drolet2023(cfg, lambda s, d, n: seen.append((s, d, n)))
+    assert [(r.kind, r.seed) for r in rep.results] == [
+        ("regular", 0), ("hardware-aware", 0), ("regular", 1), ("hardware-aware", 1)]
+    assert seen[-1] == ("hardware-aware seed 1", 15, 15)
+    mean, std, per = rep.share_95("regular")
+    assert len(per) == 2 and mean == pytest.approx(np.mean(per)) and std >= 0
+    rows = rp.table_rows(rep)
+    assert rows[0][0].startswith("points >= 95 %") and "18.5 %" in rows[0][3]
+    assert rp.plot_cdf(rep, tmp_path / "cdf.png").stat().st_size > 1000
+    back = read_results(write_results(tmp_path / "r.h5", rp.results_tree(rep)))
+    assert back["regular"]["seed1"]["point_fraction"].shape == (200,)
+    assert back["hardware_aware"]["share_95"] == pytest.approx(rep.share_95("hardware-aware")[2])
+
+
+def test_reproduce_config_errors_name_the_field() -> None:
+    with pytest.raises(ConfigError, match="transfers"):
+        rp.make_reproduce_config({"transfers": 0})
+
+
+def test_cli_runs_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    args = ["reproduce", "drolet2023", "--seeds", "1", "--transfers", "40", "--epochs", "10",
+            "--out", str(tmp_path)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "points >= 95 %" in res.output and "79.5 %" in res.output
+    assert (tmp_path / "results.h5").is_file() and (tmp_path / "cdf.png").is_file()
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "exists" in again.output
+
+
+def test_cli_unknown_result() -> None:
+    res = runner.invoke(app, ["reproduce", "nobody2020"])
+    assert res.exit_code == 2 and "drolet2023" in res.output
