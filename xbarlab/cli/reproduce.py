@@ -65,16 +65,14 @@ def register(app: typer.Typer) -> None:
         if results_path.exists() and not overwrite:
             raise _fail(f"{results_path} exists; use --overwrite or another --out")
         try:
-            import torch
-
             from xbarlab.log.results import write_results
             from xbarlab.nn import reproduce as rp
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise _fail(f"this command needs the nn extra (torch, scikit-learn): {exc}") from None
-        torch.set_num_threads(threads)
         try:
             cfg = rp.make_reproduce_config(
-                {"seeds": seeds, "transfers": transfers, "epochs": epochs, "data": data}
+                {"seeds": seeds, "transfers": transfers, "epochs": epochs, "data": data,
+                 "threads": threads}
             )
         except ConfigError as exc:
             raise _fail(str(exc)) from None
@@ -130,13 +128,10 @@ def _crossbar(seeds: int, transfers: int, epochs: int, out: Path, overwrite: boo
     results_path = out / "crossbar_results.h5"
     if results_path.exists() and not overwrite:
         raise _fail(f"{results_path} exists; use --overwrite or another --out")
-    import torch
-
     from xbarlab.config import SimConfig
     from xbarlab.log.results import write_results
     from xbarlab.nn import crossbar_transfer as ct
 
-    torch.set_num_threads(threads)
     t0 = time.perf_counter()
     try:
         cfg = ct.CrossbarTransferConfig(
@@ -149,7 +144,7 @@ def _crossbar(seeds: int, transfers: int, epochs: int, out: Path, overwrite: boo
     with console.status("starting") as status:
         try:
             res = ct.beyond_drolet2023(cfg, seeds=seeds, epochs=epochs, transfers=transfers,
-                                       progress=lambda msg: status.update(msg))
+                                       progress=lambda msg: status.update(msg), threads=threads)
         except (ValueError, RuntimeError) as exc:
             raise _fail(str(exc)) from None
     table = Table(title=f"Beyond Drolet et al. 2023: {seeds} seeds, {transfers} crossbar "

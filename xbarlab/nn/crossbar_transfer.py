@@ -418,6 +418,7 @@ def beyond_drolet2023(
     stat_transfers: int = 2000,
     calib_arrays: int = 40,
     progress: Callable[[str], None] | None = None,
+    threads: int = 1,
 ) -> BeyondResult:
     """Regular, hardware-aware (paper statistics) and circuit-aware (statistics calibrated on
     the simulated crossbars of `cfg`) networks, each scored by the paper's metric under the
@@ -448,7 +449,7 @@ def beyond_drolet2023(
             say(f"training {name} seed {seed}")
             tcfg = paper_config(kind, epochs=epochs, seed=seed,  # type: ignore[arg-type]
                                 array_rows=cfg.sim.rows, array_cols=cfg.sim.cols,
-                                order=cfg.order, **recipe)
+                                order=cfg.order, threads=threads, **recipe)
             params = train(tcfg, data, tm).params
             stat = [
                 evaluate_transfers(params, layout, model, data.x_test, data.y_test,

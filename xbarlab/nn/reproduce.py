@@ -58,6 +58,7 @@ class ReproduceConfig(BaseModel):
     data: str = Field("auto", pattern="^(auto|paper|sklearn)$")
     preset: str = DEFAULT_PRESET
     eval_seed: int = Field(2023, ge=0)
+    threads: int = Field(1, ge=1, le=256, description="torch CPU threads while training")
     hardware_aware: dict[str, Any] = Field(default_factory=lambda: dict(HARDWARE_AWARE_RECIPE))
     regular: dict[str, Any] = Field(default_factory=dict)
 
@@ -65,7 +66,8 @@ class ReproduceConfig(BaseModel):
         over = self.hardware_aware if kind == "hardware-aware" else self.regular
         return paper_config(
             kind,  # type: ignore[arg-type]
-            **{"epochs": self.epochs, "preset": self.preset, "seed": seed, **over},
+            **{"epochs": self.epochs, "preset": self.preset, "seed": seed,
+               "threads": self.threads, **over},
         )
 
 
