@@ -262,6 +262,19 @@ def effective_conductances(prog: ProgrammedTile, rows: int, cols: int, v: float)
     return np.asarray(res.currents[:, :cols]) / v
 
 
+def _pair_targets(
+    rng: np.random.Generator, rows: int, cols: int, g_min: float, g_max: float
+) -> FloatArray:
+    """Targets shaped like a mapped layer: column pairs (G+, G-) of weights ~ N(0, 1) scaled
+    by their max|w|, so half the devices idle at g_min as in a real network."""
+    w = rng.standard_normal((rows, cols // 2))
+    w /= np.abs(w).max()
+    t = np.full((rows, cols), g_min)
+    t[:, 0 : 2 * (cols // 2) : 2] = g_min + (g_max - g_min) * np.maximum(w, 0)
+    t[:, 1 : 2 * (cols // 2) : 2] = g_min + (g_max - g_min) * np.maximum(-w, 0)
+    return t
+
+
 def calibrate_statistics(
     cfg: CrossbarTransferConfig,
     base: StatisticalPreset,
@@ -272,7 +285,8 @@ def calibrate_statistics(
 ) -> StatisticalPreset:
     """A statistical preset measured on the simulated crossbars of `cfg`.
 
-    Random targets in the window are programmed into `n_arrays` arrays, a tile of `tile_shape`
+    Random targets shaped like a mapped layer (differential pairs of random weights, one device
+    of each pair idle at g_min) are programmed into `n_arrays` arrays, a tile of `tile_shape`
     each, in `cfg.order`. For every converged device: the verify read that ended its own
     write-verify gives the tuning law (linear fit of std% against G) and the offset (mean);
     its effective conductance seen through the MVM after the whole tile was programmed (probe
@@ -293,7 +307,7 @@ def calibrate_statistics(
         xbar = sim_factory(cfg, 7_000_000 + 1000 * seed + i)(0)
         if xbar.shape[0] < rows or xbar.shape[1] < cols:
             raise ValueError(f"array {xbar.shape} is smaller than the tile {tile_shape}")
-        t = rng.uniform(cfg.g_min, cfg.g_max, (rows, cols))
+        t = _pair_targets(rng, rows, cols, cfg.g_min, cfg.g_max)
         targets = np.full(xbar.shape, cfg.g_min)
         targets[:rows, :cols] = t
         engine = RunEngine(xbar, cfg.limits)
