@@ -1,0 +1,210 @@
+"""Emulated Keithley 2450 SourceMeter in its SCPI command set (2450 Reference Manual, ch. 6-7).
+
+Implemented subtree (anything else: -113 Undefined header; bad values: -222 / -224 / -104):
+
+- ``*IDN?``, ``*RST``, ``*CLS``, ``*OPC?``, ``*OPC``, ``*WAI``, ``:SYSTem:ERRor[:NEXT]?``
+- ``:SOURce[1]:FUNCtion[:MODE] VOLTage|CURRent`` (and ``?``)
+- ``:SOURce[1]:VOLTage[:LEVel][:IMMediate][:AMPLitude] <V>`` (+-210 V, and ``?``)
+- ``:SOURce[1]:VOLTage:ILIMit[:LEVel] <A>`` (1 nA .. 1.05 A, and ``?``),
+  ``:SOURce[1]:VOLTage:ILIMit[:LEVel]:TRIPped?``
+- ``:SOURce[1]:VOLTage:PROTection[:LEVel] PROT2|PROT5|...|PROT180|NONE`` (a level above the
+  protection is refused with -222)
+- ``:SENSe[1]:FUNCtion[:ON] "CURRent"|"VOLTage"``, ``:SENSe[1]:CURRent[:DC]:RANGe:AUTO``,
+  ``:SENSe[1]:CURRent[:DC]:RANGe[:UPPer]``, ``:SENSe[1]:CURRent[:DC]:NPLCycles`` (0.01 .. 10)
+- ``:OUTPut[1][:STATe] ON|OFF`` (and ``?``), ``:ABORt``, ``:INITiate[:IMMediate]``
+- ``:READ? ["<buffer>"[, <elements>...]]`` (elements SOURce, READing, RELative, UNIT...),
+  ``:MEASure[:CURRent[:DC]]?``
+- trigger model: ``:TRIGger:LOAD "Empty"``, ``:TRIGger:BLOCk:SOURce:STATe <n>, ON|OFF``,
+  ``:TRIGger:BLOCk:DELay:CONStant <n>, <s>``; ``:INIT`` runs the blocks in order: the output
+  follows the source-state blocks, every delay with the output on applies the level to the
+  load for that time (a hardware-timed pulse).
+"""
+
+from __future__ import annotations
+
+from xbarlab.drivers.emulators.scpi import (
+    ScpiError,
+    ScpiInstrument,
+    boolean,
+    choice,
+    fmt_number,
+    number,
+    string,
+)
+from xbarlab.drivers.emulators.state import Load, OpenCircuit, SmuChannel, measure
+
+PROTECTION = {f"PROT{v}": float(v) for v in (2, 5, 10, 20, 40, 60, 80, 100, 120, 140, 160, 180)}
+
+
+class Smu2450(ScpiInstrument):
+    """One 2450 (one channel)."""
+
+    def __init__(self, name: str = "2450", load: Load | None = None,
+                 serial: str = "04400001") -> None:
+        super().__init__()
+        self.name = name
+        self.identity = f"KEITHLEY INSTRUMENTS,MODEL 2450,{serial},1.7.12b"
+        self.load: Load = load or OpenCircuit()
+        self.channel = SmuChannel(name)
+        self._reset_state()
+        s = ":SOURce[1]:VOLTage"
+        self.add("*IDN?", lambda sx, a: self.identity)
+        self.add("*RST", lambda sx, a: self._reset())
+        self.add("*OPC?", lambda sx, a: "1")
+        self.add("*OPC", lambda sx, a: None)
+        self.add("*WAI", lambda sx, a: None)
+        self.add(":SOURce[1]:FUNCtion[:MODE]", self._func)
+        self.add(":SOURce[1]:FUNCtion[:MODE]?", lambda sx, a: self.func)
+        self.add(f"{s}[:LEVel][:IMMediate][:AMPLitude]", self._level)
+        self.add(f"{s}[:LEVel][:IMMediate][:AMPLitude]?",
+                 lambda sx, a: fmt_number(self.channel.level))
+        self.add(f"{s}:ILIMit[:LEVel]", self._ilimit)
+        self.add(f"{s}:ILIMit[:LEVel]?", lambda sx, a: fmt_number(self.channel.limit))
+        self.add(f"{s}:ILIMit[:LEVel]:TRIPped?", lambda sx, a: "1" if self.tripped else "0")
+        self.add(f"{s}:PROTection[:LEVel]", self._protection)
+        self.add(f"{s}:PROTection[:LEVel]?", lambda sx, a: self.protection_name)
+        self.add(":SENSe[1]:FUNCtion[:ON]", self._sense_func)
+        self.add(":SENSe[1]:CURRent[:DC]:RANGe:AUTO", self._autorange)
+        self.add(":SENSe[1]:CURRent[:DC]:RANGe[:UPPer]", self._range)
+        self.add(":SENSe[1]:CURRent[:DC]:NPLCycles", self._nplc)
+        self.add(":SENSe[1]:CURRent[:DC]:NPLCycles?", lambda sx, a: fmt_number(self.nplc))
+        self.add(":OUTPut[1][:STATe]", self._output)
+        self.add(":OUTPut[1][:STATe]?", lambda sx, a: "1" if self.channel.output else "0")
+        self.add(":ABORt", lambda sx, a: self._abort(), nargs=(0, 0))
+        self.add(":INITiate[:IMMediate]", lambda sx, a: self._init(), nargs=(0, 0))
+        self.add(":READ?", self._read, nargs=(0, 8))
+        self.add(":MEASure[:CURRent[:DC]]?", lambda sx, a: fmt_number(self._measure()[1]))
+        self.add(":TRIGger:LOAD", self._trigger_load, nargs=(1, 8))
+        self.add(":TRIGger:BLOCk:SOURce:STATe", self._block_source, nargs=(2, 2))
+        self.add(":TRIGger:BLOCk:DELay:CONStant", self._block_delay, nargs=(2, 2))
+
+    # -- state --------------------------------------------------------------------------------
+    def _reset_state(self) -> None:
+        self.func = "VOLT"
+        self.sense = "CURR"
+        self.protection_name = "NONE"
+        self.protection = 210.0
+        self.nplc = 1.0
+        self.autorange = True
+        self.tripped = False
+        self.blocks: dict[int, tuple[str, object]] = {}
+        self.channel.level = 0.0
+        self.channel.output = False
+        self.channel.limit = 1.05e-4  # the 2450's default current limit (105 uA)
+
+    def _reset(self) -> None:
+        with self.load.lock:
+            self._reset_state()
+            self.queue.clear()
+            self.load.changed(self.channel)
+
+    @property
+    def safe(self) -> bool:
+        return self.channel.safe
+
+    def inject(self, kind: str) -> None:
+        if kind == "trip":
+            self.channel.force_trip = True
+        else:
+            super().inject(kind)
+
+    # -- handlers -----------------------------------------------------------------------------
+    def _func(self, sx: list[int], a: list[str]) -> None:
+        self.func = "VOLT" if choice(a[0], "VOLTage", "CURRent") == "VOLTAGE" else "CURR"
+
+    def _level(self, sx: list[int], a: list[str]) -> None:
+        if self.func != "VOLT":
+            raise ScpiError(-221, "Settings conflict; source function is current")
+        v = number(a[0], -210.0, 210.0, default=0.0)
+        if abs(v) > self.protection:
+            raise ScpiError(-222, f"Data out of range; {v:g} V above the overvoltage "
+                                  f"protection {self.protection_name}")
+        with self.load.lock:
+            self.channel.level = v
+            self.load.changed(self.channel)
+
+    def _ilimit(self, sx: list[int], a: list[str]) -> None:
+        self.channel.limit = number(a[0], 1e-9, 1.05, default=1.05e-4)
+
+    def _protection(self, sx: list[int], a: list[str]) -> None:
+        name = a[0].strip().upper()
+        if name == "NONE":
+            self.protection_name, self.protection = "NONE", 210.0
+            return
+        if name not in PROTECTION:
+            raise ScpiError(-224, f"Illegal parameter value; {a[0].strip()!r}")
+        if abs(self.channel.level) > PROTECTION[name]:
+            raise ScpiError(-221, "Settings conflict; level above the new protection")
+        self.protection_name, self.protection = name, PROTECTION[name]
+
+    def _sense_func(self, sx: list[int], a: list[str]) -> None:
+        f = choice(string(a[0]), "CURRent", "VOLTage", "RESistance")
+        self.sense = f[:4]
+
+    def _autorange(self, sx: list[int], a: list[str]) -> None:
+        self.autorange = boolean(a[0])
+
+    def _range(self, sx: list[int], a: list[str]) -> None:
+        number(a[0], 1e-8, 1.05)
+        self.autorange = False
+
+    def _nplc(self, sx: list[int], a: list[str]) -> None:
+        self.nplc = number(a[0], 0.01, 10.0, default=1.0)
+
+    def _output(self, sx: list[int], a: list[str]) -> None:
+        with self.load.lock:
+            self.channel.output = boolean(a[0])
+            self.load.changed(self.channel)
+
+    def _abort(self) -> None:
+        return None  # the trigger model runs to completion inside :INIT here
+
+    def _measure(self) -> tuple[float, float]:
+        if self.sense != "CURR":
+            raise ScpiError(-221, "Settings conflict; measure function is not current")
+        i, self.tripped = measure(self.load, self.channel)
+        return self.channel.level, i
+
+    def _read(self, sx: list[int], a: list[str]) -> str:
+        if a:
+            buf = string(a[0])
+            if buf not in ("defbuffer1", "defbuffer2"):
+                raise ScpiError(-224, f"Illegal parameter value; no buffer {buf!r}")
+        elements = [choice(e, "SOURce", "READing", "RELative", "UNIT", "SOURUNIT")
+                    for e in a[1:]] or ["READING"]
+        v, i = self._measure()
+        values = {"SOURCE": fmt_number(v), "READING": fmt_number(i), "RELATIVE": "0",
+                  "UNIT": "Amp DC", "SOURUNIT": "Volt DC"}
+        return ",".join(values[e] for e in elements)
+
+    def _trigger_load(self, sx: list[int], a: list[str]) -> None:
+        if string(a[0]) != "Empty":
+            raise ScpiError(-224, f"Illegal parameter value; only \"Empty\" is emulated, "
+                                  f"got {a[0]}")
+        self.blocks = {}
+
+    def _block(self, a: str) -> int:
+        return int(number(a, 1, 300000))
+
+    def _block_source(self, sx: list[int], a: list[str]) -> None:
+        self.blocks[self._block(a[0])] = ("source", boolean(a[1]))
+
+    def _block_delay(self, sx: list[int], a: list[str]) -> None:
+        self.blocks[self._block(a[0])] = ("delay", number(a[1], 0.0, 1e4))
+
+    def _init(self) -> None:
+        """Run the trigger model: blocks in order, each delay with the output on is a pulse."""
+        if not self.blocks:
+            raise ScpiError(-221, "Settings conflict; trigger model is empty")
+        if sorted(self.blocks) != list(range(1, len(self.blocks) + 1)):
+            raise ScpiError(-221, f"Settings conflict; trigger model blocks {sorted(self.blocks)} "
+                                  "are not contiguous from 1")
+        ch = self.channel
+        with self.load.lock:
+            for n in sorted(self.blocks):
+                kind, value = self.blocks[n]
+                if kind == "source":
+                    ch.output = bool(value)
+                    self.load.changed(ch)
+                elif ch.output and float(value) > 0:  # type: ignore[arg-type]
+                    _, self.tripped = self.load.pulse(ch, ch.level, float(value))  # type: ignore[arg-type]
