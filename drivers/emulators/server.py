@@ -28,6 +28,7 @@ from typing import Protocol
 from xbarlab.drivers.emulators.faults import INSTRUMENT_FAULTS, FaultPlan
 
 POLL = 0.05  # s, how often a server thread checks for stop
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux
 
 
 class LineInstrument(Protocol):
@@ -87,7 +88,7 @@ class _LineServer:
 
     def _split(self, buf: bytearray) -> list[bytes]:
         """Pop every complete line off `buf` (``\\r\\n`` and ``\\n`` both end a line)."""
-        out = []
+        out: list[bytes] = []
         while True:
             k = buf.find(b"\n")
             if k < 0:
@@ -117,7 +118,11 @@ class _LineServer:
 
 
 class TcpServer(_LineServer):
-    """One emulated instrument on a loopback TCP port."""
+    """One emulated instrument on a loopback TCP port.
+
+    Alone it runs its own thread. Several servers joined in a `TcpHub` share one thread, and
+    the hub processes their lines in the order the client sent them wherever it matters (see
+    `TcpHub.sync`)."""
 
     def __init__(self, instrument: LineInstrument, port: int = 0, *,
                  host: str = "127.0.0.1", faults: FaultPlan | None = None,
@@ -126,15 +131,20 @@ class TcpServer(_LineServer):
         self.host = host
         self.requested_port = int(port)
         self.port = 0
-        self._listener: socket.socket | None = None
+        self.listener: socket.socket | None = None
+        self.clients: dict[socket.socket, bytearray] = {}
+        self.busy = False
+        self.hub: TcpHub | None = None
+        self._own_hub: TcpHub | None = None
 
     @property
     def address(self) -> str:
         """The VISA resource name pyvisa-py opens."""
         return f"TCPIP::{self.host}::{self.port}::SOCKET"
 
-    def start(self) -> None:
-        if self.running:
+    def bind(self) -> None:
+        """Listen (no thread yet); `PortInUse` names the alternative."""
+        if self.listener is not None:
             return
         lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
@@ -149,63 +159,160 @@ class TcpServer(_LineServer):
             raise
         lst.listen(4)
         lst.setblocking(False)
-        self._listener = lst
+        self.listener = lst
         self.port = lst.getsockname()[1]
+
+    def start(self) -> None:
+        if self.running or self.hub is not None:
+            return
+        hub = TcpHub([self])
+        hub.start()
+        self._thread = hub._thread
+        self._own_hub = hub
+
+    def stop(self) -> None:
+        hub = self._own_hub
+        if hub is not None:
+            hub.stop()
+            self._own_hub = None
+        self._thread = None
+
+    def accept(self) -> socket.socket | None:
+        assert self.listener is not None
+        try:
+            conn, _ = self.listener.accept()
+        except (BlockingIOError, OSError):
+            return None
+        conn.setblocking(False)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.clients[conn] = bytearray()
+        return conn
+
+    def pump(self, conn: socket.socket) -> bool:
+        """Read what arrived on `conn` and serve every complete line; False: link closed."""
+        buf = self.clients[conn]
+        try:
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except BlockingIOError:
+                    break
+                if _QUICKACK is not None:  # ack at once: a client's Nagle wait (write then
+                    conn.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)  # query) costs 40 ms
+                if not data:
+                    return False
+                buf.extend(data)
+        except OSError:
+            return False
+        self.busy = True
+        try:
+            for raw in self._split(buf):
+                out = self.respond(raw)
+                if out is None:
+                    with contextlib.suppress(OSError):
+                        conn.shutdown(socket.SHUT_RDWR)
+                    return False
+                if out:
+                    try:
+                        conn.setblocking(True)
+                        conn.sendall(out)
+                        conn.setblocking(False)
+                    except OSError:
+                        return False
+        finally:
+            self.busy = False
+        return True
+
+    def close_all(self) -> None:
+        for conn in self.clients:
+            with contextlib.suppress(OSError):
+                conn.close()
+        self.clients.clear()
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+
+
+class TcpHub:
+    """One thread serving several `TcpServer`s.
+
+    Instruments of one bench change each other's physics (an SMU's output and a relay decide
+    a line's potential). A client writes to one instrument and goes on to the next without
+    waiting, so separate threads could apply a relay change before an output-off written
+    earlier. `sync` (called by the emulated wiring before it looks at the bench state:
+    measurements, pulses, relay changes) first serves every line already received by the other
+    instruments: loopback delivery is immediate, so those lines were sent earlier."""
+
+    def __init__(self, servers: list[TcpServer]) -> None:
+        self.servers = list(servers)
+        self._sel: selectors.BaseSelector | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        try:
+            for srv in self.servers:
+                srv.bind()
+        except BaseException:
+            for srv in self.servers:
+                srv.close_all()
+            raise
+        sel = selectors.DefaultSelector()
+        for srv in self.servers:
+            srv.hub = self
+            assert srv.listener is not None
+            sel.register(srv.listener, selectors.EVENT_READ, (srv, None))
+        self._sel = sel
         self._stop.clear()
-        self._thread = threading.Thread(target=self._serve, name=f"emulator {self.address}",
+        names = ",".join(s.instrument.name for s in self.servers)
+        self._thread = threading.Thread(target=self._serve, name=f"emulators {names}",
                                         daemon=True)
         self._thread.start()
 
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+            self._thread = None
+
     def _serve(self) -> None:
-        assert self._listener is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self._listener, selectors.EVENT_READ, None)
-        buffers: dict[socket.socket, bytearray] = {}
+        sel = self._sel
+        assert sel is not None
         try:
             while not self._stop.is_set():
                 for key, _ in sel.select(POLL):
-                    if key.data is None:
-                        with contextlib.suppress(BlockingIOError):
-                            conn, _ = self._listener.accept()
-                            conn.setblocking(True)
-                            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                            buffers[conn] = bytearray()
-                            sel.register(conn, selectors.EVENT_READ, "client")
-                        continue
-                    conn = key.fileobj  # type: ignore[assignment]
-                    if not self._client(conn, buffers[conn]):
-                        sel.unregister(conn)
-                        del buffers[conn]
-                        conn.close()
+                    srv, conn = key.data
+                    if conn is None:
+                        new = srv.accept()
+                        if new is not None:
+                            sel.register(new, selectors.EVENT_READ, (srv, new))
+                    elif conn in srv.clients and not srv.pump(conn):
+                        self._drop(srv, conn)
         finally:
-            for conn in buffers:
-                with contextlib.suppress(OSError):
-                    conn.close()
+            for srv in self.servers:
+                srv.close_all()
+                srv.hub = None
             sel.close()
-            self._listener.close()
-            self._listener = None
+            self._sel = None
 
-    def _client(self, conn: socket.socket, buf: bytearray) -> bool:
-        """Serve what arrived; False when the link is (to be) closed."""
-        try:
-            data = conn.recv(65536)
-        except OSError:
-            return False
-        if not data:
-            return False
-        buf.extend(data)
-        for raw in self._split(buf):
-            out = self.respond(raw)
-            if out is None:
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)
-                return False
-            if out:
-                try:
-                    conn.sendall(out)
-                except OSError:
-                    return False
-        return True
+    def _drop(self, srv: TcpServer, conn: socket.socket) -> None:
+        assert self._sel is not None
+        with contextlib.suppress(KeyError, ValueError):
+            self._sel.unregister(conn)
+        srv.clients.pop(conn, None)
+        with contextlib.suppress(OSError):
+            conn.close()
+
+    def sync(self) -> None:
+        """Serve the lines already received by every instrument not busy right now."""
+        if threading.current_thread() is not self._thread:
+            return
+        for srv in self.servers:
+            if srv.busy:
+                continue
+            for conn in list(srv.clients):
+                if not srv.pump(conn):
+                    self._drop(srv, conn)
 
 
 class PtyServer(_LineServer):
