@@ -54,10 +54,10 @@ class Board:
         self.received: list[str] = []
         self.force_trip = False
         self.pulses: list[tuple[FloatArray, FloatArray, float]] = []  # row_v, col_v, width
+        self.ilim = 1e-3  # A, until ILIM sets it (OFF keeps it)
         self._off()
 
     def _off(self) -> None:
-        self.ilim = 1e-3
         self.rows = np.full(self.shape[0], np.nan)
         self.cols = np.full(self.shape[1], np.nan)
         self.selected: tuple[int, int] | None = None
