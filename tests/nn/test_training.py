@@ -15,6 +15,7 @@ from xbarlab.nn.transfer import TransferModel
 
 torch = pytest.importorskip("torch")
 from xbarlab.nn.model import MLP  # noqa: E402
+from xbarlab.nn.reproduce import HARDWARE_AWARE_RECIPE  # noqa: E402
 from xbarlab.nn.training import make_config, paper_config, train  # noqa: E402
 
 
@@ -81,8 +82,8 @@ def test_hardware_aware_net_is_clearly_more_robust(data: MoonsData) -> None:
     # the headline effect at reduced scale: same transfer model, same transfers for both
     tm = TransferModel.from_preset()
     reg = train(paper_config("regular", epochs=400, seed=0), data, tm)
-    ha = train(paper_config("hardware-aware", epochs=400, seed=0, stuck_scale=4.0,
-                            lr_schedule="cosine"), data, tm)
+    ha = train(paper_config("hardware-aware", epochs=400, seed=0, **HARDWARE_AWARE_RECIPE),
+               data, tm)
     layout = layout_network((2, 8, 1))
     m_reg = evaluate_transfers(reg.params, layout, tm, data.x_test, data.y_test, 400,
                                np.random.default_rng(11))

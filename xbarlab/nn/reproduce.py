@@ -13,9 +13,11 @@ logits, no regularisation). The hardware-aware network uses the paper's method (
 transfer per forward pass with straight-through gradients, stuck-device substitution with the
 substituted updates undone, weight decay 1e-4) plus two documented departures found necessary
 to reach the paper's figure with the physical mapping: the stuck rates seen in training are
-multiplied by `stuck_scale` (4: rarer failure modes are seen often enough to be learned) and
-the learning rate follows a cosine decay from 0.1 to 1e-3. Both are fields of `TrainConfig`;
-the evaluation always uses the preset's true rates.
+multiplied by `stuck_scale` (6: each device's rare failure is seen often enough to be learned)
+and the learning rate follows a cosine decay from 0.1 to 1e-3. Both are fields of
+`TrainConfig`; the evaluation always uses the preset's true rates. Without them (the paper's
+recipe as published, 1000-2000 epochs) the hardware-aware network reaches about 75-78 % here, with
+stuck_scale 4 about 80 %, with 6 about 80-81 % (3 seeds, several transfer draws).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from xbarlab.nn.training import TrainConfig, paper_config, train
 from xbarlab.nn.transfer import DEFAULT_PRESET, TransferModel
 
 KINDS = ("regular", "hardware-aware")
-HARDWARE_AWARE_RECIPE: dict[str, Any] = {"stuck_scale": 4.0, "lr_schedule": "cosine"}
+HARDWARE_AWARE_RECIPE: dict[str, Any] = {"stuck_scale": 6.0, "lr_schedule": "cosine"}
 TARGETS = {"hardware-aware": (">=", 0.795), "regular": ("<=", 0.25)}
 
 
