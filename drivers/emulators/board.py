@@ -67,7 +67,7 @@ class Board:
         return (self.selected is None and bool(np.isnan(self.rows).all())
                 and bool(np.isnan(self.cols).all()))
 
-    def inject(self, kind: str) -> None:
+    def inject(self, kind: str, line: str = "") -> None:
         if kind == "trip":
             self.force_trip = True
         elif kind == "error":

@@ -17,7 +17,9 @@ Kinds handled by the instrument (`inject` on the emulator):
 - ``error``: an error is queued on the instrument (as if it had refused something).
 - ``trip``: the next measurement of every channel reports compliance at the current limit.
 
-Every fault that fires is appended to `log` as a `FaultRecord`.
+A rule with ``queries=True`` only counts queries (lines with ``?`` or a TSP ``print(``), so
+reply faults can be aimed at lines that have a reply. Every fault that fires is appended to
+`log` as a `FaultRecord`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ TRANSPORT_FAULTS = {"latency", "no_reply", "garbage", "truncate", "drop"}
 INSTRUMENT_FAULTS = {"error", "trip"}
 
 
+def is_query(line: str) -> bool:
+    """A line that gets a reply: a SCPI query or a TSP print."""
+    return "?" in line or "print(" in line
+
+
 @dataclass
 class FaultRule:
     """Fire `kind` on the `after`-th line containing `match`, `times` times (0: always)."""
@@ -41,6 +48,7 @@ class FaultRule:
     times: int = 1
     delay: float = 0.0  # s, latency
     text: str = "\x15#?garbage?#"  # garbage reply
+    queries: bool = False  # count only queries
     seen: int = 0
     fired: int = 0
 
@@ -55,6 +63,8 @@ class FaultRule:
 
     def check(self, line: str) -> bool:
         if self.match and self.match not in line:
+            return False
+        if self.queries and not is_query(line):
             return False
         self.seen += 1
         if self.seen < self.after or (self.times and self.fired >= self.times):
@@ -79,7 +89,7 @@ class FaultPlan:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, kind: FaultKind, match: str = "", after: int = 1, times: int = 1,
-            **kw: float | str) -> FaultRule:
+            **kw: float | str | bool) -> FaultRule:
         rule = FaultRule(kind, match, after, times, **kw)  # type: ignore[arg-type]
         with self._lock:
             self.rules.append(rule)

@@ -236,7 +236,7 @@ class ScpiInstrument:
     def error(self, code: int, text: str = "") -> None:
         self.queue.push(code, text or ERROR_TEXT.get(code, "Error"))
 
-    def inject(self, kind: str) -> None:
+    def inject(self, kind: str, line: str = "") -> None:
         if kind == "error":
             self.error(-222, "Data out of range; injected fault")
 

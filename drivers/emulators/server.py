@@ -38,8 +38,8 @@ class LineInstrument(Protocol):
         """Process one line; return the reply line (without termination) or None."""
         ...
 
-    def inject(self, kind: str) -> None:
-        """Apply an instrument-level fault ('error', 'trip')."""
+    def inject(self, kind: str, line: str = "") -> None:
+        """Apply an instrument-level fault ("error", "trip") arriving with `line`."""
         ...
 
 
@@ -72,7 +72,7 @@ class _LineServer:
             if r.kind == "latency":
                 time.sleep(r.delay)
             elif r.kind in INSTRUMENT_FAULTS:
-                self.instrument.inject(r.kind)
+                self.instrument.inject(r.kind, line)
         try:
             reply = self.instrument.handle(line)
         except Exception as exc:  # an emulator bug: record it, keep serving

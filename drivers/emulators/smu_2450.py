@@ -102,11 +102,11 @@ class Smu2450(ScpiInstrument):
     def safe(self) -> bool:
         return self.channel.safe
 
-    def inject(self, kind: str) -> None:
+    def inject(self, kind: str, line: str = "") -> None:
         if kind == "trip":
             self.channel.force_trip = True
         else:
-            super().inject(kind)
+            super().inject(kind, line)
 
     # -- handlers -----------------------------------------------------------------------------
     def _func(self, sx: list[int], a: list[str]) -> None:

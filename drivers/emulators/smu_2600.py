@@ -87,12 +87,13 @@ class Smu2600(TspInstrument):
     def safe(self) -> bool:
         return all(s.ch.safe for s in self.smus.values())
 
-    def inject(self, kind: str) -> None:
-        if kind == "trip":
-            for s in self.smus.values():
-                s.ch.force_trip = True
+    def inject(self, kind: str, line: str = "") -> None:
+        if kind == "trip":  # the channel(s) the line names, else both
+            named = [x for x in "ab" if f"smu{x}" in line] or ["a", "b"]
+            for x in named:
+                self.smus[x].ch.force_trip = True
         else:
-            super().inject(kind)
+            super().inject(kind, line)
 
     def reset(self) -> None:
         for x in "ab":

@@ -23,6 +23,7 @@ for ``:FETC``; with the DC shape it moves the level to the triggered level and m
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from xbarlab.drivers.emulators.scpi import (
@@ -135,12 +136,13 @@ class SmuB2900(ScpiInstrument):
     def safe(self) -> bool:
         return all(ch.smu.safe for ch in self.channels.values())
 
-    def inject(self, kind: str) -> None:
-        if kind == "trip":
-            for ch in self.channels.values():
-                ch.smu.force_trip = True
+    def inject(self, kind: str, line: str = "") -> None:
+        if kind == "trip":  # the channel the line names ("(@2)", "SENS2"...), else both
+            named = [n for n in (1, 2) if f"@{n}" in line or re.search(rf"[A-Z]{n}:", line)]
+            for n in named or [1, 2]:
+                self.channels[n].smu.force_trip = True
         else:
-            super().inject(kind)
+            super().inject(kind, line)
 
     # -- handlers -----------------------------------------------------------------------------
     def _mode(self, sx: list[int], a: list[str]) -> None:

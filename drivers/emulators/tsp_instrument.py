@@ -45,7 +45,7 @@ class TspInstrument:
             return
         self.errors.append((code, text))
 
-    def inject(self, kind: str) -> None:
+    def inject(self, kind: str, line: str = "") -> None:
         if kind == "error":
             self.error(-222, "Parameter data out of range (injected fault)")
 

@@ -95,7 +95,7 @@ def events(docs: list[Document], *kinds: EventKind) -> list[Event]:
 
 def operations(docs: list[Document]) -> list[tuple[Any, ...]]:
     """What was asked of the backend, in order: kind, step, scheme, cells, voltages, width."""
-    out = []
+    out: list[tuple[Any, ...]] = []
     for e in events(docs):
         if e.kind is EventKind.MVM:
             assert e.mvm_in is not None

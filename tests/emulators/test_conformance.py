@@ -5,6 +5,8 @@ equal with noise on."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -24,7 +26,8 @@ from tests.emulators.benches import (
 )
 from xbarlab.config import SimConfig
 from xbarlab.crossbar import BiasScheme
-from xbarlab.documents import EventKind, RunStatus
+from xbarlab.documents import Document, EventKind, RunStatus
+from xbarlab.engine import RunResult
 from xbarlab.messages import Mvm, Plan, Read
 from xbarlab.protocols.patterns import target_map
 from xbarlab.protocols.read_map import read_map
@@ -41,6 +44,7 @@ def _compare(sim_docs: list, emu_docs: list) -> None:
             np.testing.assert_allclose(b.currents, a.currents, rtol=RTOL, atol=0)
             np.testing.assert_array_equal(b.compliance, a.compliance)
         elif a.kind is EventKind.MVM:
+            assert a.mvm_out is not None and b.mvm_out is not None
             np.testing.assert_allclose(b.mvm_out, a.mvm_out, rtol=RTOL, atol=1e-18)
         elif a.kind is EventKind.CHECKPOINT:
             assert b.message == a.message
@@ -49,7 +53,8 @@ def _compare(sim_docs: list, emu_docs: list) -> None:
             assert b.data["n_pulses"] == a.data["n_pulses"]
 
 
-def _both(data: dict, plan: Plan, plan_again: Plan, sim: SimConfig = SIM):
+def _both(data: dict[str, Any], plan: Plan, plan_again: Plan, sim: SimConfig = SIM
+          ) -> tuple[RunResult, list[Document], RunResult, list[Document], np.ndarray]:
     cfg = bench_config(data)
     ref, ref_docs = run(sim_backend(cfg, sim), cfg, plan)
     with emulated(cfg, sim) as (emu, bench):
