@@ -74,8 +74,8 @@ class EmulatedBench:
                      if bus is not None and ref is not None}
             self.wiring = MatrixWiring(self.sim, p, {b: self._key(ref) for b, ref in
                                                      buses.items()})
-        for name, inst in cfg.instruments.items():
-            self.instruments[name] = self._emulator(name, inst)
+        for k, (name, inst) in enumerate(cfg.instruments.items()):
+            self.instruments[name] = self._emulator(name, inst, k + 1)
         if self.wiring is not None:
             for ch in self.channels():
                 self.wiring.register(ch)
@@ -84,21 +84,21 @@ class EmulatedBench:
         """Role reference ('smu.a', 'bias_rows', 'b29.1') -> SMU channel key."""
         return ref
 
-    def _emulator(self, name: str, inst: InstrumentConfig) -> Emulator:
+    def _emulator(self, name: str, inst: InstrumentConfig, k: int) -> Emulator:
         load = self.wiring
         if inst.driver == "keithley2450":
-            e: Emulator = Smu2450(name, load)
+            e: Emulator = Smu2450(name, load, serial=f"0440{k:04d}")
         elif inst.driver == "keithley2600":
-            e = Smu2600(name, load)
+            e = Smu2600(name, load, serial=f"440{k:04d}")
         elif inst.driver == "keysight_b2900":
-            e = SmuB2900(name, load)
+            e = SmuB2900(name, load, serial=f"MY5114{k:04d}")
         elif inst.driver == "keithley707b":
             p = self.bench_config.pins
             slots = {p.slot, p.col_slot or p.slot} if p is not None else {1}
-            e = Matrix707B(name, slots, on_change=self.wiring.relays_changed
-                           if self.wiring is not None else None)
+            e = Matrix707B(name, slots, serial=f"123{k:04d}",
+                           on_change=self.wiring.relays_changed if self.wiring else None)
         else:
-            e = Board(name, self.sim)
+            e = Board(name, self.sim, serial=f"EMU{k:04d}")
         e.identity = _identity(e.identity, inst.identity)
         return e
 

@@ -15,13 +15,14 @@ app = typer.Typer(
 
 def _register() -> None:
     """Attach the command groups (imported here so `--help` stays fast and torch stays lazy)."""
-    from xbarlab.cli import bench, device, log, reproduce, session
+    from xbarlab.cli import bench, device, emulate, log, reproduce, session
 
     session.register(app)
     log.register(app)
     device.register(app)
     bench.register(app)
     reproduce.register(app)
+    emulate.register(app)
 
 
 _register()
