@@ -116,7 +116,7 @@ class EmulatedBench:
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> EmulatedBench:
         """Listen on every link (one thread for the TCP instruments, one per pty)."""
-        if self.hub is not None:
+        if self.hub is not None or any(s.running for s in self.servers.values()):
             return self
         self.servers = {}
         tcp = []
@@ -127,16 +127,17 @@ class EmulatedBench:
                 srv = TcpServer(e, self.ports.get(name, 0), faults=self.faults[name])
                 self.servers[name] = srv
                 tcp.append(srv)
-        self.hub = TcpHub(tcp)
+        self.hub = TcpHub(tcp) if tcp else None
         try:
-            self.hub.start()
+            if self.hub is not None:
+                self.hub.start()
             for srv in self.servers.values():
                 if isinstance(srv, PtyServer):
                     srv.start()
         except BaseException:
             self.stop()
             raise
-        if self.wiring is not None:
+        if self.wiring is not None and self.hub is not None:
             self.wiring.sync = self.hub.sync
         return self
 

@@ -5,6 +5,7 @@ equal with noise on."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,7 @@ def _both(data: dict[str, Any], plan: Plan, plan_again: Plan, sim: SimConfig = S
           ) -> tuple[RunResult, list[Document], RunResult, list[Document], np.ndarray]:
     cfg = bench_config(data)
     ref, ref_docs = run(sim_backend(cfg, sim), cfg, plan)
+    threads = threading.active_count()
     with emulated(cfg, sim) as (emu, bench):
         got, docs = run(bench.crossbar, cfg, plan_again)
         bench.close()
@@ -64,6 +66,7 @@ def _both(data: dict[str, Any], plan: Plan, plan_again: Plan, sim: SimConfig = S
         assert emu.violations == []
         assert emu.server_errors == []
         g_emulated = emu.sim.g.copy()
+    assert threading.active_count() == threads  # every server thread joined
     return ref, ref_docs, got, docs, g_emulated
 
 
@@ -99,7 +102,7 @@ def _mvm_plan(v: np.ndarray) -> Plan:
     yield Read(((0, 0), (7, 7)), 0.2, BiasScheme.GROUNDED)
 
 
-@pytest.mark.parametrize("bench", ["2600+2450+707B", "board"])
+@pytest.mark.parametrize("bench", list(BENCHES))
 def test_mvm_agrees(bench: str) -> None:
     v = np.random.default_rng(3).uniform(-0.3, 0.3, size=(3, 8))
     ref, ref_docs, got, docs, _ = _both(BENCHES[bench], _mvm_plan(v), _mvm_plan(v))
