@@ -46,7 +46,11 @@ class EmulatedBench:
 
     def __init__(self, config: BenchConfig, sim: SimConfig | None = None, *,
                  faults: Mapping[str, FaultPlan] | None = None,
-                 ports: Mapping[str, int] | None = None) -> None:
+                 ports: Mapping[str, int] | None = None, ordered: bool = True) -> None:
+        """`ordered` (default): one thread serves every TCP instrument and processes what the
+        client sent in the order it sent it wherever the physics depends on it. False: one
+        thread per instrument, each on its own like real instruments; commands to different
+        instruments may then take effect in another order than they were sent."""
         self.bench_config = config
         self.sim_config = sim or SimConfig(rows=config.rows, cols=config.cols)
         if (self.sim_config.rows, self.sim_config.cols) != (config.rows, config.cols):
@@ -57,6 +61,7 @@ class EmulatedBench:
         self.faults = {name: (faults or {}).get(name) or FaultPlan()
                        for name in config.instruments}
         self.ports = dict(ports or {})
+        self.ordered = ordered
         self.instruments: dict[str, Emulator] = {}
         self.servers: dict[str, TcpServer | PtyServer] = {}
         self.wiring: MatrixWiring | None = None
@@ -127,10 +132,13 @@ class EmulatedBench:
                 srv = TcpServer(e, self.ports.get(name, 0), faults=self.faults[name])
                 self.servers[name] = srv
                 tcp.append(srv)
-        self.hub = TcpHub(tcp) if tcp else None
+        self.hub = TcpHub(tcp) if tcp and self.ordered else None
         try:
             if self.hub is not None:
                 self.hub.start()
+            elif not self.ordered:
+                for srv in tcp:
+                    srv.start()
             for srv in self.servers.values():
                 if isinstance(srv, PtyServer):
                     srv.start()
@@ -147,8 +155,7 @@ class EmulatedBench:
             self.hub.stop()
             self.hub = None
         for srv in self.servers.values():
-            if isinstance(srv, PtyServer):
-                srv.stop()
+            srv.stop()
         if self.wiring is not None:
             self.wiring.sync = lambda: None
 
