@@ -193,16 +193,16 @@ def test_board_fault_ends_safe(kind: FaultKind, after: int) -> None:
                    "matrix (another instrument) opens/closes relays at once (drivers' disable() "
                    "+ xbarlab/bench/safety.py switch())")
 def test_slow_output_off_never_lets_relays_switch_hot() -> None:
-    """Instruments on their own threads (as real ones are) and a bias SMU that takes 30 ms to
+    """Instruments on their own threads (as real ones are) and a bias SMU that takes 5 ms to
     execute ':OUTP OFF': no relay may switch while its output is still on."""
     plan = FaultPlan()
-    plan.add("latency", match=":OUTP OFF", after=1, times=0, delay=0.03)
+    plan.add("latency", match=":OUTP OFF", after=1, times=0, delay=0.005)
     cfg = CFG
     with EmulatedBench(cfg, SIM, faults={"bias_rows": plan}, ordered=False) as emu:
-        bench = open_bench(emu.config(timeout=TIMEOUT))
+        bench = open_bench(emu.config(timeout=5.0))
         try:
             result, _ = run(bench.crossbar, cfg, mixed_plan())
         finally:
             bench.close()
-        assert result.ok, result.reason
+        assert result.ok, result.reason  # the run itself goes through: the race is silent
         assert emu.violations == []
