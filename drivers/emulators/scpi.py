@@ -3,7 +3,9 @@
 Commands are registered with their header in manual notation, e.g.
 ``:SOURce[1]:VOLTage[:LEVel][:IMMediate][:AMPLitude]``: upper case is the short form, the
 whole word the long form (a header node must be one or the other, any case), ``[...]`` nodes
-are optional, a trailing ``[1]`` / ``#`` is a numeric suffix (captured, default 1). A query is
+are optional, a trailing ``[1]`` is an optional suffix that may only be 1 (a one-channel
+instrument: ``:SOUR2`` is -114), ``#`` any numeric suffix (captured, default 1: the handler
+checks it). A query is
 registered with a trailing ``?``.
 
 A program message may hold several commands separated by ``;`` (each header absolute or
@@ -11,7 +13,8 @@ common; the relative-path rule of SCPI is not implemented). Replies of the queri
 message are joined with ``;``. Errors go to the error queue, never raise out of `handle`:
 
 - ``-102 Syntax error``, ``-104 Data type error``, ``-108 Parameter not allowed``,
-  ``-109 Missing parameter``, ``-113 Undefined header``, ``-222 Data out of range``,
+  ``-109 Missing parameter``, ``-113 Undefined header``, ``-114 Header suffix out of range``,
+  ``-222 Data out of range``,
   ``-224 Illegal parameter value``, ``-350 Queue overflow``.
 """
 
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 ERROR_TEXT = {
     -100: "Command error", -102: "Syntax error", -104: "Data type error",
     -108: "Parameter not allowed", -109: "Missing parameter", -113: "Undefined header",
+    -114: "Header suffix out of range",
     -221: "Settings conflict", -222: "Data out of range", -224: "Illegal parameter value",
     -350: "Queue overflow",
 }
@@ -65,6 +69,7 @@ class _Node:
     long: str
     optional: bool
     suffix: bool
+    only_one: bool = False  # "[1]": the suffix, when given, must be 1
 
 
 _NODE = re.compile(r"(\[)?:?([A-Za-z*]+)(\[1\]|#)?(\])?")
@@ -79,7 +84,8 @@ def _compile(pattern: str) -> tuple[list[_Node], bool]:
         assert m, f"bad pattern node {part!r} in {pattern!r}"
         word = m[2]
         short = "".join(ch for ch in word if ch.isupper() or ch == "*")
-        nodes.append(_Node(short.upper(), word.upper(), bool(m[1]), bool(m[3])))
+        nodes.append(_Node(short.upper(), word.upper(), bool(m[1]), bool(m[3]),
+                           m[3] == "[1]"))
     return nodes, query
 
 
@@ -96,6 +102,8 @@ def _match(pattern: list[_Node], tokens: list[str]) -> list[int] | None:
         if m:
             word, digits = m[1].upper(), m[2]
             if word in (node.short, node.long) and (not digits or node.suffix):
+                if node.only_one and digits and int(digits) != 1:
+                    raise ScpiError(-114, f"Header suffix out of range; {tokens[0]}")
                 tail = _match(rest, tokens[1:])
                 if tail is not None:
                     return ([int(digits) if digits else 1] if node.suffix else []) + tail
