@@ -77,7 +77,6 @@ def test_2450_short_long_forms_and_optional_nodes(visa: Any) -> None:
     (":SOUR:VOLT:PROT PROT3", "-224"),  # not a protection level
     (":FOO:BAR?", "-113"),
     (":SOUR2:VOLT 1", "-114"),        # the 2450 has one source
-
     (":SOUR:VOLT\t\"1", "-102"),      # unterminated string
 ])
 def test_2450_rejects_what_the_instrument_rejects(visa: Any, line: str, code: str) -> None:
