@@ -185,3 +185,20 @@ def test_random_operations_agree_under_every_scheme(bench: str,
     sim_after = sim_backend(bench_config(BENCHES[bench]))
     run(sim_after, bench_config(BENCHES[bench]), _replay(ops))
     np.testing.assert_allclose(g_emulated, sim_after.g, rtol=1e-9)  # type: ignore[attr-defined]
+
+
+def test_write_verify_with_noise_agrees_statistically() -> None:
+    """Noise on: the trajectories differ (independent draws), the outcome does not: every cell
+    converges on both, with pulse counts and final errors of the same size."""
+    sim = SimConfig(rows=8, cols=8, noise=True, seed=3)
+    targets = target_map(TARGET, (8, 8))
+    ref, ref_docs, got, docs, _ = _both(K2600_707B, write_verify_array(targets, WV_PARAMS),
+                                        write_verify_array(targets, WV_PARAMS), sim)
+    assert ref.ok and got.ok, (ref.reason, got.reason)
+    assert operations(docs) != operations(ref_docs)  # the noise is really independent
+    a, b = ref.value, got.value
+    assert a.converged == b.converged == 64
+    assert 0.7 < b.n_pulses / a.n_pulses < 1.4, (a.n_pulses, b.n_pulses)
+    err_a = np.median(np.abs(a.final - targets) / targets)
+    err_b = np.median(np.abs(b.final - targets) / targets)
+    assert 0.5 < err_b / err_a < 2.0, (err_a, err_b)
