@@ -13,12 +13,15 @@ Implemented subtree (``#`` = channel 1|2, default 1; anything else -113; bad val
 - ``:SENSe#:FUNCtion[:ON] "CURR"|"VOLT"``, ``:SENSe#:CURRent[:DC]:RANGe:AUTO``,
   ``:SENSe#:CURRent[:DC]:NPLCycles``, ``:SENSe#:CURRent[:DC]:APERture``
 - ``:TRIGger#:ACQuire:DELay <s>``, ``:TRIGger#:COUNt <n>``
-- ``:OUTPut#[:STATe] ON|OFF``, ``:ABORt[:ALL] [(@1,2)]``, ``:INITiate[:IMMediate][:ALL] (@n)``
+- ``:OUTPut#[:STATe] ON|OFF``, ``:OUTPut#:ON:AUTO ON|OFF`` (default ON: ``:INIT`` and
+  ``:MEAS`` switch an output that is off on), ``:ABORt[:ALL] [(@1,2)]``,
+  ``:INITiate[:IMMediate][:ALL] (@n)``
 - ``:MEASure[:CURRent[:DC]]? [(@n)]``, ``:FETCh[:SCALar]:CURRent[:DC]? [(@n)]``
 
-``:INIT`` with the pulse shape applies the triggered level for the pulse width to the load (the
-output must be on: the pulse starts from the base level the output holds) and keeps the current
-for ``:FETC``; with the DC shape it moves the level to the triggered level and measures.
+``:INIT`` with the pulse shape applies the triggered level for the pulse width to the load
+(from the base level the output holds) and keeps the current for ``:FETC``; with the DC shape
+it moves the level to the triggered level and measures. With automatic output on disabled, an
+output that is off refuses ``:INIT`` (-221).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class _Channel:
     acq_delay: float = 0.0
     count: int = 1
     tripped: bool = False
+    auto_on: bool = True
     fetched: list[float] = field(default_factory=list)
 
 
@@ -98,6 +102,7 @@ class SmuB2900(ScpiInstrument):
         self.add(":TRIGger#:COUNt", self._count)
         self.add(":OUTPut#[:STATe]", self._output)
         self.add(":OUTPut#[:STATe]?", lambda sx, a: "1" if self._ch(sx).smu.output else "0")
+        self.add(":OUTPut#:ON:AUTO", self._auto_on)
         self.add(":ABORt[:ALL]", self._abort, nargs=(0, 1))
         self.add(":INITiate[:IMMediate][:ALL]", self._init, nargs=(0, 1))
         self.add(":MEASure[:CURRent[:DC]]?", self._measure, nargs=(0, 1))
@@ -198,6 +203,18 @@ class SmuB2900(ScpiInstrument):
             ch.smu.output = boolean(a[0])
             self.load.changed(ch.smu)
 
+    def _auto_on(self, sx: list[int], a: list[str]) -> None:
+        self._ch(sx).auto_on = boolean(a[0])
+
+    def _switch_on(self, ch: _Channel) -> None:
+        """:INIT / :MEAS on an output that is off: automatic output on, or refused."""
+        if ch.smu.output:
+            return
+        if not ch.auto_on:
+            raise ScpiError(-221, "Settings conflict; output is off")
+        ch.smu.output = True
+        self.load.changed(ch.smu)
+
     def _abort(self, sx: list[int], a: list[str]) -> None:
         self._chs(a)  # validates the list; nothing runs in the background here
 
@@ -205,8 +222,7 @@ class SmuB2900(ScpiInstrument):
         for ch in self._chs(a):
             smu = ch.smu
             with self.load.lock:
-                if not smu.output:
-                    raise ScpiError(-221, "Settings conflict; output is off")
+                self._switch_on(ch)
                 if ch.shape == "PULS":
                     i, ch.tripped = self.load.pulse(smu, ch.trig_level, ch.pulse_width)
                 else:
@@ -218,6 +234,8 @@ class SmuB2900(ScpiInstrument):
     def _measure(self, sx: list[int], a: list[str]) -> str:
         out = []
         for ch in self._chs(a):
+            with self.load.lock:
+                self._switch_on(ch)
             i, ch.tripped = measure(self.load, ch.smu)
             out.append(fmt_number(i))
         return ",".join(out)

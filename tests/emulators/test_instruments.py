@@ -294,3 +294,12 @@ def test_server_stops_cleanly_and_port_in_use_names_the_alternative(visa: Any) -
     assert not srv.running and threading.active_count() == before
     with pytest.raises(OSError):  # nothing listens any more
         socket.create_connection(("127.0.0.1", srv.port), timeout=0.5).close()
+
+
+def test_b2900_init_switches_the_output_on_unless_auto_on_is_off() -> None:
+    b = SmuB2900("b")
+    assert b.handle(":INIT (@1)") is None and b.channels[1].smu.output  # default: auto on
+    b.handle(":OUTP2:ON:AUTO OFF")
+    b.handle(":INIT (@2)")
+    assert not b.channels[2].smu.output
+    assert b.handle(":SYST:ERR?") == '-221,"Settings conflict; output is off"'
