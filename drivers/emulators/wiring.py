@@ -16,6 +16,12 @@ pulse level for the pulse width with every other line as it is, and evolves the 
 under the device voltages that result. DC levels between pulses do not evolve the devices
 (the sim backend's convention: only pulses program).
 
+An output that is off disconnects its lines here (as the instruments' high-impedance off mode
+does); their normal off modes hold ~0 V at a low current limit instead. The bench never measures
+through an output that is off, so no reading differs; only a line's potential while an SMU is
+off (e.g. a 2450 drive between arming and firing its pulse) does, and DC levels do not evolve
+the devices.
+
 The wiring also watches safety: relays switched while an SMU output behind them is on, and two
 live SMUs on one line, are recorded in `violations`.
 """
