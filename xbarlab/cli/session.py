@@ -97,7 +97,8 @@ def execute(
             )
         elapsed = time.perf_counter() - t0
     finally:
-        backend.safe_state()
+        close = getattr(backend, "close", None)  # bench: safe state, then every link closed
+        close() if callable(close) else backend.safe_state()
     print_summary(result, elapsed, out)
     if plot is not None:
         from xbarlab.analysis.session_plots import plot_session
@@ -216,6 +217,8 @@ def register(app: typer.Typer) -> None:
                 proto: Any = (ReadMapProtocol() if protocol is ProtocolName.read_map
                               else WriteVerifyArrayProtocol())
                 cfg = cfg.model_copy(update={"protocol": proto})
+            if cfg.bench is not None and not cfg.bench.is_absolute():
+                cfg = cfg.model_copy(update={"bench": config.parent / cfg.bench})
             if backend is not None:
                 if backend not in ("sim", "bench"):
                     raise ConfigError(f"--backend must be 'sim' or 'bench', got '{backend}'")
