@@ -16,6 +16,7 @@ Replies are parsed with `parse_float` / `parse_floats` / `parse_bool` / `parse_i
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
@@ -287,21 +288,26 @@ class SourceMeterBase(Instrument):
             raise first
 
 
+SCPI_ERROR_REPLY = re.compile(r'^([+-]?\d+),"(.*)"$', re.DOTALL)
+"""A complete SCPI error-queue reply: ``<code>,"<message>"`` (the closing quote included)."""
+
+
 def scpi_errors(inst: Instrument, query: str = ":SYST:ERR?", limit: int = 64) -> list[str]:
-    """Drain a SCPI error queue (``<code>,"<message>"`` replies, code 0 = empty)."""
+    """Drain a SCPI error queue (``<code>,"<message>"`` replies, code 0 = empty).
+
+    Only a complete reply counts: a truncated one (``0,"No``: no closing quote) or any other
+    shape raises `ReplyError` naming the instrument and the query, never "no error"."""
     out: list[str] = []
     for _ in range(limit):
-        reply = inst.query(query)
-        code_s, sep, msg = reply.partition(",")
-        try:
-            code = int(code_s.strip())
-        except ValueError:
-            raise ReplyError(f"{inst.name}: reply to {query!r} is not '<code>,<message>': "
-                             f"{reply!r}") from None
-        if not sep:
-            raise ReplyError(f"{inst.name}: reply to {query!r} is truncated: {reply!r}")
+        reply = inst.query(query).strip()
+        m = SCPI_ERROR_REPLY.match(reply)
+        if m is None:
+            what = ("truncated (no closing quote)" if re.match(r'^[+-]?\d+,"', reply)
+                    else "not '<code>,\"<message>\"'")
+            raise ReplyError(f"{inst.name}: reply to {query!r} is {what}: {reply!r}")
+        code = int(m[1])
         if code == 0:
             return out
-        out.append(f"{code}: {msg.strip().strip(chr(34))}")
+        out.append(f"{code}: {m[2]}")
     out.append(f"(error queue not empty after {limit} reads)")
     return out

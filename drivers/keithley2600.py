@@ -92,9 +92,12 @@ def tsp_errors(inst: Instrument, limit: int = 64) -> list[str]:
     for _ in range(min(n, limit)):
         reply = inst.query(Cmd.ERROR_NEXT)
         parts = reply.split("\t")
-        if len(parts) < 2:
-            raise ReplyError(f"{inst.name}: reply to {Cmd.ERROR_NEXT!r} is truncated: {reply!r}")
+        if len(parts) != 4:  # errorCode, message, severity, errorNode: all four or truncated
+            raise ReplyError(f"{inst.name}: reply to {Cmd.ERROR_NEXT!r} should be "
+                             f"'<code>\\t<message>\\t<severity>\\t<node>', got {reply!r}")
         code = inst.parse_int(parts[0], Cmd.ERROR_NEXT)
+        inst.parse_int(parts[2], Cmd.ERROR_NEXT)
+        inst.parse_int(parts[3], Cmd.ERROR_NEXT)
         out.append(f"{code}: {parts[1]}")
     return out
 

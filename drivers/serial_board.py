@@ -62,6 +62,9 @@ from xbarlab.drivers.base import (
 )
 from xbarlab.drivers.transports import Transport
 
+NO_ERROR = "No error"
+"""The text of ``ERR?`` when the queue is empty (anything else with code 0 is a bad reply)."""
+
 
 class Cmd:
     IDN = "*IDN?"
@@ -186,6 +189,9 @@ class SerialBoard(Instrument):
                 raise ReplyError(f"{self.name}: reply to {Cmd.ERROR!r} is not '<code>,<text>': "
                                  f"{reply!r}")
             if code == 0:
+                if text.strip() != NO_ERROR:  # e.g. '0,No' cut short: not "no error"
+                    raise ReplyError(f"{self.name}: reply to {Cmd.ERROR!r} is truncated or "
+                                     f"garbled (expected '0,{NO_ERROR}'): {reply!r}")
                 return out
             out.append(f"{code}: {text.strip()}")
         return out

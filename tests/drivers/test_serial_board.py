@@ -71,6 +71,13 @@ def test_every_command() -> None:
     assert t.done
 
 
+@pytest.mark.parametrize("reply", ["0,No", "0,", "0,No err", "0"])
+def test_truncated_empty_error_reply_is_not_no_error(reply: str) -> None:
+    _t, b = board([("ERR?", reply)])
+    with pytest.raises(ReplyError, match=r"brd.*ERR\?"):
+        b.errors()
+
+
 def test_refused_command_raises_with_the_board_text() -> None:
     _t, b = board([("SEL 1 2", "ERR 3 column out of range")])
     with pytest.raises(InstrumentError, match=r"brd.*SEL 1 2.*column out of range"):

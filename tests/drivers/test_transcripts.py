@@ -7,6 +7,7 @@ drivers' own `Cmd` tables), so a typo in a driver fails here.
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -133,6 +134,25 @@ def test_2450_garbage_error_queue_reply(reply: str) -> None:
         k.errors()
 
 
+@pytest.mark.parametrize("reply", ['0,"No', '0,"', '0,"No error', '-113,"Undefined',
+                                   '0,No error"'])
+def test_truncated_scpi_error_reply_is_never_no_error(reply: str) -> None:
+    """A ':SYST:ERR?' reply cut short (no closing quote) is a reply error naming instrument and
+    command, not an empty queue."""
+    _t, k = run([(":SYST:ERR?", reply)], lambda t: Keithley2450(t, "bias_rows"))
+    with pytest.raises(ReplyError, match=r"bias_rows.*SYST:ERR\?.*" + re.escape(repr(reply))):
+        k.errors()
+    _t, b = run([(":SYST:ERR?", "+" + reply)], lambda t: KeysightB2900Channel(t, 1, "b29.1"))
+    with pytest.raises(ReplyError, match=r"b29\.1.*SYST:ERR\?"):
+        b.errors()
+
+
+def test_complete_scpi_error_replies_with_commas_and_signs() -> None:
+    script = [(":SYST:ERR?", '+5001,"Interlock, open"'), (":SYST:ERR?", '+0,"No error"')]
+    _t, b = run(script, lambda t: KeysightB2900Channel(t, 1, "b29.1"))
+    assert b.errors() == ["5001: Interlock, open"]
+
+
 @pytest.mark.parametrize("value", [211.0, -210.5, float("nan"), float("inf"), True, "0.2"])
 def test_2450_out_of_range_level_raises_and_never_clamps(value) -> None:
     t, k = run([], lambda t: Keithley2450(t, "smu"))
@@ -253,6 +273,15 @@ def test_2600_garbage_measurement(reply: str) -> None:
                lambda t: Keithley2600Channel(t, "a", "smu.a"))
     with pytest.raises(ReplyError, match=r"smu\.a.*smua\.measure\.i"):
         k.measure()
+
+
+@pytest.mark.parametrize("reply", ["-285\tProgram syn", "-285", "-285\tProgram syntax error\t2",
+                                   "-285\tProgram syntax error\t2.0000"])
+def test_2600_truncated_error_queue_entry(reply: str) -> None:
+    script = [("print(errorqueue.count)", "1.00000e+00"), ("print(errorqueue.next())", reply)]
+    _t, k = run(script, lambda t: Keithley2600Channel(t, "a", "smu.a"))
+    with pytest.raises(ReplyError, match=r"smu\.a.*errorqueue\.next"):
+        k.errors()
 
 
 def test_2600_bad_channel() -> None:
