@@ -220,8 +220,13 @@ class Instrument:
 class SourceMeterBase(Instrument):
     """Shared bookkeeping of SMU drivers: output state, pulse range, the safe state shape.
 
-    Subclasses implement `_abort_lines`, `_zero_line`, `_off_line` (what the safe state sends)
-    and the `SourceMeter` methods.
+    Subclasses implement `safe_lines` (abort, 0 V, output off), `output_query` (the query that
+    reads the output state back) and the `SourceMeter` methods.
+
+    `output_on` is what the bench's break-before-make relies on, so it is False only once the
+    instrument itself has answered that its output is off (`confirm_off`: a query sent after
+    the output-off command, so it is answered only once that command has been executed), and
+    True after anything that may switch the output on, and before the first confirmation.
     """
 
     PULSE_WIDTH_RANGE: tuple[float, float] = (1e-3, 1.0)
@@ -229,12 +234,31 @@ class SourceMeterBase(Instrument):
 
     def __init__(self, transport: Transport, name: str = "") -> None:
         super().__init__(transport, name)
-        self._output_on = False
+        self._output_on = True  # not known to be off until the instrument says so
         self.compliance: float | None = None
 
     @property
     def output_on(self) -> bool:
+        """False only when the instrument confirmed its output off (see the class doc)."""
         return self._output_on
+
+    def output_query(self) -> str:
+        """The query reading the output state back (reply parsed by `parse_output`)."""
+        raise NotImplementedError
+
+    def parse_output(self, reply: str, command: str) -> bool:
+        """True if the reply to `output_query` says the output is on."""
+        return self.parse_bool(reply, command)
+
+    def confirm_off(self) -> None:
+        """Ask the instrument for its output state; raise unless it is off."""
+        cmd = self.output_query()
+        reply = self.query(cmd)
+        if self.parse_output(reply, cmd):
+            self._output_on = True
+            raise InstrumentError(f"{self.name}: output still on after the output-off command "
+                                  f"({cmd!r} -> {reply!r})")
+        self._output_on = False
 
     @property
     def pulse_width_range(self) -> tuple[float, float]:
@@ -273,19 +297,24 @@ class SourceMeterBase(Instrument):
         """The lines of the safe state, in order (abort, 0 V, output off)."""
         raise NotImplementedError
 
-    def safe_state(self) -> None:
-        """Send every safe-state line even if one fails; raise the first failure after."""
+    def _send_safe_lines(self) -> None:
+        """Every safe-state line even if one fails (the first failure raised after), then the
+        output confirmed off."""
         first: BaseException | None = None
         for line in self.safe_lines():
             try:
                 self.write(line)
             except BaseException as exc:
                 first = first or exc
-        if first is None:
-            self._output_on = False
-            self._cache.pop("voltage", None)
-        else:
+        if first is not None:
             raise first
+        self.confirm_off()
+        self._cache.pop("voltage", None)
+
+    def safe_state(self) -> None:
+        """Abort, 0 V, output off, confirmed by the instrument."""
+        self._output_on = True  # until confirmed off
+        self._send_safe_lines()
 
 
 SCPI_ERROR_REPLY = re.compile(r'^([+-]?\d+),"(.*)"$', re.DOTALL)

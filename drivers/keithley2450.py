@@ -16,6 +16,11 @@ Configuration (`configure`, output off throughout)::
     :SENS:FUNC "CURR"
     :SENS:CURR:RANG:AUTO ON
     :SENS:CURR:NPLC <n>
+    :OUTP?                             # -> 0: the output is confirmed off
+
+Output: ``:OUTP ON``; off is ``:SOUR:VOLT 0``, ``:OUTP OFF`` then ``:OUTP?`` -> ``0``: the
+query is answered only once the off command has been executed, so the bench never switches
+relays on an output that is still on (break-before-make confirmed, not assumed).
 
 Measurement: ``:READ? "defbuffer1", SOUR, READ`` -> ``<V>,<I>`` then ``:SOUR:VOLT:ILIM:TRIP?``
 -> ``0``/``1`` (compliance). Error queue: ``:SYST:ERR?`` until ``0,"No error"``.
@@ -38,7 +43,7 @@ The width is the trigger-model delay; the output on/off transitions add settling
 this driver accepts 1 ms .. 1 s only, and it does not measure during the pulse (a measure
 block would lengthen the pulse by its aperture): the pulse current is NaN.
 
-Safe state: ``:ABOR``, ``:SOUR:VOLT 0``, ``:OUTP OFF``.
+Safe state: ``:ABOR``, ``:SOUR:VOLT 0``, ``:OUTP OFF``, then ``:OUTP?`` -> ``0``.
 """
 
 from __future__ import annotations
@@ -74,6 +79,7 @@ class Cmd:
     NPLC = ":SENS:CURR:NPLC {value}"
     OUTPUT_ON = ":OUTP ON"
     OUTPUT_OFF = ":OUTP OFF"
+    OUTPUT_STATE = ":OUTP?"
     READ = ':READ? "defbuffer1", SOUR, READ'
     TRIPPED = ":SOUR:VOLT:ILIM:TRIP?"
     ERROR = ":SYST:ERR?"
@@ -104,7 +110,6 @@ class Keithley2450(SourceMeterBase):
                                f"protection level {PROTECTION_LEVELS[-1]} V")
         self.write(Cmd.RESET)
         self.write(Cmd.CLEAR)
-        self._output_on = False
         self.write(Cmd.SOURCE_VOLTAGE_MODE)
         self.voltage = 0.0
         self.current_limit = compliance
@@ -113,6 +118,10 @@ class Keithley2450(SourceMeterBase):
         self.write(Cmd.AUTORANGE)
         self.nplc = nplc
         self.compliance = compliance
+        self.confirm_off()
+
+    def output_query(self) -> str:
+        return Cmd.OUTPUT_STATE
 
     def set_voltage(self, volts: float) -> None:
         self.voltage = volts
@@ -125,7 +134,7 @@ class Keithley2450(SourceMeterBase):
     def disable(self) -> None:
         self.voltage = 0.0
         self.write(Cmd.OUTPUT_OFF)
-        self._output_on = False
+        self.confirm_off()
 
     def measure(self) -> Measurement:
         reply = self.query(Cmd.READ)
@@ -138,8 +147,7 @@ class Keithley2450(SourceMeterBase):
     def arm_pulse(self, volts: float, width: float) -> None:
         """Output off (the 2450 off state holds ~0 V), pulse level, trigger model blocks."""
         v, w = self.check_pulse(volts, width)
-        self.write(Cmd.OUTPUT_OFF)
-        self._output_on = False
+        self.write(Cmd.OUTPUT_OFF)  # off only until the pulse: `output_on` stays True
         self.voltage = v
         self.write(Cmd.TRIGGER_EMPTY)
         self.write(Cmd.BLOCK_ON)

@@ -17,9 +17,14 @@ Configuration (output off throughout)::
     smu{ch}.source.limiti = <A>             # compliance, before any output on
     smu{ch}.measure.autorangei = smu{ch}.AUTORANGE_ON
     smu{ch}.measure.nplc = <n>
+    print(smu{ch}.source.output, smu{ch}.source.levelv)   # -> 0\t0: confirmed off at 0 V
 
-Output: ``smu{ch}.source.output = smu{ch}.OUTPUT_ON`` (only after the compliance is set) and
-``smu{ch}.source.output = smu{ch}.OUTPUT_OFF``.
+Output: ``smu{ch}.source.output = smu{ch}.OUTPUT_ON`` (only after the compliance is set);
+off is ``smu{ch}.source.levelv = 0``, ``smu{ch}.source.output = smu{ch}.OUTPUT_OFF``, then
+``print(smu{ch}.source.output, smu{ch}.source.levelv)`` must answer ``0\t0`` (``OUTPUT_OFF``;
+2 = ``OUTPUT_HIGH_Z`` is off too; the level must be 0 V): the query runs only after the off
+statement, so relays never switch on an output that is still on. Two values, so that a reply
+cut short (no tab) cannot pass for "off".
 
 Measurement: ``print(smu{ch}.measure.i(), smu{ch}.source.compliance)`` ->
 ``<I>\\t<true|false>``. Error queue (shared by both channels): ``print(errorqueue.count)`` and
@@ -39,10 +44,12 @@ Widths 100 us .. 1 s are accepted. The compliance of a pulse is inferred from th
 (|I| >= 99.9 % of the limit), since the pulse returns to 0 V before it can be queried.
 
 Safe state: ``smu{ch}.abort()``, ``smu{ch}.source.levelv = 0``,
-``smu{ch}.source.output = smu{ch}.OUTPUT_OFF``.
+``smu{ch}.source.output = smu{ch}.OUTPUT_OFF``, confirmed by the output-state query.
 """
 
 from __future__ import annotations
+
+import re
 
 from xbarlab.bench.roles import Measurement
 from xbarlab.drivers.base import (
@@ -74,6 +81,7 @@ class Cmd:
     NPLC = "smu{ch}.measure.nplc = {value}"
     OUTPUT_ON = "smu{ch}.source.output = smu{ch}.OUTPUT_ON"
     OUTPUT_OFF = "smu{ch}.source.output = smu{ch}.OUTPUT_OFF"
+    OUTPUT_STATE = "print(smu{ch}.source.output, smu{ch}.source.levelv)"
     MEASURE = "print(smu{ch}.measure.i(), smu{ch}.source.compliance)"
     ABORT = "smu{ch}.abort()"
     ERROR_COUNT = "print(errorqueue.count)"
@@ -85,9 +93,24 @@ class Cmd:
     PULSE_READING = "print(smu{ch}.nvbuffer1.readings[1])"
 
 
+TSP_NUMBER = re.compile(r"^[+-]?\d(\.\d*)?[eE][+-]\d+$")
+"""How ``print`` writes a number (``0.00000e+00``; the digits follow format.asciiprecision)."""
+
+
+def tsp_number(inst: Instrument, reply: str, command: str) -> float:
+    """One printed number, complete: a reply cut short loses its exponent (``0.0000000``) and
+    is refused instead of being read as a plausible value."""
+    if not TSP_NUMBER.match(reply.strip()):
+        raise ReplyError(f"{inst.name}: reply to {command!r} is not a complete TSP number "
+                         f"(<d.ddd>e<+-dd>): {reply!r}")
+    return inst.parse_float(reply, command)
+
+
 def tsp_errors(inst: Instrument, limit: int = 64) -> list[str]:
     """Drain a TSP error queue (``errorqueue.count`` / ``errorqueue.next()``)."""
-    n = inst.parse_int(inst.query(Cmd.ERROR_COUNT), Cmd.ERROR_COUNT)
+    reply = inst.query(Cmd.ERROR_COUNT)
+    tsp_number(inst, reply, Cmd.ERROR_COUNT)
+    n = inst.parse_int(reply, Cmd.ERROR_COUNT)
     out = []
     for _ in range(min(n, limit)):
         reply = inst.query(Cmd.ERROR_NEXT)
@@ -128,7 +151,6 @@ class Keithley2600Channel(SourceMeterBase):
 
     def configure(self, compliance: float, v_protect: float, nplc: float) -> None:
         self.write(self._line(Cmd.RESET))
-        self._output_on = False
         self.write(self._line(Cmd.VOLTAGE_MODE))
         self.write(self._line(Cmd.FIXED_RANGE))
         self.voltage_range = v_protect
@@ -138,6 +160,23 @@ class Keithley2600Channel(SourceMeterBase):
         self.nplc = nplc
         self._read_nplc = float(nplc)
         self.compliance = compliance
+        self.confirm_off()
+
+    def output_query(self) -> str:
+        return self._line(Cmd.OUTPUT_STATE)
+
+    def parse_output(self, reply: str, command: str) -> bool:
+        """``<state>\\t<level>``: state 0 = OUTPUT_OFF, 2 = OUTPUT_HIGH_Z (off), 1 = OUTPUT_ON;
+        an output that is off but not at 0 V counts as on (not safe to switch around)."""
+        parts = reply.split("\t")
+        if len(parts) != 2:
+            raise ReplyError(f"{self.name}: reply to {command!r} should be "
+                             f"'<state>\\t<level>', got {reply!r}")
+        state = self.parse_int(parts[0], command)
+        if state not in (0, 1, 2):
+            raise ReplyError(f"{self.name}: reply to {command!r} is not an output state "
+                             f"(0, 1, 2): {reply!r}")
+        return state == 1 or self.parse_float(parts[1], command) != 0.0
 
     def set_voltage(self, volts: float) -> None:
         rng = self.voltage_range
@@ -154,7 +193,7 @@ class Keithley2600Channel(SourceMeterBase):
     def disable(self) -> None:
         self.voltage = 0.0
         self.write(self._line(Cmd.OUTPUT_OFF))
-        self._output_on = False
+        self.confirm_off()
 
     def measure(self) -> Measurement:
         cmd = self._line(Cmd.MEASURE)
@@ -194,9 +233,10 @@ class Keithley2600Channel(SourceMeterBase):
     def fire_pulse(self) -> Measurement:
         v, _ = self._armed()
         assert self.compliance is not None
+        self._output_on = True  # InitiatePulseTest switches the output on
         self._ok(Cmd.INITIATE_PULSE.format(tag=PULSE_TAG))
         cmd = self._line(Cmd.PULSE_READING)
-        i = self.parse_float(self.query(cmd), cmd)
+        i = tsp_number(self, self.query(cmd), cmd)
         self.nplc = self._read_nplc
         return Measurement(v, i, abs(i) >= 0.999 * self.compliance)
 

@@ -7,6 +7,9 @@ Identity: ``*IDN?``, compared with the bench config before any other command is 
 
 Configuration (output off throughout; no ``*RST``: it would reset the other channel too)::
 
+    :OUTP{ch} OFF
+    :OUTP{ch}:ON:AUTO OFF                 # no automatic output on at :INIT / :MEAS (the reset
+                                          # default is ON): only :OUTP ON switches it on
     :SOUR{ch}:FUNC:MODE VOLT
     :SOUR{ch}:FUNC:SHAP DC
     :SOUR{ch}:VOLT:MODE FIX
@@ -19,8 +22,11 @@ Configuration (output off throughout; no ``*RST``: it would reset the other chan
     :SENS{ch}:FUNC "CURR"
     :SENS{ch}:CURR:RANG:AUTO ON
     :SENS{ch}:CURR:NPLC <n>
+    :OUTP{ch}?                            # -> 0: confirmed off
 
-Output: ``:OUTP{ch} ON`` (only after the compliance is set) and ``:OUTP{ch} OFF``.
+Output: ``:OUTP{ch} ON`` (only after the compliance is set); off is ``:SOUR{ch}:VOLT 0``,
+``:OUTP{ch} OFF`` then ``:OUTP{ch}?`` -> ``0`` (answered once the off command has executed:
+relays never switch on an output that is still on).
 
 Measurement: ``:MEAS:CURR? (@{ch})`` -> ``<I>``, then ``:SENS{ch}:CURR:PROT:TRIP?`` -> 0/1.
 Error queue: ``:SYST:ERR?`` until ``+0,"No error"``.
@@ -47,7 +53,7 @@ level, measured over [w/2, 3w/4] of the pulse::
 Widths 100 us .. 1 s (the pulse itself goes down to 50 us, but the current measurement needs
 a usable aperture inside the pulse).
 
-Safe state: ``:ABOR (@{ch})``, ``:SOUR{ch}:VOLT 0``, ``:OUTP{ch} OFF``.
+Safe state: ``:ABOR (@{ch})``, ``:SOUR{ch}:VOLT 0``, ``:OUTP{ch} OFF``, then ``:OUTP{ch}?``.
 """
 
 from __future__ import annotations
@@ -81,6 +87,8 @@ class Cmd:
     NPLC = ":SENS{ch}:CURR:NPLC {value}"
     OUTPUT_ON = ":OUTP{ch} ON"
     OUTPUT_OFF = ":OUTP{ch} OFF"
+    OUTPUT_STATE = ":OUTP{ch}?"
+    NO_AUTO_ON = ":OUTP{ch}:ON:AUTO OFF"
     MEASURE = ":MEAS:CURR? (@{ch})"
     TRIPPED = ":SENS{ch}:CURR:PROT:TRIP?"
     ERROR = ":SYST:ERR?"
@@ -121,8 +129,8 @@ class KeysightB2900Channel(SourceMeterBase):
         return template.format(ch=self.channel, **kw)
 
     def configure(self, compliance: float, v_protect: float, nplc: float) -> None:
-        self._output_on = False
-        for t in (Cmd.OUTPUT_OFF, Cmd.MODE, Cmd.SHAPE_DC, Cmd.FIXED_MODE, Cmd.FIXED_RANGE):
+        for t in (Cmd.OUTPUT_OFF, Cmd.NO_AUTO_ON, Cmd.MODE, Cmd.SHAPE_DC, Cmd.FIXED_MODE,
+                  Cmd.FIXED_RANGE):
             self.write(self._line(t))
         self.voltage_range = v_protect
         self.voltage = 0.0
@@ -132,6 +140,10 @@ class KeysightB2900Channel(SourceMeterBase):
         self.nplc = nplc
         self._read_nplc = float(nplc)
         self.compliance = compliance
+        self.confirm_off()
+
+    def output_query(self) -> str:
+        return self._line(Cmd.OUTPUT_STATE)
 
     def set_voltage(self, volts: float) -> None:
         rng = self.voltage_range
@@ -148,7 +160,7 @@ class KeysightB2900Channel(SourceMeterBase):
     def disable(self) -> None:
         self.voltage = 0.0
         self.write(self._line(Cmd.OUTPUT_OFF))
-        self._output_on = False
+        self.confirm_off()
 
     def _current(self, cmd: str) -> float:
         reply = self.query(cmd)

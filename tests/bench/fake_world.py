@@ -59,6 +59,15 @@ class World:
         }
         self._trip: dict[str, bool] = {}
         self.hook = None  # callable(instrument, line) run before each line is answered
+        # smu name -> how many more output-off commands it ignores (an off still pending, or
+        # an output that refuses to go off): its output state query still answers "on"
+        self.stuck_on: dict[str, int] = {}
+
+    def _off(self, smu: FakeSmu) -> None:
+        if self.stuck_on.get(smu.name, 0) > 0:
+            self.stuck_on[smu.name] -= 1
+            return
+        smu.on = False
 
     # -- physics ----------------------------------------------------------------------------
     def _line_potentials(self) -> tuple[np.ndarray, np.ndarray, dict[str, list[tuple[str, int]]]]:
@@ -124,7 +133,7 @@ class World:
         if r is not None:
             return r
         if line == "print(errorqueue.count)":
-            return str(len(self.errors.get("k2600", [])))
+            return f"{len(self.errors.get('k2600', [])):.5e}"
         if line == "print(errorqueue.next())":
             code, msg = self.errors["k2600"].pop(0).split(":", 1)
             return f"{code}\t{msg.strip()}\t2\t0"
@@ -143,6 +152,10 @@ class World:
             smu.pulses.append((v, w))
             self._pulse_i = self.current(smu.name, level=v)
             return "true\tpulse done"
+        mo = re.fullmatch(r"print\(smu([ab])\.source\.output, smu[ab]\.source\.levelv\)", line)
+        if mo:
+            smu = self.smus[f"k2600.{mo[1]}"]
+            return f"{float(smu.on):.5e}\t{smu.level:.5e}"
         if re.fullmatch(r"print\(smu[ab]\.nvbuffer1\.readings\[1\]\)", line):
             return f"{self._pulse_i:.6e}"
         mm = re.fullmatch(r"print\(smu([ab])\.measure\.i\(\), smu[ab]\.source\.compliance\)",
@@ -171,7 +184,7 @@ class World:
             smu.on = True
             return None
         if rest == f"source.output = smu{ch}.OUTPUT_OFF":
-            smu.on = False
+            self._off(smu)
             return None
         if re.fullmatch(r"(source\.func|source\.autorangev|measure\.autorangei) = .*", rest) or \
                 re.fullmatch(r"(source\.rangev|measure\.nplc) = " + NUM, rest) or \
@@ -201,9 +214,14 @@ class World:
         if line == ":OUTP ON":
             smu.on = True
             return None
-        if line in (":OUTP OFF", "*RST"):
+        if line == ":OUTP OFF":
+            self._off(smu)
+            return None
+        if line == "*RST":
             smu.on = False
             return None
+        if line == ":OUTP?":
+            return "1" if smu.on else "0"
         if line == ':READ? "defbuffer1", SOUR, READ':
             return f"{smu.level:.6e},{self.current(inst):.6e}"
         if line in (":SOUR:VOLT:ILIM:TRIP?",):
@@ -228,7 +246,15 @@ class World:
             return "1"
         m = re.fullmatch(r":OUTP([12]) (ON|OFF)", line)
         if m:
-            self.smus[f"b29.{m[1]}"].on = m[2] == "ON"
+            if m[2] == "ON":
+                self.smus[f"b29.{m[1]}"].on = True
+            else:
+                self._off(self.smus[f"b29.{m[1]}"])
+            return None
+        m = re.fullmatch(r":OUTP([12])\?", line)
+        if m:
+            return "1" if self.smus[f"b29.{m[1]}"].on else "0"
+        if re.fullmatch(r":OUTP[12]:ON:AUTO OFF", line):
             return None
         m = re.fullmatch(r":SOUR([12]):VOLT " + NUM, line)
         if m:
@@ -282,7 +308,7 @@ class World:
         if r is not None:
             return r
         if line == "print(errorqueue.count)":
-            return str(len(self.errors.get("mtx", [])))
+            return f"{len(self.errors.get('mtx', [])):.5e}"
         if line == "*OPC?":
             return "1"
         if line == "channel.connectrule = channel.BREAK_BEFORE_MAKE":

@@ -8,7 +8,7 @@ import pytest
 from tests.bench.fake_world import World, bench_config
 from xbarlab.bench.safety import BenchFault
 from xbarlab.crossbar import BiasScheme, Crossbar
-from xbarlab.drivers.base import IdentityMismatch
+from xbarlab.drivers.base import IdentityMismatch, InstrumentError
 from xbarlab.drivers.registry import open_bench
 from xbarlab.limits import LimitViolation
 
@@ -197,3 +197,47 @@ def test_bias_lines_are_raised_only_after_the_pulse_is_armed(world: World) -> No
     assert raised and all(armed < i < fired for i in raised)
     # between raising the biases and firing, nothing but the two bias levels is sent
     assert fired - armed - 1 == len(raised) == 2
+
+
+OUTPUT_WRITES = {  # (instrument, line) -> SMU it switches and whether on
+    **{("k2600", f"smu{c}.source.output = smu{c}.OUTPUT_{s}"): (f"k2600.{c}", s == "ON")
+       for c in "ab" for s in ("ON", "OFF")},
+    **{(n, f":OUTP {s}"): (n, s == "ON") for n in ("brow", "bcol") for s in ("ON", "OFF")},
+}
+OUTPUT_QUERIES = {("k2600", f"print(smu{c}.source.output, smu{c}.source.levelv)"): f"k2600.{c}"
+                  for c in "ab"} | {(n, ":OUTP?"): n for n in ("brow", "bcol")}
+
+
+def test_relays_switch_only_after_every_output_was_confirmed_off(world: World) -> None:
+    """In the order the instruments received the lines: after an output was switched on (or
+    told to go off), no relay command reaches the matrix before that SMU answered an
+    output-state query."""
+    xbar = _open(world).crossbar
+    xbar.read(None, 0.2, BiasScheme.HALF)
+    xbar.pulse((1, 2), 1.5, 1e-3, BiasScheme.THIRD)
+    unconfirmed: set[str] = set(world.smus)  # nothing is known before the first query
+    relay_commands = 0
+    for inst, line in world.lines:
+        if (inst, line) in OUTPUT_WRITES:
+            unconfirmed.add(OUTPUT_WRITES[(inst, line)][0])
+        elif (inst, line) in OUTPUT_QUERIES:
+            unconfirmed.discard(OUTPUT_QUERIES[(inst, line)])
+        elif inst == "mtx" and line.startswith(("channel.open", "channel.close")):
+            relay_commands += 1
+            assert not unconfirmed, f"{line!r} sent with {sorted(unconfirmed)} unconfirmed"
+    assert relay_commands > 2 * 9
+
+
+@pytest.mark.parametrize("smu", ["brow", "k2600.b"])
+def test_an_output_that_does_not_go_off_stops_before_any_relay_moves(world: World,
+                                                                     smu: str) -> None:
+    """An off command the SMU has not executed when asked: the operation stops with an error
+    naming it; no relay is switched while it is on; the safe state then turns it off."""
+    xbar = _open(world).crossbar
+    xbar.read([(0, 0)], 0.2, BiasScheme.HALF)
+    world.stuck_on[smu] = 1
+    name = "k2600.b" if smu == "k2600.b" else "brow"
+    with pytest.raises(InstrumentError, match=rf"{name}.*output still on"):
+        xbar.read([(1, 1)], 0.2, BiasScheme.HALF)
+    assert world.violations == []
+    assert world.safe()

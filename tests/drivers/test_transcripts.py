@@ -12,12 +12,20 @@ import re
 import pytest
 
 from xbarlab.bench.roles import Crosspoint, SourceMeter, SwitchMatrix
-from xbarlab.drivers.base import IdentityMismatch, InstrumentError, ReplyError, SettingError
+from xbarlab.drivers.base import (
+    IdentityMismatch,
+    InstrumentError,
+    ReplyError,
+    SettingError,
+)
 from xbarlab.drivers.keithley707b import Keithley707B
 from xbarlab.drivers.keithley2450 import Keithley2450
 from xbarlab.drivers.keithley2600 import Keithley2600Channel
 from xbarlab.drivers.keysight_b2900 import KeysightB2900Channel
-from xbarlab.drivers.transports import TranscriptMismatch, TranscriptTransport
+from xbarlab.drivers.transports import (
+    TranscriptMismatch,
+    TranscriptTransport,
+)
 
 IDN_2450 = "KEITHLEY INSTRUMENTS,MODEL 2450,04455001,1.7.3"
 
@@ -33,7 +41,7 @@ CONFIG_2450 = [
     ("*RST", None), ("*CLS", None), (":SOUR:FUNC VOLT", None), (":SOUR:VOLT 0", None),
     (":SOUR:VOLT:ILIM 0.0001", None), (":SOUR:VOLT:PROT PROT5", None),
     (':SENS:FUNC "CURR"', None), (":SENS:CURR:RANG:AUTO ON", None),
-    (":SENS:CURR:NPLC 1", None),
+    (":SENS:CURR:NPLC 1", None), (":OUTP?", "0"),
 ]
 
 
@@ -71,7 +79,8 @@ def test_2450_output_on_requires_compliance_first() -> None:
 def test_2450_level_measure_and_off() -> None:
     script = [*CONFIG_2450, (":SOUR:VOLT 0.2", None), (":OUTP ON", None),
               (':READ? "defbuffer1", SOUR, READ', "+2.000000E-01,-1.234500E-05"),
-              (":SOUR:VOLT:ILIM:TRIP?", "1"), (":SOUR:VOLT 0", None), (":OUTP OFF", None)]
+              (":SOUR:VOLT:ILIM:TRIP?", "1"), (":SOUR:VOLT 0", None), (":OUTP OFF", None),
+              (":OUTP?", "0")]
     t, k = run(script, lambda t: Keithley2450(t, "smu"))
     k.configure(1e-4, 3.0, 1.0)
     k.set_voltage(0.2)
@@ -112,7 +121,7 @@ def test_2450_error_queue_is_drained() -> None:
 
 
 def test_2450_safe_state() -> None:
-    script = [(":ABOR", None), (":SOUR:VOLT 0", None), (":OUTP OFF", None)]
+    script = [(":ABOR", None), (":SOUR:VOLT 0", None), (":OUTP OFF", None), (":OUTP?", "0")]
     t, k = run(script, lambda t: Keithley2450(t, "smu"))
     k.safe_state()
     assert t.done
@@ -189,7 +198,8 @@ def config_2600(ch: str) -> list:
             (f"smu{ch}.source.levelv = 0", None),
             (f"smu{ch}.source.limiti = 0.001", None),
             (f"smu{ch}.measure.autorangei = smu{ch}.AUTORANGE_ON", None),
-            (f"smu{ch}.measure.nplc = 1", None)]
+            (f"smu{ch}.measure.nplc = 1", None),
+            (f"print(smu{ch}.source.output, smu{ch}.source.levelv)", "0.00000e+00\t0.00000e+00")]
 
 
 @pytest.mark.parametrize("ch", ["a", "b"])
@@ -198,7 +208,8 @@ def test_2600_configure_measure_off(ch: str) -> None:
               (f"smu{ch}.source.output = smu{ch}.OUTPUT_ON", None),
               (f"print(smu{ch}.measure.i(), smu{ch}.source.compliance)", "4.5e-05\tfalse"),
               (f"smu{ch}.source.levelv = 0", None),
-              (f"smu{ch}.source.output = smu{ch}.OUTPUT_OFF", None)]
+              (f"smu{ch}.source.output = smu{ch}.OUTPUT_OFF", None),
+              (f"print(smu{ch}.source.output, smu{ch}.source.levelv)", "0.00000e+00\t0.00000e+00")]
     t, k = run(script, lambda t: Keithley2600Channel(t, ch))
     assert isinstance(k, SourceMeter)
     k.configure(1e-3, 3.0, 1.0)
@@ -224,7 +235,7 @@ def test_2600_pulse_with_kipulse() -> None:
               ("print(ConfigPulseVMeasureI(smub, 0, 1.2, 0.001, 1e-05, 0.001, 1, "
                "smub.nvbuffer1, 1))", None)]
     # width 1e-5 is below the 100 us the driver accepts: refused before the pulse lines
-    t, k = run(script[:9], lambda t: Keithley2600Channel(t, "b"))
+    t, k = run(script[:10], lambda t: Keithley2600Channel(t, "b"))
     k.configure(1e-3, 3.0, 1.0)
     k.enable()
     with pytest.raises(SettingError, match=r"pulse width"):
@@ -260,7 +271,8 @@ def test_2600_errors_and_safe_state() -> None:
               ("print(errorqueue.next())", "-285\tProgram syntax error\t2\t0"),
               ("print(errorqueue.next())", "5001\tSMU A output overload\t2\t0"),
               ("smua.abort()", None), ("smua.source.levelv = 0", None),
-              ("smua.source.output = smua.OUTPUT_OFF", None)]
+              ("smua.source.output = smua.OUTPUT_OFF", None),
+              ("print(smua.source.output, smua.source.levelv)", "0.00000e+00\t0.00000e+00")]
     t, k = run(script, lambda t: Keithley2600Channel(t, "a"))
     assert k.errors() == ["-285: Program syntax error", "5001: SMU A output overload"]
     k.safe_state()
@@ -291,19 +303,20 @@ def test_2600_bad_channel() -> None:
 
 # -- Keysight B2900 -------------------------------------------------------------------------------
 def config_b2900(ch: int) -> list:
-    return [(f":OUTP{ch} OFF", None), (f":SOUR{ch}:FUNC:MODE VOLT", None),
+    return [(f":OUTP{ch} OFF", None), (f":OUTP{ch}:ON:AUTO OFF", None),
+            (f":SOUR{ch}:FUNC:MODE VOLT", None),
             (f":SOUR{ch}:FUNC:SHAP DC", None), (f":SOUR{ch}:VOLT:MODE FIX", None),
             (f":SOUR{ch}:VOLT:RANG:AUTO OFF", None), (f":SOUR{ch}:VOLT:RANG 3", None),
             (f":SOUR{ch}:VOLT 0", None), (f":SENS{ch}:CURR:PROT 0.001", None),
             (f':SENS{ch}:FUNC "CURR"', None), (f":SENS{ch}:CURR:RANG:AUTO ON", None),
-            (f":SENS{ch}:CURR:NPLC 1", None)]
+            (f":SENS{ch}:CURR:NPLC 1", None), (f":OUTP{ch}?", "0")]
 
 
 @pytest.mark.parametrize("ch", [1, 2])
 def test_b2900_configure_measure_off(ch: int) -> None:
     script = [*config_b2900(ch), (f":SOUR{ch}:VOLT -0.3", None), (f":OUTP{ch} ON", None),
               (f":MEAS:CURR? (@{ch})", "-6.000000E-05"), (f":SENS{ch}:CURR:PROT:TRIP?", "0"),
-              (f":SOUR{ch}:VOLT 0", None), (f":OUTP{ch} OFF", None)]
+              (f":SOUR{ch}:VOLT 0", None), (f":OUTP{ch} OFF", None), (f":OUTP{ch}?", "0")]
     t, k = run(script, lambda t: KeysightB2900Channel(t, ch))
     k.configure(1e-3, 3.0, 1.0)
     k.set_voltage(-0.3)
@@ -331,7 +344,8 @@ def test_b2900_pulse_shape() -> None:
 
 def test_b2900_errors_and_safe_state() -> None:
     script = [(":SYST:ERR?", '+100,"Too many digits"'), (":SYST:ERR?", '+0,"No error"'),
-              (":ABOR (@2)", None), (":SOUR2:VOLT 0", None), (":OUTP2 OFF", None)]
+              (":ABOR (@2)", None), (":SOUR2:VOLT 0", None), (":OUTP2 OFF", None),
+              (":OUTP2?", "0")]
     t, k = run(script, lambda t: KeysightB2900Channel(t, 2))
     assert k.errors() == ["100: Too many digits"]
     k.safe_state()
@@ -397,3 +411,53 @@ def test_transcript_transport_catches_a_wrong_line() -> None:
     t = TranscriptTransport([(":OUTP OFF", None)])
     with pytest.raises(TranscriptMismatch, match=r"expected ':OUTP OFF'"):
         t.write(":OUTP ON")
+
+
+# -- output confirmed off, safe state with one link reopen --------------------------------------
+def test_2450_disable_raises_when_the_output_is_still_on() -> None:
+    script = [*CONFIG_2450, (":OUTP ON", None), (":SOUR:VOLT 0", None), (":OUTP OFF", None),
+              (":OUTP?", "1")]
+    t, k = run(script, lambda t: Keithley2450(t, "bias"))
+    k.configure(1e-4, 3.0, 1.0)
+    k.enable()
+    with pytest.raises(InstrumentError, match=r"bias: output still on.*:OUTP\?"):
+        k.disable()
+    assert t.done and k.output_on
+
+
+def test_output_is_not_known_off_before_the_instrument_says_so() -> None:
+    t, k = run([(":OUTP?", "0")], lambda t: Keithley2450(t, "smu"))
+    assert k.output_on  # constructed: nothing confirmed yet
+    k.confirm_off()
+    assert t.done and not k.output_on
+
+
+@pytest.mark.parametrize(("reply", "on"), [
+    ("0.00000e+00\t0.00000e+00", False), ("2.00000e+00\t0.00000e+00", False),
+    ("1.00000e+00\t0.00000e+00", True), ("0.00000e+00\t2.00000e-01", True)])
+def test_2600_output_state_is_off_and_at_zero_volts(reply: str, on: bool) -> None:
+    q = "print(smub.source.output, smub.source.levelv)"
+    _t, k = run([(q, reply)], lambda t: Keithley2600Channel(t, "b", "smu.b"))
+    if on:
+        with pytest.raises(InstrumentError, match=r"smu\.b: output still on"):
+            k.confirm_off()
+    else:
+        k.confirm_off()
+    assert k.output_on is on
+
+
+@pytest.mark.parametrize("reply", ["0.00000e+00", "0.000", "3.00000e+00\t0.00000e+00", "nil"])
+def test_2600_output_state_reply_cut_short_or_garbled(reply: str) -> None:
+    q = "print(smua.source.output, smua.source.levelv)"
+    _t, k = run([(q, reply)], lambda t: Keithley2600Channel(t, "a", "smu.a"))
+    with pytest.raises(ReplyError, match=r"smu\.a.*smua\.source\.output"):
+        k.confirm_off()
+    assert k.output_on
+
+
+@pytest.mark.parametrize("reply", ["0.0000000000", "1.00000e", "1"])
+def test_tsp_numbers_cut_short_are_refused(reply: str) -> None:
+    """A printed number loses its exponent when cut short: never read as a smaller value."""
+    _t, m = run([("print(errorqueue.count)", reply)], lambda t: Keithley707B(t, "mtx"))
+    with pytest.raises(ReplyError, match=r"mtx.*errorqueue\.count"):
+        m.errors()

@@ -183,10 +183,6 @@ def test_board_fault_ends_safe(kind: FaultKind, after: int) -> None:
     assert events(docs, EventKind.FAULT)
 
 
-@pytest.mark.xfail(strict=True, reason="break-before-make trusts the drivers' output flags: "
-                   "':OUTP OFF' is written without waiting for the SMU to execute it, and the "
-                   "matrix (another instrument) opens/closes relays at once (drivers' disable() "
-                   "+ xbarlab/bench/safety.py switch())")
 def test_slow_output_off_never_lets_relays_switch_hot() -> None:
     """Instruments on their own threads (as real ones are) and a bias SMU that takes 5 ms to
     execute ':OUTP OFF': no relay may switch while its output is still on."""

@@ -12,7 +12,10 @@ Matrix bench (drive, sense, optional bias_row / bias_col SMUs, one switch matrix
   the row-bias SMU feeds both.
 - Sequence per cell: all outputs off -> break-before-make switching -> every used SMU on at 0 V
   (compliance was set at configuration) -> [pulse: the drive SMU arms its own pulse] -> bias
-  levels -> drive level and measure [pulse: fire] -> 0 V -> outputs off.
+  levels -> drive level and measure [pulse: fire] -> 0 V -> outputs off. "Off" is confirmed:
+  each SMU's off command is followed by a query of its output state, and relays switch only
+  once every SMU has answered "off" (an SMU not confirmed off since its last output-on is
+  switched off and confirmed first).
 - Read current = current into the sense SMU (the selected column); compliance is flagged when
   the drive or the sense SMU reached its limit.
 - MVM is done by superposition: each row with a non-zero input is driven alone (every other
@@ -323,7 +326,8 @@ class BenchCrossbar:
         assert self.matrix is not None
         used = [self._src(role) for role in setup.levels]
         for s in self.sources:
-            s.disable()
+            if s.output_on:  # not confirmed off since it was last switched on
+                s.disable()
         switch(self.matrix, self.sources, setup.points, self.settle)
         try:
             for s in used:

@@ -52,7 +52,8 @@ class Instrumented(Protocol):
         ...
 
     def safe_state(self) -> None:
-        """Abort anything running, 0 V, outputs off / relays open. Idempotent."""
+        """Abort anything running, 0 V, outputs off / relays open, confirmed by the instrument.
+        Idempotent."""
         ...
 
     def close(self) -> None:
@@ -65,7 +66,9 @@ class SourceMeter(Instrumented, Protocol):
 
     @property
     def output_on(self) -> bool:
-        """Whether the driver last switched the output on."""
+        """False only once the instrument itself answered that its output is off (a query
+        sent after the off command); True after anything that may switch it on, and before
+        the first confirmation. Break-before-make relies on it."""
         ...
 
     def configure(self, compliance: float, v_protect: float, nplc: float) -> None:
@@ -81,7 +84,8 @@ class SourceMeter(Instrumented, Protocol):
         ...
 
     def disable(self) -> None:
-        """0 V, output off."""
+        """0 V, output off, and wait until the instrument confirms the output off (raises if
+        it does not)."""
         ...
 
     def measure(self) -> Measurement:

@@ -2,7 +2,9 @@
 
 - `check_read` / `check_pulse` / `check_mvm` / `check_levels`: the bench limits, applied before
   any instrument command is built (out of range raises `LimitViolation`, never clamps).
-- `switch`: break-before-make routing; refuses to touch a relay while any output is on.
+- `switch`: break-before-make routing; refuses to touch a relay while any output is not
+  confirmed off by its instrument (`SourceMeter.output_on` is False only after the instrument
+  answered a query sent after the off command, so the off has really been executed).
 - `drain_errors`: reads every error queue; an instrument error raises `InstrumentFault`.
 - `all_safe`: the safe state in order (every SMU: abort, 0 V, output off; then every matrix:
   relays open; then boards: off), trying every step even when one fails.
@@ -81,10 +83,12 @@ def check_array_levels(limits: BenchLimits, role: str, values: FloatArray) -> No
 
 def switch(matrix: SwitchMatrix, sources: Sequence[SourceMeter], points: Iterable[Crosspoint],
            settle: float = 0.0) -> None:
-    """Break-before-make: every output must be off; open all, verify, close, verify, settle."""
+    """Break-before-make: every output must be confirmed off; open all, verify, close, verify,
+    settle."""
     live = [s.name for s in sources if s.output_on]
     if live:
-        raise BenchFault(f"refusing to switch relays with outputs on: {live}")
+        raise BenchFault(f"refusing to switch relays with outputs on (not confirmed off): "
+                         f"{live}")
     want = set(points)
     matrix.open_all()
     left = matrix.closed()
