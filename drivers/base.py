@@ -15,6 +15,7 @@ Replies are parsed with `parse_float` / `parse_floats` / `parse_bool` / `parse_i
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Callable
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from xbarlab.bench.roles import Measurement
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 OVERFLOW = 9.9e37
 """Keithley/Keysight SCPI 'overflow' (9.91e37) and NaN (9.9e37) markers are at or above this."""
@@ -45,6 +47,10 @@ class IdentityMismatch(InstrumentError):
 
 class SettingError(ValueError):
     """A setting outside what the driver (or the bench) accepts. Nothing was sent."""
+
+
+class SafeStateFailed(InstrumentError):
+    """The safe state could not be confirmed, even after reopening the link once."""
 
 
 def fmt(x: float) -> str:
@@ -184,6 +190,30 @@ class Instrument:
     def close(self) -> None:
         self.transport.close()
 
+    def recover(self, what: str, attempt: Callable[[], None]) -> None:
+        """Run `attempt` (a safe-state step); if it fails, reopen the link once (bounded by the
+        transport's timeout) and run it again. A second failure raises `SafeStateFailed` with
+        both causes; a recovery that worked is logged (the run stops on the first error anyway,
+        wherever it was raised)."""
+        try:
+            attempt()
+            return
+        except Exception as exc:
+            first = exc
+        where = f"{self.name} at {self.transport.address}"
+        try:
+            self.transport.reopen()
+        except Exception as exc:
+            raise SafeStateFailed(f"{where}: {what} failed ({type(first).__name__}: {first}); "
+                                  f"reopening the link failed too: {exc}") from exc
+        try:
+            attempt()
+        except Exception as exc:
+            raise SafeStateFailed(f"{where}: {what} failed ({type(first).__name__}: {first}); "
+                                  f"after reopening the link it failed again: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+        log.warning("%s: %s failed (%s); reached after reopening the link", where, what, first)
+
     # -- reply parsing -----------------------------------------------------------------------
     def parse_float(self, reply: str, command: str) -> float:
         try:
@@ -312,9 +342,10 @@ class SourceMeterBase(Instrument):
         self._cache.pop("voltage", None)
 
     def safe_state(self) -> None:
-        """Abort, 0 V, output off, confirmed by the instrument."""
+        """Abort, 0 V, output off, confirmed by the instrument; on failure the link is reopened
+        once and everything sent again (`Instrument.recover`)."""
         self._output_on = True  # until confirmed off
-        self._send_safe_lines()
+        self.recover("safe state", self._send_safe_lines)
 
 
 SCPI_ERROR_REPLY = re.compile(r'^([+-]?\d+),"(.*)"$', re.DOTALL)

@@ -17,6 +17,9 @@ Identity: ``*IDN?``, compared with the bench config before any other command is 
 `close_crosspoints` adds relays to those already closed; the bench backend opens everything
 first (break-before-make, `xbarlab.bench.safety.switch`) and verifies the result with
 `closed()`.
+
+Safe state: ``channel.open("allslots")``, ``*OPC?``, then ``print(channel.getclose("allslots"))``
+must answer ``nil``; if any of it fails, the link is reopened once and it is all sent again.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import re
 from collections.abc import Iterable
 
 from xbarlab.bench.roles import Crosspoint
-from xbarlab.drivers.base import Instrument, ReplyError, SettingError
+from xbarlab.drivers.base import Instrument, InstrumentError, ReplyError, SettingError
 from xbarlab.drivers.keithley2600 import tsp_errors
 
 CHANNEL = re.compile(r"^([1-6])([A-H])(0[1-9]|1[0-2])$")
@@ -83,5 +86,12 @@ class Keithley707B(Instrument):
     def errors(self) -> list[str]:
         return tsp_errors(self)
 
-    def safe_state(self) -> None:
+    def _open_confirmed(self) -> None:
         self.open_all()
+        left = self.closed()
+        if left:
+            raise InstrumentError(f"{self.name}: relays still closed after open-all: "
+                                  f"{sorted(map(str, left))}")
+
+    def safe_state(self) -> None:
+        self.recover("safe state", self._open_confirmed)

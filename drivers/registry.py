@@ -58,9 +58,14 @@ class OpenBench:
     drivers: dict[str, Instrument]  # role -> driver
     transports: dict[str, Transport]  # instrument -> link
     identities: dict[str, str] = field(default_factory=dict)
+    closed: bool = False
 
     def close(self) -> None:
-        """Safe state, then close every link (even if the safe state failed)."""
+        """Safe state, then close every link (even if the safe state failed). Idempotent: a
+        second call does nothing (the safe state would otherwise reopen the closed links)."""
+        if self.closed:
+            return
+        self.closed = True
         try:
             self.crossbar.safe_state()
         finally:

@@ -196,5 +196,10 @@ class SerialBoard(Instrument):
             out.append(f"{code}: {text.strip()}")
         return out
 
-    def safe_state(self) -> None:
+    def off(self) -> None:
+        """``OFF``: every driver 0 V, every line floating, nothing selected."""
         self._ok(Cmd.OFF)
+
+    def safe_state(self) -> None:
+        """`off`, reopening the port once if it fails (a board that went silent stays so)."""
+        self.recover("safe state", self.off)

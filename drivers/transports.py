@@ -1,8 +1,10 @@
 """Byte-level links to instruments: VISA (pyvisa), serial (pyserial) and test transports.
 
 A transport moves text lines; it knows nothing about any instrument's language. Constructors do
-no I/O: `open()` connects, `close()` disconnects (idempotent). Every failure is raised as a
-`TransportError` naming the address; a missing reply within the timeout is a `TransportTimeout`.
+no I/O: `open()` connects, `close()` disconnects (idempotent), `reopen()` drops the link and
+connects again (the safe-state path uses it once when a link broke; bounded like `open()`).
+Every failure is raised as a `TransportError` naming the address; a missing reply within the
+timeout is a `TransportTimeout`.
 
 - `VisaTransport`: any VISA resource (GPIB, USB, ``TCPIP::host::INSTR``,
   ``TCPIP::host::port::SOCKET``, ASRL). The default library ``"@py"`` is pyvisa-py, which needs
@@ -56,9 +58,21 @@ class Transport(Protocol):
         """Disconnect; idempotent."""
         ...
 
+    def reopen(self) -> None:
+        """Close (quietly) and open again; raises `TransportError` within `timeout`."""
+        ...
+
+
+REOPEN = "<reopen>"
+"""How test transports record a `reopen()` among the lines sent (and script it)."""
+
 
 class VisaTransport:
-    """A VISA resource through pyvisa. `visa_library` ``"@py"`` (default) is pyvisa-py."""
+    """A VISA resource through pyvisa. `visa_library` ``"@py"`` (default) is pyvisa-py.
+
+    pyvisa hands out one shared `ResourceManager` per VISA library, so a transport closes only
+    its own resource, never the manager: closing it would close every other instrument's link.
+    """
 
     def __init__(
         self,
@@ -103,16 +117,12 @@ class VisaTransport:
                     write_termination=self.write_termination,
                 )
             except Exception as exc:  # pyvisa raises many types (VisaIOError, OSError, ...)
-                with contextlib.suppress(Exception):
-                    if rm is not None:
-                        rm.close()
                 box["error"] = exc
                 return
             with lock:
                 if box["abandoned"]:
                     with contextlib.suppress(Exception):
                         res.close()
-                        rm.close()
                     return
                 box["rm"], box["res"] = rm, res
 
@@ -162,15 +172,19 @@ class VisaTransport:
             raise self._wrap(exc, f"query {line!r}") from exc
 
     def _close_quietly(self) -> None:
-        for obj in (self._res, self._rm):
-            if obj is not None:
-                with contextlib.suppress(Exception):
-                    obj.close()
+        if self._res is not None:
+            with contextlib.suppress(Exception):
+                self._res.close()
         self._res = None
-        self._rm = None
+        self._rm = None  # shared by every resource of this VISA library: left open
 
     def close(self) -> None:
         self._close_quietly()
+
+    def reopen(self) -> None:
+        """A fresh connection (stale replies of the old one are gone with it)."""
+        self._close_quietly()
+        self.open()
 
 
 class SerialTransport:
@@ -245,6 +259,10 @@ class SerialTransport:
                 self._port.close()
         self._port = None
 
+    def reopen(self) -> None:
+        self.close()
+        self.open()
+
 
 Exchange = tuple[str, str | None]
 """(line the driver must send, reply it gets) -- reply ``None`` for a plain write."""
@@ -254,8 +272,9 @@ class TranscriptTransport:
     """Plays a scripted transcript back; any deviation raises `TranscriptMismatch`.
 
     A reply given as an exception instance is raised instead of answering (e.g. a
-    `TransportTimeout`). `sent` records every line in order; `done` tells whether the whole
-    script was consumed.
+    `TransportTimeout`). `reopen()` is the scripted step ``(REOPEN, None)`` (or
+    ``(REOPEN, <exception>)`` for a reopen that fails). `sent` records every line in order;
+    `done` tells whether the whole script was consumed.
     """
 
     def __init__(self, script: Sequence[Exchange | tuple[str, BaseException]],
@@ -304,9 +323,15 @@ class TranscriptTransport:
     def close(self) -> None:
         self.is_open = False
 
+    def reopen(self) -> None:
+        self.is_open = False
+        self._next(REOPEN, query=False)
+        self.is_open = True
+
 
 class CallbackTransport:
-    """Answers with `handler(line, is_query)`; the reply of a write is ignored. Records `sent`."""
+    """Answers with `handler(line, is_query)`; the reply of a write is ignored. Records `sent`
+    (a `reopen()` as `REOPEN`; it always succeeds and is not passed to the handler)."""
 
     def __init__(self, handler: Callable[[str, bool], str | None],
                  address: str = "callback") -> None:
@@ -332,3 +357,7 @@ class CallbackTransport:
 
     def close(self) -> None:
         self.is_open = False
+
+    def reopen(self) -> None:
+        self.sent.append(REOPEN)
+        self.is_open = True

@@ -141,3 +141,14 @@ def test_engine_run_completes_and_logs_compliance() -> None:
     reads = [d for d in docs if getattr(d, "kind", None) == "read"]
     assert reads and all(np.asarray(d.compliance).all() for d in reads)
     assert world.safe()
+
+
+def test_closing_twice_sends_nothing_the_second_time() -> None:
+    world = _live_world()
+    bench = open_bench(bench_config(), world.transport)
+    bench.crossbar.read([(0, 0)], 0.2, BiasScheme.GROUNDED)
+    bench.close()
+    assert world.safe()
+    n = len(world.lines)
+    bench.close()  # the links are closed: no safe state that would reopen them
+    assert len(world.lines) == n

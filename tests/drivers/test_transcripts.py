@@ -16,6 +16,7 @@ from xbarlab.drivers.base import (
     IdentityMismatch,
     InstrumentError,
     ReplyError,
+    SafeStateFailed,
     SettingError,
 )
 from xbarlab.drivers.keithley707b import Keithley707B
@@ -23,8 +24,11 @@ from xbarlab.drivers.keithley2450 import Keithley2450
 from xbarlab.drivers.keithley2600 import Keithley2600Channel
 from xbarlab.drivers.keysight_b2900 import KeysightB2900Channel
 from xbarlab.drivers.transports import (
+    REOPEN,
     TranscriptMismatch,
     TranscriptTransport,
+    TransportError,
+    TransportTimeout,
 )
 
 IDN_2450 = "KEITHLEY INSTRUMENTS,MODEL 2450,04455001,1.7.3"
@@ -366,6 +370,7 @@ def test_707b_configure_close_query_open() -> None:
               ('channel.close("1A01,1B12")', None), ("*OPC?", "1"),
               ('print(channel.getclose("allslots"))', "1A01;1B12"),
               ('channel.open("allslots")', None), ("*OPC?", "1"),
+              ('print(channel.getclose("allslots"))', "nil"),
               ('print(channel.getclose("allslots"))', "nil")]
     t, m = run(script, lambda t: Keithley707B(t, "mtx"))
     assert isinstance(m, SwitchMatrix)
@@ -461,3 +466,36 @@ def test_tsp_numbers_cut_short_are_refused(reply: str) -> None:
     _t, m = run([("print(errorqueue.count)", reply)], lambda t: Keithley707B(t, "mtx"))
     with pytest.raises(ReplyError, match=r"mtx.*errorqueue\.count"):
         m.errors()
+
+
+def test_safe_state_reopens_the_link_once_and_sends_everything_again() -> None:
+    gone = TransportError("transcript: connection reset by peer")
+    script = [(":ABOR", gone), (":SOUR:VOLT 0", gone), (":OUTP OFF", gone), (REOPEN, None),
+              (":ABOR", None), (":SOUR:VOLT 0", None), (":OUTP OFF", None), (":OUTP?", "0")]
+    t, k = run(script, lambda t: Keithley2450(t, "bias"))
+    k.safe_state()
+    assert t.done and not k.output_on
+
+
+def test_safe_state_that_fails_after_the_reopen_names_both_causes() -> None:
+    script = [("smua.abort()", None), ("smua.source.levelv = 0", None),
+              ("smua.source.output = smua.OUTPUT_OFF", None),
+              ("print(smua.source.output, smua.source.levelv)",
+               TransportTimeout("transcript: no reply within 1 s")),
+              (REOPEN, TransportError("transcript: connection refused"))]
+    t, k = run(script, lambda t: Keithley2600Channel(t, "a", "smu.a"))
+    with pytest.raises(SafeStateFailed, match=r"smu\.a at transcript: safe state failed "
+                       r"\(TransportTimeout.*no reply.*reopening the link failed too.*refused"):
+        k.safe_state()
+    assert t.done and k.output_on
+
+
+def test_707b_safe_state_checks_every_relay_open_and_retries_once() -> None:
+    script = [('channel.open("allslots")', None), ("*OPC?", "1"),
+              ('print(channel.getclose("allslots"))', "1A01"), (REOPEN, None),
+              ('channel.open("allslots")', None), ("*OPC?", "1"),
+              ('print(channel.getclose("allslots"))', "1A01")]
+    t, m = run(script, lambda t: Keithley707B(t, "mtx"))
+    with pytest.raises(SafeStateFailed, match=r"mtx.*relays still closed.*1A01.*again"):
+        m.safe_state()
+    assert t.done

@@ -109,8 +109,6 @@ def test_dropped_link_stops_the_run(reference: dict[str, Any], instrument: str,
     _assert_earlier_kept(docs, reference["docs"])
 
 
-@pytest.mark.xfail(strict=True, reason="VisaTransport does not reopen a dropped link, so the "
-                   "safe state cannot reach that instrument (outputs stay on / relays closed)")
 @pytest.mark.parametrize(("instrument", "match", "after"), [
     ("smu", "print(smub.measure", 3),  # outputs on
     ("matrix", "print(channel.getclose", 2),  # the check after closing: relays closed

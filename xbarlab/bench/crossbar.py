@@ -356,7 +356,7 @@ class BenchCrossbar:
         board.set_lines(list(row_v), list(col_v))
         board.select(r, c)
         m = board.read(volts) if width is None else board.pulse(volts, width)
-        board.safe_state()
+        board.off()
         return m.current, m.compliance
 
     def _board_mvm(self, vec: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -364,7 +364,7 @@ class BenchCrossbar:
         assert board is not None
         board.set_lines(list(vec), [0.0] * self._shape[1])
         ms = board.column_currents()
-        board.safe_state()
+        board.off()
         if len(ms) != self._shape[1]:
             raise BenchFault(f"{board.name}: {len(ms)} column currents for "
                              f"{self._shape[1]} columns")

@@ -53,7 +53,7 @@ class Instrumented(Protocol):
 
     def safe_state(self) -> None:
         """Abort anything running, 0 V, outputs off / relays open, confirmed by the instrument.
-        Idempotent."""
+        Idempotent. If it fails, the link is reopened once and it is tried again."""
         ...
 
     def close(self) -> None:
@@ -161,4 +161,9 @@ class Board(Instrumented, Protocol):
 
     def column_currents(self) -> list[Measurement]:
         """Current into every column held at 0 V, for MVM (`current` positive into the column)."""
+        ...
+
+    def off(self) -> None:
+        """Every line driver at 0 V and floating, nothing selected (the end of each
+        operation; `safe_state` is the same with one link reopen when it fails)."""
         ...
