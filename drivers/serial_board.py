@@ -43,6 +43,17 @@ command                   reply                          meaning
 Error codes: 1 unknown command, 2 bad argument, 3 out of range, 4 nothing selected,
 5 hardware fault, 6 compliance (queued when a limit was hit).
 
+Compliance is a measurement flag, not an instrument error
+---------------------------------------------------------
+A limit hit is reported twice by the board: ``C = 1`` in the reply of the ``READ``,
+``PULSE`` or ``ICOL?`` that hit it, and error 6 queued for ``ERR?``. The protocol does not make
+it a fault: the command was executed, the current was clipped at ``ILIM`` and the reply says
+so. The driver therefore takes the ``C`` flag as the measurement's compliance flag (the bench
+logs it with the reading, as on an SMU bench, where compliance is a logged flag too) and
+`SerialBoard.errors` drains error-6 entries without reporting them, so a compliance trip does
+not stop a run. Every other code is an instrument error (the run stops). A board whose error 6
+means more than a clipped reading (e.g. a tripped hardware fuse) should report that as error 5.
+
 The driver (`SerialBoard`) sends only the lines in `Cmd`.
 """
 
@@ -64,6 +75,8 @@ from xbarlab.drivers.transports import Transport
 
 NO_ERROR = "No error"
 """The text of ``ERR?`` when the queue is empty (anything else with code 0 is a bad reply)."""
+COMPLIANCE = 6
+"""The error code a board queues when a limit was hit (also flagged in the reply)."""
 
 
 class Cmd:
@@ -91,6 +104,7 @@ class SerialBoard(Instrument):
         self.v_max = float(v_max)
         self.pulse_width = pulse_width
         self._volts = in_range(-self.v_max, self.v_max, " V")
+        self.compliance_reports = 0  # error-6 entries drained (see the module doc)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -180,6 +194,8 @@ class SerialBoard(Instrument):
         return [Measurement(0.0, i, comp) for i in currents]
 
     def errors(self) -> list[str]:
+        """Drain ``ERR?``; compliance entries (code 6) are counted in `compliance_reports`
+        but not returned: the measurements already carry them as their compliance flag."""
         out: list[str] = []
         for _ in range(64):
             reply = self.query(Cmd.ERROR)
@@ -193,6 +209,9 @@ class SerialBoard(Instrument):
                     raise ReplyError(f"{self.name}: reply to {Cmd.ERROR!r} is truncated or "
                                      f"garbled (expected '0,{NO_ERROR}'): {reply!r}")
                 return out
+            if code == COMPLIANCE:
+                self.compliance_reports += 1
+                continue
             out.append(f"{code}: {text.strip()}")
         return out
 

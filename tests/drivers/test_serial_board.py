@@ -65,10 +65,48 @@ def test_every_command() -> None:
     assert math.isnan(p.current) and p.compliance
     cols = b.column_currents()
     assert [m.current for m in cols] == [1e-6, 2e-6, -3e-6]
-    assert b.errors() == ["6: compliance"]
+    assert b.errors() == [] and b.compliance_reports == 1  # flagged in the readings already
     b.deselect()
     b.safe_state()
     assert t.done
+
+
+def test_compliance_entries_are_drained_but_other_errors_are_reported() -> None:
+    script = [("ERR?", "6,compliance"), ("ERR?", "3,out of range"), ("ERR?", "6,compliance"),
+              ("ERR?", "0,No error")]
+    t, b = board(script)
+    assert b.errors() == ["3: out of range"] and b.compliance_reports == 2 and t.done
+
+
+def test_compliance_on_the_emulated_board_is_a_logged_flag_not_a_stop() -> None:
+    """XBL board over a pty (emulator + simulated array): reads that hit the current limit run
+    to the end, flagged; as on an SMU bench."""
+    from xbarlab.config import SimConfig
+    from xbarlab.documents import Event, EventKind
+    from xbarlab.drivers.emulators.bench import EmulatedBench
+    from xbarlab.engine import RunEngine
+    from xbarlab.messages import Read
+
+    cfg = validate_config({
+        "name": "board", "rows": 4, "cols": 4,
+        "instruments": {"brd": {"driver": "serial_board", "address": "-", "identity": "XBL"}},
+        "roles": {"board": "brd"},
+        "limits": {"v_max": 3.0, "pulse_width_min": 1e-7, "compliance": 1e-6}}, BenchConfig)
+    with EmulatedBench(cfg, SimConfig(rows=4, cols=4, noise=False, seed=3)) as emu:
+        bench = open_bench(emu.config(timeout=1.0))
+        try:
+            docs: list = []
+            plan = (m for m in [Read(None, 0.2, BiasScheme.GROUNDED), Read(((1, 1),), 0.2)])
+            result = RunEngine(bench.crossbar, cfg.limits, [docs.append]).run(plan, protocol="t")
+        finally:
+            bench.close()
+        assert emu.safe
+    assert result.ok, result.reason
+    reads = [d for d in docs if isinstance(d, Event) and d.kind is EventKind.READ]
+    assert len(reads) == 2 and reads[0].compliance.all() and reads[1].compliance.all()
+    assert np.abs(reads[0].currents).max() <= 1e-6 * (1 + 1e-9)  # clipped at the limit
+    brd = bench.drivers["board"]
+    assert isinstance(brd, SerialBoard) and brd.compliance_reports >= 17
 
 
 @pytest.mark.parametrize("reply", ["0,No", "0,", "0,No err", "0"])
