@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"engine", "sim", "bench", "log"},
     {"config"},
     {"limits"},
-    {"messages", "documents", "biasing"},
+    {"messages", "documents", "biasing", "interrupts"},
     {"crossbar"},
 ]
 # Third-party packages that only one part of xbarlab may import.

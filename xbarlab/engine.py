@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import signal
 import subprocess
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +29,7 @@ import numpy as np
 from xbarlab import __version__
 from xbarlab.crossbar import Crossbar, MvmResult, PulseResult, ReadResult
 from xbarlab.documents import Document, Event, EventKind, RunStart, RunStatus, RunStop, Subscriber
+from xbarlab.interrupts import sigterm_raises
 from xbarlab.limits import BenchLimits, LimitViolation
 from xbarlab.messages import Checkpoint, Message, Mvm, Plan, Pulse, Read, Result
 
@@ -79,23 +77,6 @@ def git_revision() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
-
-
-@contextmanager
-def _sigterm_aborts() -> Iterator[None]:
-    """Turn SIGTERM into `RunAborted` while a run is in progress (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        raise RunAborted("SIGTERM received")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 class RunEngine:
@@ -150,7 +131,7 @@ class RunEngine:
         )
         status, reason, value = RunStatus.SUCCESS, "", None
         try:
-            with _sigterm_aborts():
+            with sigterm_raises(RunAborted):
                 value = self._drive(plan)
         except (KeyboardInterrupt, RunAborted) as exc:
             status, reason = RunStatus.ABORTED, str(exc) or type(exc).__name__

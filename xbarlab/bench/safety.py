@@ -27,6 +27,7 @@ import numpy as np
 
 from xbarlab.bench.roles import Board, Crosspoint, Instrumented, SourceMeter, SwitchMatrix
 from xbarlab.crossbar import Cell, FloatArray
+from xbarlab.interrupts import sigterm_raises
 from xbarlab.limits import BenchLimits, LimitViolation
 from xbarlab.messages import Mvm, Pulse, Read
 
@@ -128,23 +129,6 @@ def all_safe(sources: Sequence[SourceMeter], matrices: Sequence[SwitchMatrix] = 
         raise SafeStateError("safe state incomplete: " + " | ".join(failures))
 
 
-@contextlib.contextmanager
-def _sigterm_handled() -> Iterator[None]:
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
-        yield  # someone (e.g. the run engine) already turns SIGTERM into an exception
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise BenchAborted("SIGTERM received")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 TIMEOUT_SIGNAL = signal.SIGUSR1
 """Signal a watchdog thread sends the main thread when an operation overruns (SIGALRM is left
 alone: pytest-timeout and other tools use it)."""
@@ -187,7 +171,7 @@ def guarded(safe: Callable[[], None], timeout: float | None = None) -> Iterator[
     """Run the body; on any exception (incl. KeyboardInterrupt, SIGTERM, timeout) call `safe`
     (the safe state) before the exception continues. A failing safe state is chained on."""
     try:
-        with _sigterm_handled(), _deadline(timeout):
+        with sigterm_raises(BenchAborted, only_if_default=True), _deadline(timeout):
             yield
     except BaseException as exc:
         try:
