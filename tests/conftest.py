@@ -1,8 +1,17 @@
-"""Root conftest: only the command-line options pytest must know before collection."""
+"""Root conftest: command-line options pytest must know before collection; hypothesis profile."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings
+
+# CI runs the same examples every time (a failure reproduces); locally, HYPOTHESIS_PROFILE=dev
+# explores new ones.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("dev", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
