@@ -31,6 +31,8 @@ RelayHook = Callable[[frozenset[str], frozenset[str]], None]
 class Matrix707B(TspInstrument):
     """A 707B mainframe with cards in `slots`."""
 
+    ascii_digits = 10  # format.asciiprecision default (707B/708B Reference Manual)
+
     def __init__(self, name: str = "707b", slots: Iterable[int] = (1, 2),
                  serial: str = "1234567", on_change: RelayHook | None = None) -> None:
         super().__init__()
@@ -49,7 +51,7 @@ class Matrix707B(TspInstrument):
             "connectrule": Prop(lambda: float(self.connectrule), self._set_rule),
             "OFF": 0.0, "BREAK_BEFORE_MAKE": 1.0, "MAKE_BEFORE_BREAK": 2.0,
         }, "channel")
-        self.env["reset"] = Function(self.reset)
+        self.env["reset"] = Function(self.instrument_reset)
 
     @property
     def safe(self) -> bool:

@@ -69,9 +69,11 @@ class _Smu:
 class Smu2600(TspInstrument):
     """A two-channel 2636B."""
 
-    def __init__(self, name: str = "2600", load: Load | None = None, serial: str = "4400001",
-                 precision: int = 16) -> None:
-        super().__init__(precision)
+    ascii_digits = 6  # format.asciiprecision default (2600B Reference Manual)
+
+    def __init__(self, name: str = "2600", load: Load | None = None,
+                 serial: str = "4400001") -> None:
+        super().__init__()
         self.name = name
         self.identity = f"Keithley Instruments Inc., Model 2636B, {serial}, 4.0.4"
         self.load: Load = load or OpenCircuit()
@@ -81,7 +83,7 @@ class Smu2600(TspInstrument):
             self.env[f"smu{x}"] = self._table(x)
         self.env["ConfigPulseVMeasureI"] = Function(self._config_pulse)
         self.env["InitiatePulseTest"] = Function(self._initiate)
-        self.env["reset"] = Function(self.reset)
+        self.env["reset"] = Function(self.instrument_reset)
 
     @property
     def safe(self) -> bool:

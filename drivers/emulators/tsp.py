@@ -14,8 +14,8 @@ raised by the instrument model for refused settings (e.g. ``-222 Parameter data 
 range``).
 
 ``print`` writes its arguments separated by tabs; numbers are formatted as the instrument does
-by default (``%e`` style) with `precision` digits after the point (16: the value reads back
-exactly).
+in ``%e`` style with `precision` digits after the point (the instrument's
+``format.asciiprecision`` minus one: ``1.23457e-05`` at the 2600B default of 6 digits).
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def fmt_value(v: Any, precision: int = 16) -> str:
 class TspInterpreter:
     """Runs lines against the global table `env`; `print` output is collected per line."""
 
-    def __init__(self, env: dict[str, Any], precision: int = 16) -> None:
+    def __init__(self, env: dict[str, Any], precision: int = 5) -> None:
         self.env = Table(env, "_G")
         self.precision = precision
         self._out: list[str] = []

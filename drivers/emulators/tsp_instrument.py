@@ -3,6 +3,11 @@
 ``errorqueue.count``, ``errorqueue.next()`` (-> code, message, severity, node; empty:
 ``0, "Queue Is Empty"``), ``errorqueue.clear()``; common commands ``*IDN?``, ``*OPC?``,
 ``*CLS``, ``*RST``, ``*WAI``. Any other ``*`` command: -113 Undefined header.
+
+``format.asciiprecision``: significant digits of the numbers ``print`` writes (``%e`` style,
+``2.54000e+00`` at 6 digits), 1 .. 16 (Reference Manuals, "format.asciiprecision"); anything
+else is refused with -222 and leaves it unchanged. The default (`ascii_digits`, per model) is
+restored by an instrument reset (``reset()``, ``*RST``), not by ``smuX.reset()``.
 """
 
 from __future__ import annotations
@@ -20,18 +25,37 @@ class TspInstrument:
     name = "tsp"
     identity = "TSP"
     queue_size = 100
+    ascii_digits = 6  # default format.asciiprecision (2600B: 6; 707B: 10)
+    ASCII_DIGITS_RANGE = (1, 16)
 
-    def __init__(self, precision: int = 16) -> None:
+    def __init__(self) -> None:
         self.errors: list[tuple[int, str]] = []
         self.received: list[str] = []
+        self.tsp: TspInterpreter
         self.env: dict[str, Any] = {
             "errorqueue": Table({
                 "count": Prop(lambda: float(len(self.errors))),
                 "next": Function(self._next_error),
                 "clear": Function(lambda: self.errors.clear()),
             }, "errorqueue"),
+            "format": Table({
+                "asciiprecision": Prop(lambda: float(self.tsp.precision + 1),
+                                       self._set_ascii_precision),
+            }, "format"),
         }
-        self.tsp = TspInterpreter(self.env, precision)
+        self.tsp = TspInterpreter(self.env, self.ascii_digits - 1)
+
+    def _set_ascii_precision(self, v: Any) -> None:
+        lo, hi = self.ASCII_DIGITS_RANGE
+        if isinstance(v, bool) or not isinstance(v, float) or v != int(v) or not lo <= v <= hi:
+            raise TspError(-222, f"Parameter data out of range: format.asciiprecision {v!r} "
+                                 f"not an integer in {lo} .. {hi}")
+        self.tsp.precision = int(v) - 1
+
+    def instrument_reset(self) -> None:
+        """``reset()`` / ``*RST``: the model's `reset` and the default print format."""
+        self.reset()
+        self.tsp.precision = self.ascii_digits - 1
 
     def _next_error(self) -> tuple[float, str, float, float]:
         if not self.errors:
@@ -69,7 +93,7 @@ class TspInstrument:
                 self.errors.clear()
                 return None
             if cmd == "*RST":
-                self.reset()
+                self.instrument_reset()
                 return None
             self.error(-113, "Undefined header")
             return None

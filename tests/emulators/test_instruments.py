@@ -189,7 +189,7 @@ def test_2600_statements_and_error_codes(visa: Any) -> None:
         assert _tsp_errors(res) == []
         assert k.smus["b"].ch.level == -1.5 and k.smus["b"].ch.output
         assert res.query("print(smub.measure.i(), smub.source.compliance)") == (
-            "0.0000000000000000e+00\tfalse")
+            "0.00000e+00\tfalse")
         res.write("smub.source.levelv = 30")  # beyond 20 V range
         res.write("smub.source.levelv 1")  # syntax
         res.write("smuc.reset()")  # nil global
@@ -198,7 +198,7 @@ def test_2600_statements_and_error_codes(visa: Any) -> None:
         assert codes == [-222, -285, -286, -286]
         assert k.smus["b"].ch.level == -1.5
         assert res.query("print(errorqueue.next())").startswith(
-            "0.0000000000000000e+00\tQueue Is Empty")
+            "0.00000e+00\tQueue Is Empty")
         res.close()
 
 
@@ -210,8 +210,35 @@ def test_2600_kipulse_validates_and_runs() -> None:
     ok = "print(ConfigPulseVMeasureI(smua, 0, 1, 1e-3, 1e-4, 1e-3, 2, smua.nvbuffer1, 1))"
     assert k.handle(ok).startswith("true\t")
     assert k.handle("print(InitiatePulseTest(1))").startswith("true\t")
-    assert k.handle("print(smua.nvbuffer1.n)") == "2.0000000000000000e+00"
+    assert k.handle("print(smua.nvbuffer1.n)") == "2.00000e+00"
     assert k.handle("print(smua.nvbuffer1.readings[3])") == "nil"
+
+
+def test_tsp_print_follows_format_asciiprecision() -> None:
+    """The reference manuals' example (2.54 at 10 and 3 digits), the defaults (2600B: 6,
+    707B: 10), the range 1 .. 16 (-222 outside, value kept), reset by reset() only."""
+    k = Smu2600("k")
+    assert k.handle("print(format.asciiprecision, 2.54)") == "6.00000e+00\t2.54000e+00"
+    assert k.handle("print(0.0000123456789)") == "1.23457e-05"
+    k.handle("format.asciiprecision = 10")
+    assert k.handle("print(2.54)") == "2.540000000e+00"
+    k.handle("format.asciiprecision = 3")
+    assert k.handle("print(2.54)") == "2.54e+00"
+    k.handle("format.asciiprecision = 16")
+    assert float(k.handle("print(0.1)") or "") == 0.1  # 16 digits read back exactly
+    for bad in ("0", "17", "2.5", "true", '"16"'):
+        k.handle(f"format.asciiprecision = {bad}")
+    assert [c for c, _ in k.errors] == [-222] * 5
+    assert k.handle("print(format.asciiprecision)") == "1.600000000000000e+01"
+    k.handle("smua.reset()")  # a channel reset keeps the print format
+    assert k.handle("print(format.asciiprecision)") == "1.600000000000000e+01"
+    k.handle("reset()")
+    assert k.handle("print(format.asciiprecision)") == "6.00000e+00"
+    m = Matrix707B("m")
+    assert m.handle("print(format.asciiprecision)") == "1.000000000e+01"
+    m.handle("format.asciiprecision = 4")
+    m.handle("*RST")
+    assert m.handle("print(2.54)") == "2.540000000e+00"
 
 
 def test_707b_channel_lists(visa: Any) -> None:
