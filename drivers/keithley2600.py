@@ -8,6 +8,9 @@ Identity: ``*IDN?``, compared with the bench config before any other command is 
 Configuration (output off throughout)::
 
     smu{ch}.reset()
+    format.asciiprecision = 16              # print() numbers with 16 significant digits (the
+                                            # most the 2600B allows; its default is 6, which
+                                            # rounds every reading to 6 digits)
     smu{ch}.source.func = smu{ch}.OUTPUT_DCVOLTS
     smu{ch}.source.autorangev = smu{ch}.AUTORANGE_OFF
     smu{ch}.source.rangev = <v_protect>     # fixed range covering the bench v_max: the 2600B
@@ -67,11 +70,13 @@ from xbarlab.drivers.transports import Transport
 PULSE_TAG = 1
 PULSE_OFF_TIME = 1e-3  # s at 0 V after the pulse, inside the pulse train
 PULSE_NPLC = 0.001
+ASCII_DIGITS = 16  # significant digits of printed numbers (format.asciiprecision: 1 .. 16)
 
 
 class Cmd:
     IDN = "*IDN?"
     RESET = "smu{ch}.reset()"
+    ASCII_PRECISION = "format.asciiprecision = {value}"
     VOLTAGE_MODE = "smu{ch}.source.func = smu{ch}.OUTPUT_DCVOLTS"
     FIXED_RANGE = "smu{ch}.source.autorangev = smu{ch}.AUTORANGE_OFF"
     RANGE = "smu{ch}.source.rangev = {value}"
@@ -151,6 +156,7 @@ class Keithley2600Channel(SourceMeterBase):
 
     def configure(self, compliance: float, v_protect: float, nplc: float) -> None:
         self.write(self._line(Cmd.RESET))
+        self.write(Cmd.ASCII_PRECISION.format(value=ASCII_DIGITS))
         self.write(self._line(Cmd.VOLTAGE_MODE))
         self.write(self._line(Cmd.FIXED_RANGE))
         self.voltage_range = v_protect

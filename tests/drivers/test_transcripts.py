@@ -195,7 +195,7 @@ def test_garbage_identity_is_refused() -> None:
 
 # -- Keithley 2600B (TSP) ------------------------------------------------------------------------
 def config_2600(ch: str) -> list:
-    return [(f"smu{ch}.reset()", None),
+    return [(f"smu{ch}.reset()", None), ("format.asciiprecision = 16", None),
             (f"smu{ch}.source.func = smu{ch}.OUTPUT_DCVOLTS", None),
             (f"smu{ch}.source.autorangev = smu{ch}.AUTORANGE_OFF", None),
             (f"smu{ch}.source.rangev = 3", None),
@@ -239,7 +239,7 @@ def test_2600_pulse_with_kipulse() -> None:
               ("print(ConfigPulseVMeasureI(smub, 0, 1.2, 0.001, 1e-05, 0.001, 1, "
                "smub.nvbuffer1, 1))", None)]
     # width 1e-5 is below the 100 us the driver accepts: refused before the pulse lines
-    t, k = run(script[:10], lambda t: Keithley2600Channel(t, "b"))
+    t, k = run(script[:11], lambda t: Keithley2600Channel(t, "b"))
     k.configure(1e-3, 3.0, 1.0)
     k.enable()
     with pytest.raises(SettingError, match=r"pulse width"):
