@@ -225,12 +225,24 @@ class Instrument:
             raise ReplyError(f"{self.name}: reply to {command!r} is not finite: {reply!r}")
         return v
 
-    def parse_floats(self, reply: str, n: int, command: str, sep: str = ",") -> list[float]:
+    def parse_floats(self, reply: str, n: int, command: str, sep: str = ",",
+                     form: re.Pattern[str] | None = None) -> list[float]:
         parts = [p for p in reply.strip().split(sep)]
         if len(parts) != n:
             raise ReplyError(f"{self.name}: reply to {command!r} should have {n} values, "
                              f"got {len(parts)}: {reply!r}")
-        return [self.parse_float(p, command) for p in parts]
+        if form is None:
+            return [self.parse_float(p, command) for p in parts]
+        return [self.parse_fixed(p, command, form) for p in parts]
+
+    def parse_fixed(self, reply: str, command: str, form: re.Pattern[str]) -> float:
+        """A number the instrument writes in a fixed format (`form`, e.g. `SCPI_ASCII_NUMBER`):
+        a reply cut short (``1.2345`` for ``1.2345E-05``) is refused, not read as a plausible
+        value."""
+        if not form.fullmatch(reply.strip()):
+            raise ReplyError(f"{self.name}: reply to {command!r} is not a complete number "
+                             f"(expected {form.pattern}): {reply!r}")
+        return self.parse_float(reply, command)
 
     def parse_int(self, reply: str, command: str) -> int:
         v = self.parse_float(reply, command)
@@ -347,6 +359,10 @@ class SourceMeterBase(Instrument):
         self._output_on = True  # until confirmed off
         self.recover("safe state", self._send_safe_lines)
 
+
+SCPI_ASCII_NUMBER = re.compile(r"[+-]?\d(\.\d*)?E[+-]\d\d\d?")
+"""A number in the ASCII reply format of SCPI SMUs (2450 ``-6.999999881E-01``, B2900
+``+1.000001E-06``): mantissa, ``E``, signed exponent of two (or three) digits."""
 
 SCPI_ERROR_REPLY = re.compile(r'^([+-]?\d+),"(.*)"$', re.DOTALL)
 """A complete SCPI error-queue reply: ``<code>,"<message>"`` (the closing quote included)."""

@@ -8,6 +8,8 @@ Configuration (`configure`, output off throughout)::
 
     *RST                               # output off, 0 V
     *CLS
+    :FORM:ASC:PREC 16                  # replies with 16 significant digits (the maximum; the
+                                       # default, automatic, rounds readings)
     :SOUR:FUNC VOLT
     :SOUR:VOLT 0
     :SOUR:VOLT:ILIM <A>                # current compliance, before any output on
@@ -53,6 +55,7 @@ import math
 from xbarlab.bench.roles import Measurement
 from xbarlab.drivers.base import (
     OVERFLOW,
+    SCPI_ASCII_NUMBER,
     InstrumentError,
     ReplyError,
     Setting,
@@ -70,6 +73,7 @@ class Cmd:
     IDN = "*IDN?"
     RESET = "*RST"
     CLEAR = "*CLS"
+    ASCII_PRECISION = ":FORM:ASC:PREC 16"
     SOURCE_VOLTAGE_MODE = ":SOUR:FUNC VOLT"
     LEVEL = ":SOUR:VOLT {value}"
     ILIMIT = ":SOUR:VOLT:ILIM {value}"
@@ -110,6 +114,7 @@ class Keithley2450(SourceMeterBase):
                                f"protection level {PROTECTION_LEVELS[-1]} V")
         self.write(Cmd.RESET)
         self.write(Cmd.CLEAR)
+        self.write(Cmd.ASCII_PRECISION)
         self.write(Cmd.SOURCE_VOLTAGE_MODE)
         self.voltage = 0.0
         self.current_limit = compliance
@@ -138,7 +143,7 @@ class Keithley2450(SourceMeterBase):
 
     def measure(self) -> Measurement:
         reply = self.query(Cmd.READ)
-        v, i = self.parse_floats(reply, 2, Cmd.READ)
+        v, i = self.parse_floats(reply, 2, Cmd.READ, form=SCPI_ASCII_NUMBER)
         tripped = self.parse_bool(self.query(Cmd.TRIPPED), Cmd.TRIPPED)
         if abs(i) >= OVERFLOW:
             raise ReplyError(f"{self.name}: {Cmd.READ!r} returned overflow {reply!r}")

@@ -201,8 +201,16 @@ def channel_list(arg: str, allowed: tuple[int, ...]) -> list[int]:
 
 
 def fmt_number(x: float) -> str:
-    """Full precision (as ``:FORM:ASC:PREC`` at its maximum): reads back as the same float."""
+    """Full precision (shortest repr): reads back as the same float. Only for emulators whose
+    instrument format is not modelled yet (the B2900); `fmt_ascii` is the instrument format."""
     return repr(float(x))
+
+
+def fmt_ascii(x: float, digits: int) -> str:
+    """A number in the SCPI ASCII reply format of Keithley's 2450 family: `digits` significant
+    digits, one before the point, ``E`` and a signed two-digit exponent (``-6.999999881E-01``
+    at 10 digits, 2450 Reference Manual, ``:FORMat:ASCii:PRECision``)."""
+    return f"{float(x):.{digits - 1}E}"
 
 
 Handler = Callable[[list[int], list[str]], str | None]

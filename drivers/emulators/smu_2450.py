@@ -11,6 +11,9 @@ Implemented subtree (anything else: -113 Undefined header; bad values: -222 / -2
   protection is refused with -222)
 - ``:SENSe[1]:FUNCtion[:ON] "CURRent"|"VOLTage"``, ``:SENSe[1]:CURRent[:DC]:RANGe:AUTO``,
   ``:SENSe[1]:CURRent[:DC]:RANGe[:UPPer]``, ``:SENSe[1]:CURRent[:DC]:NPLCycles`` (0.01 .. 10)
+- ``:FORMat:ASCii:PRECision <n>|MIN|MAX|DEF`` (and ``?``): significant digits of every number
+  replied (1 .. 16; 0 = automatic, the default, restored by ``*RST``); automatic is modelled as
+  7 digits (``-1.234568E-05``), the resolution of a 6.5-digit reading
 - ``:OUTPut[1][:STATe] ON|OFF`` (and ``?``), ``:ABORt``, ``:INITiate[:IMMediate]``
 - ``:READ? ["<buffer>"[, <elements>...]]`` (elements SOURce, READing, RELative, UNIT...),
   ``:MEASure[:CURRent[:DC]]?``
@@ -27,12 +30,13 @@ from xbarlab.drivers.emulators.scpi import (
     ScpiInstrument,
     boolean,
     choice,
-    fmt_number,
+    fmt_ascii,
     number,
     string,
 )
 from xbarlab.drivers.emulators.state import Load, OpenCircuit, SmuChannel, measure
 
+AUTO_DIGITS = 7  # significant digits replied at :FORM:ASC:PREC 0 (automatic)
 PROTECTION = {f"PROT{v}": float(v) for v in (2, 5, 10, 20, 40, 60, 80, 100, 120, 140, 160, 180)}
 
 
@@ -57,9 +61,9 @@ class Smu2450(ScpiInstrument):
         self.add(":SOURce[1]:FUNCtion[:MODE]?", lambda sx, a: self.func)
         self.add(f"{s}[:LEVel][:IMMediate][:AMPLitude]", self._level)
         self.add(f"{s}[:LEVel][:IMMediate][:AMPLitude]?",
-                 lambda sx, a: fmt_number(self.channel.level))
+                 lambda sx, a: self._num(self.channel.level))
         self.add(f"{s}:ILIMit[:LEVel]", self._ilimit)
-        self.add(f"{s}:ILIMit[:LEVel]?", lambda sx, a: fmt_number(self.channel.limit))
+        self.add(f"{s}:ILIMit[:LEVel]?", lambda sx, a: self._num(self.channel.limit))
         self.add(f"{s}:ILIMit[:LEVel]:TRIPped?", lambda sx, a: "1" if self.tripped else "0")
         self.add(f"{s}:PROTection[:LEVel]", self._protection)
         self.add(f"{s}:PROTection[:LEVel]?", lambda sx, a: self.protection_name)
@@ -67,19 +71,32 @@ class Smu2450(ScpiInstrument):
         self.add(":SENSe[1]:CURRent[:DC]:RANGe:AUTO", self._autorange)
         self.add(":SENSe[1]:CURRent[:DC]:RANGe[:UPPer]", self._range)
         self.add(":SENSe[1]:CURRent[:DC]:NPLCycles", self._nplc)
-        self.add(":SENSe[1]:CURRent[:DC]:NPLCycles?", lambda sx, a: fmt_number(self.nplc))
+        self.add(":SENSe[1]:CURRent[:DC]:NPLCycles?", lambda sx, a: self._num(self.nplc))
+        self.add(":FORMat:ASCii:PRECision", self._precision)
+        self.add(":FORMat:ASCii:PRECision?", lambda sx, a: str(self.ascii_digits))
         self.add(":OUTPut[1][:STATe]", self._output)
         self.add(":OUTPut[1][:STATe]?", lambda sx, a: "1" if self.channel.output else "0")
         self.add(":ABORt", lambda sx, a: self._abort(), nargs=(0, 0))
         self.add(":INITiate[:IMMediate]", lambda sx, a: self._init(), nargs=(0, 0))
         self.add(":READ?", self._read, nargs=(0, 8))
-        self.add(":MEASure[:CURRent[:DC]]?", lambda sx, a: fmt_number(self._measure()[1]))
+        self.add(":MEASure[:CURRent[:DC]]?", lambda sx, a: self._num(self._measure()[1]))
         self.add(":TRIGger:LOAD", self._trigger_load, nargs=(1, 8))
         self.add(":TRIGger:BLOCk:SOURce:STATe", self._block_source, nargs=(2, 2))
         self.add(":TRIGger:BLOCk:DELay:CONStant", self._block_delay, nargs=(2, 2))
 
     # -- state --------------------------------------------------------------------------------
+    def _num(self, x: float) -> str:
+        return fmt_ascii(x, self.ascii_digits or AUTO_DIGITS)
+
+    def _precision(self, sx: list[int], a: list[str]) -> None:
+        v = number(a[0], 0, 16, default=0)
+        if v != int(v):
+            raise ScpiError(-224, f"Illegal parameter value; precision {a[0].strip()!r} is not "
+                                  f"an integer 0 .. 16")
+        self.ascii_digits = int(v)
+
     def _reset_state(self) -> None:
+        self.ascii_digits = 0  # :FORM:ASC:PREC, 0 = automatic
         self.func = "VOLT"
         self.sense = "CURR"
         self.protection_name = "NONE"
@@ -173,7 +190,7 @@ class Smu2450(ScpiInstrument):
         elements = [choice(e, "SOURce", "READing", "RELative", "UNIT", "SOURUNIT")
                     for e in a[1:]] or ["READING"]
         v, i = self._measure()
-        values = {"SOURCE": fmt_number(v), "READING": fmt_number(i), "RELATIVE": "0",
+        values = {"SOURCE": self._num(v), "READING": self._num(i), "RELATIVE": "0",
                   "UNIT": "Amp DC", "SOURUNIT": "Volt DC"}
         return ",".join(values[e] for e in elements)
 

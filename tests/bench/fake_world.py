@@ -230,7 +230,8 @@ class World:
             return "0"
         if line == "*OPC?":
             return "1"
-        known = ("*CLS", ":SOUR:FUNC VOLT", ':SENS:FUNC "CURR"', ":SENS:CURR:RANG:AUTO ON",
+        known = ("*CLS", ":FORM:ASC:PREC 16", ":SOUR:FUNC VOLT", ':SENS:FUNC "CURR"',
+                 ":SENS:CURR:RANG:AUTO ON",
                  ":ABOR", ':TRIG:LOAD "Empty"', ":INIT", "*WAI", ":TRIG:BLOC:SOUR:STAT 1, ON",
                  ":TRIG:BLOC:SOUR:STAT 3, OFF")
         if line in known or re.fullmatch(r":SOUR:VOLT:PROT PROT\d+", line) or \

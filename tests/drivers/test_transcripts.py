@@ -42,7 +42,8 @@ def run(script, make):
 
 # -- Keithley 2450 -----------------------------------------------------------------------------
 CONFIG_2450 = [
-    ("*RST", None), ("*CLS", None), (":SOUR:FUNC VOLT", None), (":SOUR:VOLT 0", None),
+    ("*RST", None), ("*CLS", None), (":FORM:ASC:PREC 16", None), (":SOUR:FUNC VOLT", None),
+    (":SOUR:VOLT 0", None),
     (":SOUR:VOLT:ILIM 0.0001", None), (":SOUR:VOLT:PROT PROT5", None),
     (':SENS:FUNC "CURR"', None), (":SENS:CURR:RANG:AUTO ON", None),
     (":SENS:CURR:NPLC 1", None), (":OUTP?", "0"),
@@ -61,7 +62,7 @@ def test_2450_configure_sets_compliance_and_protection() -> None:
 
 
 def test_2450_protection_is_the_smallest_level_above_v_max() -> None:
-    script = [*CONFIG_2450[:5], (":SOUR:VOLT:PROT PROT20", None), *CONFIG_2450[6:]]
+    script = [*CONFIG_2450[:6], (":SOUR:VOLT:PROT PROT20", None), *CONFIG_2450[7:]]
     t, k = run(script, lambda t: Keithley2450(t, "smu"))
     k.configure(compliance=1e-4, v_protect=10.5, nplc=1.0)
     assert t.done
@@ -137,6 +138,18 @@ def test_2450_garbage_measurement_reply_is_a_clear_error(reply: str) -> None:
     script = [(':READ? "defbuffer1", SOUR, READ', reply), (":SOUR:VOLT:ILIM:TRIP?", "0")]
     _t, k = run(script, lambda t: Keithley2450(t, "smu2"))
     with pytest.raises(ReplyError, match=r"smu2.*:READ\?"):
+        k.measure()
+
+
+@pytest.mark.parametrize("reply", ["2.000000000000000E-01,-1.234500000000000",
+                                   "2.000000000000000E-01,-1.234500000000000E-0",
+                                   "2.000000000000000E-01,-1.2345000000000", "2.000000,1.0E-05"])
+def test_2450_truncated_reading_is_refused(reply: str) -> None:
+    """Cut short anywhere, a reply in the 2450's ASCII format loses (part of) its exponent:
+    refused instead of read as -1.2345 A or 0.2 V."""
+    script = [(':READ? "defbuffer1", SOUR, READ', reply), (":SOUR:VOLT:ILIM:TRIP?", "0")]
+    _t, k = run(script, lambda t: Keithley2450(t, "smu2"))
+    with pytest.raises(ReplyError, match=r"smu2.*:READ\?.*complete number"):
         k.measure()
 
 

@@ -116,7 +116,7 @@ def test_scpi_error_queue_overflow_and_cls() -> None:
 
 def test_scpi_several_commands_in_one_message() -> None:
     smu = Smu2450("k")
-    assert smu.handle(":SOUR:VOLT 0.3;:SOUR:VOLT?;*OPC?") == "0.3;1"
+    assert smu.handle(":SOUR:VOLT 0.3;:SOUR:VOLT?;*OPC?") == "3.000000E-01;1"
 
 
 def test_2450_trigger_model_pulse_reaches_the_load() -> None:
@@ -212,6 +212,25 @@ def test_2600_kipulse_validates_and_runs() -> None:
     assert k.handle("print(InitiatePulseTest(1))").startswith("true\t")
     assert k.handle("print(smua.nvbuffer1.n)") == "2.00000e+00"
     assert k.handle("print(smua.nvbuffer1.readings[3])") == "nil"
+
+
+def test_2450_replies_in_its_ascii_format() -> None:
+    """:FORM:ASC:PREC (2450 Reference Manual): significant digits, 0 = automatic (default,
+    restored by *RST), 1 .. 16, MIN 0 / MAX 16; the manual's example -6.999999881E-01 at 10."""
+    k = Smu2450("k")
+    k.handle(":SOUR:VOLT -0.6999999881")
+    assert k.handle(":FORM:ASC:PREC?") == "0"
+    assert k.handle(":SOUR:VOLT?") == "-7.000000E-01"  # automatic: 7 digits (modelled)
+    k.handle(":FORM:ASC:PREC 10")
+    assert k.handle(":SOUR:VOLT?") == "-6.999999881E-01"
+    k.handle(":FORM:ASC:PREC MAX")
+    assert float(k.handle(":SOUR:VOLT?") or "") == -0.6999999881
+    for bad in ("17", "-1", "2.5", "ON"):
+        k.handle(f":FORM:ASC:PREC {bad}")
+    assert [k.queue.pop()[0] for _ in range(4)] == [-222, -222, -224, -104]
+    assert k.handle(":FORM:ASC:PREC?") == "16"
+    k.handle("*RST")
+    assert k.handle(":FORM:ASC:PREC?") == "0"
 
 
 def test_tsp_print_follows_format_asciiprecision() -> None:
