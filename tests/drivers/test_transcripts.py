@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -34,7 +36,7 @@ from xbarlab.drivers.transports import (
 IDN_2450 = "KEITHLEY INSTRUMENTS,MODEL 2450,04455001,1.7.3"
 
 
-def run(script, make):
+def run(script: list[Any], make: Callable[[TranscriptTransport], Any]) -> tuple[Any, Any]:
     t = TranscriptTransport(script)
     drv = make(t)
     return t, drv
@@ -180,7 +182,7 @@ def test_complete_scpi_error_replies_with_commas_and_signs() -> None:
 
 
 @pytest.mark.parametrize("value", [211.0, -210.5, float("nan"), float("inf"), True, "0.2"])
-def test_2450_out_of_range_level_raises_and_never_clamps(value) -> None:
+def test_2450_out_of_range_level_raises_and_never_clamps(value: Any) -> None:
     t, k = run([], lambda t: Keithley2450(t, "smu"))
     with pytest.raises(SettingError, match=r"smu.voltage"):
         k.set_voltage(value)
