@@ -45,6 +45,20 @@ Order = Literal["row-major", "column-major"]
 ORDERS: tuple[str, ...] = ("row-major", "column-major")
 
 
+Mapping = Literal["physical", "authors"]
+MAPPINGS: tuple[str, ...] = ("physical", "authors")
+
+
+def mapping_window(mapping: Mapping, g_min: float, g_max: float) -> tuple[float, float]:
+    """Target window of a mapping mode: the physical window, or the authors' +-(g_max - g_min)
+    (idle device at g_min - g_max, below zero)."""
+    if mapping == "physical":
+        return g_min, g_max
+    if mapping == "authors":
+        return g_min - g_max, g_max - g_min
+    raise ValueError(f"mapping must be one of {MAPPINGS}, got {mapping!r}")
+
+
 class LayoutError(ValueError):
     """A network that does not fit the configured arrays; the message gives the sizes."""
 
@@ -323,12 +337,13 @@ class FlatMap:
             w_max[..., t] = a[..., self.tensor == t].max(axis=-1)
         return np.where(w_max > 0, w_max, 1.0)[..., self.tensor]
 
-    def targets(self, theta: FloatArray, g_min: float, g_max: float) -> tuple[
-        FloatArray, FloatArray
-    ]:
+    def targets(self, theta: FloatArray, g_min: float, g_max: float,
+                mapping: Mapping = "physical") -> tuple[FloatArray, FloatArray]:
         """Device targets (..., D) and per-parameter scales (..., P) of theta (..., P); the
-        same mapping as `map_tensor` applied tensor by tensor."""
+        same mapping as `map_tensor` applied tensor by tensor ("physical"), or the authors'
+        window [g_min - g_max, g_max - g_min] ("authors", see the module docstring)."""
         _check_window(g_min, g_max)
+        g_min, g_max = mapping_window(mapping, g_min, g_max)
         theta = np.asarray(theta, dtype=np.float64)
         if theta.shape[-1] != self.n_params:
             raise ValueError(f"expected {self.n_params} parameters, got {theta.shape[-1]}")

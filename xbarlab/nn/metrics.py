@@ -13,7 +13,13 @@ from typing import Any
 import numpy as np
 
 from xbarlab.crossbar import FloatArray
-from xbarlab.nn.mapping import NetworkLayout, flat_map, flatten_params, unflatten_params
+from xbarlab.nn.mapping import (
+    Mapping,
+    NetworkLayout,
+    flat_map,
+    flatten_params,
+    unflatten_params,
+)
 from xbarlab.nn.transfer import TransferModel, apply, draw
 
 # The paper's table (main_CDF.py of the authors): lower edges of the bins, highest first.
@@ -131,11 +137,12 @@ def evaluate_transfers(
     y: FloatArray,
     n: int,
     rng: np.random.Generator,
+    mapping: Mapping = "physical",
 ) -> TransferMetrics:
     """The paper's metric for a network over `n` statistical transfers (one vectorised pass)."""
     fmap = flat_map(layout)
     theta = flatten_params(list(params))
-    g, scale = fmap.targets(theta, model.g_min, model.g_max)
+    g, scale = fmap.targets(theta, model.g_min, model.g_max, mapping)
     g_t = apply(model, g, draw(model, layout.device_k(), n, rng))
     sizes = (layout.layers[0].n_in, *(p.n_out for p in layout.layers))
     transferred = unflatten_params(fmap.weights(g_t, scale), sizes)

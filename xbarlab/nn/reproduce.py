@@ -141,7 +141,7 @@ def reproduce_drolet2023(
             layout = layout_network(tcfg.sizes, tcfg.array_shape, tcfg.order)
             rng = np.random.default_rng([cfg.eval_seed, seed])  # same transfers for both nets
             m = evaluate_transfers(tr.params, layout, tm, data.x_test, data.y_test,
-                                   cfg.transfers, rng)
+                                   cfg.transfers, rng, tcfg.mapping)
             rep.results.append(NetResult(
                 kind, seed, m, tr.seconds, time.perf_counter() - t1, tr.params,
                 tcfg.model_dump(),

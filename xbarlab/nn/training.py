@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from xbarlab.config import validate_config
 from xbarlab.nn.data import MoonsData
-from xbarlab.nn.mapping import NetworkLayout, flat_map, layout_network, unflatten_params
+from xbarlab.nn.mapping import Mapping, NetworkLayout, flat_map, layout_network, unflatten_params
 from xbarlab.nn.metrics import THRESHOLD, correct_matrix, mlp_logits
 from xbarlab.nn.model import MLP, Params
 from xbarlab.nn.transfer import DEFAULT_PRESET, TransferModel, apply, draw, transfer_std
@@ -48,6 +48,9 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0, description="Adam (L2) weight decay")
     hardware_aware: bool = False
     stuck_substitution: bool = Field(True, description="undo updates of stuck-substituted weights")
+    mapping: Literal["physical", "authors"] = Field(
+        "physical", description="physical: pairs in [g_min, g_max]; authors: +-(g_max - g_min)"
+    )
     stuck_scale: float = Field(
         1.0, ge=0, le=50, description="multiplier of the stuck rates seen in training"
     )
@@ -107,8 +110,9 @@ class TrainResult:
 class _HardwareSampler:
     """Draws transfers of the current weights in blocks; one per training step."""
 
-    def __init__(self, tm: TransferModel, layout: NetworkLayout, block: int, seed: int) -> None:
-        self.tm, self.block = tm, block
+    def __init__(self, tm: TransferModel, layout: NetworkLayout, block: int, seed: int,
+                 mapping: Mapping = "physical") -> None:
+        self.tm, self.block, self.mapping = tm, block, mapping
         self.fmap = flat_map(layout)
         self.k = layout.device_k()
         self.rng = np.random.default_rng(seed)
@@ -125,7 +129,7 @@ class _HardwareSampler:
             self._i = 0
         d = self._draw.take(slice(self._i, self._i + samples))
         self._i += samples
-        g, scale = self.fmap.targets(theta, self.tm.g_min, self.tm.g_max)
+        g, scale = self.fmap.targets(theta, self.tm.g_min, self.tm.g_max, self.mapping)
         new = self.fmap.weights(apply(self.tm, g, d), scale)
         mask = np.asarray(self.fmap.pair_any(d.stuck).any(axis=0))
         if not with_std:
@@ -152,13 +156,14 @@ class _Selector:
             self.draw = draw(tm, layout.device_k(), cfg.select_transfers,
                              np.random.default_rng(cfg.seed + 104729))
         self.sizes = cfg.sizes
+        self.mapping: Mapping = cfg.mapping
 
     def __call__(self, epoch: int, theta: np.ndarray) -> None:
         nominal = correct_matrix(mlp_logits(self.x, unflatten_params(theta, self.sizes)), self.y)
         if self.tm is None:
             score = (float(nominal.mean()), 0.0)
         else:
-            g, scale = self.fmap.targets(theta, self.tm.g_min, self.tm.g_max)
+            g, scale = self.fmap.targets(theta, self.tm.g_min, self.tm.g_max, self.mapping)
             t = self.fmap.weights(apply(self.tm, g, self.draw), scale)
             ok = correct_matrix(mlp_logits(self.x, unflatten_params(t, self.sizes)), self.y)
             score = (float((ok.mean(axis=0) >= THRESHOLD).mean()), float(ok.mean()))
@@ -218,7 +223,7 @@ def _train(
         if cfg.stuck_scale != 1.0:
             tm = scaled_stuck(tm, cfg.stuck_scale)
         layout = layout_network(cfg.sizes, cfg.array_shape, cfg.order)
-        sampler = _HardwareSampler(tm, layout, cfg.draw_block, cfg.seed + 7919)
+        sampler = _HardwareSampler(tm, layout, cfg.draw_block, cfg.seed + 7919, cfg.mapping)
     selector = None
     if cfg.select_every:
         selector = _Selector(cfg, data, sampler.tm if sampler is not None else None)
