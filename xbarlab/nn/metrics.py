@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from xbarlab.crossbar import FloatArray
+from xbarlab.nn.authors import mode_draw, mode_fixed, mode_k
 from xbarlab.nn.mapping import (
     Mapping,
     NetworkLayout,
@@ -20,7 +21,7 @@ from xbarlab.nn.mapping import (
     flatten_params,
     unflatten_params,
 )
-from xbarlab.nn.transfer import TransferModel, apply, draw
+from xbarlab.nn.transfer import TransferModel, apply
 
 # The paper's table (main_CDF.py of the authors): lower edges of the bins, highest first.
 PAPER_BINS: tuple[tuple[float, float], ...] = (
@@ -143,8 +144,12 @@ def evaluate_transfers(
     fmap = flat_map(layout)
     theta = flatten_params(list(params))
     g, scale = fmap.targets(theta, model.g_min, model.g_max, mapping)
-    g_t = apply(model, g, draw(model, layout.device_k(), n, rng))
+    g_t = apply(model, g, mode_draw(mapping, model, mode_k(layout, fmap, mapping), n, rng))
     sizes = (layout.layers[0].n_in, *(p.n_out for p in layout.layers))
-    transferred = unflatten_params(fmap.weights(g_t, scale), sizes)
+    t_theta = fmap.weights(g_t, scale)
+    fixed = mode_fixed(layout, mapping)
+    if fixed is not None:
+        t_theta[:, fixed] = theta[fixed]
+    transferred = unflatten_params(t_theta, sizes)
     nominal = correct_matrix(mlp_logits(x, params), y)[0]
     return summarize(correct_matrix(mlp_logits(x, transferred), y), nominal)

@@ -28,19 +28,30 @@ def n_parameters(sizes: Sequence[int]) -> int:
 class MLP(nn.Module):
     """Fully connected layers of widths `sizes`; sigmoid between layers, raw logit out.
 
-    Initialised like ``torch.nn.Linear``: weights and biases ~ U(-1/sqrt(in), 1/sqrt(in))."""
+    init "torch": like ``torch.nn.Linear``, weights and biases ~ U(-1/sqrt(in), 1/sqrt(in));
+    init "authors": as the authors' hardware-aware network, Xavier-uniform weights
+    U(-sqrt(6 / (in + out)), +...) and every bias 0.01."""
 
-    def __init__(self, sizes: Sequence[int] = (2, 8, 1)) -> None:
+    def __init__(self, sizes: Sequence[int] = (2, 8, 1), init: str = "torch") -> None:
         super().__init__()
         sizes = tuple(int(s) for s in sizes)
         if len(sizes) < 2 or any(s < 1 for s in sizes):
             raise ValueError(f"sizes must be >= 2 positive layer widths, got {sizes}")
         self.sizes = sizes
-        bounds = torch.cat([
-            torch.full((b * (a + 1),), 1.0 / math.sqrt(a))
-            for a, b in itertools.pairwise(sizes)
-        ])
-        self.theta = nn.Parameter((torch.rand(len(bounds)) * 2 - 1) * bounds)
+        if init == "torch":
+            bounds = torch.cat([
+                torch.full((b * (a + 1),), 1.0 / math.sqrt(a))
+                for a, b in itertools.pairwise(sizes)
+            ])
+            self.theta = nn.Parameter((torch.rand(len(bounds)) * 2 - 1) * bounds)
+        elif init == "authors":
+            parts = []
+            for a, b in itertools.pairwise(sizes):
+                bound = math.sqrt(6.0 / (a + b))
+                parts += [(torch.rand(a * b) * 2 - 1) * bound, torch.full((b,), 0.01)]
+            self.theta = nn.Parameter(torch.cat(parts))
+        else:
+            raise ValueError(f"init must be 'torch' or 'authors', got {init!r}")
 
     def unpack(self, theta: Tensor) -> list[tuple[Tensor, Tensor]]:
         """Per-layer (weight (out, in), bias (out,)) views of a flat vector."""

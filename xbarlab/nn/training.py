@@ -25,11 +25,12 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from xbarlab.config import validate_config
+from xbarlab.nn.authors import mode_draw, mode_fixed, mode_k
 from xbarlab.nn.data import MoonsData
 from xbarlab.nn.mapping import Mapping, NetworkLayout, flat_map, layout_network, unflatten_params
 from xbarlab.nn.metrics import THRESHOLD, correct_matrix, mlp_logits
 from xbarlab.nn.model import MLP, Params
-from xbarlab.nn.transfer import DEFAULT_PRESET, TransferModel, apply, draw, transfer_std
+from xbarlab.nn.transfer import DEFAULT_PRESET, TransferModel, apply, transfer_std
 
 
 class TrainConfig(BaseModel):
@@ -50,6 +51,9 @@ class TrainConfig(BaseModel):
     stuck_substitution: bool = Field(True, description="undo updates of stuck-substituted weights")
     mapping: Literal["physical", "authors"] = Field(
         "physical", description="physical: pairs in [g_min, g_max]; authors: +-(g_max - g_min)"
+    )
+    init: Literal["torch", "authors"] = Field(
+        "torch", description="torch: nn.Linear default; authors: Xavier weights, biases 0.01"
     )
     stuck_scale: float = Field(
         1.0, ge=0, le=50, description="multiplier of the stuck rates seen in training"
@@ -114,9 +118,10 @@ class _HardwareSampler:
                  mapping: Mapping = "physical") -> None:
         self.tm, self.block, self.mapping = tm, block, mapping
         self.fmap = flat_map(layout)
-        self.k = layout.device_k()
+        self.k = mode_k(layout, self.fmap, mapping)
+        self.fixed = mode_fixed(layout, mapping)
         self.rng = np.random.default_rng(seed)
-        self._draw = draw(tm, self.k, block, self.rng)
+        self._draw = mode_draw(mapping, tm, self.k, block, self.rng)
         self._i = 0
 
     def next(
@@ -125,13 +130,17 @@ class _HardwareSampler:
         """(transferred theta (S, P), substituted-parameter mask (P,): stuck in any of the
         S transfers, per-parameter std (P,) if asked)."""
         if self._i + samples > self.block:
-            self._draw = draw(self.tm, self.k, max(self.block, samples), self.rng)
+            self._draw = mode_draw(self.mapping, self.tm, self.k, max(self.block, samples),
+                                   self.rng)
             self._i = 0
         d = self._draw.take(slice(self._i, self._i + samples))
         self._i += samples
         g, scale = self.fmap.targets(theta, self.tm.g_min, self.tm.g_max, self.mapping)
         new = self.fmap.weights(apply(self.tm, g, d), scale)
         mask = np.asarray(self.fmap.pair_any(d.stuck).any(axis=0))
+        if self.fixed is not None:
+            new[:, self.fixed] = theta[self.fixed]
+            mask[self.fixed] = False
         if not with_std:
             return new, mask, None
         s = transfer_std(self.tm, g, self.k)
@@ -153,8 +162,9 @@ class _Selector:
         if tm is not None:
             layout = layout_network(cfg.sizes, cfg.array_shape, cfg.order)
             self.fmap = flat_map(layout)
-            self.draw = draw(tm, layout.device_k(), cfg.select_transfers,
-                             np.random.default_rng(cfg.seed + 104729))
+            self.fixed = mode_fixed(layout, cfg.mapping)
+            self.draw = mode_draw(cfg.mapping, tm, mode_k(layout, self.fmap, cfg.mapping),
+                                  cfg.select_transfers, np.random.default_rng(cfg.seed + 104729))
         self.sizes = cfg.sizes
         self.mapping: Mapping = cfg.mapping
 
@@ -165,6 +175,8 @@ class _Selector:
         else:
             g, scale = self.fmap.targets(theta, self.tm.g_min, self.tm.g_max, self.mapping)
             t = self.fmap.weights(apply(self.tm, g, self.draw), scale)
+            if self.fixed is not None:
+                t[:, self.fixed] = theta[self.fixed]
             ok = correct_matrix(mlp_logits(self.x, unflatten_params(t, self.sizes)), self.y)
             score = (float((ok.mean(axis=0) >= THRESHOLD).mean()), float(ok.mean()))
         if self.best is None or score >= self.best:
@@ -208,7 +220,7 @@ def _train(
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    net = MLP(cfg.sizes)
+    net = MLP(cfg.sizes, cfg.init)
     x = torch.as_tensor(data.x_train, dtype=torch.float32)
     y = torch.as_tensor(data.y_train, dtype=torch.float32)
     if x.ndim != 2 or x.shape[1] != cfg.sizes[0]:
