@@ -49,6 +49,21 @@ def test_toy_reproduction_writes_table_plot_and_results(tmp_path: Path) -> None:
 def test_reproduce_config_errors_name_the_field() -> None:
     with pytest.raises(ConfigError, match="transfers"):
         rp.make_reproduce_config({"transfers": 0})
+    with pytest.raises(ConfigError, match="mapping"):
+        rp.make_reproduce_config({"mapping": "ideal"})
+
+
+def test_modes_use_their_recipes() -> None:
+    a = rp.make_reproduce_config({"mapping": "authors"})
+    ha, reg = a.train_config("hardware-aware", 2), a.train_config("regular", 2)
+    # the paper: Adam lr 0.1 constant, batch 256, 10 000 epochs, wd 1e-4 on HA only
+    assert (ha.epochs, ha.lr, ha.lr_schedule, ha.batch_size, ha.weight_decay, ha.stuck_scale,
+            ha.mapping, ha.init, ha.seed) == (10_000, 0.1, "constant", 256, 1e-4, 1.0,
+                                              "authors", "authors", 2)
+    assert (reg.weight_decay, reg.mapping, reg.hardware_aware) == (0.0, "authors", False)
+    p = rp.make_reproduce_config({"mapping": "physical"}).train_config("hardware-aware", 0)
+    assert (p.mapping, p.stuck_scale, p.lr_schedule, p.epochs) == ("physical", 6.0, "cosine",
+                                                                   2000)
 
 
 def test_cli_runs_and_refuses_to_overwrite(tmp_path: Path) -> None:
@@ -57,7 +72,13 @@ def test_cli_runs_and_refuses_to_overwrite(tmp_path: Path) -> None:
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "points >= 95 %" in res.output and "79.5 %" in res.output
-    assert (tmp_path / "results.h5").is_file() and (tmp_path / "cdf.png").is_file()
+    assert "authors' mapping" in res.output and "xbarlab physical mapping" in res.output
+    for mode in ("authors", "physical"):
+        assert (tmp_path / f"cdf_{mode}.png").is_file()
+    back = read_results(tmp_path / "results.h5")
+    assert {"authors", "physical"} <= set(back)
+    assert back["authors"]["hardware_aware"]["seed0"]["train_config"]["mapping"] == "authors"
+    assert back["physical"]["regular"]["seed0"]["train_config"]["mapping"] == "physical"
     again = runner.invoke(app, args)
     assert again.exit_code == 2 and "exists" in again.output
 

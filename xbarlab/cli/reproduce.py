@@ -35,7 +35,12 @@ def register(app: typer.Typer) -> None:
         transfers: Annotated[int | None, typer.Option(
             min=1, max=1_000_000,
             help="transfers per net (default 2000 statistical, 20 crossbar)")] = None,
-        epochs: Annotated[int, typer.Option(min=1, help="training epochs")] = 2000,
+        epochs: Annotated[int | None, typer.Option(
+            min=1, help="training epochs (default: each mode's recipe, authors 10000, "
+                        "physical 2000; crossbar 2000)")] = None,
+        mapping: Annotated[str, typer.Option(
+            help="both (default), authors (the paper as the authors' code: +-400 uS pairs) "
+                 "or physical (xbarlab's 100-500 uS pairs)")] = "both",
         data: Annotated[str, typer.Option(help="auto (paper split if present), paper, sklearn")
                         ] = "auto",
         out: Annotated[Path, typer.Option(help="output folder (HDF5 results, CDF plot)")] = Path(
@@ -57,11 +62,14 @@ def register(app: typer.Typer) -> None:
         if paper not in PAPERS:
             raise _fail(f"unknown result {paper!r}; known: {', '.join(PAPERS)}")
         if paper == "drolet2023-crossbar":
-            _crossbar(seeds, transfers or 20, epochs, out, overwrite, threads, fidelity, r_wire,
-                      passes, device)
+            _crossbar(seeds, transfers or 20, epochs or 2000, out, overwrite, threads, fidelity,
+                      r_wire, passes, device)
             return
         transfers = transfers or 2000
-        results_path, png_path = out / "results.h5", out / "cdf.png"
+        if mapping not in ("both", "authors", "physical"):
+            raise _fail(f"--mapping must be both, authors or physical, got {mapping!r}")
+        modes = ("authors", "physical") if mapping == "both" else (mapping,)
+        results_path = out / "results.h5"
         if results_path.exists() and not overwrite:
             raise _fail(f"{results_path} exists; use --overwrite or another --out")
         try:
@@ -70,14 +78,14 @@ def register(app: typer.Typer) -> None:
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise _fail(f"this command needs the nn extra (torch, scikit-learn): {exc}") from None
         try:
-            cfg = rp.make_reproduce_config(
+            cfgs = [rp.make_reproduce_config(
                 {"seeds": seeds, "transfers": transfers, "epochs": epochs, "data": data,
-                 "threads": threads}
-            )
+                 "threads": threads, "mapping": mode}
+            ) for mode in modes]
         except ConfigError as exc:
             raise _fail(str(exc)) from None
         t0 = time.perf_counter()
-        total = cfg.seeds * len(rp.KINDS) * cfg.epochs
+        total = sum(c.seeds * len(rp.KINDS) * c.train_epochs for c in cfgs)
         progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("epochs"), TimeElapsedColumn(), console=console,
@@ -88,27 +96,33 @@ def register(app: typer.Typer) -> None:
         with progress:
             task = progress.add_task("training", total=total)
 
-            def on_progress(stage: str, done: int, n: int) -> None:
-                finished[stage] = done
-                progress.update(task, completed=sum(finished.values()),
-                                description=f"training {stage}")
+            reps = []
+            for cfg in cfgs:
+                def on_progress(stage: str, done: int, n: int, mode: str = cfg.mapping) -> None:
+                    finished[f"{mode} {stage}"] = done
+                    progress.update(task, completed=sum(finished.values()),
+                                    description=f"training {mode} {stage}")
 
-            try:
-                rep = rp.reproduce_drolet2023(cfg, on_progress)
-            except (FileNotFoundError, ValueError) as exc:
-                raise _fail(str(exc)) from None
+                try:
+                    reps.append(rp.reproduce_drolet2023(cfg, on_progress))
+                except (FileNotFoundError, ValueError) as exc:
+                    raise _fail(str(exc)) from None
         out.mkdir(parents=True, exist_ok=True)
-        rp.plot_cdf(rep, png_path)
-        write_results(results_path, rp.results_tree(rep), overwrite=overwrite)
-        _print(rep, rp)
-        console.print(f"data: {rep.data_source}")
-        console.print(f"results: {results_path}   CDF plot: {png_path}   "
+        pngs = [rp.plot_cdf(rep, out / f"cdf_{rep.config.mapping}.png") for rep in reps]
+        write_results(results_path, {rep.config.mapping: rp.results_tree(rep) for rep in reps},
+                      overwrite=overwrite)
+        for rep in reps:
+            _print(rep, rp)
+        console.print(f"data: {reps[0].data_source}")
+        console.print(f"results: {results_path}   CDF plots: {', '.join(map(str, pngs))}   "
                       f"total {time.perf_counter() - t0:.1f} s ({threads} torch thread(s))")
 
 
 def _print(rep: Any, rp: Any) -> None:
-    table = Table(title=f"Drolet et al. 2023 reproduced: {rep.config.seeds} seeds x "
-                        f"{rep.config.transfers} transfers (mean +- std over seeds, per seed)")
+    mode = rep.config.mapping
+    table = Table(title=f"{rp.MODE_TITLES[mode]}: {rep.config.seeds} seeds x "
+                        f"{rep.config.train_epochs} epochs x {rep.config.transfers} transfers "
+                        "(mean +- std over seeds, per seed)")
     table.add_column("metric")
     table.add_column("regular")
     table.add_column("hardware-aware")
@@ -119,7 +133,8 @@ def _print(rep: Any, rp: Any) -> None:
     met = rep.meets_targets()
     for kind, (op, value) in rp.TARGETS.items():
         mark = "[green]met[/]" if met[kind] else "[red]missed[/]"
-        console.print(f"target {kind}: mean share >= 95 % correct {op} {100 * value:.1f} %: {mark}")
+        console.print(f"{mode}: target {kind}: mean share >= 95 % correct "
+                      f"{op} {100 * value:.1f} %: {mark}")
 
 
 def _crossbar(seeds: int, transfers: int, epochs: int, out: Path, overwrite: bool,
