@@ -42,7 +42,7 @@ class ExactArray:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.g.shape  # type: ignore[return-value]
+        return self.g.shape
 
     def mvm(self, v_rows: np.ndarray) -> MvmResult:
         v = np.atleast_2d(v_rows)

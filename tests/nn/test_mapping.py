@@ -50,7 +50,7 @@ def test_bad_weights_and_window_are_refused() -> None:
 
 @pytest.mark.parametrize("order", ["row-major", "column-major"])
 def test_k_counts_later_programmings_in_the_same_array(order: str) -> None:
-    p = place_layer(5, 6, (4, 8), order)  # 6 x 12 matrix -> tiles of 4 x 8 (pairs kept whole)
+    p = place_layer(5, 6, (4, 8), order)  # type: ignore[arg-type]  # 6 x 12 matrix -> tiles of 4 x 8 (pairs kept whole)
     k = p.device_k()
     for t in p.tiles:
         # reference: the write-verify protocol's own programming order of a tile
