@@ -10,6 +10,13 @@ so both devices stay inside the programmable window [g_min, g_max] (100-500 uS f
 Sherbrooke TiO2 arrays), the idle device of the pair sits at g_min, and
 w = scale * (G+ - G-) with scale = max|w| / (g_max - g_min).
 
+**Mapping modes** (`Mapping`, chosen by ``TrainConfig.mapping`` and `evaluate_transfers`):
+"physical" is the mapping above (xbarlab's default for everything that programs arrays);
+"authors" follows the authors' code: the same per-tensor max|w| scaling but targets in
+[g_min - g_max, g_max - g_min] = +-400 uS (`mapping_window`), with the variabilities applied to
+those targets, plus the per-tensor disturb index, the 60 uS disturb outliers and the ideal
+single-element tensors of `xbarlab.nn.authors`. Only "physical" describes real devices.
+
 Difference to the authors' code (Hardware-Aware-Article, ``weight_sampler_dc``): there a
 MinMaxScaler maps [0, max|w|] onto [g_min - g_max, g_max - g_min] = [-400, +400] uS for each
 device of the pair, so a zero weight puts both "devices" at -400 uS (below zero, unphysical),
