@@ -10,7 +10,8 @@ an open pad (NaN voltage) connects to nothing. A zero total resistance from a dr
 holds that node at the driver's voltage; zero-resistance segments merge nodes.
 
 Two engines solve ``K v = b`` for given device (small-signal) conductances:
-`DirectEngine` (sparse LU, nested-dissection order, any configuration) and `LineEngine`
+`DirectEngine` (multifrontal Cholesky with dense fronts on a nested-dissection tree; sparse
+LU where zero-resistance segments merge nodes; any configuration) and `LineEngine`
 (reduced system on the column nodes with the row lines eliminated exactly by tridiagonal
 solves, conjugate gradients preconditioned by the column-line tridiagonals; no factorization
 of the whole array, batch-friendly; needs every segment resistance > 0).
@@ -28,6 +29,7 @@ from scipy.linalg import lapack
 from scipy.sparse.csgraph import connected_components
 
 from xbarlab.crossbar import BoolArray, FloatArray, IntArray
+from xbarlab.sim.solver_fronts import FrontalFactor, FrontalPlan, grid_fronts
 
 
 class CircuitError(ValueError):
@@ -242,7 +244,10 @@ def nested_dissection(m: int, n: int) -> IntArray:
 
 
 class DirectEngine:
-    """Sparse LU on the free nodes of one pad pattern; any wires, merges and fixed nodes."""
+    """Direct factorization of the free-node system of one pad pattern; any wires, merges and
+    fixed nodes. Without merged nodes: multifrontal Cholesky on the grid's nested-dissection
+    tree (`solver_fronts`), whose batched dense solves make many inputs cheap; with merged
+    nodes (zero-resistance segments): SuperLU with a minimum-degree order."""
 
     def __init__(self, wires: Wires, driven: BoolArray) -> None:
         m, n = wires.shape
@@ -289,8 +294,32 @@ class DirectEngine:
         self.pos[free_order] = np.arange(len(free_order))
         self._k_wire = self._assemble_wire()
         self._lu_key: FloatArray | None = None
-        self._lu: spla.SuperLU | None = None
+        self._lu: spla.SuperLU | FrontalFactor | None = None
         self._k_fd: sp.csr_matrix = sp.csr_matrix((self.nnode, 0))
+        self._plan: FrontalPlan | None = None if merged else self._frontal_plan()
+
+    def _coo(self, dg: FloatArray | None) -> tuple[IntArray, IntArray, FloatArray]:
+        """Entries (rows, cols, values; duplicates summed) of the node matrix: wires and pads,
+        then devices (values only when `dg` is given)."""
+        a, b, y = self.e_a, self.e_b, self.e_y
+        ra, rb = self.dev_r, self.dev_c
+        rows = np.concatenate([a, b, a, b, self.pad_node, ra, rb, ra, rb])
+        cols = np.concatenate([a, b, b, a, self.pad_node, ra, rb, rb, ra])
+        if dg is None:
+            return rows, cols, np.empty(0)
+        g = dg.ravel()
+        vals = np.concatenate([y, y, -y, -y, self.pad_y, g, g, -g, -g])
+        return rows, cols, vals
+
+    def _frontal_plan(self) -> FrontalPlan:
+        m, n = self.shape
+        free = self.free
+        site = free % (m * n)
+        rows, cols, _ = self._coo(None)
+        keep = ~self.fixed[rows] & ~self.fixed[cols]
+        self._frontal_keep = keep
+        fronts = grid_fronts(site // n, site % n, free < m * n)
+        return FrontalPlan(fronts, free.size, self.pos[rows[keep]], self.pos[cols[keep]])
 
     def check_connected(self, devices: BoolArray) -> None:
         """Every node needs a path to a driven pad (else its potential is undefined);
@@ -343,11 +372,23 @@ class DirectEngine:
         """Whether the cached LU is for exactly these device conductances."""
         return self._lu_key is not None and np.array_equal(self._lu_key, dg)
 
-    def factor(self, dg: FloatArray) -> tuple[spla.SuperLU, sp.csr_matrix]:
-        """LU of the free-node block for device conductances `dg`, reused while unchanged,
-        and the free-to-fixed coupling block."""
+    def factor(self, dg: FloatArray) -> tuple[spla.SuperLU | FrontalFactor, sp.csr_matrix]:
+        """Factor of the free-node block for device conductances `dg`, reused while
+        unchanged, and the free-to-fixed coupling block."""
         if self._lu is not None and self.has_factor(dg):
             return self._lu, self._k_fd
+        if self._plan is not None:
+            vals = self._coo(dg)[2][self._frontal_keep]
+            try:
+                fac = self._plan.factor(vals)
+            except np.linalg.LinAlgError as exc:
+                raise CircuitError(
+                    "unsolvable circuit: node matrix not positive definite (check for g < 0)"
+                ) from exc
+            self._lu, self._lu_key = fac, np.array(dg, copy=True)
+            if self.fixed.any():
+                self._k_fd = self.matrix(dg)[:, np.flatnonzero(self.fixed)].tocsr()
+            return fac, self._k_fd
         k = self.matrix(dg)
         kf = k[self.free][:, self.free].tocsc()
         try:
@@ -392,6 +433,9 @@ class DirectEngine:
             r = rhs - (k_fd @ fixed_v[:, fixed].T).T
         rf = r[:, self.free]
         v = fixed_v.copy()
+        if isinstance(lu, FrontalFactor):
+            v[:, self.free] = lu.solve(rf.T).T
+            return v
         for b in range(rf.shape[0]):  # SuperLU's multi-RHS solve is slower than a loop
             v[b, self.free] = lu.solve(rf[b])
         return v
