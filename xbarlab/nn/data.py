@@ -44,6 +44,21 @@ class MoonsData:
     y_val: FloatArray
     source: str
 
+    def selection_points(self) -> tuple[FloatArray, FloatArray]:
+        """Points for model selection (checkpoints, restarts): every training and validation
+        point that is not also a test point (exact match of the features).
+
+        The paper's split overlaps: 172 of its 200 test points are training points and the
+        other 28 are validation points (the authors' networks, and any network trained on
+        their split, have seen 86 % of the test points). Selecting on the validation split
+        alone would therefore look at test points; this set never does (it reads the test
+        features only to leave those points out, never the test labels)."""
+        x = np.concatenate([self.x_train, self.x_val])
+        y = np.concatenate([self.y_train, self.y_val])
+        test = {tuple(p) for p in np.asarray(self.x_test).tolist()}
+        keep = np.array([tuple(p) not in test for p in x.tolist()], dtype=bool)
+        return x[keep], y[keep]
+
 
 def _read_reference(path: Path) -> MoonsData:
     parts: dict[str, list[tuple[float, float, float]]] = {k: [] for k in PAPER_SPLIT}

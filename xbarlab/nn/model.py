@@ -54,21 +54,27 @@ class MLP(nn.Module):
             raise ValueError(f"init must be 'torch' or 'authors', got {init!r}")
 
     def unpack(self, theta: Tensor) -> list[tuple[Tensor, Tensor]]:
-        """Per-layer (weight (out, in), bias (out,)) views of a flat vector."""
+        """Per-layer (weight (..., out, in), bias (..., out)) views of a flat vector (..., P)."""
         out, start = [], 0
+        lead = theta.shape[:-1]
         for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True):
-            w = theta[start : start + a * b].view(b, a)
+            w = theta[..., start : start + a * b].reshape(*lead, b, a)
             start += a * b
-            out.append((w, theta[start : start + b]))
+            out.append((w, theta[..., start : start + b]))
             start += b
         return out
 
     def forward(self, x: Tensor, theta: Tensor | None = None) -> Tensor:
-        """Logits (batch,) for a single-output network, else (batch, out)."""
+        """Logits (batch,) for a single-output network, else (batch, out).
+
+        `theta` of shape (K, P) evaluates K networks at once: logits (K, batch)."""
         ps = self.unpack(self.theta if theta is None else theta)
         h = x
         for i, (w, b) in enumerate(ps):
-            h = torch.nn.functional.linear(h, w, b)
+            if w.ndim == 2:
+                h = torch.nn.functional.linear(h, w, b)
+            else:  # (K, out, in): h (batch, in) or (K, batch, in) -> (K, batch, out)
+                h = torch.matmul(h, w.transpose(-1, -2)) + b.unsqueeze(-2)
             if i < len(ps) - 1:
                 h = torch.sigmoid(h)
         return h.squeeze(-1) if h.shape[-1] == 1 else h

@@ -22,12 +22,19 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from xbarlab.config import validate_config
 from xbarlab.nn.authors import mode_draw, mode_fixed, mode_k
 from xbarlab.nn.data import MoonsData
-from xbarlab.nn.mapping import Mapping, NetworkLayout, flat_map, layout_network, unflatten_params
+from xbarlab.nn.mapping import (
+    Mapping,
+    NetworkLayout,
+    flat_map,
+    flatten_params,
+    layout_network,
+    unflatten_params,
+)
 from xbarlab.nn.metrics import THRESHOLD, correct_matrix, mlp_logits
 from xbarlab.nn.model import MLP, Params
 from xbarlab.nn.transfer import DEFAULT_PRESET, TransferModel, apply, transfer_std
@@ -65,10 +72,32 @@ class TrainConfig(BaseModel):
     array_cols: int = Field(8, ge=2, le=4096)
     order: Literal["row-major", "column-major"] = "column-major"
     samples: int = Field(1, ge=1, le=64, description="transfers averaged per training step")
+    drop_worst: int = Field(
+        0, ge=0, description="per point, the worst losses of the `samples` transfers left out"
+    )
+    regular_epochs: int = Field(
+        0, ge=0, description="hardware-aware: first epochs trained without transfers (warm start)"
+    )
+    noise_ramp: float = Field(
+        0.0, ge=0, lt=1, description="share of the hardware-aware epochs over which the "
+        "transfer noise grows linearly from 0 to full (0: full from the start)"
+    )
+    clean_weight: float = Field(
+        0.0, ge=0, lt=1, description="hardware-aware: weight of the untransferred network's "
+        "loss in the training loss (0: transfers only, as the paper)"
+    )
     select_every: int = Field(
         0, ge=0, description="epochs between validation checkpoints; keep the best (0: last)"
     )
     select_transfers: int = Field(200, ge=1, description="transfers per validation checkpoint")
+    select_min_accuracy: float = Field(
+        0.0, ge=0, le=1, description="checkpoints or restarts whose nominal validation accuracy "
+        "is below this are chosen only if none reaches it"
+    )
+    restarts: int = Field(
+        1, ge=1, le=100, description="trainings per seed (seeds seed + 1000 r); the best on the "
+        "validation split is kept"
+    )
     draw_block: int = Field(512, ge=1, description="transfers drawn at once during training")
     seed: int = Field(0, ge=0)
     threads: int = Field(1, ge=1, le=256, description="torch CPU threads while training")
@@ -79,6 +108,19 @@ class TrainConfig(BaseModel):
         if len(v) < 2 or any(s < 1 for s in v) or v[-1] != 1:
             raise ValueError(f"need >= 2 positive widths ending in 1 output, got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _drop_worst(self) -> TrainConfig:
+        if self.regular_epochs >= self.epochs:
+            raise ValueError(
+                f"regular_epochs ({self.regular_epochs}) must be smaller than epochs "
+                f"({self.epochs})"
+            )
+        if self.drop_worst >= self.samples:
+            raise ValueError(
+                f"drop_worst ({self.drop_worst}) must be smaller than samples ({self.samples})"
+            )
+        return self
 
     @property
     def array_shape(self) -> tuple[int, int]:
@@ -150,13 +192,19 @@ class _HardwareSampler:
 class _Selector:
     """Validation checkpoints: keeps the parameters with the best validation score.
 
-    Hardware-aware networks are scored by the paper's metric on the validation split (share of
-    points correct in >= 95 % of a fixed set of simulated transfers), regular ones by their
-    nominal validation accuracy: each is selected with what its training knows."""
+    Scored on `MoonsData.selection_points` (training and validation points that are not test
+    points; the paper's split repeats every test point in one of the other two): hardware-
+    aware networks by the paper's metric (share of points correct in >= 95 % of a fixed set
+    of simulated transfers with the preset's true rates, then the mean transfer accuracy),
+    regular ones by their nominal accuracy: each is selected with what its training knows. A
+    network below `select_min_accuracy` nominal accuracy on these points ranks after every
+    one that reaches it."""
 
     def __init__(self, cfg: TrainConfig, data: MoonsData, tm: TransferModel | None) -> None:
-        self.x, self.y, self.tm = data.x_val, data.y_val, tm
-        self.best: tuple[float, float] | None = None
+        self.x, self.y = data.selection_points()
+        self.tm = tm
+        self.min_accuracy = cfg.select_min_accuracy
+        self.best: tuple[float, float, float] | None = None
         self.best_theta: np.ndarray | None = None
         self.best_epoch = 0
         if tm is not None:
@@ -168,17 +216,21 @@ class _Selector:
         self.sizes = cfg.sizes
         self.mapping: Mapping = cfg.mapping
 
-    def __call__(self, epoch: int, theta: np.ndarray) -> None:
+    def score(self, theta: np.ndarray) -> tuple[float, float, float]:
+        """(reaches the accuracy floor, main score, tie-breaker); larger is better."""
         nominal = correct_matrix(mlp_logits(self.x, unflatten_params(theta, self.sizes)), self.y)
+        floor = float(nominal.mean() >= self.min_accuracy)
         if self.tm is None:
-            score = (float(nominal.mean()), 0.0)
-        else:
-            g, scale = self.fmap.targets(theta, self.tm.g_min, self.tm.g_max, self.mapping)
-            t = self.fmap.weights(apply(self.tm, g, self.draw), scale)
-            if self.fixed is not None:
-                t[:, self.fixed] = theta[self.fixed]
-            ok = correct_matrix(mlp_logits(self.x, unflatten_params(t, self.sizes)), self.y)
-            score = (float((ok.mean(axis=0) >= THRESHOLD).mean()), float(ok.mean()))
+            return (floor, float(nominal.mean()), 0.0)
+        g, scale = self.fmap.targets(theta, self.tm.g_min, self.tm.g_max, self.mapping)
+        t = self.fmap.weights(apply(self.tm, g, self.draw), scale)
+        if self.fixed is not None:
+            t[:, self.fixed] = theta[self.fixed]
+        ok = correct_matrix(mlp_logits(self.x, unflatten_params(t, self.sizes)), self.y)
+        return (floor, float((ok.mean(axis=0) >= THRESHOLD).mean()), float(ok.mean()))
+
+    def __call__(self, epoch: int, theta: np.ndarray) -> None:
+        score = self.score(theta)
         if self.best is None or score >= self.best:
             self.best, self.best_theta, self.best_epoch = score, theta.copy(), epoch
 
@@ -191,6 +243,20 @@ def scaled_stuck(tm: TransferModel, factor: float) -> TransferModel:
         raise ValueError(f"stuck_scale {factor} makes the stuck rates exceed 1")
     stuck = st.model_copy(update={"lrs_rate": lrs, "hrs_rate": hrs})
     return replace(tm, stats=tm.stats.model_copy(update={"stuck": stuck}))
+
+
+def transfer_loss(
+    net: MLP, x: torch.Tensor, y: torch.Tensor, thetas: torch.Tensor, drop_worst: int = 0
+) -> torch.Tensor:
+    """BCE-with-logits of the networks `thetas` (K, P) on (x, y), averaged over the K
+    transfers and the points; with `drop_worst`, each point's `drop_worst` largest losses
+    of the K are left out first (a trimmed mean: robustness in most transfers, not all)."""
+    logits = net(x, thetas)  # (K, batch): one pass for all K transfers
+    per = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, y.expand_as(logits), reduction="none")
+    if drop_worst:
+        per = per.sort(dim=0).values[: thetas.shape[0] - drop_worst]
+    return per.mean()
 
 
 def train(
@@ -206,9 +272,45 @@ def train(
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
-        return _train(cfg, data, transfer_model, on_epoch)
+        if cfg.restarts == 1:
+            return _train(cfg, data, transfer_model, on_epoch)
+        return _train_restarts(cfg, data, transfer_model, on_epoch)
     finally:
         torch.set_num_threads(threads)
+
+
+RESTART_STRIDE = 1000  # restart r of seed s trains with seed s + RESTART_STRIDE * r
+
+
+def _train_restarts(
+    cfg: TrainConfig,
+    data: MoonsData,
+    transfer_model: TransferModel | None,
+    on_epoch: Callable[[int, float], None] | None,
+) -> TrainResult:
+    """`cfg.restarts` trainings; the one with the best validation score (`_Selector`, the
+    same validation transfers for all) is returned, its config the given one."""
+    results, scores = [], []
+    tm = None
+    if cfg.hardware_aware:
+        tm = transfer_model if transfer_model is not None else TransferModel.from_preset(cfg.preset)
+    judge = _Selector(cfg, data, tm)
+    for r in range(cfg.restarts):
+        sub = cfg.model_copy(update={"seed": cfg.seed + RESTART_STRIDE * r, "restarts": 1})
+
+        def shifted(epoch: int, loss: float, r: int = r) -> None:
+            if on_epoch is not None:
+                on_epoch(r * cfg.epochs + epoch, loss)
+
+        res = _train(sub, data, transfer_model, shifted)
+        results.append(res)
+        scores.append(judge.score(flatten_params(res.params)))
+    best = max(range(cfg.restarts), key=lambda i: scores[i])
+    chosen = results[best]
+    return replace(
+        chosen, config=cfg, seconds=sum(r.seconds for r in results),
+        extra={**chosen.extra, "restart": best, "restart_scores": scores},
+    )
 
 
 def _train(
@@ -230,15 +332,13 @@ def _train(
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     sampler = None
+    tm = None
     if cfg.hardware_aware:
         tm = transfer_model if transfer_model is not None else TransferModel.from_preset(cfg.preset)
-        if cfg.stuck_scale != 1.0:
-            tm = scaled_stuck(tm, cfg.stuck_scale)
+        tm_train = scaled_stuck(tm, cfg.stuck_scale) if cfg.stuck_scale != 1.0 else tm
         layout = layout_network(cfg.sizes, cfg.array_shape, cfg.order)
-        sampler = _HardwareSampler(tm, layout, cfg.draw_block, cfg.seed + 7919, cfg.mapping)
-    selector = None
-    if cfg.select_every:
-        selector = _Selector(cfg, data, sampler.tm if sampler is not None else None)
+        sampler = _HardwareSampler(tm_train, layout, cfg.draw_block, cfg.seed + 7919, cfg.mapping)
+    selector = _Selector(cfg, data, tm) if cfg.select_every else None
     n = x.shape[0]
     theta = net.theta
     epoch_loss: list[float] = []
@@ -256,17 +356,20 @@ def _train(
             idx = perm[start : start + cfg.batch_size]
             xb, yb = x[idx], y[idx]
             keep = None
-            if sampler is None:
+            if sampler is None or epoch < cfg.regular_epochs:
                 loss = loss_fn(net(xb), yb)
             else:
                 nominal = theta.detach().numpy().astype(np.float64)
                 new, mask, std = sampler.next(nominal, cfg.samples, cfg.kl_weight > 0)
                 # straight-through: the value of the transfer, the gradient of the nominal
                 shift = torch.from_numpy((new - nominal).astype(np.float32))
-                loss = sum(
-                    (loss_fn(net(xb, theta + shift[i]), yb) for i in range(cfg.samples)),
-                    torch.zeros(()),
-                ) / cfg.samples
+                if cfg.noise_ramp > 0:
+                    ha_epochs = cfg.epochs - cfg.regular_epochs
+                    shift = shift * min(1.0, (epoch - cfg.regular_epochs + 1)
+                                        / (cfg.noise_ramp * ha_epochs))
+                loss = transfer_loss(net, xb, yb, theta + shift, cfg.drop_worst)
+                if cfg.clean_weight > 0:
+                    loss = (1 - cfg.clean_weight) * loss + cfg.clean_weight * loss_fn(net(xb), yb)
                 if std is not None:
                     s2 = torch.from_numpy(np.maximum(std, 1e-12).astype(np.float32) ** 2)
                     kl = (0.5 * torch.log(p2 / s2) + (s2 + theta**2) / (2 * p2) - 0.5).sum()
