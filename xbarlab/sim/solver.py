@@ -23,7 +23,6 @@ from typing import Any, Literal
 
 import numpy as np
 import scipy.linalg as sla
-import scipy.sparse as sp
 
 from xbarlab.crossbar import BoolArray, FloatArray
 from xbarlab.sim.circuit import CircuitSolution
@@ -511,21 +510,12 @@ class _LineProblem:
 
 
 class _DirectProblem:
-    """One pad pattern on the direct engine (node space, fixed nodes held)."""
+    """One pad pattern on the direct engine (node space, fixed nodes held). Node arrays are
+    node-major (nnode, B); the Newton loop sees their batch-major transposes."""
 
     def __init__(self, eng: DirectEngine, volts: FloatArray) -> None:
         self.eng = eng
         self.inj, self.fixed_v = eng.pad_rhs(volts)
-        m, n = eng.shape
-        mn = m * n
-        cols = np.arange(mn)
-        self.inc = sp.csr_matrix(
-            (
-                np.concatenate([np.ones(mn), -np.ones(mn)]),
-                (np.concatenate([eng.dev_r, eng.dev_c]), np.concatenate([cols, cols])),
-            ),
-            shape=(eng.nnode, mn),
-        )
         self.volts = np.where(np.isnan(volts), 0.0, volts)
         self.i_scale = float(np.abs(self.inj).max()) if self.inj.size else 0.0
 
@@ -536,15 +526,16 @@ class _DirectProblem:
         if dg.ndim == 2:
             return eng.solve(dg, rhs, fixed_v)
         return np.concatenate(
-            [eng.solve(dg[b], rhs[b : b + 1], fixed_v[b : b + 1]) for b in range(dg.shape[0])]
+            [eng.solve(dg[b], rhs[:, b : b + 1], fixed_v[:, b : b + 1])
+             for b in range(dg.shape[0])],
+            axis=1,
         )
 
     def residual(self, v: FloatArray, law: DeviceLaw) -> tuple[FloatArray, FloatArray]:
-        eng = self.eng
-        vr, vc = eng.taps(v)
+        """KCL residual (nnode, B) and device currents (B, M, N) of node voltages `v`."""
+        vr, vc = self.eng.taps(v)
         i_dev = law.current(vr - vc)
-        f = eng.wire_current(v) + (self.inc @ i_dev.reshape(v.shape[0], -1).T).T - self.inj
-        return f, i_dev
+        return self.eng.kcl(v, i_dev, self.inj), i_dev
 
     def run(self, law: DeviceLaw, solver: CrossbarSolver) -> _Result:
         eng = self.eng
@@ -552,34 +543,35 @@ class _DirectProblem:
         iterations = 0
         free = eng.free
 
-        def residual(x: FloatArray) -> tuple[FloatArray, FloatArray]:
-            f, i_dev = self.residual(x, law)
-            return f[:, free], i_dev
-
         if not law.linear and free.size:
-            i_dev0 = float(np.abs(law.current(np.subtract(*eng.taps(v)))).max())
-            zeros = np.zeros_like(self.fixed_v)
+
+            def residual(xb: FloatArray) -> tuple[FloatArray, FloatArray]:
+                f, i_dev = self.residual(xb.T, law)
+                return f[free].T, i_dev
 
             def step(dg: FloatArray, f_free: FloatArray) -> FloatArray:
                 rhs = np.zeros_like(self.inj)
-                rhs[:, free] = -f_free
-                return self._lin(dg, rhs, zeros)
+                rhs[free] = -f_free.T
+                return self._lin(dg, rhs, np.zeros_like(self.fixed_v)).T
 
-            v, iterations, _ = _newton(
-                v, residual, step, lambda s: np.subtract(*eng.taps(s)), law, i_dev0, self.i_scale,
-                solver,
+            i_dev0 = float(np.abs(law.current(np.subtract(*eng.taps(v)))).max())
+            xb, iterations, _ = _newton(
+                v.T, residual, step, lambda x: np.subtract(*eng.taps(x.T)), law, i_dev0,
+                self.i_scale, solver,
             )
-        f, i_dev = self.residual(v, law)
+            v = np.ascontiguousarray(xb.T)
         vr, vc = eng.taps(v)
+        i_dev = law.current(vr - vc)
+        f = eng.kcl(v, i_dev, self.inj)
         i_pad = np.zeros_like(self.volts)
         res = eng.driven & ~eng.fixed_pad
-        i_pad[:, res] = eng.pad_y[res] * (self.volts[:, res] - v[:, eng.pad_node[res]])
+        i_pad[:, res] = eng.pad_y[res] * (self.volts[:, res] - v[eng.pad_node[res]].T)
         # a fixed pad supplies what leaves its node into the network (split if shared)
         fp = np.flatnonzero(eng.fixed_pad)
         if fp.size:
             share = np.bincount(eng.pad_node[fp], minlength=eng.nnode)[eng.pad_node[fp]]
-            i_pad[:, fp] = f[:, eng.pad_node[fp]] / share
-        resid = float(np.abs(f[:, free]).max()) if free.size else 0.0
+            i_pad[:, fp] = f[eng.pad_node[fp]].T / share
+        resid = float(np.abs(f[free]).max()) if free.size else 0.0
         return vr, vc, i_dev, i_pad, iterations, resid
 
 

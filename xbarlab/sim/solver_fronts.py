@@ -113,10 +113,6 @@ class FrontalPlan:
         par = parent[forder]
         self.parent = np.where(par >= 0, rank[np.maximum(par, 0)], -1)
         self.height = height[forder]
-        by_parent = np.argsort(self.parent, kind="stable")  # children numbered per parent
-        first = np.searchsorted(self.parent[by_parent], self.parent[by_parent])
-        self.sibling_rank = np.empty(forder.size, dtype=np.int64)
-        self.sibling_rank[by_parent] = np.arange(forder.size) - first
         self._e, self._u = sizes[forder], usizes[forder]
         self._upd_start = np.concatenate([[0], np.cumsum(self._u)]).astype(np.int64)
         self._upd_keys = np.concatenate(
@@ -195,44 +191,39 @@ class FrontalPlan:
         return np.where(inside, p - self.starts[t], self._e[t] + rank)
 
     def _assembly_maps(self, pr: IntArray, pc: IntArray) -> list[tuple[IntArray, IntArray]]:
-        """Per group: flat buffer indices and the value indices (upper triangle) they take."""
+        """Per group: flat buffer indices (lower triangles of the fronts) and the indices of
+        the values they take. Only lower triangles are ever formed: the dense kernels read
+        nothing else."""
         t = self.owner[pr]
         f = self._e[t] + self._u[t]
-        base = self.slot_in_group[t] * f * f
-        a = pr - self.starts[t]
-        b = self._local(t, pc)
-        off = a != b
-        flat = np.concatenate([base + a * f + b, (base + b * f + a)[off]])
-        which = np.concatenate([np.arange(pr.size), np.flatnonzero(off)])
-        grp = self.group_of[np.concatenate([t, t[off]])]
+        flat = self.slot_in_group[t] * f * f + self._local(t, pc) * f + (pr - self.starts[t])
+        grp = self.group_of[t]
         sort = np.argsort(grp, kind="stable")
         cut = np.searchsorted(grp[sort], np.arange(len(self.groups) + 1))
-        return [
-            (flat[sort[cut[g] : cut[g + 1]]], which[sort[cut[g] : cut[g + 1]]])
-            for g in range(len(self.groups))
-        ]
+        return [(flat[sort[cut[g] : cut[g + 1]]], sort[cut[g] : cut[g + 1]])
+                for g in range(len(self.groups))]
 
     def _extend_add_map(self, gi: int) -> list[tuple[int, IntArray, IntArray]]:
-        """Where the update matrices of group gi go: batches of (parent group, the group's
-        fronts in the batch, flat indices into the parent group's buffer). Siblings are put
-        in different batches, so no index repeats within a batch."""
+        """Where the lower triangles of group gi's update matrices go: per parent group, the
+        flat indices into the (k, u*u) update stack and into the parent group's buffer."""
         g = self.groups[gi]
         u = g.u
         par = self.parent[g.fronts]
         if u == 0 or not (par >= 0).any():
             return []
+        il, jl = np.tril_indices(u)
         out = []
         tgroup = np.where(par >= 0, self.group_of[np.maximum(par, 0)], -1)
-        sib = self.sibling_rank[g.fronts]
         for tg in np.unique(tgroup[tgroup >= 0]):
-            for r in np.unique(sib[tgroup == tg]):
-                rows = np.flatnonzero((tgroup == tg) & (sib == r))
-                p = par[rows]
-                loc = self._local(np.repeat(p, u), g.upd[rows].ravel()).reshape(-1, u)
-                f = self._e[p] + self._u[p]
-                base = self.slot_in_group[p] * f * f
-                flat = base[:, None, None] + loc[:, :, None] * f[:, None, None] + loc[:, None, :]
-                out.append((int(tg), rows, flat.ravel()))
+            rows = np.flatnonzero(tgroup == tg)
+            p = par[rows]
+            loc = self._local(np.repeat(p, u), g.upd[rows].ravel()).reshape(-1, u)
+            f = self._e[p] + self._u[p]
+            flat = self.slot_in_group[p][:, None] * f[:, None] ** 2 + (
+                loc[:, il] * f[:, None] + loc[:, jl]
+            )
+            src = rows[:, None] * (u * u) + (il * u + jl)[None, :]
+            out.append((int(tg), src.ravel(), flat.ravel()))
         return out
 
     def factor(self, values: FloatArray) -> FrontalFactor:
@@ -267,13 +258,18 @@ class FrontalPlan:
             if g.u == 0:
                 continue
             update = fm[:, g.e :, g.e :] - l_ue @ l_ue.transpose(0, 2, 1)
-            upd_flat = update.reshape(k, -1)
-            for tg, rows, tf in self._extend_add[gi]:
+            upd_flat = update.ravel()
+            for tg, src, tf in self._extend_add[gi]:
+                pg = self.groups[tg]
+                size = pg.fronts.size * (pg.e + pg.u) ** 2
+                contrib = np.asarray(
+                    np.bincount(tf, weights=upd_flat[src], minlength=size), dtype=np.float64
+                )
                 target = buffers[tg]
                 if target is None:
-                    pg = self.groups[tg]
-                    target = buffers[tg] = np.zeros(pg.fronts.size * (pg.e + pg.u) ** 2)
-                target[tf] += upd_flat[rows].ravel()  # no repeated index within one batch
+                    buffers[tg] = contrib
+                else:
+                    target += contrib
         return FrontalFactor(self, linv, lue)
 
 
@@ -286,16 +282,36 @@ class FrontalFactor:
         self.linv_t = [np.ascontiguousarray(x.transpose(0, 2, 1)) for x in linv]
         self.lue_t = [np.ascontiguousarray(x.transpose(0, 2, 1)) for x in lue]
 
-    def solve(self, b: FloatArray) -> FloatArray:
-        """Solve K x = b for `b` (n, B) in node-id order; returns x (n, B).
+    def solve(
+        self,
+        b: FloatArray,
+        *,
+        rows: IntArray | None = None,
+        out: FloatArray | None = None,
+        chunk: int = 32,
+    ) -> FloatArray:
+        """Solve K x = b; `b` (n, B) in unknown order, or, with `rows`, a larger node-major
+        array whose rows `rows[i]` hold unknown i (the solution is then written to those
+        rows of `out`, other rows untouched). Returns x (n, B), or `out`.
 
-        The forward sweep skips fronts whose subtree has no right-hand side (a crossbar's
-        inputs enter at its edge pads, so most of the tree is skipped).
+        Right-hand sides go through in chunks of `chunk` columns (the working arrays then
+        stay small enough to be cached and reused by the allocator). The forward sweep skips
+        fronts whose subtree has no right-hand side (a crossbar's inputs enter at its edge
+        pads, so most of the tree is skipped).
         """
         plan = self.plan
-        nrhs = b.shape[1]
-        w = np.zeros((plan.n, nrhs))
-        w[plan.pos] = b
+        sel = plan.order if rows is None else np.asarray(rows)[plan.order]
+        if out is None:
+            out = np.empty((plan.n, b.shape[1])) if rows is None else np.zeros(b.shape)
+        for c in range(0, b.shape[1], chunk):
+            w = self._solve(np.take(b[:, c : c + chunk], sel, axis=0))
+            out[sel, c : c + chunk] = w
+        return out
+
+    def _solve(self, w: FloatArray) -> FloatArray:
+        """Solve in place for `w` (n, B) in elimination order."""
+        plan = self.plan
+        nrhs = w.shape[1]
         active = plan.active_fronts(np.flatnonzero(np.any(w != 0.0, axis=1)))
         for gi, g in enumerate(plan.groups):
             on = active[g.fronts]
@@ -322,5 +338,4 @@ class FrontalFactor:
                 wu = np.take(w, g.upd.ravel(), axis=0).reshape(k, g.u, nrhs)
                 rhs = rhs - self.lue_t[gi] @ wu
             w[g.lo : g.hi] = (self.linv_t[gi] @ rhs).reshape(-1, nrhs)
-        out: FloatArray = np.take(w, plan.pos, axis=0)
-        return out
+        return w

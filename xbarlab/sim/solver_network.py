@@ -19,6 +19,7 @@ of the whole array, batch-friendly; needs every segment resistance > 0).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -243,6 +244,10 @@ def nested_dissection(m: int, n: int) -> IntArray:
     return order
 
 
+_PLANS: OrderedDict[tuple[tuple[int, int], bytes], FrontalPlan] = OrderedDict()
+_PLANS_KEPT = 8
+
+
 class DirectEngine:
     """Direct factorization of the free-node system of one pad pattern; any wires, merges and
     fixed nodes. Without merged nodes: multifrontal Cholesky on the grid's nested-dissection
@@ -264,6 +269,7 @@ class DirectEngine:
         else:
             node_of_tap = np.arange(ntap)
         self.node_of_tap = node_of_tap.astype(np.int64)
+        self.taps_are_nodes = not merged
         nnode = int(self.node_of_tap.max()) + 1
         self.pad_node = self.node_of_tap[pads.tap]
         self.driven = driven
@@ -312,14 +318,23 @@ class DirectEngine:
         return rows, cols, vals
 
     def _frontal_plan(self) -> FrontalPlan:
+        """Symbolic analysis; it depends only on the shape and the fixed nodes (unmerged
+        arrays), so engines of one shape and pad pattern share it (a few kept)."""
         m, n = self.shape
-        free = self.free
-        site = free % (m * n)
         rows, cols, _ = self._coo(None)
         keep = ~self.fixed[rows] & ~self.fixed[cols]
         self._frontal_keep = keep
-        fronts = grid_fronts(site // n, site % n, free < m * n)
-        return FrontalPlan(fronts, free.size, self.pos[rows[keep]], self.pos[cols[keep]])
+        key = (self.shape, self.fixed.tobytes())
+        plan = _PLANS.get(key)
+        if plan is None:
+            site = self.free % (m * n)
+            fronts = grid_fronts(site // n, site % n, self.free < m * n)
+            plan = FrontalPlan(fronts, self.free.size, self.pos[rows[keep]], self.pos[cols[keep]])
+            _PLANS[key] = plan
+            while len(_PLANS) > _PLANS_KEPT:
+                _PLANS.popitem(last=False)
+        _PLANS.move_to_end(key)
+        return plan
 
     def check_connected(self, devices: BoolArray) -> None:
         """Every node needs a path to a driven pad (else its potential is undefined);
@@ -403,13 +418,14 @@ class DirectEngine:
         return lu, self._k_fd
 
     def pad_rhs(self, volts: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Node injections (B, nnode) from resistive pads and fixed node values (B, nnode)."""
+        """Node injections from resistive pads and fixed node values, node-major
+        (nnode, B) each."""
         bsz = volts.shape[0]
-        inj = np.zeros((bsz, self.nnode))
+        inj = np.zeros((self.nnode, bsz))
         res = self.driven & ~self.fixed_pad
         v = np.where(np.isnan(volts), 0.0, volts)
-        np.add.at(inj.T, self.pad_node[res], (self.pad_y[res] * v[:, res]).T)
-        fixed_v = np.zeros((bsz, self.nnode))
+        np.add.at(inj, self.pad_node[res], (self.pad_y[res] * v[:, res]).T)
+        fixed_v = np.zeros((self.nnode, bsz))
         fp = np.flatnonzero(self.fixed_pad)
         for p in fp:  # few pads; check shorts between different voltages
             node = self.pad_node[p]
@@ -421,38 +437,52 @@ class DirectEngine:
                         f"unsolvable: {names[p]} and {names[q]} are joined without resistance "
                         "but driven at different voltages"
                     )
-            fixed_v[:, node] = v[:, p]
+            fixed_v[node] = v[:, p]
         return inj, fixed_v
 
     def solve(self, dg: FloatArray, rhs: FloatArray, fixed_v: FloatArray) -> FloatArray:
-        """Node voltages (B, nnode) of K(dg) v = rhs with fixed nodes held at `fixed_v`."""
+        """Node voltages (nnode, B) of K(dg) v = rhs with fixed nodes held at `fixed_v`
+        (both (nnode, B), node-major like the result)."""
         lu, k_fd = self.factor(dg)
         fixed = np.flatnonzero(self.fixed)
         r = rhs
         if fixed.size:
-            r = rhs - (k_fd @ fixed_v[:, fixed].T).T
-        rf = r[:, self.free]
-        v = fixed_v.copy()
+            r = rhs - k_fd @ fixed_v[fixed]
+        v = np.array(fixed_v, order="C", copy=True)
         if isinstance(lu, FrontalFactor):
-            v[:, self.free] = lu.solve(rf.T).T
+            lu.solve(np.ascontiguousarray(r), rows=self.free, out=v)
             return v
+        rf = np.ascontiguousarray(r[self.free].T)
         for b in range(rf.shape[0]):  # SuperLU's multi-RHS solve is slower than a loop
-            v[b, self.free] = lu.solve(rf[b])
+            v[self.free, b] = lu.solve(rf[b])
         return v
 
     def taps(self, v: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Row and column tap voltages (B, M, N) from node voltages (B, nnode)."""
+        """Row and column tap voltages (B, M, N) from node voltages (nnode, B)."""
         m, n = self.shape
-        bsz = v.shape[0]
+        bsz = v.shape[1]
+        if self.taps_are_nodes:  # row taps are nodes 0..MN-1, column taps MN..2MN-1
+            return (
+                np.ascontiguousarray(v[: m * n].T).reshape(bsz, m, n),
+                np.ascontiguousarray(v[m * n :].T).reshape(bsz, m, n),
+            )
         return (
-            v[:, self.dev_r].reshape(bsz, m, n),
-            v[:, self.dev_c].reshape(bsz, m, n),
+            np.ascontiguousarray(v[self.dev_r].T).reshape(bsz, m, n),
+            np.ascontiguousarray(v[self.dev_c].T).reshape(bsz, m, n),
         )
 
-    def wire_current(self, v: FloatArray) -> FloatArray:
-        """Current (B, nnode) leaving each node through wires and resistive pads (ground
-        referenced; add pad injections to get the net)."""
-        out: FloatArray = (self._k_wire @ v.T).T
+    def kcl(self, v: FloatArray, i_dev: FloatArray, inj: FloatArray) -> FloatArray:
+        """Net current (nnode, B) leaving every node: wires, resistive pads and devices
+        (`i_dev` (B, M, N), row to column) minus the pad injections `inj`."""
+        out: FloatArray = self._k_wire @ v - inj
+        mn = self.shape[0] * self.shape[1]
+        i_nm = i_dev.reshape(i_dev.shape[0], mn).T
+        if self.taps_are_nodes:
+            out[:mn] += i_nm
+            out[mn:] -= i_nm
+        else:
+            np.add.at(out, self.dev_r, i_nm)
+            np.subtract.at(out, self.dev_c, i_nm)
         return out
 
 
