@@ -248,6 +248,11 @@ _PLANS: OrderedDict[tuple[tuple[int, int], bytes], FrontalPlan] = OrderedDict()
 _PLANS_KEPT = 8
 
 
+def forget_symbolic_analyses() -> None:
+    """Drop the shared symbolic analyses (benchmarks time building them)."""
+    _PLANS.clear()
+
+
 class DirectEngine:
     """Direct factorization of the free-node system of one pad pattern; any wires, merges and
     fixed nodes. Without merged nodes: multifrontal Cholesky on the grid's nested-dissection
