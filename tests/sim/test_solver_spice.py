@@ -86,3 +86,36 @@ def test_zero_resistances_merge_and_fix_nodes_like_ngspice() -> None:
     t = Terminals.build(shape, row_start=row_v, col_end=np.zeros((1, 5)))
     _check(wires, g, t, LinearIV(), 1e-6)
     _check(wires, g, t, SinhIV(), 1e-5)
+
+
+def test_zero_terminal_resistance_holds_pads_on_the_frontal_path() -> None:
+    # pads with zero terminal and end-segment resistance are fixed nodes; internal segments
+    # stay resistive, so nothing merges and the multifrontal engine handles it
+    shape = (6, 5)
+    rng = np.random.default_rng(12)
+    g = rng.uniform(50e-6, 600e-6, shape)
+    r_row = rng.uniform(0.5, 5.0, (6, 6))
+    r_col = rng.uniform(0.5, 5.0, (7, 5))
+    r_row[:, 0] = 0.0
+    r_col[-1, :] = 0.0
+    wires = Wires.build(shape, r_row, r_col, 0.0, 0.0)
+    t = Terminals.build(
+        shape, row_start=rng.uniform(-0.4, 0.4, (2, 6)), col_end=np.zeros((2, 5))
+    )
+    solver = CrossbarSolver(wires, engine="direct")
+    solver.solve(g, t)
+    driven = ~np.isnan(t.stacked()[0])
+    engine = solver.direct_engine(driven)
+    assert engine.fixed.any() and engine.taps_are_nodes  # fixed nodes, frontal path
+    _check(wires, g, t, LinearIV(), 1e-6)
+    _check(wires, g, t, SinhIV(), 1e-5)
+
+
+def test_a_larger_array_with_a_deep_elimination_tree_matches_ngspice() -> None:
+    shape = (24, 20)
+    g, wires = _random_case(21, shape)
+    rng = np.random.default_rng(4)
+    row_v = rng.uniform(-0.3, 0.3, (2, 24))
+    row_v[1, ::3] = np.nan  # some rows floating in the second case
+    t = Terminals.build(shape, row_start=row_v, col_end=np.zeros((2, 20)))
+    _check(wires, g, t, LinearIV(), 1e-6)
