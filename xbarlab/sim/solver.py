@@ -6,12 +6,16 @@ device's voltage and current and every terminal current (`CrossbarSolution`). Th
 is documented in `xbarlab.sim.solver_network`. `WireCircuit` adapts it to the `Circuit`
 protocol that `SimCrossbar` uses (line potentials with NaN = floating).
 
-Speed by design: cases of a batch that share a pad pattern share one matrix; the linear
+Speed by design: cases of a batch that share a pad pattern share one matrix; the line
 engine eliminates row lines exactly (tridiagonal) and runs preconditioned CG on the column
-nodes (no whole-array factorization); the direct engine (nested-dissection sparse LU) covers
-every other configuration and is cached keyed on the device conductances, so a read after a
-pulse refactors only if a conductance actually changed. Nonlinear devices: damped Newton
-on the same engines; non-convergence raises `NonConvergenceError` with the residual.
+nodes (no whole-array factorization; best for one or a few inputs); the direct engine
+(multifrontal Cholesky on the grid's nested-dissection tree, dense fronts batched by shape,
+`solver_fronts`; SuperLU where zero-resistance segments merge nodes) covers every other
+configuration, solves a batch of inputs with matrix products, and is cached keyed on the
+device conductances, so a read after a pulse refactors only if a conductance actually
+changed. Its symbolic analysis depends only on the shape and is shared by all solvers.
+Nonlinear devices: damped Newton on the same engines; non-convergence raises
+`NonConvergenceError` with the residual.
 """
 
 from __future__ import annotations
