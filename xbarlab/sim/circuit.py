@@ -32,11 +32,26 @@ class CircuitSolution:
     i_cols: FloatArray
 
 
+def line_currents(i_pad: FloatArray, shape: tuple[int, int]) -> tuple[FloatArray, FloatArray]:
+    """Row currents delivered (B, M) and column currents sunk (B, N) from pad currents
+    (B, 2M + 2N; row starts, row ends, column starts, column ends; delivered into the array)."""
+    m, n = shape
+    i_rows = i_pad[:, :m] + i_pad[:, m : 2 * m]
+    i_cols = -(i_pad[:, 2 * m : 2 * m + n] + i_pad[:, 2 * m + n :])
+    return i_rows, i_cols
+
+
 class Circuit(Protocol):
     """Solves the array for given line potentials (NaN = floating line)."""
 
     def solve(self, devices: DeviceArray, row_v: FloatArray, col_v: FloatArray) -> CircuitSolution:
         """`row_v` (B, M) and `col_v` (B, N) line potentials at the drivers, NaN = floating."""
+        ...
+
+    def sense(
+        self, devices: DeviceArray, row_v: FloatArray, col_v: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """Only the line currents (`i_rows`, `i_cols` of `solve`): what a read measures."""
         ...
 
     def describe(self) -> dict[str, Any]: ...
@@ -55,6 +70,12 @@ class IdealCircuit:
         v_dev = row_v[:, :, None] - col_v[:, None, :]
         i_dev = devices.current(v_dev)
         return CircuitSolution(v_dev, i_dev, i_dev.sum(axis=2), i_dev.sum(axis=1))
+
+    def sense(
+        self, devices: DeviceArray, row_v: FloatArray, col_v: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        sol = self.solve(devices, row_v, col_v)
+        return sol.i_rows, sol.i_cols
 
     @staticmethod
     def _float_lines(

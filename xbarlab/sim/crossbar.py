@@ -75,8 +75,8 @@ class SimCrossbar:
         idx = all_cells(self.shape) if cells is None else as_cells(cells)
         check_cells(idx, self.shape)
         row_v, col_v = self._bias_batch(idx, v_read, scheme)
-        sol = self.circuit.solve(self.devices, row_v, col_v)
-        sensed = sol.i_cols[np.arange(len(idx)), idx[:, 1]]
+        _, i_cols = self.circuit.sense(self.devices, row_v, col_v)
+        sensed = i_cols[np.arange(len(idx)), idx[:, 1]]
         sensed = self.devices.read_noise(sensed, self.rng)
         tripped = np.abs(sensed) > self.compliance
         sensed = np.where(tripped, np.sign(sensed) * self.compliance, sensed)

@@ -29,7 +29,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from xbarlab.crossbar import BoolArray, FloatArray
-from xbarlab.sim.circuit import CircuitSolution
+from xbarlab.sim.circuit import CircuitSolution, line_currents
 from xbarlab.sim.devices import DeviceArray
 from xbarlab.sim.iv import IVLaw, LinearIV
 from xbarlab.sim.solver_network import (
@@ -41,6 +41,7 @@ from xbarlab.sim.solver_network import (
     Terminals,
     Wires,
 )
+from xbarlab.sim.solver_ports import MAX_PORTS, PadPorts, reference_pattern
 
 __all__ = [
     "CircuitError",
@@ -135,12 +136,12 @@ class CrossbarSolution:
     @property
     def i_rows(self) -> FloatArray:
         """(B, M) current delivered into each row by its driver(s)."""
-        return self.i_row_start + self.i_row_end
+        return line_currents(self.i_pad, self.shape)[0]
 
     @property
     def i_cols(self) -> FloatArray:
         """(B, N) current each column's terminal(s) sink out of the array (sensed current)."""
-        return -(self.i_col_start + self.i_col_end)
+        return line_currents(self.i_pad, self.shape)[1]
 
 
 class CrossbarSolver:
@@ -175,6 +176,7 @@ class CrossbarSolver:
         self._lines: OrderedDict[bytes, LineEngine] = OrderedDict()
         self._connected: OrderedDict[bytes, bool] = OrderedDict()
         self._seen: dict[bytes, tuple[FloatArray, int]] = {}
+        self._ports: PadPorts | None = None
         self.lu_after = lu_after
 
     @property
@@ -245,6 +247,54 @@ class CrossbarSolver:
     ) -> CrossbarSolution:
         """Solve every case of `terminals` for conductances `g` (M, N) under I-V law `iv`
         (default linear), or under an explicit `law` (then `g` may be None)."""
+        law, volts, driven = self._prepare(g, terminals, iv, law)
+        m, n = self.shape
+        out = _Accumulator(volts.shape[0], m, n)
+        conducting = law.g0 > 0
+        for pattern, cases in _group_rows(driven):
+            self.check_connected(pattern, conducting)
+            self._solve_group(pattern, volts[cases], law, cases, out)
+        return out.result()
+
+    def pad_currents(
+        self,
+        g: FloatArray | None,
+        terminals: Terminals,
+        iv: IVLaw | None = None,
+        *,
+        law: DeviceLaw | None = None,
+    ) -> FloatArray:
+        """Only the pad currents (B, 2M + 2N) of `solve`: what the terminals measure.
+
+        For linear devices no case's node voltages are formed: cases driving few pads
+        (floating-scheme reads, one circuit per cell) come from one pad multiport reduction
+        (`solver_ports`), cases sharing a pad pattern from superposition of its independent
+        cases. Nonlinear devices: the full solve.
+        """
+        law, volts, driven = self._prepare(g, terminals, iv, law)
+        if not law.linear:
+            return self.solve(None, terminals, law=law).i_pad
+        out = np.zeros_like(volts)
+        rest = np.ones(volts.shape[0], dtype=bool)
+        few = driven.sum(axis=1) <= MAX_PORTS
+        if few.sum() > 4 and len(_group_rows(driven[few])) > 4:
+            ports = self._pad_ports(law)
+            if ports is not None:
+                out[few] = ports.pad_currents(np.where(driven[few], volts[few], np.nan))
+                rest = ~few
+        left = np.flatnonzero(rest)
+        conducting = law.g0 > 0
+        for pattern, cases in _group_rows(driven[left]) if left.size else []:
+            self.check_connected(pattern, conducting)
+            out[left[cases]] = self._pad_currents_group(pattern, volts[left[cases]], law)
+        return out
+
+    # -- internals -------------------------------------------------------------------------
+    def _prepare(
+        self, g: FloatArray | None, terminals: Terminals, iv: IVLaw | None,
+        law: DeviceLaw | None,
+    ) -> tuple[DeviceLaw, FloatArray, BoolArray]:
+        """Validated device law, pad voltages (B, P) and their driven mask."""
         m, n = self.shape
         if law is None:
             if g is None:
@@ -267,15 +317,33 @@ class CrossbarSolver:
         if not driven.any(axis=1).all():
             b = int(np.argmin(driven.any(axis=1)))
             raise CircuitError(f"case {b}: every terminal is open; drive at least one line")
-        bsz = volts.shape[0]
-        out = _Accumulator(bsz, m, n)
-        conducting = law.g0 > 0
-        for pattern, cases in _group_rows(driven):
-            self.check_connected(pattern, conducting)
-            self._solve_group(pattern, volts[cases], law, cases, out)
-        return out.result()
+        return law, volts, driven
 
-    # -- internals -------------------------------------------------------------------------
+    def _pad_ports(self, law: DeviceLaw) -> PadPorts | None:
+        """The pad multiport of this linear state (cached), None if some line is connected
+        to the rest only through non-conducting devices."""
+        cached = self._ports
+        if cached is not None and np.array_equal(cached.g, law.g0):
+            return cached
+        ref = reference_pattern(len(self.pads.tap))
+        try:
+            self.check_connected(ref, law.g0 > 0)
+        except CircuitError:
+            return None
+        self._ports = PadPorts(self.direct_engine(ref), self.pads, law.g0)
+        return self._ports
+
+    def _pad_currents_group(
+        self, driven: BoolArray, volts: FloatArray, law: DeviceLaw
+    ) -> FloatArray:
+        if volts.shape[0] > 8:
+            basis = _voltage_basis(volts[:, driven])
+            if basis is not None and len(basis[0]) < 0.75 * volts.shape[0]:
+                idx, coef = basis
+                i_pad: FloatArray = coef @ self._solve_cases(driven, volts[idx], law)[0][3]
+                return i_pad
+        return self._solve_cases(driven, volts, law)[0][3]
+
     def _solve_group(
         self,
         driven: BoolArray,
@@ -645,7 +713,10 @@ class WireCircuit:
             col_v if self.col_drive in ("end", "both") else nan_c,
         )
 
-    def solve(self, devices: DeviceArray, row_v: FloatArray, col_v: FloatArray) -> CircuitSolution:
+    @staticmethod
+    def _check(
+        devices: DeviceArray, row_v: FloatArray, col_v: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
         row_v = np.atleast_2d(np.asarray(row_v, dtype=np.float64))
         col_v = np.atleast_2d(np.asarray(col_v, dtype=np.float64))
         m, n = devices.shape
@@ -654,11 +725,26 @@ class WireCircuit:
                 f"line potentials {row_v.shape} and {col_v.shape} do not fit a {m} x {n} "
                 "array (want (B, M) and (B, N))"
             )
-        solver = self.solver_for((m, n))
+        return row_v, col_v
+
+    def solve(self, devices: DeviceArray, row_v: FloatArray, col_v: FloatArray) -> CircuitSolution:
+        row_v, col_v = self._check(devices, row_v, col_v)
+        solver = self.solver_for(devices.shape)
         law = DeviceLaw.of_devices(devices, linearize=not self.nonlinear)
         sol = solver.solve(None, self.terminals(row_v, col_v), law=law)
         self.last = sol
         return CircuitSolution(sol.v_dev, sol.i_dev, sol.i_rows, sol.i_cols)
+
+    def sense(
+        self, devices: DeviceArray, row_v: FloatArray, col_v: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """Only the line currents (B, M), (B, N) of `solve` (see `CrossbarSolver.pad_currents`:
+        far cheaper for whole-array reads with linear devices)."""
+        row_v, col_v = self._check(devices, row_v, col_v)
+        solver = self.solver_for(devices.shape)
+        law = DeviceLaw.of_devices(devices, linearize=not self.nonlinear)
+        i_pad = solver.pad_currents(None, self.terminals(row_v, col_v), law=law)
+        return line_currents(i_pad, devices.shape)
 
     def describe(self) -> dict[str, Any]:
         return {
