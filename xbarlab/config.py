@@ -33,6 +33,12 @@ class SimConfig(_Strict):
     r_wire_col: float = Field(0.0, ge=0, description="column wire resistance per segment (ohm)")
     r_source: float = Field(0.0, ge=0, description="driver output resistance (ohm)")
     r_sense: float = Field(0.0, ge=0, description="sense (TIA/SMU) input resistance (ohm)")
+    row_drive: Literal["start", "end", "both"] = Field(
+        "start", description="end(s) of each row wire its driver connects to (wired fidelities)"
+    )
+    col_drive: Literal["start", "end", "both"] = Field(
+        "end", description="end(s) of each column wire its terminal connects to"
+    )
     g_init: float | None = Field(None, gt=0, description="initial G (S); None: preset's")
     noise: bool = Field(True, description="cycle-to-cycle and read noise on")
     disturb: Literal["physics", "empirical"] = Field(

@@ -17,7 +17,8 @@ def make_circuit(cfg: SimConfig) -> Circuit:
         return IdealCircuit()
     return WireCircuit(
         r_wire_row=cfg.r_wire_row, r_wire_col=cfg.r_wire_col, r_source=cfg.r_source,
-        r_sense=cfg.r_sense, nonlinear=cfg.fidelity == "nonlinear",
+        r_sense=cfg.r_sense, row_drive=cfg.row_drive, col_drive=cfg.col_drive,
+        nonlinear=cfg.fidelity == "nonlinear",
     )
 
 
