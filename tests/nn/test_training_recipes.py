@@ -62,6 +62,25 @@ def test_k_sample_loss_is_the_mean_over_k_distinct_transfers(data: MoonsData) ->
     assert float(transfer_loss(net, x, y, thetas, 2)) == pytest.approx(np.mean(kept), rel=1e-5)
 
 
+def test_sigmoid_loss_is_bounded_per_transfer() -> None:
+    torch.manual_seed(5)
+    net = MLP((2, 8, 1))
+    thetas = net.theta.detach() + torch.randn(4, net.theta.numel())
+    x = torch.rand(30, 2)
+    y = (torch.rand(30) > 0.5).float()
+    logits = net(x, thetas).detach().numpy()
+    sign = 2 * y.numpy() - 1
+    ref = np.mean(1 / (1 + np.exp(sign * logits)))  # sigmoid(-signed logit)
+    assert float(transfer_loss(net, x, y, thetas, kind="sigmoid")) == pytest.approx(ref,
+                                                                                    rel=1e-5)
+    # a transfer that fails by a mile costs at most 1, BCE grows without bound
+    far = net.theta.detach().unsqueeze(0) * 1e3
+    assert float(transfer_loss(net, x, y, far, kind="sigmoid")) <= 1.0
+    assert float(transfer_loss(net, x, y, far)) > 10.0
+    with pytest.raises(ValueError, match="transfer loss"):
+        transfer_loss(net, x, y, thetas, kind="hinge")
+
+
 def test_straight_through_gradient_is_the_mean_of_the_transfers_gradients(
     data: MoonsData,
 ) -> None:
@@ -86,10 +105,10 @@ def test_new_options_are_validated() -> None:
         make_config({"samples": 4, "drop_worst": 4})
     with pytest.raises(ConfigError, match="regular_epochs"):
         make_config({"epochs": 10, "regular_epochs": 10})
-    with pytest.raises(ConfigError, match="noise_ramp"):
-        make_config({"noise_ramp": 1.0})
     with pytest.raises(ConfigError, match="restarts"):
         make_config({"restarts": 0})
+    with pytest.raises(ConfigError, match="transfer_loss"):
+        make_config({"transfer_loss": "hinge"})
 
 
 def test_warm_start_epochs_are_regular_training(data: MoonsData) -> None:

@@ -72,19 +72,16 @@ class TrainConfig(BaseModel):
     array_cols: int = Field(8, ge=2, le=4096)
     order: Literal["row-major", "column-major"] = "column-major"
     samples: int = Field(1, ge=1, le=64, description="transfers averaged per training step")
+    transfer_loss: Literal["bce", "sigmoid"] = Field(
+        "bce", description="hardware-aware loss per point and transfer: bce (the paper's), or "
+        "sigmoid(-margin), bounded: a transfer that fails badly weighs no more than one that "
+        "fails narrowly"
+    )
     drop_worst: int = Field(
         0, ge=0, description="per point, the worst losses of the `samples` transfers left out"
     )
     regular_epochs: int = Field(
         0, ge=0, description="hardware-aware: first epochs trained without transfers (warm start)"
-    )
-    noise_ramp: float = Field(
-        0.0, ge=0, lt=1, description="share of the hardware-aware epochs over which the "
-        "transfer noise grows linearly from 0 to full (0: full from the start)"
-    )
-    clean_weight: float = Field(
-        0.0, ge=0, lt=1, description="hardware-aware: weight of the untransferred network's "
-        "loss in the training loss (0: transfers only, as the paper)"
     )
     select_every: int = Field(
         0, ge=0, description="epochs between validation checkpoints; keep the best (0: last)"
@@ -246,14 +243,22 @@ def scaled_stuck(tm: TransferModel, factor: float) -> TransferModel:
 
 
 def transfer_loss(
-    net: MLP, x: torch.Tensor, y: torch.Tensor, thetas: torch.Tensor, drop_worst: int = 0
+    net: MLP, x: torch.Tensor, y: torch.Tensor, thetas: torch.Tensor, drop_worst: int = 0,
+    kind: str = "bce",
 ) -> torch.Tensor:
-    """BCE-with-logits of the networks `thetas` (K, P) on (x, y), averaged over the K
-    transfers and the points; with `drop_worst`, each point's `drop_worst` largest losses
-    of the K are left out first (a trimmed mean: robustness in most transfers, not all)."""
+    """BCE-with-logits (or, `kind` "sigmoid", sigmoid(-signed logit)) of the networks
+    `thetas` (K, P) on (x, y), averaged over the K transfers and the points; with
+    `drop_worst`, each point's `drop_worst` largest losses of the K are left out first (a
+    trimmed mean: robustness in most transfers, not all)."""
     logits = net(x, thetas)  # (K, batch): one pass for all K transfers
-    per = torch.nn.functional.binary_cross_entropy_with_logits(
-        logits, y.expand_as(logits), reduction="none")
+    target = y.expand_as(logits)
+    if kind == "bce":
+        per = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, target, reduction="none")
+    elif kind == "sigmoid":
+        per = torch.sigmoid(-(2 * target - 1) * logits)
+    else:
+        raise ValueError(f"transfer loss must be 'bce' or 'sigmoid', got {kind!r}")
     if drop_worst:
         per = per.sort(dim=0).values[: thetas.shape[0] - drop_worst]
     return per.mean()
@@ -363,13 +368,8 @@ def _train(
                 new, mask, std = sampler.next(nominal, cfg.samples, cfg.kl_weight > 0)
                 # straight-through: the value of the transfer, the gradient of the nominal
                 shift = torch.from_numpy((new - nominal).astype(np.float32))
-                if cfg.noise_ramp > 0:
-                    ha_epochs = cfg.epochs - cfg.regular_epochs
-                    shift = shift * min(1.0, (epoch - cfg.regular_epochs + 1)
-                                        / (cfg.noise_ramp * ha_epochs))
-                loss = transfer_loss(net, xb, yb, theta + shift, cfg.drop_worst)
-                if cfg.clean_weight > 0:
-                    loss = (1 - cfg.clean_weight) * loss + cfg.clean_weight * loss_fn(net(xb), yb)
+                loss = transfer_loss(net, xb, yb, theta + shift, cfg.drop_worst,
+                                     cfg.transfer_loss)
                 if std is not None:
                     s2 = torch.from_numpy(np.maximum(std, 1e-12).astype(np.float32) ** 2)
                     kl = (0.5 * torch.log(p2 / s2) + (s2 + theta**2) / (2 * p2) - 0.5).sum()
