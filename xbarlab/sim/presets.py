@@ -34,11 +34,16 @@ class PresetError(ConfigError):
 
 
 def preset_dir() -> Path:
-    """Where the preset files live: $XBARLAB_DEVICE_PRESETS, else <repo>/data/devices."""
+    """Where the preset files live: $XBARLAB_DEVICE_PRESETS, else the checkout's
+    data/devices, else the copy an installed wheel carries (data/devices ships as the data
+    package xbarlab/presets, see pyproject.toml)."""
     env = os.environ.get(PRESET_DIR_ENV)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "data" / "devices"
+    checkout = Path(__file__).resolve().parents[2] / "data" / "devices"
+    if checkout.is_dir():
+        return checkout
+    return Path(__file__).resolve().parents[1] / "presets"
 
 
 # --------------------------------------------------------------------------- figures with units
