@@ -411,13 +411,11 @@ def sample_disturb(
         raise ValueError(f"k must be >= 0, got min {int(karr.min())}")
     table_k = np.asarray(stats.k, dtype=np.int64)
     q = np.asarray(stats.quantiles, dtype=np.float64)
-    levels = np.asarray(stats.quantile_levels, dtype=np.float64)
-    idx = np.clip(np.searchsorted(table_k, karr, side="right") - 1, 0, len(table_k) - 1)
+    levels = np.asarray(stats.quantile_levels, dtype=np.float64)  # 0 .. 1 (validated)
+    row = np.clip(np.searchsorted(table_k, karr, side="right") - 1, 0, len(table_k) - 1)
     u = rng.random(karr.shape)
-    # piecewise-linear inverse CDF per row: locate u among the levels
-    j = np.clip(np.searchsorted(levels, u, side="right") - 1, 0, len(levels) - 2)
-    frac = (u - levels[j]) / (levels[j + 1] - levels[j])
-    lo = q[idx, j]
-    hi = q[idx, j + 1]
-    out = lo + frac * (hi - lo)
-    return np.where(karr == 0, 0.0, out)
+    out = np.zeros(karr.shape)
+    for r in np.unique(row[karr > 0]):  # piecewise-linear inverse CDF, one table row at a time
+        sel = (row == r) & (karr > 0)
+        out[sel] = np.interp(u[sel], levels, q[r])
+    return out
