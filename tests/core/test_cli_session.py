@@ -86,3 +86,15 @@ def test_log_plot_of_a_read_map(tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     again = runner.invoke(app, ["log", "plot", str(out), "--out", str(png)])
     assert again.exit_code == 2 and "exists" in again.output
+
+
+def test_terminal_map_fits_the_width_and_keeps_the_pattern() -> None:
+    from xbarlab.cli.session import render_map
+
+    g = np.zeros((64, 64))
+    g[:, 32:] = 1.0  # right half high
+    for width, per_line in ((200, 128), (80, 64), (40, 32)):
+        lines = render_map(g, width).splitlines()
+        assert all(len(line) == per_line for line in lines)
+        assert lines[0][0] == " " and lines[0][-1] == "█"
+    assert len(render_map(g, 40).splitlines()) == 32  # 2 x 2 blocks: rows shrink too

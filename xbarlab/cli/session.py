@@ -107,14 +107,28 @@ def execute(
     return result
 
 
-def render_map(g: np.ndarray) -> str:
-    """A conductance map as shaded blocks (dark = low G), for a glance in the terminal."""
+def render_map(g: np.ndarray, width: int = 80) -> str:
+    """A conductance map as shaded blocks (dark = low G), for a glance in the terminal: two
+    characters per cell, one if that does not fit in `width`, block means of f x f cells if
+    even that does not (f the smallest factor that fits)."""
     shades = " ░▒▓█"
+    g = np.asarray(g, dtype=np.float64)
+    per_cell = 2 if 2 * g.shape[1] <= width else 1
+    f = max(1, -(-g.shape[1] // max(width, 1)))
+    if f > 1:
+        m, n = -(-g.shape[0] // f) * f, -(-g.shape[1] // f) * f
+        padded = np.full((m, n), np.nan)
+        padded[: g.shape[0], : g.shape[1]] = g
+        blocks = padded.reshape(m // f, f, n // f, f)
+        with np.errstate(all="ignore"):
+            counts = np.sum(~np.isnan(blocks), axis=(1, 3))
+            g = np.where(counts > 0, np.nansum(blocks, axis=(1, 3)) / np.maximum(counts, 1), np.nan)
     lo, hi = float(np.nanmin(g)), float(np.nanmax(g))
     idx = np.zeros(g.shape, dtype=int) if hi <= lo else np.clip(
-        ((g - lo) / (hi - lo) * (len(shades) - 1)).round().astype(int), 0, len(shades) - 1
+        ((np.nan_to_num(g, nan=lo) - lo) / (hi - lo) * (len(shades) - 1)).round().astype(int),
+        0, len(shades) - 1,
     )
-    return "\n".join("".join(shades[i] * 2 for i in row) for row in idx)
+    return "\n".join("".join(shades[i] * per_cell for i in row) for row in idx)
 
 
 def print_summary(result: RunResult, elapsed: float, out: Path) -> None:
@@ -158,7 +172,7 @@ def print_summary(result: RunResult, elapsed: float, out: Path) -> None:
     final = value.final if isinstance(value, ArrayOutcome) else value
     if isinstance(final, np.ndarray) and final.ndim == 2:
         console.print("final conductance map (dark = low):")
-        console.print(render_map(final), highlight=False)
+        console.print(render_map(final, console.width), highlight=False)
 
 
 def _exit_code(result: RunResult) -> int:
