@@ -14,6 +14,7 @@ from xbarlab.log.results import read_results, write_results
 
 pytest.importorskip("torch")
 from xbarlab.nn import reproduce as rp
+from xbarlab.nn.training import paper_config
 
 runner = CliRunner()
 
@@ -55,15 +56,31 @@ def test_reproduce_config_errors_name_the_field() -> None:
 
 def test_modes_use_their_recipes() -> None:
     a = rp.make_reproduce_config({"mapping": "authors"})
+    assert a.recipe_name == "paper" and "paper recipe" in a.title
     ha, reg = a.train_config("hardware-aware", 2), a.train_config("regular", 2)
     # the paper: Adam lr 0.1 constant, batch 256, 10 000 epochs, wd 1e-4 on HA only
     assert (ha.epochs, ha.lr, ha.lr_schedule, ha.batch_size, ha.weight_decay, ha.stuck_scale,
-            ha.mapping, ha.init, ha.seed) == (10_000, 0.1, "constant", 256, 1e-4, 1.0,
-                                              "authors", "authors", 2)
-    assert (reg.weight_decay, reg.mapping, reg.hardware_aware) == (0.0, "authors", False)
-    p = rp.make_reproduce_config({"mapping": "physical"}).train_config("hardware-aware", 0)
-    assert (p.mapping, p.stuck_scale, p.lr_schedule, p.epochs) == ("physical", 6.0, "cosine",
-                                                                   2000)
+            ha.samples, ha.mapping, ha.init, ha.seed) == (10_000, 0.1, "constant", 256, 1e-4,
+                                                          1.0, 1, "authors", "authors", 2)
+    assert (reg.epochs, reg.weight_decay, reg.mapping, reg.hardware_aware) == (
+        10_000, 0.0, "authors", False)
+    x = rp.make_reproduce_config({"mapping": "authors", "recipe": "xbarlab"})
+    assert "xbarlab recipe" in x.title
+    # xbarlab's recipe changes the hardware-aware training only
+    assert x.train_config("regular", 2) == reg
+    xha = x.train_config("hardware-aware", 2)
+    assert (xha.weight_decay, xha.samples, xha.lr_schedule, xha.mapping, xha.init) == (
+        0.0, 8, "cosine", "authors", "authors")
+    p = rp.make_reproduce_config({"mapping": "physical"})
+    assert p.recipe_name == "xbarlab"
+    pha = p.train_config("hardware-aware", 0)
+    assert (pha.mapping, pha.samples, pha.lr_schedule, pha.weight_decay) == (
+        "physical", 8, "cosine", 0.0)
+    pp = rp.make_reproduce_config({"mapping": "physical", "recipe": "paper", "epochs": 7})
+    assert pp.train_config("hardware-aware", 0).model_dump() == paper_config(
+        "hardware-aware", epochs=7, init="authors", mapping="physical").model_dump()
+    with pytest.raises(ConfigError, match="recipe"):
+        rp.make_reproduce_config({"recipe": "mine"})
 
 
 def test_cli_runs_and_refuses_to_overwrite(tmp_path: Path) -> None:

@@ -36,11 +36,14 @@ def register(app: typer.Typer) -> None:
             min=1, max=1_000_000,
             help="transfers per net (default 2000 statistical, 20 crossbar)")] = None,
         epochs: Annotated[int | None, typer.Option(
-            min=1, help="training epochs (default: each mode's recipe, authors 10000, "
-                        "physical 2000; crossbar 2000)")] = None,
+            min=1, help="training epochs (default: the recipe's: paper 10000, xbarlab 6000 "
+                        "authors / 2000 physical; crossbar 2000)")] = None,
         mapping: Annotated[str, typer.Option(
             help="both (default), authors (the paper as the authors' code: +-400 uS pairs) "
                  "or physical (xbarlab's 100-500 uS pairs)")] = "both",
+        recipe: Annotated[str, typer.Option(
+            help="default (paper recipe on the authors' mapping, xbarlab's on the physical), "
+                 "paper or xbarlab (for every mapping run)")] = "default",
         data: Annotated[str, typer.Option(help="auto (paper split if present), paper, sklearn")
                         ] = "auto",
         out: Annotated[Path, typer.Option(help="output folder (HDF5 results, CDF plot)")] = Path(
@@ -80,12 +83,13 @@ def register(app: typer.Typer) -> None:
         try:
             cfgs = [rp.make_reproduce_config(
                 {"seeds": seeds, "transfers": transfers, "epochs": epochs, "data": data,
-                 "threads": threads, "mapping": mode}
+                 "threads": threads, "mapping": mode, "recipe": recipe}
             ) for mode in modes]
         except ConfigError as exc:
             raise _fail(str(exc)) from None
         t0 = time.perf_counter()
-        total = sum(c.seeds * len(rp.KINDS) * c.train_epochs for c in cfgs)
+        total = sum(c.seeds * c.train_epochs(k) * c.train_config(k, 0).restarts
+                    for c in cfgs for k in rp.KINDS)
         progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("epochs"), TimeElapsedColumn(), console=console,
@@ -120,9 +124,11 @@ def register(app: typer.Typer) -> None:
 
 def _print(rep: Any, rp: Any) -> None:
     mode = rep.config.mapping
-    table = Table(title=f"{rp.MODE_TITLES[mode]}: {rep.config.seeds} seeds x "
-                        f"{rep.config.train_epochs} epochs x {rep.config.transfers} transfers "
-                        "(mean +- std over seeds, per seed)")
+    epochs = " / ".join(str(rep.config.train_epochs(k)) for k in rp.KINDS)
+    console.print(f"\n[bold]{rep.config.title}[/]: {rep.config.seeds} seeds x {epochs} epochs "
+                  f"(regular / HA) x {rep.config.transfers} transfers "
+                  "(mean +- std over seeds, per seed)", soft_wrap=True, highlight=False)
+    table = Table()
     table.add_column("metric")
     table.add_column("regular")
     table.add_column("hardware-aware")
