@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import scipy.linalg as sla
 
 from xbarlab.crossbar import BoolArray, FloatArray
 from xbarlab.sim.circuit import CircuitSolution, line_currents
@@ -337,10 +336,10 @@ class CrossbarSolver:
         self, driven: BoolArray, volts: FloatArray, law: DeviceLaw
     ) -> FloatArray:
         if volts.shape[0] > 8:
-            basis = _voltage_basis(volts[:, driven])
+            basis = _voltage_basis(volts, driven)
             if basis is not None and len(basis[0]) < 0.75 * volts.shape[0]:
-                idx, coef = basis
-                i_pad: FloatArray = coef @ self._solve_cases(driven, volts[idx], law)[0][3]
+                virtual, coef = basis
+                i_pad: FloatArray = coef @ self._solve_cases(driven, virtual, law)[0][3]
                 return i_pad
         return self._solve_cases(driven, volts, law)[0][3]
 
@@ -353,11 +352,11 @@ class CrossbarSolver:
         out: _Accumulator,
     ) -> None:
         if law.linear and volts.shape[0] > 8:
-            basis = _voltage_basis(volts[:, driven])
+            basis = _voltage_basis(volts, driven)
             if basis is not None and len(basis[0]) < 0.75 * volts.shape[0]:
-                # superposition: solve independent cases only, combine the rest exactly
-                idx, coef = basis
-                res, method = self._solve_cases(driven, volts[idx], law)
+                # superposition: solve a basis of the cases' pad voltages, combine exactly
+                virtual, coef = basis
+                res, method = self._solve_cases(driven, virtual, law)
                 vr, vc, i_dev, i_pad, iters, resid = res
                 mix = lambda x: np.tensordot(coef, x, axes=1)  # noqa: E731
                 out.put(cases, mix(vr), mix(vc), mix(i_dev), mix(i_pad), iters,
@@ -389,22 +388,25 @@ class CrossbarSolver:
         return _DirectProblem(deng, volts).run(law, self), "direct"
 
 
-def _voltage_basis(
-    v: FloatArray,
-) -> tuple[np.ndarray[Any, np.dtype[np.int64]], FloatArray] | None:
-    """Independent cases of a batch of driven-pad voltages `v` (B, P) and coefficients
-    (B, r) expressing every case in them; None if that fails to reproduce `v`."""
-    scale = float(np.abs(v).max())
+def _voltage_basis(volts: FloatArray, driven: BoolArray) -> tuple[FloatArray, FloatArray] | None:
+    """An orthonormal basis of a batch's driven-pad voltages as pad voltages (r, P) (open
+    pads NaN) and the coefficients (B, r) that rebuild every case from it; None if they do
+    not reproduce the batch to 1e-12 of its scale. Costs a thin QR and an r x r SVD."""
+    v = volts[:, driven]
+    scale = float(np.abs(v).max()) if v.size else 0.0
     if scale == 0.0:
-        return np.array([0], dtype=np.int64), np.zeros((v.shape[0], 1))
-    _, r, piv = sla.qr(v.T, mode="economic", pivoting=True)
-    diag = np.abs(np.diag(r))
-    rank = int(np.count_nonzero(diag > 1e-10 * diag[0]))
-    idx = np.sort(piv[:rank]).astype(np.int64)
-    coef = np.asarray(np.linalg.lstsq(v[idx].T, v.T, rcond=None)[0].T, dtype=np.float64)
-    if np.abs(coef @ v[idx] - v).max() > 1e-12 * scale:
-        return None
-    return idx, coef
+        basis = np.zeros((1, v.shape[1]))
+        coef = np.zeros((v.shape[0], 1))
+    else:
+        _, sv, wt = np.linalg.svd(np.linalg.qr(v / scale, mode="r"))
+        rank = max(1, int(np.count_nonzero(sv > 1e-10 * sv[0])))
+        basis = wt[:rank] * scale
+        coef = (v @ wt[:rank].T) / scale
+        if np.abs(coef @ basis - v).max() > 1e-12 * scale:
+            return None
+    virtual = np.full((basis.shape[0], volts.shape[1]), np.nan)
+    virtual[:, driven] = basis
+    return virtual, coef
 
 
 def _group_rows(

@@ -435,8 +435,9 @@ class DirectEngine:
         for p in fp:  # few pads; check shorts between different voltages
             node = self.pad_node[p]
             other = fp[(self.pad_node[fp] == node) & (fp != p)]
+            tol = 1e-12 * max(1.0, float(np.abs(v[:, [p, *other]]).max(initial=0.0)))
             for q in other:
-                if np.any(v[:, p] != v[:, q]):
+                if np.any(np.abs(v[:, p] - v[:, q]) > tol):
                     names = pad_names(self.shape)
                     raise CircuitError(
                         f"unsolvable: {names[p]} and {names[q]} are joined without resistance "
