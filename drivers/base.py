@@ -19,7 +19,7 @@ import logging
 import math
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, overload
 
 from xbarlab.drivers.transports import Transport, TransportError
 
@@ -259,11 +259,25 @@ class Instrument:
         raise ReplyError(f"{self.name}: reply to {command!r} is not a boolean: {reply!r}")
 
 
-class SourceMeterBase(Instrument):
-    """Shared bookkeeping of SMU drivers: output state, pulse range, the safe state shape.
+class SourceCommands(Protocol):
+    """The lines of a driver's `Cmd` table that `SourceMeterBase` sends (templates may use
+    ``{ch}`` and the other keys of `Instrument.fields()`; `LEVEL` takes ``{value}``)."""
 
-    Subclasses implement `safe_lines` (abort, 0 V, output off), `output_query` (the query that
-    reads the output state back) and the `SourceMeter` methods.
+    LEVEL: str  # source level
+    OUTPUT_ON: str
+    OUTPUT_OFF: str
+    OUTPUT_STATE: str  # query: the output state (parsed by `parse_output`)
+    ABORT: str
+
+
+class SourceMeterBase(Instrument):
+    """Shared bookkeeping and commands of SMU drivers: output state, pulse range, output on and
+    off, the safe state.
+
+    A subclass names its command table in `CMD` (a `SourceCommands`), declares the `voltage`
+    setting and implements `configure`, `measure`, `arm_pulse`, `fire_pulse` and `errors`.
+    The lines sent here are the table's: on ``OUTPUT_ON``; off ``LEVEL 0``, ``OUTPUT_OFF``,
+    ``OUTPUT_STATE``; safe state ``ABORT``, ``LEVEL 0``, ``OUTPUT_OFF``, ``OUTPUT_STATE``.
 
     `output_on` is what the bench's break-before-make relies on, so it is False only once the
     instrument itself has answered that its output is off (`confirm_off`: a query sent after
@@ -273,11 +287,17 @@ class SourceMeterBase(Instrument):
 
     PULSE_WIDTH_RANGE: tuple[float, float] = (1e-3, 1.0)
     V_MAX: float = 21.0
+    CMD: ClassVar[SourceCommands]
+    voltage: Setting[float]  # declared by each driver (its range and command)
 
     def __init__(self, transport: Transport, name: str = "") -> None:
         super().__init__(transport, name)
         self._output_on = True  # not known to be off until the instrument says so
         self.compliance: float | None = None
+
+    def line(self, template: str, **values: object) -> str:
+        """A command template filled with the driver's `fields()` (the channel) and `values`."""
+        return template.format(**self.fields(), **values)
 
     @property
     def output_on(self) -> bool:
@@ -286,7 +306,7 @@ class SourceMeterBase(Instrument):
 
     def output_query(self) -> str:
         """The query reading the output state back (reply parsed by `parse_output`)."""
-        raise NotImplementedError
+        return self.line(self.CMD.OUTPUT_STATE)
 
     def parse_output(self, reply: str, command: str) -> bool:
         """True if the reply to `output_query` says the output is on."""
@@ -301,6 +321,21 @@ class SourceMeterBase(Instrument):
             raise InstrumentError(f"{self.name}: output still on after the output-off command "
                                   f"({cmd!r} -> {reply!r})")
         self._output_on = False
+
+    def set_voltage(self, volts: float) -> None:
+        self.voltage = volts
+
+    def enable(self) -> None:
+        """Output on; refused before `configure` has set the compliance."""
+        self.require_configured("output on")
+        self.write(self.line(self.CMD.OUTPUT_ON))
+        self._output_on = True
+
+    def disable(self) -> None:
+        """0 V, output off, confirmed off by the instrument."""
+        self.voltage = 0.0
+        self.write(self.line(self.CMD.OUTPUT_OFF))
+        self.confirm_off()
 
     @property
     def pulse_width_range(self) -> tuple[float, float]:
@@ -337,7 +372,8 @@ class SourceMeterBase(Instrument):
 
     def safe_lines(self) -> list[str]:
         """The lines of the safe state, in order (abort, 0 V, output off)."""
-        raise NotImplementedError
+        return [self.line(self.CMD.ABORT), self.line(self.CMD.LEVEL, value="0"),
+                self.line(self.CMD.OUTPUT_OFF)]
 
     def _send_safe_lines(self) -> None:
         """Every safe-state line even if one fails (the first failure raised after), then the

@@ -100,6 +100,7 @@ class Cmd:
 class Keithley2450(SourceMeterBase):
     """One Keithley 2450 as a voltage source measuring current."""
 
+    CMD = Cmd
     V_MAX = 210.0
     PULSE_WIDTH_RANGE = (1e-3, 1.0)
 
@@ -123,22 +124,6 @@ class Keithley2450(SourceMeterBase):
         self.write(Cmd.AUTORANGE)
         self.nplc = nplc
         self.compliance = compliance
-        self.confirm_off()
-
-    def output_query(self) -> str:
-        return Cmd.OUTPUT_STATE
-
-    def set_voltage(self, volts: float) -> None:
-        self.voltage = volts
-
-    def enable(self) -> None:
-        self.require_configured("output on")
-        self.write(Cmd.OUTPUT_ON)
-        self._output_on = True
-
-    def disable(self) -> None:
-        self.voltage = 0.0
-        self.write(Cmd.OUTPUT_OFF)
         self.confirm_off()
 
     def measure(self) -> Measurement:
@@ -174,9 +159,6 @@ class Keithley2450(SourceMeterBase):
 
     def errors(self) -> list[str]:
         return scpi_errors(self, Cmd.ERROR)
-
-    def safe_lines(self) -> list[str]:
-        return [Cmd.ABORT, Cmd.LEVEL.format(value="0"), Cmd.OUTPUT_OFF]
 
 
 __all__ = ["Cmd", "InstrumentError", "Keithley2450"]

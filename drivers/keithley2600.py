@@ -60,11 +60,10 @@ from xbarlab.drivers.base import (
     Instrument,
     ReplyError,
     Setting,
-    SettingError,
-    SourceMeterBase,
     fmt,
     in_range,
 )
+from xbarlab.drivers.smu_channel import ChannelSourceMeter
 from xbarlab.drivers.transports import Transport
 
 PULSE_TAG = 1
@@ -130,9 +129,12 @@ def tsp_errors(inst: Instrument, limit: int = 64) -> list[str]:
     return out
 
 
-class Keithley2600Channel(SourceMeterBase):
+class Keithley2600Channel(ChannelSourceMeter):
     """One channel (``"a"`` or ``"b"``) of a 2600B. Two channels may share one transport."""
 
+    MODEL = "2600B"
+    CHANNELS = ("a", "b")
+    CMD = Cmd
     V_MAX = 200.0
     PULSE_WIDTH_RANGE = (100e-6, 1.0)
 
@@ -142,34 +144,21 @@ class Keithley2600Channel(SourceMeterBase):
     voltage_range = Setting[float](Cmd.RANGE, in_range(0.1, 200.0, " V"), "fixed range (V)")
 
     def __init__(self, transport: Transport, channel: str = "a", name: str = "") -> None:
-        if channel not in ("a", "b"):
-            raise SettingError(f"2600B channel must be 'a' or 'b', got {channel!r}")
-        super().__init__(transport, name or f"2600B.{channel}")
-        self.channel = channel
-        self._read_nplc = 1.0
-
-    def fields(self) -> dict[str, str]:
-        return {"ch": self.channel}
-
-    def _line(self, template: str, **kw: object) -> str:
-        return template.format(ch=self.channel, **kw)
+        super().__init__(transport, channel, name)
 
     def configure(self, compliance: float, v_protect: float, nplc: float) -> None:
-        self.write(self._line(Cmd.RESET))
+        self.write(self.line(Cmd.RESET))
         self.write(Cmd.ASCII_PRECISION.format(value=ASCII_DIGITS))
-        self.write(self._line(Cmd.VOLTAGE_MODE))
-        self.write(self._line(Cmd.FIXED_RANGE))
+        self.write(self.line(Cmd.VOLTAGE_MODE))
+        self.write(self.line(Cmd.FIXED_RANGE))
         self.voltage_range = v_protect
         self.voltage = 0.0
         self.current_limit = compliance
-        self.write(self._line(Cmd.AUTORANGE_I))
+        self.write(self.line(Cmd.AUTORANGE_I))
         self.nplc = nplc
         self._read_nplc = float(nplc)
         self.compliance = compliance
         self.confirm_off()
-
-    def output_query(self) -> str:
-        return self._line(Cmd.OUTPUT_STATE)
 
     def parse_output(self, reply: str, command: str) -> bool:
         """``<state>\\t<level>``: state 0 = OUTPUT_OFF, 2 = OUTPUT_HIGH_Z (off), 1 = OUTPUT_ON;
@@ -184,25 +173,8 @@ class Keithley2600Channel(SourceMeterBase):
                              f"(0, 1, 2): {reply!r}")
         return state == 1 or self.parse_float(parts[1], command) != 0.0
 
-    def set_voltage(self, volts: float) -> None:
-        rng = self.voltage_range
-        if rng is not None and abs(volts) > rng:
-            raise SettingError(f"{self.name}.voltage: {volts:g} V is beyond the fixed source "
-                               f"range {rng:g} V")
-        self.voltage = volts
-
-    def enable(self) -> None:
-        self.require_configured("output on")
-        self.write(self._line(Cmd.OUTPUT_ON))
-        self._output_on = True
-
-    def disable(self) -> None:
-        self.voltage = 0.0
-        self.write(self._line(Cmd.OUTPUT_OFF))
-        self.confirm_off()
-
     def measure(self) -> Measurement:
-        cmd = self._line(Cmd.MEASURE)
+        cmd = self.line(Cmd.MEASURE)
         reply = self.query(cmd)
         parts = reply.split("\t")
         if len(parts) != 2:
@@ -226,13 +198,10 @@ class Keithley2600Channel(SourceMeterBase):
     def arm_pulse(self, volts: float, width: float) -> None:
         """Configure the KIPulse train (no output change yet)."""
         v, w = self.check_pulse(volts, width)
-        if self.voltage_range is not None and abs(v) > self.voltage_range:
-            raise SettingError(f"{self.name}.pulse voltage: {v:g} V is beyond the fixed source "
-                               f"range {self.voltage_range:g} V")
         assert self.compliance is not None
-        self.write(self._line(Cmd.CLEAR_BUFFER))
+        self.write(self.line(Cmd.CLEAR_BUFFER))
         self.nplc = PULSE_NPLC
-        self._ok(self._line(Cmd.CONFIG_PULSE, level=fmt(v), limit=fmt(self.compliance),
+        self._ok(self.line(Cmd.CONFIG_PULSE, level=fmt(v), limit=fmt(self.compliance),
                             ton=fmt(w), toff=fmt(PULSE_OFF_TIME), tag=PULSE_TAG))
         self._cache["armed"] = (v, w)
 
@@ -241,14 +210,10 @@ class Keithley2600Channel(SourceMeterBase):
         assert self.compliance is not None
         self._output_on = True  # InitiatePulseTest switches the output on
         self._ok(Cmd.INITIATE_PULSE.format(tag=PULSE_TAG))
-        cmd = self._line(Cmd.PULSE_READING)
+        cmd = self.line(Cmd.PULSE_READING)
         i = tsp_number(self, self.query(cmd), cmd)
         self.nplc = self._read_nplc
         return Measurement(v, i, abs(i) >= 0.999 * self.compliance)
 
     def errors(self) -> list[str]:
         return tsp_errors(self)
-
-    def safe_lines(self) -> list[str]:
-        return [self._line(Cmd.ABORT), self._line(Cmd.LEVEL, value="0"),
-                self._line(Cmd.OUTPUT_OFF)]

@@ -63,12 +63,11 @@ from xbarlab.drivers.base import (
     OVERFLOW,
     ReplyError,
     Setting,
-    SettingError,
-    SourceMeterBase,
     fmt,
     in_range,
     scpi_errors,
 )
+from xbarlab.drivers.smu_channel import ChannelSourceMeter
 from xbarlab.drivers.transports import Transport
 
 
@@ -104,9 +103,12 @@ class Cmd:
     FETCH = ":FETC:SCAL:CURR? (@{ch})"
 
 
-class KeysightB2900Channel(SourceMeterBase):
+class KeysightB2900Channel(ChannelSourceMeter):
     """One channel (1 or 2) of a B2900. Two channels may share one transport."""
 
+    MODEL = "B2900"
+    CHANNELS = (1, 2)
+    CMD = Cmd
     V_MAX = 210.0
     PULSE_WIDTH_RANGE = (100e-6, 1.0)
 
@@ -116,50 +118,20 @@ class KeysightB2900Channel(SourceMeterBase):
     voltage_range = Setting[float](Cmd.RANGE, in_range(0.2, 210.0, " V"), "fixed range (V)")
 
     def __init__(self, transport: Transport, channel: int = 1, name: str = "") -> None:
-        if channel not in (1, 2):
-            raise SettingError(f"B2900 channel must be 1 or 2, got {channel!r}")
-        super().__init__(transport, name or f"B2900.{channel}")
-        self.channel = channel
-        self._read_nplc = 1.0
-
-    def fields(self) -> dict[str, int]:
-        return {"ch": self.channel}
-
-    def _line(self, template: str, **kw: object) -> str:
-        return template.format(ch=self.channel, **kw)
+        super().__init__(transport, channel, name)
 
     def configure(self, compliance: float, v_protect: float, nplc: float) -> None:
         for t in (Cmd.OUTPUT_OFF, Cmd.NO_AUTO_ON, Cmd.MODE, Cmd.SHAPE_DC, Cmd.FIXED_MODE,
                   Cmd.FIXED_RANGE):
-            self.write(self._line(t))
+            self.write(self.line(t))
         self.voltage_range = v_protect
         self.voltage = 0.0
         self.current_limit = compliance
-        self.write(self._line(Cmd.SENSE))
-        self.write(self._line(Cmd.AUTORANGE))
+        self.write(self.line(Cmd.SENSE))
+        self.write(self.line(Cmd.AUTORANGE))
         self.nplc = nplc
         self._read_nplc = float(nplc)
         self.compliance = compliance
-        self.confirm_off()
-
-    def output_query(self) -> str:
-        return self._line(Cmd.OUTPUT_STATE)
-
-    def set_voltage(self, volts: float) -> None:
-        rng = self.voltage_range
-        if rng is not None and abs(volts) > rng:
-            raise SettingError(f"{self.name}.voltage: {volts:g} V is beyond the fixed source "
-                               f"range {rng:g} V")
-        self.voltage = volts
-
-    def enable(self) -> None:
-        self.require_configured("output on")
-        self.write(self._line(Cmd.OUTPUT_ON))
-        self._output_on = True
-
-    def disable(self) -> None:
-        self.voltage = 0.0
-        self.write(self._line(Cmd.OUTPUT_OFF))
         self.confirm_off()
 
     def _current(self, cmd: str) -> float:
@@ -170,43 +142,36 @@ class KeysightB2900Channel(SourceMeterBase):
         return i
 
     def measure(self) -> Measurement:
-        i = self._current(self._line(Cmd.MEASURE))
-        trip = self._line(Cmd.TRIPPED)
+        i = self._current(self.line(Cmd.MEASURE))
+        trip = self.line(Cmd.TRIPPED)
         return Measurement(float(self.voltage or 0.0), i, self.parse_bool(self.query(trip), trip))
 
     def arm_pulse(self, volts: float, width: float) -> None:
         """Pulse shape, base 0 V, peak, width and measurement window (no output change)."""
         v, w = self.check_pulse(volts, width)
-        if self.voltage_range is not None and abs(v) > self.voltage_range:
-            raise SettingError(f"{self.name}.pulse voltage: {v:g} V is beyond the fixed source "
-                               f"range {self.voltage_range:g} V")
-        self.write(self._line(Cmd.SHAPE_PULSE))
+        self.write(self.line(Cmd.SHAPE_PULSE))
         self.voltage = 0.0
-        self.write(self._line(Cmd.PULSE_LEVEL, value=fmt(v)))
-        self.write(self._line(Cmd.PULSE_DELAY))
-        self.write(self._line(Cmd.PULSE_WIDTH, value=fmt(w)))
-        self.write(self._line(Cmd.APERTURE, value=fmt(w / 4)))
-        self.write(self._line(Cmd.ACQ_DELAY, value=fmt(w / 2)))
-        self.write(self._line(Cmd.TRIGGER_COUNT))
+        self.write(self.line(Cmd.PULSE_LEVEL, value=fmt(v)))
+        self.write(self.line(Cmd.PULSE_DELAY))
+        self.write(self.line(Cmd.PULSE_WIDTH, value=fmt(w)))
+        self.write(self.line(Cmd.APERTURE, value=fmt(w / 4)))
+        self.write(self.line(Cmd.ACQ_DELAY, value=fmt(w / 2)))
+        self.write(self.line(Cmd.TRIGGER_COUNT))
         self._cache["armed"] = (v, w)
 
     def fire_pulse(self) -> Measurement:
         v, _ = self._armed()
-        self.write(self._line(Cmd.INIT))
+        self.write(self.line(Cmd.INIT))
         done = self.query(Cmd.OPC)
         if done.strip() != "1":
             raise ReplyError(f"{self.name}: reply to {Cmd.OPC!r} after the pulse is {done!r}")
-        i = self._current(self._line(Cmd.FETCH))
-        trip = self._line(Cmd.TRIPPED)
+        i = self._current(self.line(Cmd.FETCH))
+        trip = self.line(Cmd.TRIPPED)
         comp = self.parse_bool(self.query(trip), trip)
-        self.write(self._line(Cmd.SHAPE_DC))
-        self.write(self._line(Cmd.ACQ_DELAY, value="0"))
+        self.write(self.line(Cmd.SHAPE_DC))
+        self.write(self.line(Cmd.ACQ_DELAY, value="0"))
         self.nplc = self._read_nplc
         return Measurement(v, i, comp)
 
     def errors(self) -> list[str]:
         return scpi_errors(self, Cmd.ERROR)
-
-    def safe_lines(self) -> list[str]:
-        return [self._line(Cmd.ABORT), self._line(Cmd.LEVEL, value="0"),
-                self._line(Cmd.OUTPUT_OFF)]
