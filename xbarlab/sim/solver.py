@@ -277,7 +277,7 @@ class CrossbarSolver:
         rest = np.ones(volts.shape[0], dtype=bool)
         few = driven.sum(axis=1) <= MAX_PORTS
         if few.sum() > 4 and len(_group_rows(driven[few])) > 4:
-            ports = self._pad_ports(law)
+            ports = self._pad_ports(law, driven[few].any(axis=0))
             if ports is not None:
                 out[few] = ports.pad_currents(np.where(driven[few], volts[few], np.nan))
                 rest = ~few
@@ -318,18 +318,19 @@ class CrossbarSolver:
             raise CircuitError(f"case {b}: every terminal is open; drive at least one line")
         return law, volts, driven
 
-    def _pad_ports(self, law: DeviceLaw) -> PadPorts | None:
-        """The pad multiport of this linear state (cached), None if some line is connected
-        to the rest only through non-conducting devices."""
+    def _pad_ports(self, law: DeviceLaw, used: BoolArray) -> PadPorts | None:
+        """The pad multiport of this linear state for the `used` pads (cached), None if some
+        line is connected to the rest only through non-conducting devices."""
         cached = self._ports
-        if cached is not None and np.array_equal(cached.g, law.g0):
+        if (cached is not None and np.array_equal(cached.g, law.g0)
+                and not (used & ~cached.used).any()):
             return cached
         ref = reference_pattern(len(self.pads.tap))
         try:
             self.check_connected(ref, law.g0 > 0)
         except CircuitError:
             return None
-        self._ports = PadPorts(self.direct_engine(ref), self.pads, law.g0)
+        self._ports = PadPorts(self.direct_engine(ref), self.pads, law.g0, used)
         return self._ports
 
     def _pad_currents_group(
@@ -391,17 +392,20 @@ class CrossbarSolver:
 def _voltage_basis(volts: FloatArray, driven: BoolArray) -> tuple[FloatArray, FloatArray] | None:
     """An orthonormal basis of a batch's driven-pad voltages as pad voltages (r, P) (open
     pads NaN) and the coefficients (B, r) that rebuild every case from it; None if they do
-    not reproduce the batch to 1e-12 of its scale. Costs a thin QR and an r x r SVD."""
+    not reproduce the batch to 1e-12 of its scale. Costs one Gram matrix and its
+    eigendecomposition."""
     v = volts[:, driven]
     scale = float(np.abs(v).max()) if v.size else 0.0
     if scale == 0.0:
         basis = np.zeros((1, v.shape[1]))
         coef = np.zeros((v.shape[0], 1))
     else:
-        _, sv, wt = np.linalg.svd(np.linalg.qr(v / scale, mode="r"))
-        rank = max(1, int(np.count_nonzero(sv > 1e-10 * sv[0])))
-        basis = wt[:rank] * scale
-        coef = (v @ wt[:rank].T) / scale
+        u = v / scale
+        lam, vecs = np.linalg.eigh(u.T @ u)  # ascending; a wrong rank fails the check below
+        keep = lam > 1e-12 * lam[-1]
+        wt = vecs[:, keep].T
+        basis = wt * scale
+        coef = (u @ wt.T)
         if np.abs(coef @ basis - v).max() > 1e-12 * scale:
             return None
     virtual = np.full((basis.shape[0], volts.shape[1]), np.nan)

@@ -27,11 +27,17 @@ class PadPorts:
     """The pad multiport of one linear conductance state.
 
     `engine`: a direct engine whose pattern drives a single pad (its factor is reused);
-    `g`: device conductances (M, N); every line must be connected through devices.
+    `g`: device conductances (M, N); every line must be connected through devices; `used`:
+    the pads any case may drive (P,), only their ports are formed.
     """
 
-    def __init__(self, engine: DirectEngine, pads: Pads, g: FloatArray, chunk: int = 64) -> None:
-        taps, self.port_of_pad = np.unique(engine.pad_node, return_inverse=True)
+    def __init__(
+        self, engine: DirectEngine, pads: Pads, g: FloatArray, used: BoolArray, chunk: int = 64
+    ) -> None:
+        taps, port = np.unique(engine.pad_node[used], return_inverse=True)
+        self.used = np.array(used, copy=True)
+        self.port_of_pad = np.full(used.size, -1, dtype=np.int64)
+        self.port_of_pad[used] = port
         nnode = engine.nnode
         z = np.empty((taps.size, taps.size))
         zeros = np.zeros((nnode, 1))
@@ -50,6 +56,8 @@ class PadPorts:
         NaN = open; cases may drive at most `MAX_PORTS` pads each."""
         bsz, npad = volts.shape
         driven = ~np.isnan(volts)
+        if (driven & ~self.used).any():
+            raise ValueError("a case drives a pad this reduction has no port for")
         count = driven.sum(axis=1)
         out = np.zeros((bsz, npad))
         for k in np.unique(count):
