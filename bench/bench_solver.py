@@ -19,6 +19,7 @@ import scipy.sparse.linalg as spla
 
 from xbarlab.biasing import line_biases
 from xbarlab.crossbar import BiasScheme
+from xbarlab.sim.devices import make_device_array
 from xbarlab.sim.iv import SinhIV
 from xbarlab.sim.solver import CrossbarSolver, Terminals, WireCircuit, Wires
 from xbarlab.sim.solver_network import DirectEngine, forget_symbolic_analyses
@@ -171,6 +172,35 @@ def deviation(rng: np.random.Generator) -> None:
         print(f"  {label:<20} " + "   ".join(row))
 
 
+def read_maps(rng: np.random.Generator, size: int = 64, sample: int = 256) -> None:
+    """Whole-array reads (every cell, one batch) vs one solve per cell (the loop a plain
+    solver needs; timed on `sample` cells and scaled to the array)."""
+    print(f"\nWhole-array read maps, {size}x{size}, `simple` devices, 1 ohm segments, "
+          "10 ohm source,"
+          " rows driven at both ends\n(terminal currents only) vs one full solve per cell:")
+    circ = WireCircuit(r_wire_row=1.0, r_wire_col=1.0, r_source=R_SOURCE, row_drive="both",
+                       nonlinear=False)
+    devices = make_device_array("simple", (size, size), rng, noise=False)
+    cells = [(i, j) for i in range(size) for j in range(size)]
+    pick = rng.choice(len(cells), sample, replace=False)
+    for scheme in (BiasScheme.FLOATING, BiasScheme.HALF, BiasScheme.GROUNDED):
+        biases = [line_biases((size, size), c, 0.2, scheme) for c in cells]
+        row_v = np.stack([b[0] for b in biases])
+        col_v = np.stack([b[1] for b in biases])
+        circ._solver = None  # a fresh solver: nothing cached from the previous scheme
+        t0 = time.perf_counter()
+        whole = circ.sense(devices, row_v, col_v)[1][np.arange(len(cells)), [c[1] for c in cells]]
+        t_whole = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ref = [circ.solve(devices, row_v[k : k + 1], col_v[k : k + 1]).i_cols[0, cells[k][1]]
+               for k in pick]
+        t_loop = (time.perf_counter() - t0) * len(cells) / sample
+        err = float(np.abs(whole[pick] - ref).max() / np.abs(ref).max())
+        print(f"  {scheme.value:<9} whole array {1e3 * t_whole:8.1f} ms | per-cell loop "
+              f"{1e3 * t_loop:8.1f} ms (scaled from {sample} cells) | ratio "
+              f"{t_loop / t_whole:5.1f}x | max rel. diff {err:.1e}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer repeats, skip 256x256")
@@ -185,6 +215,7 @@ def main() -> None:
         linear_case(256, 1.0, 64, 3, rng)
     print()
     sinh_case(reps, rng)
+    read_maps(rng)
     deviation(rng)
 
 

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from xbarlab.crossbar import BoolArray, FloatArray
+from xbarlab.sim.blas import one_blas_thread
 from xbarlab.sim.circuit import CircuitSolution, line_currents
 from xbarlab.sim.devices import DeviceArray
 from xbarlab.sim.iv import IVLaw, LinearIV
@@ -390,22 +391,24 @@ class CrossbarSolver:
 
 
 def _voltage_basis(volts: FloatArray, driven: BoolArray) -> tuple[FloatArray, FloatArray] | None:
-    """An orthonormal basis of a batch's driven-pad voltages as pad voltages (r, P) (open
-    pads NaN) and the coefficients (B, r) that rebuild every case from it; None if they do
-    not reproduce the batch to 1e-12 of its scale. Costs one Gram matrix and its
-    eigendecomposition."""
+    """Basis cases for a batch's driven-pad voltages, as pad voltages (r, P) (open pads NaN),
+    and the coefficients (B, r) that rebuild every case from them; None if they do not
+    reproduce the batch to 1e-12 of its scale. The basis is the first case plus an
+    orthonormal basis of the differences to it (eigenvectors of their Gram matrix; taking
+    the differences keeps one dominant common direction from drowning the others)."""
     v = volts[:, driven]
     scale = float(np.abs(v).max()) if v.size else 0.0
     if scale == 0.0:
         basis = np.zeros((1, v.shape[1]))
         coef = np.zeros((v.shape[0], 1))
     else:
-        u = v / scale
-        lam, vecs = np.linalg.eigh(u.T @ u)  # ascending; a wrong rank fails the check below
-        keep = lam > 1e-12 * lam[-1]
-        wt = vecs[:, keep].T
-        basis = wt * scale
-        coef = (u @ wt.T)
+        d = (v - v[0]) / scale
+        with one_blas_thread():
+            lam, vecs = np.linalg.eigh(d.T @ d)  # ascending
+            keep = lam > 1e-12 * max(float(lam[-1]), 1e-300)
+            wt = vecs[:, keep].T
+            basis = np.vstack([v[:1], wt * scale])
+            coef = np.hstack([np.ones((v.shape[0], 1)), d @ wt.T])
         if np.abs(coef @ basis - v).max() > 1e-12 * scale:
             return None
     virtual = np.full((basis.shape[0], volts.shape[1]), np.nan)

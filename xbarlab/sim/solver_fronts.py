@@ -15,17 +15,14 @@ pattern; `FrontalFactor` is the numeric factor of one matrix with that pattern.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
 from itertools import pairwise
 
 import numpy as np
 import scipy.sparse as sp
-from threadpoolctl import ThreadpoolController
 
 from xbarlab.crossbar import FloatArray, IntArray
+from xbarlab.sim.blas import one_blas_thread
 
 
 def grid_fronts(
@@ -68,19 +65,6 @@ def grid_fronts(
             int(site_i.min()), int(site_i.max()) + 1, int(site_j.min()), int(site_j.max()) + 1,
         )
     return fronts
-
-
-@cache
-def _blas_controller() -> ThreadpoolController:
-    return ThreadpoolController()
-
-
-@contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    """Run BLAS/LAPACK on one thread: fronts are small, and threaded BLAS on small blocks
-    spins and slows several-fold as soon as another process shares the cores."""
-    with _blas_controller().limit(limits=1, user_api="blas"):
-        yield
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +231,7 @@ class FrontalPlan:
         """Numeric factorization; `values` aligned with the `rows`, `cols` given at
         construction (duplicates are summed; both triangles may be listed, the lower one is
         ignored). Raises `np.linalg.LinAlgError` if the matrix is not positive definite."""
-        with _one_blas_thread():
+        with one_blas_thread():
             return self._factor(values)
 
     def _factor(self, values: FloatArray) -> FrontalFactor:
@@ -324,7 +308,7 @@ class FrontalFactor:
         sel = plan.order if rows is None else np.asarray(rows)[plan.order]
         if out is None:
             out = np.empty((plan.n, b.shape[1])) if rows is None else np.zeros(b.shape)
-        with _one_blas_thread():
+        with one_blas_thread():
             for c in range(0, b.shape[1], chunk):
                 w = self._solve(np.take(b[:, c : c + chunk], sel, axis=0))
                 out[sel, c : c + chunk] = w

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from xbarlab.crossbar import BoolArray, FloatArray, IntArray
+from xbarlab.sim.blas import one_blas_thread
 from xbarlab.sim.solver_network import DirectEngine, Pads
 
 #: the multiport route is taken for cases driving at most this many pads
@@ -76,7 +77,8 @@ class PadPorts:
         a[:, k, :k] = 1.0
         rhs = np.zeros((c, k + 1))
         rhs[:, :k] = v
-        sol: FloatArray = np.linalg.solve(a, rhs[:, :, None])[:, :k, 0]
+        with one_blas_thread():
+            sol: FloatArray = np.linalg.solve(a, rhs[:, :, None])[:, :k, 0]
         return sol
 
 
