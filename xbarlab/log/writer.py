@@ -1,10 +1,12 @@
 """`HDF5Writer`: the run-engine subscriber that records a run into an HDF5 file.
 
-Rows are buffered in preallocated numpy structured arrays and appended to the file one block
-at a time (when a buffer is full, every `flush_interval` seconds, on RunStop and on close), so
-the per-event path makes no h5py call. The file is in SWMR mode from the RunStart on: a reader
-can follow it live, and a killed writer loses at most the rows not yet flushed while the file
-stays readable. See `xbarlab.log.schema` for the layout.
+Per event the writer only checks the event and packs bytes (`xbarlab.log.blocks`): a
+fixed-size header and a copy of the cell arrays. A block of them becomes /events and
+/measurements rows with a few numpy operations and is appended to the file in one go (when
+`block_rows` events or rows are buffered, every `flush_interval` seconds, on RunStop and on
+close), so the per-event path makes no h5py call and no numpy call. The file is in SWMR mode
+from the RunStart on: a reader can follow it live, and a killed writer loses at most the rows
+not yet flushed while the file stays readable. See `xbarlab.log.schema` for the layout.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ import h5py
 import numpy as np
 
 from xbarlab.documents import Document, Event, RunStart, RunStop
+from xbarlab.log import blocks
 from xbarlab.log import schema as sc
+
+_I8, _F8, _B = blocks.INT, blocks.FLOAT, blocks.BOOL
+_CELL_BYTES = blocks.CELL_BYTES
+_pack_head = blocks.HEAD.pack
+_join = b"".join
+_monotonic = time.monotonic
+_NO_EXTRAS = (sc.NO_INDEX, 0, sc.NO_INDEX, 0, sc.NO_INDEX, 0)
 
 
 class HDF5Writer:
@@ -78,11 +88,17 @@ class HDF5Writer:
         self._interval = float("inf") if flush_interval is None else float(flush_interval)
 
         self._meas = np.zeros(block_rows, dtype=sc.MEASUREMENT_DTYPE)
-        self._n_meas = 0
-        self._meas_total = 0
         self._events = np.zeros(block_rows, dtype=sc.EVENT_DTYPE)
-        self._n_events = 0
-        self._events_total = 0
+        self._n_meas = 0  # measurement rows of the buffered events
+        self._meas_total = self._events_total = 0  # rows in the file
+        self._meas_next = self._events_next = 0  # rows in the file or converted for it
+        self._unwritten: list[tuple[str, np.ndarray[Any, Any] | None]] = []
+        self._heads: list[bytes] = []  # one packed header per buffered event
+        self._cells: list[bytes] = []  # one cell record per buffered event with cells
+        self._extras: dict[int, tuple[int, int, int, int, int, int]] = {}  # MVM/text refs
+        self._sigs: dict[tuple[Any, str, str, str], int] = {}  # (kind, protocol, step, scheme)
+        self._sig_rows: list[tuple[int, int, int, int]] = []  # their codes
+        self._sig_table = np.zeros((0, 4), dtype=np.int64)
         self._text = bytearray()
         self._text_total = 0
         self._labels: dict[str, int] = {}
@@ -99,15 +115,58 @@ class HDF5Writer:
     # -- subscriber -------------------------------------------------------------------------
 
     def __call__(self, doc: Document) -> None:
-        """Record one document (the run engine calls this)."""
-        if type(doc) is Event:
-            self._write_event(doc)
-        elif isinstance(doc, RunStart):
+        """Record one document (the run engine calls this).
+
+        The body is the per-event path, kept in this one function because it runs once per
+        operation: check the event, pack its header and a copy of its cell arrays, flush when
+        a block is full or `flush_interval` has passed.
+        """
+        if type(doc) is not Event and not isinstance(doc, Event):
+            self._document(doc)
+            return
+        if not self._live:
+            self._check_open()
+            raise RuntimeError("HDF5Writer got an Event before the RunStart")
+        cells = doc.cells
+        k = len(cells)
+        record = b""
+        if k:
+            v, i, g, comp = doc.voltages, doc.currents, doc.conductances, doc.compliance
+            if (cells.dtype is _I8 and v.dtype is _F8 and i.dtype is _F8 and g.dtype is _F8
+                    and comp.dtype is _B and len(v) == k and len(i) == k and len(g) == k
+                    and len(comp) == k):
+                try:
+                    record = _join((cells, v, i, g, comp))  # type: ignore[arg-type]
+                except TypeError:  # an array that is not C-contiguous
+                    record = b""
+            if len(record) != _CELL_BYTES * k:  # other dtypes, layouts or shapes
+                record = blocks.cell_record(doc.seq, cells, v, i, g, comp)
+        sig = self._sigs.get((doc.kind, doc.protocol, doc.step, doc.scheme))
+        if sig is None:
+            sig = self._signature(doc)
+        extras = None
+        if doc.mvm_in is not None or doc.message or doc.data:
+            extras = self._add_extras(doc)  # may flush the block
+        rows = self._n_meas + k
+        if rows > self.block_rows and self._heads:  # the block cannot take these rows
+            self.flush()
+            rows = k
+        heads = self._heads
+        if extras is not None:
+            self._extras[len(heads)] = extras
+        heads.append(_pack_head(doc.seq, doc.time, doc.width, sig, k))
+        if k:
+            self._cells.append(record)
+        self._n_meas = rows
+        if (len(heads) == self.block_rows or rows >= self.block_rows
+                or _monotonic() - self._last_flush >= self._interval):
+            self.flush()
+
+    def _document(self, doc: Document) -> None:
+        if isinstance(doc, RunStart):
             self._start(doc)
         elif isinstance(doc, RunStop):
             self._stop(doc)
-        elif isinstance(doc, Event):
-            self._write_event(doc)
         else:
             raise TypeError(f"HDF5Writer got {type(doc).__name__}, not a RunStart/Event/RunStop")
 
@@ -184,97 +243,114 @@ class HDF5Writer:
 
     # -- events -------------------------------------------------------------------------------
 
-    def _write_event(self, ev: Event) -> None:
-        if not self._live:
-            self._check_open()
-            raise RuntimeError("HDF5Writer got an Event before the RunStart")
-        labels = self._labels
-        step = labels.get(ev.step)
-        if step is None:
-            step = self._intern(ev.step)
-        proto = labels.get(ev.protocol)
-        if proto is None:
-            proto = self._intern(ev.protocol)
+    def _signature(self, ev: Event) -> int:
+        """Index of the event's (kind, protocol, step, scheme) in the table; validates the kind."""
         try:
             kind = sc.KIND_CODE[ev.kind]
         except KeyError:
             raise ValueError(f"event {ev.seq}: unknown kind {ev.kind!r}; "
                              f"allowed: {', '.join(sc.KINDS)}") from None
-        scheme = sc.SCHEME_CODE.get(ev.scheme, 5)
-        cells = ev.cells
-        k = len(cells)
-        meas_start = -1
-        if k:
-            meas_start = self._add_measurements(ev, k, kind, scheme, proto, step)
-        mvm_start, mvm_count = -1, 0
+        labels = self._labels
+        proto = labels.get(ev.protocol)
+        if proto is None:
+            proto = self._intern(ev.protocol)
+        step = labels.get(ev.step)
+        if step is None:
+            step = self._intern(ev.step)
+        sig = len(self._sig_rows)
+        self._sig_rows.append((kind, proto, step, sc.SCHEME_CODE.get(ev.scheme, 5)))
+        self._sig_table = np.array(self._sig_rows, dtype=np.int64)
+        self._sigs[(ev.kind, ev.protocol, ev.step, ev.scheme)] = sig
+        return sig
+
+    def _add_extras(self, ev: Event) -> tuple[int, int, int, int, int, int]:
+        """Buffer the MVM rows, message and data of `ev`; their references for its row."""
+        mvm_start, mvm_count = sc.NO_INDEX, 0
         if ev.mvm_in is not None:
             mvm_start, mvm_count = self._add_mvm(ev)
-        msg_start, msg_len, data_start, data_len = -1, 0, -1, 0
+        msg_start, msg_len, data_start, data_len = sc.NO_INDEX, 0, sc.NO_INDEX, 0
         if ev.message:
             msg_start, msg_len = self._add_text(ev.message)
         if ev.data:
             data_start, data_len = self._add_text(sc.to_json(ev.data))
-        n = self._n_events
-        self._events[n] = (ev.seq, ev.time, kind, proto, step, scheme, ev.width, meas_start, k,
-                           mvm_start, mvm_count, msg_start, msg_len, data_start, data_len)
-        self._n_events = n + 1
-        if n + 1 == self.block_rows or time.monotonic() - self._last_flush >= self._interval:
-            self.flush()
+        return mvm_start, mvm_count, msg_start, msg_len, data_start, data_len
 
-    def _add_measurements(
-        self, ev: Event, k: int, kind: int, scheme: int, proto: int, step: int
-    ) -> int:
-        v, i, g, comp = ev.voltages, ev.currents, ev.conductances, ev.compliance
-        if len(v) != k or len(i) != k or len(g) != k or (len(comp) != k and len(comp)):
-            raise ValueError(
-                f"event {ev.seq}: {k} cells but {len(v)} voltages, {len(i)} currents, "
-                f"{len(g)} conductances, {len(comp)} compliance flags"
-            )
-        index = self._events_total + self._n_events
-        m = self._n_meas
-        cap = self.block_rows
-        if k == 1:
-            if m == cap:
-                self.flush()
-                m = 0
-            cells = ev.cells
-            self._meas[m] = (index, ev.time, kind, cells.item(0), cells.item(1), v.item(0),
-                             ev.width, i.item(0), g.item(0), comp.item(0) if len(comp) else False,
-                             scheme, proto, step)
-            self._n_meas = m + 1
-            return self._meas_total + m
-        if m + k > cap:
-            self.flush()
-            m = 0
-        if k > cap:  # larger than a block: written straight through
-            block = np.zeros(k, dtype=sc.MEASUREMENT_DTYPE)
-            self._fill(block, slice(0, k), ev, index, kind, scheme, proto, step)
-            start = self._meas_total
-            self._meas_total = self._append(sc.MEASUREMENTS, block, k, start)
-            return start
-        self._fill(self._meas, slice(m, m + k), ev, index, kind, scheme, proto, step)
-        self._n_meas = m + k
-        return self._meas_total + m
+    def _write_block(self) -> None:
+        """Turn the buffered events into /measurements and /events rows and append them."""
+        n = len(self._heads)
+        if not n:
+            return
+        head = blocks.unpack_heads(self._heads)
+        k = head["k"]
+        codes = self._sig_table[head["sig"]]
+        first = self._events_next
+        n_rows = self._n_meas
+        if n_rows:
+            cells = blocks.unpack_cells(_join(self._cells), k[k > 0])
+            m = self._meas[:n_rows] if n_rows <= len(self._meas) else np.empty(
+                n_rows, dtype=sc.MEASUREMENT_DTYPE)
+            single = n_rows == n  # every event has one cell: no repeat needed
 
-    @staticmethod
-    def _fill(
-        buf: np.ndarray[Any, Any], sl: slice, ev: Event, index: int, kind: int, scheme: int,
-        proto: int, step: int,
-    ) -> None:
-        cells = ev.cells
-        buf["event"][sl] = index
-        buf["time"][sl] = ev.time
-        buf["kind"][sl] = kind
-        buf["row"][sl] = cells[:, 0]
-        buf["col"][sl] = cells[:, 1]
-        buf["voltage"][sl] = ev.voltages
-        buf["width"][sl] = ev.width
-        buf["current"][sl] = ev.currents
-        buf["conductance"][sl] = ev.conductances
-        buf["compliance"][sl] = ev.compliance if len(ev.compliance) else False
-        buf["scheme"][sl] = scheme
-        buf["protocol"][sl] = proto
-        buf["step"][sl] = step
+            def per_row(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+                return values if single else np.repeat(values, k)
+
+            m["event"] = per_row(np.arange(first, first + n))
+            m["time"] = per_row(head["time"])
+            m["kind"] = per_row(codes[:, 0])
+            m["row"] = cells.row
+            m["col"] = cells.col
+            m["voltage"] = cells.voltage
+            m["width"] = per_row(head["width"])
+            m["current"] = cells.current
+            m["conductance"] = cells.conductance
+            m["compliance"] = cells.compliance
+            m["scheme"] = per_row(codes[:, 3])
+            m["protocol"] = per_row(codes[:, 1])
+            m["step"] = per_row(codes[:, 2])
+        e = self._events[:n] if n <= len(self._events) else np.empty(n, dtype=sc.EVENT_DTYPE)
+        e["seq"] = head["seq"]
+        e["time"] = head["time"]
+        e["kind"] = codes[:, 0]
+        e["protocol"] = codes[:, 1]
+        e["step"] = codes[:, 2]
+        e["scheme"] = codes[:, 3]
+        e["width"] = head["width"]
+        e["meas_start"] = np.where(k > 0, self._meas_next + np.cumsum(k) - k, sc.NO_INDEX)
+        e["meas_count"] = k
+        extras = np.array([_NO_EXTRAS] * n, dtype=np.int64) if self._extras else None
+        if extras is not None:
+            for pos, refs in self._extras.items():
+                extras[pos] = refs
+            for j, name in enumerate(("mvm_start", "mvm_count", "message_start",
+                                      "message_len", "data_start", "data_len")):
+                e[name] = extras[:, j]
+        else:
+            for name in ("mvm_start", "message_start", "data_start"):
+                e[name] = sc.NO_INDEX
+            for name in ("mvm_count", "message_len", "data_len"):
+                e[name] = 0
+        self._heads.clear()
+        self._cells.clear()
+        self._extras.clear()
+        self._n_meas = 0
+        self._meas_next += n_rows
+        self._events_next += n
+        # measurements before their events: a reader never sees an event without its rows
+        self._append_rows([(sc.MEASUREMENTS, m[:n_rows] if n_rows else None), (sc.EVENTS, e)])
+
+    def _append_rows(self, tables: list[tuple[str, np.ndarray[Any, Any] | None]]) -> None:
+        """Append row blocks in order; what a failed append left out is kept for the next try."""
+        for j, (name, rows) in enumerate(tables):
+            if rows is None or not len(rows):
+                continue
+            try:
+                if name == sc.MEASUREMENTS:
+                    self._meas_total = self._append(name, rows, len(rows), self._meas_total)
+                else:
+                    self._events_total = self._append(name, rows, len(rows), self._events_total)
+            except BaseException:
+                self._unwritten = [(nm, None if r is None else r.copy()) for nm, r in tables[j:]]
+                raise
 
     def _add_mvm(self, ev: Event) -> tuple[int, int]:
         m, n = self._shape
@@ -361,14 +437,10 @@ class HDF5Writer:
             self._append(sc.MVM_OUTPUTS, self._mvm_out, j, t)
             self._mvm_total = self._append(sc.MVM_COMPLIANCE, self._mvm_comp, j, t)
             self._n_mvm = 0
-        if self._n_meas:
-            self._meas_total = self._append(sc.MEASUREMENTS, self._meas, self._n_meas,
-                                            self._meas_total)
-            self._n_meas = 0
-        if self._n_events:
-            self._events_total = self._append(sc.EVENTS, self._events, self._n_events,
-                                              self._events_total)
-            self._n_events = 0
+        if self._unwritten:  # rows a failed append left out, before any later ones
+            tables, self._unwritten = self._unwritten, []
+            self._append_rows(tables)
+        self._write_block()
         self._sync()
 
     def _sync(self) -> None:

@@ -1,0 +1,127 @@
+"""What the HDF5 writer keeps per event until a block is written, and how a block is unpacked.
+
+Per event the writer only packs bytes (no numpy call, no structured-row assignment):
+
+- a fixed-size header, `HEAD`: sequence number, time, pulse width, signature (the index of the
+  event's (kind, protocol, step, scheme) combination in the writer's table), cell count `k`;
+- for an event with cells, one cell record: the raw bytes of its arrays one after the other,
+  ``cells`` (k, 2) int64, ``voltages``, ``currents``, ``conductances`` (k,) float64,
+  ``compliance`` (k,) bool, i.e. `CELL_BYTES` per cell (`cell_record` makes one from arrays of
+  any dtype, with the writer's length checks).
+
+The bytes are a copy taken when the event arrives, so a producer that reuses its arrays cannot
+change what is logged. A block of headers and records becomes table columns with a few numpy
+operations (`unpack_heads`, `unpack_cells`). Native byte order throughout: the records never
+leave the process.
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+
+HEAD: Final = struct.Struct("=qddqq")
+"""seq, time (s), width (s), signature, cell count of one event."""
+HEAD_DTYPE: Final = np.dtype([("seq", np.int64), ("time", np.float64), ("width", np.float64),
+                              ("sig", np.int64), ("k", np.int64)])
+INT: Final = np.dtype(np.int64)
+FLOAT: Final = np.dtype(np.float64)
+BOOL: Final = np.dtype(np.bool_)
+CELL_BYTES: Final = 2 * INT.itemsize + 3 * FLOAT.itemsize + BOOL.itemsize
+"""Bytes per cell in a cell record: row, col, voltage, current, conductance, compliance."""
+
+assert HEAD.size == HEAD_DTYPE.itemsize
+
+
+def cell_record(seq: int, cells: Any, voltages: Any, currents: Any, conductances: Any,
+                compliance: Any) -> bytes:
+    """The cell record of one event, from arrays of any dtype and memory layout.
+
+    Raises ``ValueError`` naming the event when the arrays do not describe the same cells:
+    `cells` must be (k, 2) whole numbers, the other arrays k long (`compliance` may be empty:
+    no flags, all False).
+    """
+    c = np.asarray(cells)
+    k = len(c) if c.ndim else 0
+    v, i, g = (np.asarray(x).reshape(-1) for x in (voltages, currents, conductances))
+    comp = np.asarray(compliance).reshape(-1)
+    if len(v) != k or len(i) != k or len(g) != k or (len(comp) != k and len(comp)):
+        raise ValueError(
+            f"event {seq}: {k} cells but {len(v)} voltages, {len(i)} currents, "
+            f"{len(g)} conductances, {len(comp)} compliance flags"
+        )
+    if c.shape != (k, 2):
+        raise ValueError(f"event {seq}: cells must be (row, col) pairs of shape ({k}, 2), "
+                         f"got shape {c.shape}")
+    whole = c.dtype.kind in "iub" or (
+        c.dtype.kind == "f" and bool(np.isfinite(c).all()) and bool((c == np.trunc(c)).all()))
+    if not whole:
+        raise ValueError(f"event {seq}: cells must be whole numbers, got {c.tolist()}")
+    ci = c.astype(INT)
+    if not len(comp):
+        comp = np.zeros(k, dtype=BOOL)
+    parts = (ci, v.astype(FLOAT), i.astype(FLOAT), g.astype(FLOAT), comp.astype(BOOL))
+    return b"".join(np.ascontiguousarray(p).tobytes() for p in parts)
+
+
+def unpack_heads(heads: list[bytes]) -> np.ndarray[Any, Any]:
+    """The headers of a block as a structured array (fields of `HEAD_DTYPE`)."""
+    return np.frombuffer(b"".join(heads), dtype=HEAD_DTYPE)
+
+
+@dataclass(frozen=True, slots=True)
+class CellColumns:
+    """The cells of a block, one entry per measurement row, in event order."""
+
+    row: np.ndarray[Any, Any]
+    col: np.ndarray[Any, Any]
+    voltage: np.ndarray[Any, Any]
+    current: np.ndarray[Any, Any]
+    conductance: np.ndarray[Any, Any]
+    compliance: np.ndarray[Any, Any]
+
+
+@functools.lru_cache(maxsize=64)
+def _record_dtype(k: int) -> np.dtype[Any]:
+    """The cell record of an event of `k` cells as one structured item."""
+    return np.dtype([("cells", INT, (k, 2)), ("v", FLOAT, (k,)), ("i", FLOAT, (k,)),
+                     ("g", FLOAT, (k,)), ("c", BOOL, (k,))])
+
+
+def unpack_cells(records: bytes, counts: np.ndarray[Any, Any]) -> CellColumns:
+    """Columns of the concatenated cell `records` of events with `counts` (> 0) cells each."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if len(records) != CELL_BYTES * total:
+        raise ValueError(f"{len(records)} bytes of cell records for {total} cells "
+                         f"({CELL_BYTES} bytes each)")
+    if total == 0:
+        empty_i, empty_f = np.zeros(0, INT), np.zeros(0, FLOAT)
+        return CellColumns(empty_i, empty_i, empty_f, empty_f, empty_f, np.zeros(0, BOOL))
+    k0 = int(counts[0])
+    if (counts == k0).all():  # one record layout: a zero-copy structured view
+        a = np.frombuffer(records, dtype=_record_dtype(k0))
+        cells = a["cells"].reshape(total, 2)
+        return CellColumns(cells[:, 0], cells[:, 1], a["v"].reshape(total),
+                           a["i"].reshape(total), a["g"].reshape(total), a["c"].reshape(total))
+    # Mixed sizes: gather each value by its byte offset.
+    first_row = np.cumsum(counts) - counts
+    owner = np.repeat(np.arange(len(counts)), counts)
+    r = np.arange(total) - first_row[owner]  # position of the cell in its event
+    base = CELL_BYTES * first_row[owner]
+    k = counts[owner]
+    raw = np.frombuffer(records, dtype=np.uint8)
+
+    def take(offset: np.ndarray[Any, Any], dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
+        index = offset[:, None] + np.arange(dtype.itemsize)
+        return raw[index].view(dtype).reshape(total)
+
+    return CellColumns(
+        take(base + 16 * r, INT), take(base + 16 * r + 8, INT),
+        take(base + 16 * k + 8 * r, FLOAT), take(base + 24 * k + 8 * r, FLOAT),
+        take(base + 32 * k + 8 * r, FLOAT), take(base + 40 * k + r, BOOL),
+    )
