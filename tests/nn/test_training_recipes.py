@@ -18,6 +18,7 @@ from xbarlab.nn.model import MLP  # noqa: E402
 from xbarlab.nn.training import (  # noqa: E402
     RESTART_STRIDE,
     _HardwareSampler,
+    _scale_aware,
     make_config,
     train,
     transfer_loss,
@@ -176,3 +177,24 @@ def test_checkpoint_selection_keeps_the_best_checkpoint(data: MoonsData) -> None
         acc.append(float(correct_matrix(mlp_logits(x, p), y).mean()))
     last_best = len(acc) - int(np.argmax(acc[::-1]))  # ties: the later checkpoint
     assert chosen.extra["selected_epoch"] == last_best
+
+
+def test_scale_aware_shift_keeps_the_value_and_adds_the_max_weight_gradient() -> None:
+    layout = layout_network((2, 8, 1))
+    fmap = _HardwareSampler(TransferModel.from_preset(), layout, 4, 0).fmap
+    torch.manual_seed(9)
+    theta = torch.randn(fmap.n_params, requires_grad=True)
+    nominal = theta.detach().numpy().astype(np.float64)
+    shift = 0.1 * torch.randn(3, fmap.n_params)
+    scaled = _scale_aware(shift, theta, nominal, fmap)
+    assert torch.allclose(scaled, shift, atol=1e-6)  # same transfer
+    (theta + scaled).sum().backward()
+    # analytic: 3 everywhere, plus, at each tensor's max|w| element, sign(w) * sum of the
+    # tensor's shifts per unit of max|w|
+    ref = np.full(fmap.n_params, 3.0)
+    for t in range(fmap.n_tensors):
+        idx = np.flatnonzero(fmap.tensor == t)
+        i = idx[np.argmax(np.abs(nominal[idx]))]
+        ref[i] += np.sign(nominal[i]) * shift[:, idx].sum().item() / abs(nominal[i])
+    assert theta.grad is not None
+    assert theta.grad.numpy() == pytest.approx(ref, rel=1e-4)

@@ -7,25 +7,58 @@ simulated transfers for the hardware-aware network, 18.5 % for the regular one.
 Both networks are trained for every seed (the seed sets the initialisation, the batch order
 and the training transfers; the evaluation draws use [eval_seed, seed], identical for both
 networks of a seed) and evaluated over N statistical transfers (preset tio2-sherbrooke-2023,
-always with the preset's true rates). Two mapping modes (`ReproduceConfig.mapping`), each with
-its own recipe (`RECIPES`); `xbarlab reproduce drolet2023` prints both by default:
+always with the preset's true rates). Two mapping modes (`ReproduceConfig.mapping`) and two
+recipes (`ReproduceConfig.recipe`, `RECIPES`); `xbarlab reproduce drolet2023` runs the paper
+recipe on the authors' mapping, then xbarlab's recipe on the physical mapping:
 
-- "authors": the paper as the authors' code runs it: +-400 uS pairs, per-tensor disturb index,
-  60 uS disturb outliers, ideal output bias (`xbarlab.nn.authors`), Xavier init with biases
-  0.01, Adam lr 0.1 constant, batch 256, BCE with logits, 10 000 epochs, weight decay 1e-4
-  and stuck-device substitution with undone updates on the hardware-aware net. Departures:
-  the disturb outlier threshold uses the preset's per-k std of the clipped data, and their
-  single-column scheme for single-sign tensors is not modelled. Measured (3 seeds, 2000
-  transfers, paper split): hardware-aware 71.7 +- 7.3 % (75.0, 78.5, 61.5), regular
-  18.8 +- 5.9 % (16.5, 13.0, 27.0); at 2000 epochs 74.3 +- 0.8 % vs 20.3 +- 9.0 %. The paper's
-  79.5 % is one trained network (their main_CDF.py loads one saved network per kind); its
-  18.5 % regular figure is matched, the hardware-aware figure is reached by single seeds only.
-- "physical": xbarlab's physical mapping (100-500 uS, disturb index by placement and
-  programming order), 2000 epochs; the hardware-aware net adds two departures that work best
-  there: stuck rates x6 in training (`stuck_scale`) and a cosine lr decay 0.1 -> 1e-3. It
-  reaches about 80 % but by a nearly linear boundary (nominal test accuracy 87.5 % on every
-  seed): a degenerate solution, so read its headline with that in mind. With the paper's
-  recipe the physical mapping gives about 75-78 %.
+- mapping "authors": as the authors' code: +-400 uS pairs, per-tensor disturb index, 60 uS
+  disturb outliers, ideal output bias (`xbarlab.nn.authors`). Departures: the outlier threshold
+  uses the preset's per-k std of the clipped data; their single-column scheme for single-sign
+  tensors is not modelled. Mapping "physical": 100-500 uS pairs tiled onto 8 x 8 arrays,
+  disturb index by placement and column-major programming order.
+- recipe "paper": Xavier init with biases 0.01, Adam lr 0.1 constant, batch 256, BCE with
+  logits, 10 000 epochs; the hardware-aware net adds weight decay 1e-4 and stuck-device
+  substitution with undone updates, one sampled transfer per step.
+- recipe "xbarlab" (hardware-aware net only; the regular net is the paper's on the authors'
+  mapping, 2000 epochs with torch's init on the physical one): weight decay 0, 8 transfers
+  per step in one batched pass (loss averaged), cosine lr 0.1 -> 1e-3; on the authors'
+  mapping also stuck rates x1.5 in training and 6000 epochs, on the physical 2000 epochs.
+  Why: with the paper's weight decay (Adam L2 1e-4) every hardware-aware run we made ended on
+  a near-linear boundary (87-88.5 % nominal test accuracy, the best a straight line does on
+  this split); without it, 8 transfers per step keep the network non-linear (97-98 %) and
+  robust. Nothing here looks at the test split. No selection is used: restarts and
+  checkpoint selection on `MoonsData.selection_points` are implemented and measured (4
+  restarts: 68.2 +- 1.2 % vs 69.2 +- 1.3 % without, 2000 epochs; checkpoints every 250 of
+  6000 epochs: 74.0 +- 3.5 % (71.5, 79.0, 71.5) vs 73.3 +- 1.3 %), no significant gain.
+
+Measured (3 seeds, 2000 transfers, paper split; share of test points >= 95 % correct: mean
++- std (per seed) [nominal test accuracy per seed]):
+
+  mapping   recipe   regular                                 hardware-aware
+  authors   paper    18.8 +- 5.9 (16.5, 13.0, 27.0) [97.5,   71.7 +- 7.3 (75.0, 78.5, 61.5)
+                     97.0, 97.5]                              [86.5, 87.5, 94.5]
+  authors   xbarlab  the paper recipe's                      73.3 +- 1.3 (74.0, 74.5, 71.5)
+                                                              [97.5, 97.5, 98.0]
+  physical  xbarlab  13.5 +- 6.1 (8.0, 10.5, 22.0) [98.0,    64.5 +- 0.4 (64.5, 65.0, 64.0)
+                     97.5, 97.0]                              [98.0, 97.5, 98.0]
+  physical  paper    10.3 +- 5.1 (4.5, 9.5, 17.0) [97.5,     64.0 +- 3.1 (60.5, 63.5, 68.0)
+                     97.0, 97.5]                              [96.5, 95.5, 94.5]
+
+The default run (authors/paper, then physical/xbarlab) takes 2 min 52 s on 2 cores.
+
+Findings. (1) The metric is bounded by the nominal accuracy, and a near-linear boundary is
+the most robust one: the paper recipe's hardware-aware nets land there on 2 of 3 seeds, and a
+bounded loss (``transfer_loss="sigmoid"``, 8 transfers, no weight decay, cosine, 2000
+epochs) gives 85.5 % on every seed at 87-87.5 % nominal accuracy. The paper's 79.5 % is one
+saved network per kind (their main_CDF.py); neither it nor its nominal accuracy is in the
+reference material.
+(2) Non-degenerate networks (nominal >= 95 %) reach 72-74 % on the authors' mapping with every
+variant tried (longer training, 16 transfers, trimmed loss, warm start, restarts with
+selection, stuck x1.5-2, a max|w|-aware gradient), about 64 % on the physical mapping: the
+79.5 % target is not met on average by a network that actually fits the moons (best single
+seed 79.0 %, with checkpoint selection). Stuck devices dominate (for a 97 % net: 68 % with
+only stuck devices, 91 % with everything but them). (3) The paper's split repeats every test
+point in the training (172 of 200) or validation (28) split.
 """
 
 from __future__ import annotations
@@ -66,6 +99,7 @@ RECIPES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     "authors": {
         "paper": {"regular": _PAPER, "hardware-aware": _PAPER},
         "xbarlab": {"regular": _PAPER, "hardware-aware": {**_XBARLAB_HA, "epochs": 6000,
+                                                           "stuck_scale": 1.5,
                                                            "init": "authors"}},
     },
     "physical": {

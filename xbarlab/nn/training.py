@@ -21,7 +21,8 @@ see the reproduce docstring for the numbers):
   decay (Adam L2) drives the 2-8-1 net onto a near-linear boundary (87.5 % accuracy);
 - ``stuck_scale``: stuck rates seen in training multiplied (evaluation keeps the true rates);
 - ``drop_worst`` (per point, a trimmed mean over the K transfers), ``transfer_loss="sigmoid"``
-  (a bounded loss), ``regular_epochs`` (warm start without transfers);
+  (a bounded loss), ``regular_epochs`` (warm start without transfers), ``scale_gradient``
+  (the gradient also sees that a tensor's max|w| sets the noise of all its weights);
 - selection: ``select_every`` (checkpoints) and ``restarts`` (trainings of seeds
   seed + 1000 r), scored on `MoonsData.selection_points`, the training and validation points
   that are not test points, never the test split; ``select_min_accuracy`` ranks networks
@@ -43,6 +44,7 @@ from xbarlab.config import validate_config
 from xbarlab.nn.authors import mode_draw, mode_fixed, mode_k
 from xbarlab.nn.data import MoonsData
 from xbarlab.nn.mapping import (
+    FlatMap,
     Mapping,
     NetworkLayout,
     flat_map,
@@ -91,6 +93,11 @@ class TrainConfig(BaseModel):
         "bce", description="hardware-aware loss per point and transfer: bce (the paper's), or "
         "sigmoid(-margin), bounded: a transfer that fails badly weighs no more than one that "
         "fails narrowly"
+    )
+    scale_gradient: bool = Field(
+        False, description="straight-through shift expressed per unit of its tensor's max|w| "
+        "and multiplied by the (differentiable) max|w|: the gradient sees that a larger "
+        "max|w| makes every weight of the tensor noisier"
     )
     drop_worst: int = Field(
         0, ge=0, description="per point, the worst losses of the `samples` transfers left out"
@@ -257,6 +264,17 @@ def scaled_stuck(tm: TransferModel, factor: float) -> TransferModel:
     return replace(tm, stats=tm.stats.model_copy(update={"stuck": stuck}))
 
 
+def _scale_aware(shift: torch.Tensor, theta: torch.Tensor, nominal: np.ndarray,
+                 fmap: FlatMap) -> torch.Tensor:
+    """`shift` (K, P) rewritten as (shift / max|w|) * max|w| with the second factor a
+    differentiable function of theta (per tensor of `fmap`); same value, more gradient."""
+    w_max_np = fmap.tensor_max(nominal)  # (P,), 1 for an all-zero tensor
+    per_tensor = torch.stack([theta[torch.from_numpy(fmap.tensor == t)].abs().max()
+                              for t in range(fmap.n_tensors)])
+    w_max = per_tensor[torch.from_numpy(fmap.tensor)]
+    return shift / torch.from_numpy(w_max_np.astype(np.float32)) * w_max
+
+
 def transfer_loss(
     net: MLP, x: torch.Tensor, y: torch.Tensor, thetas: torch.Tensor, drop_worst: int = 0,
     kind: str = "bce",
@@ -383,6 +401,8 @@ def _train(
                 new, mask, std = sampler.next(nominal, cfg.samples, cfg.kl_weight > 0)
                 # straight-through: the value of the transfer, the gradient of the nominal
                 shift = torch.from_numpy((new - nominal).astype(np.float32))
+                if cfg.scale_gradient:
+                    shift = _scale_aware(shift, theta, nominal, sampler.fmap)
                 loss = transfer_loss(net, xb, yb, theta + shift, cfg.drop_worst,
                                      cfg.transfer_loss)
                 if std is not None:
