@@ -9,8 +9,9 @@ A driver subclasses `Instrument` and declares its settings::
 sends ``:SOUR:VOLT 0.2``; reading ``smu.voltage`` returns the last value sent (``None`` before).
 Templates may use ``{value}`` and any key of `Instrument.fields()` (e.g. ``{ch}``).
 
-Replies are parsed with `parse_float` / `parse_floats` / `parse_bool` / `parse_int`, which raise
-`ReplyError` naming the instrument and the command for garbage or truncated replies.
+Replies are parsed with `parse_float` / `parse_floats` / `parse_bool` / `parse_int` (binary
+block payloads with `parse_doubles`), which raise `ReplyError` naming the instrument and the
+command for garbage or truncated replies.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, overload
 
@@ -159,17 +161,24 @@ class Instrument:
         return {}
 
     # -- I/O ---------------------------------------------------------------------------------
-    def write(self, line: str) -> None:
+    def _link(self, op: Callable[[str], T], line: str) -> T:
+        """`op(line)` on the transport; a `TransportError` is raised again naming the
+        instrument."""
         try:
-            self.transport.write(line)
+            return op(line)
         except TransportError as exc:
             raise type(exc)(f"{self.name}: {exc}") from exc
 
+    def write(self, line: str) -> None:
+        self._link(self.transport.write, line)
+
     def query(self, line: str) -> str:
-        try:
-            return self.transport.query(line)
-        except TransportError as exc:
-            raise type(exc)(f"{self.name}: {exc}") from exc
+        return self._link(self.transport.query, line)
+
+    def query_block(self, line: str) -> bytes:
+        """The payload of the definite-length block answering `line` (see
+        `Transport.query_block`)."""
+        return self._link(self.transport.query_block, line)
 
     def connect(self, expect: str | None = None) -> str:
         """Open the transport, read the identity and check it contains `expect`.
@@ -243,6 +252,22 @@ class Instrument:
             raise ReplyError(f"{self.name}: reply to {command!r} is not a complete number "
                              f"(expected {form.pattern}): {reply!r}")
         return self.parse_float(reply, command)
+
+    def parse_doubles(self, payload: bytes, n: int, command: str,
+                      big_endian: bool = True) -> list[float]:
+        """`n` IEEE-754 doubles from a binary block payload (SCPI ``:FORM:DATA REAL,64``):
+        exactly 8n bytes, every value finite and below the overflow marker (NaN is the SCPI
+        binary "no data"), else `ReplyError`."""
+        if len(payload) != 8 * n:
+            raise ReplyError(f"{self.name}: reply to {command!r} should be {n} IEEE-754 "
+                             f"double(s) ({8 * n} bytes), got {len(payload)} bytes: "
+                             f"{payload!r}")
+        values = list(struct.unpack(f"{'>' if big_endian else '<'}{n}d", payload))
+        for v in values:
+            if not math.isfinite(v) or abs(v) >= OVERFLOW:
+                raise ReplyError(f"{self.name}: reply to {command!r} holds {v!r} (no data or "
+                                 f"overflow): {payload!r}")
+        return values
 
     def parse_int(self, reply: str, command: str) -> int:
         v = self.parse_float(reply, command)

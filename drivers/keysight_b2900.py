@@ -10,6 +10,11 @@ Configuration (output off throughout; no ``*RST``: it would reset the other chan
     :OUTP{ch} OFF
     :OUTP{ch}:ON:AUTO OFF                 # no automatic output on at :INIT / :MEAS (the reset
                                           # default is ON): only :OUTP ON switches it on
+    :FORM:DATA REAL,64                    # readings as IEEE-754 doubles (instrument-wide; the
+                                          # ASCII format, the reset default, has 7 significant
+                                          # digits and no precision setting)
+    :FORM:BORD NORM                       # most significant byte first (the reset default, set
+                                          # explicitly: the format outlives the session)
     :SOUR{ch}:FUNC:MODE VOLT
     :SOUR{ch}:FUNC:SHAP DC
     :SOUR{ch}:VOLT:MODE FIX
@@ -28,8 +33,12 @@ Output: ``:OUTP{ch} ON`` (only after the compliance is set); off is ``:SOUR{ch}:
 ``:OUTP{ch} OFF`` then ``:OUTP{ch}?`` -> ``0`` (answered once the off command has executed:
 relays never switch on an output that is still on).
 
-Measurement: ``:MEAS:CURR? (@{ch})`` -> ``<I>``, then ``:SENS{ch}:CURR:PROT:TRIP?`` -> 0/1.
-Error queue: ``:SYST:ERR?`` until ``+0,"No error"``.
+Measurement: ``:MEAS:CURR? (@{ch})`` -> ``#18<8 bytes>`` (an IEEE 488.2 definite-length block
+holding one big-endian double, then the newline), then ``:SENS{ch}:CURR:PROT:TRIP?`` -> 0/1
+(ASCII: the data format applies to measurement data only). A block cut short, with another
+length, or holding NaN (the binary "no data") or the 9.9e37 overflow marker is refused (see
+`Transport.query_block`, `Instrument.parse_doubles`), never read as a shorter value.
+Error queue: ``:SYST:ERR?`` (ASCII) until ``+0,"No error"``.
 
 Pulses use the instrument's pulse shape (hardware timed), from base 0 V to the triggered
 level, measured over [w/2, 3w/4] of the pulse::
@@ -44,7 +53,7 @@ level, measured over [w/2, 3w/4] of the pulse::
     :TRIG{ch}:COUN 1
     :INIT (@{ch})
     *OPC?                                 # -> 1
-    :FETC:SCAL:CURR? (@{ch})
+    :FETC:SCAL:CURR? (@{ch})              # -> one double in a block, as :MEAS:CURR?
     :SENS{ch}:CURR:PROT:TRIP?
     :SOUR{ch}:FUNC:SHAP DC
     :TRIG{ch}:ACQ:DEL 0
@@ -60,7 +69,6 @@ from __future__ import annotations
 
 from xbarlab.bench.roles import Measurement
 from xbarlab.drivers.base import (
-    OVERFLOW,
     ReplyError,
     Setting,
     fmt,
@@ -88,6 +96,8 @@ class Cmd:
     OUTPUT_OFF = ":OUTP{ch} OFF"
     OUTPUT_STATE = ":OUTP{ch}?"
     NO_AUTO_ON = ":OUTP{ch}:ON:AUTO OFF"
+    DATA_FORMAT = ":FORM:DATA REAL,64"
+    BYTE_ORDER = ":FORM:BORD NORM"
     MEASURE = ":MEAS:CURR? (@{ch})"
     TRIPPED = ":SENS{ch}:CURR:PROT:TRIP?"
     ERROR = ":SYST:ERR?"
@@ -121,8 +131,8 @@ class KeysightB2900Channel(ChannelSourceMeter):
         super().__init__(transport, channel, name)
 
     def configure(self, compliance: float, v_protect: float, nplc: float) -> None:
-        for t in (Cmd.OUTPUT_OFF, Cmd.NO_AUTO_ON, Cmd.MODE, Cmd.SHAPE_DC, Cmd.FIXED_MODE,
-                  Cmd.FIXED_RANGE):
+        for t in (Cmd.OUTPUT_OFF, Cmd.NO_AUTO_ON, Cmd.DATA_FORMAT, Cmd.BYTE_ORDER, Cmd.MODE,
+                  Cmd.SHAPE_DC, Cmd.FIXED_MODE, Cmd.FIXED_RANGE):
             self.write(self.line(t))
         self.voltage_range = v_protect
         self.voltage = 0.0
@@ -135,10 +145,8 @@ class KeysightB2900Channel(ChannelSourceMeter):
         self.confirm_off()
 
     def _current(self, cmd: str) -> float:
-        reply = self.query(cmd)
-        i = self.parse_float(reply, cmd)
-        if abs(i) >= OVERFLOW:
-            raise ReplyError(f"{self.name}: {cmd!r} returned overflow {reply!r}")
+        """One current reading: a block of one big-endian double (``:FORM:DATA REAL,64``)."""
+        (i,) = self.parse_doubles(self.query_block(cmd), 1, cmd, big_endian=True)
         return i
 
     def measure(self) -> Measurement:

@@ -1,10 +1,12 @@
 """Byte-level links to instruments: VISA (pyvisa), serial (pyserial) and test transports.
 
-A transport moves text lines; it knows nothing about any instrument's language. Constructors do
-no I/O: `open()` connects, `close()` disconnects (idempotent), `reopen()` drops the link and
-connects again (the safe-state path uses it once when a link broke; bounded like `open()`).
-Every failure is raised as a `TransportError` naming the address; a missing reply within the
-timeout is a `TransportTimeout`.
+A transport moves text lines, and reads IEEE 488.2 definite-length blocks
+(``#<n><length><bytes>``, `query_block`) for binary replies; it knows nothing about any
+instrument's language. Constructors do no I/O: `open()` connects, `close()` disconnects
+(idempotent), `reopen()` drops the link and connects again (the safe-state path uses it once
+when a link broke; bounded like `open()`). Every failure is raised as a `TransportError` naming
+the address; a missing reply within the timeout is a `TransportTimeout`; a reply that is not
+one complete, well-formed block is a `MalformedBlock`, never a shorter payload.
 
 - `VisaTransport`: any VISA resource (GPIB, USB, ``TCPIP::host::INSTR``,
   ``TCPIP::host::port::SOCKET``, ASRL). The default library ``"@py"`` is pyvisa-py, which needs
@@ -13,6 +15,9 @@ timeout is a `TransportTimeout`.
 - `TranscriptTransport`: plays back a scripted list of (sent, reply) pairs and fails on the
   first difference (pymeasure ``expected_protocol`` style).
 - `CallbackTransport`: answers every line with a Python function (tests, quick fakes).
+
+`read_block` reads one block off a byte stream (VISA, serial); `parse_block` checks one that
+arrived whole (test transports).
 """
 
 from __future__ import annotations
@@ -31,8 +36,60 @@ class TransportTimeout(TransportError, TimeoutError):
     """No (complete) reply arrived within the transport's timeout."""
 
 
+class MalformedBlock(TransportError):
+    """A reply to `query_block` that is not one complete IEEE 488.2 definite-length block: no
+    ``#<n><length>`` header, fewer bytes than the header announces, or more (bytes after the
+    block other than the termination)."""
+
+
 class TranscriptMismatch(AssertionError):
     """A driver sent something other than the scripted transcript expected."""
+
+
+def _block_header(head: bytes) -> int:
+    """The number of length digits from the two bytes ``#<n>`` (n = 1..9)."""
+    if len(head) == 2 and head[:1] == b"#" and head[1:2] in b"123456789":
+        return int(head[1:2])
+    raise MalformedBlock(f"not a definite-length block: starts {head!r}, expected '#<1-9>'")
+
+
+def _block_length(digits: bytes, n: int) -> int:
+    if len(digits) != n or not digits.isdigit():
+        raise MalformedBlock(f"block header length field {digits!r} is not {n} digits")
+    return int(digits)
+
+
+def read_block(read_exact: Callable[[int], bytes], termination: bytes) -> bytes:
+    """One block from a byte stream: ``#<n>``, `n` length digits, exactly that many payload
+    bytes, then `termination` (which must follow: anything else means the block is longer than
+    its header says). `read_exact(k)` returns `k` bytes or raises (a timeout); it is never
+    asked for more than the block announces, so nothing after it is consumed."""
+    n = _block_header(read_exact(2))
+    length = _block_length(read_exact(n), n)
+    payload = read_exact(length) if length else b""
+    tail = read_exact(len(termination)) if termination else b""
+    if tail != termination:
+        raise MalformedBlock(f"the {length}-byte block is followed by {tail!r}, not the "
+                             f"termination {termination!r} (longer than its header says)")
+    return payload
+
+
+def parse_block(raw: bytes, termination: bytes = b"\n") -> bytes:
+    """The payload of `raw`, one complete block ``#<n><length><payload>`` with or without one
+    trailing `termination`; a truncated block, a wrong length or extra bytes raise
+    `MalformedBlock`."""
+    n = _block_header(raw[:2])
+    length = _block_length(raw[2:2 + n], n)
+    start = 2 + n
+    got = len(raw) - start
+    if got < length:
+        raise MalformedBlock(f"truncated block: the header announces {length} bytes, "
+                             f"{got} arrived")
+    rest = raw[start + length:]
+    if rest not in (b"", termination):
+        raise MalformedBlock(f"{len(rest)} bytes after the {length}-byte block ({rest[:16]!r}): "
+                             "the block is longer than its header says")
+    return raw[start:start + length]
 
 
 @runtime_checkable
@@ -52,6 +109,14 @@ class Transport(Protocol):
 
     def query(self, line: str) -> str:
         """Send one line and return the reply line, termination stripped."""
+        ...
+
+    def query_block(self, line: str) -> bytes:
+        """Send one line and return the payload of the definite-length block answering it (the
+        termination after it consumed). A reply that stops short is a `TransportTimeout`, one
+        that is not a well-formed block a `MalformedBlock`; wire transports then close the
+        link (the byte stream is out of step: a later reply could be misread), and the safe
+        state's `reopen()` starts clean."""
         ...
 
     def close(self) -> None:
@@ -171,6 +236,22 @@ class VisaTransport:
         except Exception as exc:
             raise self._wrap(exc, f"query {line!r}") from exc
 
+    def query_block(self, line: str) -> bytes:
+        res = self._resource()
+        self.write(line)
+
+        def read_exact(k: int) -> bytes:
+            return bytes(res.read_bytes(k, break_on_termchar=False))
+
+        try:
+            return read_block(read_exact, self.read_termination.encode("ascii"))
+        except MalformedBlock as exc:
+            self._close_quietly()
+            raise MalformedBlock(f"{self.address}: query {line!r}: {exc}; link closed") from None
+        except Exception as exc:
+            self._close_quietly()
+            raise self._wrap(exc, f"query {line!r} (binary block; link closed)") from exc
+
     def _close_quietly(self) -> None:
         if self._res is not None:
             with contextlib.suppress(Exception):
@@ -253,6 +334,26 @@ class SerialTransport:
         except UnicodeDecodeError as exc:
             raise TransportError(f"{self.address}: query {line!r}: undecodable {raw!r}") from exc
 
+    def query_block(self, line: str) -> bytes:
+        self.write(line)
+        port = self._p()
+
+        def read_exact(k: int) -> bytes:
+            try:
+                data = bytes(port.read(k))
+            except Exception as exc:
+                raise TransportError(f"read: {exc}") from exc
+            if len(data) < k:
+                raise TransportTimeout(f"block stopped short ({len(data)} of {k} bytes "
+                                       f"within {self.timeout:g} s)")
+            return data
+
+        try:
+            return read_block(read_exact, self.read_termination.encode(self.encoding))
+        except TransportError as exc:
+            self.close()
+            raise type(exc)(f"{self.address}: query {line!r}: {exc}; link closed") from exc
+
     def close(self) -> None:
         if self._port is not None:
             with contextlib.suppress(Exception):
@@ -264,8 +365,9 @@ class SerialTransport:
         self.open()
 
 
-Exchange = tuple[str, str | None]
-"""(line the driver must send, reply it gets) -- reply ``None`` for a plain write."""
+Exchange = tuple[str, str | bytes | None]
+"""(line the driver must send, reply it gets) -- reply ``None`` for a plain write, bytes (the
+block as it comes off the wire, termination optional) for `query_block`."""
 
 
 class TranscriptTransport:
@@ -293,7 +395,7 @@ class TranscriptTransport:
     def open(self) -> None:
         self.is_open = True
 
-    def _next(self, line: str, query: bool) -> str | None:
+    def _next(self, line: str, query: bool) -> str | bytes | None:
         self.sent.append(line)
         if self._i >= len(self.script):
             raise TranscriptMismatch(f"unexpected {'query' if query else 'write'} {line!r}: "
@@ -317,8 +419,14 @@ class TranscriptTransport:
 
     def query(self, line: str) -> str:
         reply = self._next(line, query=True)
-        assert reply is not None
+        if not isinstance(reply, str):
+            raise TranscriptMismatch(f"step {self._i - 1}: {line!r} was queried as text, but "
+                                     f"the transcript answers with a block {reply!r}")
         return reply
+
+    def query_block(self, line: str) -> bytes:
+        reply = self._next(line, query=True)
+        return _block_reply(self.address, line, reply)
 
     def close(self) -> None:
         self.is_open = False
@@ -329,11 +437,23 @@ class TranscriptTransport:
         self.is_open = True
 
 
+def _block_reply(address: str, line: str, reply: str | bytes | None) -> bytes:
+    """A test transport's reply to `query_block`: text is taken as the ASCII bytes it would
+    be on the wire (an instrument that ignored the binary format answers text)."""
+    raw = reply.encode("ascii", errors="replace") if isinstance(reply, str) else reply
+    if raw is None:
+        raise TransportTimeout(f"{address}: query {line!r}: no reply")
+    try:
+        return parse_block(raw)
+    except MalformedBlock as exc:
+        raise MalformedBlock(f"{address}: query {line!r}: {exc}") from None
+
+
 class CallbackTransport:
     """Answers with `handler(line, is_query)`; the reply of a write is ignored. Records `sent`
     (a `reopen()` as `REOPEN`; it always succeeds and is not passed to the handler)."""
 
-    def __init__(self, handler: Callable[[str, bool], str | None],
+    def __init__(self, handler: Callable[[str, bool], str | bytes | None],
                  address: str = "callback") -> None:
         self.handler = handler
         self.address = address
@@ -353,7 +473,14 @@ class CallbackTransport:
         reply = self.handler(line, True)
         if reply is None:
             raise TransportTimeout(f"{self.address}: query {line!r}: no reply")
+        if isinstance(reply, bytes):
+            raise TransportError(f"{self.address}: query {line!r}: a binary reply {reply!r} "
+                                 "to a text query")
         return reply
+
+    def query_block(self, line: str) -> bytes:
+        self.sent.append(line)
+        return _block_reply(self.address, line, self.handler(line, True))
 
     def close(self) -> None:
         self.is_open = False

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -200,12 +201,6 @@ def channel_list(arg: str, allowed: tuple[int, ...]) -> list[int]:
     return out
 
 
-def fmt_number(x: float) -> str:
-    """Full precision (shortest repr): reads back as the same float. Only for emulators whose
-    instrument format is not modelled yet (the B2900); `fmt_ascii` is the instrument format."""
-    return repr(float(x))
-
-
 def fmt_ascii(x: float, digits: int) -> str:
     """A number in the SCPI ASCII reply format of Keithley's 2450 family: `digits` significant
     digits, one before the point, ``E`` and a signed two-digit exponent (``-6.999999881E-01``
@@ -213,7 +208,18 @@ def fmt_ascii(x: float, digits: int) -> str:
     return f"{float(x):.{digits - 1}E}"
 
 
-Handler = Callable[[list[int], list[str]], str | None]
+def ieee_block(values: list[float], kind: str, big_endian: bool) -> bytes:
+    """``:FORM:DATA REAL,32|REAL,64`` replies: an IEEE 488.2 definite-length block
+    ``#<n><length><bytes>`` of IEEE-754 singles (`kind` ``"f"``) or doubles (``"d"``)."""
+    payload = struct.pack(f"{'>' if big_endian else '<'}{len(values)}{kind}", *values)
+    length = str(len(payload)).encode("ascii")
+    return b"#" + str(len(length)).encode("ascii") + length + payload
+
+
+Reply = str | bytes | None
+"""A reply without its termination: text, a binary block, or nothing."""
+
+Handler = Callable[[list[int], list[str]], Reply]
 
 
 @dataclass
@@ -256,9 +262,9 @@ class ScpiInstrument:
         if kind == "error":
             self.error(-222, "Data out of range; injected fault")
 
-    def handle(self, line: str) -> str | None:
+    def handle(self, line: str) -> Reply:
         self.received.append(line)
-        replies: list[str] = []
+        replies: list[str | bytes] = []
         try:
             parts = split_outside_quotes(line, ";")
         except ScpiError as err:
@@ -275,9 +281,13 @@ class ScpiInstrument:
                 continue
             if reply is not None:
                 replies.append(reply)
-        return ";".join(replies) if replies else None
+        if not replies:
+            return None
+        if all(isinstance(r, str) for r in replies):
+            return ";".join(r for r in replies if isinstance(r, str))
+        return b";".join(r.encode("ascii") if isinstance(r, str) else r for r in replies)
 
-    def _one(self, text: str) -> str | None:
+    def _one(self, text: str) -> Reply:
         m = re.match(r"(\S+?)(\?)?(?:\s+(.*))?$", text)
         if not m or not re.fullmatch(r":?[A-Za-z_*][A-Za-z0-9_]*(:[A-Za-z_][A-Za-z0-9_]*)*",
                                      m[1]):

@@ -34,8 +34,9 @@ _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux
 class LineInstrument(Protocol):
     name: str
 
-    def handle(self, line: str) -> str | None:
-        """Process one line; return the reply line (without termination) or None."""
+    def handle(self, line: str) -> str | bytes | None:
+        """Process one line; return the reply (text, or a binary block, without termination)
+        or None."""
         ...
 
     def inject(self, kind: str, line: str = "") -> None:
@@ -82,9 +83,10 @@ class _LineServer:
             return b""
         if "garbage" in kinds:
             reply = next(r.text for r in rules if r.kind == "garbage")
+        out = reply if isinstance(reply, bytes) else reply.encode("ascii", errors="replace")
         if "truncate" in kinds:
-            reply = reply[: len(reply) // 2]
-        return reply.encode("ascii", errors="replace") + self.termination
+            out = out[: len(out) // 2]
+        return out + self.termination
 
     def _split(self, buf: bytearray) -> list[bytes]:
         """Pop every complete line off `buf` (``\\r\\n`` and ``\\n`` both end a line)."""

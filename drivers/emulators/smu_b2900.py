@@ -17,6 +17,15 @@ Implemented subtree (``#`` = channel 1|2, default 1; anything else -113; bad val
   ``:MEAS`` switch an output that is off on), ``:ABORt[:ALL] [(@1,2)]``,
   ``:INITiate[:IMMediate][:ALL] (@n)``
 - ``:MEASure[:CURRent[:DC]]? [(@n)]``, ``:FETCh[:SCALar]:CURRent[:DC]? [(@n)]``
+- ``:FORMat[:DATA] ASCii|REAL,32|REAL,64``, ``:FORMat:BORDer NORMal|SWAPped`` and their
+  queries (``ASC``, ``REAL,64``...; ``NORM``, ``SWAP``); ``*RST``: ASCii, NORMal
+
+Measurement data (``:MEAS``, ``:FETC``; all channels of the list in one reply) follow the
+data output format of the SCPI Command Reference: ASCii writes ``+1.000001E-06`` (7
+significant digits, comma separated; "no data" is ``+9.910000E+37``); REAL,32 / REAL,64 send
+an IEEE 488.2 definite-length block (``#18`` + 8 bytes for one double) in the byte order of
+``:FORM:BORD`` (NORMal: most significant byte first), then the newline. Other numeric
+replies (``:SOUR:VOLT?``) are NR3 text in the ASCII form whatever the data format.
 
 ``:INIT`` with the pulse shape applies the triggered level for the pulse width to the load
 (from the base level the output holds) and keeps the current for ``:FETC``; with the DC shape
@@ -26,6 +35,7 @@ output that is off refuses ``:INIT`` (-221).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -35,13 +45,21 @@ from xbarlab.drivers.emulators.scpi import (
     boolean,
     channel_list,
     choice,
-    fmt_number,
+    ieee_block,
     number,
     string,
 )
 from xbarlab.drivers.emulators.state import Load, OpenCircuit, SmuChannel, measure
 
 RANGES = (0.2, 2.0, 20.0, 200.0)
+NOT_A_NUMBER = 9.91e37  # ASCII "no data"
+FORMATS = {"ASC": "", "REAL,32": "f", "REAL,64": "d"}  # data format -> struct code of a block
+
+
+def fmt_nr3(x: float) -> str:
+    """A number as the B2900 writes it in ASCII: sign, 7 significant digits, ``E``, signed
+    two-digit exponent (``+1.000001E-06``)."""
+    return f"{(NOT_A_NUMBER if math.isnan(x) else x):+.6E}"
 
 
 @dataclass
@@ -74,6 +92,8 @@ class SmuB2900(ScpiInstrument):
         self.identity = f"Keysight Technologies,B2902A,{serial},3.4.2011.5100"
         self.load: Load = load or OpenCircuit()
         self.channels = {n: _Channel(SmuChannel(f"{name}.{n}")) for n in (1, 2)}
+        self.data_format = "ASC"
+        self.big_endian = True
         self._reset()
         src, sen = ":SOURce#", ":SENSe#"
         self.add("*IDN?", lambda sx, a: self.identity)
@@ -87,7 +107,7 @@ class SmuB2900(ScpiInstrument):
         self.add(f"{src}:VOLTage:RANGe", self._range)
         self.add(f"{src}:VOLTage[:LEVel][:IMMediate][:AMPLitude]", self._level)
         self.add(f"{src}:VOLTage[:LEVel][:IMMediate][:AMPLitude]?",
-                 lambda sx, a: fmt_number(self._ch(sx).smu.level))
+                 lambda sx, a: fmt_nr3(self._ch(sx).smu.level))
         self.add(f"{src}:VOLTage[:LEVel]:TRIGgered[:AMPLitude]", self._trig_level)
         self.add(f"{src}:PULSe:DELay", self._num("pulse_delay", 0.0, 99999.9))
         self.add(f"{src}:PULSe:WIDTh", self._num("pulse_width", 5e-5, 100.0))
@@ -107,6 +127,10 @@ class SmuB2900(ScpiInstrument):
         self.add(":INITiate[:IMMediate][:ALL]", self._init, nargs=(0, 1))
         self.add(":MEASure[:CURRent[:DC]]?", self._measure, nargs=(0, 1))
         self.add(":FETCh[:SCALar]:CURRent[:DC]?", self._fetch, nargs=(0, 1))
+        self.add(":FORMat[:DATA]", self._format, nargs=(1, 2))
+        self.add(":FORMat[:DATA]?", lambda sx, a: self.data_format)
+        self.add(":FORMat:BORDer", self._border)
+        self.add(":FORMat:BORDer?", lambda sx, a: "NORM" if self.big_endian else "SWAP")
 
     # -- helpers ------------------------------------------------------------------------------
     def _ch(self, sx: list[int]) -> _Channel:
@@ -136,6 +160,7 @@ class SmuB2900(ScpiInstrument):
                 smu.level, smu.output, smu.limit = 0.0, False, 1e-4
                 self.load.changed(smu)
             self.queue.clear()
+            self.data_format, self.big_endian = "ASC", True
 
     @property
     def safe(self) -> bool:
@@ -149,7 +174,31 @@ class SmuB2900(ScpiInstrument):
         else:
             super().inject(kind, line)
 
+    def _data(self, values: list[float]) -> str | bytes:
+        """Measurement data in the present data output format."""
+        kind = FORMATS[self.data_format]
+        if not kind:
+            return ",".join(fmt_nr3(v) for v in values)
+        return ieee_block(values, kind, self.big_endian)
+
     # -- handlers -----------------------------------------------------------------------------
+    def _format(self, sx: list[int], a: list[str]) -> None:
+        kind = choice(a[0], "ASCii", "REAL")
+        if kind == "ASCII":
+            if len(a) > 1:
+                raise ScpiError(-108, "Parameter not allowed; ASCii takes no length")
+            self.data_format = "ASC"
+            return
+        if len(a) < 2:
+            raise ScpiError(-109, "Missing parameter; REAL,32 or REAL,64")
+        bits = number(a[1], 32, 64)
+        if bits not in (32, 64):
+            raise ScpiError(-224, f"Illegal parameter value; REAL,{a[1]} (32 or 64)")
+        self.data_format = f"REAL,{int(bits)}"
+
+    def _border(self, sx: list[int], a: list[str]) -> None:
+        self.big_endian = choice(a[0], "NORMal", "SWAPped") == "NORMAL"
+
     def _mode(self, sx: list[int], a: list[str]) -> None:
         choice(a[0], "FIXed", "SWEep", "LIST")
         self._ch(sx)
@@ -231,19 +280,19 @@ class SmuB2900(ScpiInstrument):
                     i, ch.tripped = measure(self.load, smu)
                 ch.fetched = [i]
 
-    def _measure(self, sx: list[int], a: list[str]) -> str:
+    def _measure(self, sx: list[int], a: list[str]) -> str | bytes:
         out = []
         for ch in self._chs(a):
             with self.load.lock:
                 self._switch_on(ch)
             i, ch.tripped = measure(self.load, ch.smu)
-            out.append(fmt_number(i))
-        return ",".join(out)
+            out.append(i)
+        return self._data(out)
 
-    def _fetch(self, sx: list[int], a: list[str]) -> str:
+    def _fetch(self, sx: list[int], a: list[str]) -> str | bytes:
         out = []
         for ch in self._chs(a):
             if not ch.fetched:
                 raise ScpiError(-230, "Data corrupt or stale; nothing acquired")
-            out.append(fmt_number(ch.fetched[-1]))
-        return ",".join(out)
+            out.append(ch.fetched[-1])
+        return self._data(out)

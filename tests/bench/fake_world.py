@@ -13,6 +13,7 @@ every level set, and whether the final state is safe.
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -239,7 +240,7 @@ class World:
             return None
         raise AssertionError(f"2450 fake {inst}: unexpected {line!r}")
 
-    def b2900(self, line: str, query: bool) -> str | None:
+    def b2900(self, line: str, query: bool) -> str | bytes | None:
         r = self._common("b29", line, query)
         if r is not None:
             return r
@@ -257,7 +258,8 @@ class World:
         m = re.fullmatch(r":OUTP([12])\?", line)
         if m:
             return "1" if self.smus[f"b29.{m[1]}"].on else "0"
-        if re.fullmatch(r":OUTP[12]:ON:AUTO OFF", line):
+        if re.fullmatch(r":OUTP[12]:ON:AUTO OFF", line) or line in (":FORM:DATA REAL,64",
+                                                                     ":FORM:BORD NORM"):
             return None
         m = re.fullmatch(r":SOUR([12]):VOLT " + NUM, line)
         if m:
@@ -286,14 +288,14 @@ class World:
             self._pulse_i = float(np.sign(i) * min(abs(i), smu.limit))
             return None
         m = re.fullmatch(r":FETC:SCAL:CURR\? \(@([12])\)", line)
-        if m:
-            return f"{self._pulse_i:.6e}"
+        if m:  # :FORM:DATA REAL,64 with :FORM:BORD NORM: one big-endian double in a block
+            return b"#18" + struct.pack(">d", self._pulse_i) + b"\n"
         m = re.fullmatch(r":MEAS:CURR\? \(@([12])\)", line)
         if m:
             smu = self.smus[f"b29.{m[1]}"]
             i = self.current(smu.name)
             self._trip[smu.name] = abs(i) >= smu.limit
-            return f"{(np.sign(i) * min(abs(i), smu.limit)):.6e}"
+            return b"#18" + struct.pack(">d", np.sign(i) * min(abs(i), smu.limit)) + b"\n"
         m = re.fullmatch(r":SENS([12]):CURR:PROT:TRIP\?", line)
         if m:
             return "1" if self._trip.get(f"b29.{m[1]}") else "0"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,7 @@ from xbarlab.drivers.keithley2600 import Keithley2600Channel
 from xbarlab.drivers.keysight_b2900 import KeysightB2900Channel
 from xbarlab.drivers.transports import (
     REOPEN,
+    MalformedBlock,
     TranscriptMismatch,
     TranscriptTransport,
     TransportError,
@@ -321,8 +323,16 @@ def test_2600_bad_channel() -> None:
 
 
 # -- Keysight B2900 -------------------------------------------------------------------------------
+def real64(x: float) -> bytes:
+    """One double as the B2900 sends it after :FORM:DATA REAL,64 and :FORM:BORD NORM: the
+    definite-length block #18 + 8 bytes, most significant first, then the newline (SCPI Command
+    Reference, "Data Output Format")."""
+    return b"#18" + struct.pack(">d", x) + b"\n"
+
+
 def config_b2900(ch: int) -> list:
     return [(f":OUTP{ch} OFF", None), (f":OUTP{ch}:ON:AUTO OFF", None),
+            (":FORM:DATA REAL,64", None), (":FORM:BORD NORM", None),
             (f":SOUR{ch}:FUNC:MODE VOLT", None),
             (f":SOUR{ch}:FUNC:SHAP DC", None), (f":SOUR{ch}:VOLT:MODE FIX", None),
             (f":SOUR{ch}:VOLT:RANG:AUTO OFF", None), (f":SOUR{ch}:VOLT:RANG 3", None),
@@ -334,14 +344,15 @@ def config_b2900(ch: int) -> list:
 @pytest.mark.parametrize("ch", [1, 2])
 def test_b2900_configure_measure_off(ch: int) -> None:
     script = [*config_b2900(ch), (f":SOUR{ch}:VOLT -0.3", None), (f":OUTP{ch} ON", None),
-              (f":MEAS:CURR? (@{ch})", "-6.000000E-05"), (f":SENS{ch}:CURR:PROT:TRIP?", "0"),
+              (f":MEAS:CURR? (@{ch})", real64(-6.0000123456789e-05)),
+              (f":SENS{ch}:CURR:PROT:TRIP?", "0"),
               (f":SOUR{ch}:VOLT 0", None), (f":OUTP{ch} OFF", None), (f":OUTP{ch}?", "0")]
     t, k = run(script, lambda t: KeysightB2900Channel(t, ch))
     k.configure(1e-3, 3.0, 1.0)
     k.set_voltage(-0.3)
     k.enable()
     m = k.measure()
-    assert (m.voltage, m.current, m.compliance) == (-0.3, -6e-5, False)
+    assert (m.voltage, m.current, m.compliance) == (-0.3, -6.0000123456789e-05, False)
     k.disable()
     assert t.done
 
@@ -351,7 +362,7 @@ def test_b2900_pulse_shape() -> None:
               (":SOUR1:VOLT 0", None), (":SOUR1:VOLT:TRIG 2", None), (":SOUR1:PULS:DEL 0", None),
               (":SOUR1:PULS:WIDT 0.0002", None), (":SENS1:CURR:APER 5e-05", None),
               (":TRIG1:ACQ:DEL 0.0001", None), (":TRIG1:COUN 1", None), (":INIT (@1)", None),
-              ("*OPC?", "1"), (":FETC:SCAL:CURR? (@1)", "+1.000000E-03"),
+              ("*OPC?", "1"), (":FETC:SCAL:CURR? (@1)", real64(1e-3)),
               (":SENS1:CURR:PROT:TRIP?", "1"), (":SOUR1:FUNC:SHAP DC", None),
               (":TRIG1:ACQ:DEL 0", None), (":SENS1:CURR:NPLC 1", None)]
     t, k = run(script, lambda t: KeysightB2900Channel(t, 1))
@@ -371,11 +382,41 @@ def test_b2900_errors_and_safe_state() -> None:
     assert t.done
 
 
-@pytest.mark.parametrize("reply", ["", "-6.0E-05,1", "ERR", "9.91E+37"])
-def test_b2900_garbage_measurement(reply: str) -> None:
+@pytest.mark.parametrize("reply", [
+    "", "-6.0E-05,1", "ERR", "+1.000000E-06",  # text: the instrument ignored the format
+    b"#18" + struct.pack(">d", 1e-6)[:5],  # truncated
+    b"#18" + struct.pack(">d", 1e-6) + b"\x00\x01\n",  # longer than its header says
+    b"#216" + struct.pack(">d", 1e-6) + b"\n",  # header announces two values, one came
+    b"#0" + struct.pack(">d", 1e-6) + b"\n",  # indefinite length: not what the B2900 sends
+    b"#1" + struct.pack(">d", 1e-6),  # no length digit left after the header
+])
+def test_b2900_malformed_block_is_an_error_naming_instrument_and_command(
+        reply: str | bytes) -> None:
     _t, k = run([(":MEAS:CURR? (@1)", reply)], lambda t: KeysightB2900Channel(t, 1, "b29.1"))
+    with pytest.raises((MalformedBlock, ReplyError), match=r"b29\.1.*MEAS:CURR"):
+        k.measure()
+
+
+@pytest.mark.parametrize("payload", [
+    struct.pack(">f", 1e-6),  # REAL,32: 4 bytes where 8 are due
+    struct.pack(">2d", 1e-6, 2e-6),  # two values
+    struct.pack(">d", math.nan),  # the binary "no data"
+    struct.pack(">d", math.inf), struct.pack(">d", 9.91e37),  # overflow
+])
+def test_b2900_block_of_the_wrong_content_is_refused(payload: bytes) -> None:
+    block = b"#" + str(len(str(len(payload)))).encode() + str(len(payload)).encode() + payload
+    _t, k = run([(":MEAS:CURR? (@1)", block)], lambda t: KeysightB2900Channel(t, 1, "b29.1"))
     with pytest.raises(ReplyError, match=r"b29\.1.*MEAS:CURR"):
         k.measure()
+
+
+def test_b2900_little_endian_bytes_are_not_read_as_a_plausible_value() -> None:
+    """The driver decodes most significant byte first (NORMal, which it sets in configure):
+    the same double sent in SWAPped order is another number, so the order must be set."""
+    swapped = b"#18" + struct.pack("<d", 1e-6)
+    _t, k = run([(":MEAS:CURR? (@1)", swapped), (":SENS1:CURR:PROT:TRIP?", "0")],
+                lambda t: KeysightB2900Channel(t, 1, "b29.1"))
+    assert k.measure().current != 1e-6
 
 
 # -- Keithley 707B --------------------------------------------------------------------------------

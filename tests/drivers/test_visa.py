@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 import time
 from pathlib import Path
@@ -49,8 +50,9 @@ def test_b2900_through_pyvisa_sim() -> None:
     assert float(t.query(":SOUR1:VOLT:RANG?")) == 3.0
     assert float(t.query(":SENS1:CURR:PROT?")) == pytest.approx(1e-3)
     b.enable()
-    m = b.measure()
-    assert (m.current, m.compliance) == (-6e-5, True)
+    m = b.measure()  # a binary block with a newline byte inside, read whole through pyvisa
+    assert (m.current, m.compliance) == (3.2687716957239224e-05, True)
+    assert struct.pack(">d", m.current) == b"?\x01#Eg\n\x1b\x7f"  # the bytes the YAML sends
     assert b.errors() == []
     b.safe_state()
     b.close()
