@@ -31,6 +31,8 @@ _pack_head = blocks.HEAD.pack
 _join = b"".join
 _monotonic = time.monotonic
 _NO_EXTRAS = (sc.NO_INDEX, 0, sc.NO_INDEX, 0, sc.NO_INDEX, 0)
+_EXTRA_COLUMNS = ("mvm_start", "mvm_count", "message_start", "message_len", "data_start",
+                  "data_len")
 
 
 class HDF5Writer:
@@ -86,6 +88,7 @@ class HDF5Writer:
         self._shape = (0, 0)
         self._last_flush = time.monotonic()
         self._interval = float("inf") if flush_interval is None else float(flush_interval)
+        self._deadline = self._last_flush + self._interval  # of the next timed flush
 
         self._meas = np.zeros(block_rows, dtype=sc.MEASUREMENT_DTYPE)
         self._events = np.zeros(block_rows, dtype=sc.EVENT_DTYPE)
@@ -99,6 +102,11 @@ class HDF5Writer:
         self._sigs: dict[tuple[Any, str, str, str], int] = {}  # (kind, protocol, step, scheme)
         self._sig_rows: list[tuple[int, int, int, int]] = []  # their codes
         self._sig_table = np.zeros((0, 4), dtype=np.int64)
+        self._by_step: dict[str, tuple[Any, str, str, int]] = {}
+        self._extras_dirty = True  # the MVM/text columns of `_events` need (re)setting
+        # A block ends at the next multiple of `block_rows` rows of /events or /measurements
+        # (their chunk size), so that blocks after a partial (timed) flush realign to chunks.
+        self._room_events = self._room_rows = block_rows
         self._text = bytearray()
         self._text_total = 0
         self._labels: dict[str, int] = {}
@@ -125,8 +133,7 @@ class HDF5Writer:
             self._document(doc)
             return
         if not self._live:
-            self._check_open()
-            raise RuntimeError("HDF5Writer got an Event before the RunStart")
+            self._not_live()
         cells = doc.cells
         k = len(cells)
         record = b""
@@ -141,26 +148,48 @@ class HDF5Writer:
                     record = b""
             if len(record) != _CELL_BYTES * k:  # other dtypes, layouts or shapes
                 record = blocks.cell_record(doc.seq, cells, v, i, g, comp)
-        sig = self._sigs.get((doc.kind, doc.protocol, doc.step, doc.scheme))
-        if sig is None:
-            sig = self._signature(doc)
-        extras = None
         if doc.mvm_in is not None or doc.message or doc.data:
-            extras = self._add_extras(doc)  # may flush the block
+            self._stage_with_extras(doc, k, record)
+            return
+        known = self._by_step.get(doc.step)
+        if (known is not None and known[0] is doc.kind and known[1] is doc.protocol
+                and known[2] is doc.scheme):
+            sig = known[3]
+        else:
+            sig = self._signature(doc)
         rows = self._n_meas + k
-        if rows > self.block_rows and self._heads:  # the block cannot take these rows
+        if rows > self._room_rows and self._heads:  # the block cannot take these rows
             self.flush()
             rows = k
         heads = self._heads
-        if extras is not None:
-            self._extras[len(heads)] = extras
         heads.append(_pack_head(doc.seq, doc.time, doc.width, sig, k))
         if k:
             self._cells.append(record)
         self._n_meas = rows
-        if (len(heads) == self.block_rows or rows >= self.block_rows
-                or _monotonic() - self._last_flush >= self._interval):
+        if (len(heads) >= self._room_events or rows >= self._room_rows
+                or _monotonic() >= self._deadline):
             self.flush()
+
+    def _stage_with_extras(self, doc: Event, k: int, record: bytes) -> None:
+        """The per-event path of an event with MVM rows, a message or data."""
+        sig = self._signature(doc)
+        extras = self._add_extras(doc)  # may flush the block
+        rows = self._n_meas + k
+        if rows > self._room_rows and self._heads:
+            self.flush()
+            rows = k
+        self._extras[len(self._heads)] = extras
+        self._heads.append(_pack_head(doc.seq, doc.time, doc.width, sig, k))
+        if k:
+            self._cells.append(record)
+        self._n_meas = rows
+        if (len(self._heads) >= self._room_events or rows >= self._room_rows
+                or _monotonic() >= self._deadline):
+            self.flush()
+
+    def _not_live(self) -> None:
+        self._check_open()
+        raise RuntimeError("HDF5Writer got an Event before the RunStart")
 
     def _document(self, doc: Document) -> None:
         if isinstance(doc, RunStart):
@@ -244,23 +273,31 @@ class HDF5Writer:
     # -- events -------------------------------------------------------------------------------
 
     def _signature(self, ev: Event) -> int:
-        """Index of the event's (kind, protocol, step, scheme) in the table; validates the kind."""
-        try:
-            kind = sc.KIND_CODE[ev.kind]
-        except KeyError:
-            raise ValueError(f"event {ev.seq}: unknown kind {ev.kind!r}; "
-                             f"allowed: {', '.join(sc.KINDS)}") from None
-        labels = self._labels
-        proto = labels.get(ev.protocol)
-        if proto is None:
-            proto = self._intern(ev.protocol)
-        step = labels.get(ev.step)
-        if step is None:
-            step = self._intern(ev.step)
-        sig = len(self._sig_rows)
-        self._sig_rows.append((kind, proto, step, sc.SCHEME_CODE.get(ev.scheme, 5)))
-        self._sig_table = np.array(self._sig_rows, dtype=np.int64)
-        self._sigs[(ev.kind, ev.protocol, ev.step, ev.scheme)] = sig
+        """Index of the event's (kind, protocol, step, scheme) in the table; validates the kind.
+
+        The last combination seen per step is also kept by identity (`_by_step`): the
+        per-event path then finds it without building and hashing a tuple.
+        """
+        key = (ev.kind, ev.protocol, ev.step, ev.scheme)
+        sig = self._sigs.get(key)
+        if sig is None:
+            try:
+                kind = sc.KIND_CODE[ev.kind]
+            except KeyError:
+                raise ValueError(f"event {ev.seq}: unknown kind {ev.kind!r}; "
+                                 f"allowed: {', '.join(sc.KINDS)}") from None
+            labels = self._labels
+            proto = labels.get(ev.protocol)
+            if proto is None:
+                proto = self._intern(ev.protocol)
+            step = labels.get(ev.step)
+            if step is None:
+                step = self._intern(ev.step)
+            sig = len(self._sig_rows)
+            self._sig_rows.append((kind, proto, step, sc.SCHEME_CODE.get(ev.scheme, 5)))
+            self._sig_table = np.array(self._sig_rows, dtype=np.int64)
+            self._sigs[key] = sig
+        self._by_step[ev.step] = (ev.kind, ev.protocol, ev.scheme, sig)
         return sig
 
     def _add_extras(self, ev: Event) -> tuple[int, int, int, int, int, int]:
@@ -282,61 +319,71 @@ class HDF5Writer:
             return
         head = blocks.unpack_heads(self._heads)
         k = head["k"]
-        codes = self._sig_table[head["sig"]]
+        sig = head["sig"]
+        table = self._sig_table
+        kind, proto, step, scheme = (table[sig, j] for j in range(4))
         first = self._events_next
         n_rows = self._n_meas
+        single = n_rows == n and bool((k == 1).all())  # one cell per event: no repeats
+        m: np.ndarray[Any, Any] | None = None
         if n_rows:
-            cells = blocks.unpack_cells(_join(self._cells), k[k > 0])
+            cells = blocks.unpack_cells(_join(self._cells), k if single else k[k > 0])
             m = self._meas[:n_rows] if n_rows <= len(self._meas) else np.empty(
                 n_rows, dtype=sc.MEASUREMENT_DTYPE)
-            single = n_rows == n  # every event has one cell: no repeat needed
-
-            def per_row(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-                return values if single else np.repeat(values, k)
-
-            m["event"] = per_row(np.arange(first, first + n))
-            m["time"] = per_row(head["time"])
-            m["kind"] = per_row(codes[:, 0])
+            if single:
+                m["event"] = np.arange(first, first + n)
+                for name, values in (("time", head["time"]), ("kind", kind),
+                                     ("width", head["width"]), ("scheme", scheme),
+                                     ("protocol", proto), ("step", step)):
+                    m[name] = values
+            else:
+                m["event"] = np.repeat(np.arange(first, first + n), k)
+                for name, values in (("time", head["time"]), ("kind", kind),
+                                     ("width", head["width"]), ("scheme", scheme),
+                                     ("protocol", proto), ("step", step)):
+                    m[name] = np.repeat(values, k)
             m["row"] = cells.row
             m["col"] = cells.col
             m["voltage"] = cells.voltage
-            m["width"] = per_row(head["width"])
             m["current"] = cells.current
             m["conductance"] = cells.conductance
             m["compliance"] = cells.compliance
-            m["scheme"] = per_row(codes[:, 3])
-            m["protocol"] = per_row(codes[:, 1])
-            m["step"] = per_row(codes[:, 2])
-        e = self._events[:n] if n <= len(self._events) else np.empty(n, dtype=sc.EVENT_DTYPE)
+        if n <= len(self._events):
+            e = self._events[:n]
+        else:
+            e = np.empty(n, dtype=sc.EVENT_DTYPE)
+            self._extras_dirty = True
         e["seq"] = head["seq"]
         e["time"] = head["time"]
-        e["kind"] = codes[:, 0]
-        e["protocol"] = codes[:, 1]
-        e["step"] = codes[:, 2]
-        e["scheme"] = codes[:, 3]
+        e["kind"] = kind
+        e["protocol"] = proto
+        e["step"] = step
+        e["scheme"] = scheme
         e["width"] = head["width"]
-        e["meas_start"] = np.where(k > 0, self._meas_next + np.cumsum(k) - k, sc.NO_INDEX)
+        e["meas_start"] = np.cumsum(k) - k + self._meas_next
+        if not single:
+            e["meas_start"][k == 0] = sc.NO_INDEX
         e["meas_count"] = k
-        extras = np.array([_NO_EXTRAS] * n, dtype=np.int64) if self._extras else None
-        if extras is not None:
-            for pos, refs in self._extras.items():
-                extras[pos] = refs
-            for j, name in enumerate(("mvm_start", "mvm_count", "message_start",
-                                      "message_len", "data_start", "data_len")):
-                e[name] = extras[:, j]
-        else:
-            for name in ("mvm_start", "message_start", "data_start"):
-                e[name] = sc.NO_INDEX
-            for name in ("mvm_count", "message_len", "data_len"):
-                e[name] = 0
+        if self._extras_dirty or self._extras:  # the reference columns of MVM/text events
+            refs = np.empty((n, len(_NO_EXTRAS)), dtype=np.int64)
+            refs[:] = _NO_EXTRAS
+            for pos, values in self._extras.items():
+                refs[pos] = values
+            for j, name in enumerate(_EXTRA_COLUMNS):
+                e[name] = refs[:, j]
+            # the preallocated block keeps these columns for the next, unless they differ
+            self._extras_dirty = bool(self._extras) or e.base is not self._events
         self._heads.clear()
         self._cells.clear()
         self._extras.clear()
         self._n_meas = 0
         self._meas_next += n_rows
         self._events_next += n
+        cap = self.block_rows
+        self._room_rows = cap - self._meas_next % cap
+        self._room_events = cap - self._events_next % cap
         # measurements before their events: a reader never sees an event without its rows
-        self._append_rows([(sc.MEASUREMENTS, m[:n_rows] if n_rows else None), (sc.EVENTS, e)])
+        self._append_rows([(sc.MEASUREMENTS, m), (sc.EVENTS, e)])
 
     def _append_rows(self, tables: list[tuple[str, np.ndarray[Any, Any] | None]]) -> None:
         """Append row blocks in order; what a failed append left out is kept for the next try."""
@@ -448,6 +495,7 @@ class HDF5Writer:
         if self.fsync:
             os.fsync(self._file.id.get_vfd_handle())
         self._last_flush = time.monotonic()
+        self._deadline = self._last_flush + self._interval
 
     def close(self) -> None:
         """Flush what is buffered and close the file. Idempotent."""
@@ -479,7 +527,9 @@ class _Sink:
 
     h5py's `Dataset.__setitem__` converts compound rows member by member; when the in-memory
     layout equals the file's (packed little-endian rows, as created from the same numpy dtype)
-    the file type is passed as the memory type and HDF5 copies the bytes as they are.
+    the file type is passed as the memory type and HDF5 copies the bytes as they are. Whole
+    chunks of such a 1-D table are written with `write_direct_chunk` (the writer aligns its
+    blocks to chunks): the bytes go to the file without HDF5's chunk cache and type path.
     """
 
     def __init__(self, ds: h5py.Dataset) -> None:
@@ -489,15 +539,41 @@ class _Sink:
         same = (sys.byteorder == "little" and ftype.get_size() == ds.dtype.itemsize
                 and ftype.dtype.descr == ds.dtype.descr)
         self.mtype = ftype if same else h5py.h5t.py_create(ds.dtype)
+        chunks: tuple[int, ...] = ds.chunks or ()
+        unfiltered = ds.compression is None and not ds.shuffle and not ds.fletcher32
+        self.chunk = chunks[0] if same and unfiltered and len(chunks) == 1 else 0
+        self._zeros = (0,) * len(self.tail)
+        self._mspaces: dict[int, h5py.h5s.SpaceID] = {}  # memory spaces by row count
 
     def append(self, block: np.ndarray[Any, Any], n: int, total: int) -> int:
         """Write the first `n` rows of `block` after row `total`; returns the new length."""
         if n <= 0:
             return total
         rows = np.ascontiguousarray(block[:n])
-        zeros = (0,) * len(self.tail)
         self.id.set_extent((total + n, *self.tail))
-        fspace = self.id.get_space()
-        fspace.select_hyperslab((total, *zeros), (n, *self.tail))
-        self.id.write(h5py.h5s.create_simple((n, *self.tail)), fspace, rows, mtype=self.mtype)
+        c = self.chunk
+        a = -total % c if c else n  # rows before the first chunk boundary
+        b = a + (n - a) // c * c if a < n else a  # end of the last whole chunk
+        if b == a:
+            self._write(rows, 0, n, total)
+            return total + n
+        if a:
+            self._write(rows, 0, a, total)
+        for j in range(a, b, c):
+            self.id.write_direct_chunk((total + j,), rows[j:j + c])
+        if b < n:
+            self._write(rows, b, n, total)
         return total + n
+
+    def _write(self, rows: np.ndarray[Any, Any], a: int, b: int, total: int) -> None:
+        """Rows `a:b` of `rows` to rows `total + a` onwards of the (already extended) dataset."""
+        n = b - a
+        mspace = self._mspaces.get(n)
+        if mspace is None:
+            mspace = h5py.h5s.create_simple((n, *self.tail))
+            if len(self._mspaces) < 8:
+                self._mspaces[n] = mspace
+        fspace = self.id.get_space()
+        fspace.select_hyperslab((total + a, *self._zeros), (n, *self.tail))
+        part = rows if (a, b) == (0, len(rows)) else rows[a:b]
+        self.id.write(mspace, fspace, part, mtype=self.mtype)
