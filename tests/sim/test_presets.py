@@ -96,6 +96,24 @@ def test_disturb_sampling_is_seeded_vectorised_and_handles_k_edges() -> None:
         sample_disturb(d, np.array([-1]), np.random.default_rng(0))
 
 
+def test_a_batch_of_transfers_draws_the_same_as_element_by_element() -> None:
+    # rows repeating the same k (n transfers of the same devices) take a faster route; both
+    # must be the piecewise-linear inverse CDF of the tabulated quantiles, element by element
+    d = load_preset(STAT).disturb
+    k = np.array([0, 1, 3, 30, 48, 63, 200])
+    batch = np.broadcast_to(k, (500, k.size))
+    got = sample_disturb(d, batch, np.random.default_rng(7))
+    u = np.random.default_rng(7).random(batch.shape)
+    row = np.clip(np.searchsorted(d.k, k, side="right") - 1, 0, len(d.k) - 1)
+    want = np.array([[np.interp(u[i, j], d.quantile_levels, d.quantiles[row[j]]) if k[j] else 0.0
+                      for j in range(k.size)] for i in range(batch.shape[0])])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-18)
+    mixed = batch.copy()
+    mixed[0, 0] = 1  # rows differ: the general route
+    np.testing.assert_allclose(sample_disturb(d, mixed, np.random.default_rng(7))[1:], want[1:],
+                               rtol=0, atol=1e-18)
+
+
 def test_unknown_preset_lists_the_known_ones() -> None:
     assert STAT in list_presets()
     with pytest.raises(PresetError, match=r"unknown device preset 'nope'.*tio2-sherbrooke-2023"):

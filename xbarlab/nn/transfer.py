@@ -29,7 +29,12 @@ from typing import Any
 import numpy as np
 
 from xbarlab.crossbar import FloatArray, IntArray
-from xbarlab.sim.presets import DisturbStats, StatisticalPreset, load_statistical_preset
+from xbarlab.sim.presets import (
+    DisturbStats,
+    StatisticalPreset,
+    load_statistical_preset,
+    sample_disturb,
+)
 
 DEFAULT_PRESET = "tio2-sherbrooke-2023"
 
@@ -109,34 +114,15 @@ def draw(model: TransferModel, k: IntArray, n: int, rng: np.random.Generator) ->
     else:
         offset = np.zeros(shape)
     eps = rng.standard_normal(shape) if model.tuning else np.zeros(shape)
-    delta = sample_disturb_fast(s.disturb, k, int(n), rng) if model.disturb else np.zeros(shape)
+    delta = (
+        sample_disturb(s.disturb, np.broadcast_to(k, (int(n), np.size(k))), rng)
+        if model.disturb else np.zeros(shape)
+    )
     if model.stuck:
         _, stuck_g = s.stuck.draw(shape, rng)
     else:
         stuck_g = np.full(shape, np.nan)
     return TransferDraw(offset, eps, delta, stuck_g)
-
-
-def sample_disturb_fast(
-    stats: DisturbStats, k: IntArray, n: int, rng: np.random.Generator
-) -> FloatArray:
-    """Disturb deltas (n, D) for devices with counts `k` (D,): the same inverse-CDF sampling as
-    `xbarlab.sim.presets.sample_disturb` (k = 0: none; k beyond the table: the largest
-    tabulated k; in between: the nearest tabulated k below), done per distinct k with
-    `np.interp`, which is several times faster on large batches."""
-    k = np.asarray(k, dtype=np.int64)
-    if np.any(k < 0):
-        raise ValueError(f"k must be >= 0, got min {int(k.min())}")
-    table_k = np.asarray(stats.k, dtype=np.int64)
-    levels = np.asarray(stats.quantile_levels, dtype=np.float64)
-    q = np.asarray(stats.quantiles, dtype=np.float64)
-    row = np.clip(np.searchsorted(table_k, k, side="right") - 1, 0, len(table_k) - 1)
-    u = rng.random((n, k.size))
-    out = np.zeros((n, k.size))
-    for r in np.unique(row[k > 0]):
-        cols = np.flatnonzero((row == r) & (k > 0))
-        out[:, cols] = np.interp(u[:, cols], levels, q[r])
-    return out
 
 
 def tuning_std(model: TransferModel, targets: FloatArray) -> FloatArray:
@@ -179,7 +165,7 @@ def transfer_std(model: TransferModel, targets: FloatArray, k: IntArray) -> Floa
 
 
 def _quantile_variance(stats: DisturbStats) -> FloatArray:
-    """Variance per tabulated k of the distribution `sample_disturb_fast` draws from: the
+    """Variance per tabulated k of the distribution `sample_disturb` draws from: the
     piecewise-linear inverse CDF makes each quantile interval a uniform segment."""
     q = np.asarray(stats.quantiles, dtype=np.float64)
     w = np.diff(np.asarray(stats.quantile_levels, dtype=np.float64))

@@ -415,6 +415,13 @@ def sample_disturb(
     row = np.clip(np.searchsorted(table_k, karr, side="right") - 1, 0, len(table_k) - 1)
     u = rng.random(karr.shape)
     out = np.zeros(karr.shape)
+    same_rows = karr.ndim == 2 and karr.shape[0] > 1 and bool((karr == karr[0]).all())
+    if same_rows:
+        # n draws of the same devices (a batch of transfers): select columns, not elements
+        for r in np.unique(row[0][karr[0] > 0]):
+            cols = np.flatnonzero((row[0] == r) & (karr[0] > 0))
+            out[:, cols] = np.interp(u[:, cols], levels, q[r])
+        return out
     for r in np.unique(row[karr > 0]):  # piecewise-linear inverse CDF, one table row at a time
         sel = (row == r) & (karr > 0)
         out[sel] = np.interp(u[sel], levels, q[r])
