@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
+import weakref
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -29,7 +31,6 @@ _I8, _F8, _B = blocks.INT, blocks.FLOAT, blocks.BOOL
 _CELL_BYTES = blocks.CELL_BYTES
 _pack_head = blocks.HEAD.pack
 _join = b"".join
-_monotonic = time.monotonic
 _NO_EXTRAS = (sc.NO_INDEX, 0, sc.NO_INDEX, 0, sc.NO_INDEX, 0)
 _EXTRA_COLUMNS = ("mvm_start", "mvm_count", "message_start", "message_len", "data_start",
                   "data_len")
@@ -88,7 +89,11 @@ class HDF5Writer:
         self._shape = (0, 0)
         self._last_flush = time.monotonic()
         self._interval = float("inf") if flush_interval is None else float(flush_interval)
-        self._deadline = self._last_flush + self._interval  # of the next timed flush
+        # `_due`: `flush_interval` passed since the last flush. A daemon thread sets it, so the
+        # per-event path reads a flag instead of the clock.
+        self._due = self._interval == 0
+        self._clock_stop = threading.Event()
+        self._clock: threading.Thread | None = None
 
         self._meas = np.zeros(block_rows, dtype=sc.MEASUREMENT_DTYPE)
         self._events = np.zeros(block_rows, dtype=sc.EVENT_DTYPE)
@@ -167,7 +172,7 @@ class HDF5Writer:
             self._cells.append(record)
         self._n_meas = rows
         if (len(heads) >= self._room_events or rows >= self._room_rows
-                or _monotonic() >= self._deadline):
+                or self._due):
             self.flush()
 
     def _stage_with_extras(self, doc: Event, k: int, record: bytes) -> None:
@@ -184,7 +189,7 @@ class HDF5Writer:
             self._cells.append(record)
         self._n_meas = rows
         if (len(self._heads) >= self._room_events or rows >= self._room_rows
-                or _monotonic() >= self._deadline):
+                or self._due):
             self.flush()
 
     def _not_live(self) -> None:
@@ -261,6 +266,11 @@ class HDF5Writer:
         self._intern(doc.protocol)
         self._file.swmr_mode = True  # every object exists now; from here on only appends
         self.flush()
+        if 0 < self._interval < float("inf"):
+            self._clock = threading.Thread(
+                target=_flush_clock, args=(weakref.ref(self), self._clock_stop, self._interval),
+                name=f"HDF5Writer flush clock {self.path.name}", daemon=True)
+            self._clock.start()
 
     def _table(
         self, name: str, dtype: np.dtype[Any], chunk: int, units: dict[str, str]
@@ -495,7 +505,7 @@ class HDF5Writer:
         if self.fsync:
             os.fsync(self._file.id.get_vfd_handle())
         self._last_flush = time.monotonic()
-        self._deadline = self._last_flush + self._interval
+        self._due = self._interval == 0
 
     def close(self) -> None:
         """Flush what is buffered and close the file. Idempotent."""
@@ -506,6 +516,9 @@ class HDF5Writer:
         finally:
             self._closed = True
             self._live = False
+            self._clock_stop.set()
+            if self._clock is not None:
+                self._clock.join(timeout=5.0)
             self._file.close()
 
     def _check_open(self) -> None:
@@ -520,6 +533,25 @@ class HDF5Writer:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _flush_clock(writer: weakref.ref[HDF5Writer], stop: threading.Event, interval: float) -> None:
+    """Set `writer._due` whenever `interval` seconds passed since its last flush.
+
+    Holds the writer only weakly and only between waits, so a writer that was never closed
+    can still be collected (the thread then ends at its next wake-up).
+    """
+    while True:
+        w = writer()
+        if w is None:
+            return
+        wait = w._last_flush + interval - time.monotonic()
+        if wait <= 0:
+            w._due = True
+            wait = interval  # the next event flushes, which restarts the count
+        del w
+        if stop.wait(wait):
+            return
 
 
 class _Sink:
