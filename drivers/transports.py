@@ -115,8 +115,9 @@ class Transport(Protocol):
         """Send one line and return the payload of the definite-length block answering it (the
         termination after it consumed). A reply that stops short is a `TransportTimeout`, one
         that is not a well-formed block a `MalformedBlock`; wire transports then close the
-        link (the byte stream is out of step: a later reply could be misread), and the safe
-        state's `reopen()` starts clean."""
+        link (the byte stream is out of step: a later reply could be misread; until it is
+        opened again, "not open" errors name the bad block), and the safe state's `reopen()`
+        starts clean."""
         ...
 
     def close(self) -> None:
@@ -157,6 +158,7 @@ class VisaTransport:
         self.write_termination = write_termination
         self._rm: Any = None
         self._res: Any = None
+        self._closed_by: str = ""  # why query_block closed the link (named while it is shut)
 
     def open(self) -> None:
         """Open the resource. Some VISA opens (VXI-11 to a silent host) block far longer than
@@ -164,6 +166,7 @@ class VisaTransport:
         it finally returns) after `timeout` + 0.25 s: an unreachable address never hangs."""
         if self._res is not None:
             return
+        self._closed_by = ""
         import pyvisa
 
         ms = max(1, round(self.timeout * 1000))
@@ -210,7 +213,7 @@ class VisaTransport:
 
     def _resource(self) -> Any:
         if self._res is None:
-            raise TransportError(f"{self.address}: not open")
+            raise TransportError(f"{self.address}: not open{self._closed_by}")
         return self._res
 
     def _wrap(self, exc: Exception, what: str) -> TransportError:
@@ -245,12 +248,13 @@ class VisaTransport:
 
         try:
             return read_block(read_exact, self.read_termination.encode("ascii"))
-        except MalformedBlock as exc:
-            self._close_quietly()
-            raise MalformedBlock(f"{self.address}: query {line!r}: {exc}; link closed") from None
         except Exception as exc:
+            err = (MalformedBlock(f"{self.address}: query {line!r}: {exc}")
+                   if isinstance(exc, MalformedBlock)
+                   else self._wrap(exc, f"query {line!r} (binary block)"))
             self._close_quietly()
-            raise self._wrap(exc, f"query {line!r} (binary block; link closed)") from exc
+            self._closed_by = f" (closed after a bad block: {err})"
+            raise type(err)(f"{err}; link closed") from exc
 
     def _close_quietly(self) -> None:
         if self._res is not None:
@@ -290,10 +294,12 @@ class SerialTransport:
         self.write_termination = write_termination
         self.encoding = encoding
         self._port: Any = None
+        self._closed_by: str = ""  # why query_block closed the link (named while it is shut)
 
     def open(self) -> None:
         if self._port is not None:
             return
+        self._closed_by = ""
         import serial
 
         try:
@@ -306,7 +312,7 @@ class SerialTransport:
 
     def _p(self) -> Any:
         if self._port is None:
-            raise TransportError(f"{self.address}: not open")
+            raise TransportError(f"{self.address}: not open{self._closed_by}")
         return self._port
 
     def write(self, line: str) -> None:
@@ -351,8 +357,10 @@ class SerialTransport:
         try:
             return read_block(read_exact, self.read_termination.encode(self.encoding))
         except TransportError as exc:
+            err = type(exc)(f"{self.address}: query {line!r}: {exc}")
             self.close()
-            raise type(exc)(f"{self.address}: query {line!r}: {exc}; link closed") from exc
+            self._closed_by = f" (closed after a bad block: {err})"
+            raise type(err)(f"{err}; link closed") from exc
 
     def close(self) -> None:
         if self._port is not None:
