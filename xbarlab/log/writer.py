@@ -32,6 +32,8 @@ _CELL_BYTES = blocks.CELL_BYTES
 _pack_head = blocks.HEAD.pack
 _join = b"".join
 _NO_EXTRAS = (sc.NO_INDEX, 0, sc.NO_INDEX, 0, sc.NO_INDEX, 0)
+_SIG_DTYPE = np.dtype([("kind", np.uint8), ("protocol", np.uint16), ("step", np.uint16),
+                       ("scheme", np.uint8)])
 _EXTRA_COLUMNS = ("mvm_start", "mvm_count", "message_start", "message_len", "data_start",
                   "data_len")
 
@@ -106,7 +108,7 @@ class HDF5Writer:
         self._extras: dict[int, tuple[int, int, int, int, int, int]] = {}  # MVM/text refs
         self._sigs: dict[tuple[Any, str, str, str], int] = {}  # (kind, protocol, step, scheme)
         self._sig_rows: list[tuple[int, int, int, int]] = []  # their codes
-        self._sig_table = np.zeros((0, 4), dtype=np.int64)
+        self._sig_table = np.zeros(0, dtype=_SIG_DTYPE)
         self._by_step: dict[str, tuple[Any, str, str, int]] = {}
         self._extras_dirty = True  # the MVM/text columns of `_events` need (re)setting
         # A block ends at the next multiple of `block_rows` rows of /events or /measurements
@@ -305,7 +307,7 @@ class HDF5Writer:
                 step = self._intern(ev.step)
             sig = len(self._sig_rows)
             self._sig_rows.append((kind, proto, step, sc.SCHEME_CODE.get(ev.scheme, 5)))
-            self._sig_table = np.array(self._sig_rows, dtype=np.int64)
+            self._sig_table = np.array(self._sig_rows, dtype=_SIG_DTYPE)
             self._sigs[key] = sig
         self._by_step[ev.step] = (ev.kind, ev.protocol, ev.scheme, sig)
         return sig
@@ -330,8 +332,9 @@ class HDF5Writer:
         head = blocks.unpack_heads(self._heads)
         k = head["k"]
         sig = head["sig"]
-        table = self._sig_table
-        kind, proto, step, scheme = (table[sig, j] for j in range(4))
+        # one kind of event in the block: its codes broadcast
+        codes = self._sig_table[sig[0] if (sig == sig[0]).all() else sig]
+        kind, proto, step, scheme = (codes[name] for name in _SIG_DTYPE.names or ())
         first = self._events_next
         n_rows = self._n_meas
         single = n_rows == n and bool((k == 1).all())  # one cell per event: no repeats
@@ -351,7 +354,7 @@ class HDF5Writer:
                 for name, values in (("time", head["time"]), ("kind", kind),
                                      ("width", head["width"]), ("scheme", scheme),
                                      ("protocol", proto), ("step", step)):
-                    m[name] = np.repeat(values, k)
+                    m[name] = np.repeat(values, k) if np.ndim(values) else values
             m["row"] = cells.row
             m["col"] = cells.col
             m["voltage"] = cells.voltage
