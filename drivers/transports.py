@@ -133,7 +133,27 @@ REOPEN = "<reopen>"
 """How test transports record a `reopen()` among the lines sent (and script it)."""
 
 
-class VisaTransport:
+class _WireLink:
+    """What VISA and serial links share about blocks: a bad block reply closes the link (the
+    byte stream is out of step), and until it is opened again its "not open" errors name that
+    block, so a later step that meets the closed link does not hide the cause."""
+
+    address: str
+    _closed_by: str = ""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _not_open(self) -> TransportError:
+        return TransportError(f"{self.address}: not open{self._closed_by}")
+
+    def _bad_block(self, err: TransportError) -> TransportError:
+        self.close()
+        self._closed_by = f" (closed after a bad block: {err})"
+        return type(err)(f"{err}; link closed")
+
+
+class VisaTransport(_WireLink):
     """A VISA resource through pyvisa. `visa_library` ``"@py"`` (default) is pyvisa-py.
 
     pyvisa hands out one shared `ResourceManager` per VISA library, so a transport closes only
@@ -158,7 +178,6 @@ class VisaTransport:
         self.write_termination = write_termination
         self._rm: Any = None
         self._res: Any = None
-        self._closed_by: str = ""  # why query_block closed the link (named while it is shut)
 
     def open(self) -> None:
         """Open the resource. Some VISA opens (VXI-11 to a silent host) block far longer than
@@ -213,7 +232,7 @@ class VisaTransport:
 
     def _resource(self) -> Any:
         if self._res is None:
-            raise TransportError(f"{self.address}: not open{self._closed_by}")
+            raise self._not_open()
         return self._res
 
     def _wrap(self, exc: Exception, what: str) -> TransportError:
@@ -252,9 +271,7 @@ class VisaTransport:
             err = (MalformedBlock(f"{self.address}: query {line!r}: {exc}")
                    if isinstance(exc, MalformedBlock)
                    else self._wrap(exc, f"query {line!r} (binary block)"))
-            self._close_quietly()
-            self._closed_by = f" (closed after a bad block: {err})"
-            raise type(err)(f"{err}; link closed") from exc
+            raise self._bad_block(err) from exc
 
     def _close_quietly(self) -> None:
         if self._res is not None:
@@ -272,7 +289,7 @@ class VisaTransport:
         self.open()
 
 
-class SerialTransport:
+class SerialTransport(_WireLink):
     """A serial port through pyserial (``serial_for_url``: device paths, ptys, ``loop://``)."""
 
     def __init__(
@@ -294,7 +311,6 @@ class SerialTransport:
         self.write_termination = write_termination
         self.encoding = encoding
         self._port: Any = None
-        self._closed_by: str = ""  # why query_block closed the link (named while it is shut)
 
     def open(self) -> None:
         if self._port is not None:
@@ -312,7 +328,7 @@ class SerialTransport:
 
     def _p(self) -> Any:
         if self._port is None:
-            raise TransportError(f"{self.address}: not open{self._closed_by}")
+            raise self._not_open()
         return self._port
 
     def write(self, line: str) -> None:
@@ -357,10 +373,7 @@ class SerialTransport:
         try:
             return read_block(read_exact, self.read_termination.encode(self.encoding))
         except TransportError as exc:
-            err = type(exc)(f"{self.address}: query {line!r}: {exc}")
-            self.close()
-            self._closed_by = f" (closed after a bad block: {err})"
-            raise type(err)(f"{err}; link closed") from exc
+            raise self._bad_block(type(exc)(f"{self.address}: query {line!r}: {exc}")) from exc
 
     def close(self) -> None:
         if self._port is not None:

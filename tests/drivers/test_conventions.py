@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import re
+from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -24,7 +26,8 @@ IDS = [m.__name__.rsplit(".", 1)[1] for m, _, _ in DRIVERS]
 
 
 @pytest.mark.parametrize(("module", "make", "role"), DRIVERS, ids=IDS)
-def test_constructor_does_no_io_and_implements_its_role(module, make, role) -> None:
+def test_constructor_does_no_io_and_implements_its_role(module: ModuleType, make: Any,
+                                                        role: type) -> None:
     t = TranscriptTransport([])
     drv = make(t)
     assert isinstance(drv, role)
@@ -32,7 +35,7 @@ def test_constructor_does_no_io_and_implements_its_role(module, make, role) -> N
 
 
 @pytest.mark.parametrize(("module", "make", "role"), DRIVERS, ids=IDS)
-def test_every_command_is_documented(module, make, role) -> None:
+def test_every_command_is_documented(module: ModuleType, make: Any, role: type) -> None:
     doc = module.__doc__ or ""
     for name, template in vars(module.Cmd).items():
         if name.startswith("_"):
@@ -46,7 +49,7 @@ SMUS = [(m, mk) for m, mk, role in DRIVERS if role is SourceMeter]
 
 @pytest.mark.parametrize(("module", "make"), SMUS, ids=[m.__name__ for m, _ in SMUS])
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, True, None, "1", 1e9, -1e9])
-def test_settings_raise_and_never_clamp(module, make, bad) -> None:
+def test_settings_raise_and_never_clamp(module: ModuleType, make: Any, bad: Any) -> None:
     t = TranscriptTransport([])
     drv = make(t)
     for name, attr in vars(type(drv)).items():

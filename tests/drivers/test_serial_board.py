@@ -6,11 +6,13 @@ import math
 import os
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import pytest
 
 from xbarlab.bench.config import BenchConfig
+from xbarlab.bench.crossbar import BenchCrossbar
 from xbarlab.bench.roles import Board
 from xbarlab.config import validate_config
 from xbarlab.crossbar import BiasScheme
@@ -27,7 +29,8 @@ from xbarlab.drivers.transports import (
 IDN = "XBARLAB,XBL-8x8,0001,1.0"
 
 
-def board(script, shape=(2, 3)):
+def board(script: list[Any], shape: tuple[int, int] = (2, 3)
+          ) -> tuple[TranscriptTransport, SerialBoard]:
     t = TranscriptTransport(script)
     return t, SerialBoard(t, shape, "brd")
 
@@ -234,7 +237,7 @@ class FakeBoard:
         raise AssertionError(line)
 
 
-def board_bench(g: np.ndarray):
+def board_bench(g: np.ndarray) -> tuple[FakeBoard, BenchCrossbar]:
     cfg = validate_config({
         "rows": g.shape[0], "cols": g.shape[1],
         "instruments": {"brd": {"driver": "serial_board", "address": "/dev/ttyUSB0",

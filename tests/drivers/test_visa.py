@@ -153,7 +153,8 @@ def test_tcp_socket_round_trip() -> None:
         srv.close()
 
 
-def test_an_open_that_blocks_is_abandoned_within_the_timeout(monkeypatch) -> None:
+def test_an_open_that_blocks_is_abandoned_within_the_timeout(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     # VXI-11 opens to a silent host block far beyond the I/O timeout in pyvisa-py; the
     # transport gives up after its timeout and closes the late resource when it arrives.
     import pyvisa
