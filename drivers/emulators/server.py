@@ -1,8 +1,9 @@
 """Transports of emulated instruments: a loopback TCP server and a pseudo-terminal server.
 
 An emulated instrument is any object with a `name`, ``handle(line) -> reply | None`` (one
-received line in, the reply line out, ``None`` for no reply) and ``inject(kind)`` (instrument
-faults). A server gives it a real link:
+received line in, the reply out: a text line, or bytes such as an IEEE 488.2 binary block, sent
+as they are; ``None`` for no reply) and ``inject(kind)`` (instrument faults). The termination
+follows every reply. A server gives it a real link:
 
 - `TcpServer`: listens on 127.0.0.1 (port 0: the OS picks a free one), one thread serving
   every client of the instrument; pyvisa-py opens it as ``TCPIP::127.0.0.1::PORT::SOCKET``.
