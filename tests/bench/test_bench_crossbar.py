@@ -241,3 +241,20 @@ def test_an_output_that_does_not_go_off_stops_before_any_relay_moves(world: Worl
         xbar.read([(1, 1)], 0.2, BiasScheme.HALF)
     assert world.violations == []
     assert world.safe()
+
+
+def test_a_failing_cleanup_keeps_the_first_error_and_still_reaches_safe_state(
+    world: World,
+) -> None:
+    """The measurement fails mid-operation, then an output refuses to go off during the
+    cleanup: the measurement's error is the one raised, the cleanup failure is noted on it,
+    and the safe state still turns everything off."""
+    xbar = _open(world).crossbar
+    xbar.read([(0, 0)], 0.2, BiasScheme.HALF)
+    world.fail["smub.measure.i()"] = TimeoutError("sense channel did not answer")
+    world.stuck_on["brow"] = 1
+    with pytest.raises(Exception, match="sense channel did not answer") as info:
+        xbar.read([(1, 1)], 0.2, BiasScheme.HALF)
+    notes = getattr(info.value, "__notes__", [])
+    assert any("brow" in note and "output still on" in note for note in notes)
+    assert world.safe()

@@ -341,9 +341,14 @@ class BenchCrossbar:
                 if v != 0.0:
                     self._src(role).set_voltage(v)
             yield
-        finally:
-            for s in used:
-                s.disable()
+        except BaseException as exc:
+            failed = _disable_each(used)
+            if failed:  # the first error stays the one raised; the cleanup's is noted on it
+                exc.add_note("turning the outputs off afterwards also failed: " + failed)
+            raise
+        failed = _disable_each(used)
+        if failed:
+            raise BenchFault("turning the outputs off failed: " + failed)
 
     # -- board bench ---------------------------------------------------------------------------
     def _board_op(self, r: int, c: int, volts: float, scheme: BiasScheme,
@@ -369,3 +374,14 @@ class BenchCrossbar:
             raise BenchFault(f"{board.name}: {len(ms)} column currents for "
                              f"{self._shape[1]} columns")
         return (np.array([m.current for m in ms]), np.array([m.compliance for m in ms]))
+
+
+def _disable_each(sources: Sequence[SourceMeter]) -> str:
+    """Turn every source off, each tried even if another fails; the failures, or ""."""
+    failures = []
+    for s in sources:
+        try:
+            s.disable()
+        except Exception as exc:  # collected; the caller raises or notes them
+            failures.append(f"{s.name}: {type(exc).__name__}: {exc}")
+    return " | ".join(failures)
