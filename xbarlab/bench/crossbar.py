@@ -342,13 +342,14 @@ class BenchCrossbar:
                     self._src(role).set_voltage(v)
             yield
         except BaseException as exc:
-            failed = _disable_each(used)
-            if failed:  # the first error stays the one raised; the cleanup's is noted on it
-                exc.add_note("turning the outputs off afterwards also failed: " + failed)
+            for failure in _disable_each(used):  # the first error stays the one raised
+                exc.add_note(f"turning the outputs off afterwards also failed: {failure}")
             raise
-        failed = _disable_each(used)
-        if failed:
-            raise BenchFault("turning the outputs off failed: " + failed)
+        failures = _disable_each(used)
+        if failures:
+            for other in failures[1:]:
+                failures[0].add_note(f"turning another output off also failed: {other}")
+            raise failures[0]
 
     # -- board bench ---------------------------------------------------------------------------
     def _board_op(self, r: int, c: int, volts: float, scheme: BiasScheme,
@@ -376,12 +377,12 @@ class BenchCrossbar:
         return (np.array([m.current for m in ms]), np.array([m.compliance for m in ms]))
 
 
-def _disable_each(sources: Sequence[SourceMeter]) -> str:
-    """Turn every source off, each tried even if another fails; the failures, or ""."""
-    failures = []
+def _disable_each(sources: Sequence[SourceMeter]) -> list[Exception]:
+    """Turn every source off, each tried even if another fails; the failures."""
+    failures: list[Exception] = []
     for s in sources:
         try:
             s.disable()
         except Exception as exc:  # collected; the caller raises or notes them
-            failures.append(f"{s.name}: {type(exc).__name__}: {exc}")
-    return " | ".join(failures)
+            failures.append(exc)
+    return failures
