@@ -3,16 +3,18 @@
 Per event the writer only packs bytes (no numpy call, no structured-row assignment):
 
 - a fixed-size header, `HEAD`: sequence number, time, pulse width, signature (the index of the
-  event's (kind, protocol, step, scheme) combination in the writer's table), cell count `k`;
-- for an event with cells, one cell record: the raw bytes of its arrays one after the other,
-  ``cells`` (k, 2) int64, ``voltages``, ``currents``, ``conductances`` (k,) float64,
+  event's (kind, protocol, step, scheme) combination in the writer's table), cell count `k`,
+  and, for an event of exactly one cell, that cell's row, column, voltage, current,
+  conductance and compliance flag (the common write-verify read or pulse needs nothing else);
+- for an event of several cells, one cell record: the raw bytes of its arrays one after the
+  other, ``cells`` (k, 2) int64, ``voltages``, ``currents``, ``conductances`` (k,) float64,
   ``compliance`` (k,) bool, i.e. `CELL_BYTES` per cell (`cell_record` makes one from arrays of
-  any dtype, with the writer's length checks).
+  any dtype, with the writer's checks).
 
-The bytes are a copy taken when the event arrives, so a producer that reuses its arrays cannot
-change what is logged. A block of headers and records becomes table columns with a few numpy
-operations (`unpack_heads`, `unpack_cells`). Native byte order throughout: the records never
-leave the process.
+Both are copies taken when the event arrives, so a producer that reuses its arrays cannot
+change what is logged. A block of headers and records becomes the measurement columns with a
+few numpy operations (`unpack_heads`, `block_cells`). Native byte order throughout: the bytes
+never leave the process.
 """
 
 from __future__ import annotations
@@ -24,10 +26,14 @@ from typing import Any, Final
 
 import numpy as np
 
-HEAD: Final = struct.Struct("=qddqq")
-"""seq, time (s), width (s), signature, cell count of one event."""
-HEAD_DTYPE: Final = np.dtype([("seq", np.int64), ("time", np.float64), ("width", np.float64),
-                              ("sig", np.int64), ("k", np.int64)])
+HEAD: Final = struct.Struct("=qddqqqqddd?")
+"""seq, time (s), width (s), signature, cell count; row, col, V, I, G, compliance of a 1-cell event
+(zeros otherwise)."""
+HEAD_DTYPE: Final = np.dtype([
+    ("seq", np.int64), ("time", np.float64), ("width", np.float64), ("sig", np.int64),
+    ("k", np.int64), ("row", np.int64), ("col", np.int64), ("voltage", np.float64),
+    ("current", np.float64), ("conductance", np.float64), ("compliance", np.bool_),
+])
 INT: Final = np.dtype(np.int64)
 FLOAT: Final = np.dtype(np.float64)
 BOOL: Final = np.dtype(np.bool_)
@@ -71,6 +77,14 @@ def cell_record(seq: int, cells: Any, voltages: Any, currents: Any, conductances
 def unpack_heads(heads: list[bytes]) -> np.ndarray[Any, Any]:
     """The headers of a block as a structured array (fields of `HEAD_DTYPE`)."""
     return np.frombuffer(b"".join(heads), dtype=HEAD_DTYPE)
+
+
+def single_head(seq: int, time: float, width: float, sig: int, record: bytes) -> bytes:
+    """The header of a 1-cell event from its cell record (the path for unusual arrays)."""
+    c = unpack_cells(record, np.ones(1, dtype=np.int64))
+    return HEAD.pack(seq, time, width, sig, 1, int(c.row[0]), int(c.col[0]),
+                     float(c.voltage[0]), float(c.current[0]), float(c.conductance[0]),
+                     bool(c.compliance[0]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,3 +139,27 @@ def unpack_cells(records: bytes, counts: np.ndarray[Any, Any]) -> CellColumns:
         take(base + 16 * k + 8 * r, FLOAT), take(base + 24 * k + 8 * r, FLOAT),
         take(base + 32 * k + 8 * r, FLOAT), take(base + 40 * k + r, BOOL),
     )
+
+
+def block_cells(head: np.ndarray[Any, Any], records: bytes) -> CellColumns:
+    """The cells of a block in event order: 1-cell events from their headers, the others from
+    their concatenated cell `records`."""
+    k = head["k"]
+    single = k == 1
+    if single.all():
+        return CellColumns(head["row"], head["col"], head["voltage"], head["current"],
+                           head["conductance"], head["compliance"])
+    multi = k > 1
+    many = unpack_cells(records, k[multi])
+    total = int(k.sum())
+    first = np.cumsum(k) - k  # row of each event's first cell
+    kk = k[multi]
+    # rows of the multi-cell events: each event's first row, then consecutive
+    at = np.repeat(first[multi] - (np.cumsum(kk) - kk), kk) + np.arange(len(many.row))
+    out = []
+    for name in ("row", "col", "voltage", "current", "conductance", "compliance"):
+        column = np.empty(total, dtype=head.dtype[name])
+        column[first[single]] = head[name][single]
+        column[at] = getattr(many, name)
+        out.append(column)
+    return CellColumns(*out)

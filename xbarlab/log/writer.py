@@ -12,6 +12,7 @@ not yet flushed while the file stays readable. See `xbarlab.log.schema` for the 
 from __future__ import annotations
 
 import os
+import struct
 import sys
 import threading
 import time
@@ -30,6 +31,7 @@ from xbarlab.log import schema as sc
 _I8, _F8, _B = blocks.INT, blocks.FLOAT, blocks.BOOL
 _CELL_BYTES = blocks.CELL_BYTES
 _pack_head = blocks.HEAD.pack
+_NO_CELL = (0, 0, 0.0, 0.0, 0.0, False)  # the 1-cell fields of a header of 0 or k > 1 cells
 _join = b"".join
 _NO_EXTRAS = (sc.NO_INDEX, 0, sc.NO_INDEX, 0, sc.NO_INDEX, 0)
 _SIG_DTYPE = np.dtype([("kind", np.uint8), ("protocol", np.uint16), ("step", np.uint16),
@@ -133,30 +135,18 @@ class HDF5Writer:
         """Record one document (the run engine calls this).
 
         The body is the per-event path, kept in this one function because it runs once per
-        operation: check the event, pack its header and a copy of its cell arrays, flush when
-        a block is full or `flush_interval` has passed.
+        operation: pack the event's header (with its cell, for a 1-cell event) or its header
+        and a copy of its cell arrays, flush when a block is full or `flush_interval` passed.
+        A 1-cell event needs no dtype checks: ``item()`` gives exact Python numbers (and
+        refuses arrays of another size), ``struct`` refuses what is not a number.
         """
         if type(doc) is not Event and not isinstance(doc, Event):
             self._document(doc)
             return
         if not self._live:
             self._not_live()
-        cells = doc.cells
-        k = len(cells)
-        record = b""
-        if k:
-            v, i, g, comp = doc.voltages, doc.currents, doc.conductances, doc.compliance
-            if (cells.dtype is _I8 and v.dtype is _F8 and i.dtype is _F8 and g.dtype is _F8
-                    and comp.dtype is _B and len(v) == k and len(i) == k and len(g) == k
-                    and len(comp) == k):
-                try:
-                    record = _join((cells, v, i, g, comp))  # type: ignore[arg-type]
-                except TypeError:  # an array that is not C-contiguous
-                    record = b""
-            if len(record) != _CELL_BYTES * k:  # other dtypes, layouts or shapes
-                record = blocks.cell_record(doc.seq, cells, v, i, g, comp)
         if doc.mvm_in is not None or doc.message or doc.data:
-            self._stage_with_extras(doc, k, record)
+            self._stage_with_extras(doc)
             return
         known = self._by_step.get(doc.step)
         if (known is not None and known[0] is doc.kind and known[1] is doc.protocol
@@ -164,30 +154,77 @@ class HDF5Writer:
             sig = known[3]
         else:
             sig = self._signature(doc)
-        rows = self._n_meas + k
-        if rows > self._room_rows and self._heads:  # the block cannot take these rows
-            self.flush()
-            rows = k
-        heads = self._heads
-        heads.append(_pack_head(doc.seq, doc.time, doc.width, sig, k))
-        if k:
-            self._cells.append(record)
+        cells = doc.cells
+        k = len(cells)
+        if k == 1:
+            try:
+                (r, c), = cells.tolist()
+                head = _pack_head(doc.seq, doc.time, doc.width, sig, 1, r, c,
+                                  doc.voltages.item(), doc.currents.item(),
+                                  doc.conductances.item(), doc.compliance.item())
+            except (ValueError, TypeError, AttributeError, struct.error):  # other shapes/types
+                head = self._single_head(doc, sig)
+            rows = self._n_meas + 1
+            if rows > self._room_rows and self._heads:  # the block cannot take this row
+                self.flush()
+                rows = 1
+            heads = self._heads
+            heads.append(head)
+        else:
+            record = self._cell_bytes(doc, k) if k else b""
+            rows = self._n_meas + k
+            if rows > self._room_rows and self._heads:
+                self.flush()
+                rows = k
+            heads = self._heads
+            heads.append(_pack_head(doc.seq, doc.time, doc.width, sig, k, *_NO_CELL))
+            if k:
+                self._cells.append(record)
         self._n_meas = rows
-        if (len(heads) >= self._room_events or rows >= self._room_rows
-                or self._due):
+        if len(heads) >= self._room_events or rows >= self._room_rows or self._due:
             self.flush()
 
-    def _stage_with_extras(self, doc: Event, k: int, record: bytes) -> None:
+    def _single_head(self, doc: Event, sig: int) -> bytes:
+        """Header of a 1-cell event whose arrays are not plain numbers of the usual shape."""
+        record = blocks.cell_record(doc.seq, doc.cells, doc.voltages, doc.currents,
+                                    doc.conductances, doc.compliance)
+        return blocks.single_head(doc.seq, doc.time, doc.width, sig, record)
+
+    @staticmethod
+    def _cell_bytes(doc: Event, k: int) -> bytes:
+        """The cell record of an event of `k` cells (checked, converted when needed)."""
+        cells, v, i, g, comp = doc.cells, doc.voltages, doc.currents, doc.conductances, \
+            doc.compliance
+        record = b""
+        try:
+            if (cells.dtype is _I8 and v.dtype is _F8 and i.dtype is _F8 and g.dtype is _F8
+                    and comp.dtype is _B and len(v) == k and len(i) == k and len(g) == k
+                    and len(comp) == k):
+                record = _join((cells, v, i, g, comp))  # type: ignore[arg-type]
+        except (TypeError, AttributeError):  # not C-contiguous, or not arrays
+            record = b""
+        if len(record) != _CELL_BYTES * k:  # other dtypes, layouts or shapes
+            record = blocks.cell_record(doc.seq, cells, v, i, g, comp)
+        return record
+
+    def _stage_with_extras(self, doc: Event) -> None:
         """The per-event path of an event with MVM rows, a message or data."""
         sig = self._signature(doc)
+        k = len(doc.cells)
+        record = b""
+        if k == 1:
+            head = self._single_head(doc, sig)
+        else:
+            record = self._cell_bytes(doc, k) if k else b""
+            head = _pack_head(doc.seq, doc.time, doc.width, sig, k, *_NO_CELL)
         extras = self._add_extras(doc)  # may flush the block
         rows = self._n_meas + k
         if rows > self._room_rows and self._heads:
             self.flush()
             rows = k
         self._extras[len(self._heads)] = extras
-        self._heads.append(_pack_head(doc.seq, doc.time, doc.width, sig, k))
-        if k:
+        self._heads.append(head)
+        if k > 1:
             self._cells.append(record)
         self._n_meas = rows
         if (len(self._heads) >= self._room_events or rows >= self._room_rows
@@ -340,7 +377,7 @@ class HDF5Writer:
         single = n_rows == n and bool((k == 1).all())  # one cell per event: no repeats
         m: np.ndarray[Any, Any] | None = None
         if n_rows:
-            cells = blocks.unpack_cells(_join(self._cells), k if single else k[k > 0])
+            cells = blocks.block_cells(head, _join(self._cells))
             m = self._meas[:n_rows] if n_rows <= len(self._meas) else np.empty(
                 n_rows, dtype=sc.MEASUREMENT_DTYPE)
             if single:
