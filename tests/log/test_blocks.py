@@ -281,3 +281,47 @@ def test_the_flush_clock_thread_ends_with_the_writer(tmp_path: Path) -> None:
     writer(_cells_event(1, 1))
     writer.close()
     assert len(clocks()) == before
+
+
+def test_one_cell_events_of_any_number_type_are_logged_by_value(tmp_path: Path) -> None:
+    """The 1-cell path packs Python numbers; unusual arrays go through the checked record."""
+    odd = [
+        Event(1, 1.0, EventKind.READ, "unit", "read", "grounded", cells=np.array([[1, 2]]),
+              voltages=np.array([1]), currents=np.array([2.5], np.float32),
+              conductances=np.array([2.5]), compliance=np.array([1], np.uint8)),
+        Event(2, 2.0, EventKind.PULSE, "unit", "set", "v/2", width=1e-6,
+              cells=np.array([[3.0, 0.0]]), voltages=[1.2],  # type: ignore[arg-type]
+              currents=np.array([np.nan]), conductances=np.array([np.nan]),
+              compliance=np.zeros(0, bool)),
+        Event(3, 3.0, EventKind.READ, "unit", "read", "grounded",
+              cells=np.array([[0, 1], [2, 3]])[1:], voltages=np.full((4, 2), 0.2)[1:2, 0],
+              currents=np.array([2e-5]), conductances=np.array([1e-4]),
+              compliance=np.array([True]), message="a read with a note"),
+    ]
+    path = tmp_path / "one.h5"
+    with HDF5Writer(path, block_rows=2) as writer:
+        writer(run_start())
+        for ev in odd:
+            writer(ev)
+        bad = Event(4, 4.0, EventKind.READ, "unit", "read", cells=np.array([[0, 0]]),
+                    voltages=np.array([0.2, 0.2]), currents=np.array([1e-5]),
+                    conductances=np.array([5e-5]))
+        with pytest.raises(ValueError, match="event 4: 1 cells but 2 voltages"):
+            writer(bad)
+        wide = Event(5, 5.0, EventKind.READ, "unit", "read", cells=np.array([[0, 0, 1]]),
+                     voltages=np.array([0.2]), currents=np.array([1e-5]),
+                     conductances=np.array([5e-5]))
+        with pytest.raises(ValueError, match="shape"):
+            writer(wide)
+    with LogReader(path) as log:
+        m = log.measurements_array()
+        e = log.events()
+    np.testing.assert_array_equal(m["row"], [1, 3, 2])
+    np.testing.assert_array_equal(m["col"], [2, 0, 3])
+    np.testing.assert_array_equal(m["voltage"], [1.0, 1.2, 0.2])
+    np.testing.assert_array_equal(m["current"][[0, 2]], [np.float32(2.5), 2e-5])
+    assert np.isnan(m["current"][1]) and np.isnan(m["conductance"][1])
+    np.testing.assert_array_equal(m["compliance"], [True, False, True])
+    np.testing.assert_array_equal(m["width"][1], 1e-6)
+    assert list(e["seq"]) == [1, 2, 3] and e["message"][2] == "a read with a note"
+    np.testing.assert_array_equal(e["meas_start"], [0, 1, 2])
