@@ -151,6 +151,8 @@ def block_cells(head: np.ndarray[Any, Any], records: bytes) -> CellColumns:
                            head["conductance"], head["compliance"])
     multi = k > 1
     many = unpack_cells(records, k[multi])
+    if not single.any():  # the records alone hold every row, in order
+        return many
     total = int(k.sum())
     first = np.cumsum(k) - k  # row of each event's first cell
     kk = k[multi]
