@@ -44,9 +44,13 @@ class HDF5Writer:
     """Log every document of one run to `path`.
 
     - `overwrite`: replace an existing file (otherwise `FileExistsError`).
-    - `block_rows`: rows buffered per table before a block is appended.
+    - `block_rows`: rows buffered per table before a block is appended (also the tables'
+      chunk size). A block ends when /events or /measurements reaches the next multiple of
+      `block_rows` rows, so after an early (timed) flush the next block is shorter and later
+      blocks fill whole chunks again.
     - `flush_interval`: also flush when this many seconds passed since the last flush, so a
       live reader of a slow run sees rows soon (``None``: only on full blocks and at the end).
+      Checked at each event through a flag a daemon thread sets (ended by `close`).
     - `fsync`: fsync the file after every flush (survives a power cut, not just a process kill).
     """
 
