@@ -325,3 +325,23 @@ def test_one_cell_events_of_any_number_type_are_logged_by_value(tmp_path: Path) 
     np.testing.assert_array_equal(m["width"][1], 1e-6)
     assert list(e["seq"]) == [1, 2, 3] and e["message"][2] == "a read with a note"
     np.testing.assert_array_equal(e["meas_start"], [0, 1, 2])
+
+
+def test_h5dump_reads_rows_written_as_whole_chunks(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    if shutil.which("h5dump") is None:
+        pytest.skip("h5dump (hdf5-tools) not installed")
+    path = tmp_path / "chunks.h5"
+    events = [_cells_event(s, 1) for s in range(1, 9)]  # two whole blocks of 4
+    with HDF5Writer(path, block_rows=4, flush_interval=None) as writer:
+        writer(run_start())
+        for ev in events:
+            writer(ev)
+    done = subprocess.run(["h5dump", "-d", "/measurements", "-m", "%.17g", str(path)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "SIMPLE { ( 8 ) / ( H5S_UNLIMITED ) }" in done.stdout
+    for ev in events:
+        assert f"{ev.voltages[0]:.17g}" in done.stdout
