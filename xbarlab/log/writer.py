@@ -1,12 +1,14 @@
 """`HDF5Writer`: the run-engine subscriber that records a run into an HDF5 file.
 
 Per event the writer only checks the event and packs bytes (`xbarlab.log.blocks`): a
-fixed-size header and a copy of the cell arrays. A block of them becomes /events and
-/measurements rows with a few numpy operations and is appended to the file in one go (when
-`block_rows` events or rows are buffered, every `flush_interval` seconds, on RunStop and on
-close), so the per-event path makes no h5py call and no numpy call. The file is in SWMR mode
-from the RunStart on: a reader can follow it live, and a killed writer loses at most the rows
-not yet flushed while the file stays readable. See `xbarlab.log.schema` for the layout.
+fixed-size header that holds the cell of a 1-cell event, or a header and a copy of the cell
+arrays. A block of them becomes /events and /measurements rows with a few numpy operations
+and is appended to the file in one go (when `block_rows` events or rows are buffered, every
+`flush_interval` seconds, on RunStop and on close), so the per-event path makes no h5py call
+and builds no numpy array; whole chunks go to the file with `write_direct_chunk`. The file is
+in SWMR mode from the RunStart on: a reader can follow it live, and a killed writer loses at
+most the rows not yet flushed while the file stays readable. See `xbarlab.log.schema` for the
+layout (unchanged by this buffering).
 """
 
 from __future__ import annotations
