@@ -107,7 +107,9 @@ class HDF5Writer:
 
         self._meas = np.zeros(block_rows, dtype=sc.MEASUREMENT_DTYPE)
         self._events = np.zeros(block_rows, dtype=sc.EVENT_DTYPE)
-        self._n_meas = 0  # measurement rows of the buffered events
+        # Buffered events other than plain 1-cell ones, and their rows: the block holds
+        # len(_heads) - _n_other + _rows_other measurement rows.
+        self._n_other = self._rows_other = 0
         self._meas_total = self._events_total = 0  # rows in the file
         self._meas_next = self._events_next = 0  # rows in the file or converted for it
         self._unwritten: list[tuple[str, np.ndarray[Any, Any] | None]] = []
@@ -122,6 +124,7 @@ class HDF5Writer:
         # A block ends at the next multiple of `block_rows` rows of /events or /measurements
         # (their chunk size), so that blocks after a partial (timed) flush realign to chunks.
         self._room_events = self._room_rows = block_rows
+        self._left = block_rows  # 1-cell events the block can still take
         self._text = bytearray()
         self._text_total = 0
         self._labels: dict[str, int] = {}
@@ -170,25 +173,14 @@ class HDF5Writer:
                                   doc.conductances.item(), doc.compliance.item())
             except (ValueError, TypeError, AttributeError, struct.error):  # other shapes/types
                 head = self._single_head(doc, sig)
-            rows = self._n_meas + 1
-            if rows > self._room_rows and self._heads:  # the block cannot take this row
+            self._heads.append(head)
+            left = self._left - 1
+            self._left = left
+            if left <= 0 or self._due:
                 self.flush()
-                rows = 1
-            heads = self._heads
-            heads.append(head)
         else:
             record = self._cell_bytes(doc, k) if k else b""
-            rows = self._n_meas + k
-            if rows > self._room_rows and self._heads:
-                self.flush()
-                rows = k
-            heads = self._heads
-            heads.append(_pack_head(doc.seq, doc.time, doc.width, sig, k, *_NO_CELL))
-            if k:
-                self._cells.append(record)
-        self._n_meas = rows
-        if len(heads) >= self._room_events or rows >= self._room_rows or self._due:
-            self.flush()
+            self._stage(_pack_head(doc.seq, doc.time, doc.width, sig, k, *_NO_CELL), k, record)
 
     def _single_head(self, doc: Event, sig: int) -> bytes:
         """Header of a 1-cell event whose arrays are not plain numbers of the usual shape."""
@@ -224,17 +216,25 @@ class HDF5Writer:
             record = self._cell_bytes(doc, k) if k else b""
             head = _pack_head(doc.seq, doc.time, doc.width, sig, k, *_NO_CELL)
         extras = self._add_extras(doc)  # may flush the block
-        rows = self._n_meas + k
-        if rows > self._room_rows and self._heads:
+        self._stage(head, k, record, extras)
+
+    def _stage(self, head: bytes, k: int, record: bytes,
+               extras: tuple[int, int, int, int, int, int] | None = None) -> None:
+        """Buffer an event other than a plain 1-cell one; flush when its block is full."""
+        heads = self._heads
+        rows = len(heads) - self._n_other + self._rows_other + k
+        if rows > self._room_rows and heads:  # the block cannot take these rows
             self.flush()
             rows = k
-        self._extras[len(self._heads)] = extras
-        self._heads.append(head)
+        if extras is not None:
+            self._extras[len(heads)] = extras
+        heads.append(head)
         if k > 1:
             self._cells.append(record)
-        self._n_meas = rows
-        if (len(self._heads) >= self._room_events or rows >= self._room_rows
-                or self._due):
+        self._n_other += 1
+        self._rows_other += k
+        self._left = min(self._room_events - len(heads), self._room_rows - rows)
+        if self._left <= 0 or self._due:
             self.flush()
 
     def _not_live(self) -> None:
@@ -379,7 +379,7 @@ class HDF5Writer:
         codes = self._sig_table[sig[0] if (sig == sig[0]).all() else sig]
         kind, proto, step, scheme = (codes[name] for name in _SIG_DTYPE.names or ())
         first = self._events_next
-        n_rows = self._n_meas
+        n_rows = int(k.sum())
         single = n_rows == n and bool((k == 1).all())  # one cell per event: no repeats
         m: np.ndarray[Any, Any] | None = None
         if n_rows:
@@ -432,12 +432,13 @@ class HDF5Writer:
         self._heads.clear()
         self._cells.clear()
         self._extras.clear()
-        self._n_meas = 0
+        self._n_other = self._rows_other = 0
         self._meas_next += n_rows
         self._events_next += n
         cap = self.block_rows
         self._room_rows = cap - self._meas_next % cap
         self._room_events = cap - self._events_next % cap
+        self._left = min(self._room_rows, self._room_events)
         # measurements before their events: a reader never sees an event without its rows
         self._append_rows([(sc.MEASUREMENTS, m), (sc.EVENTS, e)])
 
