@@ -345,3 +345,23 @@ def test_h5dump_reads_rows_written_as_whole_chunks(tmp_path: Path) -> None:
     assert "SIMPLE { ( 8 ) / ( H5S_UNLIMITED ) }" in done.stdout
     for ev in events:
         assert f"{ev.voltages[0]:.17g}" in done.stdout
+
+
+def test_never_more_than_a_block_is_buffered(tmp_path: Path) -> None:
+    """After every event fewer than block_rows rows and events wait in memory (the old
+    writer's bound), whatever the mix of sizes; the file then holds every row in order."""
+    sizes = np.random.default_rng(3).integers(0, 6, 300)
+    events = [_cells_event(s, int(k)) if k else
+              Event(s, 1000.0 + s, EventKind.CHECKPOINT, "unit", "note")
+              for s, k in enumerate(sizes, start=1)]
+    path = tmp_path / "bound.h5"
+    given_rows = 0
+    with HDF5Writer(path, block_rows=7, flush_interval=None) as writer:
+        writer(run_start())
+        for j, ev in enumerate(events, start=1):
+            writer(ev)
+            given_rows += len(ev.cells)
+            done = writer.flushed_rows
+            assert given_rows - done["measurements"] < 7, j
+            assert j - done["events"] < 7, j
+    _check_file(path, events)
