@@ -233,8 +233,10 @@ class HDF5Writer:
             self._cells.append(record)
         self._n_other += 1
         self._rows_other += k
-        self._left = min(self._room_events - len(heads), self._room_rows - rows)
-        if self._left <= 0 or self._due:
+        left_events, left_rows = self._room_events - len(heads), self._room_rows - rows
+        left = left_events if left_events < left_rows else left_rows
+        self._left = left
+        if left <= 0 or self._due:
             self.flush()
 
     def _not_live(self) -> None:
