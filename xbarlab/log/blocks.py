@@ -1,6 +1,6 @@
 """What the HDF5 writer keeps per event until a block is written, and how a block is unpacked.
 
-Per event the writer only packs bytes (no numpy call, no structured-row assignment):
+Per event the writer only packs bytes (it builds no numpy array and assigns no structured row):
 
 - a fixed-size header, `HEAD`: sequence number, time, pulse width, signature (the index of the
   event's (kind, protocol, step, scheme) combination in the writer's table), cell count `k`,
