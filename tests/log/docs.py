@@ -73,3 +73,21 @@ def stream_event(seq: int) -> Event:
     return Event(seq, float(seq), EventKind.READ, "stream", "read", "grounded",
                  cells=np.stack([r, c], axis=1).astype(np.int64), voltages=v, currents=g * v,
                  conductances=g, compliance=np.zeros(1, bool))
+
+
+# The mixed stream: event `seq` reads seq % 4 cells (0 to 3), so blocks hold 1-cell headers,
+# cell records and events without cells, and flushes fall mid-chunk.
+def mixed_count(seq: int) -> int:
+    return seq % 4
+
+
+def mixed_event(seq: int) -> Event:
+    k = mixed_count(seq)
+    if not k:
+        return Event(seq, float(seq), EventKind.CHECKPOINT, "stream", "note")
+    j = np.arange(k)
+    r, c = stream_cell(seq + j)
+    v, g = stream_voltage(seq + j), stream_conductance(seq + j)
+    return Event(seq, float(seq), EventKind.READ, "stream", "read", "grounded",
+                 cells=np.stack([r, c], axis=1).astype(np.int64), voltages=v, currents=g * v,
+                 conductances=g, compliance=(seq + j) % 5 == 0)

@@ -365,3 +365,50 @@ def test_never_more_than_a_block_is_buffered(tmp_path: Path) -> None:
             assert given_rows - done["measurements"] < 7, j
             assert j - done["events"] < 7, j
     _check_file(path, events)
+
+
+@pytest.mark.parametrize("trial", range(2))
+def test_sigkill_keeps_every_flushed_row_of_a_mixed_stream(tmp_path: Path, trial: int) -> None:
+    """Whole chunks, partial writes and cell records all survive a kill once flushed."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+
+    from tests.log.docs import mixed_count, mixed_event
+
+    child_py = Path(__file__).with_name("writer_child.py")
+    rng = random.Random(2000 + trial)
+    path = tmp_path / f"mixed-{trial}.h5"
+    target = rng.randint(2, 10) * 64
+    reported = 0
+    with subprocess.Popen([sys.executable, str(child_py), str(path), str(10**7), "64", "0",
+                           "0", "mixed", "37"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as child:
+        assert child.stdout is not None
+        try:
+            for line in child.stdout:
+                if line.strip().isdigit() and int(line) >= target:
+                    reported = int(line)
+                    break
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait(timeout=10)
+            for line in child.stdout:
+                if line.strip().isdigit():
+                    reported = max(reported, int(line))
+        finally:
+            if child.poll() is None:
+                child.kill()
+            child.wait(timeout=30)
+    assert reported >= target
+    with LogReader(path) as log:
+        m = log.measurements_array()
+        e = log.events_array()
+    assert len(m) >= reported
+    events = [mixed_event(s) for s in range(1, len(e) + 1)]
+    assert sum(mixed_count(s) for s in range(1, len(e) + 1)) == len(m)  # whole events only
+    ref = _reference(events)
+    for name, values in ref.items():
+        np.testing.assert_array_equal(m[name], values, err_msg=name)
+    np.testing.assert_array_equal(e["seq"], np.arange(1, len(e) + 1))
