@@ -436,11 +436,12 @@ _Result = tuple[FloatArray, FloatArray, FloatArray, FloatArray, int, float]
 
 
 class _Accumulator:
+    """Collects the results of the pad-pattern groups of one batch; a group that is the
+    whole batch is kept as is (no copy)."""
+
     def __init__(self, bsz: int, m: int, n: int) -> None:
-        self.v_row = np.zeros((bsz, m, n))
-        self.v_col = np.zeros((bsz, m, n))
-        self.i_dev = np.zeros((bsz, m, n))
-        self.i_pad = np.zeros((bsz, 2 * m + 2 * n))
+        self.bsz, self.m, self.n = bsz, m, n
+        self.parts: tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None = None
         self.iterations = 0
         self.residual = 0.0
         self.methods: set[str] = set()
@@ -457,15 +458,24 @@ class _Accumulator:
         *,
         method: str,
     ) -> None:
-        self.v_row[cases], self.v_col[cases] = vr, vc
-        self.i_dev[cases], self.i_pad[cases] = i_dev, i_pad
+        if self.parts is None and len(cases) == self.bsz:  # the whole batch, in order
+            self.parts = (vr, vc, i_dev, i_pad)
+        else:
+            if self.parts is None:
+                shape = (self.bsz, self.m, self.n)
+                self.parts = (np.zeros(shape), np.zeros(shape), np.zeros(shape),
+                              np.zeros((self.bsz, i_pad.shape[1])))
+            for whole, part in zip(self.parts, (vr, vc, i_dev, i_pad), strict=True):
+                whole[cases] = part
         self.iterations = max(self.iterations, iterations)
         self.residual = max(self.residual, residual)
         self.methods.add(method)
 
     def result(self) -> CrossbarSolution:
+        assert self.parts is not None
+        v_row, v_col, i_dev, i_pad = self.parts
         return CrossbarSolution(
-            self.v_row, self.v_col, self.v_row - self.v_col, self.i_dev, self.i_pad,
+            v_row, v_col, v_row - v_col, i_dev, i_pad,
             self.iterations, self.residual, "+".join(sorted(self.methods)),
         )
 
@@ -652,7 +662,10 @@ class _DirectProblem:
         if fp.size:
             share = np.bincount(eng.pad_node[fp], minlength=eng.nnode)[eng.pad_node[fp]]
             i_pad[:, fp] = f[eng.pad_node[fp]].T / share
-        resid = float(np.abs(f[free]).max()) if free.size else 0.0
+        if not free.size:
+            resid = 0.0
+        else:  # fixed nodes carry their pads' currents: leave them out
+            resid = float(np.abs(f if free.size == eng.nnode else f[free]).max())
         return vr, vc, i_dev, i_pad, iterations, resid
 
 
