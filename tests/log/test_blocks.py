@@ -79,13 +79,14 @@ def test_cell_records_unpack_to_the_arrays_they_were_packed_from() -> None:
         for name, attr in (("row", "row"), ("col", "col"), ("voltage", "voltage"),
                            ("current", "current"), ("conductance", "conductance"),
                            ("compliance", "compliance")):
-            np.testing.assert_array_equal(getattr(cols, attr), ref[name], err_msg=name)
+            np.testing.assert_array_equal(getattr(cols, attr).reshape(-1), ref[name],
+                                          err_msg=name)
     same = [_cells_event(s, 4) for s in range(3)]  # one size: the structured view
     cols = blocks.unpack_cells(b"".join(blocks.cell_record(
         e.seq, e.cells, e.voltages, e.currents, e.conductances, e.compliance) for e in same),
         np.array([4, 4, 4]))
-    np.testing.assert_array_equal(cols.voltage, np.concatenate([e.voltages for e in same]))
-    np.testing.assert_array_equal(cols.row, np.concatenate([e.cells[:, 0] for e in same]))
+    np.testing.assert_array_equal(cols.voltage, np.stack([e.voltages for e in same]))
+    np.testing.assert_array_equal(cols.row, np.stack([e.cells[:, 0] for e in same]))
     with pytest.raises(ValueError, match="bytes of cell records for 4 cells"):
         blocks.unpack_cells(records[:-1], np.array([4]))
 
@@ -412,3 +413,18 @@ def test_sigkill_keeps_every_flushed_row_of_a_mixed_stream(tmp_path: Path, trial
     for name, values in ref.items():
         np.testing.assert_array_equal(m[name], values, err_msg=name)
     np.testing.assert_array_equal(e["seq"], np.arange(1, len(e) + 1))
+
+
+@pytest.mark.parametrize("k", [2, 3, 16])
+def test_blocks_of_equal_sized_events_round_trip(tmp_path: Path, k: int) -> None:
+    """Every block holds events of k cells (the zero-copy record view) and some blocks
+    are partial (an explicit flush, as a timed one)."""
+    events = [_cells_event(s, k) for s in range(1, 14)]
+    path = tmp_path / f"equal-{k}.h5"
+    with HDF5Writer(path, block_rows=3 * k, flush_interval=None) as writer:
+        writer(run_start())
+        for s, ev in enumerate(events, start=1):
+            writer(ev)
+            if s == 5:
+                writer.flush()
+    _check_file(path, events)

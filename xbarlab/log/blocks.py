@@ -82,14 +82,18 @@ def unpack_heads(heads: list[bytes]) -> np.ndarray[Any, Any]:
 def single_head(seq: int, time: float, width: float, sig: int, record: bytes) -> bytes:
     """The header of a 1-cell event from its cell record (the path for unusual arrays)."""
     c = unpack_cells(record, np.ones(1, dtype=np.int64))
-    return HEAD.pack(seq, time, width, sig, 1, int(c.row[0]), int(c.col[0]),
-                     float(c.voltage[0]), float(c.current[0]), float(c.conductance[0]),
-                     bool(c.compliance[0]))
+    return HEAD.pack(seq, time, width, sig, 1, c.row.item(), c.col.item(), c.voltage.item(),
+                     c.current.item(), c.conductance.item(), c.compliance.item())
 
 
 @dataclass(frozen=True, slots=True)
 class CellColumns:
-    """The cells of a block, one entry per measurement row, in event order."""
+    """The cells of a block, one entry per measurement row, in event order.
+
+    Each column is 1-D, or (events, cells per event) when every event of the block has the
+    same number of cells (views into the records: flatten them, or write them through a
+    2-D view of the destination, see `put`).
+    """
 
     row: np.ndarray[Any, Any]
     col: np.ndarray[Any, Any]
@@ -117,11 +121,10 @@ def unpack_cells(records: bytes, counts: np.ndarray[Any, Any]) -> CellColumns:
         empty_i, empty_f = np.zeros(0, INT), np.zeros(0, FLOAT)
         return CellColumns(empty_i, empty_i, empty_f, empty_f, empty_f, np.zeros(0, BOOL))
     k0 = int(counts[0])
-    if (counts == k0).all():  # one record layout: a zero-copy structured view
+    if (counts == k0).all():  # one record layout: zero-copy views, (events, k0) each
         a = np.frombuffer(records, dtype=_record_dtype(k0))
-        cells = a["cells"].reshape(total, 2)
-        return CellColumns(cells[:, 0], cells[:, 1], a["v"].reshape(total),
-                           a["i"].reshape(total), a["g"].reshape(total), a["c"].reshape(total))
+        cells = a["cells"]
+        return CellColumns(cells[..., 0], cells[..., 1], a["v"], a["i"], a["g"], a["c"])
     # Mixed sizes: gather each value by its byte offset.
     first_row = np.cumsum(counts) - counts
     owner = np.repeat(np.arange(len(counts)), counts)
@@ -157,11 +160,19 @@ def block_cells(head: np.ndarray[Any, Any], records: bytes) -> CellColumns:
     first = np.cumsum(k) - k  # row of each event's first cell
     kk = k[multi]
     # rows of the multi-cell events: each event's first row, then consecutive
-    at = np.repeat(first[multi] - (np.cumsum(kk) - kk), kk) + np.arange(len(many.row))
+    at = np.repeat(first[multi] - (np.cumsum(kk) - kk), kk) + np.arange(int(kk.sum()))
     out = []
     for name in ("row", "col", "voltage", "current", "conductance", "compliance"):
         column = np.empty(total, dtype=head.dtype[name])
         column[first[single]] = head[name][single]
-        column[at] = getattr(many, name)
+        column[at] = getattr(many, name).reshape(-1)
         out.append(column)
     return CellColumns(*out)
+
+
+def put(dest: np.ndarray[Any, Any], values: np.ndarray[Any, Any]) -> None:
+    """Write `values` (1-D, or 2-D in row order) into the 1-D array (or field view) `dest`."""
+    if values.ndim == 1:
+        dest[...] = values
+    else:  # a 1-D view always splits into a 2-D view: no copy, the writes reach `dest`
+        np.reshape(dest, values.shape, copy=False)[...] = values

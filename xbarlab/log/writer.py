@@ -400,12 +400,11 @@ class HDF5Writer:
                                      ("width", head["width"]), ("scheme", scheme),
                                      ("protocol", proto), ("step", step)):
                     m[name] = np.repeat(values, k) if np.ndim(values) else values
-            m["row"] = cells.row
-            m["col"] = cells.col
-            m["voltage"] = cells.voltage
-            m["current"] = cells.current
-            m["conductance"] = cells.conductance
-            m["compliance"] = cells.compliance
+            for name, values in (("row", cells.row), ("col", cells.col),
+                                 ("voltage", cells.voltage), ("current", cells.current),
+                                 ("conductance", cells.conductance),
+                                 ("compliance", cells.compliance)):
+                blocks.put(m[name], values)
         if n <= len(self._events):
             e = self._events[:n]
         else:
