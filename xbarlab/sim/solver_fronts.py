@@ -1,13 +1,13 @@
-"""Multifrontal Cholesky on a nested-dissection tree: dense fronts, batched by tree height.
+"""Multifrontal Cholesky on a nested-dissection tree: dense fronts, batched by shape.
 
 A crossbar's nodal matrix is symmetric positive definite and lives on a grid, so a geometric
 nested dissection gives an elimination tree whose fronts (the nodes eliminated together plus
-the later nodes they touch) are small dense matrices. Fronts of equal height in the tree are
-of one shape (same height in the tree, same numbers of eliminated and update nodes) are
-factored together with stacked LAPACK/BLAS calls; each front stores
-the inverse of its Cholesky block, so solving many right-hand sides is a sequence of batched
-matrix products (BLAS 3) instead of one triangular sweep per input, which is what makes a
-batch of inputs on a large array cheap once the factor exists.
+the later nodes they touch) are small dense matrices. Fronts of one shape (same height in the
+tree, same numbers of eliminated and update nodes) are eliminated next to each other and
+factored together with stacked LAPACK/BLAS calls. Each front keeps the inverse of its
+Cholesky block, so solving many right-hand sides is a sequence of batched matrix products
+instead of one triangular sweep per input: that is what makes a batch of inputs on a large
+array cheap once the factor exists. Only lower triangles of fronts are ever formed.
 
 `FrontalPlan` is the symbolic part (tree, update sets, scatter maps), built once per sparsity
 pattern; `FrontalFactor` is the numeric factor of one matrix with that pattern.
