@@ -192,10 +192,11 @@ def compensate(
     x, y = fit
     if rows.size and cfg.steps > 0:
         fixed_g = np.where(stuck[rows], read[rows], g0)
-        targets[rows] = retune(
+        tuned = retune(
             g0, fixed_g, free[rows], scale, fmap, layout_sizes(layout), x, y,
             _window(model, mapping), cfg, None if fixed is None else (fixed, theta),
         )
+        targets[rows] = np.where(free[rows], tuned, fixed_g)  # exact, not float32 round trips
     tol = model.stats.bench.tolerance if (cfg.tolerance is None and model.stats.bench) else (
         cfg.tolerance or DEFAULT_TOLERANCE)
     moved = ~stuck & (np.abs(targets - g0) > tol * np.abs(g0))
