@@ -47,11 +47,33 @@ def test_toy_reproduction_writes_table_plot_and_results(tmp_path: Path) -> None:
     assert back["hardware_aware"]["share_95"] == pytest.approx(rep.share_95("hardware-aware")[2])
 
 
+def test_toy_reproduction_with_compensation(tmp_path: Path) -> None:
+    base = {"seeds": 1, "transfers": 32, "epochs": 10, "mapping": "physical"}
+    plain = rp.reproduce_drolet2023(rp.make_reproduce_config(base))
+    cfg = rp.make_reproduce_config({**base, "compensate": True,
+                                    "compensation": {"steps": 5}})
+    rep = rp.reproduce_drolet2023(cfg)
+    for a, b in zip(plain.results, rep.results, strict=True):  # same nets, same transfers
+        np.testing.assert_array_equal(a.metrics.point_fraction, b.metrics.point_fraction)
+        assert b.compensated is not None and b.compensated.n_transfers == 32
+    labels = [r[0] for r in rp.table_rows(rep)]
+    assert any("read-back compensation" in label for label in labels)
+    assert not any("compensation" in r[0] for r in rp.table_rows(plain))
+    assert rp.plot_cdf(rep, tmp_path / "cdf.png").stat().st_size > 1000
+    back = read_results(write_results(tmp_path / "r.h5", rp.results_tree(rep)))
+    c = back["hardware_aware"]["seed0"]["compensated"]
+    assert c["point_fraction"].shape == (200,) and c["seconds"] > 0
+    assert back["regular"]["compensated_share_95"] == pytest.approx(
+        rep.share_95("regular", compensated=True)[2])
+
+
 def test_reproduce_config_errors_name_the_field() -> None:
     with pytest.raises(ConfigError, match="transfers"):
         rp.make_reproduce_config({"transfers": 0})
     with pytest.raises(ConfigError, match="mapping"):
         rp.make_reproduce_config({"mapping": "ideal"})
+    with pytest.raises(ConfigError, match="steps"):
+        rp.make_reproduce_config({"compensation": {"steps": -1}})
 
 
 def test_modes_use_their_recipes() -> None:

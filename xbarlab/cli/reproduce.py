@@ -58,6 +58,11 @@ def register(app: typer.Typer) -> None:
         passes: Annotated[int, typer.Option(
             min=1, max=20, help="crossbar: write-verify passes")] = 1,
         device: Annotated[str, typer.Option(help="crossbar: device preset")] = "tio2-o921c",
+        compensate: Annotated[bool, typer.Option(
+            help="also evaluate read-back compensation of stuck devices (xbarlab extension: "
+                 "re-tune healthy targets, reprogram the moved ones)")] = False,
+        compensate_steps: Annotated[int, typer.Option(
+            min=0, help="Adam steps of the compensation re-tune")] = 300,
     ) -> None:
         """Train the regular and the hardware-aware 2-8-1 network over several seeds and print
         the share of test points classified correctly in >= 95 % of simulated transfers next to
@@ -83,7 +88,8 @@ def register(app: typer.Typer) -> None:
         try:
             cfgs = [rp.make_reproduce_config(
                 {"seeds": seeds, "transfers": transfers, "epochs": epochs, "data": data,
-                 "threads": threads, "mapping": mode, "recipe": recipe}
+                 "threads": threads, "mapping": mode, "recipe": recipe,
+                 "compensate": compensate, "compensation": {"steps": compensate_steps}}
             ) for mode in modes]
         except ConfigError as exc:
             raise _fail(str(exc)) from None

@@ -73,6 +73,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from xbarlab.config import validate_config
+from xbarlab.nn.compensation import CompensationConfig, evaluate_compensated
 from xbarlab.nn.data import MoonsData, load_moons
 from xbarlab.nn.mapping import layout_network
 from xbarlab.nn.metrics import (
@@ -135,6 +136,9 @@ class ReproduceConfig(BaseModel):
     threads: int = Field(1, ge=1, le=256, description="torch CPU threads while training")
     hardware_aware: dict[str, Any] | None = Field(None, description="None: the mode's recipe")
     regular: dict[str, Any] | None = Field(None, description="None: the mode's recipe")
+    compensate: bool = Field(False, description="also evaluate read-back compensation "
+                             "(xbarlab extension, `xbarlab.nn.compensation`)")
+    compensation: CompensationConfig = Field(default_factory=CompensationConfig)
 
     @property
     def recipe_name(self) -> str:
@@ -172,6 +176,9 @@ class NetResult:
     eval_seconds: float
     params: list[tuple[np.ndarray, np.ndarray]]
     config: dict[str, Any]
+    compensated: TransferMetrics | None = None  # same transfers + read-back compensation
+    compensate_seconds: float = 0.0
+    reprogrammed: float = float("nan")  # devices reprogrammed per transfer (mean)
 
 
 @dataclass
@@ -184,9 +191,15 @@ class Reproduction:
     def of(self, kind: str) -> list[NetResult]:
         return [r for r in self.results if r.kind == kind]
 
-    def share_95(self, kind: str) -> tuple[float, float, list[float]]:
-        """(mean, std over seeds, per seed) of the share of points >= 95 % correct."""
-        v = [r.metrics.share_95 for r in self.of(kind)]
+    @property
+    def compensated(self) -> bool:
+        return any(r.compensated is not None for r in self.results)
+
+    def share_95(self, kind: str, compensated: bool = False) -> tuple[float, float, list[float]]:
+        """(mean, std over seeds, per seed) of the share of points >= 95 % correct (after
+        read-back compensation with `compensated`)."""
+        v = [(r.compensated if compensated and r.compensated else r.metrics).share_95
+             for r in self.of(kind)]
         return float(np.mean(v)), float(np.std(v)), v
 
     def meets_targets(self) -> dict[str, bool]:
@@ -228,10 +241,20 @@ def reproduce_drolet2023(
             rng = np.random.default_rng([cfg.eval_seed, seed])  # same transfers for both nets
             m = evaluate_transfers(tr.params, layout, tm, data.x_test, data.y_test,
                                    cfg.transfers, rng, tcfg.mapping)
-            rep.results.append(NetResult(
-                kind, seed, m, tr.seconds, time.perf_counter() - t1, tr.params,
-                tcfg.model_dump(),
-            ))
+            res = NetResult(kind, seed, m, tr.seconds, time.perf_counter() - t1, tr.params,
+                            tcfg.model_dump())
+            if cfg.compensate:
+                if progress is not None:
+                    progress(f"{stage} compensation", 0, 1)
+                t2 = time.perf_counter()
+                _, after, comp = evaluate_compensated(
+                    tr.params, layout, tm, data.selection_points(), data.x_test, data.y_test,
+                    cfg.transfers, np.random.default_rng([cfg.eval_seed, seed]), tcfg.mapping,
+                    cfg.compensation)
+                res.compensated = after
+                res.compensate_seconds = time.perf_counter() - t2
+                res.reprogrammed = comp.reprogrammed_per_transfer
+            rep.results.append(res)
     rep.seconds = time.perf_counter() - t0
     return rep
 
@@ -253,11 +276,31 @@ def table_rows(rep: Reproduction) -> list[tuple[str, str, str, str]]:
         paper = (f"{pct(PAPER_SHARE_95['regular'])} / {pct(PAPER_SHARE_95['hardware-aware'])}"
                  if attr == "share_95" else "")
         rows.append((label, cells[0], cells[1], paper))
+    if rep.compensated:
+        rows += _compensation_rows(rep)
     for i, (lo, hi) in enumerate(PAPER_BINS):
         name = f"{100 * lo:.0f} <= x < {min(100 * hi, 100):.0f} %" if hi <= 1 else (
             f"x >= {100 * lo:.0f} %")
         cells = [pct(float(np.mean([r.metrics.bins[i] for r in rep.of(k)]))) for k in KINDS]
         rows.append((f"  points {name}", cells[0], cells[1], ""))
+    return rows
+
+
+def _compensation_rows(rep: Reproduction) -> list[tuple[str, str, str, str]]:
+    """Rows of the same networks and transfers after read-back compensation."""
+    rows = []
+    for label, attr in (("+ read-back compensation: points >= 95 % correct", "share_95"),
+                        ("+ read-back compensation: mean transfer accuracy", "acc_mean")):
+        cells = []
+        for kind in KINDS:
+            v = [getattr(r.compensated, attr) for r in rep.of(kind) if r.compensated]
+            per = ", ".join(f"{100 * x:.1f}" for x in v)
+            cells.append(f"{100 * float(np.mean(v)):.1f} % +- {100 * float(np.std(v)):.1f} "
+                         f"({per})")
+        rows.append((label, cells[0], cells[1], "(xbarlab extension)"))
+    cells = [f"{np.mean([r.reprogrammed for r in rep.of(k)]):.1f} devices, "
+             f"{sum(r.compensate_seconds for r in rep.of(k)):.1f} s" for k in KINDS]
+    rows.append(("  reprogrammed per transfer, compensation time", cells[0], cells[1], ""))
     return rows
 
 
@@ -275,6 +318,10 @@ def plot_cdf(rep: Reproduction, path: str | Path) -> Path:
             t, share = cdf_curve(r.metrics.point_fraction)
             ax.plot(100 * t, 100 * share, color=colors[kind], alpha=0.8,
                     label=f"{kind} ({len(rep.of(kind))} seeds)" if j == 0 else None)
+            if r.compensated is not None:
+                t, share = cdf_curve(r.compensated.point_fraction)
+                ax.plot(100 * t, 100 * share, color=colors[kind], alpha=0.8, ls="--",
+                        label=f"{kind} + read-back compensation" if j == 0 else None)
         ax.plot([95], [100 * PAPER_SHARE_95[kind]], marker="*", ms=12, ls="",
                 color=colors[kind], label=f"paper, {kind}")
     ax.axvline(95, color="grey", ls=":", lw=1)
@@ -314,7 +361,18 @@ def results_tree(rep: Reproduction) -> dict[str, Any]:
                 "point_fraction": np.asarray(m.point_fraction),
                 "train_seconds": r.train_seconds, "eval_seconds": r.eval_seconds,
                 "train_config": r.config,
+                **({"compensated": {
+                    "share_95": r.compensated.share_95, "acc_mean": r.compensated.acc_mean,
+                    "acc_std": r.compensated.acc_std, "acc_min": r.compensated.acc_min,
+                    "bins": np.asarray(r.compensated.bins),
+                    "point_fraction": np.asarray(r.compensated.point_fraction),
+                    "seconds": r.compensate_seconds, "reprogrammed_per_transfer": r.reprogrammed,
+                }} if r.compensated is not None else {}),
                 **{f"layer{i + 1}": {"weight": w, "bias": b} for i, (w, b) in enumerate(r.params)},
             }
+        if rep.compensated:
+            c_mean, c_std, c_per = rep.share_95(kind, compensated=True)
+            group.update({"compensated_share_95_mean": c_mean, "compensated_share_95_std": c_std,
+                          "compensated_share_95": np.asarray(c_per)})
         tree[kind.replace("-", "_")] = group
     return tree
