@@ -7,7 +7,11 @@ the authors' code proceeds (about 12 s for 2000 x 200 on this machine kind, see 
 Both compute the same metric; the share of points >= 95 % correct is printed for each.
 Target: 2000 transfers x 200 points <= 0.25 s.
 
-Run: .venv/bin/python bench/bench_transfer.py [--transfers N] [--repeat R]
+``--compensate``: also the read-back compensation (`xbarlab.nn.compensation`, 300 Adam steps
+on the non-test points) of all N transfers as one batch of N networks, next to the same
+compensation run one transfer at a time for the first few transfers (extrapolated to N).
+
+Run: .venv/bin/python bench/bench_transfer.py [--transfers N] [--repeat R] [--compensate]
 """
 
 from __future__ import annotations
@@ -46,6 +50,29 @@ def loop_per_transfer(params, layout, tm, x, y, n, rng):  # type: ignore[no-unty
     return summarize(np.array(rows))
 
 
+def bench_compensation(params, layout, tm, data, n: int, n_loop: int = 20) -> None:  # type: ignore[no-untyped-def]
+    """Batched compensation of n transfers vs one transfer at a time (n_loop, extrapolated)."""
+    import torch
+
+    from xbarlab.nn.compensation import CompensationConfig, compensate
+
+    torch.set_num_threads(1)
+    cfg = CompensationConfig(only_stuck_transfers=False)  # every transfer costs the same
+    fit = data.selection_points()
+    d = draw(tm, layout.device_k(), n, np.random.default_rng(2))
+    t0 = time.perf_counter()
+    batched = compensate(params, layout, tm, fit, d, np.random.default_rng(3), "physical", cfg)
+    t_batch = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for i in range(n_loop):
+        compensate(params, layout, tm, fit, d.take(i), np.random.default_rng(3), "physical", cfg)
+    t_loop = (time.perf_counter() - t0) * n / n_loop
+    print(f"compensation of {n} transfers ({cfg.steps} steps, {len(fit[1])} points, 1 thread): "
+          f"batched {t_batch:.2f} s, one at a time {t_loop:.1f} s (from {n_loop}); "
+          f"speed-up {t_loop / t_batch:.0f}x; "
+          f"{batched.reprogrammed_per_transfer:.1f} devices reprogrammed per transfer")
+
+
 def best_of(repeat: int, fn):  # type: ignore[no-untyped-def]
     times, out = [], None
     for _ in range(repeat):
@@ -59,6 +86,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--transfers", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--compensate", action="store_true", help="also time the compensation")
     args = ap.parse_args()
     data = load_moons()
     tm = TransferModel.from_preset()
@@ -78,6 +106,8 @@ def main() -> None:
           f"{m_ref.share_95:>13.3f}")
     print(f"speed-up {ref_best / best:.0f}x; target <= 0.25 s: "
           f"{'met' if best <= 0.25 else 'MISSED'} (best {best:.3f} s, median {med:.3f} s)")
+    if args.compensate:
+        bench_compensation(params, layout, tm, data, n)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,17 @@ Measured (3 seeds, 2000 transfers, paper split; share of test points >= 95 % cor
 
 The default run (authors/paper, then physical/xbarlab) takes 2 min 52 s on 2 cores.
 
+With ``--compensate`` (``ReproduceConfig.compensate``; xbarlab extension, not the paper's
+method: read back, re-tune the healthy devices' targets with the stuck ones fixed, reprogram
+the moved devices, `xbarlab.nn.compensation`), same networks and transfers (per seed):
+
+  mapping   recipe   regular + compensation           hardware-aware + compensation
+  authors   paper    59.2 +- 17.4 (78.0, 63.5, 36.0)  85.5 +- 2.3 (82.5, 86.0, 88.0)
+  physical  xbarlab  49.3 +- 5.5 (53.0, 53.5, 41.5)   78.2 +- 1.7 (77.5, 76.5, 80.5)
+
+(mean transfer accuracy after: 90.0 / 91.5 % authors, 89.2 / 93.8 % physical; about 22
+devices reprogrammed per transfer; 115 s of compensation in all, the run takes 4 min 41 s).
+
 Findings. (1) The metric is bounded by the nominal accuracy, and a near-linear boundary is
 the most robust one: the paper recipe's hardware-aware nets land there on 2 of 3 seeds, and a
 bounded loss (``transfer_loss="sigmoid"``, 8 transfers, no weight decay, cosine, 2000
