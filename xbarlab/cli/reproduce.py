@@ -64,9 +64,11 @@ def register(app: typer.Typer) -> None:
         compensate_steps: Annotated[int, typer.Option(
             min=0, help="Adam steps of the compensation re-tune")] = 300,
     ) -> None:
-        """Train the regular and the hardware-aware 2-8-1 network over several seeds and print
-        the share of test points classified correctly in >= 95 % of simulated transfers next to
-        the paper's figures (Drolet et al. 2023)."""
+        """Reproduce Drolet et al. 2023: regular vs hardware-aware networks over seeds.
+
+        Trains both 2-8-1 networks over several seeds and prints the share of test points
+        classified correctly in >= 95 % of simulated transfers next to the paper's figures.
+        """
         if paper not in PAPERS:
             raise _fail(f"unknown result {paper!r}; known: {', '.join(PAPERS)}")
         if paper == "drolet2023-crossbar":
