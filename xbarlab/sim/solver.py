@@ -339,7 +339,7 @@ class CrossbarSolver:
     ) -> FloatArray:
         if volts.shape[0] > 8:
             basis = _voltage_basis(volts, driven)
-            if basis is not None and len(basis[0]) < 0.75 * volts.shape[0]:
+            if basis is not None:
                 virtual, coef = basis
                 i_pad: FloatArray = coef @ self._solve_cases(driven, virtual, law)[0][3]
                 return i_pad
@@ -355,7 +355,7 @@ class CrossbarSolver:
     ) -> None:
         if law.linear and volts.shape[0] > 8:
             basis = _voltage_basis(volts, driven)
-            if basis is not None and len(basis[0]) < 0.75 * volts.shape[0]:
+            if basis is not None:
                 # superposition: solve a basis of the cases' pad voltages, combine exactly
                 virtual, coef = basis
                 res, method = self._solve_cases(driven, virtual, law)
@@ -390,10 +390,13 @@ class CrossbarSolver:
         return _DirectProblem(deng, volts).run(law, self), "direct"
 
 
-def _voltage_basis(volts: FloatArray, driven: BoolArray) -> tuple[FloatArray, FloatArray] | None:
+def _voltage_basis(
+    volts: FloatArray, driven: BoolArray, min_saving: float = 0.75
+) -> tuple[FloatArray, FloatArray] | None:
     """Basis cases for a batch's driven-pad voltages, as pad voltages (r, P) (open pads NaN),
     and the coefficients (B, r) that rebuild every case from them; None if they do not
-    reproduce the batch to 1e-12 of its scale. The basis is the first case plus an
+    reproduce the batch to 1e-12 of its scale, or when the basis would not be smaller than
+    `min_saving` of the batch. The basis is the first case plus an
     orthonormal basis of the differences to it (eigenvectors of their Gram matrix; taking
     the differences keeps one dominant common direction from drowning the others)."""
     v = volts[:, driven]
@@ -404,11 +407,19 @@ def _voltage_basis(volts: FloatArray, driven: BoolArray) -> tuple[FloatArray, Fl
     else:
         d = (v - v[0]) / scale
         with one_blas_thread():
+            if d.shape[0] < d.shape[1]:
+                # the rank from the smaller Gram matrix first: independent inputs end here
+                small = np.linalg.eigvalsh(d @ d.T)
+                rank = np.count_nonzero(small > 1e-12 * max(float(small[-1]), 1e-300))
+                if rank + 1 >= min_saving * v.shape[0]:
+                    return None
             lam, vecs = np.linalg.eigh(d.T @ d)  # ascending
             keep = lam > 1e-12 * max(float(lam[-1]), 1e-300)
             wt = vecs[:, keep].T
             basis = np.vstack([v[:1], wt * scale])
             coef = np.hstack([np.ones((v.shape[0], 1)), d @ wt.T])
+        if basis.shape[0] >= min_saving * v.shape[0]:
+            return None
         if np.abs(coef @ basis - v).max() > 1e-12 * scale:
             return None
     virtual = np.full((basis.shape[0], volts.shape[1]), np.nan)
