@@ -280,7 +280,7 @@ class CrossbarSolver:
         if few.sum() > 4 and len(_group_rows(driven[few])) > 4:
             ports = self._pad_ports(law, driven[few].any(axis=0))
             if ports is not None:
-                out[few] = ports.pad_currents(np.where(driven[few], volts[few], np.nan))
+                out[few] = ports.pad_currents(volts[few])  # open pads are NaN already
                 rest = ~few
         left = np.flatnonzero(rest)
         conducting = law.g0 > 0

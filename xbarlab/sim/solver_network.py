@@ -253,6 +253,14 @@ def forget_symbolic_analyses() -> None:
     _PLANS.clear()
 
 
+def _branch_entries(
+    a: IntArray, b: IntArray, y: FloatArray
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """Matrix entries of two-terminal conductances `y` between nodes `a` and `b`."""
+    return (np.concatenate([a, b, a, b]), np.concatenate([a, b, b, a]),
+            np.concatenate([y, y, -y, -y]))
+
+
 class DirectEngine:
     """Direct factorization of the free-node system of one pad pattern; any wires, merges and
     fixed nodes. Without merged nodes: multifrontal Cholesky on the grid's nested-dissection
@@ -310,17 +318,16 @@ class DirectEngine:
         self._plan: FrontalPlan | None = None if merged else self._frontal_plan()
 
     def _coo(self, dg: FloatArray | None) -> tuple[IntArray, IntArray, FloatArray]:
-        """Entries (rows, cols, values; duplicates summed) of the node matrix: wires and pads,
-        then devices (values only when `dg` is given)."""
-        a, b, y = self.e_a, self.e_b, self.e_y
-        ra, rb = self.dev_r, self.dev_c
-        rows = np.concatenate([a, b, a, b, self.pad_node, ra, rb, ra, rb])
-        cols = np.concatenate([a, b, b, a, self.pad_node, ra, rb, rb, ra])
+        """Entries (rows, cols, values; duplicates summed) of the node matrix: wires, pads,
+        then devices (values only when `dg` is given; the order never changes)."""
+        wr, wc, wv = _branch_entries(self.e_a, self.e_b, self.e_y)
+        g = np.zeros(self.dev_r.size) if dg is None else dg.ravel()
+        dr, dc, dv = _branch_entries(self.dev_r, self.dev_c, g)
+        rows = np.concatenate([wr, self.pad_node, dr])
+        cols = np.concatenate([wc, self.pad_node, dc])
         if dg is None:
             return rows, cols, np.empty(0)
-        g = dg.ravel()
-        vals = np.concatenate([y, y, -y, -y, self.pad_y, g, g, -g, -g])
-        return rows, cols, vals
+        return rows, cols, np.concatenate([wv, self.pad_y, dv])
 
     def _frontal_plan(self) -> FrontalPlan:
         """Symbolic analysis; it depends only on the shape and the fixed nodes (unmerged
@@ -365,27 +372,16 @@ class DirectEngine:
 
     def _assemble_wire(self) -> sp.csr_matrix:
         """Wire segments + pad conductances over all nodes (devices excluded)."""
-        n = self.nnode
-        a, b, y = self.e_a, self.e_b, self.e_y
-        k = sp.coo_matrix(
-            (np.concatenate([y, y, -y, -y]), (np.concatenate([a, b, a, b]),
-                                              np.concatenate([a, b, b, a]))),
-            (n, n),
-        ).tocsr()
-        d = np.zeros(n)
-        np.add.at(d, self.pad_node, self.pad_y)
-        return (k + sp.diags(d)).tocsr()
+        rows, cols, vals = _branch_entries(self.e_a, self.e_b, self.e_y)
+        rows = np.concatenate([rows, self.pad_node])
+        cols = np.concatenate([cols, self.pad_node])
+        vals = np.concatenate([vals, self.pad_y])
+        return sp.coo_matrix((vals, (rows, cols)), (self.nnode, self.nnode)).tocsr()
 
     def matrix(self, dg: FloatArray) -> sp.csr_matrix:
         """Full node matrix with device conductances `dg` (M, N)."""
-        n = self.nnode
-        y = dg.ravel()
-        a, b = self.dev_r, self.dev_c
-        kd = sp.coo_matrix(
-            (np.concatenate([y, y, -y, -y]), (np.concatenate([a, b, a, b]),
-                                              np.concatenate([a, b, b, a]))),
-            (n, n),
-        )
+        rows, cols, vals = _branch_entries(self.dev_r, self.dev_c, dg.ravel())
+        kd = sp.coo_matrix((vals, (rows, cols)), (self.nnode, self.nnode))
         return (self._k_wire + kd).tocsr()
 
     def has_factor(self, dg: FloatArray) -> bool:
