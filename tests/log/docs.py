@@ -91,3 +91,19 @@ def mixed_event(seq: int) -> Event:
     return Event(seq, float(seq), EventKind.READ, "stream", "read", "grounded",
                  cells=np.stack([r, c], axis=1).astype(np.int64), voltages=v, currents=g * v,
                  conductances=g, compliance=(seq + j) % 5 == 0)
+
+
+def expected_rows(events: list[Event]) -> dict[str, np.ndarray]:
+    """The cell measurements the events hold, concatenated in order (the reference)."""
+    with_cells = [(i, e) for i, e in enumerate(events) if len(e.cells)]
+    return {
+        "event": np.concatenate([np.full(len(e.cells), i) for i, e in with_cells]),
+        "row": np.concatenate([e.cells[:, 0] for _, e in with_cells]),
+        "col": np.concatenate([e.cells[:, 1] for _, e in with_cells]),
+        "voltage": np.concatenate([e.voltages for _, e in with_cells]),
+        "current": np.concatenate([e.currents for _, e in with_cells]),
+        "conductance": np.concatenate([e.conductances for _, e in with_cells]),
+        "compliance": np.concatenate([e.compliance for _, e in with_cells]),
+        "width": np.concatenate([np.full(len(e.cells), e.width) for _, e in with_cells]),
+        "time": np.concatenate([np.full(len(e.cells), e.time) for _, e in with_cells]),
+    }

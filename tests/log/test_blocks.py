@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.log.docs import note_event, read_event, run_start, run_stop
+from tests.log.docs import expected_rows, note_event, read_event, run_start, run_stop
 from xbarlab.documents import Event, EventKind
 from xbarlab.log import blocks
 from xbarlab.log.reader import LogReader
@@ -33,24 +33,9 @@ def _cells_event(seq: int, k: int, *, step: str = "read", kind: EventKind = Even
                  compliance=RNG.random(k) < 0.3)
 
 
-def _reference(events: list[Event]) -> dict[str, np.ndarray]:
-    with_cells = [(j, e) for j, e in enumerate(events) if len(e.cells)]
-    return {
-        "event": np.concatenate([np.full(len(e.cells), j) for j, e in with_cells]),
-        "time": np.concatenate([np.full(len(e.cells), e.time) for _, e in with_cells]),
-        "width": np.concatenate([np.full(len(e.cells), e.width) for _, e in with_cells]),
-        "row": np.concatenate([e.cells[:, 0] for _, e in with_cells]),
-        "col": np.concatenate([e.cells[:, 1] for _, e in with_cells]),
-        "voltage": np.concatenate([e.voltages for _, e in with_cells]),
-        "current": np.concatenate([e.currents for _, e in with_cells]),
-        "conductance": np.concatenate([e.conductances for _, e in with_cells]),
-        "compliance": np.concatenate([e.compliance for _, e in with_cells]),
-    }
-
-
 def _check_file(path: Path, events: list[Event]) -> None:
     """Every row of /measurements and /events equals what the events hold, in order."""
-    ref = _reference(events)
+    ref = expected_rows(events)
     with LogReader(path) as log:
         m = log.measurements_array()
         e = log.events_array()
@@ -73,7 +58,7 @@ def test_cell_records_unpack_to_the_arrays_they_were_packed_from() -> None:
     events = [_cells_event(s, k) for s, k in enumerate([3, 1, 5, 5, 2], start=1)]
     records = b"".join(blocks.cell_record(e.seq, e.cells, e.voltages, e.currents,
                                           e.conductances, e.compliance) for e in events)
-    ref = _reference(events)
+    ref = expected_rows(events)
     for counts in ([3, 1, 5, 5, 2],):  # mixed sizes: the byte-offset gather
         cols = blocks.unpack_cells(records, np.array(counts))
         for name, attr in (("row", "row"), ("col", "col"), ("voltage", "voltage"),
@@ -409,7 +394,7 @@ def test_sigkill_keeps_every_flushed_row_of_a_mixed_stream(tmp_path: Path, trial
     assert len(m) >= reported
     events = [mixed_event(s) for s in range(1, len(e) + 1)]
     assert sum(mixed_count(s) for s in range(1, len(e) + 1)) == len(m)  # whole events only
-    ref = _reference(events)
+    ref = expected_rows(events)
     for name, values in ref.items():
         np.testing.assert_array_equal(m[name], values, err_msg=name)
     np.testing.assert_array_equal(e["seq"], np.arange(1, len(e) + 1))

@@ -12,7 +12,15 @@ import numpy as np
 import pytest
 
 from tests.fakes import RecordingCrossbar
-from tests.log.docs import mvm_event, note_event, pulse_event, read_event, run_start, run_stop
+from tests.log.docs import (
+    expected_rows,
+    mvm_event,
+    note_event,
+    pulse_event,
+    read_event,
+    run_start,
+    run_stop,
+)
 from xbarlab.documents import Document, Event, EventKind, RunStatus
 from xbarlab.engine import RunEngine
 from xbarlab.limits import BenchLimits
@@ -54,22 +62,6 @@ def _write(path: Path, docs: list[Document], **kw: object) -> None:
             writer(doc)
 
 
-def _expected_rows(events: list[Event]) -> dict[str, np.ndarray]:
-    """The cell measurements the events hold, concatenated in order (the reference)."""
-    with_cells = [(i, e) for i, e in enumerate(events) if len(e.cells)]
-    return {
-        "event": np.concatenate([np.full(len(e.cells), i) for i, e in with_cells]),
-        "row": np.concatenate([e.cells[:, 0] for _, e in with_cells]),
-        "col": np.concatenate([e.cells[:, 1] for _, e in with_cells]),
-        "voltage": np.concatenate([e.voltages for _, e in with_cells]),
-        "current": np.concatenate([e.currents for _, e in with_cells]),
-        "conductance": np.concatenate([e.conductances for _, e in with_cells]),
-        "compliance": np.concatenate([e.compliance for _, e in with_cells]),
-        "width": np.concatenate([np.full(len(e.cells), e.width) for _, e in with_cells]),
-        "time": np.concatenate([np.full(len(e.cells), e.time) for _, e in with_cells]),
-    }
-
-
 @pytest.mark.parametrize(("block_rows", "fsync"), [(5, False), (1024, True), (1, False)])
 def test_every_document_kind_round_trips(tmp_path: Path, block_rows: int, fsync: bool) -> None:
     docs = _documents()
@@ -92,7 +84,7 @@ def test_every_document_kind_round_trips(tmp_path: Path, block_rows: int, fsync:
         assert end.n_events == len(evs) and log.status == "failed"
 
         m = log.measurements()
-        ref = _expected_rows(evs)
+        ref = expected_rows(evs)
         assert len(m) == len(ref["row"]) == 1 + 3 + 1 + 16 + 1
         for name, values in ref.items():
             np.testing.assert_array_equal(m[name].to_numpy(), values, err_msg=name)
