@@ -30,6 +30,7 @@ from scipy.linalg import lapack
 from scipy.sparse.csgraph import connected_components
 
 from xbarlab.crossbar import BoolArray, FloatArray, IntArray
+from xbarlab.sim import solver_kernels
 from xbarlab.sim.solver_fronts import FrontalFactor, FrontalPlan, grid_fronts
 
 
@@ -521,6 +522,8 @@ class LineEngine:
         self.y_row = 1.0 / wires.r_row[:, 1:n]  # (M, N-1)
         self.y_col = 1.0 / wires.r_col[1:m, :].T  # (N, M-1), column-major chains
         self.pad_y = pad_y
+        #: the compiled kernel (`solver_kernels`) solves shared pad patterns where numba loads
+        self.compiled = solver_kernels.AVAILABLE and pad_y.shape[0] == 1
         self._key: FloatArray | None = None
         self._fac: tuple[FloatArray, ...] | None = None
 
@@ -552,13 +555,24 @@ class LineEngine:
         *,
         rtol: float = 1e-11,
         max_iter: int = 60,
+        x0: FloatArray | None = None,
     ) -> tuple[FloatArray, FloatArray, int, BoolArray]:
-        """Solve for (vr, vc) (B, M, N); `dg` (M, N) shared or (B, M, N) per case.
+        """Solve for (vr, vc) (B, M, N); `dg` (M, N) shared or (B, M, N) per case; `x0`
+        (B, M, N): a start for the column-node voltages (compiled kernel only).
 
         Returns vr, vc, iterations used, and a per-case flag of convergence.
         """
         m, n = self.shape
         bsz = b_r.shape[0]
+        if self.compiled:
+            warm = None if x0 is None else np.ones(bsz, dtype=np.bool_)
+            vr, vc, its, ok = solver_kernels.line_pcg(
+                self.y_row, self.y_col.T, self.pad_y[0], dg, b_r, b_c, x0=x0, warm=warm,
+                rtol=rtol, max_iter=max_iter,
+            )
+            if (its < 0).any():
+                raise CircuitError("line matrix not positive definite (check for g < 0)")
+            return vr, vc, int(its.max()), ok
         dr_f, er_f, dc_f, ec_f, dc, ec = self._factor(dg)
         shared = dr_f.size == m * n
         if not shared and dr_f.size != bsz * m * n:
