@@ -83,28 +83,32 @@ if AVAILABLE:
         for i in range(1, m):
             for j in range(n):
                 x[i, j] -= lc[i - 1, j] * x[i - 1, j]
-        for i in range(m):
-            for j in range(n):
-                x[i, j] *= ic[i, j]
+        for j in range(n):
+            x[m - 1, j] *= ic[m - 1, j]
         for i in range(m - 2, -1, -1):
             for j in range(n):
-                x[i, j] -= lc[i, j] * x[i + 1, j]
+                x[i, j] = x[i, j] * ic[i, j] - lc[i, j] * x[i + 1, j]
 
     @njit(cache=True, nogil=True, fastmath=True)
     def _schur(y_col, dc, g, lr, ir, x, tmp, out):  # type: ignore[no-untyped-def]
-        """out <- (T_c - D T_r^-1 D) x, with T_c including D on its diagonal; `tmp` (N, M)."""
+        """out <- (T_c - D T_r^-1 D) x, with T_c including D on its diagonal; `tmp` (N, M).
+        Returns x . out."""
         m, n = x.shape
         for i in range(m):
             for j in range(n):
                 tmp[j, i] = g[i, j] * x[i, j]
         _solve_chains(lr, ir, tmp)
+        s = 0.0
         for i in range(m):
             for j in range(n):
-                out[i, j] = dc[i, j] * x[i, j] - g[i, j] * tmp[j, i]
-        for i in range(m - 1):
-            for j in range(n):
-                out[i, j] -= y_col[i, j] * x[i + 1, j]
-                out[i + 1, j] -= y_col[i, j] * x[i, j]
+                v = dc[i, j] * x[i, j] - g[i, j] * tmp[j, i]
+                if i > 0:
+                    v -= y_col[i - 1, j] * x[i - 1, j]
+                if i < m - 1:
+                    v -= y_col[i, j] * x[i + 1, j]
+                out[i, j] = v
+                s += v * x[i, j]
+        return s
 
     @njit(cache=True, nogil=True, fastmath=True)
     def _dot(a, b):  # type: ignore[no-untyped-def]
@@ -116,6 +120,88 @@ if AVAILABLE:
         return s
 
     @njit(cache=True, nogil=True, fastmath=True)
+    def _pcg_one(  # type: ignore[no-untyped-def]
+        y_col, g, lr, ir, lc, ic, dc, b_r, b_c, x, warm, rtol, max_iter, vr, work, trb, tmp
+    ):
+        """One case: column-node voltages `x` (M, N; start values if `warm`) and row-node
+        voltages `vr` for loads `b_r`, `b_c`; returns (iterations, converged)."""
+        m, n = x.shape
+        rhs, r, z, p, q = work[0], work[1], work[2], work[3], work[4]
+        for i in range(m):
+            for j in range(n):
+                trb[j, i] = b_r[i, j]
+        _solve_chains(lr, ir, trb)  # T_r^-1 b_r, kept for the back-substitution
+        for i in range(m):
+            for j in range(n):
+                rhs[i, j] = b_c[i, j] + g[i, j] * trb[j, i]
+        if not warm:
+            for i in range(m):
+                for j in range(n):
+                    x[i, j] = rhs[i, j]
+            _solve_chains(lc, ic, x)
+        _schur(y_col, dc, g, lr, ir, x, tmp, q)
+        rr = 0.0
+        for i in range(m):
+            for j in range(n):
+                ri = rhs[i, j] - q[i, j]
+                r[i, j] = ri
+                z[i, j] = ri
+                rr += ri * ri
+        stop = rtol * np.sqrt(_dot(rhs, rhs)) + np.finfo(np.float64).tiny
+        done = np.sqrt(rr) <= stop
+        _solve_chains(lc, ic, z)
+        for i in range(m):
+            for j in range(n):
+                p[i, j] = z[i, j]
+        rz = _dot(r, z)
+        it = 0
+        while not done and it < max_iter:
+            it += 1
+            pq = _schur(y_col, dc, g, lr, ir, p, tmp, q)
+            alpha = 0.0 if pq == 0.0 else rz / pq
+            rr = 0.0
+            for i in range(m):
+                for j in range(n):
+                    x[i, j] += alpha * p[i, j]
+                    ri = r[i, j] - alpha * q[i, j]
+                    r[i, j] = ri
+                    z[i, j] = ri
+                    rr += ri * ri
+            if np.sqrt(rr) <= stop:
+                done = True
+                break
+            _solve_chains(lc, ic, z)
+            rz_new = 0.0
+            for i in range(m):
+                for j in range(n):
+                    rz_new += r[i, j] * z[i, j]
+            beta = 0.0 if rz == 0.0 else rz_new / rz
+            for i in range(m):
+                for j in range(n):
+                    p[i, j] = z[i, j] + beta * p[i, j]
+            rz = rz_new
+        # vr = T_r^-1 (b_r + D vc)
+        for i in range(m):
+            for j in range(n):
+                tmp[j, i] = g[i, j] * x[i, j]
+        _solve_chains(lr, ir, tmp)
+        for i in range(m):
+            for j in range(n):
+                vr[i, j] = trb[j, i] + tmp[j, i]
+        return it, done
+
+    @njit(cache=True, nogil=True)
+    def _padded(rows, cols):  # type: ignore[no-untyped-def]
+        """An uninitialised (rows, cols) array whose rows are 8 doubles longer than needed:
+        transposed writes with a power-of-two stride would thrash the cache's sets."""
+        return np.empty((rows, cols + 8))[:, :cols]
+
+    @njit(cache=True, nogil=True)
+    def _factors(y_row, y_col, yrs, yre, ycs, yce, g, lr, ir, lc, ic, dc):  # type: ignore[no-untyped-def]
+        return (_factor_rows(y_row, yrs, yre, g, lr, ir)
+                and _factor_cols(y_col, ycs, yce, g, lc, ic, dc))
+
+    @njit(cache=True, nogil=True)
     def _pcg_batch(  # type: ignore[no-untyped-def]
         y_row, y_col, yrs, yre, ycs, yce, dg, b_r, b_c, x0, warm, rtol, max_iter,
         vr, vc, iters, ok,
@@ -127,86 +213,22 @@ if AVAILABLE:
         lc = np.empty((max(m - 1, 0), n))
         ic = np.empty((m, n))
         dc = np.empty((m, n))
-        rhs = np.empty((m, n))
-        r = np.empty((m, n))
-        z = np.empty((m, n))
-        p = np.empty((m, n))
-        q = np.empty((m, n))
-        tmp = np.empty((n, m))
-        trb = np.empty((n, m))
-        tiny = np.finfo(np.float64).tiny
+        work = np.empty((5, m, n))
+        trb = _padded(n, m)
+        tmp = _padded(n, m)
         for b in range(bsz):
             g = dg[0] if shared else dg[b]
             refactor = b == 0 or not shared
-            if refactor and not (_factor_rows(y_row, yrs, yre, g, lr, ir)
-                                 and _factor_cols(y_col, ycs, yce, g, lc, ic, dc)):
+            if refactor and not _factors(y_row, y_col, yrs, yre, ycs, yce, g, lr, ir, lc, ic,
+                                         dc):
                 iters[b:] = -1  # a chain is not positive definite
                 return
-            for i in range(m):
-                for j in range(n):
-                    trb[j, i] = b_r[b, i, j]
-            _solve_chains(lr, ir, trb)  # T_r^-1 b_r, kept for the back-substitution
-            for i in range(m):
-                for j in range(n):
-                    rhs[i, j] = b_c[b, i, j] + g[i, j] * trb[j, i]
-            x = vc[b]
             if warm[b]:
-                for i in range(m):
-                    for j in range(n):
-                        x[i, j] = x0[b, i, j]
-            else:
-                for i in range(m):
-                    for j in range(n):
-                        x[i, j] = rhs[i, j]
-                _solve_chains(lc, ic, x)
-            _schur(y_col, dc, g, lr, ir, x, tmp, q)
-            for i in range(m):
-                for j in range(n):
-                    r[i, j] = rhs[i, j] - q[i, j]
-            stop = rtol * np.sqrt(_dot(rhs, rhs)) + tiny
-            done = np.sqrt(_dot(r, r)) <= stop
-            for i in range(m):
-                for j in range(n):
-                    z[i, j] = r[i, j]
-            _solve_chains(lc, ic, z)
-            for i in range(m):
-                for j in range(n):
-                    p[i, j] = z[i, j]
-            rz = _dot(r, z)
-            it = 0
-            while not done and it < max_iter:
-                it += 1
-                _schur(y_col, dc, g, lr, ir, p, tmp, q)
-                pq = _dot(p, q)
-                alpha = 0.0 if pq == 0.0 else rz / pq
-                rr = 0.0
-                for i in range(m):
-                    for j in range(n):
-                        x[i, j] += alpha * p[i, j]
-                        ri = r[i, j] - alpha * q[i, j]
-                        r[i, j] = ri
-                        z[i, j] = ri
-                        rr += ri * ri
-                if np.sqrt(rr) <= stop:
-                    done = True
-                    break
-                _solve_chains(lc, ic, z)
-                rz_new = _dot(r, z)
-                beta = 0.0 if rz == 0.0 else rz_new / rz
-                for i in range(m):
-                    for j in range(n):
-                        p[i, j] = z[i, j] + beta * p[i, j]
-                rz = rz_new
+                vc[b] = x0[b]
+            it, done = _pcg_one(y_col, g, lr, ir, lc, ic, dc, b_r[b], b_c[b], vc[b], warm[b],
+                                rtol, max_iter, vr[b], work, trb, tmp)
             iters[b] = it
             ok[b] = done
-            # vr = T_r^-1 (b_r + D vc)
-            for i in range(m):
-                for j in range(n):
-                    tmp[j, i] = g[i, j] * x[i, j]
-            _solve_chains(lr, ir, tmp)
-            for i in range(m):
-                for j in range(n):
-                    vr[b, i, j] = trb[j, i] + tmp[j, i]
 
 
 def line_pcg(
@@ -247,3 +269,143 @@ def line_pcg(
         vr, vc, iters, ok,
     )
     return vr, vc, iters, ok
+
+
+if AVAILABLE:
+
+    @njit(cache=True, nogil=True)
+    def _kcl_batch(  # type: ignore[no-untyped-def]
+        y_row, y_col, yrs, yre, ycs, yce, vr, vc, i_dev, b_r, b_c, f
+    ):
+        bsz, m, n = vr.shape
+        for b in range(bsz):
+            for i in range(m):
+                for j in range(n):
+                    d = i_dev[b, i, j]
+                    f[b, 0, i, j] = d - b_r[b, i, j]
+                    f[b, 1, i, j] = -d - b_c[b, i, j]
+            for i in range(m):
+                f[b, 0, i, 0] += yrs[i] * vr[b, i, 0]
+                f[b, 0, i, n - 1] += yre[i] * vr[b, i, n - 1]
+                for j in range(n - 1):
+                    c = y_row[i, j] * (vr[b, i, j] - vr[b, i, j + 1])
+                    f[b, 0, i, j] += c
+                    f[b, 0, i, j + 1] -= c
+            for j in range(n):
+                f[b, 1, 0, j] += ycs[j] * vc[b, 0, j]
+                f[b, 1, m - 1, j] += yce[j] * vc[b, m - 1, j]
+            for i in range(m - 1):
+                for j in range(n):
+                    c = y_col[i, j] * (vc[b, i, j] - vc[b, i + 1, j])
+                    f[b, 1, i, j] += c
+                    f[b, 1, i + 1, j] -= c
+
+
+def line_kcl(
+    y_row: FloatArray,
+    y_col: FloatArray,
+    pad_y: FloatArray,
+    vr: FloatArray,
+    vc: FloatArray,
+    i_dev: FloatArray,
+    b_r: FloatArray,
+    b_c: FloatArray,
+) -> FloatArray:
+    """KCL residual (B, 2, M, N) at the row (0) and column (1) taps: current leaving each
+    tap through wires, pads and devices minus the pad injections `b_r`, `b_c`."""
+    bsz, m, n = vr.shape
+    f = np.empty((bsz, 2, m, n))
+    py = np.ascontiguousarray(pad_y, dtype=np.float64)
+    _kcl_batch(
+        np.ascontiguousarray(y_row), np.ascontiguousarray(y_col),
+        py[:m], py[m : 2 * m], py[2 * m : 2 * m + n], py[2 * m + n :],
+        np.ascontiguousarray(vr), np.ascontiguousarray(vc), np.ascontiguousarray(i_dev),
+        np.ascontiguousarray(b_r), np.ascontiguousarray(b_c), f,
+    )
+    return f
+
+
+if AVAILABLE:
+
+    @njit(cache=True, nogil=True)
+    def _case(  # type: ignore[no-untyped-def]
+        y_row, y_col, py, v, g, x0, warm, rtol, max_iter, vr, vc, i_dev, i_pad, f
+    ):
+        m, n = g.shape
+        yrs, yre = py[:m], py[m : 2 * m]
+        ycs, yce = py[2 * m : 2 * m + n], py[2 * m + n :]
+        lr = np.empty((max(n - 1, 0), m))
+        ir = np.empty((n, m))
+        lc = np.empty((max(m - 1, 0), n))
+        ic = np.empty((m, n))
+        dc = np.empty((m, n))
+        if not _factors(y_row, y_col, yrs, yre, ycs, yce, g, lr, ir, lc, ic, dc):
+            return -1, False, 0.0
+        b_r = np.zeros((1, m, n))
+        b_c = np.zeros((1, m, n))
+        for i in range(m):
+            b_r[0, i, 0] += yrs[i] * v[i]
+            b_r[0, i, n - 1] += yre[i] * v[m + i]
+        for j in range(n):
+            b_c[0, 0, j] += ycs[j] * v[2 * m + j]
+            b_c[0, m - 1, j] += yce[j] * v[2 * m + n + j]
+        if warm:
+            vc[:, :] = x0
+        work = np.empty((5, m, n))
+        trb = _padded(n, m)
+        tmp = _padded(n, m)
+        it, done = _pcg_one(y_col, g, lr, ir, lc, ic, dc, b_r[0], b_c[0], vc, warm, rtol,
+                            max_iter, vr, work, trb, tmp)
+        for i in range(m):
+            for j in range(n):
+                i_dev[i, j] = g[i, j] * (vr[i, j] - vc[i, j])
+        _kcl_batch(y_row, y_col, yrs, yre, ycs, yce, vr.reshape(1, m, n),
+                   vc.reshape(1, m, n), i_dev.reshape(1, m, n), b_r, b_c, f)
+        resid = np.abs(f).max()
+        # pad currents from each tap's KCL (see `line_case`)
+        for i in range(m):
+            t0 = yrs[i] + (yre[i] if n == 1 else 0.0)
+            t1 = yre[i] + (yrs[i] if n == 1 else 0.0)
+            i_pad[i] = yrs[i] * (v[i] - vr[i, 0]) + (
+                yrs[i] / t0 * f[0, 0, i, 0] if t0 > 0 else 0.0)
+            i_pad[m + i] = yre[i] * (v[m + i] - vr[i, n - 1]) + (
+                yre[i] / t1 * f[0, 0, i, n - 1] if t1 > 0 else 0.0)
+        for j in range(n):
+            t0 = ycs[j] + (yce[j] if m == 1 else 0.0)
+            t1 = yce[j] + (ycs[j] if m == 1 else 0.0)
+            i_pad[2 * m + j] = ycs[j] * (v[2 * m + j] - vc[0, j]) + (
+                ycs[j] / t0 * f[0, 1, 0, j] if t0 > 0 else 0.0)
+            i_pad[2 * m + n + j] = yce[j] * (v[2 * m + n + j] - vc[m - 1, j]) + (
+                yce[j] / t1 * f[0, 1, m - 1, j] if t1 > 0 else 0.0)
+        return it, done, resid
+
+
+def line_case(
+    y_row: FloatArray,
+    y_col: FloatArray,
+    pad_y: FloatArray,
+    volts: FloatArray,
+    g: FloatArray,
+    x0: FloatArray | None,
+    *,
+    rtol: float = 1e-11,
+    max_iter: int = 60,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, int, bool, float]:
+    """One linear case end to end, compiled: (vr, vc, i_dev (M, N), i_pad (P,), iterations,
+    converged, largest KCL residual). `volts` (P,) pad voltages (any value where open);
+    `x0` (M, N) a start for the column-node voltages. Pad currents come from each tap's
+    KCL (wires and device), not from y_pad (V - v): with a tiny terminal resistance the
+    latter would multiply the node error by 1/R. Iterations are -1 where a line chain is not
+    positive definite."""
+    m, n = g.shape
+    vr = np.empty((m, n))
+    vc = np.empty((m, n))
+    i_dev = np.empty((m, n))
+    i_pad = np.empty(2 * m + 2 * n)
+    f = np.empty((1, 2, m, n))
+    warm = x0 is not None
+    it, done, resid = _case(
+        y_row, y_col, pad_y, volts, g, x0 if x0 is not None else vc, warm, float(rtol),
+        int(max_iter), vr, vc, i_dev, i_pad, f,
+    )
+    return vr, vc, i_dev, i_pad, int(it), bool(done), float(resid)

@@ -521,6 +521,7 @@ class LineEngine:
         self.shape = (m, n)
         self.y_row = 1.0 / wires.r_row[:, 1:n]  # (M, N-1)
         self.y_col = 1.0 / wires.r_col[1:m, :].T  # (N, M-1), column-major chains
+        self.y_col_rows = np.ascontiguousarray(self.y_col.T)  # (M-1, N), for the kernel
         self.pad_y = pad_y
         #: the compiled kernel (`solver_kernels`) solves shared pad patterns where numba loads
         self.compiled = solver_kernels.AVAILABLE and pad_y.shape[0] == 1
@@ -567,7 +568,7 @@ class LineEngine:
         if self.compiled:
             warm = None if x0 is None else np.ones(bsz, dtype=np.bool_)
             vr, vc, its, ok = solver_kernels.line_pcg(
-                self.y_row, self.y_col.T, self.pad_y[0], dg, b_r, b_c, x0=x0, warm=warm,
+                self.y_row, self.y_col_rows, self.pad_y[0], dg, b_r, b_c, x0=x0, warm=warm,
                 rtol=rtol, max_iter=max_iter,
             )
             if (its < 0).any():
