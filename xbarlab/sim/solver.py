@@ -30,7 +30,7 @@ import numpy as np
 from xbarlab.crossbar import BoolArray, FloatArray
 from xbarlab.sim import solver_kernels
 from xbarlab.sim.blas import one_blas_thread
-from xbarlab.sim.circuit import CircuitSolution, line_currents
+from xbarlab.sim.circuit import CircuitSolution, check_conductances, line_currents
 from xbarlab.sim.devices import DeviceArray
 from xbarlab.sim.iv import IVLaw, LinearIV
 from xbarlab.sim.solver_network import (
@@ -320,6 +320,7 @@ class CrossbarSolver:
             law = DeviceLaw.of_iv(g, iv if iv is not None else LinearIV())
         if law.g0.shape != (m, n):
             raise CircuitError(f"device array is {law.g0.shape}, the wiring is for {(m, n)}")
+        check_conductances(law.g0)
         if terminals.row_start.shape[1] != m or terminals.col_start.shape[1] != n:
             raise CircuitError(
                 f"terminals are for {terminals.row_start.shape[1]} x "
