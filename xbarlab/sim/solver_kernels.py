@@ -409,3 +409,72 @@ def line_case(
         int(max_iter), vr, vc, i_dev, i_pad, f,
     )
     return vr, vc, i_dev, i_pad, int(it), bool(done), float(resid)
+
+
+if AVAILABLE:
+
+    @njit(cache=True, nogil=True)
+    def _update_sets(indptr, indices, starts):  # type: ignore[no-untyped-def]
+        nfront = starts.size - 1
+        n = starts[-1]
+        stamp = np.full(n, -1, dtype=np.int64)
+        parent = np.full(nfront, -1, dtype=np.int64)
+        height = np.zeros(nfront, dtype=np.int64)
+        first_child = np.full(nfront, -1, dtype=np.int64)
+        next_sib = np.full(nfront, -1, dtype=np.int64)
+        cap = max(16, 8 * n)
+        flat = np.empty(cap, dtype=np.int64)
+        ptr = np.zeros(nfront + 1, dtype=np.int64)
+        owner = np.empty(n, dtype=np.int64)
+        for t in range(nfront):
+            for k in range(starts[t], starts[t + 1]):
+                owner[k] = t
+        buf = np.empty(n, dtype=np.int64)
+        for t in range(nfront):
+            s, e = starts[t], starts[t + 1]
+            cnt = 0
+            for r in range(s, e):
+                for q in range(indptr[r], indptr[r + 1]):
+                    x = indices[q]
+                    if x >= e and stamp[x] != t:
+                        stamp[x] = t
+                        buf[cnt] = x
+                        cnt += 1
+            c = first_child[t]
+            while c >= 0:
+                height[t] = max(height[t], height[c] + 1)
+                for q in range(ptr[c], ptr[c + 1]):
+                    x = flat[q]
+                    if x >= e and stamp[x] != t:
+                        stamp[x] = t
+                        buf[cnt] = x
+                        cnt += 1
+                c = next_sib[c]
+            mine = np.sort(buf[:cnt])
+            if ptr[t] + cnt > flat.size:
+                grown = np.empty(2 * flat.size + cnt, dtype=np.int64)
+                grown[: ptr[t]] = flat[: ptr[t]]
+                flat = grown
+            flat[ptr[t] : ptr[t] + cnt] = mine
+            ptr[t + 1] = ptr[t] + cnt
+            if cnt:  # the parent eliminates the first node this front updates
+                p = owner[mine[0]]
+                parent[t] = p
+                next_sib[t] = first_child[p]
+                first_child[p] = t
+        return flat[: ptr[nfront]], ptr, parent, height
+
+
+def update_sets(
+    indptr: IntVec, indices: IntVec, starts: IntVec
+) -> tuple[IntVec, IntVec, IntVec, IntVec]:
+    """Update sets of fronts eliminated in order: front t eliminates positions
+    starts[t]..starts[t+1]-1 of a matrix whose upper triangle is the CSR (`indptr`,
+    `indices`) over positions. Returns the sets concatenated (sorted each) with their
+    offsets, the parent and the height of every front."""
+    flat, ptr, parent, height = _update_sets(
+        np.ascontiguousarray(indptr, dtype=np.int64),
+        np.ascontiguousarray(indices, dtype=np.int64),
+        np.ascontiguousarray(starts, dtype=np.int64),
+    )
+    return flat, ptr, parent, height

@@ -477,7 +477,8 @@ class DirectEngine:
     def kcl(self, v: FloatArray, i_dev: FloatArray, inj: FloatArray) -> FloatArray:
         """Net current (nnode, B) leaving every node: wires, resistive pads and devices
         (`i_dev` (B, M, N), row to column) minus the pad injections `inj`."""
-        out: FloatArray = self._k_wire @ v - inj
+        out: FloatArray = self._k_wire @ v
+        out -= inj
         mn = self.shape[0] * self.shape[1]
         i_nm = i_dev.reshape(i_dev.shape[0], mn).T
         if self.taps_are_nodes:
