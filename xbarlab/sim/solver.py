@@ -775,19 +775,22 @@ class _DirectProblem:
             v = np.ascontiguousarray(xb.T)
         vr, vc = eng.taps(v)
         i_dev = law.current(vr - vc)
-        f = eng.kcl(v, i_dev, self.inj)
         i_pad = np.zeros_like(self.volts)
         res = eng.driven & ~eng.fixed_pad
         i_pad[:, res] = eng.pad_y[res] * (self.volts[:, res] - v[eng.pad_node[res]].T)
-        # a fixed pad supplies what leaves its node into the network (split if shared)
         fp = np.flatnonzero(eng.fixed_pad)
-        if fp.size:
-            share = np.bincount(eng.pad_node[fp], minlength=eng.nnode)[eng.pad_node[fp]]
-            i_pad[:, fp] = f[eng.pad_node[fp]].T / share
-        if not free.size:
-            resid = 0.0
-        else:  # fixed nodes carry their pads' currents: leave them out
-            resid = float(np.abs(f if free.size == eng.nnode else f[free]).max())
+        share = np.bincount(eng.pad_node[fp], minlength=eng.nnode)[eng.pad_node[fp]]
+        resid = 0.0
+        # the KCL residual a few cases at a time: a whole batch's would double the memory
+        step_b = max(1, (1 << 22) // max(eng.nnode, 1))
+        for b0 in range(0, v.shape[1], step_b):
+            cut = slice(b0, b0 + step_b)
+            f = eng.kcl(v[:, cut], i_dev[cut], self.inj[:, cut])
+            # a fixed pad supplies what leaves its node into the network (split if shared)
+            if fp.size:
+                i_pad[cut, fp] = f[eng.pad_node[fp]].T / share
+            if free.size:  # fixed nodes carry their pads' currents: leave them out
+                resid = max(resid, float(np.abs(f if free.size == eng.nnode else f[free]).max()))
         return vr, vc, i_dev, i_pad, iterations, resid
 
 
