@@ -451,7 +451,8 @@ class DirectEngine:
         r = rhs
         if fixed.size:
             r = rhs - k_fd @ fixed_v[fixed]
-        v = np.array(fixed_v, order="C", copy=True)
+        # batch-major storage: the tap voltages of every case are then views, not copies
+        v = np.array(fixed_v, order="F", copy=True)
         if isinstance(lu, FrontalFactor):
             lu.solve(np.ascontiguousarray(r), rows=self.free, out=v)
             return v
@@ -465,10 +466,8 @@ class DirectEngine:
         m, n = self.shape
         bsz = v.shape[1]
         if self.taps_are_nodes:  # row taps are nodes 0..MN-1, column taps MN..2MN-1
-            return (
-                np.ascontiguousarray(v[: m * n].T).reshape(bsz, m, n),
-                np.ascontiguousarray(v[m * n :].T).reshape(bsz, m, n),
-            )
+            # views where `v` is stored batch-major (see `solve`), copies otherwise
+            return v[: m * n].T.reshape(bsz, m, n), v[m * n :].T.reshape(bsz, m, n)
         return (
             np.ascontiguousarray(v[self.dev_r].T).reshape(bsz, m, n),
             np.ascontiguousarray(v[self.dev_c].T).reshape(bsz, m, n),
