@@ -119,7 +119,7 @@ class FrontalPlan:
         self.n, self.order, self.pos = n, new_order, pos
         self.starts = np.concatenate([[0], np.cumsum(sizes[forder])]).astype(np.int64)
         self.owner = np.repeat(np.arange(forder.size), sizes[forder])
-        self.updates = [np.sort(old_to_new[upd[t]]) for t in forder]
+        self.updates: list[IntArray] = [np.sort(old_to_new[upd[t]]) for t in forder]
         par = parent[forder]
         self.parent = np.where(par >= 0, rank[np.maximum(par, 0)], -1)
         self.height = height[forder]
@@ -142,6 +142,10 @@ class FrontalPlan:
         self._keep = pr <= pc
         self._assembly = self._assembly_maps(pr[self._keep], pc[self._keep])
         self._extend_add = [self._extend_add_map(g) for g in range(len(self.groups))]
+        # the per-front update sets live on in the groups' stacks (`_Group.upd`); the
+        # lists and search keys only served to build the maps above
+        self.updates = []
+        self._upd_keys = np.empty(0, np.int64)
 
     @staticmethod
     def _structure(
@@ -189,7 +193,7 @@ class FrontalPlan:
 
     def active_fronts(self, positions: IntArray) -> np.ndarray:
         """Mask of the fronts owning `positions` and all their ancestors."""
-        active = np.zeros(len(self.updates), dtype=bool)
+        active = np.zeros(self.parent.size, dtype=bool)
         todo = np.unique(self.owner[positions])
         while todo.size:
             todo = todo[~active[todo]]
@@ -311,18 +315,21 @@ class FrontalFactor:
         *,
         rows: IntArray | None = None,
         out: FloatArray | None = None,
-        chunk: int = 32,
+        chunk: int | None = None,
     ) -> FloatArray:
         """Solve K x = b; `b` (n, B) in unknown order, or, with `rows`, a larger node-major
         array whose rows `rows[i]` hold unknown i (the solution is then written to those
         rows of `out`, other rows untouched). Returns x (n, B), or `out`.
 
-        Right-hand sides go through in chunks of `chunk` columns (the working arrays then
-        stay small enough to be cached and reused by the allocator). The forward sweep skips
-        fronts whose subtree has no right-hand side (a crossbar's inputs enter at its edge
-        pads, so most of the tree is skipped).
+        Right-hand sides go through in chunks of `chunk` columns (default: 32, fewer where
+        n is so large that a chunk's working arrays would pass 32 MB; the working arrays then
+        stay small enough to be cached and reused by the allocator, and peak memory low).
+        The forward sweep skips fronts whose subtree has no right-hand side (a crossbar's
+        inputs enter at its edge pads, so most of the tree is skipped).
         """
         plan = self.plan
+        if chunk is None:
+            chunk = max(4, min(32, (1 << 22) // max(plan.n, 1)))
         sel = plan.order if rows is None else np.asarray(rows)[plan.order]
         if out is None:
             out = np.empty((plan.n, b.shape[1])) if rows is None else np.zeros(b.shape)
