@@ -4,9 +4,11 @@ A transport moves text lines, and reads IEEE 488.2 definite-length blocks
 (``#<n><length><bytes>``, `query_block`) for binary replies; it knows nothing about any
 instrument's language. Constructors do no I/O: `open()` connects, `close()` disconnects
 (idempotent), `reopen()` drops the link and connects again (the safe-state path uses it once
-when a link broke; bounded like `open()`). Every failure is raised as a `TransportError` naming
-the address; a missing reply within the timeout is a `TransportTimeout`; a reply that is not
-one complete, well-formed block is a `MalformedBlock`, never a shorter payload.
+when a link broke; bounded like `open()`); wire transports also have `clear()` (after a
+timeout: drop any reply still on its way, see `Instrument.resync`). Every failure is raised
+as a `TransportError` naming the address; a missing reply within the timeout is a
+`TransportTimeout`; a reply that is not one complete, well-formed block is a `MalformedBlock`,
+never a shorter payload.
 
 - `VisaTransport`: any VISA resource (GPIB, USB, ``TCPIP::host::INSTR``,
   ``TCPIP::host::port::SOCKET``, ASRL). The default library ``"@py"`` is pyvisa-py, which needs
@@ -273,6 +275,15 @@ class VisaTransport(_WireLink):
                    else self._wrap(exc, f"query {line!r} (binary block)"))
             raise self._bad_block(err) from exc
 
+    def clear(self) -> None:
+        """After a timeout: a device clear (IEEE 488.2: the instrument drops its pending
+        output), then a fresh connection (on sockets, bytes still in flight are gone with the
+        old one)."""
+        if self._res is not None:
+            with contextlib.suppress(Exception):
+                self._res.clear()
+        self.reopen()
+
     def _close_quietly(self) -> None:
         if self._res is not None:
             with contextlib.suppress(Exception):
@@ -374,6 +385,14 @@ class SerialTransport(_WireLink):
             return read_block(read_exact, self.read_termination.encode(self.encoding))
         except TransportError as exc:
             raise self._bad_block(type(exc)(f"{self.address}: query {line!r}: {exc}")) from exc
+
+    def clear(self) -> None:
+        """After a timeout: drop whatever arrived but was not read (a late reply)."""
+        port = self._p()
+        try:
+            port.reset_input_buffer()
+        except Exception as exc:
+            raise TransportError(f"{self.address}: clearing the input failed: {exc}") from exc
 
     def close(self) -> None:
         if self._port is not None:
