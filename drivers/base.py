@@ -190,8 +190,9 @@ class Instrument:
     def resync(self, after: str) -> str:
         """Clear the link after a query to `after` timed out (device clear and a fresh
         connection where the transport has `clear()`, else `reopen()`), then check with `SYNC`
-        that the next reply answers the next query. Two attempts; returns what was done (for
-        the error message), or raises `TransportError` when the link stays out of step."""
+        that the next reply answers the next query (a second attempt, reopening, if the reply
+        is another one). Returns what was done (for the error message); raises
+        `TransportTimeout` (silent) or `TransportError` when the link stays out of step."""
         t = self.transport
         last: BaseException | None = None
         for attempt in range(2):
@@ -210,14 +211,15 @@ class Instrument:
                 reply = t.query(line).strip()
             except TransportError as exc:
                 last = exc
-                continue
+                break  # silent or gone: another attempt would only wait again
             if expect is None or reply == expect:
                 log.warning("%s: no reply to %r in time; link cleared and resynchronised",
                             self.name, after)
                 return "link cleared and resynchronised (no late reply will be read)"
             last = ReplyError(f"sync query {line!r} answered {reply!r}, expected {expect!r}")
-        raise TransportError(f"{self.name} at {t.address}: no reply to {after!r} in time, and "
-                             f"the link could not be resynchronised: {last}")
+        kind = TransportTimeout if isinstance(last, TransportTimeout) else TransportError
+        raise kind(f"{self.name} at {t.address}: no reply to {after!r} in time, and the link "
+                   f"could not be resynchronised: {last}")
 
     def connect(self, expect: str | None = None) -> str:
         """Open the transport, read the identity and check it contains `expect`.

@@ -137,17 +137,22 @@ class Keithley2450(SourceMeterBase):
     current_limit = Setting[float](Cmd.ILIMIT, in_range(1e-8, 1.05, " A"), "compliance (A)")
     nplc = Setting[float](Cmd.NPLC, in_range(0.01, 10.0), "integration (power line cycles)")
 
-    def protection_level(self) -> float:
-        """The smallest protection level at or above the bench v_max (V)."""
-        level = next((p for p in PROTECTION_LEVELS if p >= self.limits.v_max), None)
+    def protection_for(self, volts: float) -> int:
+        """The smallest protection level (V) at or above `volts`."""
+        level = next((p for p in PROTECTION_LEVELS if p >= volts), None)
         if level is None:
-            raise SettingError(f"{self.name}.protection: {self.limits.v_max:g} V is above the "
-                               f"largest protection level {PROTECTION_LEVELS[-1]} V")
-        return float(level)
+            raise SettingError(f"{self.name}.protection: {volts:g} V is above the largest "
+                               f"protection level {PROTECTION_LEVELS[-1]} V")
+        return level
+
+    def protection_level(self) -> float:
+        """The protection level covering the bench v_max: no protection setting above it is
+        sent."""
+        return float(self.protection_for(self.limits.v_max))
 
     def configure(self, compliance: float, v_protect: float, nplc: float) -> None:
         self.check_setup(compliance, v_protect)
-        level = next(p for p in PROTECTION_LEVELS if p >= v_protect)
+        level = self.protection_for(v_protect)
         self.write(Cmd.RESET)
         self.write(Cmd.CLEAR)
         self.write(Cmd.ASCII_PRECISION)
@@ -162,9 +167,6 @@ class Keithley2450(SourceMeterBase):
         self.compliance = compliance
         self.confirm_off()
 
-    def parse_output(self, reply: str, command: str) -> bool:
-        return self.parse_flag(reply, command)
-
     def _numbers(self, reply: str, command: str) -> tuple[float, float]:
         v, i = self.parse_floats(reply, 2, command, form=NUMBER_16)
         if abs(i) >= OVERFLOW or abs(v) >= OVERFLOW:
@@ -172,7 +174,6 @@ class Keithley2450(SourceMeterBase):
         return v, i
 
     def measure(self) -> Measurement:
-        self.require_configured("measure")
         v, i = self._numbers(self.query(Cmd.READ), Cmd.READ)
         tripped = self.parse_flag(self.query(Cmd.TRIPPED), Cmd.TRIPPED)
         return Measurement(v, i, tripped)

@@ -258,7 +258,6 @@ class Keithley2600Channel(ChannelSourceMeter):
         return i
 
     def measure(self) -> Measurement:
-        self.require_configured("measure")
         cmd = self.line(Cmd.MEASURE)
         reply = self.query(cmd)
         parts = reply.split("\t")

@@ -167,11 +167,7 @@ class KeysightB2900Channel(ChannelSourceMeter):
         (i,) = self.parse_doubles(self.query_block(cmd), 1, cmd, big_endian=True)
         return i
 
-    def parse_output(self, reply: str, command: str) -> bool:
-        return self.parse_flag(reply, command)
-
     def measure(self) -> Measurement:
-        self.require_configured("measure")
         i = self._current(self.line(Cmd.MEASURE))
         trip = self.line(Cmd.TRIPPED)
         return Measurement(float(self.voltage or 0.0), i, self.parse_flag(self.query(trip), trip))

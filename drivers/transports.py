@@ -276,10 +276,11 @@ class VisaTransport(_WireLink):
             raise self._bad_block(err) from exc
 
     def clear(self) -> None:
-        """After a timeout: a device clear (IEEE 488.2: the instrument drops its pending
-        output), then a fresh connection (on sockets, bytes still in flight are gone with the
-        old one)."""
-        if self._res is not None:
+        """After a timeout: a device clear (viClear: the instrument drops its pending output)
+        on GPIB/USB/VXI-11 resources, then a fresh connection (on raw sockets, which have no
+        device clear, bytes still in flight are gone with the old connection; pyvisa-py's
+        socket "clear" would also spin for ever on a connection the peer closed)."""
+        if self._res is not None and not self.address.upper().endswith("::SOCKET"):
             with contextlib.suppress(Exception):
                 self._res.clear()
         self.reopen()

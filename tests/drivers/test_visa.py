@@ -47,7 +47,7 @@ def test_b2900_through_pyvisa_sim() -> None:
     b = KeysightB2900Channel(t, 1, "b29")
     assert "B2902A" in b.connect("B2902A")
     b.configure(compliance=1e-3, v_protect=3.0, nplc=1.0)
-    assert float(t.query(":SOUR1:VOLT:RANG?")) == 3.0
+    assert float(t.query(":SOUR1:VOLT:RANG?")) == 20.0  # the range covering 3 V
     assert float(t.query(":SENS1:CURR:PROT?")) == pytest.approx(1e-3)
     b.enable()
     m = b.measure()  # a binary block with a newline byte inside, read whole through pyvisa
