@@ -398,6 +398,11 @@ class SourceMeterBase(Instrument):
                 return None if abs(x) <= lim.v_max else (
                     f"would apply {x:g} V, beyond the bench limit +-{lim.v_max:g} V")
 
+            def pulse(x: float) -> str | None:
+                lo, hi = lim.pulse_window
+                return None if lo <= x <= hi else (
+                    f"would pulse at {x:g} V, outside the bench pulse window [{lo:g}, {hi:g}] V")
+
             def amps(x: float) -> str | None:
                 return None if 0 < abs(x) <= lim.i_max else (
                     f"sets a current limit of {x:g} A, outside (0, {lim.i_max:g}] A (bench "
@@ -428,8 +433,8 @@ class SourceMeterBase(Instrument):
                          if k.isupper() and isinstance(v, str)}
             self._wire_guard = WireGuard(
                 self.name, templates, self.LIMITED, self.fields(),
-                {"volts": volts, "amps": amps, "width": width, "range": source_range,
-                 "protect": protect, "dwell": dwell})
+                {"volts": volts, "pulse": pulse, "amps": amps, "width": width,
+                 "range": source_range, "protect": protect, "dwell": dwell})
         self._wire_guard.check(line)
 
     def check_setup(self, compliance: float, v_protect: float) -> None:
@@ -494,8 +499,9 @@ class SourceMeterBase(Instrument):
         return max(lo, self.limits.width_min), min(hi, self.limits.width_max)
 
     def check_pulse(self, volts: float, width: float) -> tuple[float, float]:
-        vmax = min(self.V_MAX, self.limits.v_max)
-        v = in_range(-vmax, vmax, " V")(f"{self.name}.pulse voltage", volts)
+        lo_v, hi_v = self.limits.pulse_window
+        v = in_range(max(lo_v, -self.V_MAX), min(hi_v, self.V_MAX), " V")(
+            f"{self.name}.pulse voltage", volts)
         lo, hi = self.pulse_width_range
         if lo > hi:
             raise SettingError(f"{self.name}: no pulse width is possible: the instrument makes "

@@ -205,7 +205,7 @@ class Keithley2600Channel(ChannelSourceMeter):
         "RANGE": {"value": "range"}, "LEVEL": {"value": "volts"},
         "ILIMIT": {"value": "amps"}, "SOURCE_RANGE_I": {"value": "amps"},
         "MEASURE_RANGE_V": {"value": "range"}, "MEASURE_RANGE_I": {"value": "amps"},
-        "CONFIG_PULSE": {"level": "volts", "limit": "amps", "ton": "width",
+        "CONFIG_PULSE": {"level": "pulse", "limit": "amps", "ton": "width",
                          "toff": "dwell"}}
 
     voltage = Setting[float](Cmd.LEVEL, in_range(-200.0, 200.0, " V"), "source level (V)")

@@ -134,7 +134,7 @@ class KeysightB2900Channel(ChannelSourceMeter):
     SOURCE_RANGES = (0.2, 2.0, 20.0, 200.0)  # V (full scale 105 % of each)
     LIMITED: ClassVar[dict[str, dict[str, str]]] = {
         "RANGE": {"value": "range"}, "LEVEL": {"value": "volts"},
-        "ILIMIT": {"value": "amps"}, "PULSE_LEVEL": {"value": "volts"},
+        "ILIMIT": {"value": "amps"}, "PULSE_LEVEL": {"value": "pulse"},
         "PULSE_WIDTH": {"value": "width"}, "APERTURE": {"value": "dwell"},
         "ACQ_DELAY": {"value": "dwell"}}
 

@@ -25,16 +25,30 @@ NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 @dataclass(frozen=True)
 class SmuLimits:
     """What one SMU channel may ever apply: |V| <= `v_max` (V), compliance <= `i_max` (A),
-    pulse widths in [`width_min`, `width_max`] (s). The defaults are `BenchLimits`' defaults,
-    so a driver built without limits is as tight as the default bench, never the instrument's
-    full range."""
+    pulse widths in [`width_min`, `width_max`] (s), pulse amplitudes in [`pulse_v_min`,
+    `pulse_v_max`] (V; None: +-v_max). The defaults are `BenchLimits`' defaults, so a driver
+    built without limits is as tight as the default bench, never the instrument's full range."""
 
     v_max: float = 3.0
     i_max: float = 1e-2
     width_min: float = 1e-9
     width_max: float = 1e-3
+    pulse_v_min: float | None = None
+    pulse_v_max: float | None = None
+
+    @property
+    def pulse_window(self) -> tuple[float, float]:
+        """(most negative, most positive) pulse amplitude (V)."""
+        lo = -self.v_max if self.pulse_v_min is None else max(-self.v_max, self.pulse_v_min)
+        hi = self.v_max if self.pulse_v_max is None else min(self.v_max, self.pulse_v_max)
+        return lo, hi
 
     def __post_init__(self) -> None:
+        for name in ("pulse_v_min", "pulse_v_max"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)
+                                  or not math.isfinite(v)):
+                raise SettingError(f"SMU limit {name} must be a finite number, got {v!r}")
         for name in ("v_max", "i_max", "width_min", "width_max"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) \
@@ -49,13 +63,15 @@ class SmuLimits:
         """From a `xbarlab.limits.BenchLimits` (max |V| per terminal, compliance, pulse width
         range)."""
         return cls(float(limits.v_max), float(limits.compliance),
-                   float(limits.pulse_width_min), float(limits.pulse_width_max))
+                   float(limits.pulse_width_min), float(limits.pulse_width_max),
+                   float(limits.pulse_v_min), float(limits.pulse_v_max))
 
 
 Kind = str
 """What a number in a command is: ``volts`` (|x| <= v_max), ``amps`` (0 < |x| <= i_max),
-``width`` (within the pulse widths the driver allows), ``dwell`` (0 <= x <= the longest pulse:
-a delay or window inside a pulse), ``range`` (|x| <= the source range covering v_max),
+``pulse`` (a pulse amplitude: within the pulse window), ``width`` (within the pulse widths
+the driver allows), ``dwell`` (0 <= x <= the longest pulse: a delay or window inside a
+pulse), ``range`` (|x| <= the source range covering v_max),
 ``protect`` (x <= the driver's protection level), ``any`` (not a source quantity: integration
 time, tags...)."""
 
