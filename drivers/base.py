@@ -20,6 +20,7 @@ import logging
 import math
 import re
 import struct
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, overload
 
@@ -190,9 +191,10 @@ class Instrument:
     def resync(self, after: str) -> str:
         """Clear the link after a query to `after` timed out (device clear and a fresh
         connection where the transport has `clear()`, else `reopen()`), then check with `SYNC`
-        that the next reply answers the next query (a second attempt, reopening, if the reply
-        is another one). Returns what was done (for the error message); raises
-        `TransportTimeout` (silent) or `TransportError` when the link stays out of step."""
+        that the next reply answers the next query. If another reply answers it, a second
+        attempt waits one timeout (every pending reply has arrived) and clears again. Returns
+        what was done (for the error message); raises `TransportTimeout` (silent) or
+        `TransportError` when the link stays out of step."""
         t = self.transport
         last: BaseException | None = None
         for attempt in range(2):
@@ -203,8 +205,10 @@ class Instrument:
             if "{token}" in self.SYNC:
                 line, expect = self.SYNC.format(token=token), f"xbl-sync-{token}"
             try:
+                if attempt:  # out of step: let every pending reply arrive, then drop it
+                    time.sleep(t.timeout)
                 clear = getattr(t, "clear", None)
-                if attempt == 0 and callable(clear):
+                if callable(clear):
                     clear()
                 else:
                     t.reopen()

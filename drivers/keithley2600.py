@@ -206,7 +206,7 @@ class Keithley2600Channel(ChannelSourceMeter):
         "ILIMIT": {"value": "amps"}, "SOURCE_RANGE_I": {"value": "amps"},
         "MEASURE_RANGE_V": {"value": "range"}, "MEASURE_RANGE_I": {"value": "amps"},
         "CONFIG_PULSE": {"level": "pulse", "limit": "amps", "ton": "width",
-                         "toff": "dwell"}}
+                         "toff": "any"}}
 
     voltage = Setting[float](Cmd.LEVEL, in_range(-200.0, 200.0, " V"), "source level (V)")
     current_limit = Setting[float](Cmd.ILIMIT, in_range(1e-9, 1.5, " A"), "compliance (A)")
