@@ -15,8 +15,9 @@ import pytest
 from tests.emulators.benches import K2600_707B, SIM, bench_config, run
 from xbarlab.crossbar import BiasScheme
 from xbarlab.drivers.emulators.bench import EmulatedBench
+from xbarlab.drivers.emulators.board import Board
 from xbarlab.drivers.emulators.faults import FaultPlan
-from xbarlab.drivers.emulators.server import TcpServer
+from xbarlab.drivers.emulators.server import PtyServer, TcpServer
 from xbarlab.drivers.emulators.smu_2450 import Smu2450
 from xbarlab.drivers.emulators.smu_2600 import Smu2600
 from xbarlab.drivers.emulators.state import SmuChannel
@@ -24,7 +25,8 @@ from xbarlab.drivers.keithley707b import Keithley707B
 from xbarlab.drivers.keithley2450 import Keithley2450
 from xbarlab.drivers.keithley2600 import Keithley2600Channel
 from xbarlab.drivers.registry import open_bench
-from xbarlab.drivers.transports import TransportTimeout, VisaTransport
+from xbarlab.drivers.serial_board import SerialBoard
+from xbarlab.drivers.transports import SerialTransport, TransportTimeout, VisaTransport
 from xbarlab.messages import Plan, Read
 
 TIMEOUT = 0.3  # s
@@ -123,3 +125,21 @@ def test_errors_left_by_an_earlier_session_are_cleared_and_logged(
         finally:
             bench.close()
         assert emu.safe
+
+
+def test_late_reply_on_a_serial_link_is_dropped() -> None:
+    """The XBL board on a pseudo-terminal: a late ``ERR?`` reply is dropped from the input
+    (serial links keep bytes), and the next query gets its own answer."""
+    plan = FaultPlan()
+    plan.add("late", match="ERR?", delay=1.5 * TIMEOUT)
+    with PtyServer(Board("brd", shape=(2, 3)), faults=plan) as srv:
+        b = SerialBoard(SerialTransport(srv.address, timeout=TIMEOUT), (2, 3), "brd")
+        b.connect("XBL")
+        try:
+            with pytest.raises(TransportTimeout, match=r"brd.*resynchronised"):
+                b.errors()
+            assert plan.log
+            assert b.query("SHAPE?") == "2,3"  # not the stale '0,No error'
+            assert b.errors() == []
+        finally:
+            b.close()
