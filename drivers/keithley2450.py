@@ -15,6 +15,8 @@ Configuration (`configure`, output off throughout; :SOURce, :SENSe, :FORMat subs
     :FORM:ASC:PREC 16                  # replies with 16 significant digits (the maximum; the
                                        # default, automatic, rounds readings)
     :SOUR:FUNC VOLT
+    :SOUR:VOLT:READ:BACK ON            # source values in readings are measured, not the
+                                       # programmed level (what the device saw)
     :SOUR:VOLT 0
     :SOUR:VOLT:ILIM <A>                # current limit (compliance), before any output on
     :SOUR:VOLT:PROT PROT<n>            # overvoltage protection: the smallest of 2, 5, 10, 20
@@ -96,6 +98,7 @@ class Cmd:
     CLEAR = "*CLS"
     ASCII_PRECISION = ":FORM:ASC:PREC 16"
     SOURCE_VOLTAGE_MODE = ":SOUR:FUNC VOLT"
+    READBACK = ":SOUR:VOLT:READ:BACK ON"
     LEVEL = ":SOUR:VOLT {value}"
     ILIMIT = ":SOUR:VOLT:ILIM {value}"
     PROTECT = ":SOUR:VOLT:PROT PROT{value}"
@@ -157,6 +160,7 @@ class Keithley2450(SourceMeterBase):
         self.write(Cmd.CLEAR)
         self.write(Cmd.ASCII_PRECISION)
         self.write(Cmd.SOURCE_VOLTAGE_MODE)
+        self.write(Cmd.READBACK)
         self.voltage = 0.0
         self.current_limit = compliance
         self.write(Cmd.PROTECT.format(value=level))

@@ -27,6 +27,8 @@ Implemented subtree (anything else: -113 Undefined header; bad values: -222 / -2
   reading (over its aperture, nplc / 50 Hz, with the level still applied) into the buffer. The
   blocks stay loaded: another ``:INIT`` runs them again. A current-limit trip during a delay or
   a reading latches ``:SOUR:VOLT:ILIM:TRIP?`` until the next reading or pulse.
+- ``:SOURce[1]:VOLTage:READ:BACK ON|OFF`` (default ON): the source element of a reading is
+  the level on the output (clamped), else the programmed level
 - ``:TRACe:CLEar ["<buffer>"]``, ``:TRACe:DATA? <start>, <end>, "<buffer>", <elements>...``
   (elements SOURce = the source readback, READing)
 """
@@ -74,6 +76,7 @@ class Smu2450(ScpiInstrument):
         self.add(f"{s}:ILIMit[:LEVel]?", lambda sx, a: self._num(self.channel.limit))
         self.add(f"{s}:ILIMit[:LEVel]:TRIPped?", lambda sx, a: "1" if self.tripped else "0")
         self.add(f"{s}:PROTection[:LEVel]", self._protection)
+        self.add(f"{s}:READ:BACK", self._readback)
         self.add(f"{s}:PROTection[:LEVel]?", lambda sx, a: self.protection_name)
         self.add(f"{s}:PROTection[:LEVel]:TRIPped?",
                  lambda sx, a: "1" if self.channel.output and self.clamped else "0")
@@ -120,6 +123,7 @@ class Smu2450(ScpiInstrument):
         self.blocks: dict[int, tuple[str, object]] = {}
         self.buffer: list[tuple[float, float]] = []  # defbuffer1: (source readback, current)
         self.programmed = 0.0  # the level as set; the channel holds it clamped
+        self.readback = True
         self.channel.level = 0.0
         self.channel.output = False
         self.channel.limit = 1.05e-4  # the 2450's default current limit (105 uA)
@@ -165,6 +169,12 @@ class Smu2450(ScpiInstrument):
     def _ilimit(self, sx: list[int], a: list[str]) -> None:
         self.channel.limit = number(a[0], 1e-9, 1.05, default=1.05e-4)
 
+    def _readback(self, sx: list[int], a: list[str]) -> None:
+        self.readback = boolean(a[0])
+
+    def _source_value(self) -> float:
+        return self.channel.level if self.readback else self.programmed
+
     def _protection(self, sx: list[int], a: list[str]) -> None:
         name = a[0].strip().upper()
         if name == "NONE":
@@ -202,7 +212,7 @@ class Smu2450(ScpiInstrument):
         if self.sense != "CURR":
             raise ScpiError(-221, "Settings conflict; measure function is not current")
         i, self.tripped = measure(self.load, self.channel)
-        return self.channel.level, i
+        return self._source_value(), i
 
     def _read(self, sx: list[int], a: list[str]) -> str:
         if a:
@@ -278,6 +288,6 @@ class Smu2450(ScpiInstrument):
                     if ch.force_trip:
                         ch.force_trip = False
                         i, self.tripped = ch.limit, True
-                    self.buffer.append((ch.level, i))
+                    self.buffer.append((self._source_value(), i))
                 else:
                     self.buffer.append((0.0, 0.0))

@@ -95,7 +95,8 @@ def beyond_limits(line: str) -> str | None:
     known = ("SOUR:VOLT:ILIM:TRIP?", "VOLT:RANG:AUTO", "VOLT:MODE FIX", "FUNC VOLT",
              "FUNC:MODE VOLT", "PROT:TRIP?", ":OUTP", "TRIG:BLOC:SOUR:STAT",
              "TRIG:BLOC:MEAS", "TRIG:LOAD", "TRIG1:", "TRIG2:", "InitiatePulseTest",
-             "OUTPUT_DCVOLTS", "AUTORANGE_", "source.levelv)", "VOLT:TRIG", "ACQ:DEL")
+             "OUTPUT_DCVOLTS", "AUTORANGE_", "source.levelv)", "VOLT:TRIG", "ACQ:DEL",
+             "VOLT:READ:BACK ON")
     if SOURCING.search(line) and not any(k.lower() in line.lower() for k in known):
         return f"{line!r} sets a source quantity in a form this check does not know"
     return None

@@ -48,7 +48,7 @@ def run(script: list[Any], make: Callable[[TranscriptTransport], Any]) -> tuple[
 # -- Keithley 2450 -----------------------------------------------------------------------------
 CONFIG_2450 = [
     ("*RST", None), ("*CLS", None), (":FORM:ASC:PREC 16", None), (":SOUR:FUNC VOLT", None),
-    (":SOUR:VOLT 0", None),
+    (":SOUR:VOLT:READ:BACK ON", None), (":SOUR:VOLT 0", None),
     (":SOUR:VOLT:ILIM 0.0001", None), (":SOUR:VOLT:PROT PROT5", None),
     (':SENS:FUNC "CURR"', None), (":SENS:CURR:RANG:AUTO ON", None),
     (":SENS:CURR:NPLC 1", None), (":OUTP?", "0"),
@@ -67,7 +67,7 @@ def test_2450_configure_sets_compliance_and_protection() -> None:
 
 
 def test_2450_protection_is_the_smallest_level_above_v_max() -> None:
-    script = [*CONFIG_2450[:6], (":SOUR:VOLT:PROT PROT20", None), *CONFIG_2450[7:]]
+    script = [*CONFIG_2450[:7], (":SOUR:VOLT:PROT PROT20", None), *CONFIG_2450[8:]]
     t, k = run(script, lambda t: Keithley2450(t, "smu", SmuLimits(v_max=10.5)))
     k.configure(compliance=1e-4, v_protect=10.5, nplc=1.0)
     assert t.done
