@@ -26,15 +26,16 @@ NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 class SmuLimits:
     """What one SMU channel may ever apply: |V| <= `v_max` (V), compliance <= `i_max` (A),
     pulse widths in [`width_min`, `width_max`] (s), pulse amplitudes in [`pulse_v_min`,
-    `pulse_v_max`] (V; None: +-v_max). The defaults are `BenchLimits`' defaults, so a driver
-    built without limits is as tight as the default bench, never the instrument's full range."""
+    `pulse_v_max`] (V, within +-v_max; None: +-v_max). The defaults are `BenchLimits`'
+    defaults, so a driver built without limits is as tight as the default bench, never the
+    instrument's full range."""
 
     v_max: float = 3.0
     i_max: float = 1e-2
     width_min: float = 1e-9
     width_max: float = 1e-3
-    pulse_v_min: float | None = None
-    pulse_v_max: float | None = None
+    pulse_v_min: float | None = -3.0
+    pulse_v_max: float | None = 2.5
 
     @property
     def pulse_window(self) -> tuple[float, float]:
