@@ -16,8 +16,10 @@ command for garbage or truncated replies.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+import os
 import re
 import struct
 import time
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+_SYNC_TOKENS = itertools.count(1)
 
 OVERFLOW = 9.9e37
 """Keithley/Keysight SCPI 'overflow' (9.91e37) and NaN (9.9e37) markers are at or above this."""
@@ -198,8 +201,7 @@ class Instrument:
         t = self.transport
         last: BaseException | None = None
         for attempt in range(2):
-            self._sync_count = getattr(self, "_sync_count", 0) + 1
-            token = self._sync_count
+            token = f"{os.getpid()}-{next(_SYNC_TOKENS)}"  # unique, even across channels
             expect: str | None = self.identity
             line = self.SYNC
             if "{token}" in self.SYNC:
