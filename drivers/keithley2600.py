@@ -85,6 +85,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import ClassVar
 
 from xbarlab.bench.roles import Measurement
@@ -181,10 +182,11 @@ def tsp_errors(inst: Instrument, limit: int = 64) -> list[str]:
     return out
 
 
-def clear_stale_errors(inst: Instrument) -> list[str]:
-    """Drain the error queue at connect: errors an earlier session left are logged (and
-    returned), not blamed on this one."""
-    stale = tsp_errors(inst)
+def clear_stale_errors(inst: Instrument,
+                       drain: Callable[[Instrument], list[str]] | None = None) -> list[str]:
+    """Drain the error queue at connect (`drain`: the TSP queue by default): errors an earlier
+    session left are logged (and returned), not blamed on this one."""
+    stale = (drain or tsp_errors)(inst)
     if stale:
         log.warning("%s: cleared %d error(s) left in the error queue by an earlier session: "
                     "%s", inst.name, len(stale), "; ".join(stale))

@@ -6,7 +6,9 @@ other line, or one beyond the driver's `SmuLimits`, before it is sent. Manual: K
 B2900 SCPI Command Reference: :SOURce, :SENSe, :OUTPut, :FORMat, :TRIGger, :FETCh/:MEASure
 subsystems; "Source Output Ranges" (Table 2-4) for the ranges and the 50 µs shortest pulse.
 
-Identity: ``*IDN?``, compared with the bench config before any other command is sent.
+Identity: ``*IDN?``, compared with the bench config before any other command is sent; then the
+error queue is drained (``:SYST:ERR?``): errors left by an earlier session are logged and kept
+in `cleared_errors`, and do not stop this one.
 
 Configuration (output off throughout; no ``*RST``: it would reset the other channel too)::
 
@@ -85,6 +87,7 @@ from xbarlab.drivers.base import (
     in_range,
     scpi_errors,
 )
+from xbarlab.drivers.keithley2600 import clear_stale_errors
 from xbarlab.drivers.smu_channel import ChannelSourceMeter
 from xbarlab.drivers.transports import Transport
 
@@ -146,6 +149,12 @@ class KeysightB2900Channel(ChannelSourceMeter):
     def __init__(self, transport: Transport, channel: int = 1, name: str = "",
                  limits: SmuLimits | None = None) -> None:
         super().__init__(transport, channel, name, limits)
+        self.cleared_errors: list[str] = []
+
+    def connect(self, expect: str | None = None) -> str:
+        idn = super().connect(expect)
+        self.cleared_errors = clear_stale_errors(self, lambda inst: scpi_errors(inst, Cmd.ERROR))
+        return idn
 
     def configure(self, compliance: float, v_protect: float, nplc: float) -> None:
         self.check_setup(compliance, v_protect)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.emulators.benches import K2600_707B, SIM, bench_config, run
+from tests.emulators.benches import B2900_707B, K2600_707B, SIM, bench_config, run
 from xbarlab.crossbar import BiasScheme
 from xbarlab.drivers.emulators.bench import EmulatedBench
 from xbarlab.drivers.emulators.board import Board
@@ -24,6 +24,7 @@ from xbarlab.drivers.emulators.state import SmuChannel
 from xbarlab.drivers.keithley707b import Keithley707B
 from xbarlab.drivers.keithley2450 import Keithley2450
 from xbarlab.drivers.keithley2600 import Keithley2600Channel
+from xbarlab.drivers.keysight_b2900 import KeysightB2900Channel
 from xbarlab.drivers.registry import open_bench
 from xbarlab.drivers.serial_board import SerialBoard
 from xbarlab.drivers.transports import SerialTransport, TransportTimeout, VisaTransport
@@ -143,3 +144,19 @@ def test_late_reply_on_a_serial_link_is_dropped() -> None:
             assert b.errors() == []
         finally:
             b.close()
+
+
+def test_b2900_errors_left_by_an_earlier_session_are_cleared() -> None:
+    cfg = bench_config(B2900_707B)
+    with EmulatedBench(cfg, SIM) as emu:
+        emu.instruments["b29"].error(-222, "Data out of range")
+        bench = open_bench(emu.config(timeout=1.0))
+        try:
+            result, _ = run(bench.crossbar, cfg, _reads())
+            assert result.ok, result.reason
+            drive = bench.drivers["drive"]
+            assert isinstance(drive, KeysightB2900Channel)
+            assert drive.cleared_errors == ["-222: Data out of range"]
+        finally:
+            bench.close()
+        assert emu.safe
