@@ -561,9 +561,22 @@ class SourceMeterBase(Instrument):
 
     def safe_state(self) -> None:
         """Abort, 0 V, output off, confirmed by the instrument; on failure the link is reopened
-        once and everything sent again (`Instrument.recover`)."""
+        once and everything sent again (`Instrument.recover`). A pulse armed but never fired
+        then has its settings put back to the read set-up (the output stays off)."""
         self._output_on = True  # until confirmed off
         self.recover("safe state", self._send_safe_lines)
+        if "before" in self._cache:
+            self._cache.pop("armed", None)
+            self._cache["before"] = (False, 0.0)  # restore, but never switch the output on
+            try:
+                self._restore()
+            except Exception as exc:  # the output is off: report, do not fail the safe state
+                log.warning("%s: output off, but the pulse settings were not restored: %s",
+                            self.name, exc)
+
+    def _restore(self) -> None:
+        """Put back what `arm_pulse` changed (drivers that pulse override it)."""
+        self._cache.pop("before", None)
 
 
 SCPI_ASCII_NUMBER = re.compile(r"[+-]?\d(\.\d*)?E[+-]\d\d\d?")

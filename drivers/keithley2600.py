@@ -288,7 +288,7 @@ class Keithley2600Channel(ChannelSourceMeter):
         v, w = self.check_pulse(volts, width)
         assert self.compliance is not None and self.voltage_range is not None
         limit = fmt(self.compliance)
-        self._cache["before"] = self._output_on
+        self._cache["before"] = (self._output_on, 0.0)
         try:
             self.write(self.line(Cmd.SOURCE_RANGE_I, value=limit))
             self.write(self.line(Cmd.MEASURE_RANGE_V, value=fmt(self.voltage_range)))
@@ -320,7 +320,7 @@ class Keithley2600Channel(ChannelSourceMeter):
         """Every setting the pulse changed back to the read set-up, the source at the train's
         bias (0 V, cached as such), the output off again if it was off before (every step
         tried; the first failure raised after)."""
-        was_on = self._cache.pop("before", True)
+        was_on, _ = self._cache.pop("before", (True, 0.0))
         steps = [self.line(t) for t in (Cmd.AUTO_SOURCE_I, Cmd.AUTO_MEASURE_V, Cmd.AUTORANGE_I,
                                         Cmd.AUTOZERO_AUTO)]
         first: BaseException | None = None

@@ -185,6 +185,7 @@ class KeysightB2900Channel(ChannelSourceMeter):
         """Pulse shape, base 0 V, peak, width and measurement window (no output change). On
         failure the DC set-up is restored."""
         v, w = self.check_pulse(volts, width)
+        self._cache["before"] = (self._output_on, 0.0)
         try:
             self.write(self.line(Cmd.SHAPE_PULSE))
             self.voltage = 0.0
@@ -218,6 +219,7 @@ class KeysightB2900Channel(ChannelSourceMeter):
     def _restore(self) -> None:
         """DC shape, no acquisition delay, the read integration time (each step tried; the
         first failure raised after). The base level (0 V) is where the pulse left the source."""
+        self._cache.pop("before", None)
         first: BaseException | None = None
         for step in (lambda: self.write(self.line(Cmd.SHAPE_DC)),
                      lambda: self.write(self.line(Cmd.ACQ_DELAY, value="0")),

@@ -658,3 +658,36 @@ def test_707b_safe_state_checks_every_relay_open_and_retries_once() -> None:
     with pytest.raises(SafeStateFailed, match=r"mtx.*relays still closed.*1A01.*again"):
         m.safe_state()
     assert t.done
+
+
+def test_2600_pulse_armed_but_never_fired_is_undone_by_the_safe_state() -> None:
+    """The bench arms the drive's pulse, then fails raising the bias lines: the safe state
+    switches the output off and puts the KIPulse settings back (output left off)."""
+    script = [*config_2600("a"), ("smua.source.output = smua.OUTPUT_ON", None),
+              *kipulse_setup("a"),
+              ("print(ConfigPulseVMeasureI(smua, 0, 1, 0.001, 0.0005, 0.001, 1, "
+               "smua.nvbuffer1, 1))", "true\tok"),
+              ("smua.abort()", None), ("smua.source.levelv = 0", None),
+              ("smua.source.output = smua.OUTPUT_OFF", None),
+              ("print(smua.source.output, smua.source.levelv)", "0.00000e+00\t0.00000e+00"),
+              *kipulse_restore("a"), ("smua.source.output = smua.OUTPUT_OFF", None)]
+    t, k = run(script, lambda t: Keithley2600Channel(t, "a"))
+    k.configure(1e-3, 3.0, 1.0)
+    k.enable()
+    k.arm_pulse(1.0, 5e-4)
+    k.safe_state()
+    assert t.done and not k.output_on
+    with pytest.raises(InstrumentError, match=r"without arm_pulse"):
+        k.fire_pulse()  # the armed pulse is gone
+
+
+def test_2450_pulse_armed_but_never_fired_never_switches_the_output_back_on() -> None:
+    script = [*CONFIG_2450, (":OUTP ON", None), *pulse_2450("1", "0.0008"),
+              (":ABOR", None), (":SOUR:VOLT 0", None), (":OUTP OFF", None), (":OUTP?", "0"),
+              *RESTORE_2450]
+    t, k = run(script, lambda t: Keithley2450(t, "smu"))
+    k.configure(1e-4, 3.0, 1.0)
+    k.enable()
+    k.arm_pulse(1.0, 1e-3)
+    k.safe_state()
+    assert t.done and not k.output_on
