@@ -48,6 +48,14 @@ class TranscriptMismatch(AssertionError):
     """A driver sent something other than the scripted transcript expected."""
 
 
+def link_failure(exc: BaseException) -> bool:
+    """Whether `exc` is a failure of the link (wrapped as a `TransportError`), as opposed to
+    something raised through the I/O call, such as an abort from a signal handler, which must
+    reach the caller unchanged."""
+    return isinstance(exc, OSError | EOFError | ValueError) or \
+        type(exc).__module__.split(".")[0] in ("pyvisa", "pyvisa_py", "serial")
+
+
 def _block_header(head: bytes) -> int:
     """The number of length digits from the two bytes ``#<n>`` (n = 1..9)."""
     if len(head) == 2 and head[:1] == b"#" and head[1:2] in b"123456789":
@@ -251,6 +259,8 @@ class VisaTransport(_WireLink):
         try:
             res.write(line)
         except Exception as exc:
+            if not link_failure(exc):
+                raise
             raise self._wrap(exc, f"write {line!r}") from exc
 
     def query(self, line: str) -> str:
@@ -258,6 +268,8 @@ class VisaTransport(_WireLink):
         try:
             return str(res.query(line)).strip()
         except Exception as exc:
+            if not link_failure(exc):
+                raise
             raise self._wrap(exc, f"query {line!r}") from exc
 
     def query_block(self, line: str) -> bytes:
@@ -270,6 +282,8 @@ class VisaTransport(_WireLink):
         try:
             return read_block(read_exact, self.read_termination.encode("ascii"))
         except Exception as exc:
+            if not link_failure(exc):
+                raise
             err = (MalformedBlock(f"{self.address}: query {line!r}: {exc}")
                    if isinstance(exc, MalformedBlock)
                    else self._wrap(exc, f"query {line!r} (binary block)"))
@@ -349,6 +363,8 @@ class SerialTransport(_WireLink):
             port.write((line + self.write_termination).encode(self.encoding))
             port.flush()
         except Exception as exc:
+            if not link_failure(exc):
+                raise
             raise TransportError(f"{self.address}: write {line!r}: {exc}") from exc
 
     def query(self, line: str) -> str:
@@ -357,6 +373,8 @@ class SerialTransport(_WireLink):
         try:
             raw = self._p().read_until(term)
         except Exception as exc:
+            if not link_failure(exc):
+                raise
             raise TransportError(f"{self.address}: read after {line!r}: {exc}") from exc
         if not raw.endswith(term):
             raise TransportTimeout(
@@ -376,6 +394,8 @@ class SerialTransport(_WireLink):
             try:
                 data = bytes(port.read(k))
             except Exception as exc:
+                if not link_failure(exc):
+                    raise
                 raise TransportError(f"read: {exc}") from exc
             if len(data) < k:
                 raise TransportTimeout(f"block stopped short ({len(data)} of {k} bytes "
