@@ -14,6 +14,7 @@ import pytest
 
 from tests.emulators.benches import B2900_707B, K2600_707B, SIM, bench_config, run
 from xbarlab.crossbar import BiasScheme
+from xbarlab.drivers.base import ReplyError
 from xbarlab.drivers.emulators.bench import EmulatedBench
 from xbarlab.drivers.emulators.board import Board
 from xbarlab.drivers.emulators.faults import FaultPlan
@@ -160,3 +161,22 @@ def test_b2900_errors_left_by_an_earlier_session_are_cleared() -> None:
         finally:
             bench.close()
         assert emu.safe
+
+
+@pytest.mark.parametrize("garbage", ["1.00000000000000e-09\tfalse",  # 15 digits, not 16
+                                     "1.000000000000000e-09\t0", "1e-09\tfalse"])
+def test_plausible_garbage_is_not_read_as_a_measurement(garbage: str) -> None:
+    """A reply in another format than the one configured (16 digits, true/false) is refused,
+    however plausible it looks."""
+    plan = FaultPlan()
+    plan.add("garbage", match="print(smua.measure.i()", text=garbage)
+    with TcpServer(Smu2600("smu"), faults=plan) as srv:
+        a = Keithley2600Channel(VisaTransport(srv.address, timeout=TIMEOUT), "a", "smu.a")
+        a.connect("2636B")
+        try:
+            a.configure(compliance=1e-3, v_protect=3.0, nplc=1.0)
+            with pytest.raises(ReplyError, match=r"smu\.a.*smua\.measure\.i"):
+                a.measure()
+            assert a.measure().current == 0.0  # the next reply is its own
+        finally:
+            a.close()
