@@ -578,6 +578,15 @@ class SourceMeterBase(Instrument):
         """Put back what `arm_pulse` changed (drivers that pulse override it)."""
         self._cache.pop("before", None)
 
+    def _restore_after_failure(self) -> None:
+        """`_restore` while an error is on its way: a failure to restore is logged, and the
+        original error (the cause) is the one raised."""
+        try:
+            self._restore()
+        except Exception as exc:
+            log.warning("%s: the pulse failed and its settings were not restored: %s",
+                        self.name, exc)
+
 
 SCPI_ASCII_NUMBER = re.compile(r"[+-]?\d(\.\d*)?E[+-]\d\d\d?")
 """A number in the ASCII reply format of SCPI SMUs (2450 ``-6.999999881E-01``, B2900

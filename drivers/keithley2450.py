@@ -200,7 +200,7 @@ class Keithley2450(SourceMeterBase):
             self.write(Cmd.BLOCK_MEASURE)
             self.write(Cmd.BLOCK_OFF)
         except BaseException:
-            self._restore()
+            self._restore_after_failure()
             raise
         self._cache["armed"] = (v, w)
 
@@ -217,8 +217,10 @@ class Keithley2450(SourceMeterBase):
                                  f"{done!r}")
             v, i = self._numbers(self.query(Cmd.PULSE_READING), Cmd.PULSE_READING)
             tripped = self.parse_flag(self.query(Cmd.TRIPPED), Cmd.TRIPPED)
-        finally:
-            self._restore()
+        except BaseException:
+            self._restore_after_failure()
+            raise
+        self._restore()
         return Measurement(v, i, tripped or abs(i) >= 0.999 * self.compliance)
 
     def _restore(self) -> None:

@@ -300,7 +300,7 @@ class Keithley2600Channel(ChannelSourceMeter):
             self._ok(self.line(Cmd.CONFIG_PULSE, level=fmt(v), limit=limit, ton=fmt(w),
                                toff=fmt(PULSE_OFF_TIME), tag=PULSE_TAG))
         except BaseException:
-            self._restore()
+            self._restore_after_failure()
             raise
         self._cache["armed"] = (v, w)
 
@@ -312,8 +312,10 @@ class Keithley2600Channel(ChannelSourceMeter):
             self._ok(Cmd.INITIATE_PULSE.format(tag=PULSE_TAG))
             cmd = self.line(Cmd.PULSE_READING)
             i = self._current(self.query(cmd), cmd)
-        finally:
-            self._restore()
+        except BaseException:
+            self._restore_after_failure()
+            raise
+        self._restore()
         return Measurement(v, i, abs(i) >= 0.999 * self.compliance)
 
     def _restore(self) -> None:

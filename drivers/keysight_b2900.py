@@ -196,7 +196,7 @@ class KeysightB2900Channel(ChannelSourceMeter):
             self.write(self.line(Cmd.ACQ_DELAY, value=fmt(w / 2)))
             self.write(self.line(Cmd.TRIGGER_COUNT))
         except BaseException:
-            self._restore()
+            self._restore_after_failure()
             raise
         self._cache["armed"] = (v, w)
 
@@ -212,8 +212,10 @@ class KeysightB2900Channel(ChannelSourceMeter):
             i = self._current(self.line(Cmd.FETCH))
             trip = self.line(Cmd.TRIPPED)
             comp = self.parse_flag(self.query(trip), trip)
-        finally:
-            self._restore()
+        except BaseException:
+            self._restore_after_failure()
+            raise
+        self._restore()
         return Measurement(v, i, comp)
 
     def _restore(self) -> None:

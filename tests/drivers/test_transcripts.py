@@ -691,3 +691,19 @@ def test_2450_pulse_armed_but_never_fired_never_switches_the_output_back_on() ->
     k.arm_pulse(1.0, 1e-3)
     k.safe_state()
     assert t.done and not k.output_on
+
+
+def test_2600_refused_pulse_reports_its_own_cause_even_if_the_restore_fails() -> None:
+    config = ("print(ConfigPulseVMeasureI(smua, 0, 1, 0.001, 0.0005, 0.001, 1, "
+              "smua.nvbuffer1, 1))")
+    restore = kipulse_restore("a")
+    restore[0] = (restore[0][0], TransportError("transcript: connection reset"))
+    script = [*config_2600("a"), ("smua.source.output = smua.OUTPUT_ON", None),
+              *kipulse_setup("a"), (config, "false\tSource autorange must be disabled"),
+              *restore]
+    t, k = run(script, lambda t: Keithley2600Channel(t, "a"))
+    k.configure(1e-3, 3.0, 1.0)
+    k.enable()
+    with pytest.raises(ReplyError, match=r"Source autorange must be disabled"):
+        k.pulse(1.0, 5e-4)
+    assert t.done  # every other restore step was still sent
