@@ -373,6 +373,8 @@ class SourceMeterBase(Instrument):
     LIMITED: ClassVar[dict[str, dict[str, str]]] = {}
     """Per `CMD` entry, the kind of each numeric field (`xbarlab.drivers.limits.Kind`):
     checked against `limits` by `guard` before the line is sent."""
+    READ_ONLY: ClassVar[re.Pattern[str]] = re.compile(r'[*:A-Za-z0-9]+\?(?: [\w"(@),.:+-]+)?')
+    """Lines that only read (a single SCPI query: it sets nothing); `guard` lets them pass."""
     voltage: Setting[float]  # declared by each driver (its range and command)
 
     def __init__(self, transport: Transport, name: str = "",
@@ -383,6 +385,9 @@ class SourceMeterBase(Instrument):
         self.compliance: float | None = None
         self._read_nplc = 1.0  # the integration time of reads, restored after a pulse
         self._wire_guard: WireGuard | None = None
+        guards = getattr(transport, "guards", None)
+        if isinstance(guards, list):  # lines written straight to the transport are held too
+            guards.append(self.guard)
 
     # -- limits ------------------------------------------------------------------------------
     def backstop_range(self) -> float:
@@ -396,7 +401,10 @@ class SourceMeterBase(Instrument):
 
     def guard(self, line: str) -> None:
         """Refuse (`SettingError`, nothing sent) any line that is not one of `CMD`'s commands
-        or holds a number beyond `limits` (see `xbarlab.drivers.limits.WireGuard`)."""
+        or holds a number beyond `limits` (see `xbarlab.drivers.limits.WireGuard`); lines that
+        only read (`READ_ONLY`) pass."""
+        if self.READ_ONLY.fullmatch(line):
+            return
         if self._wire_guard is None:
             lim = self.limits
 

@@ -200,6 +200,9 @@ class Keithley2600Channel(ChannelSourceMeter):
     CHANNELS = ("a", "b")
     CMD = Cmd
     SYNC = Cmd.SYNC
+    READ_ONLY = re.compile(r"print\(\s*[A-Za-z_][\w.]*(?:\[\d+\])?"
+                           r"(?:\s*,\s*[A-Za-z_][\w.]*(?:\[\d+\])?)*\s*\)")
+    """``print(<attribute>, ...)``: reads attributes, calls nothing."""
     V_MAX = 200.0
     PULSE_WIDTH_RANGE = (100e-6, 1.0)
     SOURCE_RANGES = SOURCE_RANGES

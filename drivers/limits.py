@@ -101,8 +101,12 @@ class WireGuard:
         for m in re.finditer(r"\{(\w+)\}", template):
             out.append(re.escape(template[pos:m.start()]))
             key = m[1]
-            out.append(re.escape(str(fields[key])) if key in fields
-                       else f"(?P<{key}>{NUMBER})")
+            if key in fields:
+                out.append(re.escape(str(fields[key])))
+            elif key == "token":  # a sync token: letters, digits, '-', no number to check
+                out.append(r"[\w-]+")
+            else:
+                out.append(f"(?P<{key}>{NUMBER})")
             pos = m.end()
         out.append(re.escape(template[pos:]))
         return re.compile("".join(out))

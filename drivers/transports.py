@@ -29,6 +29,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from xbarlab.drivers.errors import SettingError
+
 
 class TransportError(OSError):
     """A link that cannot be opened, or a write/read that failed. The message names the address."""
@@ -46,6 +48,27 @@ class MalformedBlock(TransportError):
 
 class TranscriptMismatch(AssertionError):
     """A driver sent something other than the scripted transcript expected."""
+
+
+Guard = Callable[[str], None]
+"""Raises `SettingError` for a line that must not be sent (an SMU driver's limits check)."""
+
+
+def check_guards(transport: object, line: str) -> None:
+    """Let `line` through if the transport has no guards, or if one of them accepts it (the
+    drivers sharing a link each accept their own lines); else raise the first refusal. Every
+    transport calls it before a line goes out, so a line written straight to the transport of
+    an SMU driver is held to that driver's limits too."""
+    guards: list[Guard] = getattr(transport, "guards", [])
+    refusal: SettingError | None = None
+    for guard in guards:
+        try:
+            guard(line)
+            return
+        except SettingError as exc:
+            refusal = refusal or exc
+    if refusal is not None:
+        raise refusal
 
 
 def link_failure(exc: BaseException) -> bool:
@@ -182,6 +205,7 @@ class VisaTransport(_WireLink):
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0 s, got {timeout!r}")
         self.address = address
+        self.guards: list[Guard] = []
         self.visa_library = visa_library
         self.timeout = float(timeout)
         self.read_termination = read_termination
@@ -255,6 +279,7 @@ class VisaTransport(_WireLink):
         return TransportError(f"{self.address}: {what}: {exc}")
 
     def write(self, line: str) -> None:
+        check_guards(self, line)
         res = self._resource()
         try:
             res.write(line)
@@ -264,6 +289,7 @@ class VisaTransport(_WireLink):
             raise self._wrap(exc, f"write {line!r}") from exc
 
     def query(self, line: str) -> str:
+        check_guards(self, line)
         res = self._resource()
         try:
             return str(res.query(line)).strip()
@@ -331,6 +357,7 @@ class SerialTransport(_WireLink):
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0 s, got {timeout!r}")
         self.address = port
+        self.guards: list[Guard] = []
         self.baudrate = int(baudrate)
         self.timeout = float(timeout)
         self.read_termination = read_termination
@@ -358,6 +385,7 @@ class SerialTransport(_WireLink):
         return self._port
 
     def write(self, line: str) -> None:
+        check_guards(self, line)
         port = self._p()
         try:
             port.write((line + self.write_termination).encode(self.encoding))
@@ -446,6 +474,7 @@ class TranscriptTransport:
         self.address = address
         self.timeout = 1.0
         self.sent: list[str] = []
+        self.guards: list[Guard] = []
         self.is_open = False
         self._i = 0
 
@@ -457,6 +486,8 @@ class TranscriptTransport:
         self.is_open = True
 
     def _next(self, line: str, query: bool) -> str | bytes | None:
+        if line != REOPEN:
+            check_guards(self, line)
         self.sent.append(line)
         if self._i >= len(self.script):
             raise TranscriptMismatch(f"unexpected {'query' if query else 'write'} {line!r}: "
@@ -520,16 +551,19 @@ class CallbackTransport:
         self.address = address
         self.timeout = 1.0
         self.sent: list[str] = []
+        self.guards: list[Guard] = []
         self.is_open = False
 
     def open(self) -> None:
         self.is_open = True
 
     def write(self, line: str) -> None:
+        check_guards(self, line)
         self.sent.append(line)
         self.handler(line, False)
 
     def query(self, line: str) -> str:
+        check_guards(self, line)
         self.sent.append(line)
         reply = self.handler(line, True)
         if reply is None:
@@ -540,6 +574,7 @@ class CallbackTransport:
         return reply
 
     def query_block(self, line: str) -> bytes:
+        check_guards(self, line)
         self.sent.append(line)
         return _block_reply(self.address, line, self.handler(line, True))
 

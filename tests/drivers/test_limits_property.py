@@ -158,6 +158,7 @@ ops = st.one_of(
     st.tuples(st.just("enable")), st.tuples(st.just("disable")),
     st.tuples(st.just("measure")), st.tuples(st.just("safe_state")),
     st.tuples(st.just("raw"), st.sampled_from(RAW), numbers),
+    st.tuples(st.just("transport"), st.sampled_from(RAW), numbers),
 )
 
 
@@ -168,10 +169,10 @@ def apply(drv: Any, op: tuple[Any, ...]) -> None:
     elif name in ("voltage", "current_limit", "voltage_range"):
         if hasattr(type(drv), name):
             setattr(drv, name, args[0])
-    elif name == "raw":
+    elif name in ("raw", "transport"):  # the driver's write, or straight to its transport
         line = args[0].format(c=getattr(drv, "channel", "a"), n=getattr(drv, "channel", 1),
                               x=args[1])
-        drv.write(line)
+        (drv.write if name == "raw" else drv.transport.write)(line)
     else:
         getattr(drv, name)(*args)
 
@@ -218,3 +219,21 @@ def test_a_looser_caller_cannot_widen_the_limits(kind: str) -> None:
     with pytest.raises(SettingError, match=r"pulse"):
         drv.pulse(2.9, 5e-4)  # above the 2.5 V SET window
     assert all(beyond_limits(line) is None for line in t.sent)
+
+
+def test_lines_written_straight_to_a_shared_transport_are_held_to_the_limits() -> None:
+    """Both 2636B channels on one link: each channel's lines pass within the limits, nothing
+    beyond them passes, whoever writes to the transport."""
+    t = CallbackTransport(lambda line, q: replies(line) if q else None)
+    Keithley2600Channel(t, "a", "smu.a", LIMITS)
+    Keithley2600Channel(t, "b", "smu.b", LIMITS)
+    t.write("smua.source.levelv = 2")
+    t.write("smub.source.levelv = -2.5")
+    assert t.query("print(smub.source.levelv)") == "0"  # reading is always allowed
+    for line in ("smua.source.levelv = 9", "smub.source.levelv = 3.5",
+                 "smua.source.rangev = 200", "PulseVMeasureI(smua, 0, 5, 1e-3, 1e-3, 1)",
+                 "print(PulseVMeasureI(smua, 0, 5, 1e-3, 1e-3, 1))"):
+        with pytest.raises(SettingError):
+            t.write(line)
+    assert t.sent == ["smua.source.levelv = 2", "smub.source.levelv = -2.5",
+                      "print(smub.source.levelv)"]
