@@ -144,17 +144,17 @@ def test_sigkill_keeps_every_flushed_row(tmp_path: Path, trial: int) -> None:
 
 
 def test_flush_interval_bounds_the_delay_of_a_slow_run(tmp_path: Path) -> None:
-    """A slow run (few rows) still reaches a live reader once `flush_interval` has passed."""
+    """A slow run (few rows, then nothing) still reaches a live reader: the flush clock
+    flushes buffered rows on its own, with no further event."""
     path = tmp_path / "slow.h5"
-    with HDF5Writer(path, block_rows=1000, flush_interval=0.5) as writer:
+    with HDF5Writer(path, block_rows=1000, flush_interval=0.2) as writer:
         writer(run_start(STREAM_SHAPE))
         with LogReader(path) as log:
             writer(stream_event(1))
             writer(stream_event(2))
-            log.refresh()
-            assert len(log.measurements_array()) == 0  # within the interval: buffered
-            time.sleep(0.55)
-            writer(stream_event(3))  # the first event after the interval flushes
-            log.refresh()
+            deadline = time.monotonic() + 10.0
+            while len(log.measurements_array()) < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+                log.refresh()
             _assert_stream(log.measurements_array())
-            assert len(log.measurements_array()) == 3
+            assert len(log.measurements_array()) == 2

@@ -124,7 +124,7 @@ def test_schema_version_units_and_format_attributes(tmp_path: Path) -> None:
     path = tmp_path / "run.h5"
     _write(path, _documents())
     with h5py.File(path, "r") as f:  # a plain (non-SWMR) reader opens a closed log
-        assert f.attrs["schema"] == "xbarlab.log" and f.attrs["schema_version"] == 1
+        assert f.attrs["schema"] == "xbarlab.log" and f.attrs["schema_version"] == 2
         units = json.loads(f["measurements"].attrs["units"])
         assert units == {"time": "s", "voltage": "V", "width": "s", "current": "A",
                          "conductance": "S"}
