@@ -93,9 +93,10 @@ def read_superblock(path: str | os.PathLike[str]) -> Superblock:
         what = "empty" if size == 0 else f"{size} bytes"
         raise NotHdf5Error(f"not an HDF5 file ({what}, no HDF5 signature at its start)")
     version = head[8]
+    if version in (0, 1):  # older layout, never written by xbarlab: HDF5 checks it on open
+        return Superblock(version, 0, size, 0, size)
     if version not in (2, 3):
-        raise NotHdf5Error(f"HDF5 superblock version {version}: not written by xbarlab "
-                           "(its logs use version 2/3)")
+        raise NotHdf5Error(f"HDF5 superblock version {version} is unknown (damaged?)")
     if len(head) < SIZE:
         raise NotHdf5Error(f"only {size} bytes: the superblock itself is cut short")
     if head[9] != 8 or head[10] != 8:
