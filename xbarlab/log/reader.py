@@ -322,7 +322,7 @@ class LogReader:
         seqs = self._rows(sc.EVENTS)["seq"]
         event = m["event"].astype(np.int64)
         seq = np.full(len(m), -1, dtype=np.int64)
-        ok = event < len(seqs)
+        ok = (event >= 0) & (event < len(seqs))  # -1: event lost (salvaged log)
         seq[ok] = seqs[event[ok]]
         return self._frame(m, {"event": event, "seq": seq}, ["time", "kind", "row", "col",
                            "voltage", "width", "current", "conductance", "compliance",

@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 from xbarlab.log import schema as sc
-from xbarlab.log.errors import LogDamaged
+from xbarlab.log.errors import LogDamaged, LogError
 from xbarlab.log.scan import TableScan, describe_loss, open_any, scan_file
 from xbarlab.log.superblock import SIGNATURE, lookup3
 
@@ -56,6 +56,17 @@ def salvage(source: str | os.PathLike[str], out: str | os.PathLike[str]) -> Salv
     src, dst = Path(source), Path(out)
     if dst.exists():
         raise FileExistsError(f"{dst} exists; choose another --out or pass --force")
+    try:
+        return _salvage(src, dst)
+    except (LogError, FileNotFoundError, FileExistsError):
+        raise
+    except Exception as exc:  # whatever HDF5 raises on a structure damaged beyond repair
+        text = str(exc).strip().replace("Unable to synchronously ", "")[:160]
+        raise LogDamaged(f"{src}: cannot salvage it, its structure is damaged ({text})"
+                         ) from None
+
+
+def _salvage(src: Path, dst: Path) -> SalvageReport:
     report = SalvageReport(src, dst)
     try:
         f, sb = open_any(src)
@@ -75,7 +86,7 @@ def salvage(source: str | os.PathLike[str], out: str | os.PathLike[str]) -> Salv
     with f:
         if sc.RUN not in f or sc.EVENTS not in f:
             raise LogDamaged(f"{src}: no run start is readable in it: nothing to salvage")
-        root_attrs, run_attrs, digest_ok = _attributes(f)
+        root_attrs, run_attrs, digest_ok = _attributes(f, report)
         if not digest_ok:
             report.notes.append("the run's attributes did not match their digest: they are "
                                 "copied as found, treat the run metadata with care")
@@ -90,6 +101,12 @@ def salvage(source: str | os.PathLike[str], out: str | os.PathLike[str]) -> Salv
     for scan in scans.values():
         report.lost.extend(describe_loss(scan, "bytes" if scan.name == sc.TEXT else "rows"))
     tables = _renumber(scans, report)
+    if "shape" not in run_attrs:  # lost: the smallest array that holds every cell and MVM
+        m = tables[sc.MEASUREMENTS]
+        rows = max(int(m["row"].max()) + 1 if len(m) else 1, mvm_shapes[sc.MVM_INPUTS][0])
+        cols = max(int(m["col"].max()) + 1 if len(m) else 1, mvm_shapes[sc.MVM_OUTPUTS][0])
+        run_attrs["shape"] = np.array([rows, cols], dtype=np.int64)
+        report.notes.append(f"array shape lost: set to {rows} x {cols} from the cells seen")
     root_attrs["recovered_from"] = str(src)
     root_attrs["recovery"] = json.dumps({"lost": report.lost, "notes": report.notes})
     _write(dst, root_attrs, run_attrs, tables, mvm_shapes)
@@ -108,12 +125,38 @@ def _rebuilt_superblock(src: Path) -> Path:
     return tmp
 
 
-def _attributes(f: h5py.File) -> tuple[dict[str, Any], dict[str, Any], bool]:
-    stored = f.attrs.get(sc.DIGEST_ATTR)
-    stored = stored.decode("ascii", "replace") if isinstance(stored, bytes) else stored
-    ok = stored is None or stored == sc.attrs_digest(f)
-    root = {k: v for k, v in f.attrs.items() if k != sc.DIGEST_ATTR}
-    run = dict(f[sc.RUN].attrs.items())
+def _attributes(f: h5py.File, report: SalvageReport
+                ) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """Root and /run attributes, each read on its own: an unreadable one is reported lost."""
+    try:
+        stored = f.attrs.get(sc.DIGEST_ATTR)
+        stored = stored.decode("ascii", "replace") if isinstance(stored, bytes) else stored
+        ok = stored is None or stored == sc.attrs_digest(f)
+    except Exception:
+        ok = False
+    out: list[dict[str, Any]] = []
+    for where, attrs in (("/", f.attrs), ("/run", f[sc.RUN].attrs)):
+        found: dict[str, Any] = {}
+        for key in list(attrs.keys()):
+            if key == sc.DIGEST_ATTR:
+                continue
+            try:
+                found[key] = attrs[key]
+            except Exception:
+                report.lost.append(f"attribute {where} {key} (unreadable)")
+        out.append(found)
+    root, run = out
+    root["schema"], root["schema_version"] = sc.SCHEMA_NAME, sc.SCHEMA_VERSION
+    for key in sc.RUN_JSON_ATTRS:
+        try:
+            json.loads(run[key])
+        except Exception:
+            if key in run:
+                report.lost.append(f"attribute /run {key} (not valid JSON)")
+            run[key] = "{}"
+    for key, default in (("run_id", "unknown"), ("protocol", "unknown"), ("version", "unknown"),
+                         ("start_time", float("nan"))):
+        run.setdefault(key, default)
     return root, run, ok
 
 

@@ -168,7 +168,8 @@ def _cross_check(scans: dict[str, TableScan], shape: tuple[int, ...], start_time
             bad(f"event {idx} claims measurement rows {s}-{s + k - 1}, which do not fit")
             return
         owner[s:s + k] = idx
-    tail = owner == -2
+    lost_event = (m["event"] == sc.NO_INDEX) & report.recovered  # salvaged without its event
+    tail = (owner == -2) & ~lost_event
     if tail.any():
         first = int(np.argmax(tail))
         orphans = m["event"][first:]
@@ -178,8 +179,7 @@ def _cross_check(scans: dict[str, TableScan], shape: tuple[int, ...], start_time
             owner[first:] = len(e)
         else:
             bad(f"{int(tail.sum())} measurement rows belong to no event")
-    lost_events = (m["event"] == sc.NO_INDEX) & report.recovered
-    if len(m) and ((m["event"] != owner) & ~lost_events).any():
+    if len(m) and ((m["event"] != owner) & ~lost_event).any():
         bad("measurement rows name another event than the one that claims them")
     refs: tuple[tuple[str, str, str, int], ...] = (
         ("MVM rows", "mvm_start", "mvm_count", n_mvm),
