@@ -170,15 +170,15 @@ def _check(name: str, ref: dict[str, Any], got: dict[str, Any], what: str) -> No
             assert len(lines) == 1 and lines[0].startswith("error:"), f"{where}: {lines}"
 
 
-# more examples and another seed for a longer hunt: XBARLAB_DAMAGE_EXAMPLES=500 XBARLAB_DAMAGE_SEED=1
+# a longer hunt: XBARLAB_DAMAGE_EXAMPLES=500 XBARLAB_DAMAGE_SEED=1
 SCALE = int(os.environ.get("XBARLAB_DAMAGE_EXAMPLES", "0")) or 1
 SEED = int(os.environ.get("XBARLAB_DAMAGE_SEED", "20261206"))
 NAMES = ("write_verify", "read_map", "iv_sweep", "forming", "mvm", "streamed", "killed")
 
 
 @seed(SEED)
-@settings(max_examples=28 if SCALE == 1 else SCALE, deadline=None, suppress_health_check=list(HealthCheck),
-          print_blob=True)
+@settings(max_examples=28 if SCALE == 1 else SCALE, deadline=None,
+          suppress_health_check=list(HealthCheck), print_blob=True)
 @given(name=st.sampled_from(NAMES), where=st.floats(0, 1), head=st.booleans(),
        mask=st.integers(1, 255))
 def test_a_flipped_byte_is_caught_or_harmless(
@@ -197,8 +197,8 @@ def test_a_flipped_byte_is_caught_or_harmless(
 
 
 @seed(SEED + 1)
-@settings(max_examples=20 if SCALE == 1 else SCALE // 2, deadline=None, suppress_health_check=list(HealthCheck),
-          print_blob=True)
+@settings(max_examples=20 if SCALE == 1 else SCALE // 2, deadline=None,
+          suppress_health_check=list(HealthCheck), print_blob=True)
 @given(name=st.sampled_from(NAMES), where=st.floats(0, 1), head=st.booleans())
 def test_a_truncated_file_is_refused_or_salvaged(
     setup: tuple[dict[str, Any], Worker, Path], name: str, where: float, head: bool,

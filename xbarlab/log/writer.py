@@ -41,6 +41,8 @@ _join = b"".join
 _NO_EXTRAS = (sc.NO_INDEX, 0, sc.NO_INDEX, 0, sc.NO_INDEX, 0)
 _SIG_DTYPE = np.dtype([("kind", np.uint8), ("protocol", np.uint16), ("step", np.uint16),
                        ("scheme", np.uint8)])
+CHECKSUMS = True
+"""fletcher32 on every dataset. Switched off only by bench/bench_log.py to measure its cost."""
 _EXTRA_COLUMNS = ("mvm_start", "mvm_count", "message_start", "message_len", "data_start",
                   "data_len")
 
@@ -376,7 +378,7 @@ class HDF5Writer:
             sc.STOP: self._table(sc.STOP, sc.STOP_DTYPE, 1, sc.STOP_UNITS),
         }
         text = f.create_dataset(sc.TEXT, shape=(0,), maxshape=(None,), dtype=np.uint8,
-                                chunks=(16384,), fletcher32=True)
+                                chunks=(16384,), fletcher32=CHECKSUMS)
         text.attrs["encoding"] = "utf-8"
         datasets[sc.TEXT] = text
         m, n = (int(x) for x in doc.shape)
@@ -389,7 +391,8 @@ class HDF5Writer:
                                           (sc.MVM_OUTPUTS, n, np.float64, "A"),
                                           (sc.MVM_COMPLIANCE, n, np.bool_, "")):
             ds = f.create_dataset(name, shape=(0, width), maxshape=(None, width), dtype=dtype,
-                                  chunks=(self._mvm_cap, max(width, 1)), fletcher32=True)
+                                  chunks=(self._mvm_cap, max(width, 1)),
+                                  fletcher32=CHECKSUMS)
             if units:
                 ds.attrs["units"] = units
             datasets[name] = ds
@@ -412,7 +415,7 @@ class HDF5Writer:
         self, name: str, dtype: np.dtype[Any], chunk: int, units: dict[str, str]
     ) -> h5py.Dataset:
         ds = self._file.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype,
-                                       chunks=(chunk,), fletcher32=True)
+                                       chunks=(chunk,), fletcher32=CHECKSUMS)
         ds.attrs["units"] = sc.to_json(units)
         return ds
 
