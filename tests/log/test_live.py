@@ -66,6 +66,7 @@ def _assert_stream(rows: np.ndarray) -> None:
 
 
 def test_reader_sees_flushed_blocks_only(tmp_path: Path) -> None:
+    """A live reader sees exactly the rows the writer's end-of-data marker counts."""
     path = tmp_path / "live.h5"
     with HDF5Writer(path, block_rows=4, flush_interval=None) as writer:
         writer(run_start(STREAM_SHAPE))
@@ -75,7 +76,10 @@ def test_reader_sees_flushed_blocks_only(tmp_path: Path) -> None:
                 writer(stream_event(seq))
             log.refresh()
             assert log.counts()["measurements"] == 0  # still buffered
-            writer(stream_event(4))  # completes the block: flushed
+            writer(stream_event(4))  # completes the block: written, marked within 0.25 s
+            log.refresh()
+            assert log.counts()["measurements"] == writer.flushed_rows["measurements"]
+            writer.flush()  # marks it now
             log.refresh()
             _assert_stream(log.measurements_array())
             assert len(log.measurements_array()) == 4 and log.status == "unfinished"

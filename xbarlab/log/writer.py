@@ -32,6 +32,7 @@ from xbarlab.cells import CellMeasurement
 from xbarlab.documents import Document, Event, RunStart, RunStop
 from xbarlab.log import blocks
 from xbarlab.log import schema as sc
+from xbarlab.log.fletcher import with_checksum
 
 _I8, _F8, _B = blocks.INT, blocks.FLOAT, blocks.BOOL
 _CELL_BYTES = blocks.CELL_BYTES
@@ -123,6 +124,9 @@ class HDF5Writer:
         self._shape = (0, 0)
         self._last_flush = time.monotonic()
         self._interval = float("inf") if flush_interval is None else float(flush_interval)
+        self._marked = time.monotonic()  # when the end-of-data marker was last written
+        self._marked_rows = {"measurements": 0, "events": 0, "mvm": 0}
+        self._mark_every = min(self._interval / 4, 0.25)
         # `_due`: flush at every event (flush_interval 0). Otherwise the flush clock thread
         # flushes on its own (`_flush_clock`).
         self._due = self._interval == 0
@@ -341,7 +345,13 @@ class HDF5Writer:
 
     @property
     def flushed_rows(self) -> dict[str, int]:
-        """Rows already in the file (safe from a process kill), per table."""
+        """Rows in the file and counted by its end-of-data marker (what a reader trusts, and
+        what survives a process kill), per table."""
+        return dict(self._marked_rows)
+
+    @property
+    def written_rows(self) -> dict[str, int]:
+        """Rows appended to the file's tables so far (flushed or not, marked or not)."""
         return {"measurements": self._meas_total, "events": self._events_total,
                 "mvm": self._mvm_total}
 
@@ -404,7 +414,7 @@ class HDF5Writer:
                                      fletcher32=True)
         f.attrs[sc.DIGEST_ATTR] = np.bytes_(sc.attrs_digest(f))
         self._file.swmr_mode = True  # every object exists now; from here on only appends
-        self._flush()
+        self._flush(marker=True)
         if 0 < self._interval < float("inf"):
             self._clock = threading.Thread(
                 target=_flush_clock, args=(weakref.ref(self), self._clock_stop, self._interval),
@@ -612,11 +622,11 @@ class HDF5Writer:
         start, length = self._add_text(doc.reason) if doc.reason else (-1, 0)
         row = np.array([(doc.time, sc.STATUS_CODE[doc.status], doc.n_events, start, length)],
                        dtype=sc.STOP_DTYPE)
-        self._flush()  # rows before the stop row, so a reader seeing the stop sees all rows
+        self._write_all()  # rows before the stop row; the marker then counts them all
         self._append(sc.STOP, row, 1, 0)
         self._stop_rows = 1
         self._stopped = True
-        self._sync()
+        self._sync(marker=True)
 
     def _append(self, name: str, block: np.ndarray[Any, Any], n: int, total: int) -> int:
         return self._sinks[name].append(block, n, total)
@@ -624,7 +634,7 @@ class HDF5Writer:
     def flush(self) -> None:
         """Append every buffered row to the file and flush it (readers see them after this)."""
         with self._lock:
-            self._flush()
+            self._flush(marker=True)
 
     def _pending(self) -> bool:
         """Rows are buffered that the file does not have yet."""
@@ -634,14 +644,14 @@ class HDF5Writer:
     def _clock_flush(self, since: float) -> None:
         """The flush clock's flush: only if nobody flushed since `since` and rows wait."""
         with self._lock:
-            if self._last_flush <= since and self._pending():
-                self._flush()
+            if self._last_flush <= since and (self._pending() or self._marked < since):
+                self._flush(marker=True)
 
-    def _flush(self) -> None:
+    def _flush(self, marker: bool | None = None) -> None:
         if self._closed or not self._started:
             return
         self._write_all()
-        self._sync()
+        self._sync(marker)
 
     def _write_all(self) -> None:
         """Append every buffered row to its table, strings and labels first (no file flush)."""
@@ -667,18 +677,27 @@ class HDF5Writer:
         self._write_block()
         self._write_part()
 
-    def _sync(self) -> None:
+    def _sync(self, marker: bool | None = None) -> None:
         """Flush the file, then record the end-of-data marker of what it now holds.
 
         The marker is written only once the rows it counts are in the file (and, when
         durable, on disk), so a reader trusting the marker never trusts rows that are not.
+        It is written at every timed or explicit flush, at the run stop and at close; the
+        flushes of full blocks in a fast run update it at most every `_mark_every` s (it
+        costs a second file flush).
         """
         f = self._file
         f.flush()
         fd = f.id.get_vfd_handle()
         if self.durable:
             os.fsync(fd)
-        if self._eod is not None:
+        now = time.monotonic()
+        if marker is None:
+            marker = self._due or now - self._marked >= self._mark_every
+        if self._eod is not None and marker:
+            self._marked = now
+            self._marked_rows = {"measurements": self._meas_total, "events": self._events_total,
+                                 "mvm": self._mvm_total}
             self._flushes += 1
             self._eod[0] = (self._flushes, os.fstat(fd).st_size, self._meas_total,
                             self._events_total, self._labels_total, self._text_total,
@@ -768,8 +787,10 @@ class _Sink:
                 and ftype.dtype.descr == ds.dtype.descr)
         self.mtype = ftype if same else h5py.h5t.py_create(ds.dtype)
         chunks: tuple[int, ...] = ds.chunks or ()
-        unfiltered = ds.compression is None and not ds.shuffle and not ds.fletcher32
-        self.chunk = chunks[0] if same and unfiltered and len(chunks) == 1 else 0
+        # fletcher32 alone: whole chunks still go direct, with the checksum computed here
+        direct = ds.compression is None and not ds.shuffle
+        self.checksum = bool(ds.fletcher32)
+        self.chunk = chunks[0] if same and direct and len(chunks) == 1 else 0
         self._zeros = (0,) * len(self.tail)
         self._mspaces: dict[int, h5py.h5s.SpaceID] = {}  # memory spaces by row count
 
@@ -788,7 +809,9 @@ class _Sink:
         if a:
             self._write(rows, 0, a, total)
         for j in range(a, b, c):
-            self.id.write_direct_chunk((total + j,), rows[j:j + c])
+            part = rows[j:j + c]
+            self.id.write_direct_chunk((total + j,), with_checksum(part) if self.checksum
+                                       else part)
         if b < n:
             self._write(rows, b, n, total)
         return total + n
