@@ -23,6 +23,7 @@ LAYERS: list[set[str]] = [
     {"engine", "sim", "bench", "log"},
     {"config"},
     {"limits"},
+    {"cells"},
     {"messages", "documents", "biasing", "interrupts"},
     {"crossbar"},
 ]

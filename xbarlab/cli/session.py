@@ -14,6 +14,7 @@ from rich.table import Table
 
 from xbarlab.config import (
     ConfigError,
+    LogSettings,
     PatternTarget,
     ReadMapProtocol,
     SessionConfig,
@@ -89,7 +90,10 @@ def execute(
     try:
         plan = build_plan(cfg, backend.shape)
         t0 = time.perf_counter()
-        with HDF5Writer(out, overwrite=overwrite) as writer, ProgressSubscriber(console) as bar:
+        log = cfg.log
+        with HDF5Writer(out, overwrite=overwrite, flush_interval=log.flush_interval,
+                        durable=log.durable_for(cfg.backend)) as writer, \
+                ProgressSubscriber(console) as bar:
             engine = RunEngine(backend, cfg.limits, [writer, bar])
             result = engine.run(
                 plan, protocol=cfg.protocol.kind, config=cfg.model_dump(mode="json"),
@@ -196,6 +200,9 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(min=0)] = 0,
         overwrite: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
         plot: Annotated[bool, typer.Option(help="save a PNG overview next to the log")] = True,
+        durable: Annotated[bool, typer.Option(
+            help="fsync the log at every flush: survives a power cut (default off for sim)")
+        ] = False,
     ) -> None:
         """Program a pattern into a simulated crossbar with write-verify, logged to HDF5."""
         try:
@@ -205,6 +212,7 @@ def register(app: typer.Typer) -> None:
                 protocol=WriteVerifyArrayProtocol(
                     target=PatternTarget(pattern=pattern), passes=passes
                 ),
+                log=LogSettings(durable=durable),
             )
         except ValueError as exc:
             raise fail(str(exc)) from None
@@ -220,6 +228,10 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="HDF5 log file")],
         backend: Annotated[str | None, typer.Option(help="sim or bench (overrides config)")] = None,
         overwrite: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
+        durable: Annotated[bool | None, typer.Option(
+            "--durable/--no-durable", help="fsync the log at every flush, so that it survives "
+            "a power cut (default: the config's log.durable; unset: on for bench, off for sim)")
+        ] = None,
     ) -> None:
         """Run PROTOCOL with the parameters of a session config file."""
         try:
@@ -237,6 +249,9 @@ def register(app: typer.Typer) -> None:
                 if backend not in ("sim", "bench"):
                     raise ConfigError(f"--backend must be 'sim' or 'bench', got '{backend}'")
                 cfg = cfg.model_copy(update={"backend": backend})
+            if durable is not None:
+                cfg = cfg.model_copy(update={"log": cfg.log.model_copy(
+                    update={"durable": durable})})
         except ConfigError as exc:
             raise fail(str(exc)) from None
         _run(cfg, out, overwrite, None)
