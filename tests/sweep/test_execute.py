@@ -164,3 +164,20 @@ def test_many_logs_summary_matches_each_log(tmp_path: Path, scheduler: str) -> N
             assert n == len(log.measurements())
     assert isinstance(lazy.head(2), pd.DataFrame)
     assert json.loads((tmp_path / "points" / f"{pts[0].point_id}.json").read_text())["log"]
+
+
+def test_zipped_axes_collapse_into_one() -> None:
+    from xbarlab.analysis.sweep_plots import choose_columns, summary_table
+
+    frame = pd.DataFrame({
+        "param.sim.rows": [8, 8, 16, 16] * 2, "param.sim.cols": [8, 8, 16, 16] * 2,
+        "param.sim.r_wire_row": [0.0, 1.0] * 4, "param.seed": [0] * 4 + [1] * 4,
+        "status": ["success"] * 8, "in_tolerance_share": np.arange(8) / 10,
+    })
+    cols = choose_columns(frame, None, "sim.r_wire_row", None)
+    assert cols.metric == "in_tolerance_share" and cols.hue == "param.sim.rows"
+    assert cols.axes == ["param.sim.r_wire_row", "param.sim.rows"]  # cols rides with rows
+    table = summary_table(frame, cols)
+    assert list(table.columns[:2]) == ["r_wire_row", "rows"] and len(table) == 4
+    first = table[(table["r_wire_row"] == "0.0") & (table["rows"] == "8")].iloc[0]
+    assert first["mean"] == pytest.approx((0.0 + 0.4) / 2) and first["points"] == 2

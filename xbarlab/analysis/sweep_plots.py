@@ -54,6 +54,18 @@ def _column(frame: pd.DataFrame, name: str, what: str, allowed: list[str]) -> st
     raise ConfigError(f"--{what} {name}: not in the table; choose one of {shown}")
 
 
+def _independent(axes: list[str], frame: pd.DataFrame) -> list[str]:
+    """`axes` without those that change together with an earlier one (a `zip` group): they
+    add no information to a table or a plot."""
+    kept: list[str] = []
+    text = frame[axes].astype(str)
+    for a in axes:
+        n = text[a].nunique()
+        if not any(text[b].nunique() == n == len(text[[a, b]].drop_duplicates()) for b in kept):
+            kept.append(a)
+    return kept
+
+
 def choose_columns(
     frame: pd.DataFrame, metric: str | None, x: str | None, hue: str | None
 ) -> SweepColumns:
@@ -70,7 +82,7 @@ def choose_columns(
     else:
         metric = _column(frame, metric, "metric", numeric)
     axes = _axes(frame)
-    varied = [a for a in axes if frame[a].astype(str).nunique() > 1]
+    varied = _independent([a for a in axes if frame[a].astype(str).nunique() > 1], frame)
     x = _column(frame, x, "x", axes) if x else (varied[0] if varied else None)
     rest = [a for a in varied if a != x]
     hue = _column(frame, hue, "hue", axes) if hue else (rest[0] if rest else None)
@@ -86,8 +98,8 @@ def summary_table(frame: pd.DataFrame, cols: SweepColumns) -> pd.DataFrame:
     if not by:
         g = work
         out = pd.DataFrame({
-            "points": [len(g)], f"{cols.metric} mean": [g[cols.metric].mean()],
-            f"{cols.metric} std": [g[cols.metric].std(ddof=0)], "failed": [int(g._failed.sum())],
+            "points": [len(g)], "mean": [g[cols.metric].mean()],
+            "std": [g[cols.metric].std(ddof=0)], "failed": [int(g._failed.sum())],
         })
         return out
     keyed = work.assign(**{a: work[a].astype(str) for a in by})
@@ -96,8 +108,8 @@ def summary_table(frame: pd.DataFrame, cols: SweepColumns) -> pd.DataFrame:
         std=(cols.metric, lambda s: float(np.std(s.to_numpy(dtype=float)))),
         failed=("_failed", "sum"),
     ).reset_index()
-    return agg.rename(columns={"mean": f"{cols.metric} mean", "std": f"{cols.metric} std",
-                               **{a: a.removeprefix(PARAM) for a in by}})
+    return agg.rename(columns={"mean": "mean", "std": "std",
+                               **{a: a.rsplit(".", 1)[-1] for a in by}})
 
 
 def _label(col: str) -> str:

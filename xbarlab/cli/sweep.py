@@ -159,7 +159,8 @@ def report(
         cols = choose_columns(frame, metric, x, hue)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    table = Table(title=f"sweep {folder}: {len(frame)} points")
+    table = Table(title=f"sweep {folder}: {len(frame)} points; {cols.metric} per combination "
+                        "(mean and std over seeds)")
     shown = summary_table(frame, cols)
     for name in shown.columns:
         table.add_column(str(name))
