@@ -199,11 +199,15 @@ def programming_rows(value: ArrayOutcome) -> list[tuple[str, str]]:
          "programming the cells after them disturbs them (half-selected pulses), so the final "
          "read is the figure that counts"),
     ]
-    rows.insert(0, ("in plain words",
-                    f"{inside} of {n} cells ({percent(inside / n, 0)}) ended within "
-                    f"±{tol * 100:.3g} % of their target; the median cell is off by "
-                    f"{percent(float(np.median(abs_err)))}, the worst by "
-                    f"{percent(float(abs_err[worst]))}"))
+    plain = (f"{inside} of {n} cells ({percent(inside / n, 0)}) ended within "
+             f"±{tol * 100:.3g} % of their target; the median cell is off by "
+             f"{percent(float(np.median(abs_err)))}, the worst by "
+             f"{percent(float(abs_err[worst]))}")
+    healthy = np.array([not o.reason.startswith("stuck") for o in value.cells])
+    if value.cells[worst].reason.startswith("stuck") and healthy.any():
+        plain += (f" (a stuck device; worst of the others "
+                  f"{percent(float(abs_err[healthy].max()))})")
+    rows.insert(0, ("in plain words", plain))
     if stuck:
         rows.append(("given up as stuck", f"{stuck} cells (their write-verify could not move "
                                           "them: stuck devices)"))
