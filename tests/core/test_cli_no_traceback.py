@@ -61,6 +61,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 CASES: list[tuple[str, int, str]] = [
     ("demo --out {dir}/run.png", 2, "must end in .h5"),
     ("demo --out {dir}/folder", 2, "is a folder"),
+    ("demo --out {dir}/folder --overwrite", 2, "is a folder"),
+    ("demo --out {dir}/pic.png --overwrite", 2, "must end in .h5"),
     ("demo --out {dir}/text.h5 --overwrite --size 2", 2, "not replaced"),
     ("demo --pattern spiral", 2, "'spiral' is not one of"),
     ("demo --device nope", 2, "choose one of: simple, tio2-o921c"),
@@ -81,6 +83,8 @@ CASES: list[tuple[str, int, str]] = [
     ("run read_map -c " + str(EXAMPLES / "session-read-map.yaml") + " --backend cloud "
      "--out {dir}/c.h5", 2, "'cloud' is not one of"),
     ("run nope -c {dir}/empty.yaml --out {dir}/a.h5", 2, "'nope' is not one of"),
+    ("run read_map -c " + str(EXAMPLES / "session-read-map.yaml") + " --out {dir}/nodir/x.h5",
+     0, ""),
     ("log summary {dir}/nofile.h5", 2, "nofile.h5"),
     ("log summary {dir}/pic.png", 2, "pic.png"),
     ("log summary {dir}/text.h5", 2, "text.h5"),
