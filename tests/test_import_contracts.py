@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"config"},
     {"limits"},
     {"messages", "documents", "biasing", "interrupts"},
-    {"crossbar"},
+    {"crossbar", "units"},
 ]
 # Third-party packages that only one part of xbarlab may import.
 OWNERS = {"torch": {"nn"}, "h5py": {"log"}, "pyvisa": {"drivers"}, "serial": {"drivers"}}

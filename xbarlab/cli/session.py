@@ -67,13 +67,9 @@ def default_out(stem: str) -> Path:
     return Path(f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.h5")
 
 
-def _device_help() -> str:
-    from xbarlab.sim.presets import list_presets
-
-    return ", ".join(list_presets())
-
-
-DEVICE_HELP = _device_help()
+# Listing the device models needs every preset parsed (about a second): --help names the
+# usual ones, and a wrong name gets the full list.
+DEVICE_HELP = "tio2-o921c (default), simple or another compact preset (xbarlab device list)"
 
 
 def build_backend(cfg: SessionConfig) -> Crossbar:
