@@ -164,3 +164,15 @@ def test_si_prefixes_and_symbols() -> None:
     assert si(-2.5, "V") == "-2.5 V" and si(2.0, "V", signed=True) == "+2 V"
     assert si(1400.0, "Ω") == "1.4 kΩ"
     assert duration(0.0123) == "12.3 ms" and duration(4.2) == "4.20 s"
+
+
+def test_a_sneak_path_dominated_read_map_is_flagged_in_the_summary(tmp_path: Path) -> None:
+    cfg = tmp_path / "f.yaml"
+    cfg.write_text("sim: {rows: 12, cols: 12, fidelity: wires, r_wire_row: 1.0, r_wire_col: 1.0}\n"
+                   "protocol: {kind: read_map, params: {scheme: floating}}\n")
+    res = runner.invoke(app, ["run", "read_map", "-c", str(cfg), "--out", str(tmp_path / "f.h5")])
+    assert res.exit_code == 0, res.output
+    assert "144 of 144 reads above what one device can conduct (893 µS)" in flat(res.output)
+    cfg.write_text(cfg.read_text().replace("floating", "grounded"))
+    res = runner.invoke(app, ["run", "read_map", "-c", str(cfg), "--out", str(tmp_path / "g.h5")])
+    assert res.exit_code == 0 and "sneak paths" not in res.output

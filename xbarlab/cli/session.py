@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from xbarlab.cli.common import STATUS_EXIT, ExitCode, fail, output_path
-from xbarlab.cli.validate import device_names
+from xbarlab.cli.validate import device_names, device_range
 from xbarlab.config import (
     ConfigError,
     PatternTarget,
@@ -31,7 +31,7 @@ from xbarlab.messages import Plan
 from xbarlab.protocols.patterns import target_map
 from xbarlab.protocols.read_map import read_map
 from xbarlab.protocols.write_verify import ArrayOutcome, write_verify_array
-from xbarlab.units import MICRO, duration, percent, si
+from xbarlab.units import duration, percent, si
 
 console = Console()
 err_console = Console(stderr=True)
@@ -129,7 +129,9 @@ def execute(
     try:
         plan = build_plan(cfg, backend.shape)
         t0 = time.perf_counter()
-        with HDF5Writer(out, overwrite=overwrite) as writer, ProgressSubscriber(console) as bar:
+        what = "programming" if isinstance(cfg.protocol, WriteVerifyArrayProtocol) else "reading"
+        with HDF5Writer(out, overwrite=overwrite) as writer, \
+                ProgressSubscriber(console, what) as bar:
             engine = RunEngine(backend, cfg.limits, [writer, bar])
             result = engine.run(
                 plan, protocol=cfg.protocol.kind, config=cfg.model_dump(mode="json"),
@@ -138,7 +140,8 @@ def execute(
         elapsed = time.perf_counter() - t0
     finally:
         _close(backend)
-    print_summary(result, elapsed, out)
+    reach = device_range(cfg.sim.device) if cfg.backend == "sim" else None
+    print_summary(result, elapsed, out, g_device_max=None if reach is None else 1.25 * reach[1])
     if plot is not None:
         from xbarlab.analysis.session_plots import plot_session
 
@@ -210,8 +213,12 @@ def programming_rows(value: ArrayOutcome) -> list[tuple[str, str]]:
     return rows
 
 
-def print_summary(result: RunResult, elapsed: float, out: Path) -> None:
-    """The session's outcome as a table, and the final map when there is one."""
+def print_summary(result: RunResult, elapsed: float, out: Path,
+                  g_device_max: float | None = None) -> None:
+    """The session's outcome as a table, and the final map when there is one.
+
+    `g_device_max` (S): the most one device can conduct; reads above it are flagged as
+    dominated by sneak currents."""
     table = Table(title=f"run {result.run_id[:8]}", show_header=False)
     colour = _STATUS_COLOUR.get(result.status, "white")
     table.add_row("status", f"[{colour}]{result.status.value}[/] {result.reason}")
@@ -235,8 +242,13 @@ def print_summary(result: RunResult, elapsed: float, out: Path) -> None:
                 for why, cells in by_reason.items()
             ))
     elif isinstance(value, np.ndarray) and value.size:
-        table.add_row(f"conductance ({MICRO}S)", f"min {value.min()*1e6:.1f}, "
-                      f"median {np.median(value)*1e6:.1f}, max {value.max()*1e6:.1f}")
+        table.add_row("conductance", f"min {si(float(value.min()), 'S')}, median "
+                      f"{si(float(np.median(value)), 'S')}, max {si(float(value.max()), 'S')}")
+        if g_device_max is not None and (value > g_device_max).any():
+            table.add_row("[yellow]sneak paths[/]",
+                          f"{int((value > g_device_max).sum())} of {value.size} reads above what "
+                          f"one device can conduct ({si(g_device_max, 'S')}): sneak currents "
+                          "dominate them, they are not device conductances")
     table.add_row("operations logged", str(result.n_events))
     table.add_row("time", duration(elapsed))
     table.add_row("log", str(out))
