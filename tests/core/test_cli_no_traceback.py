@@ -49,6 +49,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (d / "high-limits.yaml").write_text(
         f"backend: bench\nbench: {d / 'bench.yaml'}\nlimits: {{v_max: 60, pulse_v_max: 50}}\n"
         "protocol: {kind: write_verify_array, params: {set_max: 50}}\n")
+    (d / "short-pulses.yaml").write_text(  # the bench config allows 100 µs .. 1 ms
+        f"backend: bench\nbench: {d / 'bench.yaml'}\nprotocol: {{kind: write_verify_array}}\n")
     (d / "set-max-50.yaml").write_text(
         "protocol: {kind: write_verify_array, params: {set_max: 50}}\n")
     (d / "absurd-targets.yaml").write_text(
@@ -78,6 +80,8 @@ CASES: list[tuple[str, int, str]] = [
     ("run write_verify_array -c {dir}/high-limits.yaml --out {dir}/a.h5", 2,
      "is beyond what the bench config"),
     ("run read_map -c {dir}/bench-session.yaml --out {dir}/b.h5", 1, "cannot open the bench"),
+    ("run write_verify_array -c {dir}/short-pulses.yaml --out {dir}/b.h5", 2,
+     "width: 1 µs is outside the limits of the bench config"),
     ("run read_map -c " + str(EXAMPLES / "session-read-map.yaml") + " --out {dir}/pic.png", 2,
      "must end in .h5"),
     ("run read_map -c " + str(EXAMPLES / "session-read-map.yaml") + " --backend cloud "

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from xbarlab.cli.common import STATUS_EXIT, ExitCode, fail, output_path
@@ -62,6 +63,14 @@ class BackendUnavailable(RuntimeError):
     """The backend could not be opened (an instrument unreachable, a link refused)."""
 
 
+def brief(text: str, limit: int = 300) -> str:
+    """`text` cut to `limit` characters for a summary (the log keeps the whole reason)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rstrip() + "… (whole text: xbarlab log summary)"
+
+
 def default_out(stem: str) -> Path:
     """A fresh, timestamped output file name in the current directory."""
     return Path(f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.h5")
@@ -110,8 +119,9 @@ def _close(backend: Crossbar) -> None:
     try:
         close() if callable(close) else backend.safe_state()
     except Exception as exc:
-        err_console.print(f"[bold yellow]warning:[/] closing the backend: {type(exc).__name__}: "
-                          f"{exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold yellow]warning:[/] closing the backend: "
+                          f"{escape(brief(f'{type(exc).__name__}: {exc}'))}",
+                          highlight=False, soft_wrap=True)
 
 
 def execute(
@@ -221,7 +231,7 @@ def print_summary(result: RunResult, elapsed: float, out: Path,
     dominated by sneak currents."""
     table = Table(title=f"run {result.run_id[:8]}", show_header=False)
     colour = _STATUS_COLOUR.get(result.status, "white")
-    table.add_row("status", f"[{colour}]{result.status.value}[/] {result.reason}")
+    table.add_row("status", f"[{colour}]{result.status.value}[/] {escape(brief(result.reason))}")
     value: Any = result.value
     if isinstance(value, ArrayOutcome) and value.cells:
         for label, text in programming_rows(value):

@@ -79,26 +79,29 @@ def _limits_problems(session: BenchLimits, bench: BenchLimits, where: str) -> li
     return out
 
 
-def _params_problems(cfg: SessionConfig) -> list[str]:
-    lim, proto = cfg.limits, cfg.protocol
+def _params_problems(cfg: SessionConfig, lim: BenchLimits | None = None,
+                     where: str = "") -> list[str]:
+    """Protocol amplitudes, widths and read voltage beyond `lim` (default: the session's)."""
+    lim = cfg.limits if lim is None else lim
+    proto = cfg.protocol
     out = []
     if isinstance(proto, WriteVerifyArrayProtocol):
         p = proto.params
         pre = "protocol.params"
         if p.set_max > lim.pulse_v_max:
-            out.append(f"{pre}.set_max: {si(p.set_max, 'V')} is above limits.pulse_v_max "
+            out.append(f"{pre}.set_max: {si(p.set_max, 'V')} is above limits.pulse_v_max{where} "
                        f"({si(lim.pulse_v_max, 'V')})")
         if p.reset_min < lim.pulse_v_min:
-            out.append(f"{pre}.reset_min: {si(p.reset_min, 'V')} is below limits.pulse_v_min "
-                       f"({si(lim.pulse_v_min, 'V')})")
+            out.append(f"{pre}.reset_min: {si(p.reset_min, 'V')} is below "
+                       f"limits.pulse_v_min{where} ({si(lim.pulse_v_min, 'V')})")
         if not lim.pulse_width_min <= p.width <= lim.pulse_width_max:
-            out.append(f"{pre}.width: {si(p.width, 's')} is outside the limits "
+            out.append(f"{pre}.width: {si(p.width, 's')} is outside the limits{where} "
                        f"[{si(lim.pulse_width_min, 's')}, {si(lim.pulse_width_max, 's')}]")
         v_read = p.v_read
     else:
         pre, v_read = "protocol.params", proto.params.v_read
     if v_read > lim.read_v_max:
-        out.append(f"{pre}.v_read: {si(v_read, 'V')} is above limits.read_v_max "
+        out.append(f"{pre}.v_read: {si(v_read, 'V')} is above limits.read_v_max{where} "
                    f"({si(lim.read_v_max, 'V')})")
     return out
 
@@ -136,6 +139,10 @@ def session_problems(cfg: SessionConfig, source: str = "session") -> list[str]:
             return [*out, str(exc)]
         out += [f"{source}: {p}" for p in _limits_problems(cfg.limits, bench.limits,
                                                            str(bench_path))]
+        flagged = {p.split(":")[0] for p in _params_problems(cfg)}
+        out += [f"{source}: {p}" for p in _params_problems(
+            cfg, bench.limits, f" of the bench config {bench_path}")
+            if p.split(":")[0] not in flagged]
         shape = (bench.rows, bench.cols)
     out += [f"{source}: {p}" for p in _target_problems(cfg, shape)]
     return out
