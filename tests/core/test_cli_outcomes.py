@@ -176,3 +176,15 @@ def test_a_sneak_path_dominated_read_map_is_flagged_in_the_summary(tmp_path: Pat
     cfg.write_text(cfg.read_text().replace("floating", "grounded"))
     res = runner.invoke(app, ["run", "read_map", "-c", str(cfg), "--out", str(tmp_path / "g.h5")])
     assert res.exit_code == 0 and "sneak paths" not in res.output
+
+
+def test_compliance_hits_are_counted_in_the_summary(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(SESSION.format(low=150e-6, high=590e-6) + "limits: {compliance: 1.0e-4}\n")
+    res = runner.invoke(app, ["run", "write_verify_array", "-c", str(cfg), "--out",
+                              str(tmp_path / "c.h5")])
+    assert res.exit_code == 3, res.output
+    text = flat(res.output)
+    # two 590 µS targets, one pulse each at 1.1 V on a 100-200 µS device: > 100 µA
+    assert re.search(r"compliance 2 of 2 pulses(, \d+ of \d+ reads)? hit the current "
+                     r"compliance \(100 µA\)", text), text

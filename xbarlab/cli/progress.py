@@ -32,6 +32,8 @@ class ProgressSubscriber:
         )
         self._task = self._progress.add_task(description, total=None, pulses=0)
         self._pulses = 0
+        self.compliance: dict[str, int] = {"pulse": 0, "read": 0}  # operations that hit it
+        self.operations: dict[str, int] = {"pulse": 0, "read": 0}
         self._done: tuple[int, int] | None = None
         self._pass: int | None = None
         self._t0 = time.monotonic()
@@ -68,6 +70,10 @@ class ProgressSubscriber:
 
     def __call__(self, doc: Document) -> None:
         if isinstance(doc, Event):
+            if doc.kind in (EventKind.PULSE, EventKind.READ):
+                self.operations[doc.kind.value] += 1
+                if doc.compliance.any():
+                    self.compliance[doc.kind.value] += 1
             if doc.kind is EventKind.PULSE:
                 self._pulses += 1
             elif doc.kind is EventKind.CHECKPOINT and doc.data and "progress" in doc.data:

@@ -151,7 +151,14 @@ def execute(
     finally:
         _close(backend)
     reach = device_range(cfg.sim.device) if cfg.backend == "sim" else None
-    print_summary(result, elapsed, out, g_device_max=None if reach is None else 1.25 * reach[1])
+    hits = [f"{bar.compliance[k]} of {bar.operations[k]} {k}s" for k in ("pulse", "read")
+            if bar.compliance[k]]
+    print_summary(result, elapsed, out, g_device_max=None if reach is None else 1.25 * reach[1],
+                  compliance=(f"{', '.join(hits)} hit the current compliance"
+                              + (f" ({si(cfg.limits.compliance, 'A')})" if cfg.backend == "sim"
+                                 else "")
+                              + ": the device saw less than the set voltage, a read there is "
+                              "a lower bound") if hits else "")
     if plot is not None:
         from xbarlab.analysis.session_plots import plot_session
 
@@ -224,7 +231,7 @@ def programming_rows(value: ArrayOutcome) -> list[tuple[str, str]]:
 
 
 def print_summary(result: RunResult, elapsed: float, out: Path,
-                  g_device_max: float | None = None) -> None:
+                  g_device_max: float | None = None, compliance: str = "") -> None:
     """The session's outcome as a table, and the final map when there is one.
 
     `g_device_max` (S): the most one device can conduct; reads above it are flagged as
@@ -259,6 +266,8 @@ def print_summary(result: RunResult, elapsed: float, out: Path,
                           f"{int((value > g_device_max).sum())} of {value.size} reads above what "
                           f"one device can conduct ({si(g_device_max, 'S')}): sneak currents "
                           "dominate them, they are not device conductances")
+    if compliance:
+        table.add_row("[yellow]compliance[/]", compliance)
     table.add_row("operations logged", str(result.n_events))
     table.add_row("time", duration(elapsed))
     table.add_row("log", str(out))
