@@ -81,7 +81,7 @@ def test_write_verify_pulses_on_every_smu_kind(kind: str) -> None:
     params = WriteVerifyParams(width=width, tolerance=0.1, step=0.05, set_start=0.8,
                                reset_start=-0.8, max_pulses=30, max_pulses_at_limit=5)
     targets = np.full((8, 8), 60e-6)
-    with emulated(cfg) as (emu, bench):
+    with emulated(cfg, timeout=5.0) as (emu, bench):  # generous: a loaded machine
         result, docs = run(bench.crossbar, cfg, write_verify_array(targets, params,
                                                                     cells=CELLS))
         assert result.ok, result.reason
