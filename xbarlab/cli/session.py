@@ -152,7 +152,11 @@ def print_summary(result: RunResult, elapsed: float, out: Path) -> None:
             f"max {max(pulses)})"
         )
         err = np.abs(value.final - value.targets) / value.targets
-        table.add_row("final |error|", f"median {np.median(err):.2%}, max {err.max():.2%}")
+        if np.isfinite(err).any():
+            table.add_row("final |error|",
+                          f"median {np.nanmedian(err):.2%}, max {np.nanmax(err):.2%}")
+        if value.n_compliance:
+            table.add_row("stopped by compliance", f"{value.n_compliance} / {n} cells")
         failed = [o for o in value.cells if not o.converged]
         if failed:
             by_reason: dict[str, list[str]] = {}
