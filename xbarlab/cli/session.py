@@ -23,7 +23,8 @@ from xbarlab.config import (
 )
 from xbarlab.crossbar import Crossbar
 from xbarlab.documents import RunStatus
-from xbarlab.engine import RunEngine, RunResult
+from xbarlab.engine import RunAborted, RunEngine, RunResult
+from xbarlab.interrupts import begin_cleanup, interruptible
 from xbarlab.messages import Plan
 from xbarlab.protocols.patterns import target_map
 from xbarlab.protocols.read_map import read_map
@@ -85,26 +86,54 @@ def execute(
     for path in (out, plot):
         if path is not None and path.exists() and not overwrite:
             raise FileExistsError(f"{path} exists; choose another --out or pass --overwrite")
-    backend = build_backend(cfg)
-    try:
-        plan = build_plan(cfg, backend.shape)
-        t0 = time.perf_counter()
-        with HDF5Writer(out, overwrite=overwrite) as writer, ProgressSubscriber(console) as bar:
-            engine = RunEngine(backend, cfg.limits, [writer, bar])
-            result = engine.run(
-                plan, protocol=cfg.protocol.kind, config=cfg.model_dump(mode="json"),
-                seed=cfg.seed,
-            )
-        elapsed = time.perf_counter() - t0
-    finally:
-        close = getattr(backend, "close", None)  # bench: safe state, then every link closed
-        close() if callable(close) else backend.safe_state()
+    # Ctrl-C / SIGTERM raise until the run's cleanup begins, then wait for the safe state, the
+    # log and the closed links (said so on stderr)
+    with interruptible(RunAborted):
+        backend = build_backend(cfg)
+        supervisor = getattr(backend, "supervisor", None)
+        if supervisor is not None:
+            supervisor.log_to(out)  # its note goes next to the HDF5 log
+        closing = ""
+        try:
+            plan = build_plan(cfg, backend.shape)
+            t0 = time.perf_counter()
+            with HDF5Writer(out, overwrite=overwrite) as writer, \
+                    ProgressSubscriber(console) as bar:
+                engine = RunEngine(backend, cfg.limits, [writer, bar])
+                result = engine.run(
+                    plan, protocol=cfg.protocol.kind, config=cfg.model_dump(mode="json"),
+                    seed=cfg.seed,
+                )
+            elapsed = time.perf_counter() - t0
+        finally:
+            begin_cleanup()
+            closing = _close(backend)
+    if closing and "safe state" not in result.reason:
+        err_console.print(f"[bold red]error:[/] closing the bench: {closing}", highlight=False,
+                          soft_wrap=True)
+    if supervisor is not None and "safe state" in result.reason:
+        err_console.print(
+            "[bold red]error:[/] the safe state was not confirmed by every instrument: check "
+            "the bench before touching it. The safety supervisor tries once more on fresh "
+            f"links and notes the outcome in {out.name}.safety.txt", highlight=False,
+            soft_wrap=True)
     print_summary(result, elapsed, out)
     if plot is not None:
         from xbarlab.analysis.session_plots import plot_session
 
         console.print(f"plot: {plot_session(out, plot)}")
     return result
+
+
+def _close(backend: Crossbar) -> str:
+    """Safe state and closed links (bench) or the safe state (sim); the failure, if any, as one
+    line (the run's own safe state already reported it in the run stop)."""
+    close = getattr(backend, "close", None)  # bench: safe state, then every link closed
+    try:
+        close() if callable(close) else backend.safe_state()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return ""
 
 
 def render_map(g: np.ndarray, width: int = 80) -> str:
@@ -180,6 +209,9 @@ def print_summary(result: RunResult, elapsed: float, out: Path) -> None:
 
 
 def _exit_code(result: RunResult) -> int:
+    """0 success, 1 failed, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM): 128 + signal."""
+    if result.status is RunStatus.ABORTED and result.reason.startswith("SIGTERM"):
+        return 143
     return {RunStatus.SUCCESS: 0, RunStatus.FAILED: 1, RunStatus.ABORTED: 130}[result.status]
 
 
@@ -251,5 +283,11 @@ def _run(cfg: SessionConfig, out: Path, overwrite: bool, plot: Path | None) -> N
         result = execute(cfg, out, overwrite=overwrite, plot=plot)
     except (ConfigError, FileExistsError, KeyError, ValueError) as exc:
         raise fail(str(exc).strip("'\"")) from None
+    except (KeyboardInterrupt, RunAborted) as exc:
+        what = "SIGTERM" if isinstance(exc, RunAborted) else "Ctrl-C"
+        raise fail(f"{what} before the run started; nothing was switched on and every link "
+                   "that was open is closed", 143 if what == "SIGTERM" else 130) from None
+    except (OSError, RuntimeError) as exc:  # the bench could not be opened (link, identity)
+        raise fail(f"cannot start the session: {type(exc).__name__}: {exc}", 1) from None
     if not result.ok:
         raise typer.Exit(_exit_code(result))
