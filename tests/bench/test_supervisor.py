@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -56,7 +56,7 @@ def _start(session: Path, out: Path) -> subprocess.Popen[bytes]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _wait(cond, timeout: float, step: float = 0.002) -> float | None:  # type: ignore[no-untyped-def]
+def _wait(cond: Callable[[], object], timeout: float, step: float = 0.002) -> float | None:
     """Seconds until `cond()` held (polled), or None after `timeout`."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
@@ -78,7 +78,7 @@ def test_sigkill_at_random_moments_leaves_the_bench_safe(
         out = tmp_path / f"run{k}.h5"
         proc = _start(session, out)
         try:
-            operating = _wait(lambda: not emu.safe or proc.poll() is not None, 60.0)
+            operating = _wait(lambda p=proc: not emu.safe or p.poll() is not None, 60.0)
             assert operating is not None and proc.poll() is None, \
                 f"seed {seed}, kill {k}: the session never operated (exit {proc.returncode})"
             time.sleep(rng.uniform(0.0, 0.4))  # somewhere in the operations that follow
@@ -94,7 +94,7 @@ def test_sigkill_at_random_moments_leaves_the_bench_safe(
         times.append(t_safe)
         note = safety_log_path(out)
         assert _wait(note.exists, 10.0) is not None, f"kill {k}: the supervisor left no note"
-        _wait(lambda: "\n" in note.read_text(encoding="utf-8"), 5.0)
+        _wait(lambda n=note: "\n" in n.read_text(encoding="utf-8"), 5.0)
         text = note.read_text(encoding="utf-8")
         assert "died" in text and "safe state reached" in text, text
     assert not emu.violations, emu.violations  # relays never switched with an output on
