@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from xbarlab.bench.config import SMU_DRIVERS, BenchConfig
@@ -41,34 +42,46 @@ def _channels(config: BenchConfig) -> dict[str, list[str]]:
     return out
 
 
+def _rescue_one(cfg: BenchConfig, name: str, channels: list[str]) -> str:
+    """Safe state of one instrument on a new link; one line, never raises."""
+    icfg = cfg.instruments[name]
+    t0 = time.monotonic()
+    transport = default_transport(name, icfg)
+    try:
+        drivers = [make_driver(name, icfg, transport, ch, (cfg.rows, cfg.cols),
+                               v_max=cfg.limits.v_max) for ch in channels]
+        drivers[0].connect(icfg.identity)
+        failures = []
+        for d in drivers:
+            try:
+                d.safe_state()
+            except Exception as exc:  # every channel is tried
+                failures.append(f"{d.name}: {type(exc).__name__}: {exc}")
+        if failures:
+            return f"{name} FAILED ({'; '.join(failures)})"
+        kind = "outputs off" if icfg.driver in SMU_DRIVERS else (
+            "relays open" if icfg.driver == "keithley707b" else "lines off")
+        return f"{name} safe ({kind}, {(time.monotonic() - t0) * 1e3:.0f} ms)"
+    except Exception as exc:  # a dead link, a wrong identity: reported, the others go on
+        return f"{name} FAILED ({type(exc).__name__}: {exc})"
+    finally:
+        with contextlib.suppress(Exception):
+            transport.close()
+
+
 def rescue_bench(config: Mapping[str, Any]) -> list[str]:
-    """Safe state of every instrument of `config` on new links; one line per instrument."""
+    """Safe state of every instrument of `config` on new links; one line per instrument.
+
+    The SMUs are done in parallel (one thread per instrument: their round trips overlap),
+    then the matrices, then the boards."""
     cfg = BenchConfig.model_validate(config)
-    shape = (cfg.rows, cfg.cols)
     used = _channels(cfg)
-    lines = []
-    for name in sorted(used, key=lambda n: (_ORDER.get(cfg.instruments[n].driver, 0), n)):
-        icfg = cfg.instruments[name]
-        t0 = time.monotonic()
-        transport = default_transport(name, icfg)
-        try:
-            drivers = [make_driver(name, icfg, transport, ch, shape, v_max=cfg.limits.v_max)
-                       for ch in used[name]]
-            drivers[0].connect(icfg.identity)
-            failures = []
-            for d in drivers:
-                try:
-                    d.safe_state()
-                except Exception as exc:  # every channel is tried
-                    failures.append(f"{d.name}: {type(exc).__name__}: {exc}")
-            kind = "outputs off" if icfg.driver in SMU_DRIVERS else (
-                "relays open" if icfg.driver == "keithley707b" else "lines off")
-            ms = (time.monotonic() - t0) * 1e3
-            lines.append(f"{name} FAILED ({'; '.join(failures)})" if failures
-                         else f"{name} safe ({kind}, {ms:.0f} ms)")
-        except Exception as exc:  # a dead link, a wrong identity: reported, others go on
-            lines.append(f"{name} FAILED ({type(exc).__name__}: {exc})")
-        finally:
-            with contextlib.suppress(Exception):
-                transport.close()
+    stages: dict[int, list[str]] = {}
+    for name in sorted(used):
+        stages.setdefault(_ORDER.get(cfg.instruments[name].driver, 0), []).append(name)
+    lines: list[str] = []
+    for stage in sorted(stages):
+        names = stages[stage]
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            lines += pool.map(lambda n: _rescue_one(cfg, n, used[n]), names)
     return lines

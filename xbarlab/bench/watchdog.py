@@ -167,12 +167,13 @@ def _load(target: str) -> Rescue:
     return fn
 
 
-def _note(message: str, log: Path | None) -> None:
+def _note(message: str, log: Path | None, stderr: bool = True) -> None:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     line = f"{stamp} xbarlab supervisor: {message}"
-    with contextlib.suppress(OSError):
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+    if stderr or log is None:
+        with contextlib.suppress(OSError):
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
     if log is not None:
         with contextlib.suppress(OSError), safety_log_path(log).open("a", encoding="utf-8") as f:
             f.write(line + "\n")
@@ -204,8 +205,9 @@ def supervise(rescue: Rescue, config: Mapping[str, Any], commands: IO[str],
             lines, ok = [f"rescue failed: {type(exc).__name__}: {exc}"], False
         dt = time.monotonic() - t0
         verdict = "safe state reached" if ok else "safe state NOT reached for every instrument"
+        # after an unsafe end the session already told its user where to look: file only
         _note(f"session pid {session_pid} {why}; {verdict} in {dt * 1e3:.0f} ms: "
-              + "; ".join(lines), log)
+              + "; ".join(lines), log, stderr=word != UNSAFE)
         return 0 if ok else 1
 
 

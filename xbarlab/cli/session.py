@@ -164,7 +164,10 @@ def print_summary(result: RunResult, elapsed: float, out: Path) -> None:
     """The session's outcome as a table, and the final map when there is one."""
     table = Table(title=f"run {result.run_id[:8]}", show_header=False)
     colour = "green" if result.ok else "red"
-    table.add_row("status", f"[{colour}]{result.status.value}[/] {result.reason}")
+    reason = result.reason
+    if len(reason) > 240:  # the log keeps all of it
+        reason = reason[:240].rsplit(" ", 1)[0] + f" ... (in full: xbarlab log summary {out})"
+    table.add_row("status", f"[{colour}]{result.status.value}[/] {reason}")
     value: Any = result.value
     if isinstance(value, ArrayOutcome):
         n = len(value.cells)

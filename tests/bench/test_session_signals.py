@@ -1,0 +1,94 @@
+"""`xbarlab run` as a user meets it: Ctrl-C while it starts is one line, SIGTERM is an abort
+with exit code 143 and the log says so, a bench whose links are lost for good ends in one
+error line and the summary (no traceback, the safe state tried once in the session)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.emulators.benches import K2600_707B, SIM, WV_PARAMS, bench_config
+from xbarlab.drivers.emulators.bench import EmulatedBench
+from xbarlab.log.reader import LogReader
+
+ROOT = Path(__file__).resolve().parents[2]
+XBARLAB = [sys.executable, "-c", "from xbarlab.cli.entry import main; main()"]
+
+
+def _run(args: list[str], **kw: object) -> subprocess.Popen[str]:
+    return subprocess.Popen([*XBARLAB, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, **kw)  # type: ignore[call-overload]
+
+
+def test_ctrl_c_while_starting_is_one_line(tmp_path: Path) -> None:
+    proc = _run(["run", "write_verify_array", "-c", str(ROOT / "examples" /
+                                                      "session-write-verify.yaml"),
+                 "--out", str(tmp_path / "x.h5")])
+    time.sleep(0.3)  # python is importing xbarlab
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err + out
+    if proc.returncode == -signal.SIGINT:  # the signal beat the interpreter's own handler
+        pytest.skip("SIGINT arrived before Python started")
+    assert proc.returncode == 130, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and ("interrupted" in lines[0] or "Ctrl-C" in lines[0]), err
+
+
+@pytest.mark.slow
+def test_sigterm_is_an_abort_with_exit_code_143(tmp_path: Path) -> None:
+    out = tmp_path / "x.h5"
+    proc = _run(["run", "write_verify_array", "-c", str(ROOT / "examples" /
+                                                      "session-write-verify.yaml"),
+                 "--out", str(out)])
+    deadline = time.monotonic() + 60
+    while not out.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    stdout, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, (stdout, err)
+    assert "Traceback" not in err + stdout and "aborted" in stdout
+    with LogReader(out) as log:
+        assert log.status == "aborted" and log.end is not None
+        assert log.end.reason == "SIGTERM received"
+
+
+@pytest.mark.slow
+def test_links_lost_for_good_end_in_one_line_and_the_summary(tmp_path: Path) -> None:
+    emu = EmulatedBench(bench_config(K2600_707B), SIM).start()
+    try:
+        bench_yaml = tmp_path / "bench.yaml"
+        bench_yaml.write_text(yaml.safe_dump(emu.config(timeout=1.0).model_dump(mode="json")),
+                              encoding="utf-8")
+        session = tmp_path / "session.yaml"
+        session.write_text(yaml.safe_dump({
+            "backend": "bench", "bench": str(bench_yaml), "limits": K2600_707B["limits"],
+            "protocol": {"kind": "write_verify_array",
+                         "params": WV_PARAMS.model_dump(mode="json")}}), encoding="utf-8")
+        out = tmp_path / "x.h5"
+        proc = _run(["run", "write_verify_array", "-c", str(session), "--out", str(out)])
+        deadline = time.monotonic() + 60
+        while emu.safe and time.monotonic() < deadline:
+            time.sleep(0.005)
+        emu.stop()  # every instrument gone: sockets closed, nothing listens any more
+        t0 = time.monotonic()
+        stdout, err = proc.communicate(timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        emu.stop()
+    assert proc.returncode == 1, (stdout, err)
+    assert "Traceback" not in err + stdout
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "safe state was not confirmed" in errors[0], err
+    assert "status" in stdout and "failed" in stdout
+    assert took < 15, f"{took:.1f} s to give up"
+    with LogReader(out) as log:
+        assert log.status == "failed" and log.end is not None
+        assert "safe state" in log.end.reason
