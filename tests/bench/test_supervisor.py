@@ -103,3 +103,31 @@ def test_sigkill_at_random_moments_leaves_the_bench_safe(
     print(f"\ntime to safe after SIGKILL over {KILLS} kills (seed {seed}): "
           f"median {sorted(times)[KILLS // 2] * 1e3:.0f} ms, max {max(times) * 1e3:.0f} ms; "
           f"{unsafe_at_kill} kills hit outputs on or relays closed")
+
+
+def test_without_its_session_the_emulated_bench_stays_as_it_was_left(
+        bench: tuple[EmulatedBench, Path]) -> None:
+    """The emulated instruments behave as the manuals say a real one does when its host goes
+    quiet: nothing switches off by itself (which is why the supervisor exists)."""
+    from xbarlab.crossbar import BiasScheme
+    from xbarlab.drivers.registry import open_bench
+
+    emu, _ = bench
+    opened = open_bench(emu.config(timeout=1.0), supervise=False)
+    xbar = opened.crossbar
+    xbar.read([(1, 1)], 0.2, BiasScheme.GROUNDED)  # leaves the routing relays closed
+    drive = xbar.drive
+    assert drive is not None
+    drive.set_voltage(0.3)
+    drive.enable()
+    for t in opened.transports.values():  # the host vanishes: links gone, no safe state
+        t.close()
+    time.sleep(0.5)
+    try:
+        assert not emu.safe and any("relays closed" in u for u in emu.unsafe())
+        assert any("output=True" in u for u in emu.unsafe()), emu.unsafe()
+    finally:
+        for t in opened.transports.values():
+            t.open()
+        opened.close()
+    assert emu.safe
