@@ -84,3 +84,14 @@ def test_a_supervisor_that_cannot_start_is_an_error() -> None:
 
 def never_called(config: Mapping[str, Any]) -> list[str]:
     raise AssertionError(json.dumps(dict(config)))
+
+
+class _BrokenPipe(io.StringIO):
+    def write(self, s: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_session_dead_before_the_supervisor_was_ready_still_gets_the_rescue() -> None:
+    rescue = Rescue(["smu safe (outputs off, 3 ms)"])
+    code = supervise(rescue, CONFIG, io.StringIO(""), _BrokenPipe(), session_pid=1)
+    assert code == 0 and rescue.calls == 1

@@ -182,8 +182,9 @@ def _note(message: str, log: Path | None, stderr: bool = True) -> None:
 def supervise(rescue: Rescue, config: Mapping[str, Any], commands: IO[str],
               replies: IO[str], session_pid: int) -> int:
     """Guard until the session says goodbye or dies; 0 when nothing had to be done."""
-    replies.write(READY + "\n")
-    replies.flush()
+    with contextlib.suppress(OSError, ValueError):  # a session already dead reads no reply
+        replies.write(READY + "\n")
+        replies.flush()
     log: Path | None = None
     while True:
         line = commands.readline()
