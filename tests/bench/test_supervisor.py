@@ -19,9 +19,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from tests.emulators.benches import K2600_707B, SIM, WV_PARAMS, bench_config
 from xbarlab.bench.watchdog import safety_log_path
+from xbarlab.cli.main import app
 from xbarlab.drivers.emulators.bench import EmulatedBench
 
 TIME_TO_SAFE = 2.0
@@ -97,6 +99,9 @@ def test_sigkill_at_random_moments_leaves_the_bench_safe(
         _wait(lambda n=note: "\n" in n.read_text(encoding="utf-8"), 5.0)
         text = note.read_text(encoding="utf-8")
         assert "died" in text and "safe state reached" in text, text
+        if k == 0:  # the log of the killed session shows what the supervisor did
+            shown = CliRunner().invoke(app, ["log", "summary", str(out)])
+            assert shown.exit_code == 0 and "safe state reached" in shown.output, shown.output
     assert not emu.violations, emu.violations  # relays never switched with an output on
     assert not emu.server_errors, emu.server_errors
     assert unsafe_at_kill >= KILLS // 2, f"only {unsafe_at_kill} kills hit a live bench"
