@@ -92,3 +92,38 @@ def test_links_lost_for_good_end_in_one_line_and_the_summary(tmp_path: Path) -> 
     with LogReader(out) as log:
         assert log.status == "failed" and log.end is not None
         assert "safe state" in log.end.reason
+
+
+@pytest.mark.slow
+def test_sigterm_twice_on_the_bench_is_one_abort_with_a_finished_log(tmp_path: Path) -> None:
+    """SIGTERM during a bench run, then another one while the session cleans up: the abort is
+    never a transport failure, the second signal waits, the session itself reaches the safe
+    state (the supervisor has nothing to do) and the log is complete."""
+    with EmulatedBench(bench_config(K2600_707B), SIM) as emu:
+        bench_yaml = tmp_path / "bench.yaml"
+        bench_yaml.write_text(yaml.safe_dump(emu.config(timeout=1.0).model_dump(mode="json")),
+                              encoding="utf-8")
+        session = tmp_path / "session.yaml"
+        session.write_text(yaml.safe_dump({
+            "backend": "bench", "bench": str(bench_yaml), "limits": K2600_707B["limits"],
+            "protocol": {"kind": "write_verify_array",
+                         "params": WV_PARAMS.model_dump(mode="json")}}), encoding="utf-8")
+        out = tmp_path / "x.h5"
+        proc = _run(["run", "write_verify_array", "-c", str(session), "--out", str(out)])
+        deadline = time.monotonic() + 60
+        while emu.safe and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)  # most often lands in the cleanup
+        stdout, err = proc.communicate(timeout=60)
+        assert emu.safe, emu.unsafe()
+    assert proc.returncode == 143, (stdout, err)
+    assert "Traceback" not in err + stdout and "TransportError" not in stdout
+    with LogReader(out) as log:
+        assert log.status == "aborted" and log.end is not None
+        assert log.end.reason == "SIGTERM received"
+        kinds = list(log.events()["kind"])
+        assert kinds[-1] == "safe_state" and "fault" not in kinds
+    assert not (tmp_path / "x.h5.safety.txt").exists()  # a clean goodbye: nothing left to do
