@@ -199,8 +199,14 @@ def print_summary(result: RunResult, elapsed: float, out: Path) -> None:
                 for why, cells in by_reason.items()
             ))
     elif isinstance(value, np.ndarray):
-        table.add_row("conductance (uS)", f"min {value.min()*1e6:.1f}, "
-                      f"median {np.median(value)*1e6:.1f}, max {value.max()*1e6:.1f}")
+        clamped = int(np.isnan(value).sum())  # reads in compliance have no conductance
+        if clamped < value.size:
+            table.add_row("conductance (µS)", f"min {np.nanmin(value)*1e6:.1f}, "
+                          f"median {np.nanmedian(value)*1e6:.1f}, "
+                          f"max {np.nanmax(value)*1e6:.1f}")
+        if clamped:
+            table.add_row("reads in compliance", f"{clamped} / {value.size} cells (no "
+                          "conductance: the current was clamped)")
     table.add_row("operations logged", str(result.n_events))
     table.add_row("time", f"{elapsed:.2f} s")
     table.add_row("log", str(out))
