@@ -23,9 +23,15 @@ _ORDER = {"keithley707b": 1, "serial_board": 2}  # SMUs (0) first: relays open a
 
 
 def prepare() -> None:
-    """Import what a rescue needs now, so the rescue after a death does not wait for it."""
-    import pyvisa  # noqa: F401
+    """Import and build what a rescue needs now (pyvisa-py's resource manager, which pyvisa
+    shares per VISA library), so the rescue after a death does not wait for it."""
+    import contextlib
+
+    import pyvisa
     import serial  # noqa: F401
+
+    with contextlib.suppress(Exception):  # no pyvisa-py: the rescue reports it per instrument
+        pyvisa.ResourceManager("@py")
 
 
 def _channels(config: BenchConfig) -> dict[str, list[str]]:
