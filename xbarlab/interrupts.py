@@ -25,6 +25,7 @@ IGNORED_MESSAGE = ("xbarlab: {name} ignored: the bench is being put in its safe 
 class _State:
     depth = 0
     cleaning = False
+    shield = 0
 
 
 def _main_thread() -> bool:
@@ -32,8 +33,20 @@ def _main_thread() -> bool:
 
 
 def cleaning_up() -> bool:
-    """True between `begin_cleanup()` and the end of the outermost `interruptible` block."""
-    return _State.cleaning
+    """True between `begin_cleanup()` and the end of the outermost `interruptible` block, and
+    inside `shielded()`."""
+    return _State.cleaning or _State.shield > 0
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """Ctrl-C and SIGTERM ignored (said so) inside the block: a safe state in progress
+    finishes (the signal's handlers must be ours: `interruptible` or `sigterm_raises`)."""
+    _State.shield += 1
+    try:
+        yield
+    finally:
+        _State.shield -= 1
 
 
 def begin_cleanup() -> None:
@@ -64,7 +77,7 @@ def interruptible(abort: type[BaseException]) -> Iterator[None]:
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if _State.cleaning:
+        if cleaning_up():
             _ignored(signum)
             return
         if signum == signal.SIGINT:
@@ -98,7 +111,7 @@ def sigterm_raises(
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if _State.cleaning:
+        if cleaning_up():
             _ignored(signum)
             return
         raise exc_type("SIGTERM received")

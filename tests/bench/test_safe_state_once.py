@@ -95,3 +95,29 @@ def test_the_confirmed_safe_state_and_a_reopened_link_are_events() -> None:
     link = next(e for e in docs if isinstance(e, Event) and e.kind is EventKind.RECONNECT)
     assert "reopening the link" in link.message and "k2600" in link.message
     assert world.safe()
+
+
+def test_a_second_sigterm_during_the_operations_safe_state_waits_for_it(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    import os
+    import signal
+
+    world = World(G)
+    sent = {"first": False, "second": False}
+
+    def hook(inst: str, line: str) -> None:
+        if not sent["first"] and inst == "k2600" and "measure" in line:
+            sent["first"] = True
+            os.kill(os.getpid(), signal.SIGTERM)  # the run is aborted mid-operation
+        elif sent["first"] and not sent["second"] and line == "smua.abort()":
+            sent["second"] = True
+            os.kill(os.getpid(), signal.SIGTERM)  # ... and again while it makes the bench safe
+    world.hook = hook
+    xbar = open_bench(bench_config(), world.transport).crossbar
+    docs: list[Document] = []
+    result = RunEngine(xbar, xbar.limits, [docs.append]).run(_one_read(), protocol="t")
+    assert sent["second"] and result.status is RunStatus.ABORTED
+    assert result.reason == "SIGTERM received" and world.safe()
+    assert "SIGTERM ignored" in capfd.readouterr().err
+    kinds = [e.kind for e in docs if isinstance(e, Event)]
+    assert kinds == [EventKind.SAFE_STATE]

@@ -27,7 +27,7 @@ import numpy as np
 
 from xbarlab.bench.roles import Board, Crosspoint, Instrumented, SourceMeter, SwitchMatrix
 from xbarlab.crossbar import Cell, FloatArray, SafeStateFailure
-from xbarlab.interrupts import sigterm_raises
+from xbarlab.interrupts import shielded, sigterm_raises
 from xbarlab.limits import BenchLimits, LimitViolation, exact
 from xbarlab.messages import Mvm, Pulse, Read
 
@@ -176,11 +176,12 @@ def guarded(safe: Callable[[], None], timeout: float | None = None) -> Iterator[
             yield
     except BaseException as exc:
         try:
-            safe()
+            with shielded():  # a second Ctrl-C / SIGTERM must not cut the safe state short
+                safe()
         except BaseException as safe_exc:
             if not isinstance(exc, Exception):  # an abort (Ctrl-C, SIGTERM) stays an abort
                 exc.add_note(f"then the safe state failed: {safe_exc}")
-                raise
+                raise exc from None
             raise SafeStateError(f"{type(exc).__name__}: {exc}; then the safe state failed: "
                                  f"{safe_exc}") from exc
         raise
