@@ -170,7 +170,7 @@ class RunEngine:
                 elif "safe state" not in reason:
                     reason += "; the safe state was not confirmed"
                 self._notices()
-                if status is RunStatus.SUCCESS and self._safe_failed:
+                if self._safe_failed:  # an unsafe bench outweighs how the run ended
                     status = RunStatus.FAILED
                 reason = "; ".join(filter(None, [reason, self._safe_failed]))
                 self._emit(RunStop(run_id, time.time(), status, reason, self._seq))
