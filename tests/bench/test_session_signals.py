@@ -45,16 +45,25 @@ def test_ctrl_c_while_starting_is_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and ("interrupted" in lines[0] or "Ctrl-C" in lines[0]), err
 
 
+def _logged_events(path: Path) -> int:
+    try:
+        with LogReader(path) as log:
+            return len(log.events())
+    except Exception:  # not created or not started yet
+        return 0
+
+
 @pytest.mark.slow
 def test_sigterm_is_an_abort_with_exit_code_143(tmp_path: Path) -> None:
+    cfg = yaml.safe_load((ROOT / "examples" / "session-write-verify.yaml").read_text())
+    cfg["sim"].update(rows=32, cols=32)  # long enough to be stopped in the middle
+    session = tmp_path / "session.yaml"
+    session.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     out = tmp_path / "x.h5"
-    proc = _run(["run", "write_verify_array", "-c", str(ROOT / "examples" /
-                                                      "session-write-verify.yaml"),
-                 "--out", str(out)])
-    deadline = time.monotonic() + 60
-    while not out.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.3)
+    proc = _run(["run", "write_verify_array", "-c", str(session), "--out", str(out)])
+    deadline = time.monotonic() + 120
+    while _logged_events(out) == 0 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)  # the writer flushes once a second
     proc.send_signal(signal.SIGTERM)
     stdout, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, (stdout, err)
