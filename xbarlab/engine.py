@@ -249,10 +249,15 @@ class RunEngine:
             return p
         if isinstance(msg, Mvm):
             m: MvmResult = backend.mvm(msg.v_rows)
-            self._event(
-                EventKind.MVM, msg.tag, mvm_in=m.v_rows, mvm_out=m.currents,
-                compliance=np.asarray(m.compliance, dtype=bool).ravel(),
-            )
+            tripped = np.asarray(m.compliance, dtype=bool).ravel()
+            self._event(EventKind.MVM, msg.tag, mvm_in=m.v_rows, mvm_out=m.currents,
+                        compliance=tripped)
+            if tripped.any():
+                n = int(tripped.sum())
+                self._event(EventKind.COMPLIANCE, msg.tag,
+                            message=f"current compliance ({self.limits.compliance:g} A) reached "
+                                    f"on {n} column output(s) of an MVM (clamped currents)",
+                            data={"outputs": n, "compliance_A": self.limits.compliance})
             return m
         if isinstance(msg, Checkpoint):
             self._event(EventKind.CHECKPOINT, msg.tag, message=msg.label, data=msg.data)

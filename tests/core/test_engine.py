@@ -270,3 +270,21 @@ def test_a_refusal_by_the_backend_is_a_refused_event_thrown_into_the_plan() -> N
 def test_refusal_messages_keep_the_digits_that_show_the_cause() -> None:
     with pytest.raises(LimitViolation, match=r"\+2\.500000000000001 V .* \[-3\.0, \+2\.5\] V"):
         BenchLimits().check(Pulse((0, 0), 2.500000000000001, 1e-6))
+
+
+def test_an_mvm_with_clamped_outputs_adds_a_compliance_event() -> None:
+    class Clamped(RecordingCrossbar):
+        def mvm(self, v_rows):  # type: ignore[no-untyped-def]
+            m = super().mvm(v_rows)
+            comp = np.zeros(m.currents.shape, dtype=bool)
+            comp[0, 1] = True
+            return type(m)(m.v_rows, m.currents, comp)
+
+    def plan() -> Plan:
+        yield Mvm(np.array([0.1, 0.0, 0.0, 0.2]))
+
+    engine, docs = _engine(Clamped())
+    assert engine.run(plan(), protocol="p").ok
+    events = [d for d in docs if isinstance(d, Event)]
+    assert [e.kind for e in events] == [EventKind.MVM, EventKind.COMPLIANCE]
+    assert events[1].data == {"outputs": 1, "compliance_A": BenchLimits().compliance}
