@@ -132,7 +132,10 @@ def test_sigterm_twice_on_the_bench_is_one_abort_with_a_finished_log(tmp_path: P
         proc.send_signal(signal.SIGTERM)  # most often lands in the cleanup
         stdout, err = proc.communicate(timeout=60)
         assert emu.safe, emu.unsafe()
-    assert proc.returncode == 143, (stdout, err)
+    # 143; or -15 if the second signal came after everything was done (log closed, summary
+    # shown) and the process was on its way out: SIGTERM then ends it as usual
+    assert proc.returncode == 143 or (proc.returncode == -15 and "aborted" in stdout), (
+        stdout, err)
     assert "Traceback" not in err + stdout and "TransportError" not in stdout
     with LogReader(out) as log:
         assert log.status == "aborted" and log.end is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -108,16 +109,18 @@ def execute(
         finally:
             begin_cleanup()
             closing = _close(backend)
-    if closing and "safe state" not in result.reason:
-        err_console.print(f"[bold red]error:[/] closing the bench: {closing}", highlight=False,
-                          soft_wrap=True)
-    if supervisor is not None and "safe state" in result.reason:
-        err_console.print(
-            "[bold red]error:[/] the safe state was not confirmed by every instrument: check "
-            "the bench before touching it. The safety supervisor tries once more on fresh "
-            f"links and notes the outcome in {out.name}.safety.txt", highlight=False,
-            soft_wrap=True)
-    print_summary(result, elapsed, out)
+        # still shielded: a late signal does not cut the summary off
+        if closing and "safe state" not in result.reason:
+            err_console.print(f"[bold red]error:[/] closing the bench: {closing}",
+                              highlight=False, soft_wrap=True)
+        if supervisor is not None and "safe state" in result.reason:
+            err_console.print(
+                "[bold red]error:[/] the safe state was not confirmed by every instrument: "
+                "check the bench before touching it. The safety supervisor tries once more on "
+                f"fresh links and notes the outcome in {out.name}.safety.txt", highlight=False,
+                soft_wrap=True)
+        print_summary(result, elapsed, out)
+        sys.stdout.flush()
     if plot is not None:
         from xbarlab.analysis.session_plots import plot_session
 
