@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from xbarlab.bench.config import SMU_DRIVERS, BenchConfig
+from xbarlab.drivers.base import SmuLimits
 from xbarlab.drivers.registry import default_transport, make_driver
 
 _ORDER = {"keithley707b": 1, "serial_board": 2}  # SMUs (0) first: relays open after outputs off
@@ -55,7 +56,8 @@ def _rescue_one(cfg: BenchConfig, name: str, channels: list[str]) -> str:
     transport = default_transport(name, icfg)
     try:
         drivers = [make_driver(name, icfg, transport, ch, (cfg.rows, cfg.cols),
-                               v_max=cfg.limits.v_max) for ch in channels]
+                               v_max=cfg.limits.v_max, limits=SmuLimits.from_bench(cfg.limits))
+                   for ch in channels]
         drivers[0].connect(icfg.identity)
         failures = []
         for d in drivers:

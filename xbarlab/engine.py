@@ -8,10 +8,12 @@ For every message a plan yields, the engine
 
 A run starts with a `RunStart` (config, seed, package version, git revision, backend
 description, limits) and always ends with a `RunStop` (success, failed or aborted, with the
-reason) after the backend has been put in its safe state, whatever happened: an exception, a
-refused operation, Ctrl-C or SIGTERM. Once that cleanup begins, a second Ctrl-C or SIGTERM is
-ignored (said so on stderr) until the safe state and the run stop are done
-(`xbarlab.interrupts`). A backend's safe state that failed after a fault is not tried again.
+reason; a plan value with a ``verdict()`` method, such as a write-verify `ArrayOutcome`, turns
+a success into programmed, partial or failed: see `judge`) after the backend has been put
+in its safe state, whatever happened: an exception, a refused operation, Ctrl-C or SIGTERM.
+Once that cleanup begins, a second Ctrl-C or SIGTERM is ignored (said so on stderr) until the
+safe state and the run stop are done (`xbarlab.interrupts`). A backend's safe state that
+failed after a fault is not tried again.
 
 Compliance is an outcome, not a number: a read or pulse that hit the current compliance is
 logged with NaN conductance and followed by a ``compliance`` event; the plan decides what to do.
@@ -27,7 +29,7 @@ import functools
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,9 @@ from typing import Any
 import numpy as np
 
 from xbarlab import __version__
+from xbarlab.cells import CellMeasurement
 from xbarlab.crossbar import (
+    Cell,
     Crossbar,
     MvmResult,
     PulseResult,
@@ -71,10 +75,16 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return self.status is RunStatus.SUCCESS
+        """The run went to its end (success, programmed or partial): no fault, no abort."""
+        return self.status in (RunStatus.SUCCESS, RunStatus.PROGRAMMED, RunStatus.PARTIAL)
+
+    @property
+    def done(self) -> bool:
+        """The run did its whole job (success, or programmed: every cell in tolerance)."""
+        return self.status in (RunStatus.SUCCESS, RunStatus.PROGRAMMED)
 
     def raise_for_status(self) -> RunResult:
-        """Return self if the run succeeded, else raise `RunFailed` with the reason."""
+        """Return self if the run went to its end (`ok`), else raise `RunFailed`."""
         if not self.ok:
             raise RunFailed(f"run {self.run_id} {self.status.value}: {self.reason}")
         return self
@@ -94,6 +104,19 @@ def git_revision() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
+
+
+def judge(value: Any) -> tuple[RunStatus, str] | None:
+    """The verdict of a plan's return value on its own job, if it gives one.
+
+    A value with a ``verdict()`` method returning ``(status, reason)`` (status one of
+    "programmed", "partial", "failed", "success") decides how a run that went to its end is
+    recorded; any other value gives no verdict (the run stays a success)."""
+    verdict = getattr(value, "verdict", None)
+    if not callable(verdict):
+        return None
+    status, reason = verdict()
+    return RunStatus(status), str(reason)
 
 
 class RunEngine:
@@ -152,6 +175,7 @@ class RunEngine:
         with interruptible(RunAborted):
             try:
                 value = self._drive(plan)
+                status, reason = judge(value) or (status, reason)
             except KeyboardInterrupt:
                 status, reason = RunStatus.ABORTED, "interrupted (Ctrl-C)"
             except RunAborted as exc:
@@ -224,7 +248,8 @@ class RunEngine:
     def _execute(self, msg: Message) -> Result:
         backend = self.backend
         if isinstance(msg, Read):
-            r: ReadResult = backend.read(msg.cells, msg.v_read, msg.scheme)
+            with self._streamed(EventKind.READ, msg.tag, msg.scheme.value):
+                r: ReadResult = backend.read(msg.cells, msg.v_read, msg.scheme)
             self._event(
                 EventKind.READ, msg.tag, scheme=msg.scheme.value, cells=r.cells,
                 voltages=np.full(len(r.cells), r.v_read), currents=r.currents,
@@ -248,7 +273,8 @@ class RunEngine:
                                  np.asarray([p.cell], dtype=np.int64))
             return p
         if isinstance(msg, Mvm):
-            m: MvmResult = backend.mvm(msg.v_rows)
+            with self._streamed(EventKind.MVM, msg.tag, "grounded"):
+                m: MvmResult = backend.mvm(msg.v_rows)
             tripped = np.asarray(m.compliance, dtype=bool).ravel()
             self._event(EventKind.MVM, msg.tag, mvm_in=m.v_rows, mvm_out=m.currents,
                         compliance=tripped)
@@ -273,6 +299,53 @@ class RunEngine:
                             f"the {what} on {shown}",
                     data={"cells": [list(c) for c in listed], "during": what,
                           "compliance_A": self.limits.compliance})
+
+    @contextlib.contextmanager
+    def _streamed(self, kind: EventKind, step: str, scheme: str) -> Iterator[None]:
+        """Let a backend that measures cell by cell (``on_cell`` hook, `xbarlab.crossbar.CellSink`)
+        hand each cell to the subscribers with a ``partial`` method as it is measured.
+
+        If the operation fails (or is interrupted) after some cells, those cells still get
+        their event: of this kind, with the message "interrupted after k cells: ...".
+        """
+        backend = self.backend
+        takers = [t for t in (getattr(s, "partial", None) for s in self.subscribers)
+                  if callable(t)]
+        if not takers or not hasattr(backend, "on_cell"):
+            yield
+            return
+        seq, protocol = self._seq + 1, self._protocol
+        got: list[tuple[Cell, float, float, bool]] = []
+
+        def on_cell(cell: Cell, voltage: float, current: float, compliance: bool) -> None:
+            got.append((cell, voltage, current, compliance))
+            doc = CellMeasurement(seq, time.time(), kind, protocol, step, scheme, float("nan"),
+                                  cell, voltage, current, compliance)
+            for take in takers:
+                take(doc)
+
+        backend.on_cell = on_cell
+        try:
+            yield
+        except BaseException as exc:
+            if got:
+                v = np.array([g[1] for g in got])
+                i = np.array([g[2] for g in got])
+                comp = np.array([g[3] for g in got], dtype=bool)  # clamped: no G
+                with contextlib.suppress(Exception):  # the operation's error is the one raised
+                    self._event(
+                        kind, step, scheme=scheme,
+                        cells=np.array([g[0] for g in got], dtype=np.int64).reshape(-1, 2),
+                        voltages=v, currents=i,
+                        conductances=np.divide(i, v, out=np.full_like(i, np.nan),
+                                               where=(v != 0) & ~comp),
+                        compliance=comp,
+                        message=f"interrupted after {len(got)} cells: "
+                                f"{str(exc) or type(exc).__name__}",
+                    )
+            raise
+        finally:
+            backend.on_cell = None
 
     def _event(self, kind: EventKind, step: str, **fields: Any) -> None:
         self._seq += 1
