@@ -242,8 +242,8 @@ class RunEngine:
             except LimitViolation as exc:  # ours, or the backend's own limits: nothing applied
                 self._event(EventKind.REFUSED, msg.tag, message=str(exc))
                 pending = exc
-            finally:
-                self._notices()
+            # (after a failure the notices follow the fault event, in the run's cleanup)
+            self._notices()
 
     def _execute(self, msg: Message) -> Result:
         backend = self.backend

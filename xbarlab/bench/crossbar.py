@@ -96,7 +96,8 @@ class _Notices(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         msg = record.getMessage()
-        self.items.append(("reconnect" if "reopen" in msg else "fault", msg))
+        link = "reopen" in msg or "resynchronised" in msg
+        self.items.append(("reconnect" if link else "fault", msg))
 
 
 @dataclass(frozen=True, slots=True)
