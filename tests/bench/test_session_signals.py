@@ -140,6 +140,7 @@ def test_sigterm_twice_on_the_bench_is_one_abort_with_a_finished_log(tmp_path: P
     with LogReader(out) as log:
         assert log.status == "aborted" and log.end is not None
         assert log.end.reason == "SIGTERM received"
-        kinds = list(log.events()["kind"])
+        # (an I/O call cut short by the signal may leave its link resynchronised: reconnect)
+        kinds = [k for k in log.events()["kind"] if k != "reconnect"]
         assert kinds[-1] == "safe_state" and "fault" not in kinds
     assert not (tmp_path / "x.h5.safety.txt").exists()  # a clean goodbye: nothing left to do
