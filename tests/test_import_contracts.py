@@ -18,7 +18,8 @@ SOURCES = {"xbarlab": ROOT / "xbarlab", "xbarlab.drivers": ROOT / "drivers",
 # Highest first. A module may import its own package and lower layers only.
 LAYERS: list[set[str]] = [
     {"cli"},
-    {"nn", "analysis"},
+    {"sweep"},
+    {"sessions", "nn", "analysis"},
     {"protocols", "drivers"},
     {"engine", "sim", "bench", "log"},
     {"config"},

@@ -22,13 +22,10 @@ from xbarlab.config import (
     WriteVerifyArrayProtocol,
     load_config,
 )
-from xbarlab.crossbar import Crossbar
 from xbarlab.documents import RunStatus
 from xbarlab.engine import RunEngine, RunResult
-from xbarlab.messages import Plan
-from xbarlab.protocols.patterns import target_map
-from xbarlab.protocols.read_map import read_map
-from xbarlab.protocols.write_verify import ArrayOutcome, write_verify_array
+from xbarlab.protocols.write_verify import ArrayOutcome
+from xbarlab.sessions import build_backend, build_plan
 
 console = Console()
 err_console = Console(stderr=True)
@@ -48,29 +45,6 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 def default_out(stem: str) -> Path:
     """A fresh, timestamped output file name in the current directory."""
     return Path(f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.h5")
-
-
-def build_backend(cfg: SessionConfig) -> Crossbar:
-    """The `Crossbar` backend a session config asks for."""
-    if cfg.backend == "sim":
-        from xbarlab.sim.factory import build_sim_crossbar
-
-        return build_sim_crossbar(cfg.sim, compliance=cfg.limits.compliance)
-    if cfg.bench is None:
-        raise ConfigError("backend 'bench' needs `bench:` (the bench config file)")
-    from xbarlab.drivers.registry import open_bench_crossbar
-
-    return open_bench_crossbar(cfg.bench)
-
-
-def build_plan(cfg: SessionConfig, shape: tuple[int, int]) -> Plan:
-    """The plan of the session's protocol for an array of `shape`."""
-    proto = cfg.protocol
-    if isinstance(proto, WriteVerifyArrayProtocol):
-        return write_verify_array(
-            target_map(proto.target, shape), proto.params, proto.order, passes=proto.passes
-        )
-    return read_map(shape, proto.params.v_read, proto.params.scheme)
 
 
 def execute(
