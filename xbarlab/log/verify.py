@@ -33,6 +33,7 @@ class VerifyReport:
     counts: dict[str, int] = field(default_factory=dict)
     status: str = "unknown"  # success / failed / aborted / unfinished
     recovered: bool = False
+    no_run: bool = False  # nothing was ever logged: nothing to recover either
 
     @property
     def sound(self) -> bool:
@@ -61,6 +62,7 @@ def verify(path: str | os.PathLike[str]) -> VerifyReport:
         return report
     except LogError as exc:
         report.problems.append(str(exc).removeprefix(f"{p}: "))
+        report.no_run = isinstance(exc, NoRunLogged)
         return report
     try:
         with f:
@@ -70,6 +72,7 @@ def verify(path: str | os.PathLike[str]) -> VerifyReport:
             _check(f, p, sb.size, report)
     except NoRunLogged as exc:
         report.problems.append(str(exc).removeprefix(f"{p}: "))
+        report.no_run = True
     except Exception as exc:  # anything HDF5 raises on a damaged structure
         report.problems.append(f"unreadable structure: {str(exc).strip()[:160]}")
     return report
