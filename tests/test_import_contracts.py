@@ -26,7 +26,7 @@ LAYERS: list[set[str]] = [
     {"limits"},
     {"cells"},
     {"messages", "documents", "biasing", "interrupts"},
-    {"crossbar"},
+    {"crossbar", "units"},
 ]
 # Third-party packages that only one part of xbarlab may import.
 OWNERS = {"torch": {"nn"}, "h5py": {"log"}, "pyvisa": {"drivers"}, "serial": {"drivers"}}
