@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from xbarlab import sessions
 from xbarlab.cli.common import STATUS_EXIT, ExitCode, fail, output_path
 from xbarlab.cli.validate import device_names, device_range
 from xbarlab.config import (
@@ -26,9 +27,8 @@ from xbarlab.config import (
     load_yaml,
     validate_config,
 )
-from xbarlab.documents import RunStatus
-from xbarlab import sessions
 from xbarlab.crossbar import Crossbar
+from xbarlab.documents import RunStatus
 from xbarlab.engine import RunEngine, RunResult
 from xbarlab.protocols.write_verify import ArrayOutcome
 from xbarlab.sessions import build_plan
