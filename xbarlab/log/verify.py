@@ -31,7 +31,7 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
-    status: str = "unknown"  # success / failed / aborted / unfinished
+    status: str = "unknown"  # a run stop status (`RunStatus`), or unfinished
     recovered: bool = False
     no_run: bool = False  # nothing was ever logged: nothing to recover either
 
@@ -41,7 +41,7 @@ class VerifyReport:
 
     @property
     def finished(self) -> bool:
-        return self.status in ("success", "failed", "aborted")
+        return self.status in sc.STATUSES  # every status a run stop can carry
 
     @property
     def exit_code(self) -> int:
