@@ -11,8 +11,9 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from xbarlab.bench.arctwo_config import ArcTwoBenchConfig
 from xbarlab.bench.config import BenchConfig, InstrumentConfig
 from xbarlab.bench.crossbar import BenchCrossbar, Wiring
 from xbarlab.drivers.base import Instrument, InstrumentError
@@ -22,6 +23,9 @@ from xbarlab.drivers.keithley2600 import Keithley2600Channel
 from xbarlab.drivers.keysight_b2900 import KeysightB2900Channel
 from xbarlab.drivers.serial_board import SerialBoard
 from xbarlab.drivers.transports import SerialTransport, Transport, TransportError, VisaTransport
+
+if TYPE_CHECKING:
+    from xbarlab.bench.arctwo import ArcTwoCrossbar
 
 TransportFactory = Callable[[str, InstrumentConfig], Transport]
 
@@ -128,16 +132,59 @@ def open_bench(config: BenchConfig, transport_factory: TransportFactory = defaul
     return OpenBench(xbar, drivers, transports, identities)
 
 
+def load_bench_config(path: str | Path) -> BenchConfig | ArcTwoBenchConfig:
+    """A bench config file of any kind (``kind: smu`` (default), ``pulse`` or ``arc2``);
+    relative file paths inside an ArC TWO config are taken relative to the file."""
+    from xbarlab.config import load_yaml, validate_config
+
+    data = load_yaml(path)
+    if isinstance(data, dict) and data.get("kind") == "arc2":
+        return validate_config(data, ArcTwoBenchConfig, str(path)).resolved(Path(path).parent)
+    return validate_config(data if data is not None else {}, BenchConfig, str(path))
+
+
+def open_arc2_crossbar(config: ArcTwoBenchConfig) -> ArcTwoCrossbar:
+    """Connect to the ArC TWO of `config` (or to its emulator at ``emulated://HOST:PORT``) and
+    build the backend; its `close()` idles the instrument and closes the link."""
+    from xbarlab.bench.arctwo import ArcTwoCrossbar, connect_instrument
+    from xbarlab.bench.arctwo_config import load_mapping
+
+    mapping = load_mapping(config.mapping)
+    mapping.check((config.rows, config.cols), str(config.mapping))
+    link_close: Callable[[], None] | None = None
+    if config.address.startswith("emulated://"):
+        from xbarlab.drivers.emulators.arc2_link import RemoteInstrument
+
+        remote = RemoteInstrument(config.address.removeprefix("emulated://"))
+        inst: Any = remote
+        link_close = remote.close
+    else:  # pragma: no cover - needs the instrument
+        inst = connect_instrument(config)
+    xbar = ArcTwoCrossbar(inst, mapping, (config.rows, config.cols), config.limits,
+                          idle=config.idle, operation_timeout=config.operation_timeout,
+                          description={"bench": config.name, "address": config.address})
+
+    def close() -> None:
+        try:
+            xbar.safe_state()
+        finally:
+            if link_close is not None:
+                link_close()
+    xbar.closer = close
+    return xbar
+
+
 def open_bench_crossbar(path: str | Path,
                         transport_factory: TransportFactory = default_transport
-                        ) -> BenchCrossbar:
+                        ) -> BenchCrossbar | ArcTwoCrossbar:
     """Load a bench config file and open it (identities checked); returns the backend.
 
     Its `close()` puts the bench in the safe state and closes every link.
     """
-    from xbarlab.config import load_config
-
-    bench = open_bench(load_config(path, BenchConfig), transport_factory)
+    config = load_bench_config(path)
+    if isinstance(config, ArcTwoBenchConfig):
+        return open_arc2_crossbar(config)
+    bench = open_bench(config, transport_factory)
     bench.crossbar.closer = bench.close
     return bench.crossbar
 

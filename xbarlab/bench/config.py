@@ -95,6 +95,8 @@ class PinMap(_Strict):
 class BenchConfig(_Strict):
     """A whole bench."""
 
+    kind: Literal["smu", "pulse"] = Field(
+        "smu", description="smu: SMUs pulse; pulse: a pulse generator (roles.pulse) pulses")
     name: str = "bench"
     rows: int = Field(..., ge=1, le=1024)
     cols: int = Field(..., ge=1, le=1024)
