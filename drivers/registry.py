@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 from xbarlab.bench.arctwo_config import ArcTwoBenchConfig
 from xbarlab.bench.config import BenchConfig, InstrumentConfig
 from xbarlab.bench.crossbar import BenchCrossbar, Wiring
+from xbarlab.bench.pulse_bench import PulseBenchCrossbar
 from xbarlab.drivers.base import Instrument, InstrumentError
 from xbarlab.drivers.keithley707b import Keithley707B
 from xbarlab.drivers.keithley2450 import Keithley2450
 from xbarlab.drivers.keithley2600 import Keithley2600Channel
+from xbarlab.drivers.keysight33500 import Keysight33500
 from xbarlab.drivers.keysight_b2900 import KeysightB2900Channel
 from xbarlab.drivers.serial_board import SerialBoard
 from xbarlab.drivers.transports import SerialTransport, Transport, TransportError, VisaTransport
@@ -51,6 +53,8 @@ def make_driver(name: str, cfg: InstrumentConfig, transport: Transport, channel:
         return Keithley707B(transport, label)
     if cfg.driver == "serial_board":
         return SerialBoard(transport, shape, label, v_max=v_max)
+    if cfg.driver == "keysight33500":
+        return Keysight33500(transport, label)
     raise ValueError(f"unknown driver {cfg.driver!r}")  # pragma: no cover - Literal-checked
 
 
@@ -87,7 +91,7 @@ class OpenBench:
 def _role_refs(config: BenchConfig) -> dict[str, str]:
     r = config.roles
     refs = {"drive": r.drive, "sense": r.sense, "bias_row": r.bias_row,
-            "bias_col": r.bias_col, "matrix": r.matrix, "board": r.board}
+            "bias_col": r.bias_col, "matrix": r.matrix, "board": r.board, "pulse": r.pulse}
     return {k: v for k, v in refs.items() if v is not None}
 
 
@@ -122,13 +126,22 @@ def open_bench(config: BenchConfig, transport_factory: TransportFactory = defaul
         p = config.pins
         w = Wiring(p.slot, tuple(p.rows), tuple(p.cols), p.drive, p.sense, p.bias_row,
                    p.bias_col, p.col_slot)
-    xbar = BenchCrossbar(
-        shape, config.limits, wiring=w, nplc=config.nplc, settle=config.settle,
+    common: dict[str, Any] = dict(
+        wiring=w, nplc=config.nplc, settle=config.settle,
         operation_timeout=config.operation_timeout,
         description={"bench": config.name,
                      "addresses": {n: config.instruments[n].address for n in sorted(used)}},
-        **{role: d for role, d in drivers.items()},
+        **{role: d for role, d in drivers.items() if role != "pulse"},
     )
+    xbar: BenchCrossbar
+    if "pulse" in drivers:
+        assert config.pins is not None and config.pins.pulse is not None
+        pulser = drivers["pulse"]
+        assert isinstance(pulser, Keysight33500)
+        xbar = PulseBenchCrossbar(shape, config.limits, pulser=pulser,
+                                  pulse_bus=config.pins.pulse, edge=config.pulse_edge, **common)
+    else:
+        xbar = BenchCrossbar(shape, config.limits, **common)
     return OpenBench(xbar, drivers, transports, identities)
 
 
@@ -244,4 +257,4 @@ def describe_drivers() -> dict[str, Any]:
     """Driver name -> class, for documentation and the CLI."""
     return {"keithley2450": Keithley2450, "keithley2600": Keithley2600Channel,
             "keysight_b2900": KeysightB2900Channel, "keithley707b": Keithley707B,
-            "serial_board": SerialBoard}
+            "serial_board": SerialBoard, "keysight33500": Keysight33500}

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from xbarlab.limits import BenchLimits
 
 DriverName = Literal["keithley2450", "keithley2600", "keysight_b2900", "keithley707b",
-                     "serial_board"]
+                     "serial_board", "keysight33500"]
 SMU_DRIVERS = {"keithley2450", "keithley2600", "keysight_b2900"}
 CHANNELS: dict[str, tuple[str, ...]] = {
     "keithley2450": ("",), "keithley2600": ("a", "b"), "keysight_b2900": ("1", "2"),
@@ -49,6 +49,8 @@ class RoleAssignment(_Strict):
     bias_col: str | None = Field(None, description="SMU for unselected columns (V/2, 2V/3, 0 V)")
     matrix: str | None = None
     board: str | None = None
+    pulse: str | None = Field(None, description="pulse generator on the selected row for "
+                                                "programming pulses (bench kind 'pulse')")
 
     @model_validator(mode="after")
     def _topology(self) -> RoleAssignment:
@@ -77,6 +79,8 @@ class PinMap(_Strict):
     sense: str = Field("B", pattern="^[A-H]$", description="matrix row of the sense SMU")
     bias_row: str | None = Field("C", pattern="^[A-H]$")
     bias_col: str | None = Field("D", pattern="^[A-H]$")
+    pulse: str | None = Field(None, pattern="^[A-H]$", description="matrix row of the pulse "
+                                                                    "generator")
 
     @model_validator(mode="after")
     def _distinct(self) -> PinMap:
@@ -86,7 +90,8 @@ class PinMap(_Strict):
             raise ValueError(f"a matrix (slot, column) is wired to two crossbar lines: {pins}")
         if any(not 1 <= p <= 12 for _, p in pins):
             raise ValueError("matrix columns are 1..12 on a 707B/708B card")
-        buses = [b for b in (self.drive, self.sense, self.bias_row, self.bias_col) if b]
+        buses = [b for b in (self.drive, self.sense, self.bias_row, self.bias_col, self.pulse)
+                 if b]
         if len(set(buses)) != len(buses):
             raise ValueError(f"two roles share a matrix row: {buses}")
         return self
@@ -107,6 +112,8 @@ class BenchConfig(_Strict):
     nplc: float = Field(1.0, gt=0, le=25, description="integration time of reads (power cycles)")
     settle: float = Field(1e-3, ge=0, le=10, description="wait after switching relays (s)")
     operation_timeout: float = Field(30.0, gt=0, description="max time of one operation (s)")
+    pulse_edge: float = Field(1e-8, gt=0, le=1e-3, description="pulse generator edge time "
+                                                              "(10-90 %, s)")
 
     @model_validator(mode="after")
     def _consistent(self) -> BenchConfig:
@@ -132,6 +139,15 @@ class BenchConfig(_Strict):
                 raise ValueError(f"roles.{role}: no instrument named {ref!r}")
             if self.instruments[ref].driver != driver:
                 raise ValueError(f"roles.{role}: {ref!r} must use driver {driver}")
+        if (self.kind == "pulse") != (r.pulse is not None):
+            raise ValueError("a bench of kind 'pulse' needs roles.pulse (and only it has one)")
+        if r.pulse is not None:
+            if self.instruments.get(r.pulse) is None:
+                raise ValueError(f"roles.pulse: no instrument named {r.pulse!r}")
+            if self.instruments[r.pulse].driver != "keysight33500":
+                raise ValueError(f"roles.pulse: {r.pulse!r} must use driver keysight33500")
+            if self.pins is None or self.pins.pulse is None:
+                raise ValueError("pins.pulse: the matrix row of the pulse generator is needed")
         if r.matrix is not None:
             if self.pins is None:
                 raise ValueError("a matrix bench needs a pin map ('pins')")
