@@ -229,7 +229,7 @@ class EmulatedInstrument:
                 return p if math.isnan(p) else 0.0
             row_v, col_v = self._lines(pot)
             sol = self.sim.circuit.solve(self.sim.devices, row_v[None], col_v[None])
-            self.sim.devices.apply_voltage(sol.v_dev[0], width_ns * 1e-9, self.sim.rng)
+            self.sim.devices.apply_voltage(sol.v_dev[0], width_ns / 1e9, self.sim.rng)
             self.sim.n_pulses += 1
             self.pulses.append(AppliedPulse(row_v, col_v, width_ns))
             for c in (lo, hi):

@@ -4,9 +4,10 @@ that imports pyarc2; install with the ``arc2`` extra).
 Every call is one of pyarc2 0.6.0's `Instrument` methods, checked against the installed package
 (``inspect.signature``) and its documentation:
 
-- read, grounded scheme: ``read_one(low=bit channel, high=word channel, vread)`` (low at
-  -vread, every other channel at 0 V, current read on high; the cell sees +vread as in
-  xbarlab's convention). The instrument grounds the levels after the read.
+- read, grounded scheme: ``read_one(low=word channel, high=bit channel, -vread)`` (low, the
+  row, at +vread; every other channel at 0 V; the current read on high, the selected column:
+  the cell sees +vread and is sensed on its column, as every xbarlab backend senses it). The
+  instrument grounds the levels after the read.
 - read, V/2, V/3, floating: ``config_channels([(ch, V), ...], base)`` puts the selected row at
   +vread, the selected column at 0 V and the unselected lines at the scheme's levels
   (floating: ``float_all()`` first, only the selected pair configured), then
@@ -154,7 +155,7 @@ class ArcTwoCrossbar:
             for k, ((r, c), plan) in enumerate(zip(idx, plans, strict=True)):
                 row, col = int(self._rows[r]), int(self._cols[c])
                 if plan is None:
-                    currents[k] = float(self.instrument.read_one(col, row, v))
+                    currents[k] = -float(self.instrument.read_one(row, col, -v))
                     continue
                 if scheme is BiasScheme.FLOATING:
                     self.instrument.connect_to_gnd([])
@@ -193,7 +194,7 @@ class ArcTwoCrossbar:
             self.instrument.pulse_one(col, row, v, nanos)
             self.instrument.finalise_operation(self.idle)  # executes the whole buffer
             self.instrument.wait()
-        return PulseResult((r, c), v, nanos * 1e-9)
+        return PulseResult((r, c), v, nanos / 1e9)
 
     def mvm(self, v_rows: FloatArray) -> MvmResult:
         v = np.atleast_2d(np.asarray(v_rows, dtype=np.float64))
