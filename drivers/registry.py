@@ -125,7 +125,9 @@ def open_bench(config: BenchConfig, transport_factory: TransportFactory = defaul
     if config.pins is not None and config.roles.matrix is not None:
         p = config.pins
         w = Wiring(p.slot, tuple(p.rows), tuple(p.cols), p.drive, p.sense, p.bias_row,
-                   p.bias_col, p.col_slot)
+                   p.bias_col, p.col_slot,
+                   None if p.row_slots is None else tuple(p.row_slots),
+                   None if p.col_slots is None else tuple(p.col_slots))
     common: dict[str, Any] = dict(
         wiring=w, nplc=config.nplc, settle=config.settle,
         operation_timeout=config.operation_timeout,

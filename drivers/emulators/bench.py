@@ -103,7 +103,8 @@ class EmulatedBench:
             e = Fgen33500(name, load, serial=f"MY5260{k:04d}")
         elif inst.driver == "keithley707b":
             p = self.bench_config.pins
-            slots = {p.slot, p.col_slot or p.slot} if p is not None else {1}
+            slots = ({p.slot, p.col_slot or p.slot, *p.line_slots("row"), *p.line_slots("col")}
+                     if p is not None else {1})
             e = Matrix707B(name, slots, serial=f"123{k:04d}",
                            on_change=self.wiring.relays_changed if self.wiring else None)
         else:

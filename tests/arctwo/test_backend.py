@@ -48,7 +48,7 @@ def test_widths_in_10ns_steps(width: float, nanos: int) -> None:
 
 @pytest.mark.parametrize("width", [1e-8, 3.5e-8, 1.005e-6, 0.5, 1.0])
 def test_widths_the_instrument_cannot_make_are_refused(width: float) -> None:
-    with pytest.raises(LimitViolation, match="ArC TWO|step"):
+    with pytest.raises(LimitViolation, match=r"ArC TWO|step"):
         width_nanos(width)
 
 

@@ -75,6 +75,10 @@ class PinMap(_Strict):
                                              "matrix rows are shared across slots")
     rows: list[int] = Field(..., min_length=1, description="matrix column of crossbar row i")
     cols: list[int] = Field(..., min_length=1, description="matrix column of crossbar column j")
+    row_slots: list[int] | None = Field(None, description="card slot of each row pin (for "
+                                        "arrays wider than one 12-column card; default: slot)")
+    col_slots: list[int] | None = Field(None, description="card slot of each column pin "
+                                        "(default: col_slot)")
     drive: str = Field("A", pattern="^[A-H]$", description="matrix row of the drive SMU")
     sense: str = Field("B", pattern="^[A-H]$", description="matrix row of the sense SMU")
     bias_row: str | None = Field("C", pattern="^[A-H]$")
@@ -84,8 +88,13 @@ class PinMap(_Strict):
 
     @model_validator(mode="after")
     def _distinct(self) -> PinMap:
-        col_slot = self.col_slot or self.slot
-        pins = [(self.slot, p) for p in self.rows] + [(col_slot, p) for p in self.cols]
+        for what, slots, lines in (("row_slots", self.row_slots, self.rows),
+                                   ("col_slots", self.col_slots, self.cols)):
+            if slots is not None and (len(slots) != len(lines)
+                                      or any(not 1 <= s <= 6 for s in slots)):
+                raise ValueError(f"{what}: one slot (1..6) per line, {len(lines)} lines")
+        pins = list(zip(self.line_slots("row"), self.rows, strict=True)) + list(
+            zip(self.line_slots("col"), self.cols, strict=True))
         if len(set(pins)) != len(pins):
             raise ValueError(f"a matrix (slot, column) is wired to two crossbar lines: {pins}")
         if any(not 1 <= p <= 12 for _, p in pins):
@@ -95,6 +104,13 @@ class PinMap(_Strict):
         if len(set(buses)) != len(buses):
             raise ValueError(f"two roles share a matrix row: {buses}")
         return self
+
+
+    def line_slots(self, kind: str) -> list[int]:
+        """The card slot of every row (`kind` "row") or column ("col") pin."""
+        if kind == "row":
+            return list(self.row_slots or [self.slot] * len(self.rows))
+        return list(self.col_slots or [self.col_slot or self.slot] * len(self.cols))
 
 
 class BenchConfig(_Strict):

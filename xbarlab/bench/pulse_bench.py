@@ -21,7 +21,6 @@ from typing import Any
 
 from xbarlab.bench.crossbar import BenchCrossbar, Setup, _disable_each
 from xbarlab.bench.pulse_source import PulseSource
-from xbarlab.bench.roles import Crosspoint
 from xbarlab.bench.safety import BenchFault, SafeStateError, check_pulse, switch
 from xbarlab.crossbar import BiasScheme, Cell, PulseCapability, PulseResult, as_cells, check_cells
 from xbarlab.limits import LimitViolation
@@ -93,9 +92,8 @@ class PulseBenchCrossbar(BenchCrossbar):
         base = self._plan(cell, volts, scheme)
         w = self.wiring
         assert w is not None
-        drive_point = Crosspoint(w.slot, w.drive, w.rows[cell[0]])
-        points = (base.points - {drive_point}) | {Crosspoint(w.slot, self.pulse_bus,
-                                                             w.rows[cell[0]])}
+        points = (base.points - {w.row_point(w.drive, cell[0])}) | {
+            w.row_point(self.pulse_bus, cell[0])}
         levels = {k: v for k, v in base.levels.items() if k != "drive"}
         return Setup(frozenset(points), levels)
 

@@ -19,8 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xbarlab.bench.config import BenchConfig
-from xbarlab.config import ConfigError, SimConfig, load_config
+from xbarlab.config import ConfigError, SimConfig
 
 console = Console()
 err_console = Console(stderr=True)
@@ -51,14 +50,30 @@ def register(app: typer.Typer) -> None:
         """Emulate the bench of CONFIG on a simulated crossbar; print the addresses to use."""
         import yaml
 
+        from xbarlab.bench.arctwo_config import ArcTwoBenchConfig
         from xbarlab.drivers.emulators.bench import EmulatedBench
         from xbarlab.drivers.emulators.server import PortInUse
+        from xbarlab.drivers.registry import load_bench_config
 
         try:
-            cfg = load_config(config, BenchConfig)
-            sim = SimConfig.model_validate({"rows": cfg.rows, "cols": cfg.cols, "seed": seed,
-                                            "noise": noise, "device": device,
+            any_cfg = load_bench_config(config)
+            sim = SimConfig.model_validate({"rows": any_cfg.rows, "cols": any_cfg.cols,
+                                            "seed": seed, "noise": noise, "device": device,
                                             "fidelity": fidelity})
+            if isinstance(any_cfg, ArcTwoBenchConfig):
+                from xbarlab.cli.emulate_arc2 import serve_arc2
+
+                target = out or Path(f"{config.stem}.emulated.yaml")
+                if target.exists() and not overwrite:
+                    raise ConfigError(f"{target} exists; choose another --out or pass "
+                                      "--overwrite")
+                previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+                try:
+                    serve_arc2(any_cfg, sim, target, port, duration)
+                finally:
+                    signal.signal(signal.SIGTERM, previous)
+                return
+            cfg = any_cfg
         except ConfigError as exc:
             err_console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None

@@ -62,6 +62,26 @@ def build_backend(cfg: SessionConfig) -> Crossbar:
     return open_bench_crossbar(cfg.bench)
 
 
+def check_session_fits(cfg: SessionConfig, backend: Crossbar) -> None:
+    """Refuse, before the first operation, a session whose pulses or biasing the backend
+    cannot produce (`ConfigError`, one line per problem naming what to change)."""
+    from xbarlab.bench.preflight import capability_of, session_problems
+
+    proto = cfg.protocol
+    if not isinstance(proto, WriteVerifyArrayProtocol):
+        return
+    p = proto.params
+    limits = [("session", cfg.limits)]
+    bench_limits = getattr(backend, "limits", None)
+    if cfg.backend == "bench" and bench_limits is not None:
+        limits.append(("bench", bench_limits))
+    problems = session_problems([p.width], p.pulse_scheme, p.read_scheme,
+                                capability_of(backend), limits)
+    if problems:
+        where = f"bench {cfg.bench}" if cfg.backend == "bench" else "the simulator"
+        raise ConfigError(f"this session cannot run on {where}:\n  " + "\n  ".join(problems))
+
+
 def build_plan(cfg: SessionConfig, shape: tuple[int, int]) -> Plan:
     """The plan of the session's protocol for an array of `shape`."""
     proto = cfg.protocol
@@ -87,6 +107,7 @@ def execute(
             raise FileExistsError(f"{path} exists; choose another --out or pass --overwrite")
     backend = build_backend(cfg)
     try:
+        check_session_fits(cfg, backend)
         plan = build_plan(cfg, backend.shape)
         t0 = time.perf_counter()
         with HDF5Writer(out, overwrite=overwrite) as writer, ProgressSubscriber(console) as bar:
@@ -219,6 +240,9 @@ def register(app: typer.Typer) -> None:
         config: Annotated[Path, typer.Option("--config", "-c", help="session config (YAML)")],
         out: Annotated[Path, typer.Option(help="HDF5 log file")],
         backend: Annotated[str | None, typer.Option(help="sim or bench (overrides config)")] = None,
+        bench: Annotated[Path | None, typer.Option(
+            help="bench config file (overrides config's `bench:`; any kind: smu, pulse, "
+                 "arc2)")] = None,
         overwrite: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
     ) -> None:
         """Run PROTOCOL with the parameters of a session config file."""
@@ -233,6 +257,8 @@ def register(app: typer.Typer) -> None:
                 cfg = cfg.model_copy(update={"protocol": proto})
             if cfg.bench is not None and not cfg.bench.is_absolute():
                 cfg = cfg.model_copy(update={"bench": config.parent / cfg.bench})
+            if bench is not None:
+                cfg = cfg.model_copy(update={"bench": bench})
             if backend is not None:
                 if backend not in ("sim", "bench"):
                     raise ConfigError(f"--backend must be 'sim' or 'bench', got '{backend}'")
@@ -245,7 +271,7 @@ def register(app: typer.Typer) -> None:
 def _run(cfg: SessionConfig, out: Path, overwrite: bool, plot: Path | None) -> None:
     try:
         result = execute(cfg, out, overwrite=overwrite, plot=plot)
-    except (ConfigError, FileExistsError, KeyError, ValueError) as exc:
+    except (ConfigError, FileExistsError, KeyError, ValueError, ConnectionError) as exc:
         raise fail(str(exc).strip("'\"")) from None
     if not result.ok:
         raise typer.Exit(_exit_code(result))
