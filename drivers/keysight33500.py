@@ -130,7 +130,7 @@ class Keysight33500(Instrument):
     def arm(self, volts: float, width: float, edge: float) -> None:
         self.check(volts, width, edge)
         self.write(Cmd.OUTPUT_OFF)
-        period = 2 * width + 2 * edge + WIDTH_MIN
+        period = round(2 * width + 2 * edge + WIDTH_MIN, 12)  # whole picoseconds
         # the width must stay below the period minus 16 ns at every step
         if width < self._timing[0] - WIDTH_MIN:
             self.write(Cmd.WIDTH.format(value=fmt(width)))
