@@ -26,6 +26,7 @@ from tests.emulators.benches import (
     run,
     sim_backend,
 )
+from tests.pulsebench.benches import PULSE_BENCH
 from xbarlab.config import SimConfig
 from xbarlab.crossbar import BiasScheme
 from xbarlab.documents import Document, EventKind, RunStatus
@@ -34,8 +35,6 @@ from xbarlab.messages import Mvm, Plan, Pulse, Read
 from xbarlab.protocols.patterns import target_map
 from xbarlab.protocols.read_map import read_map
 from xbarlab.protocols.write_verify import write_verify_array
-
-from tests.pulsebench.benches import PULSE_BENCH  # noqa: E402 - the pulse-generator bench
 
 BENCHES = {"2600+2450+707B": K2600_707B, "B2900+2450+707B": B2900_707B, "board": BOARD,
            "33500+2600+2450+707B": PULSE_BENCH}
