@@ -77,6 +77,15 @@ def check_session_fits(cfg: SessionConfig, backend: Crossbar) -> None:
         limits.append(("bench", bench_limits))
     problems = session_problems([p.width], p.pulse_scheme, p.read_scheme,
                                 capability_of(backend), limits)
+    if cfg.backend == "sim" and cfg.sim.device == "tio2-o921c":
+        from xbarlab.bench.preflight import seconds
+        from xbarlab.sim.tio2 import width_regime
+
+        regime = width_regime(p.width)
+        if regime != "calibrated":
+            console.print(f"note: {seconds(p.width)} pulses on tio2-o921c are {regime}: its "
+                          "rates are calibrated at ~1 µs (data/devices/README.md, Pulse width)",
+                          highlight=False)
     if problems:
         where = f"bench {cfg.bench}" if cfg.backend == "bench" else "the simulator"
         raise ConfigError(f"this session cannot run on {where}:\n  " + "\n  ".join(problems))
