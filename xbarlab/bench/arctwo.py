@@ -267,3 +267,12 @@ def connect_instrument(config: ArcTwoBenchConfig) -> Arc2Instrument:  # pragma: 
         raise ConnectionError(f"no ArC TWO with id {config.address} (found {ids})")
     inst: Arc2Instrument = pyarc2.Instrument(int(config.address), str(config.firmware))
     return inst
+
+
+def find_instrument_ids() -> list[int]:
+    """The EFM ids of the connected ArC TWOs (pyarc2.find_ids; empty when none or when the
+    platform has no driver)."""
+    try:
+        return [int(i) for i in pyarc2.find_ids()]
+    except Exception:  # pyarc2 raises for an unsupported platform or a USB error
+        return []

@@ -9,7 +9,7 @@ import yaml
 from rich.console import Console
 
 from xbarlab.bench.arctwo_config import ArcTwoBenchConfig, load_mapping
-from xbarlab.config import SimConfig
+from xbarlab.config import ConfigError, SimConfig
 
 console = Console()
 
@@ -26,7 +26,11 @@ def serve_arc2(cfg: ArcTwoBenchConfig, sim: SimConfig, target: Path, port: int,
     mapping.check((cfg.rows, cfg.cols), str(cfg.mapping))
     inst = EmulatedInstrument(build_sim_crossbar(sim, compliance=cfg.limits.compliance),
                               mapping.words[: cfg.rows], mapping.bits[: cfg.cols])
-    server = Arc2Server(inst, port).start()
+    try:
+        server = Arc2Server(inst, port).start()
+    except OSError as exc:
+        raise ConfigError(f"port {port}: {exc.strerror or exc}; try --port 0 (any free port)"
+                          ) from None
     try:
         emulated = cfg.model_copy(update={"address": server.address, "firmware": None})
         target.write_text(f"# emulated ArC TWO of bench '{cfg.name}' (xbarlab emulate), valid "
