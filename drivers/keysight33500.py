@@ -14,7 +14,8 @@ these (`xbarlab.drivers.emulators.fgen_33500`):
 - SOURce VOLTage subsystem: ``VOLT:HIGH <V>``, ``VOLT:LOW <V>`` (high must stay above low:
   the order of the two is chosen so that it always does); ``VOLT:LIM:HIGH <V>``,
   ``VOLT:LIM:LOW <V>``, ``VOLT:LIM:STAT ON`` (the instrument refuses levels beyond its limits:
-  the bench limit, enforced in the instrument as well as here).
+  set to the bench's SET / RESET amplitude limits, enforced in the instrument as well as
+  here).
 - OUTPut subsystem: ``OUTP:LOAD INF`` (levels are open-circuit levels: a crossbar line is not a
   50 ohm load), ``OUTP:POL NORM|INV``, ``OUTP ON|OFF``, ``OUTP?``.
 - BURSt subsystem: ``BURS:MODE TRIG``, ``BURS:NCYC 1``, ``BURS:STAT ON``.
@@ -72,7 +73,7 @@ class Keysight33500(Instrument):
     def __init__(self, transport: Transport, name: str = "") -> None:
         super().__init__(transport, name)
         self._output_on = True  # not known to be off until the instrument says so
-        self.v_max: float | None = None
+        self.limits: tuple[float, float] | None = None  # (low, high) V: the bench's
         self._armed: tuple[float, float, float] | None = None
         self._levels = (-0.05, 0.05)  # (low, high) after *RST: 100 mVpp around 0 V
         self._timing = (1e-3, 1e-4)  # (period, width) after *RST
@@ -89,10 +90,10 @@ class Keysight33500(Instrument):
     def edge_min(self) -> float:
         return EDGE_MIN
 
-    def configure(self, v_max: float) -> None:
-        if not 0 < v_max <= V_INSTRUMENT:
-            raise SettingError(f"{self.name}: bench v_max {v_max:g} V is outside "
-                               f"(0, {V_INSTRUMENT:g}] V")
+    def configure(self, v_high: float, v_low: float) -> None:
+        if not (0 < v_high <= V_INSTRUMENT and -V_INSTRUMENT <= v_low < 0):
+            raise SettingError(f"{self.name}: bench pulse limits [{v_low:g}, {v_high:g}] V "
+                               f"are outside +-{V_INSTRUMENT:g} V (or do not straddle 0 V)")
         self.write(Cmd.RESET)
         self.write(Cmd.CLEAR)
         self._levels = (-0.05, 0.05)
@@ -100,26 +101,27 @@ class Keysight33500(Instrument):
         self.write(Cmd.OUTPUT_OFF)
         self.write(Cmd.LOAD_HIGHZ)
         self.write(Cmd.PULSE)
-        self.write(Cmd.LIMIT_HIGH.format(value=fmt(v_max)))
-        self.write(Cmd.LIMIT_LOW.format(value=fmt(-v_max)))
+        self.write(Cmd.LIMIT_HIGH.format(value=fmt(v_high)))
+        self.write(Cmd.LIMIT_LOW.format(value=fmt(v_low)))
         self.write(Cmd.LIMIT_ON)
         self.write(Cmd.BURST_TRIGGERED)
         self.write(Cmd.BURST_ONE)
         self.write(Cmd.TRIGGER_BUS)
         self.write(Cmd.BURST_ON)
-        self.v_max = v_max
+        self.limits = (float(v_low), float(v_high))
         self.confirm_off()
 
     def check(self, volts: float, width: float, edge: float) -> None:
         """Raise `SettingError` for anything the bench or the instrument cannot do."""
-        if self.v_max is None:
+        if self.limits is None:
             raise SettingError(f"{self.name}: configure() first (the bench limit is unknown)")
         for what, x in (("voltage", volts), ("width", width), ("edge", edge)):
             if not isinstance(x, int | float) or x != x or x in (float("inf"), float("-inf")):
                 raise SettingError(f"{self.name}: pulse {what} {x!r} is not a finite number")
-        if volts == 0 or abs(volts) > self.v_max:
+        lo, hi = self.limits
+        if volts == 0 or not lo <= volts <= hi:
             raise SettingError(f"{self.name}: pulse of {volts:+g} V is outside the bench "
-                               f"limit +-{self.v_max:g} V (or zero)")
+                               f"limits [{lo:+g}, {hi:+g}] V (or zero)")
         if not WIDTH_MIN <= width <= WIDTH_MAX:
             raise SettingError(f"{self.name}: width {width:g} s is outside "
                                f"[{WIDTH_MIN:g}, {WIDTH_MAX:g}] s")

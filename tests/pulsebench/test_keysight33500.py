@@ -21,7 +21,7 @@ from xbarlab.drivers.transports import TranscriptTransport
 
 CONFIG = [
     ("*RST", None), ("*CLS", None), ("OUTP OFF", None), ("OUTP:LOAD INF", None),
-    ("FUNC PULS", None), ("VOLT:LIM:HIGH 3", None), ("VOLT:LIM:LOW -3", None),
+    ("FUNC PULS", None), ("VOLT:LIM:HIGH 2.5", None), ("VOLT:LIM:LOW -3", None),
     ("VOLT:LIM:STAT ON", None), ("BURS:MODE TRIG", None), ("BURS:NCYC 1", None),
     ("TRIG:SOUR BUS", None), ("BURS:STAT ON", None), ("OUTP?", "0"),
 ]
@@ -51,7 +51,7 @@ def test_configure_then_a_positive_then_a_negative_pulse() -> None:
         ("VOLT:LOW -2", None), ("VOLT:HIGH 0", None), ("OUTP:POL INV", None),
         ("OUTP ON", None), ("*TRG", None), ("*OPC?", "1"), ("OUTP OFF", None), ("OUTP?", "0"),
     ])
-    d.configure(v_max=3.0)
+    d.configure(v_high=2.5, v_low=-3.0)
     assert not d.output_on
     for v, w in ((1.5, 1e-6), (-2.0, 1e-3)):
         d.arm(v, w, 1e-8)
@@ -65,16 +65,17 @@ def test_configure_then_a_positive_then_a_negative_pulse() -> None:
 def test_output_not_confirmed_off_raises() -> None:
     _, d = _driver([*CONFIG[:-1], ("OUTP?", "1")])
     with pytest.raises(ReplyError, match="still on"):
-        d.configure(v_max=3.0)
+        d.configure(v_high=2.5, v_low=-3.0)
     assert d.output_on
 
 
 @pytest.mark.parametrize(("v", "w", "e"), [
-    (3.1, 1e-6, 1e-8), (0.0, 1e-6, 1e-8), (1.0, 1e-8, 5e-9), (1.0, 2e-8, 1.3e-8),
+    (2.6, 1e-6, 1e-8), (-3.1, 1e-6, 1e-8), (0.0, 1e-6, 1e-8), (1.0, 1e-8, 5e-9),
+    (1.0, 2e-8, 1.3e-8),
     (1.0, 2.0, 1e-8), (math.nan, 1e-6, 1e-8), (1.0, 1e-6, 5e-9)])
 def test_out_of_range_pulses_raise_before_any_line(v: float, w: float, e: float) -> None:
     t, d = _driver(CONFIG)
-    d.configure(v_max=3.0)
+    d.configure(v_high=2.5, v_low=-3.0)
     sent = len(t.sent)
     with pytest.raises(SettingError):
         d.arm(v, w, e)
@@ -84,7 +85,7 @@ def test_out_of_range_pulses_raise_before_any_line(v: float, w: float, e: float)
 def test_bench_limit_beyond_the_instrument_is_refused() -> None:
     t, d = _driver([])
     with pytest.raises(SettingError, match="outside"):
-        d.configure(v_max=12.0)
+        d.configure(v_high=12.0, v_low=-3.0)
     assert t.sent == []
 
 
@@ -134,7 +135,7 @@ class _Loopback:
 
 
 @given(pulses=st.lists(st.tuples(
-    st.floats(-3.0, 3.0).filter(lambda x: abs(x) > 0.01),
+    st.floats(-3.0, 2.5).filter(lambda x: abs(x) > 0.01),
     st.sampled_from([2e-8, 5e-8, 2e-7, 1e-6, 1e-4, 1e-3])), min_size=1, max_size=6))
 def test_driver_on_the_emulator_pulses_from_zero_without_errors(
         pulses: list[tuple[float, float]]) -> None:
@@ -144,7 +145,7 @@ def test_driver_on_the_emulator_pulses_from_zero_without_errors(
     emu = Fgen33500("fgen", load)  # type: ignore[arg-type]
     d = Keysight33500(_Loopback(emu), "fgen")  # type: ignore[arg-type]
     d.connect("33522B")
-    d.configure(v_max=3.0)
+    d.configure(v_high=2.5, v_low=-3.0)
     for v, w in pulses:
         d.arm(v, w, 8.4e-9)
         d.fire()

@@ -48,7 +48,7 @@ class PulseBenchCrossbar(BenchCrossbar):
         return [*super().instruments, self.pulser]
 
     def prepare(self) -> None:
-        self.pulser.configure(v_max=self.limits.v_max)
+        self.pulser.configure(v_high=self.limits.pulse_v_max, v_low=self.limits.pulse_v_min)
         super().prepare()
 
     def describe(self) -> dict[str, Any]:

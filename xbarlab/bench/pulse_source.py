@@ -29,9 +29,10 @@ class PulseSource(Instrumented, Protocol):
         """Shortest edge (10-90 %) time (s)."""
         ...
 
-    def configure(self, v_max: float) -> None:
+    def configure(self, v_high: float, v_low: float) -> None:
         """Pulse function, single pulse per software trigger, high-impedance load, the
-        instrument's own output voltage limits at +-`v_max`. Output off (confirmed)."""
+        instrument's own output voltage limits at [`v_low`, `v_high`] (the bench's RESET and
+        SET amplitude limits). Output off (confirmed)."""
         ...
 
     def arm(self, volts: float, width: float, edge: float) -> None:
