@@ -161,8 +161,14 @@ def load_bench_config(path: str | Path) -> BenchConfig | ArcTwoBenchConfig:
 def open_arc2_crossbar(config: ArcTwoBenchConfig) -> ArcTwoCrossbar:
     """Connect to the ArC TWO of `config` (or to its emulator at ``emulated://HOST:PORT``) and
     build the backend; its `close()` idles the instrument and closes the link."""
-    from xbarlab.bench.arctwo import ArcTwoCrossbar, connect_instrument
     from xbarlab.bench.arctwo_config import load_mapping
+    from xbarlab.config import ConfigError
+
+    try:
+        from xbarlab.bench.arctwo import ArcTwoCrossbar, connect_instrument
+    except ImportError as exc:
+        raise ConfigError(f"the ArC TWO backend needs pyarc2 ({exc}): "
+                          "pip install 'xbarlab[arc2]'") from None
 
     mapping = load_mapping(config.mapping)
     mapping.check((config.rows, config.cols), str(config.mapping))
