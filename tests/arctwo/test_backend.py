@@ -139,6 +139,13 @@ def test_bench_v_max_beyond_the_standard_range_is_refused() -> None:
         ArcTwoCrossbar(inst, ChannelMap("m", (16, 17, 18, 19), (0, 1, 2, 3)), (4, 4), lim)
 
 
+def test_compliance_beyond_the_read_range_is_refused() -> None:
+    _, inst = emulated(SIM)
+    with pytest.raises(ValueError, match="ArC TWO reads"):
+        ArcTwoCrossbar(inst, ChannelMap("m", (16, 17, 18, 19), (0, 1, 2, 3)), (4, 4),
+                       BenchLimits(compliance=0.02))
+
+
 def test_mapping_file(tmp_path: Path) -> None:
     m = load_mapping(MAPPING_16)
     assert m.words[:3] == (16, 17, 18) and m.bits[:3] == (0, 1, 2) and len(m.words) == 16

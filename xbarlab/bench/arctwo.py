@@ -30,7 +30,8 @@ Every call is one of pyarc2 0.6.0's `Instrument` methods, checked against the in
   level is checked here against the bench limits before any call; the bench v_max must lie in
   the standard +-10 V range (the extended range is never selected).
 - current: the instrument has no compliance; a reading at or beyond the bench compliance is
-  flagged (after the fact).
+  flagged (after the fact), and a bench compliance above the largest current the read path
+  converts (~12.3 mA, `I_READ_MAX`) is refused.
 - safe state: ``finalise_operation(IdleMode.<idle>)`` (Float by default: every channel
   disconnected; SoftGnd: every channel at 0 V; HardGnd: tied to ground). Every operation ends
   with it inside the same command buffer as the operation (reads: the instrument's own
@@ -52,7 +53,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarc2
 
-from xbarlab.bench.arctwo_config import V_RANGE_STD, ArcTwoBenchConfig, ChannelMap
+from xbarlab.bench.arctwo_config import I_READ_MAX, V_RANGE_STD, ArcTwoBenchConfig, ChannelMap
 from xbarlab.bench.safety import (
     SafeStateError,
     check_array_levels,
@@ -123,6 +124,9 @@ class ArcTwoCrossbar:
         if limits.v_max > V_RANGE_STD:
             raise ValueError(f"bench v_max {limits.v_max:g} V is beyond the ArC TWO standard "
                              f"range +-{V_RANGE_STD:g} V")
+        if limits.compliance > I_READ_MAX:
+            raise ValueError(f"bench compliance {limits.compliance:g} A is beyond what the "
+                             f"ArC TWO reads ({I_READ_MAX * 1e3:.1f} mA)")
         mapping.check(shape, "mapping")
         self.instrument = instrument
         self.mapping = mapping

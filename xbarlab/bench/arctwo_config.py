@@ -29,6 +29,8 @@ from xbarlab.limits import BenchLimits
 
 N_CHANNELS = 64
 V_RANGE_STD = 10.0  # V, ArC TWO standard output range (pyarc2 OutputRange.STD: +-10 V)
+I_READ_MAX = 10.24 / 830.0  # A: largest current the read path converts (libarc2's ADC
+# conversion: 18-bit signed counts, +-10.24 V full scale, 830 ohm on its lowest-gain range)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,10 @@ class ArcTwoBenchConfig(BaseModel):
             raise ValueError(f"limits.v_max {self.limits.v_max:g} V is beyond the ArC TWO "
                              f"standard range +-{V_RANGE_STD:g} V (the backend never selects "
                              "the extended range)")
+        if self.limits.compliance > I_READ_MAX:
+            raise ValueError(f"limits.compliance {self.limits.compliance:g} A is beyond what "
+                             f"the ArC TWO reads ({I_READ_MAX * 1e3:.1f} mA): a reading there "
+                             "would saturate")
         if not self.address.startswith("emulated://"):
             if not self.address.isdigit():
                 raise ValueError("address: an EFM id (a number, see pyarc2.find_ids()) or "
