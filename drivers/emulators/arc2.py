@@ -10,9 +10,11 @@ Same method names, argument order and semantics as the installed pyarc2 (checked
 - ``read_one(low, high, vread)``: every channel to arbitrary-voltage mode at 0 V, ``low`` at
   -vread, the current read on ``high``; afterwards every level back to 0 V
   (libarc2: ``ground_all_fast`` after the read). Returned as a 32-bit float, like the ADC path.
-- ``read_slice_open(highs, ground_after)``: currents on ``highs`` with the channels as they are
-  configured (no bias set-up); 64 values indexed by channel, NaN where not read; with
-  ``ground_after`` the read channels go to 0 V afterwards (the others keep their levels).
+- ``read_slice_open(highs, ground_after)``: currents on ``highs`` at the levels the channels
+  were configured to (no bias set-up), after every channel is put in arbitrary-voltage mode
+  (libarc2 sets the global channel state to VoltArb: a floating channel is driven again at its
+  DAC level); 64 values indexed by channel, NaN where not read; with ``ground_after`` the read
+  channels go to 0 V afterwards (the others keep their levels).
 - ``pulse_one(low, high, voltage, nanos)``: +voltage/2 on ``high``, -voltage/2 on ``low`` for
   the width, every other channel at 0 V unless it is floating (floating channels stay
   floating); both pulsed channels back at 0 V afterwards.
@@ -283,6 +285,7 @@ class EmulatedInstrument:
         with self.lock:
             self.execute()
             self.calls[-1] = "read_slice_open"
+            self.mode = ["arb"] * N_CHANNELS
             row_v, col_v = self._lines(self.potential)
             for c in chans:
                 out[c] = np.float32(self._current_out_of(c, row_v, col_v))

@@ -44,7 +44,7 @@ def test_remote_gives_the_in_process_results() -> None:
         for x in (xbar, local):
             x.pulse((3, 4), 1.5, 2e-7, BiasScheme.HALF)
             x.pulse((5, 4), -1.5, 1e-6, BiasScheme.FLOATING)
-        for scheme in BiasScheme:
+        for scheme in (BiasScheme.GROUNDED, BiasScheme.HALF, BiasScheme.THIRD):
             a = xbar.read([(3, 4), (5, 4), (0, 0)], 0.2, scheme).currents
             b = local.read([(3, 4), (5, 4), (0, 0)], 0.2, scheme).currents
             np.testing.assert_array_equal(a, b)

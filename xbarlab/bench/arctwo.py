@@ -8,11 +8,13 @@ Every call is one of pyarc2 0.6.0's `Instrument` methods, checked against the in
   row, at +vread; every other channel at 0 V; the current read on high, the selected column:
   the cell sees +vread and is sensed on its column, as every xbarlab backend senses it). The
   instrument grounds the levels after the read.
-- read, V/2, V/3, floating: ``config_channels([(ch, V), ...], base)`` puts the selected row at
-  +vread, the selected column at 0 V and the unselected lines at the scheme's levels
-  (floating: ``float_all()`` first, only the selected pair configured), then
+- read, V/2, V/3: ``config_channels([(ch, V), ...], 0.0)`` puts the selected row at +vread,
+  the selected column at 0 V and the unselected lines at the scheme's levels, then
   ``read_slice_open([column channel], True)`` measures the current on the selected column
   (as the sim backend senses it), then ``finalise_operation(idle)``.
+- floating-unselected reads are refused: ``read_slice_open`` puts every channel back in
+  arbitrary-voltage mode (libarc2: global channel state VoltArb) before it reads, so no line
+  stays floating during a read.
 - pulse, V/2: ``ground_all()``, ``pulse_one(low=bit, high=word, V, nanos)`` (+V/2 on the row,
   -V/2 on the column, every other line at 0 V: the V/2 scheme shifted by -V/2, which no cell
   can tell from the usual one), ``finalise_operation(idle)``, all in one command buffer.
@@ -85,7 +87,7 @@ IDLE = {"float": "Float", "soft_gnd": "SoftGnd", "hard_gnd": "HardGnd"}
 CAPABILITY = PulseCapability(
     source="ArC TWO high-speed drivers (pulse_one)", width_min=HS_MIN, width_max=HS_MAX,
     step=HS_STEP, pulse_schemes=(BiasScheme.HALF, BiasScheme.FLOATING),
-    read_schemes=tuple(BiasScheme),
+    read_schemes=(BiasScheme.GROUNDED, BiasScheme.HALF, BiasScheme.THIRD),
     note="V/2 in hardware (+V/2 on the row, -V/2 on the column); V/3 and grounded-unselected "
          "pulses need arbitrary DAC levels, which are not nanosecond pulses")
 
@@ -150,6 +152,9 @@ class ArcTwoCrossbar:
         idx = all_cells(self._shape) if cells is None else as_cells(cells)
         check_cells(idx, self._shape)
         scheme = BiasScheme(scheme)
+        if scheme not in CAPABILITY.read_schemes:
+            raise LimitViolation(f"read scheme {scheme.value}: the ArC TWO backend reads with "
+                                 "grounded, v/2 or v/3 unselected lines only")
         v = float(v_read)
         plans = [None if scheme is BiasScheme.GROUNDED else self._levels((int(r), int(c)), v,
                                                                           scheme)
@@ -161,11 +166,7 @@ class ArcTwoCrossbar:
                 if plan is None:
                     currents[k] = -float(self.instrument.read_one(row, col, -v))
                     continue
-                if scheme is BiasScheme.FLOATING:
-                    self.instrument.connect_to_gnd([])
-                    self.instrument.float_all()
-                self.instrument.config_channels(plan, None if scheme is BiasScheme.FLOATING
-                                                else 0.0)
+                self.instrument.config_channels(plan, 0.0)
                 got = self.instrument.read_slice_open([col], True)
                 currents[k] = -float(got[col])
                 self.instrument.finalise_operation(self.idle)
