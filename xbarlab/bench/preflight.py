@@ -55,13 +55,18 @@ def session_problems(widths: Sequence[float], pulse_scheme: BiasScheme,
                            f"{where} limits.pulse_width_min / pulse_width_max")
         if cap is None:
             continue
-        problem = cap.width_problem(w)
-        if problem is not None:
-            hint = (f"set protocol.params.width within [{seconds(cap.width_min)}, "
-                    f"{seconds(cap.width_max)}]")
+        if cap.width_problem(w) is None:
+            continue
+        span = f"[{seconds(cap.width_min)}, {seconds(cap.width_max)}]"
+        if not cap.width_min <= w <= cap.width_max:
+            line = (f"pulse width {seconds(w)} (protocol.params.width) is outside the range "
+                    f"of {cap.source} {span}: set protocol.params.width within it")
             if w < cap.width_min:
-                hint += f", or run it on {SHORT_PULSE_BENCHES}"
-            out.append(f"{problem.replace(f'{w:.4g} s', seconds(w))}: {hint}")
+                line += f", or run the session on {SHORT_PULSE_BENCHES}"
+        else:
+            line = (f"pulse width {seconds(w)} (protocol.params.width) is not a multiple of "
+                    f"the {seconds(cap.step)} step of {cap.source}: round it")
+        out.append(line)
     if cap is not None and pulse_scheme not in cap.pulse_schemes:
         allowed = ", ".join(s.value for s in cap.pulse_schemes)
         out.append(f"pulse scheme {pulse_scheme.value} (protocol.params.pulse_scheme): "
