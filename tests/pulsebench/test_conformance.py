@@ -23,13 +23,12 @@ from xbarlab.crossbar import BiasScheme
 from xbarlab.documents import EventKind
 from xbarlab.drivers.emulators.fgen_33500 import Fgen33500
 from xbarlab.limits import LimitViolation
+from xbarlab.messages import Plan, Pulse, Read
 from xbarlab.protocols.patterns import target_map
 from xbarlab.protocols.write_verify import write_verify_array
 
 
-@pytest.mark.parametrize(("width", "scheme"), [
-    (1e-6, BiasScheme.HALF), (2e-7, BiasScheme.HALF),
-    pytest.param(1e-6, BiasScheme.FLOATING, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(("width", "scheme"), [(1e-6, BiasScheme.HALF), (2e-7, BiasScheme.HALF)])
 def test_write_verify_agrees_with_sim(width: float, scheme: BiasScheme) -> None:
     cfg = bench_config(PULSE_BENCH)
     params = WV_PARAMS.model_copy(update={"width": width, "pulse_scheme": scheme})
@@ -53,6 +52,32 @@ def test_write_verify_agrees_with_sim(width: float, scheme: BiasScheme) -> None:
     np.testing.assert_allclose(g, ref_xbar.g, rtol=1e-9)  # type: ignore[attr-defined]
     assert n_pulses == len(events(docs, EventKind.PULSE)) > 64  # every pulse was the generator's
     assert widths == {width}
+
+
+def _mixed() -> Plan:
+    for k, (v, scheme) in enumerate([(1.4, BiasScheme.FLOATING), (-1.5, BiasScheme.GROUNDED),
+                                     (1.6, BiasScheme.HALF), (-1.3, BiasScheme.FLOATING)]):
+        cell = (k, 7 - k)
+        yield Read((cell,), 0.2, BiasScheme.GROUNDED)
+        yield Pulse(cell, v, 5e-8, scheme)
+        yield Read((cell, (k, 0)), 0.2, BiasScheme.HALF)
+
+
+def test_floating_and_grounded_pulses_agree_with_sim() -> None:
+    cfg = bench_config(PULSE_BENCH)
+    ref_xbar = sim_backend(cfg)
+    ref, ref_docs = run(ref_xbar, cfg, _mixed())
+    with emulated(cfg, SIM) as (emu, bench):
+        got, docs = run(bench.crossbar, cfg, _mixed())
+        bench.close()
+        assert emu.safe and emu.violations == []
+        g = emu.sim.g.copy()
+    assert ref.ok and got.ok, (ref.reason, got.reason)
+    assert operations(docs) == operations(ref_docs)
+    for a, b in zip(events(ref_docs, EventKind.READ), events(docs, EventKind.READ), strict=True):
+        np.testing.assert_allclose(b.currents, a.currents, rtol=1e-12)
+    np.testing.assert_allclose(g, ref_xbar.g, rtol=1e-9)  # type: ignore[attr-defined]
+    assert not np.allclose(g, sim_backend(cfg).g)  # type: ignore[attr-defined]  # it programmed
 
 
 def test_widths_the_generator_cannot_make_are_refused_before_any_command() -> None:
