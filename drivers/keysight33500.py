@@ -31,6 +31,7 @@ The period is twice the width plus the edges, so one burst is one pulse and a re
 from __future__ import annotations
 
 from xbarlab.drivers.base import Instrument, ReplyError, SettingError, fmt, scpi_errors
+from xbarlab.drivers.limits import SmuLimits
 from xbarlab.drivers.transports import Transport
 
 WIDTH_MIN = 16e-9  # s, Pulse Waveforms section
@@ -70,8 +71,12 @@ class Cmd:
 class Keysight33500(Instrument):
     """One output of a 33500B / 33600A generator. No I/O in the constructor."""
 
-    def __init__(self, transport: Transport, name: str = "") -> None:
+    def __init__(self, transport: Transport, name: str = "",
+                 bench: SmuLimits | None = None) -> None:
+        """`bench`: the bench limits the driver holds from construction (default: the default
+        bench's); nothing beyond them is ever sent, whatever `configure` is asked."""
         super().__init__(transport, name)
+        self.bench = bench if bench is not None else SmuLimits()
         self._output_on = True  # not known to be off until the instrument says so
         self.limits: tuple[float, float] | None = None  # (low, high) V: the bench's
         self._armed: tuple[float, float, float] | None = None
@@ -91,9 +96,11 @@ class Keysight33500(Instrument):
         return EDGE_MIN
 
     def configure(self, v_high: float, v_low: float) -> None:
-        if not (0 < v_high <= V_INSTRUMENT and -V_INSTRUMENT <= v_low < 0):
-            raise SettingError(f"{self.name}: bench pulse limits [{v_low:g}, {v_high:g}] V "
-                               f"are outside +-{V_INSTRUMENT:g} V (or do not straddle 0 V)")
+        lo, hi = self.bench.pulse_window
+        if not (0 < v_high <= min(V_INSTRUMENT, hi) and max(-V_INSTRUMENT, lo) <= v_low < 0):
+            raise SettingError(f"{self.name}: pulse limits [{v_low:g}, {v_high:g}] V are "
+                               f"outside the bench's [{lo:g}, {hi:g}] V or the instrument's "
+                               f"+-{V_INSTRUMENT:g} V (or do not straddle 0 V)")
         self.write(Cmd.RESET)
         self.write(Cmd.CLEAR)
         self._levels = (-0.05, 0.05)
@@ -122,9 +129,11 @@ class Keysight33500(Instrument):
         if volts == 0 or not lo <= volts <= hi:
             raise SettingError(f"{self.name}: pulse of {volts:+g} V is outside the bench "
                                f"limits [{lo:+g}, {hi:+g}] V (or zero)")
-        if not WIDTH_MIN <= width <= WIDTH_MAX:
+        w_lo = max(WIDTH_MIN, self.bench.width_min)
+        w_hi = min(WIDTH_MAX, self.bench.width_max)
+        if not w_lo <= width <= w_hi:
             raise SettingError(f"{self.name}: width {width:g} s is outside "
-                               f"[{WIDTH_MIN:g}, {WIDTH_MAX:g}] s")
+                               f"[{w_lo:g}, {w_hi:g}] s (instrument and bench)")
         if not EDGE_MIN <= edge <= EDGE_WIDTH_RATIO * width:
             raise SettingError(f"{self.name}: edge {edge:g} s must lie in [{EDGE_MIN:g} s, "
                                f"{EDGE_WIDTH_RATIO:g} x width]")

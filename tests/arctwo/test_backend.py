@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyarc2
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.arctwo.helpers import LIMITS, MAPPING_16, emulated
@@ -108,6 +108,7 @@ def test_third_read_levels_reach_the_channels() -> None:
     assert [pot[c] for c in bits] == pytest.approx([0.2, 0.2, 0.0, 0.2])
 
 
+@settings(deadline=None, max_examples=60)
 @given(v=st.floats(-0.5, 0.5).filter(lambda x: abs(x) > 1e-3),
        p=st.floats(-3.0, 2.5).filter(lambda x: abs(x) > 0.05),
        r=st.integers(0, 3), c=st.integers(0, 3),

@@ -21,7 +21,7 @@ def test_emulate_check_and_run_with_the_example_arc2_bench(tmp_path: Path) -> No
     proc = subprocess.Popen(
         [sys.executable, "-m", "xbarlab.cli.main", "emulate", str(ROOT / "examples" / "bench"
                                                                   / "arc2.yaml"),
-         "--out", str(out), "--no-noise", "--duration", "120"],
+         "--out", str(out), "--no-noise", "--device", "simple", "--duration", "120"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 30
@@ -37,7 +37,7 @@ def test_emulate_check_and_run_with_the_example_arc2_bench(tmp_path: Path) -> No
                                   "--out", str(tmp_path / "wv.h5"), "--backend", "bench",
                                   "--bench", str(out)])
         assert res.exit_code == 0, res.output
-        assert "cells converged" in res.output
+        assert "256/256 cells" in res.output
     finally:
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=20)

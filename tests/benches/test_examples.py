@@ -48,7 +48,7 @@ def test_example_session_on_the_emulated_arc2(tmp_path: Path) -> None:
         bench = _dump(tmp_path / "emu.yaml",
                       cfg.model_copy(update={"address": server.address, "firmware": None}))
         code, output, out = _run(tmp_path, "--backend", "bench", "--bench", str(bench))
-    assert code == 0, output
+    assert code in (0, 3), output  # done, or done with cells outside tolerance (partial)
     assert inst.safe and inst.clamped == [] and server.errors == []
     m = LogReader(out).measurements()
     assert set(m.loc[m.kind == "pulse", "width"]) == {1e-6}
@@ -67,19 +67,16 @@ def test_example_session_is_refused_up_front_by_the_smu_bench(tmp_path: Path) ->
     assert code == 2
     assert "Traceback" not in output
     flat = " ".join(output.split())
-    assert "pulse width 1 µs (protocol.params.width)" in flat
-    assert "pulses [100 µs, 1 s]: set protocol.params.width within it" in flat
-    assert "ArC TWO" in flat
+    # checked against the bench config's limits before anything is connected (one line)
+    assert "protocol.params.width: 1 µs is outside the limits of the bench config" in flat
+    assert "[100 µs, 1 ms]; for shorter pulses use an ArC TWO" in flat
     assert not out.exists()
-    # identities checked and the safe state on exit; nothing was switched on or routed
-    assert pulses == 0 and sum("IDN" in line for line in received) == len(cfg.instruments)
-    assert not [line for line in received
-                if "OUTPUT_ON" in line or "OUTP ON" in line or "channel.close" in line]
+    assert pulses == 0 and received == []  # refused before any instrument was connected
 
 
 def test_example_session_runs_on_sim(tmp_path: Path) -> None:
     code, output, _ = _run(tmp_path)
-    assert code == 0, output
+    assert code in (0, 3), output
 
 
 @pytest.mark.slow
@@ -93,6 +90,6 @@ def test_example_session_on_the_emulated_pulse_bench(tmp_path: Path) -> None:
         code, output, out = _run(tmp_path, "--backend", "bench", "--bench", str(bench))
         assert emu.safe, emu.unsafe()
         assert emu.violations == [] and emu.server_errors == []
-    assert code == 0, output
+    assert code in (0, 3), output
     m = LogReader(out).measurements()
     assert set(m.loc[m.kind == "pulse", "width"]) == {1e-6}

@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xbarlab.bench.pulse_source import PulseSource
@@ -17,6 +17,7 @@ from xbarlab.drivers.base import ReplyError, SettingError
 from xbarlab.drivers.emulators.fgen_33500 import Fgen33500
 from xbarlab.drivers.emulators.state import SmuChannel
 from xbarlab.drivers.keysight33500 import Keysight33500
+from xbarlab.drivers.limits import SmuLimits
 from xbarlab.drivers.transports import TranscriptTransport
 
 CONFIG = [
@@ -86,7 +87,28 @@ def test_bench_limit_beyond_the_instrument_is_refused() -> None:
     t, d = _driver([])
     with pytest.raises(SettingError, match="outside"):
         d.configure(v_high=12.0, v_low=-3.0)
+    with pytest.raises(SettingError, match="outside"):
+        d.configure(v_high=2.6, v_low=-3.0)  # the default bench allows +2.5 V
     assert t.sent == []
+
+
+def test_bench_limits_held_from_construction() -> None:
+    """Built with tighter bench limits, the driver refuses what they exclude, whatever
+    `configure` is told."""
+    script = [(line.replace("HIGH 2.5", "HIGH 1.2").replace("LOW -3", "LOW -1.5"), reply)
+              for line, reply in CONFIG]
+    t = TranscriptTransport(script)
+    d = Keysight33500(t, "fgen", SmuLimits(v_max=1.5, width_min=1e-7, width_max=1e-5,
+                                           pulse_v_min=-1.5, pulse_v_max=1.2))
+    with pytest.raises(SettingError, match="bench"):
+        d.configure(v_high=2.5, v_low=-3.0)
+    assert t.sent == []
+    d.configure(v_high=1.2, v_low=-1.5)
+    assert t.done
+    d.check(1.2, 1e-6, 1e-8)  # inside: accepted
+    for v, w in ((1.3, 1e-6), (-1.6, 1e-6), (1.0, 5e-8), (1.0, 2e-5)):
+        with pytest.raises(SettingError):
+            d.check(v, w, 1e-8)
 
 
 class _Recorder:
@@ -134,6 +156,7 @@ class _Loopback:
         return reply
 
 
+@settings(deadline=None, max_examples=60)
 @given(pulses=st.lists(st.tuples(
     st.floats(-3.0, 2.5).filter(lambda x: abs(x) > 0.01),
     st.sampled_from([2e-8, 5e-8, 2e-7, 1e-6, 1e-4, 1e-3])), min_size=1, max_size=6))
