@@ -11,18 +11,24 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from xbarlab.bench.arctwo_config import ArcTwoBenchConfig
 from xbarlab.bench.config import BenchConfig, InstrumentConfig
 from xbarlab.bench.crossbar import BenchCrossbar, Wiring
+from xbarlab.bench.pulse_bench import PulseBenchCrossbar
 from xbarlab.bench.watchdog import Supervisor
 from xbarlab.drivers.base import Instrument, InstrumentError, SmuLimits
 from xbarlab.drivers.keithley707b import Keithley707B
 from xbarlab.drivers.keithley2450 import Keithley2450
 from xbarlab.drivers.keithley2600 import Keithley2600Channel
+from xbarlab.drivers.keysight33500 import Keysight33500
 from xbarlab.drivers.keysight_b2900 import KeysightB2900Channel
 from xbarlab.drivers.serial_board import SerialBoard
 from xbarlab.drivers.transports import SerialTransport, Transport, TransportError, VisaTransport
+
+if TYPE_CHECKING:
+    from xbarlab.bench.arctwo import ArcTwoCrossbar
 
 TransportFactory = Callable[[str, InstrumentConfig], Transport]
 
@@ -50,6 +56,8 @@ def make_driver(name: str, cfg: InstrumentConfig, transport: Transport, channel:
         return Keithley707B(transport, label)
     if cfg.driver == "serial_board":
         return SerialBoard(transport, shape, label, v_max=v_max)
+    if cfg.driver == "keysight33500":
+        return Keysight33500(transport, label, limits)
     raise ValueError(f"unknown driver {cfg.driver!r}")  # pragma: no cover - Literal-checked
 
 
@@ -91,7 +99,7 @@ class OpenBench:
 def _role_refs(config: BenchConfig) -> dict[str, str]:
     r = config.roles
     refs = {"drive": r.drive, "sense": r.sense, "bias_row": r.bias_row,
-            "bias_col": r.bias_col, "matrix": r.matrix, "board": r.board}
+            "bias_col": r.bias_col, "matrix": r.matrix, "board": r.board, "pulse": r.pulse}
     return {k: v for k, v in refs.items() if v is not None}
 
 
@@ -145,30 +153,90 @@ def open_bench(config: BenchConfig, transport_factory: TransportFactory = defaul
     if config.pins is not None and config.roles.matrix is not None:
         p = config.pins
         w = Wiring(p.slot, tuple(p.rows), tuple(p.cols), p.drive, p.sense, p.bias_row,
-                   p.bias_col, p.col_slot)
-    xbar = BenchCrossbar(
-        shape, config.limits, wiring=w, nplc=config.nplc, settle=config.settle,
+                   p.bias_col, p.col_slot,
+                   None if p.row_slots is None else tuple(p.row_slots),
+                   None if p.col_slots is None else tuple(p.col_slots))
+    common: dict[str, Any] = dict(
+        wiring=w, nplc=config.nplc, settle=config.settle,
         operation_timeout=config.operation_timeout,
         description={"bench": config.name,
                      "addresses": {n: config.instruments[n].address for n in sorted(used)}},
-        **{role: d for role, d in drivers.items()},
+        **{role: d for role, d in drivers.items() if role != "pulse"},
     )
+    xbar: BenchCrossbar
+    if "pulse" in drivers:
+        assert config.pins is not None and config.pins.pulse is not None
+        pulser = drivers["pulse"]
+        assert isinstance(pulser, Keysight33500)
+        xbar = PulseBenchCrossbar(shape, config.limits, pulser=pulser,
+                                  pulse_bus=config.pins.pulse, edge=config.pulse_edge, **common)
+    else:
+        xbar = BenchCrossbar(shape, config.limits, **common)
     if supervisor is not None:
         xbar.guardian = supervisor.check
         xbar.supervisor = supervisor
     return OpenBench(xbar, drivers, transports, identities, supervisor=supervisor)
 
 
+def load_bench_config(path: str | Path) -> BenchConfig | ArcTwoBenchConfig:
+    """A bench config file of any kind (``kind: smu`` (default), ``pulse`` or ``arc2``);
+    relative file paths inside an ArC TWO config are taken relative to the file."""
+    from xbarlab.config import load_yaml, validate_config
+
+    data = load_yaml(path)
+    if isinstance(data, dict) and data.get("kind") == "arc2":
+        return validate_config(data, ArcTwoBenchConfig, str(path)).resolved(Path(path).parent)
+    return validate_config(data if data is not None else {}, BenchConfig, str(path))
+
+
+def open_arc2_crossbar(config: ArcTwoBenchConfig) -> ArcTwoCrossbar:
+    """Connect to the ArC TWO of `config` (or to its emulator at ``emulated://HOST:PORT``) and
+    build the backend; its `close()` idles the instrument and closes the link."""
+    from xbarlab.bench.arctwo_config import load_mapping
+    from xbarlab.config import ConfigError
+
+    try:
+        from xbarlab.bench.arctwo import ArcTwoCrossbar, connect_instrument
+    except ImportError as exc:
+        raise ConfigError(f"the ArC TWO backend needs pyarc2 ({exc}): "
+                          "pip install 'xbarlab[arc2]'") from None
+
+    mapping = load_mapping(config.mapping)
+    mapping.check((config.rows, config.cols), str(config.mapping))
+    link_close: Callable[[], None] | None = None
+    if config.address.startswith("emulated://"):
+        from xbarlab.drivers.emulators.arc2_link import RemoteInstrument
+
+        remote = RemoteInstrument(config.address.removeprefix("emulated://"))
+        inst: Any = remote
+        link_close = remote.close
+    else:  # pragma: no cover - needs the instrument
+        inst = connect_instrument(config)
+    xbar = ArcTwoCrossbar(inst, mapping, (config.rows, config.cols), config.limits,
+                          idle=config.idle, operation_timeout=config.operation_timeout,
+                          description={"bench": config.name, "address": config.address})
+
+    def close() -> None:
+        try:
+            xbar.safe_state()
+        finally:
+            if link_close is not None:
+                link_close()
+    xbar.closer = close
+    return xbar
+
+
 def open_bench_crossbar(path: str | Path,
                         transport_factory: TransportFactory = default_transport
-                        ) -> BenchCrossbar:
+                        ) -> BenchCrossbar | ArcTwoCrossbar:
     """Load a bench config file and open it (identities checked); returns the backend.
 
     Its `close()` puts the bench in the safe state and closes every link.
     """
-    from xbarlab.config import load_config
-
-    bench = open_bench(load_config(path, BenchConfig), transport_factory)
+    config = load_bench_config(path)
+    if isinstance(config, ArcTwoBenchConfig):
+        return open_arc2_crossbar(config)
+    bench = open_bench(config, transport_factory)
     bench.crossbar.closer = bench.close
     return bench.crossbar
 
@@ -228,4 +296,4 @@ def describe_drivers() -> dict[str, Any]:
     """Driver name -> class, for documentation and the CLI."""
     return {"keithley2450": Keithley2450, "keithley2600": Keithley2600Channel,
             "keysight_b2900": KeysightB2900Channel, "keithley707b": Keithley707B,
-            "serial_board": SerialBoard}
+            "serial_board": SerialBoard, "keysight33500": Keysight33500}

@@ -39,7 +39,7 @@ def _channels(config: BenchConfig) -> dict[str, list[str]]:
     """Instrument -> the channels the roles use ("" for single-channel instruments)."""
     r = config.roles
     out: dict[str, list[str]] = {}
-    for ref in (r.drive, r.sense, r.bias_row, r.bias_col, r.matrix, r.board):
+    for ref in (r.drive, r.sense, r.bias_row, r.bias_col, r.pulse, r.matrix, r.board):
         if ref is None:
             continue
         inst, _, ch = ref.partition(".")
@@ -67,7 +67,7 @@ def _rescue_one(cfg: BenchConfig, name: str, channels: list[str]) -> str:
                 failures.append(f"{d.name}: {type(exc).__name__}: {exc}")
         if failures:
             return f"{name} FAILED ({'; '.join(failures)})"
-        kind = "outputs off" if icfg.driver in SMU_DRIVERS else (
+        kind = "outputs off" if icfg.driver in (*SMU_DRIVERS, "keysight33500") else (
             "relays open" if icfg.driver == "keithley707b" else "lines off")
         return f"{name} safe ({kind}, {(time.monotonic() - t0) * 1e3:.0f} ms)"
     except Exception as exc:  # a dead link, a wrong identity: reported, the others go on

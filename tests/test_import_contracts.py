@@ -29,7 +29,8 @@ LAYERS: list[set[str]] = [
     {"crossbar", "units"},
 ]
 # Third-party packages that only one part of xbarlab may import.
-OWNERS = {"torch": {"nn"}, "h5py": {"log"}, "pyvisa": {"drivers"}, "serial": {"drivers"}}
+OWNERS = {"torch": {"nn"}, "h5py": {"log"}, "pyvisa": {"drivers"}, "serial": {"drivers"},
+          "pyarc2": {"bench"}}
 # Lower layers that some modules must not use although the layering would allow it:
 # protocols never know the backend; drivers are pure instrument code (emulators may use sim).
 FORBIDDEN = {

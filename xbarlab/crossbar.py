@@ -162,3 +162,33 @@ class Crossbar(Protocol):
     def safe_state(self) -> None:
         """Put everything in a safe state: no output, 0 V, relays open. Idempotent."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class PulseCapability:
+    """What pulses (and biasing) a backend can produce, stated by the backend itself.
+
+    A backend that states one has a ``pulse_capability`` attribute; sessions are checked
+    against it before they start (`xbarlab.bench.preflight`).
+    """
+
+    source: str  # what makes the pulses, e.g. "ArC TWO high-speed drivers"
+    width_min: float  # s
+    width_max: float  # s
+    step: float = 0.0  # s, width resolution (0: continuous)
+    edge: float = 0.0  # s, rise/fall time of the pulses (0: not stated / ideal)
+    pulse_schemes: tuple[BiasScheme, ...] = tuple(BiasScheme)
+    read_schemes: tuple[BiasScheme, ...] = tuple(BiasScheme)
+    note: str = ""
+
+    def width_problem(self, width: float) -> str | None:
+        """Why `width` cannot be produced (None if it can)."""
+        if not self.width_min <= width <= self.width_max:
+            return (f"pulse width {width:.4g} s is outside what {self.source} produces "
+                    f"[{self.width_min:.4g}, {self.width_max:.4g}] s")
+        if self.step > 0:
+            n = width / self.step
+            if abs(n - round(n)) > 1e-6 * max(1.0, n):
+                return (f"pulse width {width:.4g} s is not a multiple of the {self.step:.4g} s "
+                        f"step of {self.source}")
+        return None

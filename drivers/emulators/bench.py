@@ -20,6 +20,7 @@ from xbarlab.bench.config import BenchConfig, InstrumentConfig
 from xbarlab.config import SimConfig
 from xbarlab.drivers.emulators.board import Board
 from xbarlab.drivers.emulators.faults import FaultPlan, FaultRecord
+from xbarlab.drivers.emulators.fgen_33500 import Fgen33500
 from xbarlab.drivers.emulators.matrix_707b import Matrix707B
 from xbarlab.drivers.emulators.server import PtyServer, TcpHub, TcpServer
 from xbarlab.drivers.emulators.smu_2450 import Smu2450
@@ -30,7 +31,7 @@ from xbarlab.drivers.emulators.wiring import MatrixWiring
 from xbarlab.sim.crossbar import SimCrossbar
 from xbarlab.sim.factory import build_sim_crossbar
 
-Emulator: TypeAlias = Smu2450 | Smu2600 | SmuB2900 | Matrix707B | Board
+Emulator: TypeAlias = Smu2450 | Smu2600 | SmuB2900 | Matrix707B | Board | Fgen33500
 
 
 def _identity(default: str, expected: str) -> str:
@@ -75,7 +76,8 @@ class EmulatedBench:
             assert cfg.pins is not None
             p = cfg.pins
             buses = {bus: ref for bus, ref in ((p.drive, r.drive), (p.sense, r.sense),
-                                              (p.bias_row, r.bias_row), (p.bias_col, r.bias_col))
+                                              (p.bias_row, r.bias_row), (p.bias_col, r.bias_col),
+                                              (p.pulse, r.pulse))
                      if bus is not None and ref is not None}
             self.wiring = MatrixWiring(self.sim, p, {b: self._key(ref) for b, ref in
                                                      buses.items()})
@@ -97,9 +99,12 @@ class EmulatedBench:
             e = Smu2600(name, load, serial=f"440{k:04d}")
         elif inst.driver == "keysight_b2900":
             e = SmuB2900(name, load, serial=f"MY5114{k:04d}")
+        elif inst.driver == "keysight33500":
+            e = Fgen33500(name, load, serial=f"MY5260{k:04d}")
         elif inst.driver == "keithley707b":
             p = self.bench_config.pins
-            slots = {p.slot, p.col_slot or p.slot} if p is not None else {1}
+            slots = ({p.slot, p.col_slot or p.slot, *p.line_slots("row"), *p.line_slots("col")}
+                     if p is not None else {1})
             e = Matrix707B(name, slots, serial=f"123{k:04d}",
                            on_change=self.wiring.relays_changed if self.wiring else None)
         else:
@@ -116,6 +121,8 @@ class EmulatedBench:
                 out.extend(s.ch for s in e.smus.values())
             elif isinstance(e, SmuB2900):
                 out.extend(c.smu for c in e.channels.values())
+            elif isinstance(e, Fgen33500):
+                out.append(e.channel)
         return out
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -208,7 +215,9 @@ class EmulatedBench:
 
     @property
     def violations(self) -> list[str]:
-        return list(self.wiring.violations) if self.wiring is not None else []
+        fgen = [f"{e.name}: {v}" for e in self.instruments.values()
+                if isinstance(e, Fgen33500) for v in e.violations]
+        return (list(self.wiring.violations) if self.wiring is not None else []) + fgen
 
     @property
     def fault_log(self) -> list[FaultRecord]:

@@ -53,12 +53,11 @@ class MatrixWiring:
         self.violations: list[str] = []
         self.pulses: list[tuple[FloatArray, FloatArray, float]] = []  # row_v, col_v, width
         self.sync: Callable[[], None] = lambda: None  # the hub's: serve earlier lines first
-        col_slot = pins.col_slot or pins.slot
         self._line: dict[tuple[int, int], tuple[str, int]] = {}
-        for i, p in enumerate(pins.rows):
-            self._line[(pins.slot, p)] = ("row", i)
-        for j, p in enumerate(pins.cols):
-            self._line[(col_slot, p)] = ("col", j)
+        for i, (slot, p) in enumerate(zip(pins.line_slots("row"), pins.rows, strict=True)):
+            self._line[(slot, p)] = ("row", i)
+        for j, (slot, p) in enumerate(zip(pins.line_slots("col"), pins.cols, strict=True)):
+            self._line[(slot, p)] = ("col", j)
 
     def register(self, ch: SmuChannel) -> None:
         self.channels[ch.key] = ch

@@ -26,6 +26,7 @@ from tests.emulators.benches import (
     run,
     sim_backend,
 )
+from tests.pulsebench.benches import PULSE_BENCH
 from xbarlab.config import SimConfig
 from xbarlab.crossbar import BiasScheme
 from xbarlab.documents import Document, EventKind, RunStatus
@@ -35,7 +36,8 @@ from xbarlab.protocols.patterns import target_map
 from xbarlab.protocols.read_map import read_map
 from xbarlab.protocols.write_verify import write_verify_array
 
-BENCHES = {"2600+2450+707B": K2600_707B, "B2900+2450+707B": B2900_707B, "board": BOARD}
+BENCHES = {"2600+2450+707B": K2600_707B, "B2900+2450+707B": B2900_707B, "board": BOARD,
+           "33500+2600+2450+707B": PULSE_BENCH}
 RTOL = 1e-12  # float summation order differs (one case at a time vs a batch)
 
 
@@ -91,7 +93,7 @@ def test_read_map_agrees(bench: str) -> None:
     assert np.all(ref.value > 0)  # a real map, not zeros on both sides
 
 
-@pytest.mark.parametrize("bench", ["2600+2450+707B", "board"])
+@pytest.mark.parametrize("bench", ["2600+2450+707B", "board"])  # pulse bench: tests/pulsebench
 def test_write_verify_8x8_agrees(bench: str) -> None:
     targets = target_map(TARGET, (8, 8))
     ref, ref_docs, got, docs, g_emulated = _both(

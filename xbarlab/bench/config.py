@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from xbarlab.limits import BenchLimits
 
 DriverName = Literal["keithley2450", "keithley2600", "keysight_b2900", "keithley707b",
-                     "serial_board"]
+                     "serial_board", "keysight33500"]
 SMU_DRIVERS = {"keithley2450", "keithley2600", "keysight_b2900"}
 CHANNELS: dict[str, tuple[str, ...]] = {
     "keithley2450": ("",), "keithley2600": ("a", "b"), "keysight_b2900": ("1", "2"),
@@ -49,6 +49,8 @@ class RoleAssignment(_Strict):
     bias_col: str | None = Field(None, description="SMU for unselected columns (V/2, 2V/3, 0 V)")
     matrix: str | None = None
     board: str | None = None
+    pulse: str | None = Field(None, description="pulse generator on the selected row for "
+                                                "programming pulses (bench kind 'pulse')")
 
     @model_validator(mode="after")
     def _topology(self) -> RoleAssignment:
@@ -73,28 +75,49 @@ class PinMap(_Strict):
                                              "matrix rows are shared across slots")
     rows: list[int] = Field(..., min_length=1, description="matrix column of crossbar row i")
     cols: list[int] = Field(..., min_length=1, description="matrix column of crossbar column j")
+    row_slots: list[int] | None = Field(None, description="card slot of each row pin (for "
+                                        "arrays wider than one 12-column card; default: slot)")
+    col_slots: list[int] | None = Field(None, description="card slot of each column pin "
+                                        "(default: col_slot)")
     drive: str = Field("A", pattern="^[A-H]$", description="matrix row of the drive SMU")
     sense: str = Field("B", pattern="^[A-H]$", description="matrix row of the sense SMU")
     bias_row: str | None = Field("C", pattern="^[A-H]$")
     bias_col: str | None = Field("D", pattern="^[A-H]$")
+    pulse: str | None = Field(None, pattern="^[A-H]$", description="matrix row of the pulse "
+                                                                    "generator")
 
     @model_validator(mode="after")
     def _distinct(self) -> PinMap:
-        col_slot = self.col_slot or self.slot
-        pins = [(self.slot, p) for p in self.rows] + [(col_slot, p) for p in self.cols]
+        for what, slots, lines in (("row_slots", self.row_slots, self.rows),
+                                   ("col_slots", self.col_slots, self.cols)):
+            if slots is not None and (len(slots) != len(lines)
+                                      or any(not 1 <= s <= 6 for s in slots)):
+                raise ValueError(f"{what}: one slot (1..6) per line, {len(lines)} lines")
+        pins = list(zip(self.line_slots("row"), self.rows, strict=True)) + list(
+            zip(self.line_slots("col"), self.cols, strict=True))
         if len(set(pins)) != len(pins):
             raise ValueError(f"a matrix (slot, column) is wired to two crossbar lines: {pins}")
         if any(not 1 <= p <= 12 for _, p in pins):
             raise ValueError("matrix columns are 1..12 on a 707B/708B card")
-        buses = [b for b in (self.drive, self.sense, self.bias_row, self.bias_col) if b]
+        buses = [b for b in (self.drive, self.sense, self.bias_row, self.bias_col, self.pulse)
+                 if b]
         if len(set(buses)) != len(buses):
             raise ValueError(f"two roles share a matrix row: {buses}")
         return self
 
 
+    def line_slots(self, kind: str) -> list[int]:
+        """The card slot of every row (`kind` "row") or column ("col") pin."""
+        if kind == "row":
+            return list(self.row_slots or [self.slot] * len(self.rows))
+        return list(self.col_slots or [self.col_slot or self.slot] * len(self.cols))
+
+
 class BenchConfig(_Strict):
     """A whole bench."""
 
+    kind: Literal["smu", "pulse"] = Field(
+        "smu", description="smu: SMUs pulse; pulse: a pulse generator (roles.pulse) pulses")
     name: str = "bench"
     rows: int = Field(..., ge=1, le=1024)
     cols: int = Field(..., ge=1, le=1024)
@@ -105,6 +128,8 @@ class BenchConfig(_Strict):
     nplc: float = Field(1.0, gt=0, le=25, description="integration time of reads (power cycles)")
     settle: float = Field(1e-3, ge=0, le=10, description="wait after switching relays (s)")
     operation_timeout: float = Field(30.0, gt=0, description="max time of one operation (s)")
+    pulse_edge: float = Field(1e-8, gt=0, le=1e-3, description="pulse generator edge time "
+                                                              "(10-90 %, s)")
 
     @model_validator(mode="after")
     def _consistent(self) -> BenchConfig:
@@ -130,6 +155,15 @@ class BenchConfig(_Strict):
                 raise ValueError(f"roles.{role}: no instrument named {ref!r}")
             if self.instruments[ref].driver != driver:
                 raise ValueError(f"roles.{role}: {ref!r} must use driver {driver}")
+        if (self.kind == "pulse") != (r.pulse is not None):
+            raise ValueError("a bench of kind 'pulse' needs roles.pulse (and only it has one)")
+        if r.pulse is not None:
+            if self.instruments.get(r.pulse) is None:
+                raise ValueError(f"roles.pulse: no instrument named {r.pulse!r}")
+            if self.instruments[r.pulse].driver != "keysight33500":
+                raise ValueError(f"roles.pulse: {r.pulse!r} must use driver keysight33500")
+            if self.pins is None or self.pins.pulse is None:
+                raise ValueError("pins.pulse: the matrix row of the pulse generator is needed")
         if r.matrix is not None:
             if self.pins is None:
                 raise ValueError("a matrix bench needs a pin map ('pins')")

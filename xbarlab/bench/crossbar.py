@@ -112,10 +112,22 @@ class Wiring:
     bias_row: str | None
     bias_col: str | None
     col_slot: int | None = None  # card of the column pins; None: same as `slot`
+    row_slots: Sequence[int] | None = None  # card of each row pin; None: `slot` for all
+    col_slots: Sequence[int] | None = None  # card of each column pin; None: `cslot` for all
 
     @property
     def cslot(self) -> int:
         return self.slot if self.col_slot is None else self.col_slot
+
+    def row_point(self, bus: str, i: int) -> Crosspoint:
+        """The relay joining instrument bus `bus` to crossbar row `i`."""
+        return Crosspoint(self.slot if self.row_slots is None else self.row_slots[i], bus,
+                          self.rows[i])
+
+    def col_point(self, bus: str, j: int) -> Crosspoint:
+        """The relay joining instrument bus `bus` to crossbar column `j`."""
+        return Crosspoint(self.cslot if self.col_slots is None else self.col_slots[j], bus,
+                          self.cols[j])
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +288,9 @@ class BenchCrossbar:
             out["wiring"] = {"slot": w.slot, "col_slot": w.cslot, "rows": list(w.rows),
                              "cols": list(w.cols), "drive": w.drive, "sense": w.sense,
                              "bias_row": w.bias_row, "bias_col": w.bias_col}
+            if w.row_slots is not None or w.col_slots is not None:
+                out["wiring"]["row_slots"] = list(w.row_slots or [])
+                out["wiring"]["col_slots"] = list(w.col_slots or [])
         out.update(self._description)
         return out
 
@@ -364,22 +379,22 @@ class BenchCrossbar:
         others_c = [j for j in range(cols) if j != c]
         v_r = float(row_v[others_r[0]]) if others_r else math.nan
         v_c = float(col_v[others_c[0]]) if others_c else math.nan
-        points = {Crosspoint(w.slot, w.drive, w.rows[r]), Crosspoint(w.cslot, w.sense, w.cols[c])}
+        points = {w.row_point(w.drive, r), w.col_point(w.sense, c)}
         levels = {"drive": volts, "sense": 0.0}
         if not math.isnan(v_r):
             if self.bias_row is None or w.bias_row is None:
                 raise BenchFault(f"scheme {scheme.value} needs unselected rows at {v_r:+.4g} V "
                                  "but the bench has no bias_row SMU")
             levels["bias_row"] = v_r
-            points |= {Crosspoint(w.slot, w.bias_row, w.rows[i]) for i in others_r}
+            points |= {w.row_point(w.bias_row, i) for i in others_r}
         if not math.isnan(v_c):
             if self.bias_col is not None and w.bias_col is not None:
                 levels["bias_col"] = v_c
-                points |= {Crosspoint(w.cslot, w.bias_col, w.cols[j]) for j in others_c}
+                points |= {w.col_point(w.bias_col, j) for j in others_c}
             elif (self.bias_row is not None and w.bias_row is not None
                   and levels.get("bias_row", v_c) == v_c):
                 levels["bias_row"] = v_c
-                points |= {Crosspoint(w.cslot, w.bias_row, w.cols[j]) for j in others_c}
+                points |= {w.col_point(w.bias_row, j) for j in others_c}
             else:
                 raise BenchFault(f"scheme {scheme.value} needs unselected columns at "
                                  f"{v_c:+.4g} V but the bench has no SMU for that level")

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from xbarlab.bench.config import BenchConfig
 from xbarlab.cli.common import ExitCode, fail
-from xbarlab.config import ConfigError, load_config
+from xbarlab.config import ConfigError
 from xbarlab.units import si
 
 console = Console()
@@ -30,7 +30,7 @@ def _tables(cfg: BenchConfig) -> list[Table]:
     roles.add_column("role")
     roles.add_column("instrument")
     roles.add_column("matrix row")
-    for role in ("drive", "sense", "bias_row", "bias_col", "matrix", "board"):
+    for role in ("drive", "sense", "bias_row", "bias_col", "pulse", "matrix", "board"):
         ref = getattr(cfg.roles, role)
         bus = getattr(cfg.pins, role, None) if cfg.pins is not None else None
         roles.add_row(role, ref or "-", bus or "-")
@@ -49,10 +49,10 @@ def _tables(cfg: BenchConfig) -> list[Table]:
         pins.add_column("line")
         pins.add_column("slot", justify="right")
         pins.add_column("matrix column", justify="right")
-        for i, pin in enumerate(p.rows):
-            pins.add_row(f"row {i}", str(p.slot), f"{pin:02d}")
-        for j, pin in enumerate(p.cols):
-            pins.add_row(f"col {j}", str(p.col_slot or p.slot), f"{pin:02d}")
+        for i, (slot, pin) in enumerate(zip(p.line_slots("row"), p.rows, strict=True)):
+            pins.add_row(f"row {i}", str(slot), f"{pin:02d}")
+        for j, (slot, pin) in enumerate(zip(p.line_slots("col"), p.cols, strict=True)):
+            pins.add_row(f"col {j}", str(slot), f"{pin:02d}")
         tables.append(pins)
     return tables
 
@@ -70,8 +70,17 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Validate CONFIG; unless --dry-run, connect to every instrument and check its
         identity (only *IDN? is sent: no output is switched on, no relay is touched)."""
+        from xbarlab.bench.arctwo_config import ArcTwoBenchConfig
+        from xbarlab.drivers.registry import load_bench_config
+
         try:
-            cfg = load_config(config, BenchConfig)
+            any_cfg = load_bench_config(config)
+            if isinstance(any_cfg, ArcTwoBenchConfig):
+                from xbarlab.cli.bench_arc2 import check_arc2
+
+                check_arc2(any_cfg, dry_run)
+                return
+            cfg = any_cfg
         except ConfigError as exc:
             raise fail(str(exc)) from None
         for table in _tables(cfg):

@@ -20,11 +20,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xbarlab.bench.config import BenchConfig
 from xbarlab.cli.common import fail, output_path
 from xbarlab.cli.session import DEVICE_HELP
 from xbarlab.cli.validate import device_names
-from xbarlab.config import ConfigError, SimConfig, load_config
+from xbarlab.config import ConfigError, SimConfig
 
 console = Console()
 err_console = Console(stderr=True)
@@ -64,18 +63,32 @@ def register(app: typer.Typer) -> None:
         """Emulate the bench of CONFIG on a simulated crossbar; print the addresses to use."""
         import yaml
 
+        from xbarlab.bench.arctwo_config import ArcTwoBenchConfig
         from xbarlab.drivers.emulators.bench import EmulatedBench
         from xbarlab.drivers.emulators.server import PortInUse
+        from xbarlab.drivers.registry import load_bench_config
 
         devices = device_names()
         if device not in devices:
             raise fail(f"--device {device!r} is not a device model; choose one of: "
                        f"{', '.join(devices)}")
         try:
-            cfg = load_config(config, BenchConfig)
-            sim = SimConfig.model_validate({"rows": cfg.rows, "cols": cfg.cols, "seed": seed,
-                                            "noise": noise, "device": device,
+            any_cfg = load_bench_config(config)
+            sim = SimConfig.model_validate({"rows": any_cfg.rows, "cols": any_cfg.cols,
+                                            "seed": seed, "noise": noise, "device": device,
                                             "fidelity": fidelity.value})
+            if isinstance(any_cfg, ArcTwoBenchConfig):
+                from xbarlab.cli.emulate_arc2 import serve_arc2
+
+                target = output_path(out or Path(f"{config.stem}.emulated.yaml"), "yaml",
+                                     overwrite=overwrite or force)
+                previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+                try:
+                    serve_arc2(any_cfg, sim, target, port, duration)
+                finally:
+                    signal.signal(signal.SIGTERM, previous)
+                return
+            cfg = any_cfg
         except ConfigError as exc:
             raise fail(str(exc)) from None
         except ValueError as exc:

@@ -100,6 +100,35 @@ def build_backend(cfg: SessionConfig) -> Crossbar:
         ) from None
 
 
+def check_session_fits(cfg: SessionConfig, backend: Crossbar) -> None:
+    """Refuse, before the first operation, a session whose pulses or biasing the backend
+    cannot produce (`ConfigError`, one line per problem naming what to change)."""
+    from xbarlab.bench.preflight import capability_of, session_problems
+
+    proto = cfg.protocol
+    if not isinstance(proto, WriteVerifyArrayProtocol):
+        return
+    p = proto.params
+    limits = [("session", cfg.limits)]
+    bench_limits = getattr(backend, "limits", None)
+    if cfg.backend == "bench" and bench_limits is not None:
+        limits.append(("bench", bench_limits))
+    problems = session_problems([p.width], p.pulse_scheme, p.read_scheme,
+                                capability_of(backend), limits)
+    if cfg.backend == "sim" and cfg.sim.device == "tio2-o921c":
+        from xbarlab.bench.preflight import seconds
+        from xbarlab.sim.tio2 import width_regime
+
+        regime = width_regime(p.width)
+        if regime != "calibrated":
+            console.print(f"note: {seconds(p.width)} pulses on tio2-o921c are {regime}: its "
+                          "rates are calibrated at ~1 µs (data/devices/README.md, Pulse width)",
+                          highlight=False)
+    if problems:
+        where = f"bench {cfg.bench}" if cfg.backend == "bench" else "the simulator"
+        raise ConfigError(f"this session cannot run on {where}:\n  " + "\n  ".join(problems))
+
+
 def _close(backend: Crossbar) -> str:
     """Put the backend in its safe state and close it; the failure, if any, as one line (the
     caller prints it unless the run's own safe state already reported it)."""
@@ -131,6 +160,7 @@ def execute(
             supervisor.log_to(out)  # its note goes next to the HDF5 log
         closing = ""
         try:
+            check_session_fits(cfg, backend)
             plan = build_plan(cfg, backend.shape)
             t0 = time.perf_counter()
             what = ("programming" if isinstance(cfg.protocol, WriteVerifyArrayProtocol)
@@ -379,6 +409,9 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="HDF5 log file (.h5)")],
         backend: Annotated[Backend | None, typer.Option(
             help="override the config's backend")] = None,
+        bench: Annotated[Path | None, typer.Option(
+            help="bench config file (overrides the config's `bench:`; any kind: smu, pulse, "
+                 "arc2)")] = None,
         overwrite: OverwriteOpt = False,
         force: ForceOpt = False,
         sample: SampleOpt = None,
@@ -393,7 +426,7 @@ def register(app: typer.Typer) -> None:
 
         Exit codes: 0 done, 1 failed, 2 bad input (nothing run), 3 partial, 130 aborted."""
         try:
-            cfg = load_session(config, protocol, backend)
+            cfg = load_session(config, protocol, backend, bench)
             meta = _metadata(sample, operator, note)
             if meta:
                 cfg = cfg.model_copy(update=meta)
@@ -409,8 +442,8 @@ def register(app: typer.Typer) -> None:
         _run(cfg, out, overwrite or force, None)
 
 
-def load_session(config: Path, protocol: ProtocolName, backend: Backend | None
-                 ) -> SessionConfig:
+def load_session(config: Path, protocol: ProtocolName, backend: Backend | None,
+                 bench: Path | None = None) -> SessionConfig:
     """The session config of `config` for `protocol`; `ConfigError` names file and field.
 
     An empty file is refused: it would silently run every default."""
@@ -428,6 +461,8 @@ def load_session(config: Path, protocol: ProtocolName, backend: Backend | None
         cfg = cfg.model_copy(update={"protocol": proto})
     if cfg.bench is not None and not cfg.bench.is_absolute():
         cfg = cfg.model_copy(update={"bench": config.parent / cfg.bench})
+    if bench is not None:  # --bench: relative to the working folder
+        cfg = cfg.model_copy(update={"bench": bench})
     if backend is not None:
         cfg = cfg.model_copy(update={"backend": backend.value})
     if cfg.backend == "bench" and cfg.bench is None:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from xbarlab.bench.preflight import SHORT_PULSE_BENCHES
 from xbarlab.config import (
     ConfigError,
     SessionConfig,
     WriteVerifyArrayProtocol,
-    load_config,
 )
 from xbarlab.limits import BenchLimits
 from xbarlab.units import si
@@ -95,8 +95,11 @@ def _params_problems(cfg: SessionConfig, lim: BenchLimits | None = None,
             out.append(f"{pre}.reset_min: {si(p.reset_min, 'V')} is below "
                        f"limits.pulse_v_min{where} ({si(lim.pulse_v_min, 'V')})")
         if not lim.pulse_width_min <= p.width <= lim.pulse_width_max:
+            shorter = (f"; for shorter pulses use {SHORT_PULSE_BENCHES}"
+                       if where and p.width < lim.pulse_width_min else "")
             out.append(f"{pre}.width: {si(p.width, 's')} is outside the limits{where} "
-                       f"[{si(lim.pulse_width_min, 's')}, {si(lim.pulse_width_max, 's')}]")
+                       f"[{si(lim.pulse_width_min, 's')}, {si(lim.pulse_width_max, 's')}]"
+                       + shorter)
         v_read = p.v_read
     else:
         pre, v_read = "protocol.params", proto.params.v_read
@@ -130,11 +133,11 @@ def session_problems(cfg: SessionConfig, source: str = "session") -> list[str]:
     out = [f"{source}: {p}" for p in _params_problems(cfg)]
     shape = (cfg.sim.rows, cfg.sim.cols)
     if cfg.backend == "bench" and cfg.bench is not None:
-        from xbarlab.bench.config import BenchConfig
+        from xbarlab.drivers.registry import load_bench_config
 
         bench_path = Path(cfg.bench)
         try:
-            bench = load_config(bench_path, BenchConfig)
+            bench = load_bench_config(bench_path)  # any kind: smu, pulse, arc2
         except ConfigError as exc:
             return [*out, str(exc)]
         out += [f"{source}: {p}" for p in _limits_problems(cfg.limits, bench.limits,
