@@ -11,15 +11,17 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from xbarlab.bench.config import BenchConfig, InstrumentConfig
 from xbarlab.bench.crossbar import BenchCrossbar, Wiring
+from xbarlab.bench.kinds import BUILTIN, InstrumentKind, PluginError, plugin_kinds
 from xbarlab.drivers.base import Instrument, InstrumentError
 from xbarlab.drivers.keithley707b import Keithley707B
 from xbarlab.drivers.keithley2450 import Keithley2450
 from xbarlab.drivers.keithley2600 import Keithley2600Channel
 from xbarlab.drivers.keysight_b2900 import KeysightB2900Channel
+from xbarlab.drivers.plugins import first_channel, make_plugin_driver, plugin_transport
 from xbarlab.drivers.serial_board import SerialBoard
 from xbarlab.drivers.transports import SerialTransport, Transport, TransportError, VisaTransport
 
@@ -30,11 +32,14 @@ def default_transport(name: str, cfg: InstrumentConfig) -> Transport:
     """VISA for everything but the serial board (pyserial)."""
     if cfg.driver == "serial_board":
         return SerialTransport(cfg.address, baudrate=cfg.baudrate, timeout=cfg.timeout)
+    if cfg.driver not in BUILTIN:
+        return plugin_transport(cfg)  # the link the plugin kind asks for
     return VisaTransport(cfg.address, visa_library=cfg.visa_library, timeout=cfg.timeout)
 
 
 def make_driver(name: str, cfg: InstrumentConfig, transport: Transport, channel: str,
-                shape: tuple[int, int], v_max: float = 5.0) -> Instrument:
+                shape: tuple[int, int], v_max: float = 5.0, compliance: float = 1e-2
+                ) -> Instrument:
     """One driver object for instrument `name` (channel `channel` where it has several)."""
     label = f"{name}.{channel}" if channel else name
     if cfg.driver == "keithley2450":
@@ -47,7 +52,9 @@ def make_driver(name: str, cfg: InstrumentConfig, transport: Transport, channel:
         return Keithley707B(transport, label)
     if cfg.driver == "serial_board":
         return SerialBoard(transport, shape, label, v_max=v_max)
-    raise ValueError(f"unknown driver {cfg.driver!r}")  # pragma: no cover - Literal-checked
+    # a plugin kind (entry-point group xbarlab.instruments): checked against its role
+    return cast(Instrument, make_plugin_driver(name, cfg, transport, channel, shape, v_max,
+                                               compliance))
 
 
 @dataclass
@@ -101,7 +108,7 @@ def open_bench(config: BenchConfig, transport_factory: TransportFactory = defaul
         for role, ref in refs.items():
             inst, _, ch = ref.partition(".")
             drivers[role] = make_driver(inst, config.instruments[inst], transports[inst], ch,
-                                        shape, config.limits.v_max)
+                                        shape, config.limits.v_max, config.limits.compliance)
         for name in sorted(used):
             # one identity check per instrument (channels share the link)
             first = next(d for role, d in drivers.items() if refs[role].partition(".")[0] == name)
@@ -162,8 +169,11 @@ def check_identities(config: BenchConfig,
     for name, cfg in config.instruments.items():
         t = transport_factory(name, cfg)
         ch = "a" if cfg.driver == "keithley2600" else "1" if cfg.driver == "keysight_b2900" else ""
-        drv = make_driver(name, cfg, t, ch, (config.rows, config.cols))
+        if cfg.driver not in BUILTIN:
+            ch = first_channel(cfg.driver)
         try:
+            drv = make_driver(name, cfg, t, ch, (config.rows, config.cols), config.limits.v_max,
+                              config.limits.compliance)
             if isinstance(drv, SerialBoard):
                 t.open()
                 idn = drv.query(drv.IDN_QUERY)
@@ -172,7 +182,7 @@ def check_identities(config: BenchConfig,
             ok = cfg.identity.lower() in idn.lower()
             out.append(IdentityReport(name, cfg.driver, cfg.address, cfg.identity, idn, ok,
                                       "" if ok else "identity does not match"))
-        except (TransportError, InstrumentError) as exc:
+        except (TransportError, InstrumentError, PluginError) as exc:
             out.append(IdentityReport(name, cfg.driver, cfg.address, cfg.identity, None, False,
                                       str(exc)))
         finally:
@@ -195,6 +205,9 @@ def bench_session(config: BenchConfig,
 
 def describe_drivers() -> dict[str, Any]:
     """Driver name -> class, for documentation and the CLI."""
-    return {"keithley2450": Keithley2450, "keithley2600": Keithley2600Channel,
-            "keysight_b2900": KeysightB2900Channel, "keithley707b": Keithley707B,
-            "serial_board": SerialBoard}
+    builtin: dict[str, Any] = {
+        "keithley2450": Keithley2450, "keithley2600": Keithley2600Channel,
+        "keysight_b2900": KeysightB2900Channel, "keithley707b": Keithley707B,
+        "serial_board": SerialBoard}
+    return builtin | {name: kind for name, kind in plugin_kinds().items()
+                      if isinstance(kind, InstrumentKind)}
