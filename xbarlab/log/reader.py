@@ -131,6 +131,10 @@ class LogReader:
         return {"events": len(self._ds(sc.EVENTS)), "measurements": len(self._ds(sc.MEASUREMENTS)),
                 "mvm": len(self._ds(sc.MVM_INPUTS))}
 
+    def text_length(self) -> int:
+        """Bytes of /text visible now (an event's strings are readable once inside it)."""
+        return len(self._ds(sc.TEXT))
+
     # -- run metadata ---------------------------------------------------------------------------
 
     @property
@@ -186,9 +190,16 @@ class LogReader:
         """Rows of the measurements table as a numpy structured array (see schema)."""
         return self._ds(sc.MEASUREMENTS)[start:stop]
 
-    def events_array(self) -> np.ndarray[Any, Any]:
-        """The events table as a numpy structured array (see schema)."""
-        return self._ds(sc.EVENTS)[()]
+    def events_array(self, start: int = 0, stop: int | None = None) -> np.ndarray[Any, Any]:
+        """Rows of the events table (all by default) as a numpy structured array (see schema)."""
+        return self._ds(sc.EVENTS)[start:stop]
+
+    def text(self, start: int, length: int) -> str:
+        """One string of /text by its reference (an event's message or data JSON); "" for
+        an absent reference (start < 0)."""
+        if start < 0:
+            return ""
+        return bytes(self._ds(sc.TEXT)[start:start + length]).decode("utf-8", errors="replace")
 
     def measurements(self, start: int = 0, stop: int | None = None) -> pd.DataFrame:
         """One row per cell measurement (reads and pulses), in the order they were made.
