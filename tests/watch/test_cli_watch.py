@@ -18,8 +18,8 @@ runner = CliRunner()
 def _one_line_error(args: list[str], *needles: str) -> None:
     res = runner.invoke(app, ["watch", *args, "--no-browser"])
     assert res.exit_code == 2, res.output
-    assert "Traceback" not in res.output and res.exception is None or isinstance(
-        res.exception, SystemExit)
+    assert "Traceback" not in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), res.output
     for needle in needles:

@@ -84,6 +84,10 @@ def test_trace_of_a_cell_is_its_rows_in_the_log(tmp_path: Path) -> None:
     np.testing.assert_allclose(tr["read_g"], reads["conductance"].to_numpy())
     np.testing.assert_allclose(tr["read_t"], reads["time"].to_numpy() - t0)
     np.testing.assert_allclose(tr["pulse_v"], pulses["voltage"].to_numpy())
+    # numbers: position among the cell's operations (write-verify: read, pulse, read, ...)
+    order = np.argsort(np.concatenate([tr["read_n"], tr["pulse_n"]]))
+    kinds = np.array(["read"] * len(tr["read_n"]) + ["pulse"] * len(tr["pulse_n"]))[order]
+    assert list(kinds) == list(cell["kind"].astype(str))
     assert len(tr["pulse_v"]) == live.pulses[2, 5] > 0
     live.close()
 

@@ -248,13 +248,16 @@ class LiveLog:
         return self._rows
 
     def trace(self, cell: tuple[int, int]) -> dict[str, FloatArray]:
-        """One cell's history: read times and conductances, pulse times and voltages."""
+        """One cell's history: reads (time, number among the cell's operations from 1,
+        conductance) and pulses (time, number, voltage)."""
         rows = self.rows()
         mine = rows[(rows["row"] == cell[0]) & (rows["col"] == cell[1])]
-        reads = mine[mine["kind"] == sc.KIND_CODE["read"]]
-        pulses = mine[mine["kind"] == sc.KIND_CODE["pulse"]]
-        return {"read_t": reads["t"], "read_g": reads["g"], "pulse_t": pulses["t"],
-                "pulse_v": pulses["v"]}
+        number = np.arange(1, len(mine) + 1, dtype=np.float64)
+        is_read = mine["kind"] == sc.KIND_CODE["read"]
+        is_pulse = mine["kind"] == sc.KIND_CODE["pulse"]
+        return {"read_t": mine["t"][is_read], "read_n": number[is_read],
+                "read_g": mine["g"][is_read], "pulse_t": mine["t"][is_pulse],
+                "pulse_n": number[is_pulse], "pulse_v": mine["v"][is_pulse]}
 
     def close(self) -> None:
         if self.reader is not None:

@@ -86,7 +86,7 @@ class WatchPage:
                      x_axis_label="column", y_axis_label="row", toolbar_location="above")
         fig.rect(x="col", y="row", width=0.94, height=0.94, source=self.gmap,
                  fill_color={"field": "g", "transform": self.mapper}, line_color=None,
-                 selection_line_color="#d62728", nonselection_fill_alpha=0.45)
+                 selection_line_color="#d62728", nonselection_fill_alpha=0.6)
         for axis in (fig.xaxis, fig.yaxis):
             axis.ticker = AdaptiveTicker(min_interval=1, num_minor_ticks=0)
         fig.grid.visible = False
@@ -98,14 +98,18 @@ class WatchPage:
 
     def _trace_figures(self) -> tuple[Any, Any]:
         g = figure(title="selected cells: conductance at each read", width=560, height=250,
-                   x_axis_label="time since start (s)", y_axis_label="G (µS)",
+                   x_axis_label="operation on the cell (reads and pulses, in order)",
+                   y_axis_label="G (µS)",
                    tools="pan,wheel_zoom,reset,save", name="trace_figure")
         g.multi_line(xs="xs", ys="ys", line_color="color", line_width=2, source=self.traces)
         g.scatter(x="t", y="g", color="color", size=4, source=self.reads)
         p = figure(title="selected cells: pulse voltages", width=560, height=200,
-                   x_axis_label="time since start (s)", y_axis_label="pulse (V)",
+                   x_axis_label="operation on the cell (reads and pulses, in order)",
+                   y_axis_label="pulse (V)",
                    x_range=g.x_range, tools="pan,wheel_zoom,reset,save", name="pulse_figure")
         p.scatter(x="t", y="v", color="color", size=4, source=self.pulses)
+        for fig in (g, p):
+            fig.xaxis.ticker = AdaptiveTicker(min_interval=1, num_minor_ticks=0)
         return g, p
 
     def layout(self) -> Any:
@@ -202,7 +206,7 @@ class WatchPage:
             tr = self.live.trace(cell)
             colour = Category10_10[k % 10]
             name = f"({cell[0]}, {cell[1]})"
-            xs.append(tr["read_t"].tolist())
+            xs.append(tr["read_n"].tolist())
             ys.append((tr["read_g"] * MICRO).tolist())
             names.append(name)
             colours.append(colour)
@@ -210,7 +214,7 @@ class WatchPage:
             reads["g"] += ys[-1]
             reads["cell"] += [name] * len(xs[-1])
             reads["color"] += [colour] * len(xs[-1])
-            pulses["t"] += tr["pulse_t"].tolist()
+            pulses["t"] += tr["pulse_n"].tolist()
             pulses["v"] += tr["pulse_v"].tolist()
             pulses["cell"] += [name] * len(tr["pulse_t"])
             pulses["color"] += [colour] * len(tr["pulse_t"])
