@@ -57,7 +57,7 @@ class GatedSession(threading.Thread):
         self.reached.clear()
         self._go.set()
 
-    def wait_gate(self, timeout: float = 60.0) -> int:
+    def wait_gate(self, timeout: float = 120.0) -> int:
         if not self.reached.wait(timeout):
             raise TimeoutError(f"the session did not reach a gate in {timeout} s "
                                f"(error: {self.error})")
@@ -79,7 +79,7 @@ class GatedSession(threading.Thread):
                     self._go.clear()
                     self.at_gate = done
                     self.reached.set()
-                    self._go.wait(60)
+                    self._go.wait(300)
             if self.delay:
                 threading.Event().wait(self.delay)
             try:

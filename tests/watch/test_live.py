@@ -51,7 +51,7 @@ def test_follows_a_session_from_before_its_file_exists(tmp_path: Path) -> None:
             session.release()
     finally:
         session.release()
-        session.join(60)
+        session.join(120)
     assert session.error is None and session.result is not None
     live.poll()
     want = _expected(out)
@@ -71,7 +71,7 @@ def test_trace_of_a_cell_is_its_rows_in_the_log(tmp_path: Path) -> None:
     out = tmp_path / "run.h5"
     session = GatedSession(out, gates=())
     session.start()
-    session.join(60)
+    session.join(120)
     live = LiveLog(out)
     live.poll()
     with LogReader(out) as r:
@@ -96,7 +96,7 @@ def test_a_refusal_shows_as_an_event_and_the_run_as_failed(tmp_path: Path) -> No
     out = tmp_path / "run.h5"
     session = GatedSession(out, gates=(), refuse_at=3)
     session.start()
-    session.join(60)
+    session.join(120)
     live = LiveLog(out)
     live.poll()
     assert live.status == "failed" and "refused" in live.reason

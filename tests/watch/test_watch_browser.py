@@ -61,7 +61,7 @@ def watch_server(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[s
     reader = threading.Thread(target=lambda: box.setdefault("line", proc.stdout.readline()),
                               daemon=True)  # type: ignore[union-attr]
     reader.start()
-    reader.join(60)
+    reader.join(120)
     m = re.search(r"http://\S+", box.get("line", ""))
     if m is None:
         proc.kill()
@@ -86,14 +86,15 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         opts.add_argument(flag)
     opts.binary_location = CHROMIUM
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    driver.set_script_timeout(10)
+    driver.set_script_timeout(30)
+    driver.set_page_load_timeout(120)
     try:
         yield driver
     finally:
         driver.quit()
 
 
-def _until(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
+def _until(what: str, check: Callable[[], Any], timeout: float = 90.0) -> Any:
     """Poll `check` until it returns something truthy; fail naming `what` and the last value."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -173,10 +174,10 @@ def test_page_follows_a_running_session(watch_server: Any, browser: Any,
         assert len(reads) > 2
         np.testing.assert_allclose(trace, reads["conductance"].to_numpy() * 1e6, rtol=1e-12)
         session.release()
-        session.join(60)
+        session.join(120)
     finally:
         session.release()
-        session.join(60)
+        session.join(120)
     assert session.error is None and session.result is not None and session.result.ok
     _until("the end of the run", lambda: "success" in browser.execute_script(HEADER))
     final = _page_matches_log(browser, log, 64)
@@ -197,5 +198,5 @@ def test_page_follows_a_running_session(watch_server: Any, browser: Any,
         shutil.copyfile(shot, os.environ["XBARLAB_WATCH_SCREENSHOT"])
 
     proc.send_signal(signal.SIGINT)  # Ctrl-C: a clean stop
-    assert proc.wait(20) == 0
+    assert proc.wait(90) == 0
     assert "Traceback" not in proc.stderr.read()  # type: ignore[union-attr]

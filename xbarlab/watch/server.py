@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
+import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -39,10 +41,15 @@ class WatchServer:
     def run(self, on_start: Callable[[], Any] | None = None) -> None:
         """Serve until `stop()`; `on_start` runs on the server's loop once it listens."""
         self.server.start()
+        loop = self.server.io_loop
         if on_start is not None:
-            self.server.io_loop.add_callback(on_start)
+            loop.add_callback(on_start)
+        if threading.current_thread() is threading.main_thread():  # SIGTERM: a clean stop too
+            signal.signal(signal.SIGTERM, lambda signum, frame: loop.add_callback_from_signal(
+                loop.stop))
         with contextlib.suppress(KeyboardInterrupt):
-            self.server.io_loop.start()
+            loop.start()
+        self.server.stop()
 
     def stop(self) -> None:
         """Stop serving (thread-safe)."""
