@@ -197,3 +197,42 @@ def test_read_map_through_pymeasure_bias() -> None:
     ref, _ = run(sim_backend(cfg), cfg, read_map((8, 8), 0.2, BiasScheme.HALF))
     np.testing.assert_allclose(got.value, ref.value, rtol=1e-6)
     assert np.all(got.value > 0)
+
+
+@pytest.mark.parametrize("kind", ["garbage", "no_reply", "error", "drop", "trip"])
+def test_faults_on_the_pymeasure_smu_stop_the_run_and_leave_the_bench_safe(kind: str) -> None:
+    """A fault on the PyMeasure drive SMU mid-run (a reply garbled or withheld, an instrument
+    error, a dropped link, a compliance trip): the run stops or logs it, the bench ends in its
+    safe state (the safe state reopens a dropped link once)."""
+    from xbarlab.documents import RunStatus
+    from xbarlab.drivers.emulators.faults import FaultPlan
+
+    cfg = bench_config(_bench("pymeasure_keithley2450"))
+    plan = FaultPlan()
+    plan.add(kind, match=":READ?" if kind != "drop" else "", after=40,
+             queries=kind in ("garbage", "no_reply"))
+    targets = target_map(PatternTarget(), (8, 8))
+    with emulated(cfg, SIM, faults={"drive": plan}, timeout=0.5) as (emu, bench):
+        got, docs = run(bench.crossbar, cfg, write_verify_array(targets, WV))
+        bench.close()
+        assert emu.safe, emu.unsafe()
+        assert emu.server_errors == []
+    assert plan.log, "the fault never fired"
+    if kind == "trip":  # a compliance trip is a measurement flag, logged; the run goes on
+        from xbarlab.documents import Event
+        assert any(isinstance(d, Event) and d.compliance.any() for d in docs)
+    else:
+        assert got.status is RunStatus.FAILED, (kind, got.reason)
+
+
+def test_bench_check_reads_the_pymeasure_smus_identity() -> None:
+    from xbarlab.drivers.emulators.bench import EmulatedBench
+    from xbarlab.drivers.registry import check_identities
+
+    cfg = bench_config(_bench("pymeasure_keithley2450"))
+    with EmulatedBench(cfg, SIM) as emu:
+        reports = {r.name: r for r in check_identities(emu.config(timeout=1.0))}
+        sent = list(emu.instruments["drive"].received)
+    assert all(r.ok for r in reports.values()), reports
+    assert "MODEL 2450" in (reports["drive"].identity or "")
+    assert sent == ["*IDN?"]  # bench check sends nothing else
