@@ -44,9 +44,15 @@ class WatchServer:
         loop = self.server.io_loop
         if on_start is not None:
             loop.add_callback(on_start)
-        if threading.current_thread() is threading.main_thread():  # SIGTERM: a clean stop too
-            signal.signal(signal.SIGTERM, lambda signum, frame: loop.add_callback_from_signal(
-                loop.stop))
+        if threading.current_thread() is threading.main_thread():
+            # Ctrl-C and SIGTERM stop the loop between callbacks (a KeyboardInterrupt raised
+            # inside a session callback could be swallowed on the way)
+            aio = getattr(loop, "asyncio_loop", None)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                if aio is not None:
+                    aio.add_signal_handler(sig, loop.stop)
+                else:  # pragma: no cover - tornado always runs on asyncio since 5.0
+                    signal.signal(sig, lambda signum, frame: loop.add_callback(loop.stop))
         with contextlib.suppress(KeyboardInterrupt):
             loop.start()
         self.server.stop()
