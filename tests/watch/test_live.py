@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -124,4 +125,26 @@ def test_nothing_changes_without_new_rows(tmp_path: Path, n: int) -> None:
     for _ in range(n + 1):
         assert live.poll() is False
     assert live.version == version
+    live.close()
+
+
+def test_a_session_without_new_rows_is_called_stalled(tmp_path: Path) -> None:
+    out = tmp_path / "run.h5"
+    session = GatedSession(out, gates=(4,))
+    session.start()
+    try:
+        assert session.wait_gate() == 4
+        live = LiveLog(out, stall_after=0.3)
+        live.poll()
+        assert live.status == "running" and live.detail == ""
+        deadline = time.monotonic() + 30
+        while "no new rows" not in live.detail and time.monotonic() < deadline:
+            time.sleep(0.1)
+            live.poll()
+        assert "no new rows" in live.detail and live.status == "running"
+    finally:
+        session.release()
+        session.join(120)
+    live.poll()
+    assert live.status == "success" and live.detail == ""
     live.close()

@@ -9,6 +9,7 @@ pulses per cell, operation counts, progress checkpoints, and the events a person
 from __future__ import annotations
 
 import json
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,8 +65,10 @@ def _targets_from_config(config: dict[str, Any], shape: tuple[int, int]
 class LiveLog:
     """The state of one log, as far as it has been flushed."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, stall_after: float = 10.0) -> None:
         self.path = Path(path)
+        self.stall_after = stall_after  # s without new rows before a running log is "stalled"
+        self._last_change = time.monotonic()
         self.reader: LogReader | None = None
         self.info: RunInfo | None = None
         self.status = "waiting"
@@ -129,8 +132,18 @@ class LiveLog:
             self.detail = f"cannot read {self.path}: {exc}"
             return True
         if end is not None and self.status == "running":
-            self.status, self.reason = end.status, end.reason
+            self.status, self.reason, self.detail = end.status, end.reason, ""
             changed = True
+        now = time.monotonic()
+        if changed:
+            self._last_change = now
+        if self.status == "running":
+            idle = now - self._last_change
+            detail = (f"no new rows for {idle:.0f} s: the session is slow, paused, or its "
+                      "writer died" if idle >= self.stall_after else "")
+            if detail != self.detail:
+                self.detail = detail
+                changed = True
         if changed:
             self.version += 1
         return changed
