@@ -76,7 +76,7 @@ def test_emulators_over_sockets_and_a_silent_port() -> None:
         closed.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
         quiet = f"TCPIP::127.0.0.1::{silent.getsockname()[1]}::SOCKET"
         refused = f"TCPIP::127.0.0.1::{closed.getsockname()[1]}::SOCKET"
-        args = ["bench", "discover", "--no-list", "--timeout", "0.5"]
+        args = ["bench", "discover", "--no-list", "--timeout", "3"]
         for address in [*emu.addresses.values(), quiet, refused]:
             args += ["--address", address]
         t0 = time.monotonic()
@@ -89,10 +89,10 @@ def test_emulators_over_sockets_and_a_silent_port() -> None:
     assert len(lines) == len(addresses) + 3
     for name, address in addresses.items():
         assert f"{address}  {identities[name]}" in lines
-    assert any(line.startswith(quiet) and "no reply within 0.5 s" in line for line in lines)
+    assert any(line.startswith(quiet) and "no reply within 3 s" in line for line in lines)
     assert any(line.startswith(refused) and "no identity" in line for line in lines)
     assert lines[-1] == f"{len(addresses)} of {len(addresses) + 2} resources answered *IDN?"
-    assert elapsed < 30
+    assert elapsed < 60  # the silent port costs its timeout (3 s), nothing waits for ever
 
 
 def test_identify_never_raises_on_a_bad_address() -> None:

@@ -128,7 +128,7 @@ def test_plugin_smu_on_the_emulated_bench_reads_what_the_simulator_reads(
         lab_package: Path) -> None:
     """The plugin's driver and its emulator: a whole read map under V/2 through them."""
     cfg = bench_config(_with_bias("lab2450"))
-    with emulated(cfg, SIM) as (emu, bench):
+    with emulated(cfg, SIM, timeout=5.0) as (emu, bench):
         assert type(bench.drivers["bias_row"]).__name__ == "LabSmu"
         got, _ = run(bench.crossbar, cfg, read_map((8, 8), 0.2, BiasScheme.HALF))
         bench.close()

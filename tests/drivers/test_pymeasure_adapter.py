@@ -25,6 +25,8 @@ from xbarlab.protocols.patterns import target_map
 from xbarlab.protocols.read_map import read_map
 from xbarlab.protocols.write_verify import write_verify_array
 
+LINK_TIMEOUT = 5.0  # s: emulators answer in ms, but a loaded 2-core machine can stall them
+
 
 class Recorder:
     """A stand-in PyMeasure instrument that records every member used (nothing may be used
@@ -115,7 +117,7 @@ def test_scpi_pymeasure_sends_is_the_2450s(emulated_2450: Any) -> None:
     the emulator: every line it sent is a 2450 command (the emulator's error queue stays
     empty: an unknown header is -113), and the emulator's state is what was asked."""
     emu, address = emulated_2450
-    link = VisaTransport(address, timeout=2.0)
+    link = VisaTransport(address, timeout=LINK_TIMEOUT)
     ctx = DriverContext(name="pm", channel="", address=address, visa_library="@py",
                         timeout=2.0, transport=link, v_max=3.0, compliance=1e-3, shape=(1, 1))
     smu = make_driver(ctx)
@@ -172,7 +174,7 @@ def test_write_verify_through_pymeasure_matches_xbarlab_driver_and_simulator() -
     results = {}
     for driver in ("pymeasure_keithley2450", "keithley2450"):
         cfg = bench_config(_bench(driver))
-        with emulated(cfg, SIM) as (emu, bench):
+        with emulated(cfg, SIM, timeout=LINK_TIMEOUT) as (emu, bench):
             got, _ = run(bench.crossbar, cfg, write_verify_array(targets, WV))
             bench.close()
             assert emu.safe, emu.unsafe()
@@ -189,7 +191,7 @@ def test_write_verify_through_pymeasure_matches_xbarlab_driver_and_simulator() -
 
 def test_read_map_through_pymeasure_bias() -> None:
     cfg = bench_config(_bench("pymeasure_keithley2450"))
-    with emulated(cfg, SIM) as (emu, bench):
+    with emulated(cfg, SIM, timeout=LINK_TIMEOUT) as (emu, bench):
         got, _ = run(bench.crossbar, cfg, read_map((8, 8), 0.2, BiasScheme.HALF))
         bench.close()
         assert emu.safe
@@ -212,7 +214,7 @@ def test_faults_on_the_pymeasure_smu_stop_the_run_and_leave_the_bench_safe(kind:
     plan.add(kind, match=":READ?" if kind != "drop" else "", after=40,
              queries=kind in ("garbage", "no_reply"))
     targets = target_map(PatternTarget(), (8, 8))
-    with emulated(cfg, SIM, faults={"drive": plan}, timeout=0.5) as (emu, bench):
+    with emulated(cfg, SIM, faults={"drive": plan}, timeout=2.0) as (emu, bench):
         got, docs = run(bench.crossbar, cfg, write_verify_array(targets, WV))
         bench.close()
         assert emu.safe, emu.unsafe()
@@ -231,7 +233,7 @@ def test_bench_check_reads_the_pymeasure_smus_identity() -> None:
 
     cfg = bench_config(_bench("pymeasure_keithley2450"))
     with EmulatedBench(cfg, SIM) as emu:
-        reports = {r.name: r for r in check_identities(emu.config(timeout=1.0))}
+        reports = {r.name: r for r in check_identities(emu.config(timeout=LINK_TIMEOUT))}
         sent = list(emu.instruments["drive"].received)
     assert all(r.ok for r in reports.values()), reports
     assert "MODEL 2450" in (reports["drive"].identity or "")
