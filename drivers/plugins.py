@@ -13,6 +13,7 @@ from typing import Any
 from xbarlab.bench.config import InstrumentConfig
 from xbarlab.bench.kinds import DriverContext, InstrumentKind, PluginError, plugin_kind
 from xbarlab.bench.roles import Board, SourceMeter, SwitchMatrix
+from xbarlab.drivers.limits import SmuLimits
 from xbarlab.drivers.transports import SerialTransport, Transport, VisaTransport
 
 ROLE_PROTOCOLS: dict[str, type] = {"smu": SourceMeter, "matrix": SwitchMatrix, "board": Board}
@@ -69,7 +70,7 @@ def missing_methods(obj: object, role: str) -> list[str]:
 
 
 def make_plugin_driver(name: str, cfg: InstrumentConfig, transport: Transport, channel: str,
-                       shape: tuple[int, int], v_max: float, compliance: float) -> Any:
+                       shape: tuple[int, int], v_max: float, limits: SmuLimits) -> Any:
     """The driver object of plugin kind ``cfg.driver`` for instrument `name` (channel
     `channel`), checked against its role's protocol."""
     kind: InstrumentKind = plugin_kind(cfg.driver)
@@ -80,7 +81,7 @@ def make_plugin_driver(name: str, cfg: InstrumentConfig, transport: Transport, c
     ctx = DriverContext(name=label, channel=channel, address=cfg.address,
                         visa_library=cfg.visa_library, timeout=cfg.timeout,
                         transport=None if isinstance(transport, NoLink) else transport,
-                        v_max=v_max, compliance=compliance, shape=shape)
+                        v_max=v_max, compliance=limits.i_max, shape=shape, limits=limits)
     driver = kind.driver(ctx)
     missing = missing_methods(driver, kind.role)
     if missing:

@@ -47,8 +47,14 @@ from xbarlab.drivers.base import (
     in_range,
 )
 from xbarlab.drivers.keithley2450 import PROTECTION_LEVELS, Cmd
+from xbarlab.drivers.limits import SmuLimits
 from xbarlab.drivers.transports import Transport, TransportError
 
+# the pulse as a three-block trigger model (2450 Reference Manual, TRIGger:BLOCk:SOURce:STATe
+# and TRIGger:BLOCk:DELay:CONStant): output on at the level, hold `width`, output off
+PULSE_ON = ":TRIG:BLOC:SOUR:STAT 1, ON"
+PULSE_DELAY = ":TRIG:BLOC:DEL:CONS 2, {value}"
+PULSE_OFF = ":TRIG:BLOC:SOUR:STAT 3, OFF"
 INSTRUMENT_V_MAX = 210.0  # V, the 2450's largest source range
 COMPLIANCE_RANGE = (1e-9, 1.05)  # A, :SOUR:VOLT:ILIM of the 2450
 NPLC_RANGE = (0.01, 10.0)
@@ -105,11 +111,13 @@ class PyMeasureSmu:
     PULSE_WIDTH_RANGE = (1e-3, 1.0)  # s, as xbarlab's own 2450 driver (trigger-model delay)
 
     def __init__(self, instrument: Any, name: str = "pymeasure-2450", *, v_max: float,
-                 link: Transport | None = None) -> None:
+                 link: Transport | None = None, limits: SmuLimits | None = None) -> None:
         self.instrument = instrument
         self.name = name
         self.link = link
         self.v_max = in_range(0.0, INSTRUMENT_V_MAX, " V")(f"{name}.v_max", v_max)
+        # the bench's SMU limits (compliance, pulse window and widths); v_max is the tighter
+        self.limits = limits if limits is not None else SmuLimits(v_max=min(v_max, 3.0))
         self.identity: str | None = None
         self.compliance: float | None = None
         self.level: float | None = None
@@ -224,7 +232,8 @@ class PyMeasureSmu:
 
     def configure(self, compliance: float, v_protect: float, nplc: float) -> None:
         lo, hi = COMPLIANCE_RANGE
-        i = in_range(lo, hi, " A")(f"{self.name}.compliance", compliance)
+        i = in_range(lo, min(hi, self.limits.i_max), " A")(f"{self.name}.compliance",
+                                                           compliance)
         n = in_range(*NPLC_RANGE)(f"{self.name}.nplc", nplc)
         level = next((p for p in PROTECTION_LEVELS if p >= v_protect), None)
         if level is None:
@@ -275,16 +284,19 @@ class PyMeasureSmu:
 
     def arm_pulse(self, volts: float, width: float) -> None:
         v = self.check_level(volts, "pulse voltage")
+        p_lo, p_hi = self.limits.pulse_window
+        in_range(p_lo, p_hi, " V")(f"{self.name}.pulse voltage", v)
         lo, hi = self.PULSE_WIDTH_RANGE
-        w = in_range(lo, hi, " s")(f"{self.name}.pulse width", width)
+        w = in_range(max(lo, self.limits.width_min), min(hi, self.limits.width_max), " s")(
+            f"{self.name}.pulse width", width)
         if self.compliance is None:
             raise InstrumentError(f"{self.name}: configure() (compliance) before any pulse")
         self._call("disable_source()", self.instrument.disable_source)
         self.set_voltage(v)
         self._write(Cmd.TRIGGER_EMPTY)
-        self._write(Cmd.BLOCK_ON)
-        self._write(Cmd.BLOCK_DELAY.format(value=fmt(w)))
-        self._write(Cmd.BLOCK_OFF)
+        self._write(PULSE_ON)
+        self._write(PULSE_DELAY.format(value=fmt(w)))
+        self._write(PULSE_OFF)
         self._armed = (v, w)
 
     def fire_pulse(self) -> Measurement:
@@ -297,6 +309,7 @@ class PyMeasureSmu:
         done = self._ask(Cmd.OPC)
         if done != "1":
             raise ReplyError(f"{self.name}: reply to {Cmd.OPC!r} after the pulse is {done!r}")
+        self._write(Cmd.TRIGGER_EMPTY)  # unload: a later :INIT cannot fire the pulse again
         self.set_voltage(0.0)
         self._call("enable_source()", self.instrument.enable_source)
         self._output_on = True
@@ -313,7 +326,8 @@ def make_driver(ctx: DriverContext) -> PyMeasureSmu:
         raise PluginError(f"{ctx.name}: pymeasure_keithley2450 needs a VISA link")
     cls = _pymeasure_keithley2450()
     instrument = cls(transport_adapter(ctx.transport), name=ctx.name)
-    return PyMeasureSmu(instrument, ctx.name, v_max=ctx.v_max, link=ctx.transport)
+    return PyMeasureSmu(instrument, ctx.name, v_max=ctx.v_max, link=ctx.transport,
+                        limits=ctx.limits)
 
 
 def make_emulator(name: str, load: Any = None, serial: str = "04400001") -> Any:

@@ -16,7 +16,7 @@ from typing import Any, cast
 from xbarlab.bench.config import BenchConfig, InstrumentConfig
 from xbarlab.bench.crossbar import BenchCrossbar, Wiring
 from xbarlab.bench.kinds import BUILTIN, InstrumentKind, PluginError, plugin_kinds
-from xbarlab.drivers.base import Instrument, InstrumentError
+from xbarlab.drivers.base import Instrument, InstrumentError, SmuLimits
 from xbarlab.drivers.keithley707b import Keithley707B
 from xbarlab.drivers.keithley2450 import Keithley2450
 from xbarlab.drivers.keithley2600 import Keithley2600Channel
@@ -38,23 +38,24 @@ def default_transport(name: str, cfg: InstrumentConfig) -> Transport:
 
 
 def make_driver(name: str, cfg: InstrumentConfig, transport: Transport, channel: str,
-                shape: tuple[int, int], v_max: float = 5.0, compliance: float = 1e-2
-                ) -> Instrument:
-    """One driver object for instrument `name` (channel `channel` where it has several)."""
+                shape: tuple[int, int], v_max: float = 5.0,
+                limits: SmuLimits | None = None) -> Instrument:
+    """One driver object for instrument `name` (channel `channel` where it has several). SMU
+    drivers hold `limits` (the bench limits) and refuse anything beyond them."""
     label = f"{name}.{channel}" if channel else name
     if cfg.driver == "keithley2450":
-        return Keithley2450(transport, label)
+        return Keithley2450(transport, label, limits)
     if cfg.driver == "keithley2600":
-        return Keithley2600Channel(transport, channel, label)
+        return Keithley2600Channel(transport, channel, label, limits)
     if cfg.driver == "keysight_b2900":
-        return KeysightB2900Channel(transport, int(channel), label)
+        return KeysightB2900Channel(transport, int(channel), label, limits)
     if cfg.driver == "keithley707b":
         return Keithley707B(transport, label)
     if cfg.driver == "serial_board":
         return SerialBoard(transport, shape, label, v_max=v_max)
     # a plugin kind (entry-point group xbarlab.instruments): checked against its role
     return cast(Instrument, make_plugin_driver(name, cfg, transport, channel, shape, v_max,
-                                               compliance))
+                                               limits or SmuLimits()))
 
 
 @dataclass
@@ -108,7 +109,8 @@ def open_bench(config: BenchConfig, transport_factory: TransportFactory = defaul
         for role, ref in refs.items():
             inst, _, ch = ref.partition(".")
             drivers[role] = make_driver(inst, config.instruments[inst], transports[inst], ch,
-                                        shape, config.limits.v_max, config.limits.compliance)
+                                        shape, config.limits.v_max,
+                                        SmuLimits.from_bench(config.limits))
         for name in sorted(used):
             # one identity check per instrument (channels share the link)
             first = next(d for role, d in drivers.items() if refs[role].partition(".")[0] == name)
@@ -173,12 +175,13 @@ def check_identities(config: BenchConfig,
             ch = first_channel(cfg.driver)
         try:
             drv = make_driver(name, cfg, t, ch, (config.rows, config.cols), config.limits.v_max,
-                              config.limits.compliance)
+                              SmuLimits.from_bench(config.limits))
             if isinstance(drv, SerialBoard):
                 t.open()
                 idn = drv.query(drv.IDN_QUERY)
             else:
-                idn = drv.connect()
+                # the identity only (no error-queue drain); a plugin driver's own connect
+                idn = Instrument.connect(drv) if isinstance(drv, Instrument) else drv.connect()
             ok = cfg.identity.lower() in idn.lower()
             out.append(IdentityReport(name, cfg.driver, cfg.address, cfg.identity, idn, ok,
                                       "" if ok else "identity does not match"))

@@ -18,13 +18,15 @@ SOURCES = {"xbarlab": ROOT / "xbarlab", "xbarlab.drivers": ROOT / "drivers",
 # Highest first. A module may import its own package and lower layers only.
 LAYERS: list[set[str]] = [
     {"cli"},
-    {"nn", "analysis", "watch"},
+    {"sweep"},
+    {"sessions", "nn", "analysis", "watch"},
     {"protocols", "drivers"},
     {"engine", "sim", "bench", "log"},
     {"config"},
     {"limits"},
+    {"cells"},
     {"messages", "documents", "biasing", "interrupts"},
-    {"crossbar"},
+    {"crossbar", "units"},
 ]
 # Third-party packages that only one part of xbarlab may import.
 OWNERS = {"torch": {"nn"}, "h5py": {"log"}, "pyvisa": {"drivers"}, "serial": {"drivers"},

@@ -19,6 +19,7 @@ from xbarlab.crossbar import BiasScheme
 from xbarlab.drivers.base import SettingError
 from xbarlab.drivers.emulators.server import TcpServer
 from xbarlab.drivers.emulators.smu_2450 import Smu2450
+from xbarlab.drivers.limits import SmuLimits
 from xbarlab.drivers.pymeasure_adapter import PyMeasureSmu, make_driver
 from xbarlab.drivers.transports import VisaTransport
 from xbarlab.protocols.patterns import target_map
@@ -119,7 +120,8 @@ def test_scpi_pymeasure_sends_is_the_2450s(emulated_2450: Any) -> None:
     emu, address = emulated_2450
     link = VisaTransport(address, timeout=LINK_TIMEOUT)
     ctx = DriverContext(name="pm", channel="", address=address, visa_library="@py",
-                        timeout=2.0, transport=link, v_max=3.0, compliance=1e-3, shape=(1, 1))
+                        timeout=2.0, transport=link, v_max=3.0, compliance=1e-3, shape=(1, 1),
+                        limits=SmuLimits(v_max=3.0, i_max=1e-3, width_max=2e-3))
     smu = make_driver(ctx)
     try:
         assert "MODEL 2450" in smu.connect("MODEL 2450")
@@ -238,3 +240,19 @@ def test_bench_check_reads_the_pymeasure_smus_identity() -> None:
     assert all(r.ok for r in reports.values()), reports
     assert "MODEL 2450" in (reports["drive"].identity or "")
     assert sent == ["*IDN?"]  # bench check sends nothing else
+
+
+def test_bench_smu_limits_bound_compliance_pulses_and_widths() -> None:
+    from xbarlab.drivers.limits import SmuLimits
+
+    inst = Recorder()
+    limits = SmuLimits(v_max=3.0, i_max=1e-3, width_min=1e-3, width_max=2e-3,
+                       pulse_v_min=-2.0, pulse_v_max=1.5)
+    smu = PyMeasureSmu(inst, "pm", v_max=3.0, limits=limits)
+    with pytest.raises(SettingError):
+        smu.configure(2e-3, 3.0, 1.0)  # above the bench compliance
+    smu.compliance = 1e-3
+    for volts, width in ((1.6, 1e-3), (-2.1, 1e-3), (1.0, 3e-3)):
+        with pytest.raises(SettingError):
+            smu.arm_pulse(volts, width)
+    assert inst.calls == []

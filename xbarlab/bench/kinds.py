@@ -69,6 +69,7 @@ class DriverContext:
     v_max: float  # V, the bench's largest |V| on any terminal
     compliance: float  # A, the bench's current limit
     shape: tuple[int, int]  # (rows, cols) of the array
+    limits: Any = None  # xbarlab.drivers.limits.SmuLimits: what an SMU may ever apply
 
 
 @dataclass(frozen=True)

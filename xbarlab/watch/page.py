@@ -34,6 +34,7 @@ from xbarlab.watch.live import LiveLog
 
 MICRO = 1e6  # S -> µS
 _STATUS_COLOUR = {"waiting": "#777", "running": "#1f77b4", "success": "#2ca02c",
+                  "programmed": "#2ca02c", "partial": "#ff7f0e",
                   "failed": "#d62728", "aborted": "#ff7f0e"}
 
 
