@@ -105,7 +105,7 @@ def test_a_refusal_shows_as_an_event_and_the_run_as_failed(tmp_path: Path) -> No
     assert live.status == "failed" and "refused" in live.reason
     refused = [a for a in live.annotations if a.kind == "refused"]
     assert live.counts.refused == 1 and len(refused) == 1
-    assert "+50 V" in refused[0].message
+    assert "+50" in refused[0].message and "outside the bench limits" in refused[0].message
     live.close()
 
 
