@@ -11,11 +11,12 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from xbarlab.bench.arctwo_config import ArcTwoBenchConfig
 from xbarlab.bench.config import BenchConfig, InstrumentConfig
 from xbarlab.bench.crossbar import BenchCrossbar, Wiring
+from xbarlab.bench.kinds import BUILTIN, InstrumentKind, PluginError, plugin_kinds
 from xbarlab.bench.pulse_bench import PulseBenchCrossbar
 from xbarlab.bench.watchdog import Supervisor
 from xbarlab.drivers.base import Instrument, InstrumentError, SmuLimits
@@ -24,6 +25,7 @@ from xbarlab.drivers.keithley2450 import Keithley2450
 from xbarlab.drivers.keithley2600 import Keithley2600Channel
 from xbarlab.drivers.keysight33500 import Keysight33500
 from xbarlab.drivers.keysight_b2900 import KeysightB2900Channel
+from xbarlab.drivers.plugins import first_channel, make_plugin_driver, plugin_transport
 from xbarlab.drivers.serial_board import SerialBoard
 from xbarlab.drivers.transports import SerialTransport, Transport, TransportError, VisaTransport
 
@@ -37,6 +39,8 @@ def default_transport(name: str, cfg: InstrumentConfig) -> Transport:
     """VISA for everything but the serial board (pyserial)."""
     if cfg.driver == "serial_board":
         return SerialTransport(cfg.address, baudrate=cfg.baudrate, timeout=cfg.timeout)
+    if cfg.driver not in BUILTIN:
+        return plugin_transport(cfg)  # the link the plugin kind asks for
     return VisaTransport(cfg.address, visa_library=cfg.visa_library, timeout=cfg.timeout)
 
 
@@ -58,7 +62,9 @@ def make_driver(name: str, cfg: InstrumentConfig, transport: Transport, channel:
         return SerialBoard(transport, shape, label, v_max=v_max)
     if cfg.driver == "keysight33500":
         return Keysight33500(transport, label, limits)
-    raise ValueError(f"unknown driver {cfg.driver!r}")  # pragma: no cover - Literal-checked
+    # a plugin kind (entry-point group xbarlab.instruments): checked against its role
+    return cast(Instrument, make_plugin_driver(name, cfg, transport, channel, shape, v_max,
+                                               limits or SmuLimits()))
 
 
 @dataclass
@@ -261,17 +267,21 @@ def check_identities(config: BenchConfig,
     for name, cfg in config.instruments.items():
         t = transport_factory(name, cfg)
         ch = "a" if cfg.driver == "keithley2600" else "1" if cfg.driver == "keysight_b2900" else ""
-        drv = make_driver(name, cfg, t, ch, (config.rows, config.cols))
+        if cfg.driver not in BUILTIN:
+            ch = first_channel(cfg.driver)
         try:
+            drv = make_driver(name, cfg, t, ch, (config.rows, config.cols), config.limits.v_max,
+                              SmuLimits.from_bench(config.limits))
             if isinstance(drv, SerialBoard):
                 t.open()
                 idn = drv.query(drv.IDN_QUERY)
             else:
-                idn = Instrument.connect(drv)  # the identity only (no error-queue drain)
+                # the identity only (no error-queue drain); a plugin driver's own connect
+                idn = Instrument.connect(drv) if isinstance(drv, Instrument) else drv.connect()
             ok = cfg.identity.lower() in idn.lower()
             out.append(IdentityReport(name, cfg.driver, cfg.address, cfg.identity, idn, ok,
                                       "" if ok else "identity does not match"))
-        except (TransportError, InstrumentError) as exc:
+        except (TransportError, InstrumentError, PluginError) as exc:
             out.append(IdentityReport(name, cfg.driver, cfg.address, cfg.identity, None, False,
                                       str(exc)))
         finally:
@@ -294,6 +304,9 @@ def bench_session(config: BenchConfig,
 
 def describe_drivers() -> dict[str, Any]:
     """Driver name -> class, for documentation and the CLI."""
-    return {"keithley2450": Keithley2450, "keithley2600": Keithley2600Channel,
-            "keysight_b2900": KeysightB2900Channel, "keithley707b": Keithley707B,
-            "serial_board": SerialBoard, "keysight33500": Keysight33500}
+    builtin: dict[str, Any] = {
+        "keithley2450": Keithley2450, "keithley2600": Keithley2600Channel,
+        "keysight_b2900": KeysightB2900Channel, "keithley707b": Keithley707B,
+        "serial_board": SerialBoard, "keysight33500": Keysight33500}
+    return builtin | {name: kind for name, kind in plugin_kinds().items()
+                      if isinstance(kind, InstrumentKind)}

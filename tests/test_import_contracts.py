@@ -19,7 +19,7 @@ SOURCES = {"xbarlab": ROOT / "xbarlab", "xbarlab.drivers": ROOT / "drivers",
 LAYERS: list[set[str]] = [
     {"cli"},
     {"sweep"},
-    {"sessions", "nn", "analysis"},
+    {"sessions", "nn", "analysis", "watch"},
     {"protocols", "drivers"},
     {"engine", "sim", "bench", "log"},
     {"config"},
@@ -30,7 +30,7 @@ LAYERS: list[set[str]] = [
 ]
 # Third-party packages that only one part of xbarlab may import.
 OWNERS = {"torch": {"nn"}, "h5py": {"log"}, "pyvisa": {"drivers"}, "serial": {"drivers"},
-          "pyarc2": {"bench"}}
+          "pyarc2": {"bench"}, "bokeh": {"watch"}, "pymeasure": {"drivers"}}
 # Lower layers that some modules must not use although the layering would allow it:
 # protocols never know the backend; drivers are pure instrument code (emulators may use sim).
 FORBIDDEN = {

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any, TypeAlias
 
 from xbarlab.bench.config import BenchConfig, InstrumentConfig
+from xbarlab.bench.kinds import PluginError, plugin_kind
 from xbarlab.config import SimConfig
 from xbarlab.drivers.emulators.board import Board
 from xbarlab.drivers.emulators.faults import FaultPlan, FaultRecord
@@ -107,9 +108,22 @@ class EmulatedBench:
                      if p is not None else {1})
             e = Matrix707B(name, slots, serial=f"123{k:04d}",
                            on_change=self.wiring.relays_changed if self.wiring else None)
-        else:
+        elif inst.driver == "serial_board":
             e = Board(name, self.sim, serial=f"EMU{k:04d}")
+        else:
+            e = self._plugin_emulator(name, inst, k)
         e.identity = _identity(e.identity, inst.identity)
+        return e
+
+    def _plugin_emulator(self, name: str, inst: InstrumentConfig, k: int) -> Emulator:
+        """The emulator a plugin kind brings (`InstrumentKind.emulator`)."""
+        kind = plugin_kind(inst.driver)
+        if kind.emulator is None:
+            raise PluginError(f"{name}: plugin kind {inst.driver!r} has no emulator")
+        e = kind.emulator(name=name, load=self.wiring, serial=f"PLG{k:04d}")
+        if not isinstance(e, Smu2450 | Smu2600 | SmuB2900 | Matrix707B | Board):
+            raise PluginError(f"{name}: the emulator of plugin kind {inst.driver!r} must be "
+                              f"one of xbarlab's emulators (got {type(e).__name__})")
         return e
 
     def channels(self) -> list[SmuChannel]:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from xbarlab.bench.kinds import channels_of, check_driver, role_of
 from xbarlab.limits import BenchLimits
 
 DriverName = Literal["keithley2450", "keithley2600", "keysight_b2900", "keithley707b",
@@ -31,13 +32,19 @@ class _Strict(BaseModel):
 class InstrumentConfig(_Strict):
     """One instrument: which driver, where, and the identity it must report."""
 
-    driver: DriverName
+    driver: str = Field(..., description="a built-in driver (DriverName) or an installed "
+                                         "plugin kind (entry-point group xbarlab.instruments)")
     address: str = Field(..., min_length=1, description="VISA resource or serial port")
     identity: str = Field(..., min_length=1,
                           description="substring the *IDN? reply must contain, e.g. 'MODEL 2450'")
     visa_library: str = Field("@py", description="pyvisa library: '@py', '@ivi', 'file.yaml@sim'")
     timeout: float = Field(2.0, gt=0, le=60, description="I/O timeout (s)")
     baudrate: int = Field(115200, gt=0, description="serial board only")
+
+    @field_validator("driver")
+    @classmethod
+    def _known_driver(cls, name: str) -> str:
+        return check_driver(name)
 
 
 class RoleAssignment(_Strict):
@@ -142,19 +149,20 @@ class BenchConfig(_Strict):
             cfg = self.instruments.get(inst)
             if cfg is None:
                 raise ValueError(f"roles.{role}: no instrument named {inst!r}")
-            if cfg.driver not in SMU_DRIVERS:
+            if role_of(cfg.driver) != "smu":
                 raise ValueError(f"roles.{role}: {inst!r} ({cfg.driver}) is not an SMU")
-            if ch not in CHANNELS[cfg.driver]:
+            if ch not in channels_of(cfg.driver):
                 raise ValueError(f"roles.{role}: channel {ch!r} of {cfg.driver} must be one of "
-                                 f"{list(CHANNELS[cfg.driver])}")
+                                 f"{list(channels_of(cfg.driver))}")
         for role, ref, driver in (("matrix", r.matrix, "keithley707b"),
                                   ("board", r.board, "serial_board")):
             if ref is None:
                 continue
             if ref not in self.instruments:
                 raise ValueError(f"roles.{role}: no instrument named {ref!r}")
-            if self.instruments[ref].driver != driver:
-                raise ValueError(f"roles.{role}: {ref!r} must use driver {driver}")
+            if role_of(self.instruments[ref].driver) != role:
+                raise ValueError(f"roles.{role}: {ref!r} must use driver {driver} (or a "
+                                 f"plugin kind of role {role})")
         if (self.kind == "pulse") != (r.pulse is not None):
             raise ValueError("a bench of kind 'pulse' needs roles.pulse (and only it has one)")
         if r.pulse is not None:

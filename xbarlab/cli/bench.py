@@ -59,7 +59,8 @@ def _tables(cfg: BenchConfig) -> list[Table]:
 
 def register(app: typer.Typer) -> None:
     """Add the `bench` command group to `app`."""
-    bench_app = typer.Typer(help="Bench instruments: check a bench configuration.",
+    bench_app = typer.Typer(help="Bench instruments: check a bench configuration, find "
+                                 "instruments.",
                             no_args_is_help=True)
 
     @bench_app.command("check")
@@ -102,5 +103,45 @@ def register(app: typer.Typer) -> None:
         if bad:
             raise fail(f"instruments failed the check: {', '.join(bad)}", ExitCode.FAILED)
         console.print("[green]every instrument answered with the expected identity[/]")
+
+    @bench_app.command("discover")
+    def discover(
+        visa_library: Annotated[str, typer.Option(
+            "--visa-library", help="pyvisa library: '@py' (pyvisa-py), '@ivi' (vendor VISA), "
+                                   "'@sim' or 'file.yaml@sim' (pyvisa-sim)")] = "@py",
+        address: Annotated[list[str] | None, typer.Option(
+            "--address", help="also ask this resource (e.g. a TCPIP socket, which is never "
+                              "listed); repeatable")] = None,
+        timeout: Annotated[float, typer.Option(min=0.05, max=30.0,
+                                               help="seconds per resource")] = 1.0,
+        no_list: Annotated[bool, typer.Option("--no-list",
+                                              help="ask only the --address resources")] = False,
+    ) -> None:
+        """List the VISA resources the library sees and each one's identity (only *IDN? is
+        sent); one line per resource, a silent one ends after the timeout."""
+        from xbarlab.drivers.discover import DiscoveryError
+        from xbarlab.drivers.discover import discover as find
+
+        if no_list and not address:
+            err_console.print("[bold red]error:[/] --no-list needs at least one --address",
+                              highlight=False)
+            raise typer.Exit(2)
+        answered = total = 0
+        try:
+            for found in find(visa_library, timeout, address or [], list_all=not no_list):
+                total += 1
+                if found.identity is not None:
+                    answered += 1
+                    typer.echo(f"{found.resource}  {found.identity}")
+                else:
+                    typer.echo(f"{found.resource}  (no identity: {found.problem})")
+        except DiscoveryError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        if total == 0:
+            typer.echo(f"no VISA resources found (library {visa_library}); TCPIP sockets are "
+                       "never listed: name them with --address")
+            return
+        typer.echo(f"{answered} of {total} resources answered *IDN?")
 
     app.add_typer(bench_app, name="bench")

@@ -228,6 +228,11 @@ class LogReader:
         return {"events": self._n(sc.EVENTS), "measurements": self._n(sc.MEASUREMENTS),
                 "mvm": self._n(sc.MVM_INPUTS)}
 
+    @_guarded
+    def text_length(self) -> int:
+        """Bytes of /text readable now (an event's strings are readable once inside it)."""
+        return self._n(sc.TEXT)
+
     # -- run metadata ---------------------------------------------------------------------------
 
     @property
@@ -297,11 +302,20 @@ class LogReader:
         return rows
 
     @_guarded
-    def events_array(self) -> np.ndarray[Any, Any]:
-        """The events table as a numpy structured array (see schema)."""
-        rows = self._rows(sc.EVENTS)
+    def events_array(self, start: int = 0, stop: int | None = None) -> np.ndarray[Any, Any]:
+        """Rows of the events table (all by default) as a numpy structured array (see schema)."""
+        rows = self._rows(sc.EVENTS, start, stop)
         self._check_codes(rows, "events")
         return rows
+
+    @_guarded
+    def text(self, start: int, length: int) -> str:
+        """One string of /text by its reference (an event's message or data JSON); "" for
+        an absent reference (start < 0)."""
+        if start < 0:
+            return ""
+        return bytes(self._rows(sc.TEXT, start, start + length)).decode("utf-8",
+                                                                       errors="replace")
 
     def _check_codes(self, rows: np.ndarray[Any, Any], table: str) -> None:
         """Enum codes within their range (a writer bug or a damaged v1 file otherwise)."""
