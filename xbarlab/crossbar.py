@@ -134,3 +134,13 @@ class Crossbar(Protocol):
     def safe_state(self) -> None:
         """Put everything in a safe state: no output, 0 V, relays open. Idempotent."""
         ...
+
+
+@runtime_checkable
+class Clocked(Protocol):
+    """A backend with its own clock (the simulator): `wait` advances device time instead of
+    sleeping. Backends without it (the bench) are waited on for real by the engine."""
+
+    def wait(self, seconds: float) -> float:
+        """Let `seconds` pass; return the backend clock (s) afterwards."""
+        ...

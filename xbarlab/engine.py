@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 
 from xbarlab import __version__
-from xbarlab.crossbar import Crossbar, MvmResult, PulseResult, ReadResult
+from xbarlab.crossbar import Clocked, Crossbar, MvmResult, PulseResult, ReadResult
 from xbarlab.documents import Document, Event, EventKind, RunStart, RunStatus, RunStop, Subscriber
 from xbarlab.interrupts import sigterm_raises
 from xbarlab.limits import BenchLimits, LimitViolation
-from xbarlab.messages import Checkpoint, Message, Mvm, Plan, Pulse, Read, Result
+from xbarlab.messages import Checkpoint, Message, Mvm, Plan, Pulse, Read, Result, Wait, WaitResult
 
 
 class RunAborted(Exception):
@@ -92,6 +92,7 @@ class RunEngine:
         self.limits = limits
         self.subscribers: list[Subscriber] = list(subscribers)
         self._seq = 0
+        self._t0 = time.monotonic()
         self._protocol = ""
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
@@ -114,6 +115,7 @@ class RunEngine:
         """Execute `plan` to the end; never leaves the backend outside its safe state."""
         run_id = uuid.uuid4().hex
         self._seq = 0
+        self._t0 = time.monotonic()
         self._protocol = protocol
         self._emit(
             RunStart(
@@ -203,7 +205,21 @@ class RunEngine:
         if isinstance(msg, Checkpoint):
             self._event(EventKind.CHECKPOINT, msg.tag, message=msg.label, data=msg.data)
             return None
+        if isinstance(msg, Wait):
+            return self._wait(msg)
         raise TypeError(f"a plan yielded {msg!r}, which is not a message")
+
+    def _wait(self, msg: Wait) -> WaitResult:
+        """Advance a clocked backend (simulator), or sleep for real (bench); logged as a
+        checkpoint "wait" with the seconds and the clock after it."""
+        if isinstance(self.backend, Clocked):
+            clock = float(self.backend.wait(msg.seconds))
+        else:
+            time.sleep(msg.seconds)
+            clock = time.monotonic() - self._t0
+        self._event(EventKind.CHECKPOINT, msg.tag, message="wait",
+                    data={"seconds": msg.seconds, "clock": clock})
+        return WaitResult(msg.seconds, clock)
 
     def _event(self, kind: EventKind, step: str, **fields: Any) -> None:
         self._seq += 1
