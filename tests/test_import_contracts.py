@@ -21,9 +21,10 @@ LAYERS: list[set[str]] = [
     {"nn", "analysis"},
     {"protocols", "drivers"},
     {"engine", "sim", "bench", "log"},
+    {"protocol_configs"},
     {"config"},
     {"limits"},
-    {"messages", "documents", "biasing", "interrupts"},
+    {"messages", "documents", "biasing", "interrupts", "units"},
     {"crossbar"},
 ]
 # Third-party packages that only one part of xbarlab may import.

@@ -27,6 +27,7 @@ from xbarlab.engine import RunEngine, RunResult
 from xbarlab.messages import Plan
 from xbarlab.protocols.patterns import target_map
 from xbarlab.protocols.read_map import read_map
+from xbarlab.protocols.registry import PROTOCOLS
 from xbarlab.protocols.write_verify import ArrayOutcome, write_verify_array
 
 console = Console()
@@ -215,20 +216,33 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def run(
-        protocol: Annotated[ProtocolName, typer.Argument(help="the protocol to run")],
-        config: Annotated[Path, typer.Option("--config", "-c", help="session config (YAML)")],
-        out: Annotated[Path, typer.Option(help="HDF5 log file")],
+        protocol: Annotated[str, typer.Argument(help="the protocol to run: " + ", ".join(
+            PROTOCOLS))],
+        config: Annotated[Path | None, typer.Option("--config", "-c",
+                                                    help="session config (YAML)")] = None,
+        out: Annotated[Path | None, typer.Option(help="HDF5 log file")] = None,
         backend: Annotated[str | None, typer.Option(help="sim or bench (overrides config)")] = None,
         overwrite: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
+        estimate: Annotated[bool, typer.Option(
+            help="simulate first; print operations, time, voltages, energy; run nothing")] = False,
+        resume: Annotated[Path | None, typer.Option(
+            help="continue the run of this log: cells done are not programmed again")] = None,
+        json_out: Annotated[bool, typer.Option("--json", help="--estimate as JSON")] = False,
     ) -> None:
         """Run PROTOCOL with the parameters of a session config file."""
+        if (protocol not in ProtocolName.__members__ or estimate or resume is not None
+                or config is None or out is None):
+            from xbarlab.cli.protocols import run_protocol
+
+            run_protocol(protocol, config, out, backend, overwrite, estimate, resume, json_out)
+            return
         try:
             cfg = load_config(config, SessionConfig)
-            if cfg.protocol.kind != protocol.value:
+            if cfg.protocol.kind != protocol:
                 if "protocol" in (cfg.model_fields_set or set()):
                     raise ConfigError(f"{config}: protocol.kind is '{cfg.protocol.kind}' but the "
-                                      f"command asks for '{protocol.value}'")
-                proto: Any = (ReadMapProtocol() if protocol is ProtocolName.read_map
+                                      f"command asks for '{protocol}'")
+                proto: Any = (ReadMapProtocol() if protocol == ProtocolName.read_map
                               else WriteVerifyArrayProtocol())
                 cfg = cfg.model_copy(update={"protocol": proto})
             if cfg.bench is not None and not cfg.bench.is_absolute():

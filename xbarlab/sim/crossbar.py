@@ -95,6 +95,8 @@ class SimCrossbar:
         self.n_pulses += 1
         self.clock += float(width)
         tripped = abs(current) > self.compliance
+        if tripped:  # the instrument reports its limit, as a read does (and as a bench does)
+            current = float(np.sign(current) * self.compliance)
         return PulseResult((r, c), float(voltage), float(width), current, tripped)
 
     def mvm(self, v_rows: FloatArray) -> MvmResult:

@@ -1,0 +1,156 @@
+"""`xbarlab run PROTOCOL` for every protocol of `xbarlab.protocols.registry`, with `--estimate`
+(simulate first, print what the session will do to the array) and `--resume LOG` (continue an
+aborted or killed run: cells done are not programmed again)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from xbarlab.config import ConfigError, format_validation_error, load_yaml
+from xbarlab.engine import RunResult
+from xbarlab.protocol_configs import ProtocolSession
+from xbarlab.protocols.registry import PROTOCOLS
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print `message` as an error and return the exit to raise (no traceback)."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def session_from_data(name: str, data: Any, source: str) -> ProtocolSession:
+    """Validate a session mapping for protocol `name` (its protocol section defaults to
+    ``{kind: name}``; a different kind is an error)."""
+    from pydantic import ValidationError
+
+    if name not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol '{name}'; known: {', '.join(PROTOCOLS)}")
+    data = dict(data or {})
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    proto = dict(data.get("protocol") or {})
+    kind = proto.setdefault("kind", name)
+    if kind != name:
+        raise ConfigError(f"{source}: protocol.kind is '{kind}' but the command asks for "
+                          f"'{name}'")
+    data["protocol"] = proto
+    try:
+        return ProtocolSession.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, source)) from None
+
+
+def load_session(name: str, path: Path, backend: str | None) -> ProtocolSession:
+    """The session config file for protocol `name`, with `--backend` applied."""
+    cfg = session_from_data(name, load_yaml(path), str(path))
+    if cfg.bench is not None and not cfg.bench.is_absolute():
+        cfg = cfg.model_copy(update={"bench": path.parent / cfg.bench})
+    return with_backend(cfg, backend)
+
+
+def with_backend(cfg: ProtocolSession, backend: str | None) -> ProtocolSession:
+    if backend is None:
+        return cfg
+    if backend not in ("sim", "bench"):
+        raise ConfigError(f"--backend must be 'sim' or 'bench', got '{backend}'")
+    return cfg.model_copy(update={"backend": backend})
+
+
+def execute(cfg: ProtocolSession, out: Path, *, overwrite: bool = False,
+            resume: Path | None = None) -> RunResult:
+    """Run the session's protocol with the HDF5 log and a progress bar; print the summary."""
+    from xbarlab.cli.progress import ProgressSubscriber
+    from xbarlab.cli.session import build_backend
+    from xbarlab.engine import RunEngine
+    from xbarlab.log.writer import HDF5Writer
+    from xbarlab.protocols.registry import plan_for
+
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite")
+    if resume is not None and resume.resolve() == out.resolve():
+        raise ValueError("--out must differ from the --resume log (the old log is kept)")
+    backend = build_backend(cfg)
+    try:
+        extra: dict[str, Any] = {}
+        cells = None
+        if resume is not None:
+            from xbarlab.analysis.resume import prepare_resume
+
+            state = prepare_resume(resume, cfg, backend)
+            cells, extra = state.cells, {"resumed_from": state.provenance()}
+            console.print(state.describe(), highlight=False)
+        plan = plan_for(cfg.protocol, backend.shape, cells)
+        t0 = time.perf_counter()
+        with HDF5Writer(out, overwrite=overwrite) as writer, ProgressSubscriber(
+                console, cfg.protocol.kind) as bar:
+            engine = RunEngine(backend, cfg.limits, [writer, bar])
+            result = engine.run(plan, protocol=cfg.protocol.kind,
+                                config={**cfg.model_dump(mode="json"), **extra}, seed=cfg.seed)
+        elapsed = time.perf_counter() - t0
+    finally:
+        close = getattr(backend, "close", None)
+        close() if callable(close) else backend.safe_state()
+    print_summary(cfg.protocol.kind, result, elapsed, out)
+    return result
+
+
+def print_summary(kind: str, result: RunResult, elapsed: float, out: Path) -> None:
+    """The run's status, the protocol's own rows, counts and the log path."""
+    from xbarlab.cli.protocol_summary import summary_rows
+    from xbarlab.cli.session import print_summary as session_summary
+
+    if kind in ("write_verify_array", "read_map"):
+        session_summary(result, elapsed, out)
+        return
+    table = Table(title=f"{kind}: run {result.run_id[:8]}", show_header=False)
+    colour = "green" if result.ok else "red"
+    table.add_row("status", f"[{colour}]{result.status.value}[/] {result.reason}")
+    for name, text in summary_rows(kind, result.value):
+        table.add_row(name, text)
+    table.add_row("operations logged", str(result.n_events))
+    table.add_row("time", f"{elapsed:.2f} s")
+    table.add_row("log", str(out))
+    console.print(table)
+
+
+def run_protocol(name: str, config: Path | None, out: Path | None, backend: str | None,
+                 overwrite: bool, estimate: bool, resume: Path | None, as_json: bool) -> None:
+    """The body of `xbarlab run` for every protocol; raises `typer.Exit` with the exit code."""
+    from xbarlab.cli.session import _exit_code
+
+    try:
+        if config is None:
+            if resume is None:
+                raise ConfigError("give --config (or --resume LOG to reuse that run's config)")
+            from xbarlab.analysis.resume import logged_session
+
+            cfg = with_backend(logged_session(resume, name), backend)
+        else:
+            cfg = load_session(name, config, backend)
+        if estimate:
+            from xbarlab.analysis.estimate import estimate_session, render_estimate
+
+            est = estimate_session(cfg)
+            if as_json:
+                print(json.dumps(est.to_json(), indent=1))
+            else:
+                render_estimate(est, console)
+            raise typer.Exit(0 if est.ok else 1)
+        if out is None:
+            raise ConfigError("give --out F.h5 (the HDF5 log to write)")
+        result = execute(cfg, out, overwrite=overwrite, resume=resume)
+    except (ConfigError, FileExistsError, FileNotFoundError, KeyError, ValueError,
+            IndexError) as exc:
+        raise fail(str(exc).strip("'\"")) from None
+    if not result.ok:
+        raise typer.Exit(_exit_code(result))
