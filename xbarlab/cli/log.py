@@ -155,12 +155,13 @@ def register(app: typer.Typer) -> None:
         force: Annotated[bool, typer.Option(help="replace an existing PNG file")] = False,
     ) -> None:
         """Save a PNG overview: target, final and error maps, pulses per cell, traces."""
+        from xbarlab.analysis.protocol_plots import plot_protocol
         from xbarlab.analysis.session_plots import plot_session
 
         if out.exists() and not force:
             raise _fail(f"{out} exists; choose another --out file or pass --force")
         _open(file).close()  # one clear error for a missing or foreign file
-        console.print(f"wrote {plot_session(file, out)}")
+        console.print(f"wrote {plot_protocol(file, out) or plot_session(file, out)}")
 
     @log_app.command()
     def follow(
