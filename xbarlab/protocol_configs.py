@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from xbarlab.config import ReadMapProtocol, SessionConfig, WriteVerifyArrayProtocol
+from xbarlab.config import (
+    ConfigError,
+    ReadMapProtocol,
+    SessionConfig,
+    WriteVerifyArrayProtocol,
+    format_validation_error,
+)
 from xbarlab.crossbar import BiasScheme, Cell
 
 
@@ -337,3 +343,32 @@ class ProtocolSession(SessionConfig):
     """A session config whose protocol may be any protocol xbarlab runs."""
 
     protocol: AnyProtocol = WriteVerifyArrayProtocol()  # type: ignore[assignment]
+
+
+def protocol_kinds() -> list[str]:
+    """The `kind` of every protocol a session may name."""
+    from typing import get_args
+
+    union = get_args(AnyProtocol)[0]
+    return [m.model_fields["kind"].default for m in get_args(union)]
+
+
+def session_from_data(name: str, data: Any, source: str) -> ProtocolSession:
+    """Validate a session mapping for protocol `name` (its protocol section defaults to
+    ``{kind: name}``; a different kind is an error)."""
+    kinds = protocol_kinds()
+    if name not in kinds:
+        raise ConfigError(f"unknown protocol '{name}'; known: {', '.join(kinds)}")
+    data = dict(data or {})
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    proto = dict(data.get("protocol") or {})
+    kind = proto.setdefault("kind", name)
+    if kind != name:
+        raise ConfigError(f"{source}: protocol.kind is '{kind}' but the command asks for "
+                          f"'{name}'")
+    data["protocol"] = proto
+    try:
+        return ProtocolSession.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, source)) from None

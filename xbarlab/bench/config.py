@@ -92,6 +92,18 @@ class PinMap(_Strict):
         return self
 
 
+class OperationTiming(_Strict):
+    """How long one operation takes on this bench, for `xbarlab run --estimate` (s).
+
+    Defaults are assumptions for an SMU + switch-matrix bench (relay settle, a read integrated
+    over 1 power-line cycle, command round trips); measure yours and write them here."""
+
+    read: float = Field(0.03, ge=0, description="one cell read, switching included (s)")
+    pulse: float = Field(0.03, ge=0, description="one pulse, switching included, width "
+                         "excluded (s)")
+    mvm_row: float = Field(0.05, ge=0, description="one input row of an MVM (s)")
+
+
 class BenchConfig(_Strict):
     """A whole bench."""
 
@@ -105,6 +117,7 @@ class BenchConfig(_Strict):
     nplc: float = Field(1.0, gt=0, le=25, description="integration time of reads (power cycles)")
     settle: float = Field(1e-3, ge=0, le=10, description="wait after switching relays (s)")
     operation_timeout: float = Field(30.0, gt=0, description="max time of one operation (s)")
+    timing: OperationTiming = OperationTiming()
 
     @model_validator(mode="after")
     def _consistent(self) -> BenchConfig:

@@ -13,10 +13,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xbarlab.config import ConfigError, format_validation_error, load_yaml
+from xbarlab.config import ConfigError, load_yaml
 from xbarlab.engine import RunResult
-from xbarlab.protocol_configs import ProtocolSession
-from xbarlab.protocols.registry import PROTOCOLS
+from xbarlab.protocol_configs import ProtocolSession, session_from_data
 
 console = Console()
 err_console = Console(stderr=True)
@@ -26,28 +25,6 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     """Print `message` as an error and return the exit to raise (no traceback)."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
-
-
-def session_from_data(name: str, data: Any, source: str) -> ProtocolSession:
-    """Validate a session mapping for protocol `name` (its protocol section defaults to
-    ``{kind: name}``; a different kind is an error)."""
-    from pydantic import ValidationError
-
-    if name not in PROTOCOLS:
-        raise ConfigError(f"unknown protocol '{name}'; known: {', '.join(PROTOCOLS)}")
-    data = dict(data or {})
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level")
-    proto = dict(data.get("protocol") or {})
-    kind = proto.setdefault("kind", name)
-    if kind != name:
-        raise ConfigError(f"{source}: protocol.kind is '{kind}' but the command asks for "
-                          f"'{name}'")
-    data["protocol"] = proto
-    try:
-        return ProtocolSession.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(err, source)) from None
 
 
 def load_session(name: str, path: Path, backend: str | None) -> ProtocolSession:
@@ -79,6 +56,7 @@ def execute(cfg: ProtocolSession, out: Path, *, overwrite: bool = False,
         raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite")
     if resume is not None and resume.resolve() == out.resolve():
         raise ValueError("--out must differ from the --resume log (the old log is kept)")
+    refuse_unphysical(cfg)
     backend = build_backend(cfg)
     try:
         extra: dict[str, Any] = {}
@@ -104,9 +82,22 @@ def execute(cfg: ProtocolSession, out: Path, *, overwrite: bool = False,
     return result
 
 
+def refuse_unphysical(cfg: ProtocolSession) -> None:
+    """Refuse up front a session the physics checks say cannot work (on the simulated model
+    of its array: the `sim:` section), print their warnings."""
+    from xbarlab.analysis.physics_checks import check_session
+    from xbarlab.sim.factory import build_sim_crossbar
+
+    warnings, blocking = check_session(cfg, build_sim_crossbar(cfg.sim))
+    if blocking:
+        raise ConfigError("refused before any operation: " + "; ".join(blocking))
+    for w in warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+
+
 def print_summary(kind: str, result: RunResult, elapsed: float, out: Path) -> None:
     """The run's status, the protocol's own rows, counts and the log path."""
-    from xbarlab.cli.protocol_summary import summary_rows
+    from xbarlab.analysis.protocol_summary import summary_rows
     from xbarlab.cli.session import print_summary as session_summary
 
     if kind in ("write_verify_array", "read_map"):
@@ -151,6 +142,7 @@ def run_protocol(name: str, config: Path | None, out: Path | None, backend: str 
         result = execute(cfg, out, overwrite=overwrite, resume=resume)
     except (ConfigError, FileExistsError, FileNotFoundError, KeyError, ValueError,
             IndexError) as exc:
-        raise fail(str(exc).strip("'\"")) from None
+        text = str(exc)
+        raise fail(text.strip("'\"") if isinstance(exc, KeyError) else text) from None
     if not result.ok:
         raise typer.Exit(_exit_code(result))

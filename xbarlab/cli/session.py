@@ -15,11 +15,9 @@ from rich.table import Table
 from xbarlab.config import (
     ConfigError,
     PatternTarget,
-    ReadMapProtocol,
     SessionConfig,
     SimConfig,
     WriteVerifyArrayProtocol,
-    load_config,
 )
 from xbarlab.crossbar import Crossbar
 from xbarlab.documents import RunStatus
@@ -230,30 +228,9 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[bool, typer.Option("--json", help="--estimate as JSON")] = False,
     ) -> None:
         """Run PROTOCOL with the parameters of a session config file."""
-        if (protocol not in ProtocolName.__members__ or estimate or resume is not None
-                or config is None or out is None):
-            from xbarlab.cli.protocols import run_protocol
+        from xbarlab.cli.protocols import run_protocol  # every protocol, --estimate, --resume
 
-            run_protocol(protocol, config, out, backend, overwrite, estimate, resume, json_out)
-            return
-        try:
-            cfg = load_config(config, SessionConfig)
-            if cfg.protocol.kind != protocol:
-                if "protocol" in (cfg.model_fields_set or set()):
-                    raise ConfigError(f"{config}: protocol.kind is '{cfg.protocol.kind}' but the "
-                                      f"command asks for '{protocol}'")
-                proto: Any = (ReadMapProtocol() if protocol == ProtocolName.read_map
-                              else WriteVerifyArrayProtocol())
-                cfg = cfg.model_copy(update={"protocol": proto})
-            if cfg.bench is not None and not cfg.bench.is_absolute():
-                cfg = cfg.model_copy(update={"bench": config.parent / cfg.bench})
-            if backend is not None:
-                if backend not in ("sim", "bench"):
-                    raise ConfigError(f"--backend must be 'sim' or 'bench', got '{backend}'")
-                cfg = cfg.model_copy(update={"backend": backend})
-        except ConfigError as exc:
-            raise fail(str(exc)) from None
-        _run(cfg, out, overwrite, None)
+        run_protocol(protocol, config, out, backend, overwrite, estimate, resume, json_out)
 
 
 def _run(cfg: SessionConfig, out: Path, overwrite: bool, plot: Path | None) -> None:

@@ -1,0 +1,88 @@
+"""Checks a session against the physics of its array before it runs (used by `--estimate`).
+
+- Verify reads: the apparent conductance a read measures under the session's read scheme,
+  against the cells' own conductance, on a sample of cells. Under V/2 the sensed column also
+  carries the half-selected cells' current (0.5 x sum of the column's other conductances);
+  with wires a grounded read carries sneak and IR-drop errors. An error larger than the
+  write-verify tolerance band means the loop cannot converge: blocking.
+- Pulses: with line resistance the selected cell sees less than the applied amplitude. If the
+  far cells never see the start amplitude even at the amplitude cap, programming there is
+  pointless (blocking); a drop of more than 5 % is a warning.
+"""
+
+from __future__ import annotations
+
+from xbarlab.biasing import line_biases
+from xbarlab.config import WriteVerifyArrayProtocol
+from xbarlab.crossbar import BiasScheme, Cell
+from xbarlab.protocol_configs import ConvergeConfig, ProtocolSession
+from xbarlab.sim.crossbar import SimCrossbar
+
+
+def sample_cells(shape: tuple[int, int]) -> list[Cell]:
+    """Corners and centre: where line resistance and sneak paths differ most."""
+    m, n = shape
+    cells = {(0, 0), (0, n - 1), (m - 1, 0), (m - 1, n - 1), (m // 2, n // 2)}
+    return sorted(cells)
+
+
+def read_error(xbar: SimCrossbar, v_read: float, scheme: BiasScheme) -> float:
+    """Largest relative error of the apparent conductance read under `scheme` over the
+    sample cells (noise-free: the circuit alone)."""
+    worst = 0.0
+    for cell in sample_cells(xbar.shape):
+        rows, cols = line_biases(xbar.shape, cell, v_read, scheme)
+        _, i_cols = xbar.circuit.sense(xbar.devices, rows[None], cols[None])
+        g_read = float(i_cols[0, cell[1]]) / v_read
+        g_true = float(xbar.g[cell])
+        worst = max(worst, abs(g_read - g_true) / g_true)
+    return worst
+
+
+def pulse_delivery(xbar: SimCrossbar, voltage: float, scheme: BiasScheme) -> float:
+    """Smallest share of a pulse's amplitude a sample cell sees across its own terminals."""
+    share = 1.0
+    for cell in sample_cells(xbar.shape):
+        rows, cols = line_biases(xbar.shape, cell, voltage, scheme)
+        sol = xbar.circuit.solve(xbar.devices, rows[None], cols[None])
+        share = min(share, float(sol.v_dev[0][cell]) / voltage)
+    return share
+
+
+def check_session(cfg: ProtocolSession, xbar: SimCrossbar) -> tuple[list[str], list[str]]:
+    """(warnings, blocking problems) of running `cfg` on an array like `xbar`."""
+    warnings: list[str] = []
+    blocking: list[str] = []
+    proto = cfg.protocol
+    if isinstance(proto, WriteVerifyArrayProtocol):
+        p = proto.params
+        v_read, scheme, tol = p.v_read, p.read_scheme, p.tolerance
+        pulse_scheme, v_start, v_cap = p.pulse_scheme, p.set_start, p.set_max
+    elif isinstance(proto, ConvergeConfig):
+        v_read, scheme, tol = proto.v_read, proto.read_scheme, proto.tolerance
+        pulse_scheme, v_start, v_cap = proto.pulse_scheme, proto.set_start, proto.set_max
+    else:
+        return warnings, blocking
+    err = read_error(xbar, v_read, scheme)
+    if err > tol:
+        why, fix = (("line and source resistance drop the read voltage", "lower the source and "
+                     "line resistance or widen the band") if scheme is BiasScheme.GROUNDED else
+                    ("the sensed column also carries the half-selected cells' current",
+                     "read under 'grounded'"))
+        blocking.append(
+            f"verify reads under '{scheme.value}' are off by up to {err:.1%} on this "
+            f"{xbar.shape[0]} x {xbar.shape[1]} array ({why}), beyond the ±{tol:.1%} band: "
+            f"write-verify cannot converge; {fix}")
+    elif err > tol / 3:
+        warnings.append(f"verify reads under '{scheme.value}' are off by up to {err:.1%}, a "
+                        f"large part of the ±{tol:.1%} band")
+    share = pulse_delivery(xbar, v_cap, pulse_scheme)
+    if share < 0.95:
+        text = (f"line resistance: a sample cell sees only {share:.0%} of a pulse "
+                f"({v_cap * share:.2f} V of {v_cap:.2f} V)")
+        if v_cap * share < v_start:
+            blocking.append(text + f", below the start amplitude {v_start:.2f} V even at the "
+                            "cap: far cells cannot be programmed")
+        else:
+            warnings.append(text + "; expect more pulses per cell")
+    return warnings, blocking
