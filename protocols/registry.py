@@ -22,6 +22,7 @@ from xbarlab.protocol_configs import (
     VolatilityConfig,
     resolve_cells,
 )
+from xbarlab.protocols.compensated import CircuitGains
 
 PROTOCOLS: dict[str, str] = {
     "write_verify_array": "write-verify of a target pattern into the whole array",
@@ -39,11 +40,12 @@ PROTOCOLS: dict[str, str] = {
 """Every protocol `xbarlab run` knows, with a one-line description."""
 
 
-def plan_for(cfg: BaseModel, shape: tuple[int, int], cells: Sequence[Cell] | None = None
-             ) -> Plan:
+def plan_for(cfg: BaseModel, shape: tuple[int, int], cells: Sequence[Cell] | None = None,
+             gains: CircuitGains | None = None) -> Plan:
     """The plan of protocol config `cfg` on an array of `shape`.
 
-    `cells` overrides the cells the config names (a resumed run passes the cells not done)."""
+    `cells` overrides the cells the config names (a resumed run passes the cells not done);
+    `gains` are the circuit model's predictions a compensated write-verify needs."""
     from xbarlab.protocols import (
         converge,
         curve_tracer,
@@ -55,10 +57,16 @@ def plan_for(cfg: BaseModel, shape: tuple[int, int], cells: Sequence[Cell] | Non
         switch_seeker,
         volatility,
     )
+    from xbarlab.protocols.compensated import write_verify_compensated
     from xbarlab.protocols.patterns import target_map
     from xbarlab.protocols.read_map import read_map
-    from xbarlab.protocols.write_verify import write_verify_array
+    from xbarlab.protocols.write_verify import programming_order, write_verify_array
 
+    if isinstance(cfg, WriteVerifyArrayProtocol) and cfg.compensate:
+        if gains is None:
+            raise ValueError("a compensated write-verify needs the circuit model's gains")
+        order = list(cells) if cells is not None else programming_order(shape, cfg.order)
+        return write_verify_compensated(target_map(cfg.target, shape), cfg.params, gains, order)
     if isinstance(cfg, WriteVerifyArrayProtocol):
         return write_verify_array(target_map(cfg.target, shape), cfg.params, cfg.order,
                                   cells=cells, passes=cfg.passes)

@@ -116,6 +116,10 @@ class WriteVerifyArrayProtocol(_Strict):
     passes: int = Field(
         1, ge=1, le=20, description="re-program cells found out of tolerance after a pass"
     )
+    compensate: bool = Field(
+        False, description="scale pulse amplitudes and verify targets by what the circuit "
+        "model (the sim section: wires, source resistance) predicts for each cell (one pass)"
+    )
 
 
 class ReadMapProtocol(_Strict):

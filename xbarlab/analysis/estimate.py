@@ -20,7 +20,7 @@ import numpy as np
 
 from xbarlab.bench.config import OperationTiming
 from xbarlab.biasing import line_biases
-from xbarlab.config import load_config
+from xbarlab.config import WriteVerifyArrayProtocol, load_config
 from xbarlab.crossbar import BiasScheme, FloatArray
 from xbarlab.documents import Document, Event, EventKind, RunStop
 from xbarlab.protocol_configs import ProtocolSession
@@ -146,7 +146,7 @@ def _timing(cfg: ProtocolSession) -> OperationTiming:
 def estimate_session(cfg: ProtocolSession, seed: int | None = None) -> Estimate:
     """Simulate `cfg`'s plan on an array drawn with `seed` (default: the session's sim seed
     + 1, so the estimate is not the run's own device draw) and book what it does."""
-    from xbarlab.analysis.physics_checks import check_session
+    from xbarlab.analysis.physics_checks import check_session, circuit_gains
     from xbarlab.analysis.protocol_summary import summary_rows
     from xbarlab.engine import RunEngine
     from xbarlab.protocols.registry import plan_for
@@ -160,9 +160,19 @@ def estimate_session(cfg: ProtocolSession, seed: int | None = None) -> Estimate:
     if blocking:  # refuse up front: simulating a loop that cannot converge only costs time
         booking.status, booking.reason = "not simulated", "the physics checks failed"
         return Estimate(cfg.protocol.kind, xbar.shape, seed, booking, [], warnings, blocking)
+    gains = circuit_gains(cfg)
     result = RunEngine(xbar, cfg.limits, [booking]).run(
-        plan_for(cfg.protocol, xbar.shape), protocol=cfg.protocol.kind)
+        plan_for(cfg.protocol, xbar.shape, gains=gains), protocol=cfg.protocol.kind)
     outcome = _outcome(cfg.protocol.kind, result.value, summary_rows)
+    if isinstance(cfg.protocol, WriteVerifyArrayProtocol) and result.value is not None:
+        from xbarlab.protocols.patterns import target_map
+
+        targets = target_map(cfg.protocol.target, xbar.shape)
+        err = np.abs(xbar.g - targets) / targets
+        tol = cfg.protocol.params.tolerance
+        outcome.append(("true conductance in tolerance (simulator)",
+                        f"{int((err <= tol).sum())} / {err.size} ({(err <= tol).mean():.1%}); "
+                        f"median |error| {np.median(err):.2%}"))
     return Estimate(cfg.protocol.kind, xbar.shape, seed, booking, outcome, warnings, blocking)
 
 

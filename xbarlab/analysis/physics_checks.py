@@ -12,11 +12,16 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from xbarlab.biasing import line_biases
 from xbarlab.config import WriteVerifyArrayProtocol
 from xbarlab.crossbar import BiasScheme, Cell
 from xbarlab.protocol_configs import ConvergeConfig, ProtocolSession
+from xbarlab.protocols.compensated import CircuitGains
+from xbarlab.protocols.patterns import target_map
 from xbarlab.sim.crossbar import SimCrossbar
+from xbarlab.sim.factory import build_sim_crossbar
 
 
 def sample_cells(shape: tuple[int, int]) -> list[Cell]:
@@ -63,7 +68,19 @@ def check_session(cfg: ProtocolSession, xbar: SimCrossbar) -> tuple[list[str], l
         pulse_scheme, v_start, v_cap = proto.pulse_scheme, proto.set_start, proto.set_max
     else:
         return warnings, blocking
+    compensate = isinstance(proto, WriteVerifyArrayProtocol) and proto.compensate
     err = read_error(xbar, v_read, scheme)
+    if compensate:
+        share = pulse_delivery(xbar, v_start, pulse_scheme)
+        need = v_start / max(share, 1e-3)
+        if err > tol:
+            warnings.append(f"verify reads are off by up to {err:.1%}; compensated by the "
+                            "circuit model's read gains")
+        if need > cfg.limits.pulse_v_max:
+            blocking.append(f"line resistance: a sample cell sees only {share:.0%} of a pulse; "
+                            f"the compensated start amplitude {need:.2f} V exceeds the bench "
+                            f"limit {cfg.limits.pulse_v_max:.2f} V")
+        return warnings, blocking
     if err > tol:
         why, fix = (("line and source resistance drop the read voltage", "lower the source and "
                      "line resistance or widen the band") if scheme is BiasScheme.GROUNDED else
@@ -86,3 +103,45 @@ def check_session(cfg: ProtocolSession, xbar: SimCrossbar) -> tuple[list[str], l
         else:
             warnings.append(text + "; expect more pulses per cell")
     return warnings, blocking
+
+
+def _grid(n: int, k: int = 8) -> np.ndarray:
+    return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(int))
+
+
+def circuit_gains(cfg: ProtocolSession) -> CircuitGains | None:
+    """The gains a compensated write-verify needs, predicted on the session's circuit model
+    (its `sim:` section, noise off) with every cell at its target; None if not asked for.
+
+    Read gains: a whole-array read under the verify scheme over the targets. Pulse gains: the
+    delivered share of a start-amplitude SET on an up-to-8 x 8 grid of cells, interpolated
+    bilinearly in between (line drops vary smoothly along the lines)."""
+    proto = cfg.protocol
+    if not (isinstance(proto, WriteVerifyArrayProtocol) and proto.compensate):
+        return None
+    from scipy.interpolate import RegularGridInterpolator
+
+    model = build_sim_crossbar(cfg.sim.model_copy(update={"noise": False}))
+    shape = model.shape
+    targets = target_map(proto.target, shape)
+    set_g = getattr(model.devices, "set_g", None)
+    if callable(set_g):
+        set_g(targets, np.ones(shape, dtype=bool))
+    p = proto.params
+    g_read = model.read(None, p.v_read, p.read_scheme).conductances.reshape(shape)
+    read = g_read / targets
+    rows, cols = _grid(shape[0]), _grid(shape[1])
+    share = np.empty((len(rows), len(cols)))
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            rv, cv = line_biases(shape, (int(r), int(c)), p.set_start, p.pulse_scheme)
+            sol = model.circuit.solve(model.devices, rv[None], cv[None])
+            share[i, j] = float(sol.v_dev[0][r, c]) / p.set_start
+    if len(rows) > 1 and len(cols) > 1:
+        interp = RegularGridInterpolator((rows, cols), share)
+        rr, cc = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
+        full = interp(np.stack([rr.ravel(), cc.ravel()], axis=1)).reshape(shape)
+    else:
+        full = np.broadcast_to(share.mean(), shape).copy()
+    lim = cfg.limits
+    return CircuitGains(1.0 / np.clip(full, 1e-3, None), read, lim.pulse_v_max, lim.pulse_v_min)

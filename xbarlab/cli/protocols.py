@@ -67,7 +67,9 @@ def execute(cfg: ProtocolSession, out: Path, *, overwrite: bool = False,
             state = prepare_resume(resume, cfg, backend)
             cells, extra = state.cells, {"resumed_from": state.provenance()}
             console.print(state.describe(), highlight=False)
-        plan = plan_for(cfg.protocol, backend.shape, cells)
+        from xbarlab.analysis.physics_checks import circuit_gains
+
+        plan = plan_for(cfg.protocol, backend.shape, cells, circuit_gains(cfg))
         t0 = time.perf_counter()
         with HDF5Writer(out, overwrite=overwrite) as writer, ProgressSubscriber(
                 console, cfg.protocol.kind) as bar:
