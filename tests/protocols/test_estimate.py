@@ -111,3 +111,17 @@ def test_cli_estimate_table(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     for text in ("pulses", "20 total", "bench time", "half-select exposures", "µJ"):
         assert text in res.output.replace("nJ", "µJ")
+
+
+def test_estimate_of_a_bench_session_uses_its_array_and_its_limits() -> None:
+    bench = Path(__file__).resolve().parents[2] / "examples" / "bench" / "two_smu_707b.yaml"
+    cfg = ProtocolSession(backend="bench", bench=bench)  # sim section: 16 x 16 by default
+    est = estimate_session(cfg)
+    assert est.shape == (8, 8)  # the bench's array
+    assert not est.ok and "outside the bench limits" in est.booking.reason  # 1 us < 100 us
+    wide = cfg.model_copy(update={"protocol": WriteVerifyArrayProtocol(
+        params=WriteVerifyParams(width=1e-4, set_start=0.8, reset_start=-0.8,
+                                 tolerance=0.05))})
+    est = estimate_session(wide)
+    assert est.ok and est.booking.pulses.sum() > 64
+    assert est.booking.timing.read == pytest.approx(0.03)

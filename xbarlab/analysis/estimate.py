@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from xbarlab.bench.config import OperationTiming
+from xbarlab.bench.config import BenchConfig, OperationTiming
 from xbarlab.biasing import line_biases
 from xbarlab.config import WriteVerifyArrayProtocol, load_config
 from xbarlab.crossbar import BiasScheme, FloatArray
 from xbarlab.documents import Document, Event, EventKind, RunStop
+from xbarlab.limits import BenchLimits
 from xbarlab.protocol_configs import ProtocolSession
 from xbarlab.units import si
 
@@ -138,22 +139,31 @@ class Estimate:
 def _timing(cfg: ProtocolSession) -> OperationTiming:
     if cfg.bench is None:
         return OperationTiming()
-    from xbarlab.bench.config import BenchConfig
-
     return load_config(cfg.bench, BenchConfig).timing
+
+
+def intersect(a: BenchLimits, b: BenchLimits) -> BenchLimits:
+    """Limits that refuse whatever `a` or `b` refuses."""
+    return BenchLimits(
+        v_max=min(a.v_max, b.v_max), pulse_v_max=min(a.pulse_v_max, b.pulse_v_max),
+        pulse_v_min=max(a.pulse_v_min, b.pulse_v_min), read_v_max=min(a.read_v_max, b.read_v_max),
+        pulse_width_min=max(a.pulse_width_min, b.pulse_width_min),
+        pulse_width_max=min(a.pulse_width_max, b.pulse_width_max),
+        compliance=min(a.compliance, b.compliance),
+    )
 
 
 def estimate_session(cfg: ProtocolSession, seed: int | None = None) -> Estimate:
     """Simulate `cfg`'s plan on an array drawn with `seed` (default: the session's sim seed
     + 1, so the estimate is not the run's own device draw) and book what it does."""
-    from xbarlab.analysis.physics_checks import check_session, circuit_gains
+    from xbarlab.analysis.physics_checks import check_session, circuit_gains, model_sim
     from xbarlab.analysis.protocol_summary import summary_rows
     from xbarlab.engine import RunEngine
     from xbarlab.protocols.registry import plan_for
     from xbarlab.sim.factory import build_sim_crossbar
 
     seed = cfg.sim.seed + 1 if seed is None else seed
-    sim_cfg = cfg.sim.model_copy(update={"seed": seed})
+    sim_cfg = model_sim(cfg).model_copy(update={"seed": seed})
     xbar = build_sim_crossbar(sim_cfg, compliance=cfg.limits.compliance)
     warnings, blocking = check_session(cfg, xbar)
     booking = Booking(xbar.shape, _timing(cfg))
@@ -161,7 +171,10 @@ def estimate_session(cfg: ProtocolSession, seed: int | None = None) -> Estimate:
         booking.status, booking.reason = "not simulated", "the physics checks failed"
         return Estimate(cfg.protocol.kind, xbar.shape, seed, booking, [], warnings, blocking)
     gains = circuit_gains(cfg)
-    result = RunEngine(xbar, cfg.limits, [booking]).run(
+    # a bench session passes two checks: the session's limits, then the bench config's own
+    limits = cfg.limits if cfg.bench is None else intersect(
+        cfg.limits, load_config(cfg.bench, BenchConfig).limits)
+    result = RunEngine(xbar, limits, [booking]).run(
         plan_for(cfg.protocol, xbar.shape, gains=gains), protocol=cfg.protocol.kind)
     outcome = _outcome(cfg.protocol.kind, result.value, summary_rows)
     if isinstance(cfg.protocol, WriteVerifyArrayProtocol) and result.value is not None:

@@ -15,13 +15,25 @@ from __future__ import annotations
 import numpy as np
 
 from xbarlab.biasing import line_biases
-from xbarlab.config import WriteVerifyArrayProtocol
+from xbarlab.config import SimConfig, WriteVerifyArrayProtocol
 from xbarlab.crossbar import BiasScheme, Cell
 from xbarlab.protocol_configs import ConvergeConfig, ProtocolSession
 from xbarlab.protocols.compensated import CircuitGains
 from xbarlab.protocols.patterns import target_map
 from xbarlab.sim.crossbar import SimCrossbar
 from xbarlab.sim.factory import build_sim_crossbar
+
+
+def model_sim(cfg: ProtocolSession) -> SimConfig:
+    """The simulated model of the session's array: its `sim:` section, sized like the bench
+    when the session names a bench config (the bench's array is what will be programmed)."""
+    if cfg.bench is None:
+        return cfg.sim
+    from xbarlab.bench.config import BenchConfig
+    from xbarlab.config import load_config
+
+    bench = load_config(cfg.bench, BenchConfig)
+    return cfg.sim.model_copy(update={"rows": bench.rows, "cols": bench.cols})
 
 
 def sample_cells(shape: tuple[int, int]) -> list[Cell]:
@@ -121,7 +133,7 @@ def circuit_gains(cfg: ProtocolSession) -> CircuitGains | None:
         return None
     from scipy.interpolate import RegularGridInterpolator
 
-    model = build_sim_crossbar(cfg.sim.model_copy(update={"noise": False}))
+    model = build_sim_crossbar(model_sim(cfg).model_copy(update={"noise": False}))
     shape = model.shape
     targets = target_map(proto.target, shape)
     set_g = getattr(model.devices, "set_g", None)

@@ -87,10 +87,10 @@ def execute(cfg: ProtocolSession, out: Path, *, overwrite: bool = False,
 def refuse_unphysical(cfg: ProtocolSession) -> None:
     """Refuse up front a session the physics checks say cannot work (on the simulated model
     of its array: the `sim:` section), print their warnings."""
-    from xbarlab.analysis.physics_checks import check_session
+    from xbarlab.analysis.physics_checks import check_session, model_sim
     from xbarlab.sim.factory import build_sim_crossbar
 
-    warnings, blocking = check_session(cfg, build_sim_crossbar(cfg.sim))
+    warnings, blocking = check_session(cfg, build_sim_crossbar(model_sim(cfg)))
     if blocking:
         raise ConfigError("refused before any operation: " + "; ".join(blocking))
     for w in warnings:
