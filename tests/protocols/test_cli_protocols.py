@@ -86,3 +86,17 @@ def test_unknown_protocol_and_kind_mismatch(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "protocol.kind is 'endurance'" in res.output
     res = runner.invoke(app, ["run", "formin", "-c", str(cfg), "--out", str(tmp_path / "a.h5")])
     assert res.exit_code == 2 and "unknown protocol 'formin'" in res.output
+
+
+def test_duration_option_runs_a_simulated_year_in_a_blink(tmp_path: Path) -> None:
+    out = tmp_path / "r.h5"
+    res = runner.invoke(app, ["run", "retention", "-c", str(_config(tmp_path, "retention")),
+                              "--duration", "3.15e7", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    with LogReader(out) as log:
+        notes = log.annotations()
+    t = [d["t"] for d in notes[notes["message"] == "retention_point"]["data"]]
+    assert t[-1] == pytest.approx(3.15e7, rel=1e-6)
+    res = runner.invoke(app, ["run", "endurance", "-c", str(_config(tmp_path, "endurance")),
+                              "--duration", "5", "--out", str(tmp_path / "e.h5")])
+    assert res.exit_code == 2 and "--duration applies to retention and volatility" in res.output

@@ -116,8 +116,21 @@ def print_summary(kind: str, result: RunResult, elapsed: float, out: Path) -> No
     console.print(table)
 
 
+def with_duration(cfg: ProtocolSession, duration: float | None) -> ProtocolSession:
+    """`--duration` applied to a protocol with a total time (validated like the config)."""
+    if duration is None:
+        return cfg
+    if "duration" not in type(cfg.protocol).model_fields:
+        raise ConfigError(f"--duration applies to retention and volatility, not "
+                          f"{cfg.protocol.kind}")
+    data = cfg.model_dump(mode="json")
+    data["protocol"]["duration"] = duration
+    return session_from_data(cfg.protocol.kind, data, "--duration")
+
+
 def run_protocol(name: str, config: Path | None, out: Path | None, backend: str | None,
-                 overwrite: bool, estimate: bool, resume: Path | None, as_json: bool) -> None:
+                 overwrite: bool, estimate: bool, resume: Path | None, as_json: bool,
+                 duration: float | None = None) -> None:
     """The body of `xbarlab run` for every protocol; raises `typer.Exit` with the exit code."""
     from xbarlab.cli.session import _exit_code
 
@@ -130,6 +143,7 @@ def run_protocol(name: str, config: Path | None, out: Path | None, backend: str 
             cfg = with_backend(logged_session(resume, name), backend)
         else:
             cfg = load_session(name, config, backend)
+        cfg = with_duration(cfg, duration)
         if estimate:
             from xbarlab.analysis.estimate import estimate_session, render_estimate
 

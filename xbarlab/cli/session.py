@@ -226,11 +226,15 @@ def register(app: typer.Typer) -> None:
         resume: Annotated[Path | None, typer.Option(
             help="continue the run of this log: cells done are not programmed again")] = None,
         json_out: Annotated[bool, typer.Option("--json", help="--estimate as JSON")] = False,
+        duration: Annotated[float | None, typer.Option(
+            help="retention / volatility: total time (s); the simulator advances its clock, "
+            "a bench waits")] = None,
     ) -> None:
         """Run PROTOCOL with the parameters of a session config file."""
         from xbarlab.cli.protocols import run_protocol  # every protocol, --estimate, --resume
 
-        run_protocol(protocol, config, out, backend, overwrite, estimate, resume, json_out)
+        run_protocol(protocol, config, out, backend, overwrite, estimate, resume, json_out,
+                     duration)
 
 
 def _run(cfg: SessionConfig, out: Path, overwrite: bool, plot: Path | None) -> None:
