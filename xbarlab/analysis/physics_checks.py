@@ -141,7 +141,7 @@ def circuit_gains(cfg: ProtocolSession) -> CircuitGains | None:
         set_g(targets, np.ones(shape, dtype=bool))
     p = proto.params
     g_read = model.read(None, p.v_read, p.read_scheme).conductances.reshape(shape)
-    read = g_read / targets
+    read = g_read / model.g  # against what the cells hold (stuck ones keep their own G)
     rows, cols = _grid(shape[0]), _grid(shape[1])
     share = np.empty((len(rows), len(cols)))
     for i, r in enumerate(rows):
