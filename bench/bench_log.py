@@ -7,6 +7,12 @@
    then a one-cell verify read, repeated) through `RunEngine` with the `HDF5Writer`
    subscribed, next to a bare loop calling the same `SimCrossbar` directly. Target: <= 20 us.
 
+3. Integrity: the cost of checksums (HDF5's fletcher32 filter, or our own per-block CRC-32)
+   on raw block appends and on `HDF5Writer`, next to the same without checksums.
+4. Durability (wall time: fsync waits for the disk, it costs no CPU): `HDF5Writer` and
+   engine sessions with `durable=True` (fsync at every flush) next to the same without, and
+   the latency of one fsync on the benchmark's disk.
+
 Run: .venv/bin/python bench/bench_log.py [--quick]
 """
 
@@ -15,8 +21,10 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import statistics
 import tempfile
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +35,7 @@ from xbarlab.config import SimConfig
 from xbarlab.crossbar import BiasScheme
 from xbarlab.documents import Event, EventKind, RunStart, RunStatus, RunStop
 from xbarlab.log import schema as sc
+from xbarlab.log import writer as log_writer
 from xbarlab.log.writer import HDF5Writer
 
 BLOCK = 1024
@@ -65,7 +74,8 @@ def _read_events(n_events: int, k: int, shape: tuple[int, int]) -> list[Event]:
     return out
 
 
-def writer_throughput(folder: Path, k: int, rows: int, repeat: int) -> tuple[float, float]:
+def writer_throughput(folder: Path, k: int, rows: int, repeat: int, durable: bool = False
+                      ) -> tuple[float, float]:
     """(rows/s, events/s) of HDF5Writer over read events of k cells, close included."""
     shape = (16, 16) if k <= 256 else (k // 16, 16)
     events = _read_events(max(1, rows // k), k, shape)
@@ -74,7 +84,7 @@ def writer_throughput(folder: Path, k: int, rows: int, repeat: int) -> tuple[flo
     def once() -> float:
         path = folder / f"w{k}.h5"
         path.unlink(missing_ok=True)
-        writer = HDF5Writer(path, block_rows=BLOCK, flush_interval=None)
+        writer = HDF5Writer(path, block_rows=BLOCK, flush_interval=None, durable=durable)
         writer(_start(shape))
         t0 = clock()
         for ev in events:
@@ -87,11 +97,14 @@ def writer_throughput(folder: Path, k: int, rows: int, repeat: int) -> tuple[flo
     return len(events) * k / t, len(events) / t
 
 
-def raw_h5py_throughput(folder: Path, rows: int, repeat: int, low_level: bool) -> float:
+def raw_h5py_throughput(folder: Path, rows: int, repeat: int, low_level: bool,
+                        checksum: str = "none") -> float:
     """rows/s of a bare h5py SWMR block append of the same row type (the reference).
 
     `low_level`: write through `DatasetID.write` with the file type as memory type (what the
-    writer does) instead of `Dataset.__setitem__`.
+    writer does) instead of `Dataset.__setitem__`. `checksum`: "none", "fletcher32" (HDF5's
+    filter on the dataset) or "crc32" (our own digest of each block, kept in memory: its
+    computing cost only, storing it would add a small table append per block).
     """
     block = np.zeros(BLOCK, dtype=sc.MEASUREMENT_DTYPE)
     block["conductance"] = np.random.default_rng(0).uniform(5e-5, 6e-4, BLOCK)
@@ -102,12 +115,15 @@ def raw_h5py_throughput(folder: Path, rows: int, repeat: int, low_level: bool) -
         path.unlink(missing_ok=True)
         with h5py.File(path, "w", libver=sc.LIBVER) as f:
             ds = f.create_dataset("m", shape=(0,), maxshape=(None,), dtype=sc.MEASUREMENT_DTYPE,
-                                  chunks=(BLOCK,))
+                                  chunks=(BLOCK,), fletcher32=checksum == "fletcher32")
+            digests = []
             f.swmr_mode = True
             ftype = ds.id.get_type()
             mspace = h5py.h5s.create_simple((BLOCK,))
             t0 = clock()
             for b in range(n_blocks):
+                if checksum == "crc32":
+                    digests.append(zlib.crc32(block))
                 if low_level:
                     ds.id.set_extent(((b + 1) * BLOCK,))
                     fspace = ds.id.get_space()
@@ -130,7 +146,8 @@ def _session_ops(n_ops: int) -> list[tuple[int, int, float]]:
     return [(int(r), int(c), float(v)) for (r, c), v in zip(cells, volts, strict=True)]
 
 
-def engine_overhead(folder: Path, n_ops: int, repeat: int) -> dict[str, float]:
+def engine_overhead(folder: Path, n_ops: int, repeat: int, durable: bool = False
+                    ) -> dict[str, float]:
     """Seconds per operation: bare SimCrossbar loop, engine alone, engine + HDF5 log."""
     from xbarlab.engine import RunEngine
     from xbarlab.limits import BenchLimits
@@ -154,12 +171,12 @@ def engine_overhead(folder: Path, n_ops: int, repeat: int) -> dict[str, float]:
             yield Pulse((r, c), v, 1e-6, half, tag="set")
             yield Read(((r, c),), 0.2, grounded, tag="verify")
 
-    def engine(with_log: bool) -> Callable[[], float]:
+    def engine(with_log: bool, sync: bool = False) -> Callable[[], float]:
         def once() -> float:
             xbar = build_sim_crossbar(cfg)
             path = folder / "engine.h5"
             path.unlink(missing_ok=True)
-            writer = HDF5Writer(path, block_rows=BLOCK) if with_log else None
+            writer = HDF5Writer(path, block_rows=BLOCK, durable=sync) if with_log else None
             eng = RunEngine(xbar, BenchLimits(), [writer] if writer else [])
             t0 = clock()
             result = eng.run(plan(), protocol="bench")
@@ -172,12 +189,72 @@ def engine_overhead(folder: Path, n_ops: int, repeat: int) -> dict[str, float]:
 
     n = 2 * len(ops)
     runs = {"bare": bare, "engine": engine(False), "engine+log": engine(True)}
+    if durable:
+        runs = {"engine+log": engine(True), "engine+log+durable": engine(True, True)}
     best = dict.fromkeys(runs, float("inf"))
     for _ in range(repeat):  # interleaved, so a busy moment does not favour one variant
         for name, fn in runs.items():
             gc.collect()
             best[name] = min(best[name], fn())
     return {name: t / n for name, t in best.items()}
+
+
+def fsync_latency(folder: Path, n: int = 20) -> float:
+    """Median wall time (s) of one 4 KiB write + fsync on the benchmark's disk."""
+    path = folder / "fsync.bin"
+    times = []
+    with open(path, "wb") as fh:
+        for _ in range(n):
+            fh.write(b"x" * 4096)
+            fh.flush()
+            t0 = time.perf_counter()
+            os.fsync(fh.fileno())
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def integrity_and_durability(folder: Path, rows: int, n_ops: int, repeat: int) -> None:
+    """Sections 3 and 4 (see the module docstring)."""
+    global clock
+    print("\n3. checksums (CPU time)")
+    base = raw_h5py_throughput(folder, rows, repeat, low_level=True)
+    _line("reference: raw block append, no checksum", base / 1e6, "M rows/s")
+    for kind in ("fletcher32", "crc32"):
+        rate = raw_h5py_throughput(folder, rows, repeat, low_level=True, checksum=kind)
+        label = "HDF5 fletcher32 filter" if kind == "fletcher32" else "own CRC-32 per block"
+        _line(f"raw block append, {label}", rate / 1e6, "M rows/s",
+              f"({(base / rate - 1) * 100:+.0f} % time)")
+    for k in (16, 1):
+        n_rows = rows if k > 1 else rows // 4
+        log_writer.CHECKSUMS = False
+        try:
+            off, _ = writer_throughput(folder, k, n_rows, repeat)
+        finally:
+            log_writer.CHECKSUMS = True
+        on, _ = writer_throughput(folder, k, n_rows, repeat)
+        _line(f"reference: HDF5Writer, {k}-cell events, no checksums", off / 1e6, "M rows/s")
+        _line(f"HDF5Writer, {k}-cell events, fletcher32 (default)", on / 1e6, "M rows/s",
+              f"({(off / on - 1) * 100:+.0f} % time)")
+    print("\n4. durability (wall time)")
+    saved, clock = clock, time.perf_counter
+    try:
+        _line("one 4 KiB write + fsync (median of 20)", fsync_latency(folder) * 1e3, "ms")
+        for k in (16, 1):
+            n_rows = rows // 4 if k > 1 else rows // 16
+            plain, _ = writer_throughput(folder, k, n_rows, repeat)
+            durable, _ = writer_throughput(folder, k, n_rows, repeat, durable=True)
+            _line(f"reference: HDF5Writer, {k}-cell events, flush per block", plain / 1e6,
+                  "M rows/s")
+            _line(f"HDF5Writer, {k}-cell events, durable", durable / 1e6, "M rows/s",
+                  f"({(plain / durable - 1) * 100:+.0f} % time; 2 fsyncs per "
+                  f"{BLOCK}-row block)")
+        t = engine_overhead(folder, n_ops, repeat, durable=True)
+        _line("reference: RunEngine + HDF5Writer (flush_interval 1 s)",
+              t["engine+log"] * 1e6, "us/op")
+        _line("RunEngine + HDF5Writer, durable", t["engine+log+durable"] * 1e6, "us/op",
+              f"({(t['engine+log+durable'] / t['engine+log'] - 1) * 100:+.0f} % time)")
+    finally:
+        clock = saved
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -220,6 +297,7 @@ def main(argv: list[str] | None = None) -> None:
               f"(+{t['engine+log'] - t['bare']:.2f} over the bare loop; "
               f"log alone +{t['engine+log'] - t['engine']:.2f})")
         print(f"   ({n_ops} operations: pulse + one-cell verify read pairs, 16x16 SimCrossbar)")
+        integrity_and_durability(folder, rows, n_ops, repeat)
 
 
 def _line(label: str, value: float, unit: str, extra: str = "") -> None:

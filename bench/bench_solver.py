@@ -3,6 +3,8 @@ and the deviation of wired arrays from the ideal I = G^T V (issue 3).
 
 Run: .venv/bin/python bench/bench_solver.py [--quick]
 Times are the best of a few repeats (median in brackets), in ms, on whatever machine runs it.
+Every reference (splu, Newton + splu) and xbarlab run with one BLAS thread (threadpoolctl):
+the same thread count on both sides, and no spinning BLAS threads on a shared machine.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+from threadpoolctl import threadpool_limits
 
 from xbarlab.biasing import line_biases
 from xbarlab.crossbar import BiasScheme
@@ -205,13 +208,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer repeats, skip 256x256")
     args = ap.parse_args()
+    with threadpool_limits(limits=1):  # references and xbarlab alike
+        run(args.quick)
+
+
+def run(quick: bool) -> None:
     rng = np.random.default_rng(0)
-    reps = 2 if args.quick else 5
+    reps = 2 if quick else 5
     print("Linear devices, G ~ U(100, 500) uS, rows driven through 10 ohm, times in ms "
-          "(best [median]):")
+          "(best [median]), one BLAS thread everywhere:")
     for size, r_seg in ((64, 1.0), (128, 1.0), (128, 10.0)):
         linear_case(size, r_seg, 1, reps, rng)
-    if not args.quick:
+    if not quick:
         linear_case(256, 1.0, 64, 3, rng)
     print()
     sinh_case(reps, rng)

@@ -16,43 +16,35 @@ command for garbage or truncated replies.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+import os
 import re
 import struct
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, overload
 
-from xbarlab.drivers.transports import Transport, TransportError
+from xbarlab.drivers.errors import (
+    IdentityMismatch,
+    InstrumentError,
+    ReplyError,
+    SafeStateFailed,
+    SettingError,
+)
+from xbarlab.drivers.limits import SmuLimits, WireGuard
+from xbarlab.drivers.transports import Transport, TransportError, TransportTimeout
 
 if TYPE_CHECKING:
     from xbarlab.bench.roles import Measurement
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+_SYNC_TOKENS = itertools.count(1)
 
 OVERFLOW = 9.9e37
 """Keithley/Keysight SCPI 'overflow' (9.91e37) and NaN (9.9e37) markers are at or above this."""
-
-
-class InstrumentError(RuntimeError):
-    """The instrument reported an error, or talks in a way the driver cannot accept."""
-
-
-class ReplyError(InstrumentError):
-    """A garbage, truncated or unexpected reply. The message names instrument and command."""
-
-
-class IdentityMismatch(InstrumentError):
-    """The instrument at the address is not the one the configuration expects."""
-
-
-class SettingError(ValueError):
-    """A setting outside what the driver (or the bench) accepts. Nothing was sent."""
-
-
-class SafeStateFailed(InstrumentError):
-    """The safe state could not be confirmed, even after reopening the link once."""
 
 
 def fmt(x: float) -> str:
@@ -161,9 +153,18 @@ class Instrument:
         return {}
 
     # -- I/O ---------------------------------------------------------------------------------
+    SYNC = "*IDN?"
+    """A query that proves the link is in step after a timeout: a template with ``{token}``
+    (answered ``xbl-sync-<token>``, unique per use: TSP ``print("xbl-sync-{token}")``), or a
+    query answered with the identity (SCPI ``*IDN?``)."""
+
+    def guard(self, line: str) -> None:
+        """Raise `SettingError` if `line` must not be sent (see `SourceMeterBase.guard`)."""
+
     def _link(self, op: Callable[[str], T], line: str) -> T:
         """`op(line)` on the transport; a `TransportError` is raised again naming the
         instrument."""
+        self.guard(line)
         try:
             return op(line)
         except TransportError as exc:
@@ -172,13 +173,59 @@ class Instrument:
     def write(self, line: str) -> None:
         self._link(self.transport.write, line)
 
+    def _answered(self, op: Callable[[str], T], line: str) -> T:
+        """A query; on a timeout the link is cleared and resynchronised (`resync`) before the
+        timeout is raised, so a reply arriving late is never read as the answer to a later
+        query."""
+        try:
+            return self._link(op, line)
+        except TransportTimeout as exc:
+            note = self.resync(line)
+            raise TransportTimeout(f"{exc}; {note}") from exc
+
     def query(self, line: str) -> str:
-        return self._link(self.transport.query, line)
+        return self._answered(self.transport.query, line)
 
     def query_block(self, line: str) -> bytes:
         """The payload of the definite-length block answering `line` (see
         `Transport.query_block`)."""
-        return self._link(self.transport.query_block, line)
+        return self._answered(self.transport.query_block, line)
+
+    def resync(self, after: str) -> str:
+        """Clear the link after a query to `after` timed out (device clear and a fresh
+        connection where the transport has `clear()`, else `reopen()`), then check with `SYNC`
+        that the next reply answers the next query. If another reply answers it, a second
+        attempt waits one timeout (every pending reply has arrived) and clears again. Returns
+        what was done (for the error message); raises `TransportTimeout` (silent) or
+        `TransportError` when the link stays out of step."""
+        t = self.transport
+        last: BaseException | None = None
+        for attempt in range(2):
+            token = f"{os.getpid()}-{next(_SYNC_TOKENS)}"  # unique, even across channels
+            expect: str | None = self.identity
+            line = self.SYNC
+            if "{token}" in self.SYNC:
+                line, expect = self.SYNC.format(token=token), f"xbl-sync-{token}"
+            try:
+                if attempt:  # out of step: let every pending reply arrive, then drop it
+                    time.sleep(t.timeout)
+                clear = getattr(t, "clear", None)
+                if callable(clear):
+                    clear()
+                else:
+                    t.reopen()
+                reply = t.query(line).strip()
+            except TransportError as exc:
+                last = exc
+                break  # silent or gone: another attempt would only wait again
+            if expect is None or reply == expect:
+                log.warning("%s: no reply to %r in time; link cleared and resynchronised",
+                            self.name, after)
+                return "link cleared and resynchronised (no late reply will be read)"
+            last = ReplyError(f"sync query {line!r} answered {reply!r}, expected {expect!r}")
+        kind = TransportTimeout if isinstance(last, TransportTimeout) else TransportError
+        raise kind(f"{self.name} at {t.address}: no reply to {after!r} in time, and the link "
+                   f"could not be resynchronised: {last}")
 
     def connect(self, expect: str | None = None) -> str:
         """Open the transport, read the identity and check it contains `expect`.
@@ -275,6 +322,16 @@ class Instrument:
             raise ReplyError(f"{self.name}: reply to {command!r} is not an integer: {reply!r}")
         return int(v)
 
+    def parse_flag(self, reply: str, command: str, on: str = "1", off: str = "0") -> bool:
+        """Exactly `on` or `off` (the instrument's own spelling), nothing else."""
+        r = reply.strip()
+        if r == on:
+            return True
+        if r == off:
+            return False
+        raise ReplyError(f"{self.name}: reply to {command!r} should be {on!r} or {off!r}, "
+                         f"got {reply!r}")
+
     def parse_bool(self, reply: str, command: str) -> bool:
         r = reply.strip().lower()
         if r in ("1", "true", "on"):
@@ -313,12 +370,98 @@ class SourceMeterBase(Instrument):
     PULSE_WIDTH_RANGE: tuple[float, float] = (1e-3, 1.0)
     V_MAX: float = 21.0
     CMD: ClassVar[SourceCommands]
+    LIMITED: ClassVar[dict[str, dict[str, str]]] = {}
+    """Per `CMD` entry, the kind of each numeric field (`xbarlab.drivers.limits.Kind`):
+    checked against `limits` by `guard` before the line is sent."""
+    READ_ONLY: ClassVar[re.Pattern[str]] = re.compile(r'[*:A-Za-z0-9]+\?(?: [\w"(@),.:+-]+)?')
+    """Lines that only read (a single SCPI query: it sets nothing); `guard` lets them pass."""
     voltage: Setting[float]  # declared by each driver (its range and command)
 
-    def __init__(self, transport: Transport, name: str = "") -> None:
+    def __init__(self, transport: Transport, name: str = "",
+                 limits: SmuLimits | None = None) -> None:
         super().__init__(transport, name)
+        self.limits = limits if limits is not None else SmuLimits()
         self._output_on = True  # not known to be off until the instrument says so
         self.compliance: float | None = None
+        self._read_nplc = 1.0  # the integration time of reads, restored after a pulse
+        self._wire_guard: WireGuard | None = None
+        guards = getattr(transport, "guards", None)
+        if isinstance(guards, list):  # lines written straight to the transport are held too
+            guards.append(self.guard)
+
+    # -- limits ------------------------------------------------------------------------------
+    def backstop_range(self) -> float:
+        """The fixed source range (V) covering `limits.v_max` (instruments with source ranges
+        override it; the guard allows no range setting above it)."""
+        return self.limits.v_max
+
+    def protection_level(self) -> float:
+        """The overvoltage protection level (V) the driver sets (instruments with one)."""
+        return self.limits.v_max
+
+    def guard(self, line: str) -> None:
+        """Refuse (`SettingError`, nothing sent) any line that is not one of `CMD`'s commands
+        or holds a number beyond `limits` (see `xbarlab.drivers.limits.WireGuard`); lines that
+        only read (`READ_ONLY`) pass."""
+        if self.READ_ONLY.fullmatch(line):
+            return
+        if self._wire_guard is None:
+            lim = self.limits
+
+            def volts(x: float) -> str | None:
+                return None if abs(x) <= lim.v_max else (
+                    f"would apply {x:g} V, beyond the bench limit +-{lim.v_max:g} V")
+
+            def pulse(x: float) -> str | None:
+                lo, hi = lim.pulse_window
+                return None if lo <= x <= hi else (
+                    f"would pulse at {x:g} V, outside the bench pulse window [{lo:g}, {hi:g}] V")
+
+            def amps(x: float) -> str | None:
+                return None if 0 < abs(x) <= lim.i_max else (
+                    f"sets a current limit of {x:g} A, outside (0, {lim.i_max:g}] A (bench "
+                    "compliance)")
+
+            def width(x: float) -> str | None:
+                lo, hi = self.pulse_width_range
+                return None if lo <= x <= hi else (
+                    f"sets a pulse width of {x:g} s, outside [{lo:g}, {hi:g}] s")
+
+            def source_range(x: float) -> str | None:
+                top = self.backstop_range()
+                return None if abs(x) <= top else (
+                    f"selects a source range for {x:g} V, above the {top:g} V range covering "
+                    f"the bench limit {lim.v_max:g} V")
+
+            def dwell(x: float) -> str | None:
+                hi = self.pulse_width_range[1]
+                return None if 0 <= x <= hi else (
+                    f"holds a level for {x:g} s inside a pulse, outside [0, {hi:g}] s")
+
+            def protect(x: float) -> str | None:
+                top = self.protection_level()
+                return None if 0 < x <= top else (
+                    f"sets the overvoltage protection to {x:g} V, above {top:g} V")
+
+            templates = {k: v for k, v in vars(type(self).CMD).items()
+                         if k.isupper() and isinstance(v, str)}
+            self._wire_guard = WireGuard(
+                self.name, templates, self.LIMITED, self.fields(),
+                {"volts": volts, "pulse": pulse, "amps": amps, "width": width,
+                 "range": source_range, "protect": protect, "dwell": dwell})
+        self._wire_guard.check(line)
+
+    def check_setup(self, compliance: float, v_protect: float) -> None:
+        """Refuse a configuration beyond the driver's limits (a second backend built with
+        looser limits cannot widen them)."""
+        c = _real(f"{self.name}.compliance", compliance)
+        v = _real(f"{self.name}.v_protect", v_protect)
+        if not 0 < c <= self.limits.i_max:
+            raise SettingError(f"{self.name}: compliance {c:g} A is outside (0, "
+                               f"{self.limits.i_max:g}] A, this driver's bench limit")
+        if not 0 < v <= self.limits.v_max:
+            raise SettingError(f"{self.name}: protection at {v:g} V is outside (0, "
+                               f"{self.limits.v_max:g}] V, this driver's bench limit")
 
     def line(self, template: str, **values: object) -> str:
         """A command template filled with the driver's `fields()` (the channel) and `values`."""
@@ -364,11 +507,21 @@ class SourceMeterBase(Instrument):
 
     @property
     def pulse_width_range(self) -> tuple[float, float]:
-        return self.PULSE_WIDTH_RANGE
+        """The widths this instrument produces honestly, within the bench limits (empty, lo >
+        hi, when they do not overlap: every pulse is then refused)."""
+        lo, hi = self.PULSE_WIDTH_RANGE
+        return max(lo, self.limits.width_min), min(hi, self.limits.width_max)
 
     def check_pulse(self, volts: float, width: float) -> tuple[float, float]:
-        v = in_range(-self.V_MAX, self.V_MAX, " V")(f"{self.name}.pulse voltage", volts)
-        lo, hi = self.PULSE_WIDTH_RANGE
+        lo_v, hi_v = self.limits.pulse_window
+        v = in_range(max(lo_v, -self.V_MAX), min(hi_v, self.V_MAX), " V")(
+            f"{self.name}.pulse voltage", volts)
+        lo, hi = self.pulse_width_range
+        if lo > hi:
+            raise SettingError(f"{self.name}: no pulse width is possible: the instrument makes "
+                               f"{self.PULSE_WIDTH_RANGE[0]:g} .. {self.PULSE_WIDTH_RANGE[1]:g} "
+                               f"s, the bench allows {self.limits.width_min:g} .. "
+                               f"{self.limits.width_max:g} s")
         w = in_range(lo, hi, " s")(f"{self.name}.pulse width", width)
         if self.compliance is None:
             raise InstrumentError(f"{self.name}: configure() (compliance) before any pulse")
@@ -416,9 +569,31 @@ class SourceMeterBase(Instrument):
 
     def safe_state(self) -> None:
         """Abort, 0 V, output off, confirmed by the instrument; on failure the link is reopened
-        once and everything sent again (`Instrument.recover`)."""
+        once and everything sent again (`Instrument.recover`). A pulse armed but never fired
+        then has its settings put back to the read set-up (the output stays off)."""
         self._output_on = True  # until confirmed off
         self.recover("safe state", self._send_safe_lines)
+        if "before" in self._cache:
+            self._cache.pop("armed", None)
+            self._cache["before"] = (False, 0.0)  # restore, but never switch the output on
+            try:
+                self._restore()
+            except Exception as exc:  # the output is off: report, do not fail the safe state
+                log.warning("%s: output off, but the pulse settings were not restored: %s",
+                            self.name, exc)
+
+    def _restore(self) -> None:
+        """Put back what `arm_pulse` changed (drivers that pulse override it)."""
+        self._cache.pop("before", None)
+
+    def _restore_after_failure(self) -> None:
+        """`_restore` while an error is on its way: a failure to restore is logged, and the
+        original error (the cause) is the one raised."""
+        try:
+            self._restore()
+        except Exception as exc:
+            log.warning("%s: the pulse failed and its settings were not restored: %s",
+                        self.name, exc)
 
 
 SCPI_ASCII_NUMBER = re.compile(r"[+-]?\d(\.\d*)?E[+-]\d\d\d?")
@@ -448,3 +623,11 @@ def scpi_errors(inst: Instrument, query: str = ":SYST:ERR?", limit: int = 64) ->
         out.append(f"{code}: {m[2]}")
     out.append(f"(error queue not empty after {limit} reads)")
     return out
+
+
+__all__ = [
+    "OVERFLOW", "SCPI_ASCII_NUMBER", "SCPI_ERROR_REPLY", "IdentityMismatch", "Instrument",
+    "InstrumentError", "ReplyError", "SafeStateFailed", "Setting", "SettingError", "SmuLimits",
+    "SourceCommands", "SourceMeterBase", "TransportTimeout", "boolean", "fmt", "in_range",
+    "one_of", "scpi_errors",
+]

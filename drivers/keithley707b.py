@@ -3,7 +3,13 @@
 Channels are ``<slot><row><column>``: slot 1..6, row A..H (instrument buses), column 01..12
 (device pins), e.g. ``1A01``. Every line the driver sends is in `Cmd`.
 
-Identity: ``*IDN?``, compared with the bench config before any other command is sent.
+Manual: 707B/708B Reference Manual, "TSP command reference" (channel.*, errorqueue.*).
+
+Identity: ``*IDN?``, compared with the bench config before any other command is sent; then the
+error queue is drained (``print(errorqueue.count)`` / ``print(errorqueue.next())``): errors left
+by an earlier session are logged and kept in `cleared_errors`, and do not stop this one.
+After a query timeout the link is cleared and checked with ``print("xbl-sync-<n>")`` before
+anything else is sent.
 
 ::
 
@@ -29,7 +35,8 @@ from collections.abc import Iterable
 
 from xbarlab.bench.roles import Crosspoint
 from xbarlab.drivers.base import Instrument, InstrumentError, ReplyError, SettingError
-from xbarlab.drivers.keithley2600 import tsp_errors
+from xbarlab.drivers.keithley2600 import clear_stale_errors, tsp_errors
+from xbarlab.drivers.transports import Transport
 
 CHANNEL = re.compile(r"^([1-6])([A-H])(0[1-9]|1[0-2])$")
 
@@ -45,6 +52,17 @@ class Cmd:
 
 class Keithley707B(Instrument):
     """A 707B/708B mainframe."""
+
+    SYNC = 'print("xbl-sync-{token}")'
+
+    def __init__(self, transport: Transport, name: str = "") -> None:
+        super().__init__(transport, name)
+        self.cleared_errors: list[str] = []
+
+    def connect(self, expect: str | None = None) -> str:
+        idn = super().connect(expect)
+        self.cleared_errors = clear_stale_errors(self)
+        return idn
 
     def configure(self) -> None:
         self.write(Cmd.BREAK_BEFORE_MAKE)

@@ -15,7 +15,7 @@ from typing import Any
 
 from xbarlab.bench.config import BenchConfig, InstrumentConfig
 from xbarlab.bench.crossbar import BenchCrossbar, Wiring
-from xbarlab.drivers.base import Instrument, InstrumentError
+from xbarlab.drivers.base import Instrument, InstrumentError, SmuLimits
 from xbarlab.drivers.keithley707b import Keithley707B
 from xbarlab.drivers.keithley2450 import Keithley2450
 from xbarlab.drivers.keithley2600 import Keithley2600Channel
@@ -34,15 +34,17 @@ def default_transport(name: str, cfg: InstrumentConfig) -> Transport:
 
 
 def make_driver(name: str, cfg: InstrumentConfig, transport: Transport, channel: str,
-                shape: tuple[int, int], v_max: float = 5.0) -> Instrument:
-    """One driver object for instrument `name` (channel `channel` where it has several)."""
+                shape: tuple[int, int], v_max: float = 5.0,
+                limits: SmuLimits | None = None) -> Instrument:
+    """One driver object for instrument `name` (channel `channel` where it has several). SMU
+    drivers hold `limits` (the bench limits) and refuse anything beyond them."""
     label = f"{name}.{channel}" if channel else name
     if cfg.driver == "keithley2450":
-        return Keithley2450(transport, label)
+        return Keithley2450(transport, label, limits)
     if cfg.driver == "keithley2600":
-        return Keithley2600Channel(transport, channel, label)
+        return Keithley2600Channel(transport, channel, label, limits)
     if cfg.driver == "keysight_b2900":
-        return KeysightB2900Channel(transport, int(channel), label)
+        return KeysightB2900Channel(transport, int(channel), label, limits)
     if cfg.driver == "keithley707b":
         return Keithley707B(transport, label)
     if cfg.driver == "serial_board":
@@ -101,7 +103,8 @@ def open_bench(config: BenchConfig, transport_factory: TransportFactory = defaul
         for role, ref in refs.items():
             inst, _, ch = ref.partition(".")
             drivers[role] = make_driver(inst, config.instruments[inst], transports[inst], ch,
-                                        shape, config.limits.v_max)
+                                        shape, config.limits.v_max,
+                                        SmuLimits.from_bench(config.limits))
         for name in sorted(used):
             # one identity check per instrument (channels share the link)
             first = next(d for role, d in drivers.items() if refs[role].partition(".")[0] == name)
@@ -168,7 +171,7 @@ def check_identities(config: BenchConfig,
                 t.open()
                 idn = drv.query(drv.IDN_QUERY)
             else:
-                idn = drv.connect()
+                idn = Instrument.connect(drv)  # the identity only (no error-queue drain)
             ok = cfg.identity.lower() in idn.lower()
             out.append(IdentityReport(name, cfg.driver, cfg.address, cfg.identity, idn, ok,
                                       "" if ok else "identity does not match"))

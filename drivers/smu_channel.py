@@ -12,25 +12,39 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import ClassVar
 
-from xbarlab.drivers.base import Setting, SettingError, SourceMeterBase
+from xbarlab.drivers.base import Setting, SettingError, SmuLimits, SourceMeterBase
 from xbarlab.drivers.transports import Transport
 
 
 class ChannelSourceMeter(SourceMeterBase):
-    """Base of per-channel SMU drivers; subclasses set `MODEL`, `CHANNELS` and declare the
-    `voltage_range` setting (sent by `configure`)."""
+    """Base of per-channel SMU drivers; subclasses set `MODEL`, `CHANNELS`, `SOURCE_RANGES`
+    and declare the `voltage_range` setting (sent by `configure`)."""
 
     MODEL: ClassVar[str]  # as in names and messages: "2600B", "B2900"
     CHANNELS: ClassVar[tuple[Hashable, ...]]
+    SOURCE_RANGES: ClassVar[tuple[float, ...]]  # V, the voltage source ranges, ascending
     voltage_range: Setting[float]
 
-    def __init__(self, transport: Transport, channel: Hashable, name: str = "") -> None:
+    def __init__(self, transport: Transport, channel: Hashable, name: str = "",
+                 limits: SmuLimits | None = None) -> None:
         if channel not in self.CHANNELS:
             allowed = " or ".join(repr(c) for c in self.CHANNELS)
             raise SettingError(f"{self.MODEL} channel must be {allowed}, got {channel!r}")
-        super().__init__(transport, name or f"{self.MODEL}.{channel}")
         self.channel = channel
-        self._read_nplc = 1.0
+        super().__init__(transport, name or f"{self.MODEL}.{channel}", limits)
+
+    def range_for(self, volts: float) -> float:
+        """The smallest voltage source range (V) whose full scale covers |volts|."""
+        r = next((r for r in self.SOURCE_RANGES if r >= abs(volts)), None)
+        if r is None:
+            raise SettingError(f"{self.name}: {volts:g} V is beyond the largest source range "
+                               f"{self.SOURCE_RANGES[-1]:g} V")
+        return r
+
+    def backstop_range(self) -> float:
+        """The fixed source range covering the bench v_max (the hardware backstop: the
+        instrument cannot source beyond it)."""
+        return self.range_for(self.limits.v_max)
 
     def fields(self) -> dict[str, object]:
         return {"ch": self.channel}

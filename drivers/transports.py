@@ -4,9 +4,11 @@ A transport moves text lines, and reads IEEE 488.2 definite-length blocks
 (``#<n><length><bytes>``, `query_block`) for binary replies; it knows nothing about any
 instrument's language. Constructors do no I/O: `open()` connects, `close()` disconnects
 (idempotent), `reopen()` drops the link and connects again (the safe-state path uses it once
-when a link broke; bounded like `open()`). Every failure is raised as a `TransportError` naming
-the address; a missing reply within the timeout is a `TransportTimeout`; a reply that is not
-one complete, well-formed block is a `MalformedBlock`, never a shorter payload.
+when a link broke; bounded like `open()`); wire transports also have `clear()` (after a
+timeout: drop any reply still on its way, see `Instrument.resync`). Every failure is raised
+as a `TransportError` naming the address; a missing reply within the timeout is a
+`TransportTimeout`; a reply that is not one complete, well-formed block is a `MalformedBlock`,
+never a shorter payload.
 
 - `VisaTransport`: any VISA resource (GPIB, USB, ``TCPIP::host::INSTR``,
   ``TCPIP::host::port::SOCKET``, ASRL). The default library ``"@py"`` is pyvisa-py, which needs
@@ -27,6 +29,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from xbarlab.drivers.errors import SettingError
+
 
 class TransportError(OSError):
     """A link that cannot be opened, or a write/read that failed. The message names the address."""
@@ -44,6 +48,35 @@ class MalformedBlock(TransportError):
 
 class TranscriptMismatch(AssertionError):
     """A driver sent something other than the scripted transcript expected."""
+
+
+Guard = Callable[[str], None]
+"""Raises `SettingError` for a line that must not be sent (an SMU driver's limits check)."""
+
+
+def check_guards(transport: object, line: str) -> None:
+    """Let `line` through if the transport has no guards, or if one of them accepts it (the
+    drivers sharing a link each accept their own lines); else raise the first refusal. Every
+    transport calls it before a line goes out, so a line written straight to the transport of
+    an SMU driver is held to that driver's limits too."""
+    guards: list[Guard] = getattr(transport, "guards", [])
+    refusal: SettingError | None = None
+    for guard in guards:
+        try:
+            guard(line)
+            return
+        except SettingError as exc:
+            refusal = refusal or exc
+    if refusal is not None:
+        raise refusal
+
+
+def link_failure(exc: BaseException) -> bool:
+    """Whether `exc` is a failure of the link (wrapped as a `TransportError`), as opposed to
+    something raised through the I/O call, such as an abort from a signal handler, which must
+    reach the caller unchanged."""
+    return isinstance(exc, OSError | EOFError | ValueError) or \
+        type(exc).__module__.split(".")[0] in ("pyvisa", "pyvisa_py", "serial")
 
 
 def _block_header(head: bytes) -> int:
@@ -172,6 +205,7 @@ class VisaTransport(_WireLink):
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0 s, got {timeout!r}")
         self.address = address
+        self.guards: list[Guard] = []
         self.visa_library = visa_library
         self.timeout = float(timeout)
         self.read_termination = read_termination
@@ -245,17 +279,23 @@ class VisaTransport(_WireLink):
         return TransportError(f"{self.address}: {what}: {exc}")
 
     def write(self, line: str) -> None:
+        check_guards(self, line)
         res = self._resource()
         try:
             res.write(line)
         except Exception as exc:
+            if not link_failure(exc):
+                raise
             raise self._wrap(exc, f"write {line!r}") from exc
 
     def query(self, line: str) -> str:
+        check_guards(self, line)
         res = self._resource()
         try:
             return str(res.query(line)).strip()
         except Exception as exc:
+            if not link_failure(exc):
+                raise
             raise self._wrap(exc, f"query {line!r}") from exc
 
     def query_block(self, line: str) -> bytes:
@@ -268,10 +308,22 @@ class VisaTransport(_WireLink):
         try:
             return read_block(read_exact, self.read_termination.encode("ascii"))
         except Exception as exc:
+            if not link_failure(exc):
+                raise
             err = (MalformedBlock(f"{self.address}: query {line!r}: {exc}")
                    if isinstance(exc, MalformedBlock)
                    else self._wrap(exc, f"query {line!r} (binary block)"))
             raise self._bad_block(err) from exc
+
+    def clear(self) -> None:
+        """After a timeout: a device clear (viClear: the instrument drops its pending output)
+        on GPIB/USB/VXI-11 resources, then a fresh connection (on raw sockets, which have no
+        device clear, bytes still in flight are gone with the old connection; pyvisa-py's
+        socket "clear" would also spin for ever on a connection the peer closed)."""
+        if self._res is not None and not self.address.upper().endswith("::SOCKET"):
+            with contextlib.suppress(Exception):
+                self._res.clear()
+        self.reopen()
 
     def _close_quietly(self) -> None:
         if self._res is not None:
@@ -305,6 +357,7 @@ class SerialTransport(_WireLink):
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0 s, got {timeout!r}")
         self.address = port
+        self.guards: list[Guard] = []
         self.baudrate = int(baudrate)
         self.timeout = float(timeout)
         self.read_termination = read_termination
@@ -332,11 +385,14 @@ class SerialTransport(_WireLink):
         return self._port
 
     def write(self, line: str) -> None:
+        check_guards(self, line)
         port = self._p()
         try:
             port.write((line + self.write_termination).encode(self.encoding))
             port.flush()
         except Exception as exc:
+            if not link_failure(exc):
+                raise
             raise TransportError(f"{self.address}: write {line!r}: {exc}") from exc
 
     def query(self, line: str) -> str:
@@ -345,6 +401,8 @@ class SerialTransport(_WireLink):
         try:
             raw = self._p().read_until(term)
         except Exception as exc:
+            if not link_failure(exc):
+                raise
             raise TransportError(f"{self.address}: read after {line!r}: {exc}") from exc
         if not raw.endswith(term):
             raise TransportTimeout(
@@ -364,6 +422,8 @@ class SerialTransport(_WireLink):
             try:
                 data = bytes(port.read(k))
             except Exception as exc:
+                if not link_failure(exc):
+                    raise
                 raise TransportError(f"read: {exc}") from exc
             if len(data) < k:
                 raise TransportTimeout(f"block stopped short ({len(data)} of {k} bytes "
@@ -374,6 +434,14 @@ class SerialTransport(_WireLink):
             return read_block(read_exact, self.read_termination.encode(self.encoding))
         except TransportError as exc:
             raise self._bad_block(type(exc)(f"{self.address}: query {line!r}: {exc}")) from exc
+
+    def clear(self) -> None:
+        """After a timeout: drop whatever arrived but was not read (a late reply)."""
+        port = self._p()
+        try:
+            port.reset_input_buffer()
+        except Exception as exc:
+            raise TransportError(f"{self.address}: clearing the input failed: {exc}") from exc
 
     def close(self) -> None:
         if self._port is not None:
@@ -406,6 +474,7 @@ class TranscriptTransport:
         self.address = address
         self.timeout = 1.0
         self.sent: list[str] = []
+        self.guards: list[Guard] = []
         self.is_open = False
         self._i = 0
 
@@ -417,6 +486,8 @@ class TranscriptTransport:
         self.is_open = True
 
     def _next(self, line: str, query: bool) -> str | bytes | None:
+        if line != REOPEN:
+            check_guards(self, line)
         self.sent.append(line)
         if self._i >= len(self.script):
             raise TranscriptMismatch(f"unexpected {'query' if query else 'write'} {line!r}: "
@@ -480,16 +551,19 @@ class CallbackTransport:
         self.address = address
         self.timeout = 1.0
         self.sent: list[str] = []
+        self.guards: list[Guard] = []
         self.is_open = False
 
     def open(self) -> None:
         self.is_open = True
 
     def write(self, line: str) -> None:
+        check_guards(self, line)
         self.sent.append(line)
         self.handler(line, False)
 
     def query(self, line: str) -> str:
+        check_guards(self, line)
         self.sent.append(line)
         reply = self.handler(line, True)
         if reply is None:
@@ -500,6 +574,7 @@ class CallbackTransport:
         return reply
 
     def query_block(self, line: str) -> bytes:
+        check_guards(self, line)
         self.sent.append(line)
         return _block_reply(self.address, line, self.handler(line, True))
 

@@ -18,12 +18,14 @@ SOURCES = {"xbarlab": ROOT / "xbarlab", "xbarlab.drivers": ROOT / "drivers",
 # Highest first. A module may import its own package and lower layers only.
 LAYERS: list[set[str]] = [
     {"cli"},
-    {"nn", "analysis"},
+    {"sweep"},
+    {"sessions", "nn", "analysis"},
     {"protocols", "drivers"},
     {"engine", "sim", "bench", "log"},
     {"protocol_configs"},
     {"config"},
     {"limits"},
+    {"cells"},
     {"messages", "documents", "biasing", "interrupts", "units"},
     {"crossbar"},
 ]

@@ -132,6 +132,20 @@ ProtocolConfig = Annotated[
 ]
 
 
+class LogSettings(_Strict):
+    """How the session's HDF5 log is written (`xbarlab.log.writer.HDF5Writer`)."""
+
+    durable: bool | None = Field(
+        None, description="fsync the log at every flush (survives a power cut); None: on for "
+        "the bench backend, off for sim (reproducible from its seed)")
+    flush_interval: float = Field(1.0, gt=0, le=60, description="longest wait of a measured "
+                                  "row before it is flushed to the file (s)")
+
+    def durable_for(self, backend: str) -> bool:
+        """`durable`, with None resolved for `backend`."""
+        return self.durable if self.durable is not None else backend == "bench"
+
+
 class SessionConfig(_Strict):
     """One session: which backend, its settings, the bench limits and the protocol to run."""
 
@@ -141,6 +155,7 @@ class SessionConfig(_Strict):
     bench: Path | None = Field(None, description="bench config file, for backend 'bench'")
     limits: BenchLimits = BenchLimits()
     protocol: ProtocolConfig = WriteVerifyArrayProtocol()
+    log: LogSettings = LogSettings()
 
 
 def format_validation_error(err: ValidationError, source: str) -> str:

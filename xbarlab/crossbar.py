@@ -10,7 +10,7 @@ column line. A positive pulse is a SET (conductance goes up), a negative pulse a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -20,6 +20,11 @@ from numpy.typing import NDArray
 
 Cell = tuple[int, int]
 """(row, column), zero-based."""
+
+CellSink = Callable[[Cell, float, float, bool], None]
+"""``on_cell(cell, voltage, current, compliance)``: an optional hook of a backend that measures
+the cells of one read or MVM one after the other; it calls it after each cell (outputs off),
+so that the run engine can log every cell as it is measured (`xbarlab.cells`)."""
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]

@@ -19,7 +19,7 @@ import functools
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from xbarlab import __version__
-from xbarlab.crossbar import Clocked, Crossbar, MvmResult, PulseResult, ReadResult
+from xbarlab.cells import CellMeasurement
+from xbarlab.crossbar import Cell, Clocked, Crossbar, MvmResult, PulseResult, ReadResult
 from xbarlab.documents import Document, Event, EventKind, RunStart, RunStatus, RunStop, Subscriber
 from xbarlab.interrupts import sigterm_raises
 from xbarlab.limits import BenchLimits, LimitViolation
@@ -178,7 +179,8 @@ class RunEngine:
     def _execute(self, msg: Message) -> Result:
         backend = self.backend
         if isinstance(msg, Read):
-            r: ReadResult = backend.read(msg.cells, msg.v_read, msg.scheme)
+            with self._streamed(EventKind.READ, msg.tag, msg.scheme.value):
+                r: ReadResult = backend.read(msg.cells, msg.v_read, msg.scheme)
             self._event(
                 EventKind.READ, msg.tag, scheme=msg.scheme.value, cells=r.cells,
                 voltages=np.full(len(r.cells), r.v_read), currents=r.currents,
@@ -196,7 +198,8 @@ class RunEngine:
             )
             return p
         if isinstance(msg, Mvm):
-            m: MvmResult = backend.mvm(msg.v_rows)
+            with self._streamed(EventKind.MVM, msg.tag, "grounded"):
+                m: MvmResult = backend.mvm(msg.v_rows)
             self._event(
                 EventKind.MVM, msg.tag, mvm_in=m.v_rows, mvm_out=m.currents,
                 compliance=np.asarray(m.compliance, dtype=bool).ravel(),
@@ -220,6 +223,51 @@ class RunEngine:
         self._event(EventKind.CHECKPOINT, msg.tag, message="wait",
                     data={"seconds": msg.seconds, "clock": clock})
         return WaitResult(msg.seconds, clock)
+
+    @contextlib.contextmanager
+    def _streamed(self, kind: EventKind, step: str, scheme: str) -> Iterator[None]:
+        """Let a backend that measures cell by cell (``on_cell`` hook, `xbarlab.crossbar.CellSink`)
+        hand each cell to the subscribers with a ``partial`` method as it is measured.
+
+        If the operation fails (or is interrupted) after some cells, those cells still get
+        their event: of this kind, with the message "interrupted after k cells: ...".
+        """
+        backend = self.backend
+        takers = [t for t in (getattr(s, "partial", None) for s in self.subscribers)
+                  if callable(t)]
+        if not takers or not hasattr(backend, "on_cell"):
+            yield
+            return
+        seq, protocol = self._seq + 1, self._protocol
+        got: list[tuple[Cell, float, float, bool]] = []
+
+        def on_cell(cell: Cell, voltage: float, current: float, compliance: bool) -> None:
+            got.append((cell, voltage, current, compliance))
+            doc = CellMeasurement(seq, time.time(), kind, protocol, step, scheme, float("nan"),
+                                  cell, voltage, current, compliance)
+            for take in takers:
+                take(doc)
+
+        backend.on_cell = on_cell
+        try:
+            yield
+        except BaseException as exc:
+            if got:
+                v = np.array([g[1] for g in got])
+                i = np.array([g[2] for g in got])
+                with contextlib.suppress(Exception):  # the operation's error is the one raised
+                    self._event(
+                        kind, step, scheme=scheme,
+                        cells=np.array([g[0] for g in got], dtype=np.int64).reshape(-1, 2),
+                        voltages=v, currents=i,
+                        conductances=np.divide(i, v, out=np.full_like(i, np.nan), where=v != 0),
+                        compliance=np.array([g[3] for g in got], dtype=bool),
+                        message=f"interrupted after {len(got)} cells: "
+                                f"{str(exc) or type(exc).__name__}",
+                    )
+            raise
+        finally:
+            backend.on_cell = None
 
     def _event(self, kind: EventKind, step: str, **fields: Any) -> None:
         self._seq += 1

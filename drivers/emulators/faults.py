@@ -7,6 +7,8 @@ on that line. A rule fires on the `after`-th line (1-based) containing `match` (
 Kinds handled by the transport server (`xbarlab.drivers.emulators.server`):
 
 - ``latency``: the reply (or the processing of a write) is delayed by `delay` s.
+- ``late``: the line is processed at once, its reply sent `delay` s later: with `delay` above
+  the client's timeout, a late reply that arrives while the client waits for its next one.
 - ``no_reply``: the line is processed but a query's reply is withheld (the client times out).
 - ``garbage``: the reply is replaced by `text` (default: bytes no instrument would send).
 - ``truncate``: only the first half of the reply is sent (then the termination).
@@ -28,8 +30,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
-FaultKind = Literal["latency", "no_reply", "garbage", "truncate", "drop", "error", "trip"]
-TRANSPORT_FAULTS = {"latency", "no_reply", "garbage", "truncate", "drop"}
+FaultKind = Literal["latency", "late", "no_reply", "garbage", "truncate", "drop", "error",
+                    "trip"]
+TRANSPORT_FAULTS = {"latency", "late", "no_reply", "garbage", "truncate", "drop"}
 INSTRUMENT_FAULTS = {"error", "trip"}
 
 

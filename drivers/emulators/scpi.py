@@ -231,7 +231,8 @@ class _Command:
 
 
 class ScpiInstrument:
-    """Base of SCPI emulators: a command table, an error queue and ``*CLS`` / ``SYST:ERR?``."""
+    """Base of SCPI emulators: a command table, an error queue and ``*CLS`` / ``SYST:ERR?``.
+    The queue outlives a client's connection: a new session finds what an earlier one left."""
 
     name = "scpi"
     error_format = '{code},"{text}"'

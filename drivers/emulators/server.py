@@ -87,6 +87,9 @@ class _LineServer:
         out = reply if isinstance(reply, bytes) else reply.encode("ascii", errors="replace")
         if "truncate" in kinds:
             out = out[: len(out) // 2]
+        for r in rules:
+            if r.kind == "late":  # processed already; the reply leaves after the delay
+                time.sleep(r.delay)
         return out + self.termination
 
     def _split(self, buf: bytearray) -> list[bytes]:

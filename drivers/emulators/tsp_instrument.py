@@ -1,8 +1,9 @@
 """Shared part of emulated TSP instruments (2600B, 707B): the error queue, common commands.
 
 ``errorqueue.count``, ``errorqueue.next()`` (-> code, message, severity, node; empty:
-``0, "Queue Is Empty"``), ``errorqueue.clear()``; common commands ``*IDN?``, ``*OPC?``,
-``*CLS``, ``*RST``, ``*WAI``. Any other ``*`` command: -113 Undefined header.
+``0, "Queue Is Empty"``), ``errorqueue.clear()``; the queue outlives a client's connection (a
+new session finds what an earlier one left, `error` puts entries there); common commands
+``*IDN?``, ``*OPC?``, ``*CLS``, ``*RST``, ``*WAI``. Any other ``*`` command: -113 Undefined header.
 
 ``format.asciiprecision``: significant digits of the numbers ``print`` writes (``%e`` style,
 ``2.54000e+00`` at 6 digits), 1 .. 16 (Reference Manuals, "format.asciiprecision"); anything

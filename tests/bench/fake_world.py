@@ -140,6 +140,9 @@ class World:
             return f"{code}\t{msg.strip()}\t2\t0"
         if line == "format.asciiprecision = 16":
             return None
+        sync = re.fullmatch(r'print\("(xbl-sync-[\w-]+)"\)', line)
+        if sync:
+            return sync[1]
         m = re.fullmatch(r"smu([ab])\.(.*)", line) or re.fullmatch(r"print\((.*)\)", line)
         assert m, f"2600B fake: unexpected {line!r}"
         if line.startswith("print(ConfigPulseVMeasureI(smu"):
@@ -160,14 +163,14 @@ class World:
             smu = self.smus[f"k2600.{mo[1]}"]
             return f"{float(smu.on):.5e}\t{smu.level:.5e}"
         if re.fullmatch(r"print\(smu[ab]\.nvbuffer1\.readings\[1\]\)", line):
-            return f"{self._pulse_i:.6e}"
+            return f"{self._pulse_i:.15e}"  # format.asciiprecision = 16
         mm = re.fullmatch(r"print\(smu([ab])\.measure\.i\(\), smu[ab]\.source\.compliance\)",
                           line)
         if mm:
             smu = self.smus[f"k2600.{mm[1]}"]
             i = self.current(smu.name)
             comp = abs(i) >= smu.limit
-            return f"{(np.sign(i) * min(abs(i), smu.limit)):.6e}\t{'true' if comp else 'false'}"
+            return f"{(np.sign(i) * min(abs(i), smu.limit)):.15e}\t{'true' if comp else 'false'}"
         ch = line[3]
         smu = self.smus[f"k2600.{ch}"]
         rest = line[5:]
@@ -189,9 +192,10 @@ class World:
         if rest == f"source.output = smu{ch}.OUTPUT_OFF":
             self._off(smu)
             return None
-        if re.fullmatch(r"(source\.func|source\.autorangev|measure\.autorangei) = .*", rest) or \
-                re.fullmatch(r"(source\.rangev|measure\.nplc) = " + NUM, rest) or \
-                rest == "nvbuffer1.clear()":
+        if re.fullmatch(r"(source\.func|source\.autorange[vi]|measure\.autorange[vi]|"
+                        r"measure\.autozero|nvbuffer1\.appendmode) = .*", rest) or \
+                re.fullmatch(r"(source\.range[vi]|measure\.range[vi]|measure\.nplc) = " + NUM,
+                             rest) or rest == "nvbuffer1.clear()":
             return None
         raise AssertionError(f"2600B fake: unexpected {line!r}")
 
@@ -225,8 +229,9 @@ class World:
             return None
         if line == ":OUTP?":
             return "1" if smu.on else "0"
-        if line == ':READ? "defbuffer1", SOUR, READ':
-            return f"{smu.level:.6e},{self.current(inst):.6e}"
+        if line in (':READ? "defbuffer1", SOUR, READ',
+                    ':TRAC:DATA? 1, 1, "defbuffer1", SOUR, READ'):  # :FORM:ASC:PREC 16
+            return f"{smu.level:.15E},{self.current(inst):.15E}"
         if line in (":SOUR:VOLT:ILIM:TRIP?",):
             return "0"
         if line == "*OPC?":
@@ -234,9 +239,11 @@ class World:
         known = ("*CLS", ":FORM:ASC:PREC 16", ":SOUR:FUNC VOLT", ':SENS:FUNC "CURR"',
                  ":SENS:CURR:RANG:AUTO ON",
                  ":ABOR", ':TRIG:LOAD "Empty"', ":INIT", "*WAI", ":TRIG:BLOC:SOUR:STAT 1, ON",
-                 ":TRIG:BLOC:SOUR:STAT 3, OFF")
+                 ":TRIG:BLOC:SOUR:STAT 4, OFF", ":SOUR:VOLT:READ:BACK ON",
+                 ':TRAC:CLE "defbuffer1"', ':TRIG:BLOC:MEAS 3, "defbuffer1"')
         if line in known or re.fullmatch(r":SOUR:VOLT:PROT PROT\d+", line) or \
-                re.fullmatch(r"(:SENS:CURR:NPLC|:TRIG:BLOC:DEL:CONS 2,) " + NUM, line):
+                re.fullmatch(r"(:SENS:CURR:NPLC|:SENS:CURR:RANG|:TRIG:BLOC:DEL:CONS 2,) " + NUM,
+                             line):
             return None
         raise AssertionError(f"2450 fake {inst}: unexpected {line!r}")
 

@@ -34,8 +34,10 @@ def test_is_a_crossbar(world: World) -> None:
 
 
 def test_constructor_and_open_send_only_identity_queries(world: World) -> None:
+    """Opening reads identities, and the error queues an earlier session may have left
+    (2600B, 707B, B2900): queries only, nothing is set."""
     _open(world)
-    assert {line for _, line in world.lines} == {"*IDN?"}
+    assert {line for _, line in world.lines} == {"*IDN?", "print(errorqueue.count)"}
 
 
 def test_grounded_read_is_ohms_law(world: World) -> None:

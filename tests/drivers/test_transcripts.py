@@ -21,6 +21,7 @@ from xbarlab.drivers.base import (
     ReplyError,
     SafeStateFailed,
     SettingError,
+    SmuLimits,
 )
 from xbarlab.drivers.keithley707b import Keithley707B
 from xbarlab.drivers.keithley2450 import Keithley2450
@@ -47,7 +48,7 @@ def run(script: list[Any], make: Callable[[TranscriptTransport], Any]) -> tuple[
 # -- Keithley 2450 -----------------------------------------------------------------------------
 CONFIG_2450 = [
     ("*RST", None), ("*CLS", None), (":FORM:ASC:PREC 16", None), (":SOUR:FUNC VOLT", None),
-    (":SOUR:VOLT 0", None),
+    (":SOUR:VOLT:READ:BACK ON", None), (":SOUR:VOLT 0", None),
     (":SOUR:VOLT:ILIM 0.0001", None), (":SOUR:VOLT:PROT PROT5", None),
     (':SENS:FUNC "CURR"', None), (":SENS:CURR:RANG:AUTO ON", None),
     (":SENS:CURR:NPLC 1", None), (":OUTP?", "0"),
@@ -66,14 +67,14 @@ def test_2450_configure_sets_compliance_and_protection() -> None:
 
 
 def test_2450_protection_is_the_smallest_level_above_v_max() -> None:
-    script = [*CONFIG_2450[:6], (":SOUR:VOLT:PROT PROT20", None), *CONFIG_2450[7:]]
-    t, k = run(script, lambda t: Keithley2450(t, "smu"))
+    script = [*CONFIG_2450[:7], (":SOUR:VOLT:PROT PROT20", None), *CONFIG_2450[8:]]
+    t, k = run(script, lambda t: Keithley2450(t, "smu", SmuLimits(v_max=10.5)))
     k.configure(compliance=1e-4, v_protect=10.5, nplc=1.0)
     assert t.done
 
 
 def test_2450_protection_beyond_180_v_is_refused() -> None:
-    _t, k = run([], lambda t: Keithley2450(t, "smu"))
+    _t, k = run([], lambda t: Keithley2450(t, "smu", SmuLimits(v_max=200.0)))
     with pytest.raises(SettingError, match=r"180"):
         k.configure(compliance=1e-4, v_protect=200.0, nplc=1.0)
 
@@ -87,7 +88,7 @@ def test_2450_output_on_requires_compliance_first() -> None:
 
 def test_2450_level_measure_and_off() -> None:
     script = [*CONFIG_2450, (":SOUR:VOLT 0.2", None), (":OUTP ON", None),
-              (':READ? "defbuffer1", SOUR, READ', "+2.000000E-01,-1.234500E-05"),
+              (':READ? "defbuffer1", SOUR, READ', "2.000000000000000E-01,-1.234500000000000E-05"),
               (":SOUR:VOLT:ILIM:TRIP?", "1"), (":SOUR:VOLT 0", None), (":OUTP OFF", None),
               (":OUTP?", "0")]
     t, k = run(script, lambda t: Keithley2450(t, "smu"))
@@ -100,17 +101,68 @@ def test_2450_level_measure_and_off() -> None:
     assert t.done and not k.output_on
 
 
+def pulse_2450(level: str, delay: str) -> list:
+    """The trigger-model pulse (2450 Reference Manual: :TRIGger:LOAD "Empty" clears the model;
+    source-output, constant-delay and measure blocks; :TRACe:DATA? reads the buffer)."""
+    return [(":OUTP OFF", None), (f":SOUR:VOLT {level}", None),
+            (":SENS:CURR:RANG 0.0001", None), (":SENS:CURR:NPLC 0.01", None),
+            (':TRAC:CLE "defbuffer1"', None), (':TRIG:LOAD "Empty"', None),
+            (":TRIG:BLOC:SOUR:STAT 1, ON", None), (f":TRIG:BLOC:DEL:CONS 2, {delay}", None),
+            (':TRIG:BLOC:MEAS 3, "defbuffer1"', None), (":TRIG:BLOC:SOUR:STAT 4, OFF", None)]
+
+
+RESTORE_2450 = [(':TRIG:LOAD "Empty"', None), (":SOUR:VOLT 0", None),
+                (":SENS:CURR:RANG:AUTO ON", None), (":SENS:CURR:NPLC 1", None)]
+
+
 def test_2450_pulse_through_the_trigger_model() -> None:
-    script = [*CONFIG_2450, (":OUTP ON", None), (":OUTP OFF", None), (":SOUR:VOLT -1.5", None),
-              (':TRIG:LOAD "Empty"', None), (":TRIG:BLOC:SOUR:STAT 1, ON", None),
-              (":TRIG:BLOC:DEL:CONS 2, 0.002", None), (":TRIG:BLOC:SOUR:STAT 3, OFF", None),
-              (":INIT", None), ("*WAI", None), ("*OPC?", "1"), (":SOUR:VOLT 0", None),
-              (":OUTP ON", None)]
+    script = [*CONFIG_2450, (":OUTP ON", None), *pulse_2450("-1.5", "0.0008"),
+              (":INIT", None), ("*WAI", None), ("*OPC?", "1"),
+              (':TRAC:DATA? 1, 1, "defbuffer1", SOUR, READ',
+               "-1.499999000000000E+00,-2.500000000000000E-05"),
+              (":SOUR:VOLT:ILIM:TRIP?", "0"), *RESTORE_2450, (":OUTP ON", None)]
     t, k = run(script, lambda t: Keithley2450(t, "smu"))
     k.configure(1e-4, 3.0, 1.0)
     k.enable()
-    m = k.pulse(-1.5, 2e-3)
-    assert t.done and m.voltage == -1.5 and math.isnan(m.current) and k.output_on
+    m = k.pulse(-1.5, 1e-3)  # 0.8 ms delay + the 0.2 ms reading at its end
+    assert t.done and (m.voltage, m.current, m.compliance) == (-1.499999, -2.5e-5, False)
+    assert k.output_on and k.voltage == 0.0
+
+
+def test_2450_pulse_reports_the_level_the_device_saw_and_a_limit_trip() -> None:
+    """The reading's source element is the readback (a level clamped by the protection shows
+    as clamped); a trip of the current limit during the pulse is compliance."""
+    script = [*CONFIG_2450, *pulse_2450("2.5", "0.0008"), (":INIT", None), ("*WAI", None),
+              ("*OPC?", "1"), (':TRAC:DATA? 1, 1, "defbuffer1", SOUR, READ',
+                               "2.000000000000000E+00,1.000000000000000E-04"),
+              (":SOUR:VOLT:ILIM:TRIP?", "1"), *RESTORE_2450]
+    t, k = run(script, lambda t: Keithley2450(t, "smu"))
+    k.configure(1e-4, 3.0, 1.0)
+    m = k.pulse(2.5, 1e-3)
+    assert t.done and (m.voltage, m.current, m.compliance) == (2.0, 1e-4, True)
+
+
+def test_2450_pulse_that_fails_still_unloads_the_trigger_model_and_restores() -> None:
+    script = [*CONFIG_2450, *pulse_2450("1", "0.0008"), (":INIT", None), ("*WAI", None),
+              ("*OPC?", TransportTimeout("no reply")), (REOPEN, None), ("*IDN?", IDN_2450),
+              *RESTORE_2450]
+    t, k = run(script, lambda t: Keithley2450(t, "smu"))
+    k.identity = IDN_2450
+    k.configure(1e-4, 3.0, 1.0)
+    with pytest.raises(TransportTimeout, match=r"resynchronised"):
+        k.pulse(1.0, 1e-3)
+    assert t.done
+
+
+def test_2450_output_off_before_a_pulse_stays_off_after_it() -> None:
+    script = [*CONFIG_2450, *pulse_2450("1", "0.0008"), (":INIT", None), ("*WAI", None),
+              ("*OPC?", "1"), (':TRAC:DATA? 1, 1, "defbuffer1", SOUR, READ',
+                               "1.000000000000000E+00,1.000000000000000E-06"),
+              (":SOUR:VOLT:ILIM:TRIP?", "0"), *RESTORE_2450]
+    t, k = run(script, lambda t: Keithley2450(t, "smu"))
+    k.configure(1e-4, 3.0, 1.0)  # confirmed off
+    k.pulse(1.0, 1e-3)
+    assert t.done and k.output_on  # not confirmed off by a query since the pulse
 
 
 @pytest.mark.parametrize("width", [1e-4, 2.0])
@@ -215,7 +267,7 @@ def config_2600(ch: str) -> list:
     return [(f"smu{ch}.reset()", None), ("format.asciiprecision = 16", None),
             (f"smu{ch}.source.func = smu{ch}.OUTPUT_DCVOLTS", None),
             (f"smu{ch}.source.autorangev = smu{ch}.AUTORANGE_OFF", None),
-            (f"smu{ch}.source.rangev = 3", None),
+            (f"smu{ch}.source.rangev = 20", None),  # the 2636B range covering 3 V
             (f"smu{ch}.source.levelv = 0", None),
             (f"smu{ch}.source.limiti = 0.001", None),
             (f"smu{ch}.measure.autorangei = smu{ch}.AUTORANGE_ON", None),
@@ -227,7 +279,8 @@ def config_2600(ch: str) -> list:
 def test_2600_configure_measure_off(ch: str) -> None:
     script = [*config_2600(ch), (f"smu{ch}.source.levelv = 0.2", None),
               (f"smu{ch}.source.output = smu{ch}.OUTPUT_ON", None),
-              (f"print(smu{ch}.measure.i(), smu{ch}.source.compliance)", "4.5e-05\tfalse"),
+              (f"print(smu{ch}.measure.i(), smu{ch}.source.compliance)",
+               "4.500000000000000e-05\tfalse"),
               (f"smu{ch}.source.levelv = 0", None),
               (f"smu{ch}.source.output = smu{ch}.OUTPUT_OFF", None),
               (f"print(smu{ch}.source.output, smu{ch}.source.levelv)", "0.00000e+00\t0.00000e+00")]
@@ -242,49 +295,92 @@ def test_2600_configure_measure_off(ch: str) -> None:
     assert t.done
 
 
-def test_2600_level_beyond_the_fixed_range_is_refused() -> None:
+def test_2600_level_beyond_the_limits_is_refused() -> None:
     t, k = run(config_2600("a"), lambda t: Keithley2600Channel(t, "a"))
     k.configure(1e-3, 3.0, 1.0)
-    with pytest.raises(SettingError, match=r"fixed source range"):
+    with pytest.raises(SettingError, match=r"beyond the bench limit"):
         k.set_voltage(3.5)
+    assert t.done
+
+
+def kipulse_setup(ch: str, limit: str = "0.001", rng: str = "20") -> list:
+    """As the 2600B manual's KIPulse example: every range fixed, autozero once, append mode 1."""
+    return [(f"smu{ch}.source.rangei = {limit}", None), (f"smu{ch}.measure.rangev = {rng}", None),
+            (f"smu{ch}.measure.rangei = {limit}", None), (f"smu{ch}.measure.nplc = 0.001", None),
+            (f"smu{ch}.measure.autozero = smu{ch}.AUTOZERO_ONCE", None),
+            (f"smu{ch}.nvbuffer1.clear()", None), (f"smu{ch}.nvbuffer1.appendmode = 1", None)]
+
+
+def kipulse_restore(ch: str) -> list:
+    return [(f"smu{ch}.source.autorangei = smu{ch}.AUTORANGE_ON", None),
+            (f"smu{ch}.measure.autorangev = smu{ch}.AUTORANGE_ON", None),
+            (f"smu{ch}.measure.autorangei = smu{ch}.AUTORANGE_ON", None),
+            (f"smu{ch}.measure.autozero = smu{ch}.AUTOZERO_AUTO", None),
+            (f"smu{ch}.measure.nplc = 1", None), (f"smu{ch}.nvbuffer1.clear()", None),
+            (f"smu{ch}.nvbuffer1.appendmode = 0", None), (f"smu{ch}.source.levelv = 0", None)]
+
+
+def test_2600_pulse_shorter_than_100_us_is_refused_before_anything_is_sent() -> None:
+    t, k = run([*config_2600("b"), ("smub.source.output = smub.OUTPUT_ON", None)],
+               lambda t: Keithley2600Channel(t, "b", limits=SmuLimits(width_min=1e-6)))
+    k.configure(1e-3, 3.0, 1.0)
+    k.enable()
+    with pytest.raises(SettingError, match=r"pulse width"):
+        k.pulse(1.2, 99e-6)
     assert t.done
 
 
 def test_2600_pulse_with_kipulse() -> None:
     script = [*config_2600("b"), ("smub.source.output = smub.OUTPUT_ON", None),
-              ("smub.nvbuffer1.clear()", None), ("smub.measure.nplc = 0.001", None),
-              ("print(ConfigPulseVMeasureI(smub, 0, 1.2, 0.001, 1e-05, 0.001, 1, "
-               "smub.nvbuffer1, 1))", None)]
-    # width 1e-5 is below the 100 us the driver accepts: refused before the pulse lines
-    t, k = run(script[:11], lambda t: Keithley2600Channel(t, "b"))
-    k.configure(1e-3, 3.0, 1.0)
-    k.enable()
-    with pytest.raises(SettingError, match=r"pulse width"):
-        k.pulse(1.2, 1e-5)
-    script = [*config_2600("b"), ("smub.source.output = smub.OUTPUT_ON", None),
-              ("smub.nvbuffer1.clear()", None), ("smub.measure.nplc = 0.001", None),
+              *kipulse_setup("b"),
               ("print(ConfigPulseVMeasureI(smub, 0, 1.2, 0.001, 0.0005, 0.001, 1, "
                "smub.nvbuffer1, 1))", "true\tPulse train configured successfully"),
               ("print(InitiatePulseTest(1))", "true\tPulse train initiated successfully"),
-              ("print(smub.nvbuffer1.readings[1])", "9.99900e-04"),
-              ("smub.measure.nplc = 1", None)]
+              ("print(smub.nvbuffer1.readings[1])", "9.999000000000000e-04"),
+              *kipulse_restore("b")]
     t, k = run(script, lambda t: Keithley2600Channel(t, "b"))
     k.configure(1e-3, 3.0, 1.0)
     k.enable()
     m = k.pulse(1.2, 5e-4)
     assert t.done and m.current == pytest.approx(9.999e-4) and m.compliance
+    assert m.voltage == 1.2 and k.voltage == 0.0  # the train ended at its 0 V bias
 
 
-def test_2600_pulse_failure_message_is_reported() -> None:
+@pytest.mark.parametrize(("at", "reply"), [
+    ("config", "false\tSource autorange must be disabled"),
+    ("initiate", "false\tMeasure autorange must be disabled"),
+])
+def test_2600_refused_pulse_is_an_error_with_its_message_and_restores(at: str,
+                                                                      reply: str) -> None:
+    config = ("print(ConfigPulseVMeasureI(smua, 0, 1, 0.001, 0.0005, 0.001, 1, "
+              "smua.nvbuffer1, 1))")
+    script = [*config_2600("a"), *kipulse_setup("a"),
+              (config, reply if at == "config" else "true\tok")]
+    if at == "initiate":
+        script.append(("print(InitiatePulseTest(1))", reply))
+    script += [*kipulse_restore("a"), ("smua.source.output = smua.OUTPUT_OFF", None)]
+    t, k = run(script, lambda t: Keithley2600Channel(t, "a"))
+    k.configure(1e-3, 3.0, 1.0)  # confirmed off: it is switched off again after the pulse
+    with pytest.raises(ReplyError, match=reply.partition("\t")[2]):
+        k.pulse(1.0, 5e-4)
+    assert t.done and k.voltage == 0.0
+
+
+@pytest.mark.parametrize("reply", ["9.910000000000000e+37", "nil", "1.00000000000000e-04",
+                                   "true\tok"])
+def test_2600_pulse_reading_overflow_or_garbage_is_an_error(reply: str) -> None:
     script = [*config_2600("a"), ("smua.source.output = smua.OUTPUT_ON", None),
-              ("smua.nvbuffer1.clear()", None), ("smua.measure.nplc = 0.001", None),
+              *kipulse_setup("a"),
               ("print(ConfigPulseVMeasureI(smua, 0, 1, 0.001, 0.0005, 0.001, 1, "
-               "smua.nvbuffer1, 1))", "false\tton is too short for the measurement")]
-    _t, k = run(script, lambda t: Keithley2600Channel(t, "a"))
+               "smua.nvbuffer1, 1))", "true\tok"),
+              ("print(InitiatePulseTest(1))", "true\tok"),
+              ("print(smua.nvbuffer1.readings[1])", reply), *kipulse_restore("a")]
+    t, k = run(script, lambda t: Keithley2600Channel(t, "a"))
     k.configure(1e-3, 3.0, 1.0)
     k.enable()
-    with pytest.raises(ReplyError, match=r"ton is too short"):
+    with pytest.raises(ReplyError, match=r"readings\[1\]"):
         k.pulse(1.0, 5e-4)
+    assert t.done
 
 
 def test_2600_errors_and_safe_state() -> None:
@@ -300,7 +396,10 @@ def test_2600_errors_and_safe_state() -> None:
     assert t.done
 
 
-@pytest.mark.parametrize("reply", ["4.5e-05", "4.5e-05\tmaybe", "nil\tfalse", ""])
+@pytest.mark.parametrize("reply", ["4.5e-05", "4.5e-05\tmaybe", "nil\tfalse", "",
+                                   "1.00000000000000e-09\tfalse",  # 15 digits: not this reply
+                                   "4.500000000000000e-05\t0", "4.500000000000000e-05\tFalse",
+                                   "9.910000000000000e+37\ttrue"])
 def test_2600_garbage_measurement(reply: str) -> None:
     _t, k = run([("print(smua.measure.i(), smua.source.compliance)", reply)],
                lambda t: Keithley2600Channel(t, "a", "smu.a"))
@@ -335,7 +434,8 @@ def config_b2900(ch: int) -> list:
             (":FORM:DATA REAL,64", None), (":FORM:BORD NORM", None),
             (f":SOUR{ch}:FUNC:MODE VOLT", None),
             (f":SOUR{ch}:FUNC:SHAP DC", None), (f":SOUR{ch}:VOLT:MODE FIX", None),
-            (f":SOUR{ch}:VOLT:RANG:AUTO OFF", None), (f":SOUR{ch}:VOLT:RANG 3", None),
+            (f":SOUR{ch}:VOLT:RANG:AUTO OFF", None),
+            (f":SOUR{ch}:VOLT:RANG 20", None),  # the range covering 3 V
             (f":SOUR{ch}:VOLT 0", None), (f":SENS{ch}:CURR:PROT 0.001", None),
             (f':SENS{ch}:FUNC "CURR"', None), (f":SENS{ch}:CURR:RANG:AUTO ON", None),
             (f":SENS{ch}:CURR:NPLC 1", None), (f":OUTP{ch}?", "0")]
@@ -538,10 +638,13 @@ def test_safe_state_that_fails_after_the_reopen_names_both_causes() -> None:
               ("smua.source.output = smua.OUTPUT_OFF", None),
               ("print(smua.source.output, smua.source.levelv)",
                TransportTimeout("transcript: no reply within 1 s")),
+              # the timeout: the link is cleared (reopened) for a resync, then the safe
+              # state's own reopen
+              (REOPEN, TransportError("transcript: connection refused")),
               (REOPEN, TransportError("transcript: connection refused"))]
     t, k = run(script, lambda t: Keithley2600Channel(t, "a", "smu.a"))
     with pytest.raises(SafeStateFailed, match=r"smu\.a at transcript: safe state failed "
-                       r"\(TransportTimeout.*no reply.*reopening the link failed too.*refused"):
+                       r"\(TransportError.*no reply.*reopening the link failed too.*refused"):
         k.safe_state()
     assert t.done and k.output_on
 
@@ -555,3 +658,52 @@ def test_707b_safe_state_checks_every_relay_open_and_retries_once() -> None:
     with pytest.raises(SafeStateFailed, match=r"mtx.*relays still closed.*1A01.*again"):
         m.safe_state()
     assert t.done
+
+
+def test_2600_pulse_armed_but_never_fired_is_undone_by_the_safe_state() -> None:
+    """The bench arms the drive's pulse, then fails raising the bias lines: the safe state
+    switches the output off and puts the KIPulse settings back (output left off)."""
+    script = [*config_2600("a"), ("smua.source.output = smua.OUTPUT_ON", None),
+              *kipulse_setup("a"),
+              ("print(ConfigPulseVMeasureI(smua, 0, 1, 0.001, 0.0005, 0.001, 1, "
+               "smua.nvbuffer1, 1))", "true\tok"),
+              ("smua.abort()", None), ("smua.source.levelv = 0", None),
+              ("smua.source.output = smua.OUTPUT_OFF", None),
+              ("print(smua.source.output, smua.source.levelv)", "0.00000e+00\t0.00000e+00"),
+              *kipulse_restore("a"), ("smua.source.output = smua.OUTPUT_OFF", None)]
+    t, k = run(script, lambda t: Keithley2600Channel(t, "a"))
+    k.configure(1e-3, 3.0, 1.0)
+    k.enable()
+    k.arm_pulse(1.0, 5e-4)
+    k.safe_state()
+    assert t.done and not k.output_on
+    with pytest.raises(InstrumentError, match=r"without arm_pulse"):
+        k.fire_pulse()  # the armed pulse is gone
+
+
+def test_2450_pulse_armed_but_never_fired_never_switches_the_output_back_on() -> None:
+    script = [*CONFIG_2450, (":OUTP ON", None), *pulse_2450("1", "0.0008"),
+              (":ABOR", None), (":SOUR:VOLT 0", None), (":OUTP OFF", None), (":OUTP?", "0"),
+              *RESTORE_2450]
+    t, k = run(script, lambda t: Keithley2450(t, "smu"))
+    k.configure(1e-4, 3.0, 1.0)
+    k.enable()
+    k.arm_pulse(1.0, 1e-3)
+    k.safe_state()
+    assert t.done and not k.output_on
+
+
+def test_2600_refused_pulse_reports_its_own_cause_even_if_the_restore_fails() -> None:
+    config = ("print(ConfigPulseVMeasureI(smua, 0, 1, 0.001, 0.0005, 0.001, 1, "
+              "smua.nvbuffer1, 1))")
+    restore = kipulse_restore("a")
+    restore[0] = (restore[0][0], TransportError("transcript: connection reset"))
+    script = [*config_2600("a"), ("smua.source.output = smua.OUTPUT_ON", None),
+              *kipulse_setup("a"), (config, "false\tSource autorange must be disabled"),
+              *restore]
+    t, k = run(script, lambda t: Keithley2600Channel(t, "a"))
+    k.configure(1e-3, 3.0, 1.0)
+    k.enable()
+    with pytest.raises(ReplyError, match=r"Source autorange must be disabled"):
+        k.pulse(1.0, 5e-4)
+    assert t.done  # every other restore step was still sent

@@ -47,7 +47,7 @@ def test_b2900_through_pyvisa_sim() -> None:
     b = KeysightB2900Channel(t, 1, "b29")
     assert "B2902A" in b.connect("B2902A")
     b.configure(compliance=1e-3, v_protect=3.0, nplc=1.0)
-    assert float(t.query(":SOUR1:VOLT:RANG?")) == 3.0
+    assert float(t.query(":SOUR1:VOLT:RANG?")) == 20.0  # the range covering 3 V
     assert float(t.query(":SENS1:CURR:PROT?")) == pytest.approx(1e-3)
     b.enable()
     m = b.measure()  # a binary block with a newline byte inside, read whole through pyvisa
@@ -183,3 +183,37 @@ def test_an_open_that_blocks_is_abandoned_within_the_timeout(
         t.open()
     assert time.monotonic() - t0 < 0.8
     assert closed.wait(3.0)
+
+
+class _Abort(Exception):
+    """Stands for an abort raised by a signal handler while an I/O call waits."""
+
+
+class _AbortingResource:
+    def write(self, line: str) -> None:
+        raise _Abort("SIGTERM received")
+
+    def query(self, line: str) -> str:
+        raise _Abort("SIGTERM received")
+
+
+def test_an_abort_inside_an_io_call_is_not_rewrapped_as_a_link_error() -> None:
+    t = VisaTransport("TCPIP::127.0.0.1::1::SOCKET")
+    t._res = _AbortingResource()
+    with pytest.raises(_Abort):
+        t.query("*IDN?")
+    with pytest.raises(_Abort):
+        t.write(":OUTP OFF")
+    t._res = None
+
+
+def test_link_failures_are_still_transport_errors() -> None:
+    class Broken:
+        def query(self, line: str) -> str:
+            raise ConnectionResetError("reset by peer")
+
+    t = VisaTransport("TCPIP::127.0.0.1::1::SOCKET")
+    t._res = Broken()
+    with pytest.raises(TransportError, match=r"reset by peer"):
+        t.query("*IDN?")
+    t._res = None

@@ -90,16 +90,19 @@ def test_2450_rejects_what_the_instrument_rejects(visa: Any, line: str, code: st
         res.close()
 
 
-def test_2450_protection_refuses_levels_above_it(visa: Any) -> None:
+def test_2450_protection_clamps_the_output_at_its_level() -> None:
+    """2450 Reference Manual, :SOURce[1]:<function>:PROTection[:LEVel] and its :TRIPped?:
+    overvoltage protection restricts the maximum voltage the instrument can source."""
     smu = Smu2450("k")
-    with TcpServer(smu) as srv:
-        res = _open(visa, srv)
-        res.write(":SOUR:VOLT:PROT PROT5")
-        res.write(":SOUR:VOLT 4.9")
-        res.write(":SOUR:VOLT 5.1")
-        assert [e.split(",")[0] for e in _drain_scpi(res)] == ["-222"]
-        assert smu.channel.level == 4.9
-        res.close()
+    for line in (":SOUR:VOLT:PROT PROT5", ":SOUR:VOLT 8", ":OUTP ON"):
+        assert smu.handle(line) is None
+    assert smu.handle(":SYST:ERR?") == '0,"No error"'  # accepted, not refused
+    assert smu.channel.level == 5.0  # what the output applies
+    assert smu.handle(":SOUR:VOLT:PROT:TRIP?") == "1"
+    smu.handle(":SOUR:VOLT -4.9")
+    assert smu.channel.level == -4.9 and smu.handle(":SOUR:VOLT:PROT:TRIP?") == "0"
+    smu.handle(":SOUR:VOLT -7")
+    assert smu.channel.level == -5.0
 
 
 def test_scpi_error_queue_overflow_and_cls() -> None:
@@ -138,13 +141,42 @@ def test_2450_trigger_model_pulse_reaches_the_load() -> None:
 
     load = Recorder()
     smu = Smu2450("k", load)
-    for line in (":OUTP OFF", ":SOUR:VOLT 1.5", ':TRIG:LOAD "Empty"',
+    for line in (":OUTP OFF", ":SOUR:VOLT 1.5", ":SENS:CURR:NPLC 0.01", ':TRIG:LOAD "Empty"',
                  ":TRIG:BLOC:SOUR:STAT 1, ON", ":TRIG:BLOC:DEL:CONS 2, 0.002",
-                 ":TRIG:BLOC:SOUR:STAT 3, OFF", ":INIT", "*WAI"):
+                 ':TRIG:BLOC:MEAS 3, "defbuffer1"', ":TRIG:BLOC:SOUR:STAT 4, OFF", ":INIT",
+                 "*WAI"):
         assert smu.handle(line) is None
-    assert load.pulses == [(1.5, 0.002)]
-    assert not smu.channel.output  # block 3 switched it off again
+    # block by block: the delay, then the reading over its aperture (0.01 NPLC at 50 Hz)
+    assert load.pulses == [(1.5, 0.002), (1.5, 0.0002)]
+    assert not smu.channel.output  # block 4 switched it off again
+    smu.handle(":FORM:ASC:PREC 4")
+    assert smu.handle(':TRAC:DATA? 1, 1, "defbuffer1", SOUR, READ') == "1.500E+00,1.000E-04"
     assert smu.handle(":SYST:ERR?") == '0,"No error"'
+    smu.handle(":INIT")  # the model stays loaded: it fires again
+    assert len(load.pulses) == 4
+    smu.handle(':TRIG:LOAD "Empty"')  # unloaded: nothing left to fire
+    smu.handle(":INIT")
+    assert len(load.pulses) == 4 and smu.handle(":SYST:ERR?").startswith("-221")
+
+
+def test_2450_limit_trip_during_a_pulse_latches_the_trip_flag() -> None:
+    smu = Smu2450("k")
+    smu.inject("trip")  # the reading inside the pulse hits the current limit
+    for line in (":SOUR:VOLT:ILIM 1e-3", ":SOUR:VOLT 1", ':TRIG:LOAD "Empty"',
+                 ":TRIG:BLOC:SOUR:STAT 1, ON", ':TRIG:BLOC:MEAS 2, "defbuffer1"',
+                 ":TRIG:BLOC:SOUR:STAT 3, OFF", ":INIT"):
+        smu.handle(line)
+    assert smu.handle(":SOUR:VOLT:ILIM:TRIP?") == "1"
+    assert smu.handle(':TRAC:DATA? 1, 1, "defbuffer1", READ') == "1.000000E-03"
+
+
+def test_2450_pulse_at_a_clamped_level_reads_back_the_clamped_level() -> None:
+    smu = Smu2450("k")
+    for line in (":SOUR:VOLT:PROT PROT5", ":SOUR:VOLT 8", ':TRIG:LOAD "Empty"',
+                 ":TRIG:BLOC:SOUR:STAT 1, ON", ':TRIG:BLOC:MEAS 2, "defbuffer1"',
+                 ":TRIG:BLOC:SOUR:STAT 3, OFF", ":INIT"):
+        smu.handle(line)
+    assert smu.handle(':TRAC:DATA? 1, 1, "defbuffer1", SOUR') == "5.000000E+00"
 
 
 def test_b2900_channels_ranges_and_errors(visa: Any) -> None:
@@ -202,16 +234,63 @@ def test_2600_statements_and_error_codes(visa: Any) -> None:
         res.close()
 
 
-def test_2600_kipulse_validates_and_runs() -> None:
+KIPULSE = "print(ConfigPulseVMeasureI(smua, 0, 1, 1e-3, {ton}, 1e-3, 2, smua.nvbuffer1, 1))"
+FIXED = ("smua.source.rangev = 2", "smua.source.rangei = 1e-3", "smua.measure.rangev = 2",
+         "smua.measure.rangei = 1e-3",
+         "smua.measure.nplc = 0.001", "smua.measure.autozero = smua.AUTOZERO_ONCE")
+
+
+def test_2600_kipulse_refuses_any_autorange() -> None:
+    """2600B Reference Manual, KIPulse: the functions run only with every range fixed (the
+    manual's example fixes source and measure ranges); they answer f = false and a message."""
     k = Smu2600("k")
-    assert k.handle("print(InitiatePulseTest(1))").startswith("false")
-    bad = "print(ConfigPulseVMeasureI(smua, 0, 1, 1e-3, 1e-6, 1e-3, 1, smua.nvbuffer1, 1))"
-    assert k.handle(bad).startswith("false")  # ton below 20 us
-    ok = "print(ConfigPulseVMeasureI(smua, 0, 1, 1e-3, 1e-4, 1e-3, 2, smua.nvbuffer1, 1))"
-    assert k.handle(ok).startswith("true\t")
-    assert k.handle("print(InitiatePulseTest(1))").startswith("true\t")
+    assert k.handle("print(InitiatePulseTest(1))").startswith("false\t")
+    for n in range(4):  # each range left on autorange in turn (setting a range fixes it)
+        k.handle("smua.reset()")
+        for line in FIXED[:n] + FIXED[n + 1:]:
+            assert k.handle(line) is None
+        reply = k.handle(KIPULSE.format(ton=1e-3)) or ""
+        assert reply.startswith("false\t") and "autorange must be disabled" in reply, FIXED[n]
+    assert k.errors == []  # a refusal is the f, msg reply, not an error-queue entry
+
+
+def test_2600_kipulse_too_short_pulses_and_runs() -> None:
+    k = Smu2600("k")
+    for line in FIXED:
+        k.handle(line)
+    short = k.handle(KIPULSE.format(ton=50e-6)) or ""
+    assert short.startswith("false\tPulse too short")
+    k.handle("smua.measure.nplc = 0.01")  # 200 us reading does not fit in 150 us
+    assert (k.handle(KIPULSE.format(ton=150e-6)) or "").startswith("false\tPulse too short")
+    k.handle("smua.measure.nplc = 0.001")
+    assert (k.handle(KIPULSE.format(ton=1e-4)) or "").startswith("true\t")
+    k.handle("smua.source.levelv = 0.3")
+    assert (k.handle("print(InitiatePulseTest(1))") or "").startswith("true\t")
     assert k.handle("print(smua.nvbuffer1.n)") == "2.00000e+00"
     assert k.handle("print(smua.nvbuffer1.readings[3])") == "nil"
+    # the train ends at its bias (0 V) with the output on, whatever the level was before
+    assert k.handle("print(smua.source.output, smua.source.levelv)") == (
+        "1.00000e+00\t0.00000e+00")
+    k.handle("smua.nvbuffer1.appendmode = 1")  # only with an empty buffer
+    assert [c for c, _ in k.errors] == [-222]
+
+
+def test_2600_level_beyond_a_fixed_range_errs_when_the_output_goes_on() -> None:
+    """2600B "Range considerations": a level out of range with autorange off gives no error
+    until the output is turned on."""
+    k = Smu2600("k")
+    for line in ("smua.source.rangev = 2", "smua.source.levelv = 5"):
+        k.handle(line)
+    assert k.errors == []
+    k.handle("smua.source.output = smua.OUTPUT_ON")
+    assert [c for c, _ in k.errors] == [-222] and not k.smus["a"].ch.output
+
+
+def test_2600_reading_beyond_a_fixed_measure_range_is_the_overflow_marker() -> None:
+    k = Smu2600("k")
+    k.smus["a"].autorangei = 0
+    k.smus["a"].rangei = 1e-6
+    assert k.smus["a"].reading(2e-6) == 9.91e37 and k.smus["a"].reading(1e-6) == 1e-6
 
 
 def test_2450_replies_in_its_ascii_format() -> None:

@@ -21,7 +21,9 @@ def test_bench_log_runs_and_reports_every_case(capsys: pytest.CaptureFixture[str
     for label in ("raw h5py block append, ds[a:b] = block", "DatasetID.write",
                   "read events of 256 cells", "read events of 1 cells",
                   "bare loop on SimCrossbar", "RunEngine, no subscriber",
-                  "RunEngine + HDF5Writer"):
+                  "RunEngine + HDF5Writer", "HDF5 fletcher32 filter", "own CRC-32 per block",
+                  "1-cell events, fletcher32 (default)", "write + fsync (median of 20)",
+                  "16-cell events, durable", "RunEngine + HDF5Writer, durable"):
         line = next(line for line in out.splitlines() if label in line)
         value = float(line.split(label)[1].split()[0])
         assert value > 0, line

@@ -201,7 +201,7 @@ def test_flush_points_follow_blocks_and_realign_to_chunks(tmp_path: Path) -> Non
             if j == 2:
                 writer.flush()  # as a timed flush would: 2 rows, mid-chunk
             writer(ev)
-            flushed.append(writer.flushed_rows["measurements"])
+            flushed.append(writer.written_rows["measurements"])
     assert flushed == [0, 0, 2, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12]
     _check_file(path, events)
     with h5py.File(path, "r") as f:
@@ -347,7 +347,7 @@ def test_never_more_than_a_block_is_buffered(tmp_path: Path) -> None:
         for j, ev in enumerate(events, start=1):
             writer(ev)
             given_rows += len(ev.cells)
-            done = writer.flushed_rows
+            done = writer.written_rows
             assert given_rows - done["measurements"] < 7, j
             assert j - done["events"] < 7, j
     _check_file(path, events)

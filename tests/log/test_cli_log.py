@@ -122,9 +122,11 @@ def test_bad_files_give_one_clear_error(tmp_path: Path) -> None:
     junk = tmp_path / "junk.h5"
     junk.write_bytes(b"not hdf5")
     res = runner.invoke(app, ["log", "summary", str(junk)], env=ENV)
-    assert res.exit_code == 2 and "cannot open" in res.output and "Traceback" not in res.output
-    res = runner.invoke(app, ["log", "recover", str(junk), "--timeout", "20"], env=ENV)
-    assert res.exit_code == 2 and "not a readable xbarlab log" in res.output
+    assert res.exit_code == 2 and "not an HDF5 file (8 bytes" in res.output
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
+    res = runner.invoke(app, ["log", "recover", str(junk)], env=ENV)
+    assert res.exit_code == 2 and "not an HDF5 file" in res.output
+    assert not (tmp_path / "junk.recovered.h5").exists()
 
 
 def test_follow_prints_rows_until_the_run_stopped(

@@ -124,7 +124,7 @@ def test_schema_version_units_and_format_attributes(tmp_path: Path) -> None:
     path = tmp_path / "run.h5"
     _write(path, _documents())
     with h5py.File(path, "r") as f:  # a plain (non-SWMR) reader opens a closed log
-        assert f.attrs["schema"] == "xbarlab.log" and f.attrs["schema_version"] == 1
+        assert f.attrs["schema"] == "xbarlab.log" and f.attrs["schema_version"] == 2
         units = json.loads(f["measurements"].attrs["units"])
         assert units == {"time": "s", "voltage": "V", "width": "s", "current": "A",
                          "conductance": "S"}
@@ -227,12 +227,12 @@ def test_misuse_raises_clear_errors(tmp_path: Path) -> None:
     HDF5Writer(tmp_path / "empty.h5").close()  # a writer that never got a RunStart
     with LogReader(tmp_path / "empty.h5") as empty:
         assert not empty.started
-        with pytest.raises(LogError, match="no run yet"):
+        with pytest.raises(LogError, match="holds no run"):
             _ = empty.info
     with pytest.raises(FileNotFoundError):
         LogReader(tmp_path / "missing.h5")
     (tmp_path / "not.h5").write_bytes(b"\x00" * 100)
-    with pytest.raises(LogError, match="cannot open"):
+    with pytest.raises(LogError, match="not an HDF5 file"):
         LogReader(tmp_path / "not.h5")
     with h5py.File(tmp_path / "other.h5", "w") as f:
         f["x"] = 1

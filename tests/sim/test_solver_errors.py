@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
+from xbarlab.crossbar import BiasScheme
+from xbarlab.sim.circuit import Circuit, IdealCircuit
+from xbarlab.sim.crossbar import SimCrossbar
 from xbarlab.sim.devices import SimpleDeviceParams, SimpleDevices
 from xbarlab.sim.iv import SinhIV
 from xbarlab.sim.solver import (
@@ -103,3 +108,53 @@ def test_unknown_engine_and_drive_side_are_named() -> None:
         CrossbarSolver(Wires.build((2, 2), 0.0, 1.0), engine="lines")
     with pytest.raises(ValueError, match="row_drive must be"):
         WireCircuit(row_drive="left")  # type: ignore[arg-type]
+
+
+def _simple_devices(bad: float) -> SimpleDevices:
+    devices = SimpleDevices((3, 4), SimpleDeviceParams(), np.random.default_rng(0), noise=False)
+    devices._g[1, 2] = bad  # a corrupted state, as a buggy device model could leave it
+    return devices
+
+
+def _wrappers() -> list[tuple[str, Callable[[SimpleDevices], object]]]:
+    row_v = np.array([[0.2, 0.0, 0.0]])
+    col_v = np.zeros((1, 4))
+    floating = np.array([[0.2, np.nan, 0.0]])
+    out: list[tuple[str, Callable[[SimpleDevices], object]]] = []
+    circuits: list[tuple[str, Circuit]] = [
+        ("ideal", IdealCircuit()),
+        ("wires", WireCircuit(r_wire_row=1.0, r_wire_col=1.0, nonlinear=False)),
+        ("nonlinear", WireCircuit(r_wire_row=1.0, r_wire_col=1.0, r_source=10.0)),
+    ]
+    for name, circ in circuits:
+        out += [
+            (f"{name}.solve", lambda d, c=circ: c.solve(d, row_v, col_v)),
+            (f"{name}.sense", lambda d, c=circ: c.sense(d, row_v, col_v)),
+            (f"{name}.solve floating", lambda d, c=circ: c.solve(d, floating, col_v)),
+            (f"{name} SimCrossbar.read",
+             lambda d, c=circ: SimCrossbar(d, c).read([(0, 1)], 0.2, BiasScheme.GROUNDED)),
+            (f"{name} SimCrossbar.pulse",
+             lambda d, c=circ: SimCrossbar(d, c).pulse((0, 1), 1.2, 1e-6, BiasScheme.HALF)),
+            (f"{name} SimCrossbar.mvm", lambda d, c=circ: SimCrossbar(d, c).mvm(row_v)),
+        ]
+    return out
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1e-4])
+def test_bad_conductances_are_refused_by_every_wrapper(bad: float) -> None:
+    for name, call in _wrappers():
+        with pytest.raises(CircuitError, match=r"device \(1, 2\) has conductance") as exc:
+            call(_simple_devices(bad))
+        assert "finite and >= 0 S" in str(exc.value), name
+
+
+def test_ideal_circuit_names_an_isolated_floating_line() -> None:
+    devices = _simple_devices(1e-4)
+    devices._g[1, :] = 0.0  # row 1 touches nothing
+    row_v = np.array([[0.2, np.nan, 0.0]])
+    with pytest.raises(CircuitError, match="row 1: floating and isolated"):
+        IdealCircuit().solve(devices, row_v, np.zeros((1, 4)))
+    # a floating line joined to a driven one through a device is fine
+    devices._g[1, 3] = 1e-4
+    sol = IdealCircuit().solve(devices, row_v, np.zeros((1, 4)))
+    assert abs(sol.i_rows[0, 1]) < 1e-15  # no current leaves a floating line

@@ -94,10 +94,13 @@ def test_fronts_form_a_valid_elimination_tree() -> None:
     fronts = grid_fronts(si, sj, layer)
     assert np.array_equal(np.sort(np.concatenate(fronts)), np.arange(2 * m * n))
     plan, _ = plan_for(m, n, rng)
-    for t, upd in enumerate(plan.updates):  # a front only updates later (ancestor) nodes
-        assert np.all(upd >= plan.starts[t + 1])
-        if plan.parent[t] >= 0:
-            assert plan.height[plan.parent[t]] > plan.height[t]
+    for g in plan.groups:  # a front only updates later (ancestor) nodes
+        for t, upd in zip(g.fronts, g.upd, strict=True):
+            assert np.all(upd >= plan.starts[t + 1])
+            if upd.size:
+                assert plan.owner[upd[0]] == plan.parent[t]
+            if plan.parent[t] >= 0:
+                assert plan.height[plan.parent[t]] > plan.height[t]
 
 
 def test_not_positive_definite_is_refused() -> None:

@@ -26,16 +26,11 @@ RESUMABLE = ("write_verify_array", "forming", "switch_seeker", "converge", "mult
 
 
 def _open(path: Path) -> LogReader:
+    """The old log (a log whose writer was killed opens as it is)."""
     try:
         return LogReader(path)
-    except LogError:  # a writer killed mid-file: clear its write flag, then read
-        from xbarlab.log.recovery import RecoveryError, recover
-
-        try:
-            recover(path)
-        except RecoveryError as exc:
-            raise ConfigError(f"--resume {path}: {exc}") from None
-        return LogReader(path)
+    except LogError as exc:
+        raise ConfigError(f"--resume {path}: {exc}") from None
 
 
 @dataclass
@@ -53,7 +48,7 @@ class LoggedRun:
 
 
 def read_run(path: Path) -> LoggedRun:
-    """The run of log `path` (recovering a log whose writer was killed)."""
+    """The run of log `path` (a log whose writer was killed reads up to its last flush)."""
     if not path.exists():
         raise FileNotFoundError(f"--resume {path}: no such log file")
     with _open(path) as log:

@@ -65,6 +65,7 @@ from xbarlab.biasing import line_biases
 from xbarlab.crossbar import (
     BiasScheme,
     Cell,
+    CellSink,
     FloatArray,
     IntArray,
     MvmResult,
@@ -139,6 +140,8 @@ class BenchCrossbar:
         self._description = dict(description or {})
         self._prepared = False
         self.closer: Callable[[], None] | None = None  # set by whoever opened the links
+        # called after each cell of a read or MVM, outputs off (the run engine logs it at once)
+        self.on_cell: CellSink | None = None
 
     # -- Crossbar interface -------------------------------------------------------------------
     @property
@@ -168,12 +171,15 @@ class BenchCrossbar:
                 if self.board is not None:
                     m = self._board_op(int(r), int(c), float(v_read), scheme, None)
                     currents[k], comp[k] = m
-                    continue
-                with self._applied(setup):
-                    d = self._src("drive").measure()
-                    s = self._src("sense").measure()
-                currents[k] = -s.current  # current flowing into the sense SMU
-                comp[k] = d.compliance or s.compliance
+                else:
+                    with self._applied(setup):
+                        d = self._src("drive").measure()
+                        s = self._src("sense").measure()
+                    currents[k] = -s.current  # current flowing into the sense SMU
+                    comp[k] = d.compliance or s.compliance
+                if self.on_cell is not None:
+                    self.on_cell((int(r), int(c)), float(v_read), float(currents[k]),
+                                 bool(comp[k]))
         return ReadResult(idx, float(v_read), currents, comp)
 
     def pulse(self, cell: Cell, voltage: float, width: float, scheme: BiasScheme) -> PulseResult:
@@ -224,6 +230,9 @@ class BenchCrossbar:
                             d = self._src("drive").measure()
                         out[b, j] += -s.current
                         comp[b, j] |= s.compliance or d.compliance
+                        if self.on_cell is not None:  # this row's share of column j
+                            self.on_cell((i, j), float(x), float(-s.current),
+                                         bool(s.compliance or d.compliance))
         return MvmResult(v, out, comp.ravel())
 
     def describe(self) -> dict[str, Any]:

@@ -1,11 +1,16 @@
-"""`xbarlab log summary|export|plot|follow|recover`: look into HDF5 measurement logs."""
+"""`xbarlab log summary|export|plot|follow|verify|recover`: look into HDF5 measurement logs.
+
+Every damaged, cut-short or foreign file ends a command with one line and exit code 2.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -14,6 +19,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     from xbarlab.log.reader import LogReader
 
+T = TypeVar("T")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -26,21 +32,36 @@ class ExportTable(StrEnum):
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
 def _open(path: Path) -> LogReader:
-    from xbarlab.log.reader import LogError, LogReader
+    from xbarlab.log.reader import LogReader
+
+    with _log_errors():
+        reader = LogReader(path)
+        if not reader.started:
+            reader.close()
+            raise _fail(f"{path} holds no run yet (its writer never got a RunStart)")
+    return reader
+
+
+@contextmanager
+def _log_errors() -> Iterator[None]:
+    """A missing, foreign or damaged log ends the command with its one line (exit 2)."""
+    from xbarlab.log.reader import LogError
 
     try:
-        reader = LogReader(path)
+        yield
     except (FileNotFoundError, LogError) as exc:
         raise _fail(str(exc)) from None
-    if not reader.started:
-        reader.close()
-        raise _fail(f"{path} holds no run yet (its writer never got a RunStart)")
-    return reader
+
+
+def _read(path: Path, body: Callable[[LogReader], T]) -> T:
+    """Run `body` on the opened log; damaged-file errors become one line (exit 2)."""
+    with _log_errors(), _open(path) as reader:
+        return body(reader)
 
 
 def _when(t: float) -> str:
@@ -123,9 +144,9 @@ def register(app: typer.Typer) -> None:
         file: Annotated[Path, typer.Argument(help="HDF5 log written by xbarlab")],
     ) -> None:
         """Run metadata, status, operation counts, time span and final conductances."""
-        with _open(file) as reader:
-            for table in summarise(reader, file):
-                console.print(table)
+        tables = _read(file, lambda reader: summarise(reader, file))
+        for table in tables:
+            console.print(table)
 
     @log_app.command()
     def export(
@@ -139,9 +160,8 @@ def register(app: typer.Typer) -> None:
             raise _fail(f"{csv} exists; choose another --csv file or pass --force")
         if csv.is_dir():
             raise _fail(f"--csv {csv} is a directory")
-        with _open(file) as reader:
-            frame = reader.measurements() if table is ExportTable.measurements else (
-                reader.events())
+        frame = _read(file, lambda reader: reader.measurements()
+                      if table is ExportTable.measurements else reader.events())
         try:
             frame.to_csv(csv, index=False)
         except OSError as exc:
@@ -161,7 +181,8 @@ def register(app: typer.Typer) -> None:
         if out.exists() and not force:
             raise _fail(f"{out} exists; choose another --out file or pass --force")
         _open(file).close()  # one clear error for a missing or foreign file
-        console.print(f"wrote {plot_protocol(file, out) or plot_session(file, out)}")
+        with _log_errors():
+            console.print(f"wrote {plot_protocol(file, out) or plot_session(file, out)}")
 
     @log_app.command()
     def follow(
@@ -186,22 +207,61 @@ def register(app: typer.Typer) -> None:
                     f"G = {last['conductance'] * 1e6:.2f} uS", highlight=False)
         except (FileNotFoundError, LogError) as exc:
             raise _fail(str(exc)) from None
-        with _open(file) as reader:
-            console.print(f"{file}: {reader.status}, {total} rows")
+        status = _read(file, lambda reader: reader.status)
+        console.print(f"{file}: {status}, {total} rows")
+
+    @log_app.command()
+    def verify(
+        file: Annotated[Path, typer.Argument(help="HDF5 log written by xbarlab")],
+    ) -> None:
+        """Check structure, checksums, row counts and run start/stop consistency.
+
+        Exit 0: sound (a complete run, or a salvaged copy); 1: sound but unfinished (its
+        writer is running or was killed); 2: damaged (one line per problem).
+        """
+        from xbarlab.log.verify import verify as check
+
+        report = check(file)
+        if report.problems:
+            err_console.print(f"[bold red]error:[/] {file}: damaged: {report.problems[0]}"
+                              + (f" (and {len(report.problems) - 1} more problems, listed "
+                                 "below)" if len(report.problems) > 1 else "")
+                              + f"; `xbarlab log recover {file}` salvages every intact block",
+                              highlight=False, soft_wrap=True)
+            for line in report.problems[1:]:
+                err_console.print(f"  - {line}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2)
+        what = "sound" if report.finished else (
+            "sound (salvaged copy)" if report.recovered else "sound so far, unfinished")
+        console.print(f"{file}: {what}: run {report.status}; " + "; ".join(report.notes),
+                      highlight=False, soft_wrap=True)
+        raise typer.Exit(report.exit_code)
 
     @log_app.command()
     def recover(
-        file: Annotated[Path, typer.Argument(help="HDF5 log whose writer was killed")],
-        timeout: Annotated[float, typer.Option(min=1, help="seconds before a probe gives up")]
-        = 30.0,
+        file: Annotated[Path, typer.Argument(help="damaged or cut-short log, or one whose "
+                                                  "writer was killed")],
+        out: Annotated[Path | None, typer.Option(
+            help="new log to write (default: FILE with .recovered.h5)")] = None,
+        force: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
     ) -> None:
-        """Make a log left 'open for write' by a killed writer readable by every HDF5 tool."""
-        from xbarlab.log.recovery import RecoveryError
-        from xbarlab.log.recovery import recover as do_recover
+        """Copy every intact block of FILE into a new, sound log; say exactly what was lost.
 
+        FILE itself is never modified.
+        """
+        from xbarlab.log.errors import LogError
+        from xbarlab.log.salvage import salvage
+
+        target = out or file.with_name(file.name.removesuffix(".h5") + ".recovered.h5")
+        if target.resolve() == file.resolve():
+            raise _fail("--out must differ from FILE: recover never modifies the damaged file")
+        if target.exists():
+            if not force:
+                raise _fail(f"{target} exists; choose another --out or pass --force")
+            target.unlink()
         try:
-            result = do_recover(file, timeout)
-        except (FileNotFoundError, RecoveryError) as exc:
+            report = salvage(file, target)
+        except (FileNotFoundError, FileExistsError, LogError) as exc:
             raise _fail(str(exc)) from None
-        counts = ", ".join(f"{v} {k}" for k, v in result.counts.items())
-        console.print(f"{file}: readable ({result.status}; {counts})")
+        for line in report.lines():
+            console.print(line, highlight=False, soft_wrap=True)

@@ -15,7 +15,7 @@ app = typer.Typer(
 
 def _register() -> None:
     """Attach the command groups (imported here so `--help` stays fast and torch stays lazy)."""
-    from xbarlab.cli import bench, device, emulate, log, reproduce, session
+    from xbarlab.cli import bench, device, emulate, log, reproduce, session, sweep
 
     session.register(app)
     log.register(app)
@@ -23,6 +23,7 @@ def _register() -> None:
     bench.register(app)
     reproduce.register(app)
     emulate.register(app)
+    sweep.register(app)
 
 
 _register()

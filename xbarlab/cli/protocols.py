@@ -47,10 +47,10 @@ def execute(cfg: ProtocolSession, out: Path, *, overwrite: bool = False,
             resume: Path | None = None) -> RunResult:
     """Run the session's protocol with the HDF5 log and a progress bar; print the summary."""
     from xbarlab.cli.progress import ProgressSubscriber
-    from xbarlab.cli.session import build_backend
     from xbarlab.engine import RunEngine
     from xbarlab.log.writer import HDF5Writer
     from xbarlab.protocols.registry import plan_for
+    from xbarlab.sessions import build_backend
 
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite")
@@ -71,7 +71,9 @@ def execute(cfg: ProtocolSession, out: Path, *, overwrite: bool = False,
 
         plan = plan_for(cfg.protocol, backend.shape, cells, circuit_gains(cfg))
         t0 = time.perf_counter()
-        with HDF5Writer(out, overwrite=overwrite) as writer, ProgressSubscriber(
+        log = cfg.log
+        with HDF5Writer(out, overwrite=overwrite, flush_interval=log.flush_interval,
+                        durable=log.durable_for(cfg.backend)) as writer, ProgressSubscriber(
                 console, cfg.protocol.kind) as bar:
             engine = RunEngine(backend, cfg.limits, [writer, bar])
             result = engine.run(plan, protocol=cfg.protocol.kind,
@@ -130,7 +132,7 @@ def with_duration(cfg: ProtocolSession, duration: float | None) -> ProtocolSessi
 
 def run_protocol(name: str, config: Path | None, out: Path | None, backend: str | None,
                  overwrite: bool, estimate: bool, resume: Path | None, as_json: bool,
-                 duration: float | None = None) -> None:
+                 duration: float | None = None, durable: bool | None = None) -> None:
     """The body of `xbarlab run` for every protocol; raises `typer.Exit` with the exit code."""
     from xbarlab.cli.session import _exit_code
 
@@ -144,6 +146,8 @@ def run_protocol(name: str, config: Path | None, out: Path | None, backend: str 
         else:
             cfg = load_session(name, config, backend)
         cfg = with_duration(cfg, duration)
+        if durable is not None:
+            cfg = cfg.model_copy(update={"log": cfg.log.model_copy(update={"durable": durable})})
         if estimate:
             from xbarlab.analysis.estimate import estimate_session, render_estimate
 

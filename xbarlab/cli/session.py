@@ -14,19 +14,17 @@ from rich.table import Table
 
 from xbarlab.config import (
     ConfigError,
+    LogSettings,
     PatternTarget,
     SessionConfig,
     SimConfig,
     WriteVerifyArrayProtocol,
 )
-from xbarlab.crossbar import Crossbar
 from xbarlab.documents import RunStatus
 from xbarlab.engine import RunEngine, RunResult
-from xbarlab.messages import Plan
-from xbarlab.protocols.patterns import target_map
-from xbarlab.protocols.read_map import read_map
 from xbarlab.protocols.registry import PROTOCOLS
-from xbarlab.protocols.write_verify import ArrayOutcome, write_verify_array
+from xbarlab.protocols.write_verify import ArrayOutcome
+from xbarlab.sessions import build_backend, build_plan
 
 console = Console()
 err_console = Console(stderr=True)
@@ -48,29 +46,6 @@ def default_out(stem: str) -> Path:
     return Path(f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.h5")
 
 
-def build_backend(cfg: SessionConfig) -> Crossbar:
-    """The `Crossbar` backend a session config asks for."""
-    if cfg.backend == "sim":
-        from xbarlab.sim.factory import build_sim_crossbar
-
-        return build_sim_crossbar(cfg.sim, compliance=cfg.limits.compliance)
-    if cfg.bench is None:
-        raise ConfigError("backend 'bench' needs `bench:` (the bench config file)")
-    from xbarlab.drivers.registry import open_bench_crossbar
-
-    return open_bench_crossbar(cfg.bench)
-
-
-def build_plan(cfg: SessionConfig, shape: tuple[int, int]) -> Plan:
-    """The plan of the session's protocol for an array of `shape`."""
-    proto = cfg.protocol
-    if isinstance(proto, WriteVerifyArrayProtocol):
-        return write_verify_array(
-            target_map(proto.target, shape), proto.params, proto.order, passes=proto.passes
-        )
-    return read_map(shape, proto.params.v_read, proto.params.scheme)
-
-
 def execute(
     cfg: SessionConfig, out: Path, *, overwrite: bool = False, plot: Path | None = None
 ) -> RunResult:
@@ -88,7 +63,10 @@ def execute(
     try:
         plan = build_plan(cfg, backend.shape)
         t0 = time.perf_counter()
-        with HDF5Writer(out, overwrite=overwrite) as writer, ProgressSubscriber(console) as bar:
+        log = cfg.log
+        with HDF5Writer(out, overwrite=overwrite, flush_interval=log.flush_interval,
+                        durable=log.durable_for(cfg.backend)) as writer, \
+                ProgressSubscriber(console) as bar:
             engine = RunEngine(backend, cfg.limits, [writer, bar])
             result = engine.run(
                 plan, protocol=cfg.protocol.kind, config=cfg.model_dump(mode="json"),
@@ -195,6 +173,9 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(min=0)] = 0,
         overwrite: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
         plot: Annotated[bool, typer.Option(help="save a PNG overview next to the log")] = True,
+        durable: Annotated[bool, typer.Option(
+            help="fsync the log at every flush: survives a power cut (default off for sim)")
+        ] = False,
     ) -> None:
         """Program a pattern into a simulated crossbar with write-verify, logged to HDF5."""
         try:
@@ -204,6 +185,7 @@ def register(app: typer.Typer) -> None:
                 protocol=WriteVerifyArrayProtocol(
                     target=PatternTarget(pattern=pattern), passes=passes
                 ),
+                log=LogSettings(durable=durable),
             )
         except ValueError as exc:
             raise fail(str(exc)) from None
@@ -229,12 +211,16 @@ def register(app: typer.Typer) -> None:
         duration: Annotated[float | None, typer.Option(
             help="retention / volatility: total time (s); the simulator advances its clock, "
             "a bench waits")] = None,
+        durable: Annotated[bool | None, typer.Option(
+            "--durable/--no-durable", help="fsync the log at every flush, so that it survives "
+            "a power cut (default: the config's log.durable; unset: on for bench, off for sim)")
+        ] = None,
     ) -> None:
         """Run PROTOCOL with the parameters of a session config file."""
         from xbarlab.cli.protocols import run_protocol  # every protocol, --estimate, --resume
 
         run_protocol(protocol, config, out, backend, overwrite, estimate, resume, json_out,
-                     duration)
+                     duration, durable)
 
 
 def _run(cfg: SessionConfig, out: Path, overwrite: bool, plot: Path | None) -> None:

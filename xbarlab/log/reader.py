@@ -1,30 +1,64 @@
 """`LogReader`: numpy arrays and pandas DataFrames from an xbarlab HDF5 log, finished or live.
 
-Files are opened in SWMR read mode, so a file that is still being written (or whose writer was
-killed) can be read; `refresh()` picks up rows flushed since, and `follow()` yields new
-measurement rows as they arrive until the run stops.
+A finished log is opened in plain read mode (HDF5 checks its end of file), a live one (or one
+whose writer was killed) in SWMR read mode with bounded retries (`xbarlab.log.h5open`), so no
+read hangs. In a schema v2 log the end-of-data marker is checked on open: a cut-short file is
+refused with what is intact, and a live or killed file is read only up to the rows its
+writer had flushed completely. Every damaged-file case raises `LogDamaged` with one line
+(checksum mismatch, inconsistent tables), never another exception; `refresh()` picks up
+rows flushed since, and `follow()` yields new measurement rows until the run stops.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import h5py
 import numpy as np
 import pandas as pd
 
 from xbarlab.log import schema as sc
+from xbarlab.log.errors import LogDamaged, LogError, NoRunLogged
+from xbarlab.log.h5open import eod_row, open_checked
+
+__all__ = ["LogDamaged", "LogError", "LogReader", "MvmData", "NoRunLogged", "RunEnd",
+           "RunInfo", "follow"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-class LogError(OSError):
-    """A log file that cannot be opened or is not an xbarlab log."""
+def _damage(path: Path, exc: BaseException) -> LogDamaged:
+    text = str(exc).strip().strip("'\"") or type(exc).__name__
+    if "checksum" in text.lower() or "filter returned failure" in text.lower():
+        what = "a checksum does not match (a flipped bit or an overwritten block)"
+    else:
+        what = text.replace("Unable to synchronously ", "").split("\n")[0][:200]
+    return LogDamaged(f"{path}: damaged: {what}; `xbarlab log verify {path}` lists what is "
+                      f"sound, `xbarlab log recover {path}` salvages every intact block")
+
+
+def _guarded(method: F) -> F:
+    """Turn any error of a read on a damaged file into one `LogDamaged` line."""
+
+    @functools.wraps(method)
+    def wrapper(self: LogReader, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except LogError:
+            raise
+        except (OSError, KeyError, ValueError, RuntimeError, IndexError, TypeError,
+                UnicodeError, AttributeError) as exc:
+            raise _damage(self.path, exc) from None
+
+    return cast(F, wrapper)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,29 +103,78 @@ class LogReader:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        if not self.path.exists():
-            raise FileNotFoundError(f"{self.path}: no such log file")
+        self._file, self.superblock = open_checked(self.path)
+        self._limits: dict[str, int] = {}
+        self._eod: dict[str, int] | None = None
         try:
-            self._file = h5py.File(self.path, "r", swmr=True)
-        except OSError as exc:
-            raise LogError(
-                f"cannot open {self.path} as HDF5: {exc}. If its writer was killed, "
-                f"`xbarlab log recover {self.path}` may make it readable"
-            ) from None
-        try:
-            name = self._file.attrs.get("schema")
-            if name != sc.SCHEMA_NAME:
-                raise LogError(f"{self.path} is not an xbarlab log (attribute 'schema' is "
-                               f"{name!r}, expected {sc.SCHEMA_NAME!r})")
-            version = int(self._file.attrs.get("schema_version", -1))
-            if not 1 <= version <= sc.SCHEMA_VERSION:
-                raise LogError(f"{self.path}: schema version {version} is not supported "
-                               f"(this xbarlab reads 1 to {sc.SCHEMA_VERSION})")
-        except BaseException:
+            self.schema_version = self._check_header()
+            if self.started:
+                self._check_digest()
+                self._load_eod(opening=True)
+        except BaseException as exc:
             self._file.close()
-            raise
-        self.schema_version = version
+            if isinstance(exc, LogError) or not isinstance(exc, Exception):
+                raise
+            raise _damage(self.path, exc) from None
 
+    @property
+    def live(self) -> bool:
+        """The file was opened while its writer held it (running, or killed)."""
+        return self.superblock.writer_open
+
+    def _check_header(self) -> int:
+        name = self._file.attrs.get("schema")
+        if name != sc.SCHEMA_NAME:
+            raise LogError(f"{self.path} is not an xbarlab log (attribute 'schema' is "
+                           f"{name!r}, expected {sc.SCHEMA_NAME!r})")
+        raw = self._file.attrs.get("schema_version", -1)
+        version = int(raw) if np.ndim(raw) == 0 else -1
+        if not 1 <= version <= sc.SCHEMA_VERSION:
+            raise LogError(f"{self.path}: schema version {version} is not supported "
+                           f"(this xbarlab reads 1 to {sc.SCHEMA_VERSION})")
+        return version
+
+    def _check_digest(self) -> None:
+        """Attributes (run start, units) against the digest written with them (schema v2)."""
+        if self.schema_version < 2:
+            return
+        stored = self._file.attrs.get(sc.DIGEST_ATTR)
+        if isinstance(stored, np.bytes_ | bytes):
+            stored = stored.decode("ascii", errors="replace")
+        if stored != sc.attrs_digest(self._file):
+            raise LogDamaged(
+                f"{self.path}: damaged: the run's metadata (attributes) do not match their "
+                f"digest; `xbarlab log recover {self.path}` salvages the measurements")
+
+    def _load_eod(self, opening: bool = False) -> None:
+        """Read the end-of-data marker; set how many rows of each table may be read."""
+        if self.schema_version < 2:
+            self._limits = {name: len(self._file[name]) for name in sc.TABLES
+                            if name in self._file}
+            return
+        eod = eod_row(self._file)
+        if eod is None:
+            raise LogDamaged(f"{self.path}: damaged: the end-of-data marker (/eod) is missing")
+        size = os.stat(self.path).st_size
+        if size < eod["file_size"]:
+            raise LogDamaged(
+                f"{self.path} is cut short: {size} bytes, {eod['file_size']} at its writer's "
+                f"last flush; `xbarlab log recover {self.path}` salvages every intact block")
+        limits = {}
+        for name in sc.TABLES:
+            ds = self._file[name]
+            if self.live and not opening:
+                ds.refresh()
+            want = eod[sc.EOD_FIELD[name]]
+            have = int(ds.shape[0])
+            finished = not self.live or eod["stop"] > 0
+            if have < want or (finished and not self.live and have != want):
+                raise LogDamaged(
+                    f"{self.path}: damaged: /{name} has {have} rows, its end-of-data marker "
+                    f"says {want}; `xbarlab log recover {self.path}` salvages every intact "
+                    "block")
+            limits[name] = want
+        self._eod, self._limits = eod, limits
     # -- file -----------------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -107,33 +190,48 @@ class LogReader:
         self.close()
 
     @property
+    @_guarded
     def started(self) -> bool:
         """Whether the RunStart was written (a writer that never got one leaves no tables)."""
         return sc.RUN in self._file and sc.EVENTS in self._file
 
     def _ds(self, name: str) -> h5py.Dataset:
         if not self.started:
-            raise LogError(f"{self.path} holds no run yet (no RunStart was logged)")
+            raise NoRunLogged(f"{self.path} holds no run (its writer never got a run start)")
         ds = self._file[name]
-        assert isinstance(ds, h5py.Dataset)
+        if not isinstance(ds, h5py.Dataset):
+            raise LogDamaged(f"{self.path}: damaged: /{name} is not a dataset")
         return ds
 
+    def _n(self, name: str) -> int:
+        """Rows of table `name` that are complete (up to the end-of-data marker)."""
+        self._ds(name)
+        return self._limits.get(name, 0)
+
+    def _rows(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray[Any, Any]:
+        """Rows `start:stop` of table `name`, never past the complete ones."""
+        n = self._n(name)
+        a, b, _ = slice(start, stop).indices(n)
+        return self._ds(name)[a:max(a, b)]
+
+    @_guarded
     def refresh(self) -> None:
         """See rows a live writer flushed since the file was opened or last refreshed."""
         if not self.started:
             return
-        for name in (sc.TEXT, sc.LABELS, sc.MVM_INPUTS, sc.MVM_OUTPUTS, sc.MVM_COMPLIANCE,
-                     sc.MEASUREMENTS, sc.EVENTS, sc.STOP):
-            self._ds(name).refresh()
+        if self.live:
+            self._load_eod()
 
+    @_guarded
     def counts(self) -> dict[str, int]:
-        """Rows visible now per table."""
-        return {"events": len(self._ds(sc.EVENTS)), "measurements": len(self._ds(sc.MEASUREMENTS)),
-                "mvm": len(self._ds(sc.MVM_INPUTS))}
+        """Rows readable now per table."""
+        return {"events": self._n(sc.EVENTS), "measurements": self._n(sc.MEASUREMENTS),
+                "mvm": self._n(sc.MVM_INPUTS)}
 
     # -- run metadata ---------------------------------------------------------------------------
 
     @property
+    @_guarded
     def info(self) -> RunInfo:
         """The RunStart: protocol, config, seed, versions, backend, limits, shape."""
         self._ds(sc.EVENTS)  # raises if no run was started
@@ -151,12 +249,15 @@ class LogReader:
         )
 
     @property
+    @_guarded
     def end(self) -> RunEnd | None:
         """The RunStop, or ``None`` while the run goes on (or if its writer died)."""
-        stop = self._ds(sc.STOP)
+        stop = self._rows(sc.STOP)
         if len(stop) == 0:
             return None
         row = stop[0]
+        if not 0 <= int(row["status"]) < len(sc.STATUSES):
+            raise LogDamaged(f"{self.path}: damaged: run stop status code {int(row['status'])}")
         start, length = int(row["reason_start"]), int(row["reason_len"])
         reason = (self._text_bytes()[start:start + length].decode("utf-8", errors="replace")
                   if start >= 0 else "")
@@ -164,6 +265,7 @@ class LogReader:
                       int(row["n_events"]), reason)
 
     @property
+    @_guarded
     def status(self) -> str:
         """success / failed / aborted, or "unfinished" (still running, or the writer died)."""
         end = self.end
@@ -172,24 +274,43 @@ class LogReader:
     # -- strings --------------------------------------------------------------------------------
 
     def _text_bytes(self) -> bytes:
-        return bytes(self._ds(sc.TEXT)[()])
+        return bytes(self._rows(sc.TEXT))
 
+    @_guarded
     def labels(self) -> list[str]:
         """Interned protocol and step names, by label id."""
         text = self._text_bytes()
-        return [text[s:s + n].decode("utf-8", errors="replace")
-                for s, n in self._ds(sc.LABELS)[()].tolist()]
+        out = []
+        for s, n in self._rows(sc.LABELS).tolist():
+            if s < 0 or n < 0 or s + n > len(text):
+                raise LogDamaged(f"{self.path}: damaged: a label points outside /text")
+            out.append(text[s:s + n].decode("utf-8", errors="replace"))
+        return out
 
     # -- tables ---------------------------------------------------------------------------------
 
+    @_guarded
     def measurements_array(self, start: int = 0, stop: int | None = None) -> np.ndarray[Any, Any]:
         """Rows of the measurements table as a numpy structured array (see schema)."""
-        return self._ds(sc.MEASUREMENTS)[start:stop]
+        rows = self._rows(sc.MEASUREMENTS, start, stop)
+        self._check_codes(rows, "measurements")
+        return rows
 
+    @_guarded
     def events_array(self) -> np.ndarray[Any, Any]:
         """The events table as a numpy structured array (see schema)."""
-        return self._ds(sc.EVENTS)[()]
+        rows = self._rows(sc.EVENTS)
+        self._check_codes(rows, "events")
+        return rows
 
+    def _check_codes(self, rows: np.ndarray[Any, Any], table: str) -> None:
+        """Enum codes within their range (a writer bug or a damaged v1 file otherwise)."""
+        for name, allowed in (("kind", len(sc.KINDS)), ("scheme", len(sc.SCHEMES))):
+            if len(rows) and int(rows[name].max()) >= allowed:
+                raise LogDamaged(f"{self.path}: damaged: /{table} holds {name} code "
+                                 f"{int(rows[name].max())} (allowed 0 to {allowed - 1})")
+
+    @_guarded
     def measurements(self, start: int = 0, stop: int | None = None) -> pd.DataFrame:
         """One row per cell measurement (reads and pulses), in the order they were made.
 
@@ -198,23 +319,29 @@ class LogReader:
         current (A), conductance (S), compliance, scheme, protocol, step.
         """
         m = self.measurements_array(start, stop)
-        seqs = self._ds(sc.EVENTS)["seq"]
+        seqs = self._rows(sc.EVENTS)["seq"]
         event = m["event"].astype(np.int64)
         seq = np.full(len(m), -1, dtype=np.int64)
-        ok = event < len(seqs)
+        ok = (event >= 0) & (event < len(seqs))  # -1: event lost (salvaged log)
         seq[ok] = seqs[event[ok]]
         return self._frame(m, {"event": event, "seq": seq}, ["time", "kind", "row", "col",
                            "voltage", "width", "current", "conductance", "compliance",
                            "scheme", "protocol", "step"])
 
+    @_guarded
     def events(self) -> pd.DataFrame:
         """One row per event, with its message and checkpoint data (parsed JSON) decoded."""
         e = self.events_array()
         text = self._text_bytes()
 
         def strings(starts: np.ndarray[Any, Any], lens: np.ndarray[Any, Any]) -> list[str]:
-            return [text[s:s + n].decode("utf-8", errors="replace") if s >= 0 else ""
-                    for s, n in zip(starts.tolist(), lens.tolist(), strict=True)]
+            out = []
+            for s, n in zip(starts.tolist(), lens.tolist(), strict=True):
+                if s >= 0 and (n < 0 or s + n > len(text)):
+                    raise LogDamaged(f"{self.path}: damaged: an event's text points outside "
+                                     "/text")
+                out.append(text[s:s + n].decode("utf-8", errors="replace") if s >= 0 else "")
+            return out
 
         data = [json.loads(d) if d else None for d in strings(e["data_start"], e["data_len"])]
         extra = {"message": strings(e["message_start"], e["message_len"]), "data": data}
@@ -242,6 +369,7 @@ class LogReader:
         cols.update(last or {})
         return pd.DataFrame(cols)
 
+    @_guarded
     def annotations(self) -> pd.DataFrame:
         """Checkpoints, refusals and faults with their messages and data."""
         ev = self.events()
@@ -249,11 +377,12 @@ class LogReader:
         return ev.loc[keep, ["seq", "time", "kind", "step", "message", "data"]].reset_index(
             drop=True)
 
+    @_guarded
     def mvm(self) -> MvmData:
         """Every MVM's inputs and outputs, with the event each batch row belongs to."""
-        x = self._ds(sc.MVM_INPUTS)[()]
-        y = self._ds(sc.MVM_OUTPUTS)[()]
-        c = self._ds(sc.MVM_COMPLIANCE)[()]
+        x = self._rows(sc.MVM_INPUTS)
+        y = self._rows(sc.MVM_OUTPUTS)
+        c = self._rows(sc.MVM_COMPLIANCE)
         t = min(len(x), len(y), len(c))
         e = self.events_array()
         owner = np.full(t, -1, dtype=np.int64)
@@ -262,12 +391,17 @@ class LogReader:
             owner[s:min(s + n, t)] = idx
         return MvmData(x[:t], y[:t], c[:t], owner)
 
+    @_guarded
     def final_conductances(self) -> np.ndarray[Any, np.dtype[np.float64]]:
         """(M, N) conductance of each cell's last read (S); NaN for cells never read."""
         m, n = self.info.shape
         rows = self.measurements_array()
         reads = rows[rows["kind"] == sc.KIND_CODE["read"]]
         out = np.full((m, n), np.nan)
+        bad = (reads["row"] < 0) | (reads["row"] >= m) | (reads["col"] < 0) | (reads["col"] >= n)
+        if bad.any():
+            raise LogDamaged(f"{self.path}: damaged: a read of a cell outside the {m} x {n} "
+                             "array")
         out[reads["row"], reads["col"]] = reads["conductance"]  # later rows win
         return out
 
@@ -287,8 +421,8 @@ class LogReader:
         seen = start
         while True:
             self.refresh()
-            stopped = len(self._ds(sc.STOP)) > 0  # the writer flushes every row before the stop
-            n = len(self._ds(sc.MEASUREMENTS))
+            stopped = self._n(sc.STOP) > 0  # the writer flushes every row before the stop
+            n = self._n(sc.MEASUREMENTS)
             if n > seen:
                 yield self.measurements_array(seen, n)
                 seen = n

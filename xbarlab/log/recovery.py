@@ -1,9 +1,10 @@
-"""Checking and recovering log files whose writer died.
+"""Probing suspect log files in a child process, and the "open for write" flag.
 
-A killed writer leaves the file's "open for write" flag set: SWMR readers (`LogReader`) still
-open it, but plain HDF5 readers and h5dump refuse it until the flag is cleared (``h5clear -s``,
-Debian package hdf5-tools). A damaged file can hang the HDF5 library, so suspect files are
-probed in a child process with a timeout.
+A killed writer leaves the file's "open for write" flag set: `LogReader` still opens it (SWMR,
+bounded retries), but plain HDF5 readers and h5dump refuse it until the flag is cleared
+(``h5clear -s``, Debian package hdf5-tools; `clear_write_flag`). `probe` opens a file in a
+child process with a deadline, for where the in-process guards of `xbarlab.log.h5open` are
+not available. Salvaging a damaged log is `xbarlab.log.salvage`.
 """
 
 from __future__ import annotations
@@ -138,22 +139,3 @@ def clear_write_flag(path: str | os.PathLike[str], timeout: float = 30.0) -> Non
     if done.returncode != 0:
         msg = (done.stderr or done.stdout).strip()
         raise RecoveryError(f"h5clear -s {p} failed (exit {done.returncode}): {msg}")
-
-
-def recover(path: str | os.PathLike[str], timeout: float = 30.0) -> ProbeResult:
-    """Make a log whose writer died readable by every HDF5 tool; returns the final probe.
-
-    Raises `RecoveryError` if the file hangs the HDF5 library or is not a readable log.
-    """
-    first = probe(path, timeout)
-    if first.hung:
-        raise RecoveryError(f"{path}: {first.error}; the file is probably damaged")
-    if first.plain_readable and first.readable:
-        return first
-    if not first.readable and not first.write_flag_set and "open for write" not in first.error:
-        raise RecoveryError(f"{path} is not a readable xbarlab log: {first.error}")
-    clear_write_flag(path, timeout)
-    second = probe(path, timeout)
-    if not (second.readable and second.plain_readable):
-        raise RecoveryError(f"{path} is still unreadable after h5clear: {second.error}")
-    return second

@@ -13,6 +13,13 @@ One file holds one run::
     /mvm/compliance (T, N) MVM compliance flags
     /labels        (L,)    interned protocol and step names (references into /text)
     /text          (C,)    UTF-8 bytes of every string (labels, messages, checkpoint data JSON)
+    /eod           (1,)    end-of-data marker (v2): flush count, file size and rows per table
+                           at the last flush; rewritten once those rows are in the file
+
+Version 2 adds integrity: every dataset has HDF5's fletcher32 checksum filter, the root
+attribute ``digest`` (fixed-size, so inside the checksummed object header) is the SHA-256 of
+every attribute of the file (strings live in the global heap, which HDF5 does not checksum),
+and /eod lets a reader tell a cut-short or half-written file from a complete one.
 
 Every table has fixed-size rows (no variable-length types, which SWMR does not handle) and
 grows along its first axis. Strings live in /text and are referenced by (start, length).
@@ -22,6 +29,7 @@ The format is pinned to HDF5 1.10 so that 1.10 tools (h5dump, h5clear) open the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any, Final
@@ -32,7 +40,7 @@ import numpy as np
 from xbarlab.documents import EventKind, RunStatus
 
 SCHEMA_NAME: Final = "xbarlab.log"
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 LIBVER: Final = ("v110", "v110")
 """HDF5 format bounds: SWMR needs >= 1.10; newer bounds make files h5dump 1.10 cannot read."""
 
@@ -108,6 +116,27 @@ MVM_INPUTS: Final = "mvm/inputs"
 MVM_OUTPUTS: Final = "mvm/outputs"
 MVM_COMPLIANCE: Final = "mvm/compliance"
 
+EOD: Final = "eod"
+EOD_DTYPE = np.dtype([
+    ("flushes", "<i8"),
+    ("file_size", "<i8"),  # bytes on disk right after the flush
+    ("measurements", "<i8"),
+    ("events", "<i8"),
+    ("labels", "<i8"),
+    ("text", "<i8"),
+    ("mvm", "<i8"),
+    ("stop", "<i8"),
+])
+TABLES: Final = (MEASUREMENTS, EVENTS, LABELS, TEXT, MVM_INPUTS, MVM_OUTPUTS, MVM_COMPLIANCE,
+                 STOP)
+"""Every growing table; /eod counts rows of each (the three MVM tables share one count)."""
+EOD_FIELD: Final = {MEASUREMENTS: "measurements", EVENTS: "events", LABELS: "labels",
+                    TEXT: "text", MVM_INPUTS: "mvm", MVM_OUTPUTS: "mvm", MVM_COMPLIANCE: "mvm",
+                    STOP: "stop"}
+DIGEST_ATTR: Final = "digest"
+DIGESTED: Final = ("/", RUN, *TABLES, EOD)
+"""Objects whose attributes `attrs_digest` covers."""
+
 RUN_JSON_ATTRS: Final = ("config", "backend", "limits")
 """RunStart fields stored as JSON strings in /run attributes."""
 
@@ -142,3 +171,27 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, (set, frozenset, tuple)):
         return list(obj)
     return str(obj)
+
+
+def attrs_digest(f: h5py.File) -> str:
+    """SHA-256 (hex) of every attribute of the objects in `DIGESTED`, except the digest."""
+    h = hashlib.sha256()
+    for name in DIGESTED:
+        if name not in f:
+            h.update(f"{name}:absent;".encode())
+            continue
+        attrs = f[name].attrs
+        for key in sorted(attrs.keys()):
+            if name == "/" and key == DIGEST_ATTR:
+                continue
+            value = attrs[key]
+            if isinstance(value, str):
+                raw = b"s" + value.encode("utf-8", errors="surrogateescape")
+            elif isinstance(value, bytes):
+                raw = b"b" + value
+            else:
+                arr = np.asarray(value)
+                raw = arr.dtype.str.encode() + repr(arr.shape).encode() + arr.tobytes()
+            h.update(f"{name}/{key}:{len(raw)}:".encode())
+            h.update(raw)
+    return h.hexdigest()

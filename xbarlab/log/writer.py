@@ -13,12 +13,14 @@ layout (unchanged by this buffering).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import sys
 import threading
 import time
 import weakref
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -26,9 +28,11 @@ from typing import Any
 import h5py
 import numpy as np
 
+from xbarlab.cells import CellMeasurement
 from xbarlab.documents import Document, Event, RunStart, RunStop
 from xbarlab.log import blocks
 from xbarlab.log import schema as sc
+from xbarlab.log.fletcher import with_checksum
 
 _I8, _F8, _B = blocks.INT, blocks.FLOAT, blocks.BOOL
 _CELL_BYTES = blocks.CELL_BYTES
@@ -38,6 +42,8 @@ _join = b"".join
 _NO_EXTRAS = (sc.NO_INDEX, 0, sc.NO_INDEX, 0, sc.NO_INDEX, 0)
 _SIG_DTYPE = np.dtype([("kind", np.uint8), ("protocol", np.uint16), ("step", np.uint16),
                        ("scheme", np.uint8)])
+CHECKSUMS = True
+"""fletcher32 on every dataset. Switched off only by bench/bench_log.py to measure its cost."""
 _EXTRA_COLUMNS = ("mvm_start", "mvm_count", "message_start", "message_len", "data_start",
                   "data_len")
 
@@ -53,7 +59,13 @@ class HDF5Writer:
     - `flush_interval`: also flush when this many seconds passed since the last flush, so a
       live reader of a slow run sees rows soon (``None``: only on full blocks and at the end).
       Checked at each event through a flag a daemon thread sets (ended by `close`).
-    - `fsync`: fsync the file after every flush (survives a power cut, not just a process kill).
+    - `durable` (or its old name `fsync`): fsync the file at every flush and its directory
+      at creation, so that what was flushed also survives a power cut, not just a process kill.
+
+    Every dataset carries HDF5's fletcher32 checksum; an end-of-data marker (/eod: row counts
+    and file size) is rewritten after each flush, once the rows it counts are in the file.
+    Multi-cell operations may stream their cells as they are measured (`partial`).
+    Thread-safe: the flush clock thread flushes buffered rows itself when the run is idle.
     """
 
     def __init__(
@@ -64,6 +76,7 @@ class HDF5Writer:
         block_rows: int = 1024,
         flush_interval: float | None = 1.0,
         fsync: bool = False,
+        durable: bool = False,
     ) -> None:
         if block_rows < 1:
             raise ValueError(f"block_rows must be >= 1, got {block_rows}")
@@ -90,7 +103,19 @@ class HDF5Writer:
         self._file.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.block_rows = block_rows
         self.flush_interval = flush_interval
-        self.fsync = fsync
+        self.durable = self.fsync = bool(durable or fsync)
+        if self.durable:
+            sync_directory(self.path)
+        self._lock = threading.Lock()
+        self._eod: h5py.Dataset | None = None
+        self._flushes = 0
+        self._stop_rows = 0
+        # cells a multi-cell operation streamed before its event (`partial`)
+        self._part: list[tuple[Any, ...]] = []
+        self._part_seq: int | None = None
+        self._part_first = 0  # row of /measurements of its first cell
+        self._part_n = 0  # cells streamed so far
+        self._meas_ref: dict[int, tuple[int, int]] = {}  # block position -> (start, count)
         self._started = False
         self._stopped = False
         self._closed = False
@@ -99,8 +124,11 @@ class HDF5Writer:
         self._shape = (0, 0)
         self._last_flush = time.monotonic()
         self._interval = float("inf") if flush_interval is None else float(flush_interval)
-        # `_due`: `flush_interval` passed since the last flush. A daemon thread sets it, so the
-        # per-event path reads a flag instead of the clock.
+        self._marked = time.monotonic()  # when the end-of-data marker was last written
+        self._marked_rows = {"measurements": 0, "events": 0, "mvm": 0}
+        self._mark_every = min(self._interval / 4, 0.25)
+        # `_due`: flush at every event (flush_interval 0). Otherwise the flush clock thread
+        # flushes on its own (`_flush_clock`).
         self._due = self._interval == 0
         self._clock_stop = threading.Event()
         self._clock: threading.Thread | None = None
@@ -149,13 +177,20 @@ class HDF5Writer:
         A 1-cell event needs no dtype checks: ``item()`` gives exact Python numbers (and
         refuses arrays of another size), ``struct`` refuses what is not a number.
         """
+        with self._lock:
+            self._record(doc)
+
+    def _record(self, doc: Document) -> None:
         if type(doc) is not Event and not isinstance(doc, Event):
             self._document(doc)
             return
         if not self._live:
             self._not_live()
-        if doc.mvm_in is not None or doc.message or doc.data:
-            self._stage_with_extras(doc)
+        if doc.mvm_in is not None or doc.message or doc.data or self._part_seq is not None:
+            if self._part_seq is not None and doc.seq == self._part_seq:
+                self._finish_part(doc)
+            else:
+                self._stage_with_extras(doc)
             return
         known = self._by_step.get(doc.step)
         if (known is not None and known[0] is doc.kind and known[1] is doc.protocol
@@ -177,7 +212,7 @@ class HDF5Writer:
             left = self._left - 1
             self._left = left
             if left <= 0 or self._due:
-                self.flush()
+                self._flush()
         else:
             record = self._cell_bytes(doc, k) if k else b""
             self._stage(_pack_head(doc.seq, doc.time, doc.width, sig, k, *_NO_CELL), k, record)
@@ -224,7 +259,7 @@ class HDF5Writer:
         heads = self._heads
         rows = len(heads) - self._n_other + self._rows_other + k
         if rows > self._room_rows and heads:  # the block cannot take these rows
-            self.flush()
+            self._flush()
             rows = k
         if extras is not None:
             self._extras[len(heads)] = extras
@@ -237,7 +272,64 @@ class HDF5Writer:
         left = left_events if left_events < left_rows else left_rows
         self._left = left
         if left <= 0 or self._due:
-            self.flush()
+            self._flush()
+
+    # -- cells streamed by a multi-cell operation -------------------------------------------
+
+    def partial(self, doc: CellMeasurement) -> None:
+        """One cell of a multi-cell operation, measured just now (before the operation's event).
+
+        Its row goes to /measurements with the next flush (at the latest `flush_interval` / 2
+        later through the flush clock), so a kill during a long read map or MVM loses only
+        the cells of the last interval. The operation's event (same `seq`) then refers to
+        these rows instead of writing its first cells again.
+        """
+        with self._lock:
+            if not self._live:
+                self._not_live()
+            if self._part_seq != doc.seq:
+                self._write_all()  # earlier events first: this operation's rows follow theirs
+                self._part_seq, self._part_first, self._part_n = doc.seq, self._meas_next, 0
+            sig = self._signature(doc)  # type: ignore[arg-type]
+            kind, proto, step, scheme = self._sig_rows[sig]
+            v, i = float(doc.voltage), float(doc.current)
+            r, c = doc.cell
+            self._part.append((self._events_next, doc.time, kind, int(r), int(c), v, doc.width,
+                               i, i / v if v else float("nan"), bool(doc.compliance), scheme,
+                               proto, step))
+            self._part_n += 1
+            if len(self._part) >= self.block_rows or self._due:
+                self._flush()
+
+    def _write_part(self) -> None:
+        """Append the streamed cells buffered so far to /measurements (no file flush)."""
+        if not self._part:
+            return
+        rows = np.array(self._part, dtype=sc.MEASUREMENT_DTYPE)
+        self._part.clear()
+        self._meas_next += len(rows)
+        cap = self.block_rows
+        self._room_rows = cap - self._meas_next % cap
+        self._left = min(self._room_rows, self._room_events)
+        self._append_rows([(sc.MEASUREMENTS, rows)])
+
+    def _finish_part(self, doc: Event) -> None:
+        """The event of an operation whose first cells were streamed: refer to their rows."""
+        self._write_all()
+        first, s = self._part_first, self._part_n
+        self._part_seq, self._part_n = None, 0
+        k = len(doc.cells)
+        rest = doc
+        if k:  # the event repeats the streamed cells first: keep only the others
+            cut = min(s, k)
+            rest = replace(doc, cells=np.asarray(doc.cells)[cut:],
+                           voltages=np.asarray(doc.voltages)[cut:],
+                           currents=np.asarray(doc.currents)[cut:],
+                           conductances=np.asarray(doc.conductances)[cut:],
+                           compliance=np.asarray(doc.compliance).reshape(-1)[cut:]
+                           if len(np.asarray(doc.compliance).reshape(-1)) == k else doc.compliance)
+        self._meas_ref[len(self._heads)] = (first, s + max(k - s, 0))
+        self._stage_with_extras(rest)
 
     def _not_live(self) -> None:
         self._check_open()
@@ -253,7 +345,13 @@ class HDF5Writer:
 
     @property
     def flushed_rows(self) -> dict[str, int]:
-        """Rows already in the file (safe from a process kill), per table."""
+        """Rows in the file and counted by its end-of-data marker (what a reader trusts, and
+        what survives a process kill), per table."""
+        return dict(self._marked_rows)
+
+    @property
+    def written_rows(self) -> dict[str, int]:
+        """Rows appended to the file's tables so far (flushed or not, marked or not)."""
         return {"measurements": self._meas_total, "events": self._events_total,
                 "mvm": self._mvm_total}
 
@@ -290,7 +388,7 @@ class HDF5Writer:
             sc.STOP: self._table(sc.STOP, sc.STOP_DTYPE, 1, sc.STOP_UNITS),
         }
         text = f.create_dataset(sc.TEXT, shape=(0,), maxshape=(None,), dtype=np.uint8,
-                                chunks=(16384,))
+                                chunks=(16384,), fletcher32=CHECKSUMS)
         text.attrs["encoding"] = "utf-8"
         datasets[sc.TEXT] = text
         m, n = (int(x) for x in doc.shape)
@@ -303,7 +401,8 @@ class HDF5Writer:
                                           (sc.MVM_OUTPUTS, n, np.float64, "A"),
                                           (sc.MVM_COMPLIANCE, n, np.bool_, "")):
             ds = f.create_dataset(name, shape=(0, width), maxshape=(None, width), dtype=dtype,
-                                  chunks=(self._mvm_cap, max(width, 1)))
+                                  chunks=(self._mvm_cap, max(width, 1)),
+                                  fletcher32=CHECKSUMS)
             if units:
                 ds.attrs["units"] = units
             datasets[name] = ds
@@ -311,8 +410,11 @@ class HDF5Writer:
         self._run_id = doc.run_id
         self._started = self._live = True
         self._intern(doc.protocol)
+        self._eod = f.create_dataset(sc.EOD, shape=(1,), dtype=sc.EOD_DTYPE, chunks=(1,),
+                                     fletcher32=True)
+        f.attrs[sc.DIGEST_ATTR] = np.bytes_(sc.attrs_digest(f))
         self._file.swmr_mode = True  # every object exists now; from here on only appends
-        self.flush()
+        self._flush(marker=True)
         if 0 < self._interval < float("inf"):
             self._clock = threading.Thread(
                 target=_flush_clock, args=(weakref.ref(self), self._clock_stop, self._interval),
@@ -323,7 +425,7 @@ class HDF5Writer:
         self, name: str, dtype: np.dtype[Any], chunk: int, units: dict[str, str]
     ) -> h5py.Dataset:
         ds = self._file.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype,
-                                       chunks=(chunk,))
+                                       chunks=(chunk,), fletcher32=CHECKSUMS)
         ds.attrs["units"] = sc.to_json(units)
         return ds
 
@@ -421,6 +523,9 @@ class HDF5Writer:
         if not single:
             e["meas_start"][k == 0] = sc.NO_INDEX
         e["meas_count"] = k
+        for pos, (start, count) in self._meas_ref.items():  # rows streamed before the event
+            e["meas_start"][pos] = start
+            e["meas_count"][pos] = count
         if self._extras_dirty or self._extras:  # the reference columns of MVM/text events
             refs = np.empty((n, len(_NO_EXTRAS)), dtype=np.int64)
             refs[:] = _NO_EXTRAS
@@ -430,6 +535,9 @@ class HDF5Writer:
                 e[name] = refs[:, j]
             # the preallocated block keeps these columns for the next, unless they differ
             self._extras_dirty = bool(self._extras) or e.base is not self._events
+        if self._meas_ref:
+            self._extras_dirty = True  # the preallocated block's meas columns were overridden
+            self._meas_ref.clear()
         self._heads.clear()
         self._cells.clear()
         self._extras.clear()
@@ -475,7 +583,7 @@ class HDF5Writer:
         comp = comp.reshape(b, n) if comp.size == b * n else np.zeros((b, n), dtype=bool)
         j = self._n_mvm
         if j + b > self._mvm_cap:
-            self.flush()
+            self._flush()
             j = 0
         if b > self._mvm_cap:
             start = self._mvm_total
@@ -514,18 +622,39 @@ class HDF5Writer:
         start, length = self._add_text(doc.reason) if doc.reason else (-1, 0)
         row = np.array([(doc.time, sc.STATUS_CODE[doc.status], doc.n_events, start, length)],
                        dtype=sc.STOP_DTYPE)
-        self.flush()  # rows before the stop row, so a reader seeing the stop sees all rows
+        self._write_all()  # rows before the stop row; the marker then counts them all
         self._append(sc.STOP, row, 1, 0)
+        self._stop_rows = 1
         self._stopped = True
-        self._sync()
+        self._sync(marker=True)
 
     def _append(self, name: str, block: np.ndarray[Any, Any], n: int, total: int) -> int:
         return self._sinks[name].append(block, n, total)
 
     def flush(self) -> None:
         """Append every buffered row to the file and flush it (readers see them after this)."""
+        with self._lock:
+            self._flush(marker=True)
+
+    def _pending(self) -> bool:
+        """Rows are buffered that the file does not have yet."""
+        return bool(self._heads or self._part or self._text or self._pending_labels
+                    or self._n_mvm or self._unwritten)
+
+    def _clock_flush(self, since: float) -> None:
+        """The flush clock's flush: only if nobody flushed since `since` and rows wait."""
+        with self._lock:
+            if self._last_flush <= since and (self._pending() or self._marked < since):
+                self._flush(marker=True)
+
+    def _flush(self, marker: bool | None = None) -> None:
         if self._closed or not self._started:
             return
+        self._write_all()
+        self._sync(marker)
+
+    def _write_all(self) -> None:
+        """Append every buffered row to its table, strings and labels first (no file flush)."""
         if self._text:
             self._text_total = self._append(
                 sc.TEXT, np.frombuffer(bytes(self._text), dtype=np.uint8), len(self._text),
@@ -546,12 +675,36 @@ class HDF5Writer:
             tables, self._unwritten = self._unwritten, []
             self._append_rows(tables)
         self._write_block()
-        self._sync()
+        self._write_part()
 
-    def _sync(self) -> None:
-        self._file.flush()
-        if self.fsync:
-            os.fsync(self._file.id.get_vfd_handle())
+    def _sync(self, marker: bool | None = None) -> None:
+        """Flush the file, then record the end-of-data marker of what it now holds.
+
+        The marker is written only once the rows it counts are in the file (and, when
+        durable, on disk), so a reader trusting the marker never trusts rows that are not.
+        It is written at every timed or explicit flush, at the run stop and at close; the
+        flushes of full blocks in a fast run update it at most every `_mark_every` s (it
+        costs a second file flush).
+        """
+        f = self._file
+        f.flush()
+        fd = f.id.get_vfd_handle()
+        if self.durable:
+            os.fsync(fd)
+        now = time.monotonic()
+        if marker is None:
+            marker = self._due or now - self._marked >= self._mark_every
+        if self._eod is not None and marker:
+            self._marked = now
+            self._marked_rows = {"measurements": self._meas_total, "events": self._events_total,
+                                 "mvm": self._mvm_total}
+            self._flushes += 1
+            self._eod[0] = (self._flushes, os.fstat(fd).st_size, self._meas_total,
+                            self._events_total, self._labels_total, self._text_total,
+                            self._mvm_total, self._stop_rows)
+            f.flush()
+            if self.durable:
+                os.fsync(fd)
         self._last_flush = time.monotonic()
         self._due = self._interval == 0
 
@@ -584,22 +737,36 @@ class HDF5Writer:
 
 
 def _flush_clock(writer: weakref.ref[HDF5Writer], stop: threading.Event, interval: float) -> None:
-    """Set `writer._due` whenever `interval` seconds passed since its last flush.
+    """Flush `writer` whenever rows wait and `interval` / 2 passed since its last flush.
 
-    Holds the writer only weakly and only between waits, so a writer that was never closed
-    can still be collected (the thread then ends at its next wake-up).
+    Wakes every `interval` / 4 at most, so no row waits longer than about 3/4 of `interval`
+    (plus the flush itself) even while the run is busy inside one long operation. Holds the
+    writer only weakly and only between waits, so a writer that was never closed can still
+    be collected (the thread then ends at its next wake-up).
     """
+    half, quarter = interval / 2, interval / 4
     while True:
         w = writer()
         if w is None:
             return
-        wait = w._last_flush + interval - time.monotonic()
+        last = w._last_flush
+        wait = last + half - time.monotonic()
         if wait <= 0:
-            w._due = True
-            wait = interval  # the next event flushes, which restarts the count
+            with contextlib.suppress(Exception):  # the next flush in the run raises it
+                w._clock_flush(last)
+            wait = quarter
         del w
-        if stop.wait(wait):
+        if stop.wait(min(wait, quarter)):
             return
+
+
+def sync_directory(path: Path) -> None:
+    """fsync the directory holding `path`, so that the file's entry survives a power cut."""
+    fd = os.open(path.parent if str(path.parent) else Path("."), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class _Sink:
@@ -620,8 +787,10 @@ class _Sink:
                 and ftype.dtype.descr == ds.dtype.descr)
         self.mtype = ftype if same else h5py.h5t.py_create(ds.dtype)
         chunks: tuple[int, ...] = ds.chunks or ()
-        unfiltered = ds.compression is None and not ds.shuffle and not ds.fletcher32
-        self.chunk = chunks[0] if same and unfiltered and len(chunks) == 1 else 0
+        # fletcher32 alone: whole chunks still go direct, with the checksum computed here
+        direct = ds.compression is None and not ds.shuffle
+        self.checksum = bool(ds.fletcher32)
+        self.chunk = chunks[0] if same and direct and len(chunks) == 1 else 0
         self._zeros = (0,) * len(self.tail)
         self._mspaces: dict[int, h5py.h5s.SpaceID] = {}  # memory spaces by row count
 
@@ -640,7 +809,9 @@ class _Sink:
         if a:
             self._write(rows, 0, a, total)
         for j in range(a, b, c):
-            self.id.write_direct_chunk((total + j,), rows[j:j + c])
+            part = rows[j:j + c]
+            self.id.write_direct_chunk((total + j,), with_checksum(part) if self.checksum
+                                       else part)
         if b < n:
             self._write(rows, b, n, total)
         return total + n

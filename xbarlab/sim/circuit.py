@@ -14,6 +14,7 @@ import numpy as np
 
 from xbarlab.crossbar import FloatArray
 from xbarlab.sim.devices import DeviceArray
+from xbarlab.sim.solver_network import CircuitError
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,20 @@ def line_currents(i_pad: FloatArray, shape: tuple[int, int]) -> tuple[FloatArray
     return i_rows, i_cols
 
 
+def check_conductances(g: FloatArray, what: str = "device") -> None:
+    """Raise `CircuitError` naming the first device whose conductance is NaN, infinite or
+    negative (a circuit answer from such a state would be meaningless)."""
+    g = np.asarray(g)
+    if np.isfinite(g.sum()) and g.min(initial=0.0) >= 0.0:
+        return  # a finite sum of values >= 0: the common case in two reductions
+    bad = ~np.isfinite(g) | (g < 0)
+    i, j = (int(k) for k in np.argwhere(bad)[0])
+    raise CircuitError(
+        f"{what} ({i}, {j}) has conductance {g[i, j]!r} S ({int(bad.sum())} bad in all); "
+        "conductances must be finite and >= 0 S"
+    )
+
+
 class Circuit(Protocol):
     """Solves the array for given line potentials (NaN = floating line)."""
 
@@ -64,6 +79,7 @@ class IdealCircuit:
     def solve(self, devices: DeviceArray, row_v: FloatArray, col_v: FloatArray) -> CircuitSolution:
         row_v = np.atleast_2d(np.asarray(row_v, dtype=np.float64))
         col_v = np.atleast_2d(np.asarray(col_v, dtype=np.float64))
+        check_conductances(devices.g)
         floating = np.isnan(row_v).any() or np.isnan(col_v).any()
         if floating:
             row_v, col_v = self._float_lines(devices, row_v, col_v)
@@ -102,9 +118,34 @@ class IdealCircuit:
             fixed = ~free
             a = lap[np.ix_(free, free)]
             rhs = -lap[np.ix_(free, fixed)] @ v[fixed]
-            v[free] = np.linalg.solve(a, rhs)
+            try:
+                v[free] = np.linalg.solve(a, rhs)
+            except np.linalg.LinAlgError:
+                raise CircuitError(_isolated_lines(g, free)) from None
             row_v[b], col_v[b] = v[:m], v[m:]
         return row_v, col_v
 
     def describe(self) -> dict[str, Any]:
         return {"circuit": "ideal"}
+
+
+def _isolated_lines(g: FloatArray, free: np.ndarray) -> str:
+    """Message naming the floating lines that no conducting device joins to a driven line."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    m, n = g.shape
+    ii, jj = np.nonzero(g > 0)
+    src = m + n  # every driven line joins this node
+    fixed = np.flatnonzero(~free)
+    a = np.concatenate([ii, fixed])
+    b = np.concatenate([m + jj, np.full(fixed.size, src)])
+    adj = coo_matrix((np.ones(a.size), (a, b)), (src + 1, src + 1))
+    _, lab = connected_components(adj, directed=False)
+    cut = np.flatnonzero(lab[:src] != lab[src])
+    what = [f"row {k}" if k < m else f"column {k - m}" for k in cut]
+    more = f" (and {len(what) - 3} more)" if len(what) > 3 else ""
+    return (
+        f"{', '.join(what[:3])}{more}: floating and isolated (no conducting device joins it "
+        "to a driven line), its potential is undefined; drive it or give its devices g > 0"
+    )

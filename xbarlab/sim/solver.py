@@ -28,8 +28,9 @@ from typing import Any, Literal
 import numpy as np
 
 from xbarlab.crossbar import BoolArray, FloatArray
+from xbarlab.sim import solver_kernels
 from xbarlab.sim.blas import one_blas_thread
-from xbarlab.sim.circuit import CircuitSolution, line_currents
+from xbarlab.sim.circuit import CircuitSolution, check_conductances, line_currents
 from xbarlab.sim.devices import DeviceArray
 from xbarlab.sim.iv import IVLaw, LinearIV
 from xbarlab.sim.solver_network import (
@@ -83,7 +84,10 @@ class DeviceLaw:
         """The law of a `DeviceArray`; `linearize` uses its small-signal conductance."""
         g0 = np.asarray(devices.conductance(np.zeros(devices.shape)), dtype=np.float64)
         if devices.linear or linearize:
-            return cls.of_iv(g0, LinearIV())
+            return cls(
+                lambda v: np.multiply(g0, v), lambda v: np.broadcast_to(g0, np.shape(v)).copy(),
+                True, g0,
+            )
         return cls(devices.current, devices.conductance, False, g0)
 
 
@@ -148,7 +152,8 @@ class CrossbarSolver:
     """Solves one array's wiring for many conductance states and bias batches.
 
     `engine`: "auto" (line engine where it applies and converges, else direct; a linear state
-    solved `lu_after` times gets a cached LU), "direct" or "lines" (raise where it does not
+    solved `lu_after` times (16x that with the compiled
+    line engine) gets a cached LU), "direct" or "lines" (raise where it does not
     apply). Engines are cached per pad pattern.
     """
 
@@ -161,6 +166,7 @@ class CrossbarSolver:
         newton_rtol: float = 1e-11,
         cache_size: int = 8,
         lu_after: int = 8,
+        compiled: bool = True,
     ) -> None:
         if engine not in ("auto", "direct", "lines"):
             raise ValueError(f"engine must be 'auto', 'direct' or 'lines', got {engine!r}")
@@ -171,13 +177,17 @@ class CrossbarSolver:
         self.max_newton = max_newton
         self.newton_rtol = newton_rtol
         self.pads = Pads.of(wires)
+        self._lines_ok = wires.all_positive
         self._cache_size = cache_size
         self._direct: OrderedDict[bytes, DirectEngine] = OrderedDict()
         self._lines: OrderedDict[bytes, LineEngine] = OrderedDict()
         self._connected: OrderedDict[bytes, bool] = OrderedDict()
         self._seen: dict[bytes, tuple[FloatArray, int]] = {}
         self._ports: PadPorts | None = None
+        self._warm: OrderedDict[bytes, tuple[float, FloatArray]] = OrderedDict()
         self.lu_after = lu_after
+        #: compiled line engine with warm starts (False: the numpy engine, cold starts)
+        self.compiled = compiled and solver_kernels.AVAILABLE
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -203,10 +213,10 @@ class CrossbarSolver:
         """Auto policy: the line engine, unless a direct LU for this very linear state is
         cached (a solve is then cheaper) or more than `lu_after` right-hand sides have been
         solved for it, this batch included (factor once, then reuse)."""
-        if not self.wires.all_positive:
+        if not self._lines_ok:
             return False
-        if not law.linear:
-            return True
+        if not law.linear or (self.compiled and batch == 1):
+            return True  # one compiled line solve beats a one-input direct solve
         key = driven.tobytes()
         deng = self._direct.get(key)
         if deng is not None and deng.has_factor(law.g0):
@@ -217,7 +227,8 @@ class CrossbarSolver:
         self._seen[key] = (np.array(law.g0, copy=True), count)
         while len(self._seen) > self._cache_size:
             self._seen.pop(next(iter(self._seen)))
-        return count <= self.lu_after
+        # a compiled line solve costs about 1/100 of a factorization: factor later
+        return count <= (16 * self.lu_after if self.compiled else self.lu_after)
 
     def check_connected(self, driven: BoolArray, conducting: BoolArray) -> None:
         """Raise `CircuitError` naming lines without a path to a driven pad (cached)."""
@@ -232,7 +243,9 @@ class CrossbarSolver:
     def line_engine(self, driven: BoolArray) -> LineEngine:
         def make() -> LineEngine:
             y = np.where(driven, 1.0 / self.pads.r_series, 0.0)[None, :]
-            return LineEngine(self.wires, y)
+            eng = LineEngine(self.wires, y)
+            eng.compiled = eng.compiled and self.compiled
+            return eng
 
         return self._get(self._lines, driven.tobytes(), make)
 
@@ -274,6 +287,9 @@ class CrossbarSolver:
         law, volts, driven = self._prepare(g, terminals, iv, law)
         if not law.linear:
             return self.solve(None, terminals, law=law).i_pad
+        if volts.shape[0] == 1:  # a single-cell operation
+            self.check_connected(driven[0], law.g0 > 0)
+            return self._pad_currents_group(driven[0], volts, law)
         out = np.zeros_like(volts)
         rest = np.ones(volts.shape[0], dtype=bool)
         few = driven.sum(axis=1) <= MAX_PORTS
@@ -307,6 +323,7 @@ class CrossbarSolver:
             law = DeviceLaw.of_iv(g, iv if iv is not None else LinearIV())
         if law.g0.shape != (m, n):
             raise CircuitError(f"device array is {law.g0.shape}, the wiring is for {(m, n)}")
+        check_conductances(law.g0)
         if terminals.row_start.shape[1] != m or terminals.col_start.shape[1] != n:
             raise CircuitError(
                 f"terminals are for {terminals.row_start.shape[1]} x "
@@ -367,6 +384,41 @@ class CrossbarSolver:
         res, method = self._solve_cases(driven, volts, law)
         out.put(cases, *res, method=method)
 
+    def _warm_start(self, key: tuple[bytes, float] | None) -> FloatArray | None:
+        """The state of the last solved case with the same pad pattern and the same voltages
+        up to a factor, scaled to this case: column-node voltages (M, N) for linear devices
+        (exact up to the device changes since), tap voltages (1, 2, M, N) for nonlinear
+        ones (a start for Newton)."""
+        if key is None:
+            return None
+        hit = self._warm.get(key[0])
+        if hit is None:
+            return None
+        self._warm.move_to_end(key[0])
+        return hit[1] * (key[1] / hit[0])
+
+    def _keep_warm(self, key: tuple[bytes, float], x: FloatArray) -> None:
+        self._warm[key[0]] = (key[1], x)
+        while len(self._warm) > self._cache_size:
+            self._warm.popitem(last=False)
+
+    def _line_case(
+        self, eng: LineEngine, driven: BoolArray, volts: FloatArray, law: DeviceLaw,
+        key: tuple[bytes, float], warm: FloatArray | None,
+    ) -> _Result:
+        """One linear case on the compiled line engine (a single-cell operation), warm
+        started from the last case of the same shape; its column voltages are kept."""
+        vr, vc, i_dev, i_pad, its, ok, resid = solver_kernels.line_case(
+            eng.y_row, eng.y_col_rows, eng.pad_y[0], np.where(driven, volts[0], 0.0), law.g0,
+            warm,
+        )
+        if its < 0:
+            raise CircuitError("line matrix not positive definite (check for g < 0)")
+        if not ok:
+            raise _LinesFailed
+        self._keep_warm(key, vc)
+        return vr[None], vc[None], i_dev[None], i_pad[None], 0, resid
+
     def _solve_cases(
         self, driven: BoolArray, volts: FloatArray, law: DeviceLaw
     ) -> tuple[_Result, str]:
@@ -377,17 +429,46 @@ class CrossbarSolver:
         )
         if use_lines:
             eng = self.line_engine(driven)
+            key = _warm_key(driven, volts, law.linear) if eng.compiled else None
+            warm = self._warm_start(key)
             try:
-                res = _LineProblem(eng, self.pads, driven, volts).run(law, self)
+                if key is not None and law.linear:
+                    return self._line_case(eng, driven, volts, law, key, warm), "lines"
+                prob = _LineProblem(eng, self.pads, driven, volts)
+                try:
+                    res = prob.run(law, self, warm)
+                except NonConvergenceError:
+                    if warm is None:
+                        raise
+                    res = prob.run(law, self)  # the warm start misled Newton: start cold
             except _LinesFailed:
                 if self.engine == "lines":
                     raise NonConvergenceError(
                         "line engine: CG did not converge; use engine 'direct'", float("nan")
                     ) from None
             else:
+                if key is not None:
+                    self._keep_warm(key, prob.x)
                 return res, "lines"
         deng = self.direct_engine(driven)
         return _DirectProblem(deng, volts).run(law, self), "direct"
+
+
+def _warm_key(
+    driven: BoolArray, volts: FloatArray, linear: bool
+) -> tuple[bytes, float] | None:
+    """For a single case: a key equal for cases with the same pad pattern and proportional
+    driven voltages (same device law kind), and the proportionality factor."""
+    if volts.shape[0] != 1:
+        return None
+    v = volts[0, driven]
+    if not v.size:
+        return None
+    s = float(v[int(np.argmax(np.abs(v)))])
+    if s == 0.0:
+        return None
+    # exact bytes: a rounding difference between amplitudes only costs a warm start
+    return driven.tobytes() + (v / s).tobytes() + (b"L" if linear else b"N"), s
 
 
 def _voltage_basis(
@@ -550,10 +631,15 @@ class _LineProblem:
         b_c[:, 0, :] += inj[:, 2 * m : 2 * m + n]
         b_c[:, m - 1, :] += inj[:, 2 * m + n :]
         self.b_r, self.b_c = b_r, b_c
-        self.i_scale = float(np.abs(inj).max()) if inj.size else 0.0
+        # rounding in the wire and pad terms: a segment carries up to y_wire * V
+        v_max = float(np.abs(self.v).max()) if self.v.size else 0.0
+        y_wire = max(float(eng.y_row.max(initial=0.0)), float(eng.y_col.max(initial=0.0)))
+        self.i_scale = max(float(np.abs(inj).max()) if inj.size else 0.0, y_wire * v_max)
 
-    def _lin(self, dg: FloatArray, b_r: FloatArray, b_c: FloatArray) -> FloatArray:
-        vr, vc, _, ok = self.eng.solve(dg, b_r, b_c)
+    def _lin(
+        self, dg: FloatArray, b_r: FloatArray, b_c: FloatArray, x0: FloatArray | None = None
+    ) -> FloatArray:
+        vr, vc, _, ok = self.eng.solve(dg, b_r, b_c, x0=x0)
         if not ok.all():
             raise _LinesFailed
         return np.stack([vr, vc], axis=1)
@@ -577,15 +663,28 @@ class _LineProblem:
         fc[:, m - 1, :] += y[2 * m + n :] * vc[:, m - 1, :]
         return fr, fc
 
-    def run(self, law: DeviceLaw, solver: CrossbarSolver) -> _Result:
+    def kcl(self, x: FloatArray, i_dev: FloatArray) -> FloatArray:
+        """KCL residual (B, 2, M, N) of tap voltages `x` (B, 2, M, N) with device currents."""
+        vr, vc = x[:, 0], x[:, 1]
+        if self.eng.compiled:
+            return solver_kernels.line_kcl(
+                self.eng.y_row, self.eng.y_col_rows, self.y, vr, vc, i_dev, self.b_r, self.b_c
+            )
+        fr, fc = self._wire_apply(vr, vc)
+        return np.stack([fr + i_dev - self.b_r, fc - i_dev - self.b_c], axis=1)
+
+    def run(
+        self, law: DeviceLaw, solver: CrossbarSolver, warm: FloatArray | None = None
+    ) -> _Result:
+        """Solve; `warm` (B, 2, M, N): tap voltages of a similar case for Newton to start
+        from (nonlinear devices)."""
         m, n = self.shape
-        x = self._lin(law.g0, self.b_r, self.b_c)
+        use_warm = warm is not None and not law.linear
+        x = warm if use_warm and warm is not None else self._lin(law.g0, self.b_r, self.b_c)
 
         def residual(x: FloatArray) -> tuple[FloatArray, FloatArray]:
-            vr, vc = x[:, 0], x[:, 1]
-            i_dev = law.current(vr - vc)
-            fr, fc = self._wire_apply(vr, vc)
-            return np.stack([fr + i_dev - self.b_r, fc - i_dev - self.b_c], axis=1), i_dev
+            i_dev = law.current(x[:, 0] - x[:, 1])
+            return self.kcl(x, i_dev), i_dev
 
         iterations = 0
         if not law.linear:
@@ -598,16 +697,25 @@ class _LineProblem:
                 x, residual, step, lambda s: s[:, 0] - s[:, 1], law, i_dev0, self.i_scale, solver
             )
         f, i_dev = residual(x)
+        self.x = x
         vr, vc = x[:, 0], x[:, 1]
-        i_pad = np.concatenate(
-            [
-                self.y[:m] * (self.v[:, :m] - vr[:, :, 0]),
-                self.y[m : 2 * m] * (self.v[:, m : 2 * m] - vr[:, :, n - 1]),
-                self.y[2 * m : 2 * m + n] * (self.v[:, 2 * m : 2 * m + n] - vc[:, 0, :]),
-                self.y[2 * m + n :] * (self.v[:, 2 * m + n :] - vc[:, m - 1, :]),
-            ],
-            axis=1,
+        # pad current from the tap's KCL (wires and device), not from y_pad * (V - v): with
+        # a tiny terminal resistance the latter multiplies the node error by 1/R. Where both
+        # pads of a line share its only tap, the residual splits by pad conductance.
+        y = self.y
+        tap_y = y.copy()
+        if n == 1:
+            tap_y[:m] = tap_y[m : 2 * m] = y[:m] + y[m : 2 * m]
+        if m == 1:
+            tap_y[2 * m : 2 * m + n] = tap_y[2 * m + n :] = y[2 * m : 2 * m + n] + y[2 * m + n :]
+        share = np.divide(y, tap_y, out=np.zeros_like(y), where=tap_y > 0)
+        f_tap = np.concatenate(
+            [f[:, 0, :, 0], f[:, 0, :, n - 1], f[:, 1, 0, :], f[:, 1, m - 1, :]], axis=1
         )
+        v_tap = np.concatenate(
+            [vr[:, :, 0], vr[:, :, n - 1], vc[:, 0, :], vc[:, m - 1, :]], axis=1
+        )
+        i_pad = y * (self.v - v_tap) + share * f_tap
         return vr, vc, i_dev, i_pad, iterations, float(np.abs(f).max())
 
 
@@ -619,7 +727,10 @@ class _DirectProblem:
         self.eng = eng
         self.inj, self.fixed_v = eng.pad_rhs(volts)
         self.volts = np.where(np.isnan(volts), 0.0, volts)
-        self.i_scale = float(np.abs(self.inj).max()) if self.inj.size else 0.0
+        v_max = float(np.abs(self.volts).max()) if self.volts.size else 0.0
+        y_wire = float(eng.e_y.max(initial=0.0))
+        self.i_scale = max(float(np.abs(self.inj).max()) if self.inj.size else 0.0,
+                           y_wire * v_max)
 
     def _lin(self, dg: FloatArray, rhs: FloatArray, fixed_v: FloatArray) -> FloatArray:
         eng = self.eng
@@ -664,19 +775,22 @@ class _DirectProblem:
             v = np.ascontiguousarray(xb.T)
         vr, vc = eng.taps(v)
         i_dev = law.current(vr - vc)
-        f = eng.kcl(v, i_dev, self.inj)
         i_pad = np.zeros_like(self.volts)
         res = eng.driven & ~eng.fixed_pad
         i_pad[:, res] = eng.pad_y[res] * (self.volts[:, res] - v[eng.pad_node[res]].T)
-        # a fixed pad supplies what leaves its node into the network (split if shared)
         fp = np.flatnonzero(eng.fixed_pad)
-        if fp.size:
-            share = np.bincount(eng.pad_node[fp], minlength=eng.nnode)[eng.pad_node[fp]]
-            i_pad[:, fp] = f[eng.pad_node[fp]].T / share
-        if not free.size:
-            resid = 0.0
-        else:  # fixed nodes carry their pads' currents: leave them out
-            resid = float(np.abs(f if free.size == eng.nnode else f[free]).max())
+        share = np.bincount(eng.pad_node[fp], minlength=eng.nnode)[eng.pad_node[fp]]
+        resid = 0.0
+        # the KCL residual a few cases at a time: a whole batch's would double the memory
+        step_b = max(1, (1 << 22) // max(eng.nnode, 1))
+        for b0 in range(0, v.shape[1], step_b):
+            cut = slice(b0, b0 + step_b)
+            f = eng.kcl(v[:, cut], i_dev[cut], self.inj[:, cut])
+            # a fixed pad supplies what leaves its node into the network (split if shared)
+            if fp.size:
+                i_pad[cut, fp] = f[eng.pad_node[fp]].T / share
+            if free.size:  # fixed nodes carry their pads' currents: leave them out
+                resid = max(resid, float(np.abs(f if free.size == eng.nnode else f[free]).max()))
         return vr, vc, i_dev, i_pad, iterations, resid
 
 
@@ -712,6 +826,7 @@ class WireCircuit:
         col_drive: Side = "end",
         nonlinear: bool = True,
         engine: Engine = "auto",
+        compiled: bool = True,
     ) -> None:
         for name, side in (("row_drive", row_drive), ("col_drive", col_drive)):
             if side not in ("start", "end", "both"):
@@ -724,6 +839,7 @@ class WireCircuit:
         self.row_drive, self.col_drive = row_drive, col_drive
         self.nonlinear = nonlinear
         self.engine: Engine = engine
+        self.compiled = compiled
         self._solver: CrossbarSolver | None = None
         self.last: CrossbarSolution | None = None
 
@@ -733,7 +849,7 @@ class WireCircuit:
             wires = Wires.build(
                 shape, p["r_wire_row"], p["r_wire_col"], p["r_source"], p["r_sense"]
             )
-            self._solver = CrossbarSolver(wires, engine=self.engine)
+            self._solver = CrossbarSolver(wires, engine=self.engine, compiled=self.compiled)
         return self._solver
 
     def terminals(self, row_v: FloatArray, col_v: FloatArray) -> Terminals:

@@ -22,7 +22,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from xbarlab.crossbar import FloatArray, IntArray
+from xbarlab.sim import solver_kernels
 from xbarlab.sim.blas import one_blas_thread
+
+
+def _compact(idx: IntArray) -> IntArray:
+    """Non-negative indices as int32 where they fit (index maps dominate the symbolic
+    analysis' memory)."""
+    if idx.size and int(idx.max()) >= 2**31:
+        return idx
+    return idx.astype(np.int32)
 
 
 def grid_fronts(
@@ -110,7 +119,7 @@ class FrontalPlan:
         self.n, self.order, self.pos = n, new_order, pos
         self.starts = np.concatenate([[0], np.cumsum(sizes[forder])]).astype(np.int64)
         self.owner = np.repeat(np.arange(forder.size), sizes[forder])
-        self.updates = [np.sort(old_to_new[upd[t]]) for t in forder]
+        self.updates: list[IntArray] = [np.sort(old_to_new[upd[t]]) for t in forder]
         par = parent[forder]
         self.parent = np.where(par >= 0, rank[np.maximum(par, 0)], -1)
         self.height = height[forder]
@@ -133,6 +142,10 @@ class FrontalPlan:
         self._keep = pr <= pc
         self._assembly = self._assembly_maps(pr[self._keep], pc[self._keep])
         self._extend_add = [self._extend_add_map(g) for g in range(len(self.groups))]
+        # the per-front update sets live on in the groups' stacks (`_Group.upd`); the
+        # lists and search keys only served to build the maps above
+        self.updates = []
+        self._upd_keys = np.empty(0, np.int64)
 
     @staticmethod
     def _structure(
@@ -145,6 +158,11 @@ class FrontalPlan:
         keep = pr <= pc
         adj = sp.csr_matrix((np.ones(int(keep.sum())), (pr[keep], pc[keep])), (n, n))
         starts = np.cumsum([0] + [f.size for f in fronts])
+        if solver_kernels.AVAILABLE and fronts:  # the same loop, compiled
+            flat, ptr, parent, height = solver_kernels.update_sets(
+                adj.indptr, adj.indices, starts
+            )
+            return list(np.split(flat, ptr[1:-1])), parent, height
         owner = np.repeat(np.arange(len(fronts)), np.diff(starts))
         upd: list[IntArray] = []
         height = np.zeros(len(fronts), dtype=np.int64)
@@ -175,7 +193,7 @@ class FrontalPlan:
 
     def active_fronts(self, positions: IntArray) -> np.ndarray:
         """Mask of the fronts owning `positions` and all their ancestors."""
-        active = np.zeros(len(self.updates), dtype=bool)
+        active = np.zeros(self.parent.size, dtype=bool)
         todo = np.unique(self.owner[positions])
         while todo.size:
             todo = todo[~active[todo]]
@@ -201,12 +219,13 @@ class FrontalPlan:
         grp = self.group_of[t]
         sort = np.argsort(grp, kind="stable")
         cut = np.searchsorted(grp[sort], np.arange(len(self.groups) + 1))
-        return [(flat[sort[cut[g] : cut[g + 1]]], sort[cut[g] : cut[g + 1]])
+        return [(_compact(flat[sort[cut[g] : cut[g + 1]]]), _compact(sort[cut[g] : cut[g + 1]]))
                 for g in range(len(self.groups))]
 
     def _extend_add_map(self, gi: int) -> list[tuple[int, IntArray, IntArray]]:
         """Where the lower triangles of group gi's update matrices go: per parent group, the
-        flat indices into the (k, u*u) update stack and into the parent group's buffer."""
+        fronts of gi concerned and the flat indices into the parent group's buffer of their
+        lower-triangle entries (front by front, row-major lower triangle)."""
         g = self.groups[gi]
         u = g.u
         par = self.parent[g.fronts]
@@ -223,8 +242,9 @@ class FrontalPlan:
             flat = self.slot_in_group[p][:, None] * f[:, None] ** 2 + (
                 loc[:, il] * f[:, None] + loc[:, jl]
             )
-            src = rows[:, None] * (u * u) + (il * u + jl)[None, :]
-            out.append((int(tg), src.ravel(), flat.ravel()))
+            # the source slots follow from `rows` (rebuilt when factoring): only the targets
+            # are stored, as 32-bit indices where they fit
+            out.append((int(tg), rows, _compact(flat.ravel())))
         return out
 
     def factor(self, values: FloatArray) -> FrontalFactor:
@@ -264,7 +284,10 @@ class FrontalPlan:
                 continue
             update = fm[:, g.e :, g.e :] - l_ue @ l_ue.transpose(0, 2, 1)
             upd_flat = update.ravel()
-            for tg, src, tf in self._extend_add[gi]:
+            il, jl = np.tril_indices(g.u)
+            tri = il * g.u + jl
+            for tg, rows, tf in self._extend_add[gi]:
+                src = (rows[:, None] * (g.u * g.u) + tri[None, :]).ravel()
                 pg = self.groups[tg]
                 size = pg.fronts.size * (pg.e + pg.u) ** 2
                 contrib = np.asarray(
@@ -279,13 +302,12 @@ class FrontalPlan:
 
 
 class FrontalFactor:
-    """Numeric factor: per group the inverse Cholesky blocks and the update blocks (each also
-    stored transposed, so every product in a solve runs on contiguous stacks)."""
+    """Numeric factor: per group the inverse Cholesky blocks and the update blocks. The
+    backward sweep multiplies by their transposes as views (BLAS takes the transposed layout
+    directly): no transposed copies are stored."""
 
     def __init__(self, plan: FrontalPlan, linv: list[FloatArray], lue: list[FloatArray]) -> None:
         self.plan, self.linv, self.lue = plan, linv, lue
-        self.linv_t = [np.ascontiguousarray(x.transpose(0, 2, 1)) for x in linv]
-        self.lue_t = [np.ascontiguousarray(x.transpose(0, 2, 1)) for x in lue]
 
     def solve(
         self,
@@ -293,18 +315,21 @@ class FrontalFactor:
         *,
         rows: IntArray | None = None,
         out: FloatArray | None = None,
-        chunk: int = 32,
+        chunk: int | None = None,
     ) -> FloatArray:
         """Solve K x = b; `b` (n, B) in unknown order, or, with `rows`, a larger node-major
         array whose rows `rows[i]` hold unknown i (the solution is then written to those
         rows of `out`, other rows untouched). Returns x (n, B), or `out`.
 
-        Right-hand sides go through in chunks of `chunk` columns (the working arrays then
-        stay small enough to be cached and reused by the allocator). The forward sweep skips
-        fronts whose subtree has no right-hand side (a crossbar's inputs enter at its edge
-        pads, so most of the tree is skipped).
+        Right-hand sides go through in chunks of `chunk` columns (default: 32, fewer where
+        n is so large that a chunk's working arrays would pass 32 MB; the working arrays then
+        stay small enough to be cached and reused by the allocator, and peak memory low).
+        The forward sweep skips fronts whose subtree has no right-hand side (a crossbar's
+        inputs enter at its edge pads, so most of the tree is skipped).
         """
         plan = self.plan
+        if chunk is None:
+            chunk = max(4, min(32, (1 << 22) // max(plan.n, 1)))
         sel = plan.order if rows is None else np.asarray(rows)[plan.order]
         if out is None:
             out = np.empty((plan.n, b.shape[1])) if rows is None else np.zeros(b.shape)
@@ -342,6 +367,6 @@ class FrontalFactor:
             rhs = w[g.lo : g.hi].reshape(k, g.e, nrhs)
             if g.u:
                 wu = np.take(w, g.upd.ravel(), axis=0).reshape(k, g.u, nrhs)
-                rhs = rhs - self.lue_t[gi] @ wu
-            w[g.lo : g.hi] = (self.linv_t[gi] @ rhs).reshape(-1, nrhs)
+                rhs = rhs - self.lue[gi].transpose(0, 2, 1) @ wu
+            w[g.lo : g.hi] = (self.linv[gi].transpose(0, 2, 1) @ rhs).reshape(-1, nrhs)
         return w

@@ -30,6 +30,7 @@ from scipy.linalg import lapack
 from scipy.sparse.csgraph import connected_components
 
 from xbarlab.crossbar import BoolArray, FloatArray, IntArray
+from xbarlab.sim import solver_kernels
 from xbarlab.sim.solver_fronts import FrontalFactor, FrontalPlan, grid_fronts
 
 
@@ -450,7 +451,8 @@ class DirectEngine:
         r = rhs
         if fixed.size:
             r = rhs - k_fd @ fixed_v[fixed]
-        v = np.array(fixed_v, order="C", copy=True)
+        # batch-major storage: the tap voltages of every case are then views, not copies
+        v = np.array(fixed_v, order="F", copy=True)
         if isinstance(lu, FrontalFactor):
             lu.solve(np.ascontiguousarray(r), rows=self.free, out=v)
             return v
@@ -464,10 +466,8 @@ class DirectEngine:
         m, n = self.shape
         bsz = v.shape[1]
         if self.taps_are_nodes:  # row taps are nodes 0..MN-1, column taps MN..2MN-1
-            return (
-                np.ascontiguousarray(v[: m * n].T).reshape(bsz, m, n),
-                np.ascontiguousarray(v[m * n :].T).reshape(bsz, m, n),
-            )
+            # views where `v` is stored batch-major (see `solve`), copies otherwise
+            return v[: m * n].T.reshape(bsz, m, n), v[m * n :].T.reshape(bsz, m, n)
         return (
             np.ascontiguousarray(v[self.dev_r].T).reshape(bsz, m, n),
             np.ascontiguousarray(v[self.dev_c].T).reshape(bsz, m, n),
@@ -476,7 +476,8 @@ class DirectEngine:
     def kcl(self, v: FloatArray, i_dev: FloatArray, inj: FloatArray) -> FloatArray:
         """Net current (nnode, B) leaving every node: wires, resistive pads and devices
         (`i_dev` (B, M, N), row to column) minus the pad injections `inj`."""
-        out: FloatArray = self._k_wire @ v - inj
+        out: FloatArray = self._k_wire @ v
+        out -= inj
         mn = self.shape[0] * self.shape[1]
         i_nm = i_dev.reshape(i_dev.shape[0], mn).T
         if self.taps_are_nodes:
@@ -520,7 +521,10 @@ class LineEngine:
         self.shape = (m, n)
         self.y_row = 1.0 / wires.r_row[:, 1:n]  # (M, N-1)
         self.y_col = 1.0 / wires.r_col[1:m, :].T  # (N, M-1), column-major chains
+        self.y_col_rows = np.ascontiguousarray(self.y_col.T)  # (M-1, N), for the kernel
         self.pad_y = pad_y
+        #: the compiled kernel (`solver_kernels`) solves shared pad patterns where numba loads
+        self.compiled = solver_kernels.AVAILABLE and pad_y.shape[0] == 1
         self._key: FloatArray | None = None
         self._fac: tuple[FloatArray, ...] | None = None
 
@@ -552,13 +556,24 @@ class LineEngine:
         *,
         rtol: float = 1e-11,
         max_iter: int = 60,
+        x0: FloatArray | None = None,
     ) -> tuple[FloatArray, FloatArray, int, BoolArray]:
-        """Solve for (vr, vc) (B, M, N); `dg` (M, N) shared or (B, M, N) per case.
+        """Solve for (vr, vc) (B, M, N); `dg` (M, N) shared or (B, M, N) per case; `x0`
+        (B, M, N): a start for the column-node voltages (compiled kernel only).
 
         Returns vr, vc, iterations used, and a per-case flag of convergence.
         """
         m, n = self.shape
         bsz = b_r.shape[0]
+        if self.compiled:
+            warm = None if x0 is None else np.ones(bsz, dtype=np.bool_)
+            vr, vc, its, ok = solver_kernels.line_pcg(
+                self.y_row, self.y_col_rows, self.pad_y[0], dg, b_r, b_c, x0=x0, warm=warm,
+                rtol=rtol, max_iter=max_iter,
+            )
+            if (its < 0).any():
+                raise CircuitError("line matrix not positive definite (check for g < 0)")
+            return vr, vc, int(its.max()), ok
         dr_f, er_f, dc_f, ec_f, dc, ec = self._factor(dg)
         shared = dr_f.size == m * n
         if not shared and dr_f.size != bsz * m * n:

@@ -1,0 +1,183 @@
+"""Running sweeps: rows and logs per point, resume, failures, the merged table, the report."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from xbarlab.analysis.many_logs import measurements, summarise_logs
+from xbarlab.cli.main import app
+from xbarlab.log.reader import LogReader
+from xbarlab.sweep.commands import command
+from xbarlab.sweep.execute import read_row, read_table, run_sweep
+from xbarlab.sweep.spec import Point, SweepFile, expand, validate_config
+
+distributed = pytest.importorskip("distributed")
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    """An in-process Dask cluster (threads): fast to start, same scheduler semantics."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
+def _points(grid: dict, seeds: int | None = None, cmd: str = "run read_map") -> list[Point]:
+    spec = validate_config({"command": cmd, "grid": grid, "seeds": seeds}, SweepFile, "t")
+    base = {"sim": {"rows": 4, "cols": 4, "device": "simple"}}
+    return expand(spec, base, command(cmd).validate)
+
+
+def failing_task(point: Point, log: Path) -> dict:
+    """A task that fails for odd rows counts (module level: it pickles by reference)."""
+    if point.config["sim"]["rows"] % 2:
+        raise RuntimeError("instrument on fire")
+    log.write_bytes(b"not really a log")
+    return {"status": "success", "reason": "", "answer": 42}
+
+
+def test_every_point_gets_a_row_and_a_readable_log(tmp_path: Path, scheduler: str) -> None:
+    pts = _points({"sim.rows": [3, 4], "protocol.params.v_read": [0.1, 0.2]}, seeds=2)
+    rep = run_sweep(pts, command("run read_map").task, tmp_path, scheduler=scheduler)
+    assert sorted(rep.ran) == sorted(p.point_id for p in pts) and not rep.failed
+    table = read_table(tmp_path)
+    assert len(table) == 8 and table["point"].is_unique
+    for p in pts:
+        row = table[table["point"] == p.point_id].iloc[0]
+        assert row["param.sim.rows"] == p.config["sim"]["rows"]
+        with LogReader(tmp_path / row["log"]) as log:
+            assert log.status == "success" and log.info.run_id == row["run_id"]
+            assert log.info.shape == (p.config["sim"]["rows"], 4)
+            g = log.final_conductances()
+        assert row["g_median"] == pytest.approx(float(np.median(g)))
+    assert not list((tmp_path / "points").glob("*.part")), "no half-written log left"
+
+
+def test_rerun_skips_finished_points_and_reruns_lost_ones(tmp_path: Path, scheduler: str) -> None:
+    pts = _points({"sim.rows": [2, 3, 4]})
+    task = command("run read_map").task
+    run_sweep(pts, task, tmp_path, scheduler=scheduler)
+    first = {p.point_id: read_row(tmp_path, p.point_id) for p in pts}
+    (tmp_path / "points" / f"{pts[1].point_id}.json").unlink()  # as if killed before its row
+    rep = run_sweep(pts, task, tmp_path, scheduler=scheduler)
+    assert rep.ran == [pts[1].point_id]
+    assert sorted(rep.skipped) == sorted([pts[0].point_id, pts[2].point_id])
+    assert read_row(tmp_path, pts[0].point_id) == first[pts[0].point_id]  # untouched
+    assert len(read_table(tmp_path)) == 3
+
+
+def test_failed_points_are_recorded_and_retried_only_when_asked(
+    tmp_path: Path, scheduler: str
+) -> None:
+    pts = _points({"sim.rows": [2, 3, 4, 5]})
+    rep = run_sweep(pts, failing_task, tmp_path, scheduler=scheduler)
+    bad = {p.point_id for p in pts if p.config["sim"]["rows"] % 2}
+    assert set(rep.failed) == bad
+    table = read_table(tmp_path).set_index("point")
+    assert set(table.index[table["status"] == "error"]) == bad
+    assert all("instrument on fire" in table.loc[b, "reason"] for b in bad)
+    assert (table.loc[list(set(table.index) - bad), "answer"] == 42).all()
+    again = run_sweep(pts, failing_task, tmp_path, scheduler=scheduler)
+    assert again.ran == [] and set(again.failed) == bad
+    retried = run_sweep(pts, failing_task, tmp_path, scheduler=scheduler, retry_failed=True)
+    assert set(retried.ran) == bad
+
+
+def test_unreachable_scheduler_is_one_line_and_starts_nothing(tmp_path: Path) -> None:
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump({"command": "run read_map", "base": {"sim": {"rows": 2}},
+                                     "grid": {"sim.cols": [2, 3]}}))
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["sweep", "run", str(sweep), "--out", str(out),
+                              "--scheduler", "tcp://127.0.0.1:9"])
+    assert res.exit_code == 2, res.output
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in res.output
+    assert "Traceback" not in res.output
+    assert not list((out / "points").glob("*")), "no point started"
+
+
+def test_cli_run_report_and_plot(tmp_path: Path, scheduler: str) -> None:
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump({
+        "command": "run write_verify_array",
+        "base": {"sim": {"rows": 3, "cols": 3, "device": "simple"},
+                 "protocol": {"kind": "write_verify_array", "params": {"max_pulses": 40}}},
+        "grid": {"protocol.params.tolerance": [0.02, 0.05], "sim.rows": [2, 3]},
+        "seeds": 2,
+    }))
+    out = tmp_path / "sw"
+    res = runner.invoke(app, ["sweep", "run", str(sweep), "--out", str(out),
+                              "--scheduler", scheduler])
+    assert res.exit_code == 0, res.output
+    assert "8 points run, 0 skipped, 8/8 finished" in res.output
+    assert res.output.count("point ") >= 8  # a plain line per point outside a terminal
+    table = read_table(out)
+    png = tmp_path / "sw.png"
+    res = runner.invoke(app, ["sweep", "report", str(out), "--x", "protocol.params.tolerance",
+                              "--out", str(png)])
+    assert res.exit_code == 0, res.output
+    assert png.stat().st_size > 10_000
+    # the printed table pools the seeds: its means are the means of the rows
+    sub = table[(table["param.protocol.params.tolerance"] == 0.05)
+                & (table["param.sim.rows"] == 3)]
+    mean = sub["in_tolerance_share"].mean()
+    assert f"{mean:.4g}" in res.output
+    res = runner.invoke(app, ["sweep", "report", str(out), "--metric", "nope"])
+    assert res.exit_code == 2 and "--metric nope: not in the table" in res.output
+    res = runner.invoke(app, ["sweep", "report", str(tmp_path / "nothing")])
+    assert res.exit_code == 2 and "no results.parquet" in res.output
+    # rerun: everything finished, nothing runs
+    res = runner.invoke(app, ["sweep", "run", str(sweep), "--out", str(out),
+                              "--scheduler", scheduler])
+    assert res.exit_code == 0 and "0 points run, 8 skipped" in res.output
+
+
+def test_many_logs_summary_matches_each_log(tmp_path: Path, scheduler: str) -> None:
+    pts = _points({"sim.rows": [2, 3, 4]})
+    run_sweep(pts, command("run read_map").task, tmp_path, scheduler=scheduler)
+    (tmp_path / "points" / "junk.h5").write_bytes(b"\x89HDF\r\n\x1a\n garbage")
+    frame = summarise_logs([tmp_path])
+    assert len(frame) == 4
+    junk = frame[frame["path"].str.endswith("junk.h5")].iloc[0]
+    assert junk["error"], "a damaged file is a row with its error, not an exception"
+    good = frame[frame["error"] == ""].set_index("run_id")
+    table = read_table(tmp_path).set_index("run_id")
+    assert set(good.index) == set(table.index)
+    for run_id, row in good.iterrows():
+        assert row["rows"] == table.loc[run_id, "param.sim.rows"]
+        assert row["g_final_median"] == pytest.approx(table.loc[run_id, "g_median"])
+        assert row["status"] == "success" and row["config.protocol.kind"] == "read_map"
+    lazy = measurements([tmp_path])  # the damaged file contributes no rows
+    counted = lazy.groupby("run_id").size().compute()
+    assert set(counted.index) == set(table.index)
+    for run_id, n in counted.items():
+        with LogReader(tmp_path / table.loc[run_id, "log"]) as log:
+            assert n == len(log.measurements())
+    assert isinstance(lazy.head(2), pd.DataFrame)
+    assert json.loads((tmp_path / "points" / f"{pts[0].point_id}.json").read_text())["log"]
+
+
+def test_zipped_axes_collapse_into_one() -> None:
+    from xbarlab.analysis.sweep_plots import choose_columns, summary_table
+
+    frame = pd.DataFrame({
+        "param.sim.rows": [8, 8, 16, 16] * 2, "param.sim.cols": [8, 8, 16, 16] * 2,
+        "param.sim.r_wire_row": [0.0, 1.0] * 4, "param.seed": [0] * 4 + [1] * 4,
+        "status": ["success"] * 8, "in_tolerance_share": np.arange(8) / 10,
+    })
+    cols = choose_columns(frame, None, "sim.r_wire_row", None)
+    assert cols.metric == "in_tolerance_share" and cols.hue == "param.sim.rows"
+    assert cols.axes == ["param.sim.r_wire_row", "param.sim.rows"]  # cols rides with rows
+    table = summary_table(frame, cols)
+    assert list(table.columns[:2]) == ["r_wire_row", "rows"] and len(table) == 4
+    first = table[(table["r_wire_row"] == "0.0") & (table["rows"] == "8")].iloc[0]
+    assert first["mean"] == pytest.approx((0.0 + 0.4) / 2) and first["points"] == 2

@@ -1,0 +1,15 @@
+"""Errors of the log readers: each carries one line a person can act on."""
+
+from __future__ import annotations
+
+
+class LogError(OSError):
+    """A log file that cannot be opened or is not an xbarlab log."""
+
+
+class LogDamaged(LogError):
+    """A damaged log: cut short, a checksum that does not match, inconsistent tables."""
+
+
+class NoRunLogged(LogError):
+    """A log whose writer stopped before the run start: nothing was measured, nothing to salvage."""
