@@ -122,6 +122,24 @@ class ArrayOutcome:
     def n_pulses(self) -> int:
         return sum(o.n_pulses for o in (self.attempts or self.cells))
 
+    def verdict(self) -> tuple[str, str]:
+        """How well the job was done, judged on the programmed cells at the final read:
+        ("programmed" | "partial" | "failed", reason with the counts). The run engine records
+        it as the run's status."""
+        if not self.cells:
+            return "failed", "no cell was programmed"
+        idx = tuple(np.array([o.cell for o in self.cells]).T)
+        inside = self.in_band(self.final)[idx]
+        n, k = len(self.cells), int(inside.sum())
+        band = f"±{self.tolerance * 100:.3g} % of target at the final read"
+        if k == n:
+            return "programmed", f"all {n} cells within {band}"
+        stuck = sum(o.reason.startswith("stuck") for o in self.cells)
+        given_up = f" ({stuck} given up as stuck)" if stuck else ""
+        if k == 0:
+            return "failed", f"none of the {n} cells within {band}{given_up}"
+        return "partial", f"{k} / {n} cells within {band}; {n - k} outside{given_up}"
+
 
 def write_verify_array(
     targets: FloatArray,

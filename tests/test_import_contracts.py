@@ -26,8 +26,8 @@ LAYERS: list[set[str]] = [
     {"config"},
     {"limits"},
     {"cells"},
-    {"messages", "documents", "biasing", "interrupts", "units"},
-    {"crossbar"},
+    {"messages", "documents", "biasing", "interrupts"},
+    {"crossbar", "units"},
 ]
 # Third-party packages that only one part of xbarlab may import.
 OWNERS = {"torch": {"nn"}, "h5py": {"log"}, "pyvisa": {"drivers"}, "serial": {"drivers"}}

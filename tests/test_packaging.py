@@ -26,6 +26,20 @@ def test_wheel_ships_every_device_preset(tmp_path: Path) -> None:
     for name in presets:
         assert f"xbarlab/presets/{name}" in names
     assert "xbarlab/drivers/base.py" in names and "xbarlab/protocols/write_verify.py" in names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+
+
+def test_build_requirements_match_the_license_metadata() -> None:
+    import tomllib
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    requires = meta["build-system"]["requires"]
+    # an SPDX expression in project.license (PEP 639) needs setuptools >= 77
+    assert isinstance(meta["project"]["license"], str)
+    (setuptools,) = [r for r in requires if r.startswith("setuptools")]
+    assert int(setuptools.split(">=")[1].split(".")[0]) >= 77
+    for name in meta["project"]["license-files"]:
+        assert "MIT License" in (ROOT / name).read_text(encoding="utf-8")
 
 
 def test_presets_resolve_without_a_checkout(

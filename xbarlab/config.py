@@ -156,6 +156,9 @@ class SessionConfig(_Strict):
     limits: BenchLimits = BenchLimits()
     protocol: ProtocolConfig = WriteVerifyArrayProtocol()
     log: LogSettings = LogSettings()
+    sample: str = Field("", max_length=200, description="sample / die measured (run metadata)")
+    operator: str = Field("", max_length=200, description="who ran the session (run metadata)")
+    notes: str = Field("", max_length=10_000, description="free-text notes (run metadata)")
 
 
 def format_validation_error(err: ValidationError, source: str) -> str:
@@ -174,6 +177,8 @@ def load_yaml(path: str | Path) -> Any:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a text (UTF-8) file; give a YAML config") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -32,11 +32,13 @@ class EventKind(StrEnum):
 
 
 class RunStatus(StrEnum):
-    """How a run ended."""
+    """How a run ended (new members go last: the log stores the position)."""
 
-    SUCCESS = "success"
-    FAILED = "failed"
-    ABORTED = "aborted"
+    SUCCESS = "success"  # ran to the end; the protocol gives no verdict of its own (read map)
+    FAILED = "failed"  # a fault, a refusal, or a job not done at all (reason says which)
+    ABORTED = "aborted"  # stopped from outside (Ctrl-C, SIGTERM)
+    PROGRAMMED = "programmed"  # write-verify: every programmed cell in tolerance at the end
+    PARTIAL = "partial"  # ran to the end, job partly done (the reason gives the counts)
 
 
 @dataclass(frozen=True, slots=True)

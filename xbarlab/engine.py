@@ -8,8 +8,9 @@ For every message a plan yields, the engine
 
 A run starts with a `RunStart` (config, seed, package version, git revision, backend
 description, limits) and always ends with a `RunStop` (success, failed or aborted, with the
-reason) after the backend has been put in its safe state, whatever happened: an exception, a
-refused operation, Ctrl-C or SIGTERM.
+reason; a plan value with a ``verdict()`` method, such as a write-verify `ArrayOutcome`, turns
+a success into programmed, partial or failed: see `judge`) after the backend has been put
+in its safe state, whatever happened: an exception, a refused operation, Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -55,10 +56,16 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return self.status is RunStatus.SUCCESS
+        """The run went to its end (success, programmed or partial): no fault, no abort."""
+        return self.status in (RunStatus.SUCCESS, RunStatus.PROGRAMMED, RunStatus.PARTIAL)
+
+    @property
+    def done(self) -> bool:
+        """The run did its whole job (success, or programmed: every cell in tolerance)."""
+        return self.status in (RunStatus.SUCCESS, RunStatus.PROGRAMMED)
 
     def raise_for_status(self) -> RunResult:
-        """Return self if the run succeeded, else raise `RunFailed` with the reason."""
+        """Return self if the run went to its end (`ok`), else raise `RunFailed`."""
         if not self.ok:
             raise RunFailed(f"run {self.run_id} {self.status.value}: {self.reason}")
         return self
@@ -78,6 +85,19 @@ def git_revision() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
+
+
+def judge(value: Any) -> tuple[RunStatus, str] | None:
+    """The verdict of a plan's return value on its own job, if it gives one.
+
+    A value with a ``verdict()`` method returning ``(status, reason)`` (status one of
+    "programmed", "partial", "failed", "success") decides how a run that went to its end is
+    recorded; any other value gives no verdict (the run stays a success)."""
+    verdict = getattr(value, "verdict", None)
+    if not callable(verdict):
+        return None
+    status, reason = verdict()
+    return RunStatus(status), str(reason)
 
 
 class RunEngine:
@@ -136,6 +156,7 @@ class RunEngine:
         try:
             with sigterm_raises(RunAborted):
                 value = self._drive(plan)
+            status, reason = judge(value) or (status, reason)
         except (KeyboardInterrupt, RunAborted) as exc:
             status, reason = RunStatus.ABORTED, str(exc) or type(exc).__name__
         except LimitViolation as exc:

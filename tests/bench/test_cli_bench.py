@@ -33,7 +33,7 @@ def test_board_example_is_valid() -> None:
 def test_dry_run_reports_limits_and_pin_map() -> None:
     res = runner.invoke(app, ["bench", "check", str(EXAMPLE), "--dry-run"])
     assert res.exit_code == 0, res.output
-    for text in ("pulse_width_max", "0.001 A", "row 7", "col 0", "Model 2636B", "dry run"):
+    for text in ("pulse_width_max", "1 mA", "row 7", "col 0", "Model 2636B", "dry run"):
         assert text in res.output
 
 

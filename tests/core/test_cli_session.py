@@ -18,10 +18,10 @@ def test_demo_logs_a_session_and_plots_it(tmp_path: Path) -> None:
     out = tmp_path / "demo.h5"
     args = ["demo", "--size", "6", "--pattern", "checkerboard", "--out", str(out)]
     res = runner.invoke(app, args)
-    assert res.exit_code == 0, res.output
-    assert "cells converged" in res.output and out.with_suffix(".png").stat().st_size > 10_000
+    assert "in plain words" in res.output and out.with_suffix(".png").stat().st_size > 10_000
     with LogReader(out) as log:
-        assert log.status == "success"
+        # exit code and logged status agree: 0 programmed (every cell in tolerance), 3 partial
+        assert (log.status, res.exit_code) in (("programmed", 0), ("partial", 3)), res.output
         final = log.final_conductances()
     # The checkerboard is there: high cells read above low cells (bar a stuck device or two).
     mask = (np.add.outer(np.arange(6), np.arange(6)) % 2).astype(bool)
@@ -57,7 +57,7 @@ def test_bad_config_is_one_clear_error_without_traceback(tmp_path: Path) -> None
     assert "Traceback" not in res.output and not (tmp_path / "x.h5").exists()
 
 
-def test_protocol_beyond_limits_is_refused_and_logged(tmp_path: Path) -> None:
+def test_protocol_beyond_limits_is_refused_before_anything_runs(tmp_path: Path) -> None:
     cfg = tmp_path / "s.yaml"
     cfg.write_text(
         "sim: {rows: 2, cols: 2}\nlimits: {pulse_v_max: 1.5}\n"
@@ -65,15 +65,9 @@ def test_protocol_beyond_limits_is_refused_and_logged(tmp_path: Path) -> None:
     )
     out = tmp_path / "s.h5"
     res = runner.invoke(app, ["run", "write_verify_array", "--config", str(cfg), "--out", str(out)])
-    assert res.exit_code == 1 and "refused" in res.output
-    with LogReader(out) as log:
-        notes = log.annotations()
-        assert log.status == "failed"
-        assert (notes["kind"] == "refused").sum() == 1
-        refusal = notes.loc[notes["kind"] == "refused", "message"].iloc[0]
-        assert "outside the bench limits" in refusal
-        pulses = log.measurements().query("kind == 'pulse'")
-        assert (pulses["voltage"] <= 1.5).all()
+    assert res.exit_code == 2, res.output
+    assert "s.yaml: protocol.params.set_max: 2 V is above limits.pulse_v_max (1.5 V)" in res.output
+    assert not out.exists()
 
 
 def test_log_plot_of_a_read_map(tmp_path: Path) -> None:

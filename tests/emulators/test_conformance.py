@@ -6,6 +6,7 @@ equal with noise on."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -54,11 +55,22 @@ def _compare(sim_docs: list, emu_docs: list) -> None:
             assert b.data["n_pulses"] == a.data["n_pulses"]
 
 
+def _assert_new_threads_end(before: set[threading.Thread], wait: float = 10.0) -> None:
+    """Every thread started since `before` ends within `wait` s. Counting all live threads
+    instead fails under load when an unrelated thread of an earlier test (a log writer's flush
+    clock, a pyvisa-py helper) ends or starts during the block."""
+    deadline = time.monotonic() + wait
+    for t in set(threading.enumerate()) - before:
+        t.join(max(0.0, deadline - time.monotonic()))
+    alive = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
+    assert alive == [], alive
+
+
 def _both(data: dict[str, Any], plan: Plan, plan_again: Plan, sim: SimConfig = SIM
           ) -> tuple[RunResult, list[Document], RunResult, list[Document], np.ndarray]:
     cfg = bench_config(data)
     ref, ref_docs = run(sim_backend(cfg, sim), cfg, plan)
-    threads = threading.active_count()
+    before = set(threading.enumerate())
     with emulated(cfg, sim) as (emu, bench):
         got, docs = run(bench.crossbar, cfg, plan_again)
         bench.close()
@@ -66,7 +78,7 @@ def _both(data: dict[str, Any], plan: Plan, plan_again: Plan, sim: SimConfig = S
         assert emu.violations == []
         assert emu.server_errors == []
         g_emulated = emu.sim.g.copy()
-    assert threading.active_count() == threads  # every server thread joined
+    _assert_new_threads_end(before)  # every server thread joined
     return ref, ref_docs, got, docs, g_emulated
 
 

@@ -71,7 +71,7 @@ def test_summary_shows_status_counts_and_final_conductances(
     assert _row(out, "total")[1:3] == ["6", "20"]
     g = xbar.g  # the backend's true state: every cell's last read is exact on this fake
     stats = _row(out, "16 / 16")
-    expected = [f"{x * 1e6:.2f} uS" for x in (g.min(), np.median(g), g.mean(), g.max())]
+    expected = [f"{x * 1e6:.2f} µS" for x in (g.min(), np.median(g), g.mean(), g.max())]
     assert stats[1:] == expected
     assert g[0, 0] > 150e-6 * 1.2  # the pulses did move cell (0, 0)
 
@@ -87,9 +87,11 @@ def test_export_writes_one_row_per_cell_measurement(
     measured = [e for e in events if len(e.cells)]
     assert len(frame) == sum(len(e.cells) for e in measured) == 20
     np.testing.assert_array_equal(
-        frame["conductance"], np.concatenate([e.conductances for e in measured]))
-    np.testing.assert_array_equal(frame["time"], np.concatenate(
-        [np.full(len(e.cells), e.time) for e in measured]))  # full float precision
+        frame["conductance (S)"], np.concatenate([e.conductances for e in measured]))
+    iso = pd.to_datetime(frame["time (UTC)"], format="%Y-%m-%dT%H:%M:%S.%fZ", utc=True)
+    unix = (iso - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
+    np.testing.assert_allclose(unix, np.concatenate(
+        [np.full(len(e.cells), e.time) for e in measured]), rtol=0, atol=1e-6)  # µs
     assert list(frame["kind"]) == [e.kind.value for e in measured for _ in e.cells]
     assert list(frame["step"][:16]) == ["before"] * 16
 
@@ -109,7 +111,7 @@ def test_export_refuses_to_overwrite_without_force(
     out = tmp_path / "m.csv"
     out.write_text("keep me")
     res = runner.invoke(app, ["log", "export", str(path), "--csv", str(out)], env=ENV)
-    assert res.exit_code != 0 and "--force" in res.output and "Traceback" not in res.output
+    assert res.exit_code != 0 and "--overwrite" in res.output and "Traceback" not in res.output
     assert out.read_text() == "keep me"
     res = runner.invoke(app, ["log", "export", str(path), "--csv", str(out), "--force"], env=ENV)
     assert res.exit_code == 0, res.output
@@ -136,7 +138,7 @@ def test_follow_prints_rows_until_the_run_stopped(
     res = runner.invoke(app, ["log", "follow", str(path), "--timeout", "30"], env=ENV)
     assert res.exit_code == 0, res.output
     assert res.output.strip().splitlines()[-1].endswith("success, 20 rows")
-    last = f"G = {xbar.g[3, 3] * 1e6:.2f} uS"  # the last measurement read cell (3, 3)
+    last = f"G = {xbar.g[3, 3] * 1e6:.2f} µS"  # the last measurement read cell (3, 3)
     assert last in res.output
 
 

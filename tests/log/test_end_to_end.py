@@ -94,7 +94,7 @@ def test_write_verify_16x16_pattern_is_fully_logged(tmp_path: Path) -> None:
     assert n_pulses == outcome.n_pulses > 0
 
     with LogReader(path) as log:
-        assert log.status == "success" and log.info.shape == (16, 16)
+        assert log.status in ("programmed", "partial") and log.info.shape == (16, 16)
         m = log.measurements()
         assert list(m["kind"]) == kinds
         assert list(zip(m["row"], m["col"], strict=True)) == cells

@@ -60,7 +60,7 @@ def test_killed_32x32_write_verify_resumes_without_programming_a_done_cell(
     assert proc.returncode == -signal.SIGKILL
 
     res = runner.invoke(app, ["run", "write_verify_array", "--resume", str(a), "--out", str(b)])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code in (0, 3), res.output  # done, or partial: disturbed cells at the end
     assert "resuming run" in res.output
     with LogReader(a) as old:  # readable again (recovered by the resume)
         done_a, old_id, pulsed_a = _done(old), old.info.run_id, _pulsed(old)
@@ -71,7 +71,7 @@ def test_killed_32x32_write_verify_resumes_without_programming_a_done_cell(
         final = new.final_conductances()
     assert 40 <= len(done_a) < 1024
     assert link["run_id"] == old_id and link["cells_done"] == len(set(done_a))
-    assert status == "success"
+    assert status in ("programmed", "partial")  # ran to its end
     assert not set(done_a) & pulsed_b, "a cell done before the kill was programmed again"
     assert not set(done_a) & set(done_b)
     assert set(done_a) | set(done_b) == {(r, c) for r in range(32) for c in range(32)}

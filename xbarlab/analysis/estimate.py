@@ -117,7 +117,7 @@ class Estimate:
 
     @property
     def ok(self) -> bool:
-        return not self.blocking and self.booking.status == "success"
+        return not self.blocking and self.booking.status in ("success", "programmed", "partial")
 
     def to_json(self) -> dict[str, Any]:
         b = self.booking

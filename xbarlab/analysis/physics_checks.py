@@ -15,16 +15,16 @@ from __future__ import annotations
 import numpy as np
 
 from xbarlab.biasing import line_biases
-from xbarlab.config import SimConfig, WriteVerifyArrayProtocol
+from xbarlab.config import SessionConfig, SimConfig, WriteVerifyArrayProtocol
 from xbarlab.crossbar import BiasScheme, Cell
-from xbarlab.protocol_configs import ConvergeConfig, ProtocolSession
+from xbarlab.protocol_configs import ConvergeConfig
 from xbarlab.protocols.compensated import CircuitGains
 from xbarlab.protocols.patterns import target_map
 from xbarlab.sim.crossbar import SimCrossbar
 from xbarlab.sim.factory import build_sim_crossbar
 
 
-def model_sim(cfg: ProtocolSession) -> SimConfig:
+def model_sim(cfg: SessionConfig) -> SimConfig:
     """The simulated model of the session's array: its `sim:` section, sized like the bench
     when the session names a bench config (the bench's array is what will be programmed)."""
     if cfg.bench is None:
@@ -66,7 +66,7 @@ def pulse_delivery(xbar: SimCrossbar, voltage: float, scheme: BiasScheme) -> flo
     return share
 
 
-def check_session(cfg: ProtocolSession, xbar: SimCrossbar) -> tuple[list[str], list[str]]:
+def check_session(cfg: SessionConfig, xbar: SimCrossbar) -> tuple[list[str], list[str]]:
     """(warnings, blocking problems) of running `cfg` on an array like `xbar`."""
     warnings: list[str] = []
     blocking: list[str] = []
@@ -121,7 +121,7 @@ def _grid(n: int, k: int = 8) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(int))
 
 
-def circuit_gains(cfg: ProtocolSession) -> CircuitGains | None:
+def circuit_gains(cfg: SessionConfig) -> CircuitGains | None:
     """The gains a compensated write-verify needs, predicted on the session's circuit model
     (its `sim:` section, noise off) with every cell at its target; None if not asked for.
 

@@ -10,7 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from xbarlab.bench.config import BenchConfig
+from xbarlab.cli.common import ExitCode, fail
 from xbarlab.config import ConfigError, load_config
+from xbarlab.units import si
 
 console = Console()
 err_console = Console(stderr=True)
@@ -38,7 +40,7 @@ def _tables(cfg: BenchConfig) -> list[Table]:
     limits.add_column("value", justify="right")
     units = {"compliance": "A", "pulse_width_min": "s", "pulse_width_max": "s"}
     for key, value in cfg.limits.model_dump().items():
-        limits.add_row(key, f"{value:g} {units.get(key, 'V')}")
+        limits.add_row(key, si(value, units.get(key, "V"), signed=key.startswith("pulse_v")))
     tables = [inst, roles, limits]
 
     if cfg.pins is not None:
@@ -71,8 +73,7 @@ def register(app: typer.Typer) -> None:
         try:
             cfg = load_config(config, BenchConfig)
         except ConfigError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(2) from None
+            raise fail(str(exc)) from None
         for table in _tables(cfg):
             console.print(table)
         if dry_run:
@@ -90,9 +91,7 @@ def register(app: typer.Typer) -> None:
         console.print(ids)
         bad = [r.name for r in reports if not r.ok]
         if bad:
-            err_console.print(f"[bold red]error:[/] instruments failed the check: "
-                              f"{', '.join(bad)}", highlight=False)
-            raise typer.Exit(1)
+            raise fail(f"instruments failed the check: {', '.join(bad)}", ExitCode.FAILED)
         console.print("[green]every instrument answered with the expected identity[/]")
 
     app.add_typer(bench_app, name="bench")

@@ -14,8 +14,9 @@ err_console = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
+    from xbarlab.cli.common import fail
+
+    return fail(message, code)
 
 
 def register(app: typer.Typer) -> None:
@@ -44,20 +45,18 @@ def register(app: typer.Typer) -> None:
     @device_app.command()
     def plot(
         preset: Annotated[str, typer.Argument(help="preset name (see `xbarlab device list`)")],
-        out: Annotated[Path, typer.Option("--out", help="PNG file to write")],
-        force: Annotated[bool, typer.Option(help="replace an existing file")] = False,
+        out: Annotated[Path, typer.Option("--out", help="plot file (.png, .svg or .pdf)")],
+        overwrite: Annotated[bool, typer.Option(
+            "--overwrite", help="replace an existing plot file")] = False,
+        force: Annotated[bool, typer.Option("--force", hidden=True)] = False,
     ) -> None:
         """Pulse response (SET then RESET trains) and I-V of a compact preset, or the
-        tuning and disturb statistics of a statistical one, saved as PNG."""
+        tuning and disturb statistics of a statistical one, saved as PNG, SVG or PDF."""
         from xbarlab.analysis.device_plots import plot_preset
+        from xbarlab.cli.common import output_path
         from xbarlab.sim.presets import PresetError
 
-        if out.suffix.lower() != ".png":
-            raise _fail(f"--out {out}: give a .png file name")
-        if out.exists() and not force:
-            raise _fail(f"{out} exists; choose another --out file or pass --force")
-        if not out.parent.is_dir():
-            raise _fail(f"--out {out}: folder {out.parent} does not exist")
+        output_path(out, "plot", overwrite=overwrite or force)
         try:
             path = plot_preset(preset, out)
         except PresetError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 import time
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -20,10 +21,19 @@ from rich.console import Console
 from rich.table import Table
 
 from xbarlab.bench.config import BenchConfig
+from xbarlab.cli.common import fail, output_path
+from xbarlab.cli.session import DEVICE_HELP
+from xbarlab.cli.validate import device_names
 from xbarlab.config import ConfigError, SimConfig, load_config
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+class Fidelity(StrEnum):
+    ideal = "ideal"
+    wires = "wires"
+    nonlinear = "nonlinear"
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -42,11 +52,14 @@ def register(app: typer.Typer) -> None:
                                    "0: any free ports")] = 0,
         seed: Annotated[int, typer.Option(min=0, help="seed of the simulated devices")] = 0,
         noise: Annotated[bool, typer.Option(help="device and read noise")] = True,
-        device: Annotated[str, typer.Option(help="device preset")] = "tio2-o921c",
-        fidelity: Annotated[str, typer.Option(help="ideal, wires or nonlinear")] = "ideal",
+        device: Annotated[str, typer.Option(
+            help=f"device model preset: {DEVICE_HELP}")] = "tio2-o921c",
+        fidelity: Annotated[Fidelity, typer.Option(help="circuit fidelity")] = Fidelity.ideal,
         duration: Annotated[float | None, typer.Option(
             min=0, help="stop after this many seconds (default: until Ctrl-C)")] = None,
-        overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
+        overwrite: Annotated[bool, typer.Option(
+            "--overwrite", help="replace an existing --out")] = False,
+        force: Annotated[bool, typer.Option("--force", hidden=True)] = False,
     ) -> None:
         """Emulate the bench of CONFIG on a simulated crossbar; print the addresses to use."""
         import yaml
@@ -54,30 +67,28 @@ def register(app: typer.Typer) -> None:
         from xbarlab.drivers.emulators.bench import EmulatedBench
         from xbarlab.drivers.emulators.server import PortInUse
 
+        devices = device_names()
+        if device not in devices:
+            raise fail(f"--device {device!r} is not a device model; choose one of: "
+                       f"{', '.join(devices)}")
         try:
             cfg = load_config(config, BenchConfig)
             sim = SimConfig.model_validate({"rows": cfg.rows, "cols": cfg.cols, "seed": seed,
                                             "noise": noise, "device": device,
-                                            "fidelity": fidelity})
+                                            "fidelity": fidelity.value})
         except ConfigError as exc:
-            err_console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from None
+            raise fail(str(exc)) from None
         except ValueError as exc:
-            err_console.print(f"[red]error:[/red] simulator settings: {exc}")
-            raise typer.Exit(2) from None
-        target = out or Path(f"{config.stem}.emulated.yaml")
-        if target.exists() and not overwrite:
-            err_console.print(f"[red]error:[/red] {target} exists; choose another --out or "
-                              "pass --overwrite")
-            raise typer.Exit(2)
+            raise fail(f"simulator settings: {exc}") from None
+        target = output_path(out or Path(f"{config.stem}.emulated.yaml"), "yaml",
+                             overwrite=overwrite or force)
         ports = ({name: port + k for k, name in enumerate(cfg.instruments)} if port else {})
         emu = EmulatedBench(cfg, sim, ports=ports)
         try:
             emu.start()
         except PortInUse as exc:
-            err_console.print(f"[red]error:[/red] {exc}. Alternative: --port 0 (any free "
-                              "ports) or another --port.")
-            raise typer.Exit(2) from None
+            raise fail(f"{exc}. Alternative: --port 0 (any free ports) or another --port."
+                       ) from None
         previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
         try:
             emulated = emu.config()

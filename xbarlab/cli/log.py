@@ -23,7 +23,8 @@ T = TypeVar("T")
 console = Console()
 err_console = Console(stderr=True)
 
-_STATUS_COLOUR = {"success": "green", "failed": "red", "aborted": "yellow", "unfinished": "yellow"}
+_STATUS_COLOUR = {"success": "green", "programmed": "green", "partial": "yellow", "failed": "red",
+                  "aborted": "yellow", "unfinished": "yellow"}
 
 
 class ExportTable(StrEnum):
@@ -32,8 +33,9 @@ class ExportTable(StrEnum):
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
+    from xbarlab.cli.common import fail
+
+    return fail(message, code)
 
 
 def _open(path: Path) -> LogReader:
@@ -96,6 +98,9 @@ def summarise(reader: LogReader, path: Path) -> list[Table]:
     backend = info.backend.get("backend", info.backend.get("name", "?"))
     run.add_row("backend", str(backend))
     run.add_row("seed", "-" if info.seed is None else str(info.seed))
+    for key in ("sample", "operator", "notes"):
+        if info.config.get(key):
+            run.add_row(key, str(info.config[key]))
     run.add_row("xbarlab", f"{info.version} (git {info.git_revision or 'unknown'})")
     run.add_row("started", _when(info.start_time))
     t_last = end.time if end is not None else (
@@ -127,7 +132,7 @@ def summarise(reader: LogReader, path: Path) -> list[Table]:
     seen = g[np.isfinite(g)]
     m, n = info.shape
     if seen.size:
-        final.add_row(f"{seen.size} / {m * n}", *(f"{x * 1e6:.2f} uS" for x in (
+        final.add_row(f"{seen.size} / {m * n}", *(f"{x * 1e6:.2f} µS" for x in (
             seen.min(), np.median(seen), seen.mean(), seen.max())))
     else:
         final.add_row(f"0 / {m * n}", "-", "-", "-", "-")
@@ -153,17 +158,22 @@ def register(app: typer.Typer) -> None:
         file: Annotated[Path, typer.Argument(help="HDF5 log written by xbarlab")],
         csv: Annotated[Path, typer.Option("--csv", help="CSV file to write")],
         table: Annotated[ExportTable, typer.Option(help="which table")] = ExportTable.measurements,
-        force: Annotated[bool, typer.Option(help="replace an existing CSV file")] = False,
+        overwrite: Annotated[bool, typer.Option(
+            "--overwrite", help="replace an existing CSV file")] = False,
+        force: Annotated[bool, typer.Option("--force", hidden=True)] = False,
     ) -> None:
-        """Write the measurements (one row per cell measurement) or the events as CSV."""
-        if csv.exists() and not force:
-            raise _fail(f"{csv} exists; choose another --csv file or pass --force")
-        if csv.is_dir():
-            raise _fail(f"--csv {csv} is a directory")
+        """Write the measurements (one row per cell measurement) or the events as CSV: units
+        in the header, base SI values, times as ISO 8601 UTC."""
+        from xbarlab.cli.common import output_path
+        from xbarlab.cli.tables import csv_ready
+        from xbarlab.log import schema as sc
+
+        output_path(csv, "csv", overwrite=overwrite or force, option="--csv")
         frame = _read(file, lambda reader: reader.measurements()
                       if table is ExportTable.measurements else reader.events())
+        units = sc.MEASUREMENT_UNITS if table is ExportTable.measurements else sc.EVENT_UNITS
         try:
-            frame.to_csv(csv, index=False)
+            csv_ready(frame, units).to_csv(csv, index=False)
         except OSError as exc:
             raise _fail(f"cannot write {csv}: {exc}") from None
         console.print(f"wrote {len(frame)} {table.value} rows to {csv}")
@@ -171,15 +181,18 @@ def register(app: typer.Typer) -> None:
     @log_app.command()
     def plot(
         file: Annotated[Path, typer.Argument(help="HDF5 log written by xbarlab")],
-        out: Annotated[Path, typer.Option(help="PNG file to write")],
-        force: Annotated[bool, typer.Option(help="replace an existing PNG file")] = False,
+        out: Annotated[Path, typer.Option(help="plot file to write (.png, .svg or .pdf)")],
+        overwrite: Annotated[bool, typer.Option(
+            "--overwrite", help="replace an existing plot file")] = False,
+        force: Annotated[bool, typer.Option("--force", hidden=True)] = False,
     ) -> None:
-        """Save a PNG overview: target, final and error maps, pulses per cell, traces."""
+        """Save an overview: target, final and error maps, pulses per cell, traces (or the
+        natural figure of a characterisation protocol)."""
         from xbarlab.analysis.protocol_plots import plot_protocol
         from xbarlab.analysis.session_plots import plot_session
+        from xbarlab.cli.common import output_path
 
-        if out.exists() and not force:
-            raise _fail(f"{out} exists; choose another --out file or pass --force")
+        output_path(out, "plot", overwrite=overwrite or force)
         _open(file).close()  # one clear error for a missing or foreign file
         with _log_errors():
             console.print(f"wrote {plot_protocol(file, out) or plot_session(file, out)}")
@@ -204,7 +217,7 @@ def register(app: typer.Typer) -> None:
                 console.print(
                     f"{total:>10} rows  last: {sc.KINDS[int(last['kind'])]:<5} "
                     f"({int(last['row'])}, {int(last['col'])}) {last['voltage']:+.3f} V  "
-                    f"G = {last['conductance'] * 1e6:.2f} uS", highlight=False)
+                    f"G = {last['conductance'] * 1e6:.2f} µS", highlight=False)
         except (FileNotFoundError, LogError) as exc:
             raise _fail(str(exc)) from None
         status = _read(file, lambda reader: reader.status)
@@ -243,22 +256,23 @@ def register(app: typer.Typer) -> None:
                                                   "writer was killed")],
         out: Annotated[Path | None, typer.Option(
             help="new log to write (default: FILE with .recovered.h5)")] = None,
-        force: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
+        overwrite: Annotated[bool, typer.Option(
+            "--overwrite", help="replace an existing --out log")] = False,
+        force: Annotated[bool, typer.Option("--force", hidden=True)] = False,
     ) -> None:
         """Copy every intact block of FILE into a new, sound log; say exactly what was lost.
 
         FILE itself is never modified.
         """
+        from xbarlab.cli.common import output_path
         from xbarlab.log.errors import LogError
         from xbarlab.log.salvage import salvage
 
         target = out or file.with_name(file.name.removesuffix(".h5") + ".recovered.h5")
         if target.resolve() == file.resolve():
             raise _fail("--out must differ from FILE: recover never modifies the damaged file")
-        if target.exists():
-            if not force:
-                raise _fail(f"{target} exists; choose another --out or pass --force")
-            target.unlink()
+        output_path(target, "log", overwrite=overwrite or force)
+        target.unlink(missing_ok=True)
         try:
             report = salvage(file, target)
         except (FileNotFoundError, FileExistsError, LogError) as exc:

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xbarlab.config import ConfigError, load_yaml
+from xbarlab.config import ConfigError, SessionConfig, load_yaml
 from xbarlab.engine import RunResult
 from xbarlab.protocol_configs import ProtocolSession, session_from_data
 
@@ -86,7 +86,7 @@ def execute(cfg: ProtocolSession, out: Path, *, overwrite: bool = False,
     return result
 
 
-def refuse_unphysical(cfg: ProtocolSession) -> None:
+def refuse_unphysical(cfg: SessionConfig) -> None:
     """Refuse up front a session the physics checks say cannot work (on the simulated model
     of its array: the `sim:` section), print their warnings."""
     from xbarlab.analysis.physics_checks import check_session, model_sim
@@ -108,7 +108,7 @@ def print_summary(kind: str, result: RunResult, elapsed: float, out: Path) -> No
         session_summary(result, elapsed, out)
         return
     table = Table(title=f"{kind}: run {result.run_id[:8]}", show_header=False)
-    colour = "green" if result.ok else "red"
+    colour = "green" if result.done else "yellow" if result.ok else "red"
     table.add_row("status", f"[{colour}]{result.status.value}[/] {result.reason}")
     for name, text in summary_rows(kind, result.value):
         table.add_row(name, text)
@@ -134,7 +134,7 @@ def run_protocol(name: str, config: Path | None, out: Path | None, backend: str 
                  overwrite: bool, estimate: bool, resume: Path | None, as_json: bool,
                  duration: float | None = None, durable: bool | None = None) -> None:
     """The body of `xbarlab run` for every protocol; raises `typer.Exit` with the exit code."""
-    from xbarlab.cli.session import _exit_code
+    from xbarlab.cli.session import exit_code
 
     try:
         if config is None:
@@ -164,5 +164,5 @@ def run_protocol(name: str, config: Path | None, out: Path | None, backend: str 
             IndexError) as exc:
         text = str(exc)
         raise fail(text.strip("'\"") if isinstance(exc, KeyError) else text) from None
-    if not result.ok:
-        raise typer.Exit(_exit_code(result))
+    if not result.done:
+        raise typer.Exit(exit_code(result))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,16 +12,83 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from xbarlab.cli.common import fail, output_folder
 from xbarlab.config import ConfigError
 
 console = Console()
 err_console = Console(stderr=True)
-PAPERS = ("drolet2023", "drolet2023-crossbar")
+PLAIN_INTERVAL = 10.0  # s between plain progress lines outside a terminal
+
+
+class Paper(StrEnum):
+    drolet2023 = "drolet2023"
+    drolet2023_crossbar = "drolet2023-crossbar"
+
+
+class Mapping(StrEnum):
+    both = "both"
+    authors = "authors"
+    physical = "physical"
+
+
+class Recipe(StrEnum):
+    default = "default"
+    paper = "paper"
+    xbarlab = "xbarlab"
+
+
+class DataSource(StrEnum):
+    auto = "auto"
+    paper = "paper"
+    sklearn = "sklearn"
+
+
+class Fidelity(StrEnum):
+    ideal = "ideal"
+    wires = "wires"
+    nonlinear = "nonlinear"
 
 
 def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(2)
+    return fail(message)
+
+
+def _need_nn() -> None:
+    """One clear line, not a traceback, when the nn extra (torch) is not installed."""
+    try:
+        import xbarlab.nn.crossbar_transfer
+        import xbarlab.nn.reproduce  # noqa: F401
+    except ImportError as exc:
+        raise fail(f"this command needs the nn extra (torch, scikit-learn): {exc}. Install "
+                   "it with: pip install 'xbarlab[nn]'") from None
+
+
+def _data_line(prefer: str) -> str:
+    """Which half-moons data the networks train on, and where the paper's split is looked for."""
+    from xbarlab.nn.data import REFERENCE_ENV, load_moons, reference_dir
+
+    try:
+        source = load_moons(prefer).source
+    except FileNotFoundError as exc:
+        raise fail(f"{exc} (set {REFERENCE_ENV} to the folder holding half_moons.csv)"
+                   ) from None
+    return (f"data: {source}  [paper split looked for in {reference_dir()}; "
+            f"set {REFERENCE_ENV} to change]")
+
+
+class _PlainTicker:
+    """Progress lines for logs (nohup, CI): at most one per `PLAIN_INTERVAL` s."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._t0 = self._last = time.monotonic()
+
+    def __call__(self, text: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.enabled and (force or now - self._last >= PLAIN_INTERVAL):
+            self._last = now
+            console.print(f"{text} ({now - self._t0:.0f} s elapsed)", highlight=False,
+                          soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +96,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def reproduce(
-        paper: Annotated[str, typer.Argument(
+        paper: Annotated[Paper, typer.Argument(
             help="drolet2023 (the paper's statistical transfers) or drolet2023-crossbar "
                  "(beyond: programmed crossbar transfers, circuit-aware training)")],
         seeds: Annotated[int, typer.Option(min=1, max=100, help="training seeds per net")] = 3,
@@ -38,21 +106,24 @@ def register(app: typer.Typer) -> None:
         epochs: Annotated[int | None, typer.Option(
             min=1, help="training epochs (default: the recipe's: paper 10000, xbarlab 6000 "
                         "authors / 2000 physical; crossbar 2000)")] = None,
-        mapping: Annotated[str, typer.Option(
-            help="both (default), authors (the paper as the authors' code: +-400 uS pairs) "
-                 "or physical (xbarlab's 100-500 uS pairs)")] = "both",
-        recipe: Annotated[str, typer.Option(
+        mapping: Annotated[Mapping, typer.Option(
+            help="both (default), authors (the paper as the authors' code: ±400 µS pairs) "
+                 "or physical (xbarlab's 100-500 µS pairs)")] = Mapping.both,
+        recipe: Annotated[Recipe, typer.Option(
             help="default (paper recipe on the authors' mapping, xbarlab's on the physical), "
-                 "paper or xbarlab (for every mapping run)")] = "default",
-        data: Annotated[str, typer.Option(help="auto (paper split if present), paper, sklearn")
-                        ] = "auto",
+                 "paper or xbarlab (for every mapping run)")] = Recipe.default,
+        data: Annotated[DataSource, typer.Option(
+            help="auto (the paper's split if found, see XBARLAB_REFERENCE_DIR), paper, sklearn")
+        ] = DataSource.auto,
         out: Annotated[Path, typer.Option(help="output folder (HDF5 results, CDF plot)")] = Path(
             "drolet2023"
         ),
-        overwrite: Annotated[bool, typer.Option(help="replace existing results in --out")] = False,
+        overwrite: Annotated[bool, typer.Option(
+            "--overwrite", help="replace existing results in --out")] = False,
+        force: Annotated[bool, typer.Option("--force", hidden=True)] = False,
         threads: Annotated[int, typer.Option(min=1, max=64, help="torch CPU threads")] = 1,
-        fidelity: Annotated[str, typer.Option(
-            help="crossbar: circuit fidelity ideal, wires or nonlinear")] = "wires",
+        fidelity: Annotated[Fidelity, typer.Option(
+            help="crossbar: circuit fidelity")] = Fidelity.wires,
         r_wire: Annotated[float, typer.Option(
             min=0, help="crossbar: wire resistance per segment (ohm)")] = 1.0,
         passes: Annotated[int, typer.Option(
@@ -68,29 +139,31 @@ def register(app: typer.Typer) -> None:
 
         Trains both 2-8-1 networks over several seeds and prints the share of test points
         classified correctly in >= 95 % of simulated transfers next to the paper's figures.
+        The data source is printed first: the paper's split (half_moons.csv in the folder
+        $XBARLAB_REFERENCE_DIR, default ../shared/reference/hardware-aware-article next to
+        the checkout) or, when it is absent, a matched make_moons draw.
         """
-        if paper not in PAPERS:
-            raise _fail(f"unknown result {paper!r}; known: {', '.join(PAPERS)}")
-        if paper == "drolet2023-crossbar":
-            _crossbar(seeds, transfers or 20, epochs or 2000, out, overwrite, threads, fidelity,
-                      r_wire, passes, device)
+        overwrite = overwrite or force
+        _need_nn()
+        if out.exists() and not out.is_dir():
+            raise _fail(f"--out {out} is a file; give a folder")
+        if paper is Paper.drolet2023_crossbar:
+            _crossbar(seeds, transfers or 20, epochs or 2000, out, overwrite, threads,
+                      fidelity.value, r_wire, passes, device)
             return
         transfers = transfers or 2000
-        if mapping not in ("both", "authors", "physical"):
-            raise _fail(f"--mapping must be both, authors or physical, got {mapping!r}")
-        modes = ("authors", "physical") if mapping == "both" else (mapping,)
+        modes = ("authors", "physical") if mapping is Mapping.both else (mapping.value,)
         results_path = out / "results.h5"
         if results_path.exists() and not overwrite:
             raise _fail(f"{results_path} exists; use --overwrite or another --out")
-        try:
-            from xbarlab.log.results import write_results
-            from xbarlab.nn import reproduce as rp
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise _fail(f"this command needs the nn extra (torch, scikit-learn): {exc}") from None
+        from xbarlab.log.results import write_results
+        from xbarlab.nn import reproduce as rp
+
+        console.print(_data_line(data.value), highlight=False, soft_wrap=True)
         try:
             cfgs = [rp.make_reproduce_config(
-                {"seeds": seeds, "transfers": transfers, "epochs": epochs, "data": data,
-                 "threads": threads, "mapping": mode, "recipe": recipe,
+                {"seeds": seeds, "transfers": transfers, "epochs": epochs, "data": data.value,
+                 "threads": threads, "mapping": mode, "recipe": recipe.value,
                  "compensate": compensate, "compensation": {"steps": compensate_steps}}
             ) for mode in modes]
         except ConfigError as exc:
@@ -104,6 +177,7 @@ def register(app: typer.Typer) -> None:
             disable=not console.is_terminal,
         )
         finished: dict[str, int] = {}
+        plain = _PlainTicker(not console.is_terminal)
 
         with progress:
             task = progress.add_task("training", total=total)
@@ -114,12 +188,13 @@ def register(app: typer.Typer) -> None:
                     finished[f"{mode} {stage}"] = done
                     progress.update(task, completed=sum(finished.values()),
                                     description=f"training {mode} {stage}")
+                    plain(f"training {mode} {stage}: {sum(finished.values())}/{total} epochs")
 
                 try:
                     reps.append(rp.reproduce_drolet2023(cfg, on_progress))
                 except (FileNotFoundError, ValueError) as exc:
                     raise _fail(str(exc)) from None
-        out.mkdir(parents=True, exist_ok=True)
+        output_folder(out)
         pngs = [rp.plot_cdf(rep, out / f"cdf_{rep.config.mapping}.png") for rep in reps]
         write_results(results_path, {rep.config.mapping: rp.results_tree(rep) for rep in reps},
                       overwrite=overwrite)
@@ -161,6 +236,8 @@ def _crossbar(seeds: int, transfers: int, epochs: int, out: Path, overwrite: boo
     from xbarlab.log.results import write_results
     from xbarlab.nn import crossbar_transfer as ct
 
+    console.print(_data_line("auto"), highlight=False, soft_wrap=True)
+    plain = _PlainTicker(not console.is_terminal)
     t0 = time.perf_counter()
     try:
         cfg = ct.CrossbarTransferConfig(
@@ -172,12 +249,16 @@ def _crossbar(seeds: int, transfers: int, epochs: int, out: Path, overwrite: boo
         raise _fail(str(exc)) from None
     with console.status("starting") as status:
         try:
+            def say(msg: str) -> None:
+                status.update(msg)
+                plain(msg)
+
             res = ct.beyond_drolet2023(cfg, seeds=seeds, epochs=epochs, transfers=transfers,
-                                       progress=lambda msg: status.update(msg), threads=threads)
+                                       progress=say, threads=threads)
         except (ValueError, RuntimeError) as exc:
             raise _fail(str(exc)) from None
     table = Table(title=f"Beyond Drolet et al. 2023: {seeds} seeds, {transfers} crossbar "
-                        f"transfers ({device}, {fidelity}, {r_wire} ohm/segment, {passes} "
+                        f"transfers ({device}, {fidelity}, {r_wire} Ω/segment, {passes} "
                         "write-verify pass(es)); mean +- std over seeds")
     summary = res.summary()
     names = list(summary)
@@ -188,7 +269,7 @@ def _crossbar(seeds: int, transfers: int, epochs: int, out: Path, overwrite: boo
         table.add_row(metric, *(f"{100 * summary[n][metric][0]:.1f} % +- "
                                 f"{100 * summary[n][metric][1]:.1f}" for n in names))
     console.print(table)
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
     tree: dict[str, Any] = {"config": {"crossbar": cfg.model_dump(mode="json"),
                                        "seconds": res.seconds},
                             "calibrated_preset": res.calibrated.model_dump(mode="json")}

@@ -10,24 +10,37 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from xbarlab import sessions
+from xbarlab.cli.common import STATUS_EXIT, ExitCode, fail, output_path
+from xbarlab.cli.validate import device_names, device_range
 from xbarlab.config import (
     ConfigError,
     LogSettings,
     PatternTarget,
+    ReadMapProtocol,
     SessionConfig,
     SimConfig,
     WriteVerifyArrayProtocol,
+    load_yaml,
+    validate_config,
 )
+from xbarlab.crossbar import Crossbar
 from xbarlab.documents import RunStatus
 from xbarlab.engine import RunEngine, RunResult
 from xbarlab.protocols.registry import PROTOCOLS
 from xbarlab.protocols.write_verify import ArrayOutcome
-from xbarlab.sessions import build_backend, build_plan
+from xbarlab.sessions import build_plan
+from xbarlab.units import duration, percent, si
 
 console = Console()
 err_console = Console(stderr=True)
+
+_STATUS_COLOUR = {RunStatus.SUCCESS: "green", RunStatus.PROGRAMMED: "green",
+                  RunStatus.PARTIAL: "yellow", RunStatus.FAILED: "red",
+                  RunStatus.ABORTED: "yellow"}
 
 
 class ProtocolName(StrEnum):
@@ -35,10 +48,28 @@ class ProtocolName(StrEnum):
     read_map = "read_map"
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print `message` as an error and return the exit to raise (no traceback)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
+class Pattern(StrEnum):
+    letter_x = "letter_x"
+    checkerboard = "checkerboard"
+    gradient = "gradient"
+    ring = "ring"
+
+
+class Backend(StrEnum):
+    sim = "sim"
+    bench = "bench"
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend could not be opened (an instrument unreachable, a link refused)."""
+
+
+def brief(text: str, limit: int = 300) -> str:
+    """`text` cut to `limit` characters for a summary (the log keeps the whole reason)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rstrip() + "… (whole text: xbarlab log summary)"
 
 
 def default_out(stem: str) -> Path:
@@ -46,27 +77,59 @@ def default_out(stem: str) -> Path:
     return Path(f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.h5")
 
 
+# Listing the device models needs every preset parsed (about a second): --help names the
+# usual ones, and a wrong name gets the full list.
+DEVICE_HELP = "tio2-o921c (default), simple or another compact preset (xbarlab device list)"
+
+
+def build_backend(cfg: SessionConfig) -> Crossbar:
+    """The `Crossbar` backend a session config asks for; a bench that cannot be opened is
+    `BackendUnavailable` with one line naming the bench config."""
+    if cfg.backend == "sim" or cfg.bench is None:
+        return sessions.build_backend(cfg)
+    try:
+        return sessions.build_backend(cfg)
+    except ConfigError:
+        raise
+    except Exception as exc:  # any driver / transport / VISA failure while connecting
+        raise BackendUnavailable(
+            f"cannot open the bench of {cfg.bench}: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'} "
+            "(instruments on and reachable? `xbarlab bench check` tells which one)"
+        ) from None
+
+
+def _close(backend: Crossbar) -> None:
+    """Put the backend in its safe state and close it; a failure is one warning line."""
+    close = getattr(backend, "close", None)  # bench: safe state, then every link closed
+    try:
+        close() if callable(close) else backend.safe_state()
+    except Exception as exc:
+        err_console.print(f"[bold yellow]warning:[/] closing the backend: "
+                          f"{escape(brief(f'{type(exc).__name__}: {exc}'))}",
+                          highlight=False, soft_wrap=True)
+
+
 def execute(
     cfg: SessionConfig, out: Path, *, overwrite: bool = False, plot: Path | None = None
 ) -> RunResult:
-    """Run the session: backend, engine, HDF5 log and progress bar; print the summary.
+    """Run the session: backend, engine, HDF5 log and progress; print the summary.
 
-    With `plot`, also save a PNG overview of the logged session there.
+    With `plot`, also save an overview of the logged session there (PNG, SVG or PDF).
+    Output paths must have passed `output_path` (the CLI does it).
     """
     from xbarlab.cli.progress import ProgressSubscriber
     from xbarlab.log.writer import HDF5Writer
 
-    for path in (out, plot):
-        if path is not None and path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists; choose another --out or pass --overwrite")
     backend = build_backend(cfg)
     try:
         plan = build_plan(cfg, backend.shape)
         t0 = time.perf_counter()
+        what = "programming" if isinstance(cfg.protocol, WriteVerifyArrayProtocol) else "reading"
         log = cfg.log
         with HDF5Writer(out, overwrite=overwrite, flush_interval=log.flush_interval,
                         durable=log.durable_for(cfg.backend)) as writer, \
-                ProgressSubscriber(console) as bar:
+                ProgressSubscriber(console, what) as bar:
             engine = RunEngine(backend, cfg.limits, [writer, bar])
             result = engine.run(
                 plan, protocol=cfg.protocol.kind, config=cfg.model_dump(mode="json"),
@@ -74,9 +137,16 @@ def execute(
             )
         elapsed = time.perf_counter() - t0
     finally:
-        close = getattr(backend, "close", None)  # bench: safe state, then every link closed
-        close() if callable(close) else backend.safe_state()
-    print_summary(result, elapsed, out)
+        _close(backend)
+    reach = device_range(cfg.sim.device) if cfg.backend == "sim" else None
+    hits = [f"{bar.compliance[k]} of {bar.operations[k]} {k}s" for k in ("pulse", "read")
+            if bar.compliance[k]]
+    print_summary(result, elapsed, out, g_device_max=None if reach is None else 1.25 * reach[1],
+                  compliance=(f"{', '.join(hits)} hit the current compliance"
+                              + (f" ({si(cfg.limits.compliance, 'A')})" if cfg.backend == "sim"
+                                 else "")
+                              + ": the device saw less than the set voltage, a read there is "
+                              "a lower bound") if hits else "")
     if plot is not None:
         from xbarlab.analysis.session_plots import plot_session
 
@@ -108,28 +178,65 @@ def render_map(g: np.ndarray, width: int = 80) -> str:
     return "\n".join("".join(shades[i] * per_cell for i in row) for row in idx)
 
 
-def print_summary(result: RunResult, elapsed: float, out: Path) -> None:
-    """The session's outcome as a table, and the final map when there is one."""
+def programming_rows(value: ArrayOutcome) -> list[tuple[str, str]]:
+    """How well a write-verify programmed the array, in plain words (label, text) per row."""
+    n = len(value.cells)
+    tol = value.tolerance
+    idx = tuple(np.array([o.cell for o in value.cells]).T)
+    targets, final = value.targets[idx], value.final[idx]
+    err = (final - targets) / targets
+    inside = int(np.sum(np.abs(err) <= tol))
+    abs_err = np.abs(err)
+    worst = int(np.argmax(abs_err))
+    worst_cell = value.cells[worst].cell
+    stuck = sum(o.reason.startswith("stuck") for o in value.cells)
+    rows = [
+        ("error at the end",
+         f"median {percent(float(np.median(abs_err)))}, 90 % of cells within "
+         f"{percent(float(np.percentile(abs_err, 90)))}, worst {percent(float(abs_err[worst]))} "
+         f"(cell {worst_cell[0]}, {worst_cell[1]}); tolerance ±{tol * 100:.3g} %"),
+        ("above / below target",
+         f"{int(np.sum(err > 0))} above, {int(np.sum(err < 0))} below (median "
+         f"{si(float(np.median(final - targets)), 'S', signed=True)})"),
+        ("converged during programming",
+         f"{value.converged} / {n} cells reached the tolerance band in their own write-verify; "
+         "programming the cells after them disturbs them (half-selected pulses), so the final "
+         "read is the figure that counts"),
+    ]
+    plain = (f"{inside} of {n} cells ({percent(inside / n, 0)}) ended within "
+             f"±{tol * 100:.3g} % of their target; the median cell is off by "
+             f"{percent(float(np.median(abs_err)))}, the worst by "
+             f"{percent(float(abs_err[worst]))}")
+    healthy = np.array([not o.reason.startswith("stuck") for o in value.cells])
+    if value.cells[worst].reason.startswith("stuck") and healthy.any():
+        plain += (f" (a stuck device; worst of the others "
+                  f"{percent(float(abs_err[healthy].max()))})")
+    rows.insert(0, ("in plain words", plain))
+    if stuck:
+        rows.append(("given up as stuck", f"{stuck} cells (their write-verify could not move "
+                                          "them: stuck devices)"))
+    return rows
+
+
+def print_summary(result: RunResult, elapsed: float, out: Path,
+                  g_device_max: float | None = None, compliance: str = "") -> None:
+    """The session's outcome as a table, and the final map when there is one.
+
+    `g_device_max` (S): the most one device can conduct; reads above it are flagged as
+    dominated by sneak currents."""
     table = Table(title=f"run {result.run_id[:8]}", show_header=False)
-    colour = "green" if result.ok else "red"
-    table.add_row("status", f"[{colour}]{result.status.value}[/] {result.reason}")
+    colour = _STATUS_COLOUR.get(result.status, "white")
+    table.add_row("status", f"[{colour}]{result.status.value}[/] {escape(brief(result.reason))}")
     value: Any = result.value
-    if isinstance(value, ArrayOutcome):
-        n = len(value.cells)
+    if isinstance(value, ArrayOutcome) and value.cells:
+        for label, text in programming_rows(value):
+            table.add_row(label, text)
         pulses = [o.n_pulses for o in (value.attempts or value.cells)]
-        table.add_row("cells converged (write-verify)", f"{value.converged} / {n}")
         table.add_row("passes", f"{value.passes} ({len(value.attempts)} cell programmings)")
-        table.add_row(
-            f"cells in tolerance at the final read (±{value.tolerance:.1%}), after the "
-            "disturb of later programming",
-            f"{value.in_tolerance_final} / {n}",
-        )
         table.add_row(
             "pulses", f"{sum(pulses)} (per programming: mean {np.mean(pulses):.1f}, "
             f"max {max(pulses)})"
         )
-        err = np.abs(value.final - value.targets) / value.targets
-        table.add_row("final |error|", f"median {np.median(err):.2%}, max {err.max():.2%}")
         failed = [o for o in value.cells if not o.converged]
         if failed:
             by_reason: dict[str, list[str]] = {}
@@ -139,21 +246,42 @@ def print_summary(result: RunResult, elapsed: float, out: Path) -> None:
                 f"{why}: {', '.join(cells[:8])}{' ...' if len(cells) > 8 else ''}"
                 for why, cells in by_reason.items()
             ))
-    elif isinstance(value, np.ndarray):
-        table.add_row("conductance (uS)", f"min {value.min()*1e6:.1f}, "
-                      f"median {np.median(value)*1e6:.1f}, max {value.max()*1e6:.1f}")
+    elif isinstance(value, np.ndarray) and value.size:
+        table.add_row("conductance", f"min {si(float(value.min()), 'S')}, median "
+                      f"{si(float(np.median(value)), 'S')}, max {si(float(value.max()), 'S')}")
+        if g_device_max is not None and (value > g_device_max).any():
+            table.add_row("[yellow]sneak paths[/]",
+                          f"{int((value > g_device_max).sum())} of {value.size} reads above what "
+                          f"one device can conduct ({si(g_device_max, 'S')}): sneak currents "
+                          "dominate them, they are not device conductances")
+    if compliance:
+        table.add_row("[yellow]compliance[/]", compliance)
     table.add_row("operations logged", str(result.n_events))
-    table.add_row("time", f"{elapsed:.2f} s")
+    table.add_row("time", duration(elapsed))
     table.add_row("log", str(out))
     console.print(table)
     final = value.final if isinstance(value, ArrayOutcome) else value
-    if isinstance(final, np.ndarray) and final.ndim == 2:
+    if isinstance(final, np.ndarray) and final.ndim == 2 and np.isfinite(final).any():
         console.print("final conductance map (dark = low):")
         console.print(render_map(final, console.width), highlight=False)
 
 
-def _exit_code(result: RunResult) -> int:
-    return {RunStatus.SUCCESS: 0, RunStatus.FAILED: 1, RunStatus.ABORTED: 130}[result.status]
+def exit_code(result: RunResult) -> int:
+    """The process exit code of a run (see `xbarlab.cli.common`)."""
+    return int(STATUS_EXIT[result.status])
+
+
+def _metadata(sample: str | None, operator: str | None, note: str | None) -> dict[str, str]:
+    return {k: v for k, v in (("sample", sample), ("operator", operator), ("notes", note))
+            if v is not None}
+
+
+SampleOpt = Annotated[str | None, typer.Option(help="sample / die measured (run metadata)")]
+OperatorOpt = Annotated[str | None, typer.Option(help="who runs the session (run metadata)")]
+NoteOpt = Annotated[str | None, typer.Option(help="free-text note stored with the run")]
+OverwriteOpt = Annotated[bool, typer.Option(
+    "--overwrite", help="replace existing output files (of the same kind only)")]
+ForceOpt = Annotated[bool, typer.Option("--force", hidden=True, help="old name of --overwrite")]
 
 
 def register(app: typer.Typer) -> None:
@@ -161,38 +289,54 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def demo(
-        out: Annotated[Path | None, typer.Option(help="HDF5 log (default: timestamped)")] = None,
+        out: Annotated[Path | None, typer.Option(
+            help="HDF5 log, .h5 (default: timestamped in this folder); the plot goes next to "
+                 "it as .png")] = None,
         size: Annotated[int, typer.Option(min=2, max=256, help="array rows and columns")] = 16,
-        pattern: Annotated[
-            str, typer.Option(help="letter_x, checkerboard, gradient, ring")
-        ] = "letter_x",
-        device: Annotated[str, typer.Option(help="device preset")] = "tio2-o921c",
+        pattern: Annotated[Pattern, typer.Option(help="target pattern")] = Pattern.letter_x,
+        device: Annotated[str, typer.Option(
+            help=f"device model preset: {DEVICE_HELP}")] = "tio2-o921c",
         passes: Annotated[
             int, typer.Option(min=1, max=20, help="re-program cells disturbed out of tolerance")
         ] = 3,
         seed: Annotated[int, typer.Option(min=0)] = 0,
-        overwrite: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
+        overwrite: OverwriteOpt = False,
+        force: ForceOpt = False,
         plot: Annotated[bool, typer.Option(help="save a PNG overview next to the log")] = True,
         durable: Annotated[bool, typer.Option(
             help="fsync the log at every flush: survives a power cut (default off for sim)")
         ] = False,
+        sample: SampleOpt = None,
+        operator: OperatorOpt = None,
+        note: NoteOpt = None,
     ) -> None:
-        """Program a pattern into a simulated crossbar with write-verify, logged to HDF5."""
+        """Program a pattern into a simulated crossbar with write-verify, logged to HDF5.
+
+        Exit code 0 when every cell ends within tolerance, 3 when some do not (partial),
+        1 when none does."""
+        devices = device_names()
+        if device not in devices:
+            raise fail(f"--device {device!r} is not a device model; choose one of: "
+                       f"{', '.join(devices)}")
         try:
             cfg = SessionConfig(
                 seed=seed,
                 sim=SimConfig(rows=size, cols=size, device=device, seed=seed),
                 protocol=WriteVerifyArrayProtocol(
-                    target=PatternTarget(pattern=pattern), passes=passes
+                    target=PatternTarget(pattern=pattern.value), passes=passes
                 ),
                 log=LogSettings(durable=durable),
+                **_metadata(sample, operator, note),
             )
         except ValueError as exc:
             raise fail(str(exc)) from None
-        console.print(f"xbarlab demo: write-verify of a {pattern} pattern into a simulated "
-                      f"{size}x{size} crossbar ('{device}' devices)")
-        out = out or default_out("xbarlab-demo")
-        _run(cfg, out, overwrite, out.with_suffix(".png") if plot else None)
+        out = output_path(out or default_out("xbarlab-demo"), "log",
+                          overwrite=overwrite or force)
+        png = output_path(out.with_suffix(".png"), "plot", overwrite=overwrite or force,
+                          option="plot") if plot else None
+        console.print(f"xbarlab demo: write-verify of a {pattern.value} pattern into a simulated "
+                      f"{size}x{size} crossbar ('{device}' devices), {passes} pass(es)")
+        _run(cfg, out, overwrite or force, png)
 
     @app.command()
     def run(
@@ -200,9 +344,14 @@ def register(app: typer.Typer) -> None:
             PROTOCOLS))],
         config: Annotated[Path | None, typer.Option("--config", "-c",
                                                     help="session config (YAML)")] = None,
-        out: Annotated[Path | None, typer.Option(help="HDF5 log file")] = None,
-        backend: Annotated[str | None, typer.Option(help="sim or bench (overrides config)")] = None,
-        overwrite: Annotated[bool, typer.Option(help="replace an existing --out file")] = False,
+        out: Annotated[Path | None, typer.Option(help="HDF5 log file (.h5)")] = None,
+        backend: Annotated[Backend | None, typer.Option(
+            help="override the config's backend")] = None,
+        overwrite: OverwriteOpt = False,
+        force: ForceOpt = False,
+        sample: SampleOpt = None,
+        operator: OperatorOpt = None,
+        note: NoteOpt = None,
         estimate: Annotated[bool, typer.Option(
             help="simulate first; print operations, time, voltages, energy; run nothing")] = False,
         resume: Annotated[Path | None, typer.Option(
@@ -216,17 +365,84 @@ def register(app: typer.Typer) -> None:
             "a power cut (default: the config's log.durable; unset: on for bench, off for sim)")
         ] = None,
     ) -> None:
-        """Run PROTOCOL with the parameters of a session config file."""
-        from xbarlab.cli.protocols import run_protocol  # every protocol, --estimate, --resume
+        """Run PROTOCOL with the parameters of a session config file.
 
-        run_protocol(protocol, config, out, backend, overwrite, estimate, resume, json_out,
-                     duration, durable)
+        Exit codes: 0 done, 1 failed, 2 bad input (nothing run), 3 partial, 130 aborted."""
+        from xbarlab.cli.protocols import refuse_unphysical, run_protocol
+
+        def other_protocols() -> None:  # every other protocol, --estimate, --resume
+            run_protocol(protocol, config, out, None if backend is None else backend.value,
+                         overwrite or force, estimate, resume, json_out, duration, durable)
+
+        if (protocol not in ProtocolName.__members__ or estimate or resume is not None
+                or duration is not None or config is None or out is None):
+            other_protocols()
+            return
+        try:
+            cfg = load_session(config, ProtocolName(protocol), backend)
+            meta = _metadata(sample, operator, note)
+            if meta:
+                cfg = cfg.model_copy(update=meta)
+            if durable is not None:
+                cfg = cfg.model_copy(update={"log": cfg.log.model_copy(
+                    update={"durable": durable})})
+        except ConfigError as exc:
+            raise fail(str(exc)) from None
+        problems = _problems(cfg, str(config))
+        if problems:
+            raise fail("\n".join(problems))
+        if isinstance(cfg.protocol, WriteVerifyArrayProtocol) and cfg.protocol.compensate:
+            other_protocols()  # needs the circuit model's gains
+            return
+        try:
+            refuse_unphysical(cfg)
+        except ConfigError as exc:
+            raise fail(str(exc)) from None
+        out = output_path(out, "log", overwrite=overwrite or force)
+        _run(cfg, out, overwrite or force, None)
+
+
+def load_session(config: Path, protocol: ProtocolName, backend: Backend | None
+                 ) -> SessionConfig:
+    """The session config of `config` for `protocol`; `ConfigError` names file and field.
+
+    An empty file is refused: it would silently run every default."""
+    data = load_yaml(config)
+    if data is None or data == {}:
+        raise ConfigError(f"{config}: the file is empty; an empty session would run every "
+                          "default silently. Write the settings (see examples/session-*.yaml)")
+    cfg = validate_config(data, SessionConfig, str(config))
+    if cfg.protocol.kind != protocol.value:
+        if "protocol" in (cfg.model_fields_set or set()):
+            raise ConfigError(f"{config}: protocol.kind is '{cfg.protocol.kind}' but the "
+                              f"command asks for '{protocol.value}'")
+        proto: Any = (ReadMapProtocol() if protocol is ProtocolName.read_map
+                      else WriteVerifyArrayProtocol())
+        cfg = cfg.model_copy(update={"protocol": proto})
+    if cfg.bench is not None and not cfg.bench.is_absolute():
+        cfg = cfg.model_copy(update={"bench": config.parent / cfg.bench})
+    if backend is not None:
+        cfg = cfg.model_copy(update={"backend": backend.value})
+    if cfg.backend == "bench" and cfg.bench is None:
+        raise ConfigError(f"{config}: backend 'bench' needs `bench:` (the bench config file)")
+    return cfg
+
+
+def _problems(cfg: SessionConfig, source: str) -> list[str]:
+    from xbarlab.cli.validate import session_problems
+
+    return session_problems(cfg, source)
 
 
 def _run(cfg: SessionConfig, out: Path, overwrite: bool, plot: Path | None) -> None:
     try:
         result = execute(cfg, out, overwrite=overwrite, plot=plot)
+    except BackendUnavailable as exc:
+        raise fail(str(exc), ExitCode.FAILED) from None
     except (ConfigError, FileExistsError, KeyError, ValueError) as exc:
         raise fail(str(exc).strip("'\"")) from None
-    if not result.ok:
-        raise typer.Exit(_exit_code(result))
+    except OSError as exc:
+        raise fail(f"cannot write {out}: {exc.strerror or exc}", ExitCode.FAILED) from None
+    code = exit_code(result)
+    if code:
+        raise typer.Exit(code)
