@@ -29,7 +29,11 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 def load_session(name: str, path: Path, backend: str | None) -> ProtocolSession:
     """The session config file for protocol `name`, with `--backend` applied."""
-    cfg = session_from_data(name, load_yaml(path), str(path))
+    data = load_yaml(path)
+    if data is None or data == {}:
+        raise ConfigError(f"{path}: the file is empty; an empty session would run every "
+                          "default silently. Write the settings (see examples/protocols/)")
+    cfg = session_from_data(name, data, str(path))
     if cfg.bench is not None and not cfg.bench.is_absolute():
         cfg = cfg.model_copy(update={"bench": path.parent / cfg.bench})
     return with_backend(cfg, backend)
