@@ -15,7 +15,7 @@ from rich.table import Table
 
 from xbarlab.config import ConfigError, SessionConfig, load_yaml
 from xbarlab.engine import RunResult
-from xbarlab.protocol_configs import ProtocolSession, session_from_data
+from xbarlab.protocol_configs import ProtocolSession, protocol_kinds, session_from_data
 
 console = Console()
 err_console = Console(stderr=True)
@@ -29,6 +29,8 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 def load_session(name: str, path: Path, backend: str | None) -> ProtocolSession:
     """The session config file for protocol `name`, with `--backend` applied."""
+    if name not in protocol_kinds():
+        raise ConfigError(f"unknown protocol '{name}'; known: {', '.join(protocol_kinds())}")
     data = load_yaml(path)
     if data is None or data == {}:
         raise ConfigError(f"{path}: the file is empty; an empty session would run every "
