@@ -22,6 +22,7 @@ LAYERS: list[set[str]] = [
     {"sessions", "nn", "analysis", "watch"},
     {"protocols", "drivers"},
     {"engine", "sim", "bench", "log"},
+    {"protocol_configs"},
     {"config"},
     {"limits"},
     {"cells"},

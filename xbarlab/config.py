@@ -46,6 +46,13 @@ class SimConfig(_Strict):
         "per-k statistics of tio2-sherbrooke-2023 (TiO2 presets only)"
     )
     seed: int = Field(0, ge=0)
+    pristine: bool = Field(
+        False, description="devices start unformed (needs a preset with a forming section)"
+    )
+    wear_acceleration: float = Field(
+        1.0, ge=1, description="multiplies each pulse's wear (preset endurance), so that a "
+        "short simulated endurance run shows the window closing"
+    )
 
 
 class WriteVerifyParams(_Strict):
@@ -112,6 +119,10 @@ class WriteVerifyArrayProtocol(_Strict):
     order: Literal["row-major", "column-major"] = "row-major"
     passes: int = Field(
         1, ge=1, le=20, description="re-program cells found out of tolerance after a pass"
+    )
+    compensate: bool = Field(
+        False, description="scale pulse amplitudes and verify targets by what the circuit "
+        "model (the sim section: wires, source resistance) predicts for each cell (one pass)"
     )
 
 

@@ -192,3 +192,13 @@ class PulseCapability:
                 return (f"pulse width {width:.4g} s is not a multiple of the {self.step:.4g} s "
                         f"step of {self.source}")
         return None
+
+
+@runtime_checkable
+class Clocked(Protocol):
+    """A backend with its own clock (the simulator): `wait` advances device time instead of
+    sleeping. Backends without it (the bench) are waited on for real by the engine."""
+
+    def wait(self, seconds: float) -> float:
+        """Let `seconds` pass; return the backend clock (s) afterwards."""
+        ...

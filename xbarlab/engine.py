@@ -40,6 +40,7 @@ from xbarlab import __version__
 from xbarlab.cells import CellMeasurement
 from xbarlab.crossbar import (
     Cell,
+    Clocked,
     Crossbar,
     MvmResult,
     PulseResult,
@@ -50,7 +51,7 @@ from xbarlab.crossbar import (
 from xbarlab.documents import Document, Event, EventKind, RunStart, RunStatus, RunStop, Subscriber
 from xbarlab.interrupts import begin_cleanup, interruptible
 from xbarlab.limits import BenchLimits, LimitViolation
-from xbarlab.messages import Checkpoint, Message, Mvm, Plan, Pulse, Read, Result
+from xbarlab.messages import Checkpoint, Message, Mvm, Plan, Pulse, Read, Result, Wait, WaitResult
 
 
 class RunAborted(BaseException):
@@ -132,6 +133,7 @@ class RunEngine:
         self.limits = limits
         self.subscribers: list[Subscriber] = list(subscribers)
         self._seq = 0
+        self._t0 = time.monotonic()
         self._protocol = ""
         self._safe_failed = ""
 
@@ -155,6 +157,7 @@ class RunEngine:
         """Execute `plan` to the end; never leaves the backend outside its safe state."""
         run_id = uuid.uuid4().hex
         self._seq = 0
+        self._t0 = time.monotonic()
         self._protocol = protocol
         self._emit(
             RunStart(
@@ -288,6 +291,8 @@ class RunEngine:
         if isinstance(msg, Checkpoint):
             self._event(EventKind.CHECKPOINT, msg.tag, message=msg.label, data=msg.data)
             return None
+        if isinstance(msg, Wait):
+            return self._wait(msg)
         raise TypeError(f"a plan yielded {msg!r}, which is not a message")
 
     def _compliance(self, step: str, what: str, cells: np.ndarray) -> None:
@@ -299,6 +304,18 @@ class RunEngine:
                             f"the {what} on {shown}",
                     data={"cells": [list(c) for c in listed], "during": what,
                           "compliance_A": self.limits.compliance})
+
+    def _wait(self, msg: Wait) -> WaitResult:
+        """Advance a clocked backend (simulator), or sleep for real (bench); logged as a
+        checkpoint "wait" with the seconds and the clock after it."""
+        if isinstance(self.backend, Clocked):
+            clock = float(self.backend.wait(msg.seconds))
+        else:
+            time.sleep(msg.seconds)
+            clock = time.monotonic() - self._t0
+        self._event(EventKind.CHECKPOINT, msg.tag, message="wait",
+                    data={"seconds": msg.seconds, "clock": clock})
+        return WaitResult(msg.seconds, clock)
 
     @contextlib.contextmanager
     def _streamed(self, kind: EventKind, step: str, scheme: str) -> Iterator[None]:

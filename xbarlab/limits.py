@@ -10,7 +10,7 @@ import math
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from xbarlab.messages import Checkpoint, Message, Mvm, Pulse, Read
+from xbarlab.messages import Checkpoint, Message, Mvm, Pulse, Read, Wait
 
 
 class LimitViolation(ValueError):
@@ -80,6 +80,9 @@ class BenchLimits(BaseModel):
                 )
         elif isinstance(msg, Checkpoint):
             return
+        elif isinstance(msg, Wait):
+            if not (math.isfinite(msg.seconds) and msg.seconds >= 0):
+                raise LimitViolation(f"wait of {msg.seconds!r} s: must be finite and >= 0")
         else:
             raise LimitViolation(f"unknown operation {type(msg).__name__}: refused")
 

@@ -65,7 +65,26 @@ class Checkpoint:
     tag: str = "checkpoint"
 
 
-Message = Read | Pulse | Mvm | Checkpoint
-Result = ReadResult | PulseResult | MvmResult | None
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Let `seconds` pass with nothing applied (retention, relaxation, inter-pulse delays).
+
+    The simulator advances its device clock instead of sleeping; a bench really waits. The
+    result is a `WaitResult` with the backend's clock after the wait."""
+
+    seconds: float
+    tag: str = "wait"
+
+
+@dataclass(frozen=True, slots=True)
+class WaitResult:
+    """The backend's clock (s since the backend was created) after a `Wait`."""
+
+    seconds: float
+    clock: float
+
+
+Message = Read | Pulse | Mvm | Checkpoint | Wait
+Result = ReadResult | PulseResult | MvmResult | WaitResult | None
 Plan = Generator[Message, Any, Any]
 """A protocol: yields messages, receives their results, returns its own summary value."""

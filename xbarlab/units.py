@@ -67,3 +67,14 @@ def duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def axis_unit(values: object, unit: str) -> tuple[float, str]:
+    """(divisor, label unit) for a plot axis of `values` in `unit`, from the largest finite
+    magnitude: axis_unit([2e-4, 5e-4], "S") == (1e-6, "µS")."""
+    import numpy as np
+
+    arr = np.asarray(values, dtype=np.float64)
+    finite = np.abs(arr[np.isfinite(arr)])
+    exp = prefix_exponent(float(finite.max())) if finite.size else 0
+    return 10.0**exp, f"{_PREFIXES[exp]}{unit}"

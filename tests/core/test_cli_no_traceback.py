@@ -86,7 +86,7 @@ CASES: list[tuple[str, int, str]] = [
      "must end in .h5"),
     ("run read_map -c " + str(EXAMPLES / "session-read-map.yaml") + " --backend cloud "
      "--out {dir}/c.h5", 2, "'cloud' is not one of"),
-    ("run nope -c {dir}/empty.yaml --out {dir}/a.h5", 2, "'nope' is not one of"),
+    ("run nope -c {dir}/empty.yaml --out {dir}/a.h5", 2, "unknown protocol 'nope'"),
     ("run read_map -c " + str(EXAMPLES / "session-read-map.yaml") + " --out {dir}/nodir/x.h5",
      0, ""),
     ("log summary {dir}/nofile.h5", 2, "nofile.h5"),

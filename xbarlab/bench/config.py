@@ -112,12 +112,23 @@ class PinMap(_Strict):
             raise ValueError(f"two roles share a matrix row: {buses}")
         return self
 
-
     def line_slots(self, kind: str) -> list[int]:
         """The card slot of every row (`kind` "row") or column ("col") pin."""
         if kind == "row":
             return list(self.row_slots or [self.slot] * len(self.rows))
         return list(self.col_slots or [self.col_slot or self.slot] * len(self.cols))
+
+
+class OperationTiming(_Strict):
+    """How long one operation takes on this bench, for `xbarlab run --estimate` (s).
+
+    Defaults are assumptions for an SMU + switch-matrix bench (relay settle, a read integrated
+    over 1 power-line cycle, command round trips); measure yours and write them here."""
+
+    read: float = Field(0.03, ge=0, description="one cell read, switching included (s)")
+    pulse: float = Field(0.03, ge=0, description="one pulse, switching included, width "
+                         "excluded (s)")
+    mvm_row: float = Field(0.05, ge=0, description="one input row of an MVM (s)")
 
 
 class BenchConfig(_Strict):
@@ -137,6 +148,7 @@ class BenchConfig(_Strict):
     operation_timeout: float = Field(30.0, gt=0, description="max time of one operation (s)")
     pulse_edge: float = Field(1e-8, gt=0, le=1e-3, description="pulse generator edge time "
                                                               "(10-90 %, s)")
+    timing: OperationTiming = OperationTiming()
 
     @model_validator(mode="after")
     def _consistent(self) -> BenchConfig:

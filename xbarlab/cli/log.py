@@ -192,14 +192,16 @@ def register(app: typer.Typer) -> None:
             "--overwrite", help="replace an existing plot file")] = False,
         force: Annotated[bool, typer.Option("--force", hidden=True)] = False,
     ) -> None:
-        """Save an overview: target, final and error maps, pulses per cell, traces."""
+        """Save an overview: target, final and error maps, pulses per cell, traces (or the
+        natural figure of a characterisation protocol)."""
+        from xbarlab.analysis.protocol_plots import plot_protocol
         from xbarlab.analysis.session_plots import plot_session
         from xbarlab.cli.common import output_path
 
         output_path(out, "plot", overwrite=overwrite or force)
         _open(file).close()  # one clear error for a missing or foreign file
         with _log_errors():
-            console.print(f"wrote {plot_session(file, out)}")
+            console.print(f"wrote {plot_protocol(file, out) or plot_session(file, out)}")
 
     @log_app.command()
     def follow(

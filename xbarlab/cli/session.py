@@ -32,6 +32,7 @@ from xbarlab.crossbar import Crossbar
 from xbarlab.documents import RunStatus
 from xbarlab.engine import RunAborted, RunEngine, RunResult
 from xbarlab.interrupts import begin_cleanup, interruptible
+from xbarlab.protocols.registry import PROTOCOLS
 from xbarlab.protocols.write_verify import ArrayOutcome
 from xbarlab.sessions import build_plan
 from xbarlab.units import duration, percent, si
@@ -404,9 +405,11 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def run(
-        protocol: Annotated[ProtocolName, typer.Argument(help="the protocol to run")],
-        config: Annotated[Path, typer.Option("--config", "-c", help="session config (YAML)")],
-        out: Annotated[Path, typer.Option(help="HDF5 log file (.h5)")],
+        protocol: Annotated[str, typer.Argument(help="the protocol to run: " + ", ".join(
+            PROTOCOLS))],
+        config: Annotated[Path | None, typer.Option("--config", "-c",
+                                                    help="session config (YAML)")] = None,
+        out: Annotated[Path | None, typer.Option(help="HDF5 log file (.h5)")] = None,
         backend: Annotated[Backend | None, typer.Option(
             help="override the config's backend")] = None,
         bench: Annotated[Path | None, typer.Option(
@@ -417,6 +420,14 @@ def register(app: typer.Typer) -> None:
         sample: SampleOpt = None,
         operator: OperatorOpt = None,
         note: NoteOpt = None,
+        estimate: Annotated[bool, typer.Option(
+            help="simulate first; print operations, time, voltages, energy; run nothing")] = False,
+        resume: Annotated[Path | None, typer.Option(
+            help="continue the run of this log: cells done are not programmed again")] = None,
+        json_out: Annotated[bool, typer.Option("--json", help="--estimate as JSON")] = False,
+        duration: Annotated[float | None, typer.Option(
+            help="retention / volatility: total time (s); the simulator advances its clock, "
+            "a bench waits")] = None,
         durable: Annotated[bool | None, typer.Option(
             "--durable/--no-durable", help="fsync the log at every flush, so that it survives "
             "a power cut (default: the config's log.durable; unset: on for bench, off for sim)")
@@ -425,8 +436,18 @@ def register(app: typer.Typer) -> None:
         """Run PROTOCOL with the parameters of a session config file.
 
         Exit codes: 0 done, 1 failed, 2 bad input (nothing run), 3 partial, 130 aborted."""
+        from xbarlab.cli.protocols import refuse_unphysical, run_protocol
+
+        def other_protocols() -> None:  # every other protocol, --estimate, --resume
+            run_protocol(protocol, config, out, None if backend is None else backend.value,
+                         overwrite or force, estimate, resume, json_out, duration, durable)
+
+        if (protocol not in ProtocolName.__members__ or estimate or resume is not None
+                or duration is not None or config is None or out is None):
+            other_protocols()
+            return
         try:
-            cfg = load_session(config, protocol, backend, bench)
+            cfg = load_session(config, ProtocolName(protocol), backend, bench)
             meta = _metadata(sample, operator, note)
             if meta:
                 cfg = cfg.model_copy(update=meta)
@@ -438,6 +459,13 @@ def register(app: typer.Typer) -> None:
         problems = _problems(cfg, str(config))
         if problems:
             raise fail("\n".join(problems))
+        if isinstance(cfg.protocol, WriteVerifyArrayProtocol) and cfg.protocol.compensate:
+            other_protocols()  # needs the circuit model's gains
+            return
+        try:
+            refuse_unphysical(cfg)
+        except ConfigError as exc:
+            raise fail(str(exc)) from None
         out = output_path(out, "log", overwrite=overwrite or force)
         _run(cfg, out, overwrite or force, None)
 

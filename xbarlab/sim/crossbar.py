@@ -49,6 +49,7 @@ class SimCrossbar:
         self._extra = description or {}
         self.n_pulses = 0
         self.n_reads = 0
+        self.clock = 0.0  # s of simulated time: pulse widths and waits
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -92,7 +93,10 @@ class SimCrossbar:
         current = float(sol.i_cols[0, c])
         self.devices.apply_voltage(sol.v_dev[0], width, self.rng)
         self.n_pulses += 1
+        self.clock += float(width)
         tripped = abs(current) > self.compliance
+        if tripped:  # the instrument reports its limit, as a read does (and as a bench does)
+            current = float(np.sign(current) * self.compliance)
         return PulseResult((r, c), float(voltage), float(width), current, tripped)
 
     def mvm(self, v_rows: FloatArray) -> MvmResult:
@@ -103,6 +107,14 @@ class SimCrossbar:
         out = self.devices.read_noise(sol.i_cols, self.rng)
         tripped = np.abs(out) > self.compliance
         return MvmResult(v, np.where(tripped, np.sign(out) * self.compliance, out), tripped)
+
+    def wait(self, seconds: float) -> float:
+        """Advance simulated time by `seconds` (no sleeping): devices relax and drift."""
+        advance = getattr(self.devices, "advance", None)
+        if callable(advance):
+            advance(float(seconds))
+        self.clock += float(seconds)
+        return self.clock
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -154,6 +154,8 @@ def make_device_array(
     g_init: float | None = None,
     noise: bool = True,
     disturb: str = "physics",
+    pristine: bool = False,
+    wear_acceleration: float = 1.0,
 ) -> DeviceArray:
     """The device array of preset `name` (unknown names: the error lists the known ones).
 
@@ -162,6 +164,8 @@ def make_device_array(
     if disturb not in ("physics", "empirical"):
         raise ValueError(f"disturb must be 'physics' or 'empirical', got {disturb!r}")
     if name == "simple":
+        if pristine or wear_acceleration != 1.0:
+            raise ValueError("preset 'simple' has no forming or wear: use a TiO2 preset")
         if disturb != "physics":
             raise ValueError("preset 'simple' supports only disturb='physics'")
         return SimpleDevices(shape, SimpleDeviceParams(), rng, g_init=g_init, noise=noise)
@@ -174,7 +178,8 @@ def make_device_array(
             f"preset {name!r} is {preset.kind!r} (statistics for the transfer model), not a "
             "device model for SimCrossbar"
         )
-    devices = TiO2Devices(shape, preset, rng, g_init=g_init, noise=noise)
+    devices = TiO2Devices(shape, preset, rng, g_init=g_init, noise=noise, pristine=pristine,
+                          wear_acceleration=wear_acceleration)
     if disturb == "empirical":
         from xbarlab.sim.disturb import EmpiricalDisturbDevices, empirical_stats
 

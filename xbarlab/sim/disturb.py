@@ -129,6 +129,10 @@ class EmpiricalDisturbDevices:
         only[sel] = v[sel]
         self.inner.apply_voltage(only, width, rng)
 
+    def advance(self, seconds: float) -> None:
+        """Device time passes (retention, relaxation): as in the inner array."""
+        self.inner.advance(seconds)
+
     def _start_programming(self, cell: Cell) -> None:
         if self._current is not None and not self._done[self._current]:
             prev = self._current

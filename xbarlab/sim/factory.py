@@ -27,7 +27,7 @@ def build_sim_crossbar(cfg: SimConfig, *, compliance: float = 1e-3) -> SimCrossb
     rng = np.random.default_rng(cfg.seed)
     devices = make_device_array(
         cfg.device, (cfg.rows, cfg.cols), rng, g_init=cfg.g_init, noise=cfg.noise,
-        disturb=cfg.disturb,
+        disturb=cfg.disturb, pristine=cfg.pristine, wear_acceleration=cfg.wear_acceleration,
     )
     return SimCrossbar(
         devices, make_circuit(cfg), seed=cfg.seed + 1, compliance=compliance,

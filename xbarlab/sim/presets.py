@@ -264,6 +264,46 @@ class InitialState(_Section):
         return self
 
 
+class Forming(_Section):
+    """Pristine (unformed) devices and their forming: a device forms once its forming dose
+    sum(width / tau * exp((V - v_form) / v_scale)) over positive pulses reaches 1."""
+
+    g_pristine_low: float = _u("S", gt=0, description="pristine read conductance, low end")
+    g_pristine_high: float = _u("S", gt=0, description="pristine read conductance, high end")
+    v_form: float = _u("V", gt=0, description="median forming voltage at a pulse of width tau")
+    v_form_std: float = _u("V", ge=0, description="device-to-device std of v_form")
+    v_scale: float = _u("V", gt=0, description="forming time falls e-fold per v_scale volts")
+    tau: float = _u("s", gt=0, description="forming time at v_form")
+    g_formed_low: float = _u("S", gt=0, description="read conductance right after forming, low")
+    g_formed_high: float = _u("S", gt=0, description="read conductance right after forming, high")
+
+
+class Retention(_Section):
+    """Drift of a programmed state: R grows by `drift_per_decade` (relative) per decade of
+    time since the device was last programmed, counted from t0."""
+
+    drift_per_decade: float = _u("1", ge=0)
+    t0: float = _u("s", gt=0)
+    d2d_log_std: float = _u("1", ge=0, description="device-to-device log-std of the drift")
+
+
+class Volatility(_Section):
+    """Short-term relaxation: a share of each pulse's change decays with time constant tau."""
+
+    fraction: float = _u("1", ge=0, le=1)
+    tau: float = _u("s", gt=0)
+
+
+class Endurance(_Section):
+    """Wear: the window [R_on, R_off] closes towards its geometric middle as cycles n grow,
+    closed share = x / (1 + x) with x = (n / cycles_half) ** steepness; n counts full-window
+    swings / 2 (one SET and one RESET over the whole window is one cycle)."""
+
+    cycles_half: float = _u("1", gt=0, description="cycles at which half the window is gone")
+    steepness: float = _u("1", gt=0)
+    d2d_log_std: float = _u("1", ge=0, description="device-to-device log-std of cycles_half")
+
+
 class CompactPreset(BaseModel):
     """Physical TiO2 device model (data-driven switching dynamics, calibrated)."""
 
@@ -282,6 +322,10 @@ class CompactPreset(BaseModel):
     stuck: Stuck
     initial: InitialState
     window: Window | None = None
+    forming: Forming | None = None
+    retention: Retention | None = None
+    volatility: Volatility | None = None
+    endurance: Endurance | None = None
 
     _units: ClassVar[dict[str, str]] = {"r_on": "ohm", "r_off": "ohm", "v_read": "V"}
 

@@ -117,6 +117,8 @@ class TiO2Devices:
         *,
         g_init: float | None = None,
         noise: bool = True,
+        pristine: bool = False,
+        wear_acceleration: float = 1.0,
     ) -> None:
         if len(shape) != 2 or min(shape) < 1:
             raise ValueError(f"shape must be (rows, cols) >= 1, got {shape}")
@@ -142,6 +144,112 @@ class TiO2Devices:
         self._stuck = state
         stuck = state > 0
         self._r[stuck] = self._k_read / g_stuck[stuck]
+        if not (np.isfinite(wear_acceleration) and wear_acceleration >= 1):
+            raise ValueError(f"wear_acceleration must be >= 1, got {wear_acceleration!r}")
+        self.wear_acceleration = float(wear_acceleration)
+        self._init_aging(rng.spawn(1)[0], pristine)  # own stream: the draws above stay put
+
+    # ------------------------------------------------------------------ aging (time, wear)
+    def _init_aging(self, rng: np.random.Generator, pristine: bool) -> None:
+        """Device clock, retention drift, volatile share, wear and forming state.
+
+        Drawn from a stream of their own so that arrays without these effects are unchanged.
+        """
+        p, shape = self.params, self._shape
+        self.clock = 0.0  # s of device time
+        self._t_prog = np.zeros(shape)  # device time of the last programming change
+        self._r_base = self._r.copy()  # non-volatile R at _t_prog
+        self._r_vol = np.zeros(shape)  # volatile part of R, decays with volatility.tau
+        self._wear = np.zeros(shape)  # full-window swings switched so far
+        ret, end = p.retention, p.endurance
+        self._drift = (ret.drift_per_decade * np.exp(ret.d2d_log_std * rng.standard_normal(shape))
+                       if ret is not None else np.zeros(shape))
+        self._cycles_half = (end.cycles_half * np.exp(end.d2d_log_std
+                                                      * rng.standard_normal(shape))
+                             if end is not None else np.full(shape, np.inf))
+        self._pristine = np.zeros(shape, dtype=bool)
+        self._dose = np.zeros(shape)
+        f = p.forming
+        self._v_form = (f.v_form + f.v_form_std * rng.standard_normal(shape)
+                        if f is not None else np.full(shape, np.inf))
+        self._g_formed = (rng.uniform(f.g_formed_low, f.g_formed_high, size=shape)
+                          if f is not None else np.full(shape, np.nan))
+        if pristine:
+            if f is None:
+                raise ValueError(f"preset {p.name!r} has no forming section: no pristine devices")
+            self._pristine = self._stuck == 0
+            g0 = rng.uniform(f.g_pristine_low, f.g_pristine_high, size=shape)
+            self._r = np.where(self._pristine, self._k_read / g0, self._r)
+            self._r_base = self._r.copy()
+
+    @property
+    def pristine(self) -> np.ndarray:
+        """True for devices not formed yet."""
+        return self._pristine.copy()
+
+    @property
+    def cycles(self) -> FloatArray:
+        """Switching cycles each device has seen (full-window swings / 2)."""
+        return self._wear / 2.0
+
+    def window(self) -> tuple[FloatArray, FloatArray]:
+        """Per-device (R_on, R_off) after wear (ohm): the window closes towards its middle."""
+        p = self.params
+        if p.endurance is None:
+            return np.full(self._shape, p.r_on), np.full(self._shape, p.r_off)
+        x = (self.cycles / self._cycles_half) ** p.endurance.steepness
+        closed = x / (1.0 + x)
+        mid = np.sqrt(p.r_on * p.r_off)
+        return p.r_on + (mid - p.r_on) * closed, p.r_off - (p.r_off - mid) * closed
+
+    def _form(self, v: FloatArray, width: float) -> None:
+        """Forming dose of pristine devices under positive voltage; formed devices jump to
+        their formed conductance and switch normally from then on."""
+        f = self.params.forming
+        if f is None or not self._pristine.any():
+            return
+        pos = self._pristine & (v > 0)
+        if not pos.any():
+            return
+        dose = width / f.tau * np.exp((np.where(pos, v, 0.0) - self._v_form) / f.v_scale)
+        self._dose += np.where(pos, dose, 0.0)
+        formed = pos & (self._dose >= 1.0)
+        if formed.any():
+            self._pristine &= ~formed
+            self._r = np.where(formed, self._k_read / self._g_formed, self._r)
+            self._r_base = np.where(formed, self._r, self._r_base)
+            self._r_vol = np.where(formed, 0.0, self._r_vol)
+            self._t_prog = np.where(formed, self.clock, self._t_prog)
+
+    def _after_pulse(self, r_old: FloatArray, width: float) -> None:
+        """Book a pulse's change: wear, volatile share, programming time; clock += width."""
+        p = self.params
+        dr = self._r - r_old
+        self._wear += self.wear_acceleration * np.abs(dr) / (p.r_off - p.r_on)
+        moved = np.abs(dr) > 1e-3 * r_old
+        if p.volatility is not None and p.volatility.fraction > 0:
+            self._r_vol = np.where(moved, self._r_vol + p.volatility.fraction * dr, self._r_vol)
+        self._r_base = self._r - self._r_vol
+        self._t_prog = np.where(moved, self.clock, self._t_prog)
+        self.clock += width
+
+    def advance(self, seconds: float) -> None:
+        """Let `seconds` of device time pass with no voltage: the volatile part of each
+        device's change decays, programmed states drift (retention)."""
+        if not (np.isfinite(seconds) and seconds >= 0):
+            raise ValueError(f"time step must be finite and >= 0 s, got {seconds!r}")
+        p = self.params
+        if p.volatility is not None:
+            self._r_vol = self._r_vol * np.exp(-seconds / p.volatility.tau)
+        if p.retention is not None:  # the drift accrued over this interval of each device's age
+            t0 = p.retention.t0
+            age0 = np.maximum(self.clock - self._t_prog, 0.0)
+            grow = np.log10((t0 + age0 + seconds) / (t0 + age0))
+            self._r_base = self._r_base * (1.0 + self._drift * grow)
+        self.clock += seconds
+        r_on, r_off = self.window()
+        healthy = (self._stuck == 0) & ~self._pristine
+        self._r = np.where(healthy, np.clip(self._r_base + self._r_vol, r_on, r_off), self._r)
 
     # ------------------------------------------------------------------ state
     @property
@@ -186,6 +294,8 @@ class TiO2Devices:
             raise ValueError("conductances must be > 0 S")
         sel = np.asarray(mask, dtype=bool) & (self._stuck == 0)
         self._r[sel] = np.clip(self._k_read / g[sel], self.params.r_on, self.params.r_off)
+        self._r_base[sel] = self._r[sel] - self._r_vol[sel]
+        self._pristine[sel] = False
 
     # ------------------------------------------------------------------ dynamics
     def apply_voltage(self, v: FloatArray, width: float, rng: np.random.Generator) -> None:
@@ -197,10 +307,13 @@ class TiO2Devices:
             raise ValueError(f"pulse width must be finite and >= 0 s, got {width!r}")
         p = self.params
         var = p.variability
-        healthy = self._stuck == 0
+        self._form(v, width)
+        r_before = self._r.copy()
+        healthy = (self._stuck == 0) & ~self._pristine
         pos = (v > 0) & healthy
         neg = (v < 0) & healthy
         if not (pos.any() or neg.any()) or width == 0:
+            self._after_pulse(r_before, width)
             return
         jitter = (
             var.c2c_v * rng.standard_normal(self._shape)
@@ -223,7 +336,9 @@ class TiO2Devices:
         dr = r_new - self._r
         if self.noise and var.c2c_rel > 0:
             dr = dr * np.clip(1.0 + var.c2c_rel * rng.standard_normal(self._shape), 0.0, None)
-        self._r = np.clip(self._r + dr, p.r_on, p.r_off)
+        r_on, r_off = self.window()
+        self._r = np.where(healthy, np.clip(self._r + dr, r_on, r_off), self._r)
+        self._after_pulse(r_before, width)
 
     def read_noise(self, currents: FloatArray, rng: np.random.Generator) -> FloatArray:
         """Relative noise with std% = slope R + intercept, R estimated from |I| at v_read."""
@@ -245,4 +360,6 @@ class TiO2Devices:
             "noise": self.noise,
             "n_stuck_lrs": int((self._stuck == 1).sum()),
             "n_stuck_hrs": int((self._stuck == 2).sum()),
+            "n_pristine": int(self._pristine.sum()),
+            "wear_acceleration": self.wear_acceleration,
         }

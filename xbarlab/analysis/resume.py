@@ -1,0 +1,148 @@
+"""`xbarlab run --resume LOG`: continue an aborted or killed run from its log.
+
+The cells a run finished are the cells of its ``cell_done`` checkpoints (following the chain of
+earlier resumed runs through their ``resumed_from`` links); the resumed run works on the other
+cells of the protocol's cell list, in the same order, and its RunStart config links to the old
+run (id, log path, status). On the bench the devices keep their state between the two runs;
+the simulator keeps none between processes, so a resumed simulated session first sets every
+cell the old logs read to its last read conductance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xbarlab.config import ConfigError, WriteVerifyArrayProtocol
+from xbarlab.crossbar import Cell, Crossbar
+from xbarlab.log.reader import LogError, LogReader
+from xbarlab.protocol_configs import ProtocolSession, resolve_cells, session_from_data
+
+RESUMABLE = ("write_verify_array", "forming", "switch_seeker", "converge", "multistate",
+             "endurance", "curve_tracer", "volatility")
+
+
+def _open(path: Path) -> LogReader:
+    """The old log (a log whose writer was killed opens as it is)."""
+    try:
+        return LogReader(path)
+    except LogError as exc:
+        raise ConfigError(f"--resume {path}: {exc}") from None
+
+
+@dataclass
+class LoggedRun:
+    """What one log says about its run."""
+
+    path: Path
+    run_id: str
+    protocol: str
+    status: str
+    config: dict[str, Any]
+    shape: tuple[int, int]
+    done: list[Cell]
+    last_g: np.ndarray  # (M, N) last read conductance, NaN where never read
+
+
+def read_run(path: Path) -> LoggedRun:
+    """The run of log `path` (a log whose writer was killed reads up to its last flush)."""
+    if not path.exists():
+        raise FileNotFoundError(f"--resume {path}: no such log file")
+    with _open(path) as log:
+        if not log.started:
+            raise ConfigError(f"--resume {path}: the log holds no run")
+        info = log.info
+        notes = log.annotations()
+        done_rows = notes[(notes["kind"] == "checkpoint") & (notes["message"] == "cell_done")]
+        done = [(int(d["cell"][0]), int(d["cell"][1])) for d in done_rows["data"]
+                if isinstance(d, dict) and "cell" in d]
+        return LoggedRun(path, info.run_id, info.protocol, log.status, dict(info.config),
+                         info.shape, done, log.final_conductances())
+
+
+def run_chain(path: Path) -> list[LoggedRun]:
+    """The run of `path` and every earlier run it resumed (newest first; logs that are gone
+    end the chain)."""
+    chain = [read_run(path)]
+    seen = {chain[0].run_id}
+    while True:
+        link = chain[-1].config.get("resumed_from") or {}
+        older = Path(str(link.get("log", "")))
+        if not link or not older.exists():
+            return chain
+        run = read_run(older)
+        if run.run_id in seen:
+            return chain
+        seen.add(run.run_id)
+        chain.append(run)
+
+
+def logged_session(path: Path, name: str) -> ProtocolSession:
+    """The session config a log was run with, for protocol `name`."""
+    run = read_run(path)
+    data = {k: v for k, v in run.config.items() if k != "resumed_from"}
+    return session_from_data(name, data, f"{path} (logged config)")
+
+
+@dataclass
+class ResumeState:
+    """What a resumed run does."""
+
+    chain: list[LoggedRun]
+    cells: list[Cell]  # the cells still to do, in order
+    done: list[Cell] = field(default_factory=list)
+    restored: int = 0  # simulated cells set to their last logged read
+
+    def provenance(self) -> dict[str, Any]:
+        old = self.chain[0]
+        return {"run_id": old.run_id, "log": str(old.path.resolve()), "status": old.status,
+                "cells_done": len(self.done), "chain": [r.run_id for r in self.chain]}
+
+    def describe(self) -> str:
+        old = self.chain[0]
+        text = (f"resuming run {old.run_id[:8]} ({old.status}) of {old.path}: "
+                f"{len(self.done)} cells done, {len(self.cells)} to go")
+        if self.restored:
+            text += f"; simulator: {self.restored} cells set to their last logged read"
+        return text
+
+
+def cell_order(cfg: ProtocolSession, shape: tuple[int, int]) -> list[Cell]:
+    """Every cell the session's protocol works on, in its order."""
+    proto = cfg.protocol
+    if isinstance(proto, WriteVerifyArrayProtocol):
+        from xbarlab.protocols.write_verify import programming_order
+
+        return programming_order(shape, proto.order)
+    return resolve_cells(getattr(proto, "cells", "all"), shape)
+
+
+def prepare_resume(path: Path, cfg: ProtocolSession, backend: Crossbar) -> ResumeState:
+    """Check `path` against the session, find the cells left to do, restore a simulator."""
+    kind = cfg.protocol.kind
+    if kind not in RESUMABLE:
+        raise ConfigError(f"--resume works for the per-cell protocols ({', '.join(RESUMABLE)}), "
+                          f"not for {kind}")
+    chain = run_chain(path)
+    old = chain[0]
+    if old.protocol != kind:
+        raise ConfigError(f"--resume {path}: that run is {old.protocol}, not {kind}")
+    if tuple(old.shape) != tuple(backend.shape):
+        raise ConfigError(f"--resume {path}: that run was on a {old.shape[0]} x {old.shape[1]} "
+                          f"array, this one is {backend.shape[0]} x {backend.shape[1]}")
+    done_set = {c for run in chain for c in run.done}
+    order = cell_order(cfg, backend.shape)
+    state = ResumeState(chain, [c for c in order if c not in done_set],
+                        [c for c in order if c in done_set])
+    set_g = getattr(getattr(backend, "devices", None), "set_g", None)
+    if callable(set_g):  # the simulator: bring back what the old runs left in the array
+        g = np.full(backend.shape, np.nan)
+        for run in reversed(chain):  # newer reads win
+            g = np.where(np.isfinite(run.last_g), run.last_g, g)
+        mask = np.isfinite(g)
+        set_g(np.where(mask, g, 1.0), mask)
+        state.restored = int(mask.sum())
+    return state
