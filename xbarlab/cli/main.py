@@ -96,7 +96,7 @@ def _root(
 
 def _register() -> None:
     """Attach the command groups (imported here so `--help` stays fast and torch stays lazy)."""
-    from xbarlab.cli import bench, device, emulate, log, reproduce, session, sweep
+    from xbarlab.cli import bench, calibrate, device, emulate, log, reproduce, session, sweep
 
     session.register(app)
     log.register(app)
@@ -105,6 +105,7 @@ def _register() -> None:
     reproduce.register(app)
     emulate.register(app)
     sweep.register(app)
+    calibrate.register(app)
 
 
 _register()
