@@ -16,8 +16,9 @@ Each parameter comes from the measurements that determine it:
   pooled.
 - ``read_noise``: read-to-read differences of consecutive reads with no pulse in between
   (std% = slope R + intercept, fitted to the binned std vs R with `scipy.optimize.curve_fit`).
-- ``stuck.lrs_rate`` / ``stuck.hrs_rate``: cells that moved less than 2 % over at least
-  `STUCK_MIN_PULSES` pulses, split at the base preset's ``stuck.hrs_high``.
+- ``stuck.lrs_rate`` / ``stuck.hrs_rate``: cells pulsed up to the largest amplitude of the log
+  whose reads stayed within 2 % over at least `STUCK_MIN_PULSES` pulses, split at the base
+  preset's ``stuck.hrs_high``.
 
 Everything else is kept from the base preset and listed as kept in the ``calibration`` block.
 """
@@ -291,18 +292,19 @@ def fit_read_noise(p: CompactPreset, logs: list[LogData]) -> NoiseFit | None:
 # --------------------------------------------------------------------------- stuck devices
 
 
-def _stuck_cells(d: LogData) -> np.ndarray[Any, np.dtype[np.bool_]]:
-    """Cells that moved less than 2 % over at least STUCK_MIN_PULSES pulses."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        moved = np.abs(d.cell_g_last - d.cell_g_first) / d.cell_g_first
-    return np.asarray((d.cell_pulses >= STUCK_MIN_PULSES) & (moved < 0.02), dtype=bool)
+def stuck_cells(d: LogData) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Cells pulsed up to the log's largest amplitude whose reads, over at least
+    STUCK_MIN_PULSES pulses, stayed within 2 % (a slow but healthy cell moves at the cap)."""
+    with np.errstate(invalid="ignore"):
+        still = d.cell_g_range < 0.02
+    return np.asarray((d.cell_pulses >= STUCK_MIN_PULSES) & d.cell_at_cap & still, dtype=bool)
 
 
 def _stuck_devices(logs: list[LogData]) -> np.ndarray[Any, np.dtype[np.int64]]:
     """Device ids (as in `LogData.device`) of the stuck cells of every log."""
     ids, offset = [], 0
     for d in logs:
-        ids.append(np.flatnonzero(_stuck_cells(d)) + offset)
+        ids.append(np.flatnonzero(stuck_cells(d)) + offset)
         offset += d.cell_pulses.size
     return np.concatenate(ids).astype(np.int64) if ids else np.zeros(0, dtype=np.int64)
 
@@ -313,7 +315,7 @@ def stuck_fractions(p: CompactPreset, logs: list[LogData]) -> tuple[int, int, in
     for d in logs:
         total += d.cell_pulses.size
         tried += int(np.sum(d.cell_pulses >= STUCK_MIN_PULSES))
-        stuck = _stuck_cells(d)
+        stuck = stuck_cells(d)
         lrs += int(np.sum(stuck & (d.cell_g_last > p.stuck.hrs_high)))
         hrs += int(np.sum(stuck & (d.cell_g_last <= p.stuck.hrs_high)))
     return lrs, hrs, tried, total
@@ -387,8 +389,8 @@ def calibrate(paths: list[str | Path], base: str = "tio2-o921c", name: str = "ca
             frac = count / total
             estimates.append(Estimate(f"stuck.{what}", frac,
                                       float(np.sqrt(max(frac, 1 / total) * (1 - frac) / total)),
-                                      total, "1", "cells that moved < 2 % over >= "
-                                      f"{STUCK_MIN_PULSES} pulses"))
+                                      total, "1", "cells whose reads stayed within 2 % "
+                                      f"over >= {STUCK_MIN_PULSES} pulses up to the cap"))
         if lrs + hrs < 10:
             warnings.append(f"only {lrs + hrs} stuck cells seen: stuck rates rest on Poisson "
                             "counts (relative error ~ 1/sqrt(count))")

@@ -53,6 +53,9 @@ class LogData:
     cell_pulses: np.ndarray[Any, np.dtype[np.int64]]
     cell_g_first: FloatArray
     cell_g_last: FloatArray
+    cell_g_range: FloatArray  # (max - min) / median of the cell's reads
+    cell_at_cap: np.ndarray[Any, np.dtype[np.bool_]]  # pulsed within 50 mV of the log's largest
+    # amplitude of either polarity
 
 
 def _open(path: Path) -> tuple[str, tuple[int, int], float, pd.DataFrame]:
@@ -93,6 +96,11 @@ def load_log(path: str | Path, device_offset: int = 0) -> LogData:
     pulses = np.zeros(n_cells, dtype=np.int64)
     g_first = np.full(n_cells, np.nan)
     g_last = np.full(n_cells, np.nan)
+    g_range = np.full(n_cells, np.nan)
+    at_cap = np.zeros(n_cells, dtype=bool)
+    pulse_v = v[is_pulse]
+    v_top = float(pulse_v.max()) if np.any(pulse_v > 0) else np.inf
+    v_bottom = float(pulse_v.min()) if np.any(pulse_v < 0) else -np.inf
     order = np.argsort(cell, kind="stable")
     bounds = np.flatnonzero(np.diff(cell[order])) + 1
     for idx in np.split(order, bounds):
@@ -103,6 +111,9 @@ def load_log(path: str | Path, device_offset: int = 0) -> LogData:
         good = reads[np.isfinite(g[reads]) & (g[reads] > 0)]
         if len(good):
             g_first[c], g_last[c] = g[good[0]], g[good[-1]]
+            g_range[c] = float(np.ptp(g[good]) / np.median(g[good]))
+        vc = v[idx[k == "pulse"]]
+        at_cap[c] = bool(np.any(vc >= v_top - 0.05) or np.any(vc <= v_bottom + 0.05))
         for j in range(1, len(idx) - 1):
             i_prev, i, i_next = idx[j - 1], idx[j], idx[j + 1]
             if not (is_pulse[i] and not is_pulse[i_prev] and not is_pulse[i_next]):
@@ -128,7 +139,8 @@ def load_log(path: str | Path, device_offset: int = 0) -> LogData:
         device=np.asarray(dev, dtype=np.int64)[ok] + device_offset,
         v=np.asarray(vs, dtype=np.float64)[ok], width=np.asarray(ws, dtype=np.float64)[ok],
         g0=g0a[ok], g1=g1a[ok], ga=gaa[okr], gb=gba[okr],
-        cell_pulses=pulses, cell_g_first=g_first, cell_g_last=g_last,
+        cell_pulses=pulses, cell_g_first=g_first, cell_g_last=g_last, cell_g_range=g_range,
+        cell_at_cap=at_cap,
     )
 
 
