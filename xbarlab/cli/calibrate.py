@@ -15,6 +15,14 @@ from xbarlab.units import si
 console = Console()
 
 
+def _show(value: float, unit: str, digits: int = 4) -> str:
+    """A value with its unit as a person reads it (SI prefixes, Ω)."""
+    if unit in ("V", "S"):
+        return si(value, unit)
+    unit = unit.replace("ohm", "Ω")
+    return f"{value:.{digits}g}" + ("" if unit == "1" else f" {unit}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the `calibrate` command to `app`."""
 
@@ -52,8 +60,7 @@ def register(app: typer.Typer) -> None:
         write_preset(cal, out)
         table = Table("parameter", "value", "std error", "points")
         for e in cal.estimates:
-            table.add_row(e.name, si(e.value, e.unit) if e.unit in ("V", "S") else f"{e.value:.4g}"
-                          f" {e.unit}", f"{e.stderr:.2g}", str(e.n))
+            table.add_row(e.name, _show(e.value, e.unit), _show(e.stderr, e.unit, 2), str(e.n))
         console.print(table)
         console.print(f"kept from {base}: {', '.join(cal.kept)}", soft_wrap=True)
         for w in cal.warnings:
