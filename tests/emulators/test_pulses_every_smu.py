@@ -12,15 +12,23 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pytest
 
-from tests.emulators.benches import LIMITS, PINS, bench_config, emulated, events, run
-from xbarlab.config import WriteVerifyParams
+from tests.emulators.benches import (
+    LIMITS,
+    PINS,
+    TARGET,
+    WV_PARAMS,
+    bench_config,
+    emulated,
+    events,
+    run,
+)
 from xbarlab.documents import EventKind
 from xbarlab.drivers.emulators.smu_2450 import Smu2450
 from xbarlab.drivers.emulators.smu_2600 import Smu2600
 from xbarlab.drivers.emulators.smu_b2900 import SmuB2900
+from xbarlab.protocols.patterns import target_map
 from xbarlab.protocols.write_verify import write_verify_array
 
 CELLS = [(1, 2), (6, 5)]
@@ -78,10 +86,9 @@ def _restored(emu: Any, nplc: float) -> list[str]:
 def test_write_verify_pulses_on_every_smu_kind(kind: str) -> None:
     cfg = bench_config(BENCHES[kind])
     width = cfg.limits.pulse_width_min
-    params = WriteVerifyParams(width=width, tolerance=0.1, step=0.05, set_start=0.8,
-                               reset_start=-0.8, max_pulses=30, max_pulses_at_limit=5)
-    targets = np.full((8, 8), 60e-6)
-    with emulated(cfg) as (emu, bench):
+    params = WV_PARAMS.model_copy(update={"width": width})
+    targets = target_map(TARGET, (8, 8))
+    with emulated(cfg, timeout=5.0) as (emu, bench):  # generous: a loaded machine
         result, docs = run(bench.crossbar, cfg, write_verify_array(targets, params,
                                                                     cells=CELLS))
         assert result.ok, result.reason

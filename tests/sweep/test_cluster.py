@@ -116,10 +116,10 @@ def test_a_killed_worker_loses_no_point(
     table = read_table(out)
     assert len(table) == 24 and table["point"].is_unique
     assert set(table["point"]) == {p.point_id for p in points}
-    assert (table["status"] == "success").all()
+    assert set(table["status"]) <= {"programmed", "partial"}, "every run ran to its end"
     assert not list(rows.glob("*.part")), "no half-written log is left behind as a result"
     for log_name, run_id in zip(table["log"], table["run_id"], strict=True):
         with LogReader(out / log_name) as log:
-            assert log.status == "success" and log.info.run_id == run_id
+            assert log.status in ("programmed", "partial") and log.info.run_id == run_id
     # the surviving worker finished what the killed one left
     assert table["worker"].nunique() == 2

@@ -185,6 +185,8 @@ class CrossbarSolver:
         self._seen: dict[bytes, tuple[FloatArray, int]] = {}
         self._ports: PadPorts | None = None
         self._warm: OrderedDict[bytes, tuple[float, FloatArray]] = OrderedDict()
+        #: device voltages of the last direct solve, kept for its solution (no recompute)
+        self._last_v_dev: FloatArray | None = None
         self.lu_after = lu_after
         #: compiled line engine with warm starts (False: the numpy engine, cold starts)
         self.compiled = compiled and solver_kernels.AVAILABLE
@@ -382,7 +384,7 @@ class CrossbarSolver:
                         resid * float(np.abs(coef).sum(axis=1).max()), method=method)
                 return
         res, method = self._solve_cases(driven, volts, law)
-        out.put(cases, *res, method=method)
+        out.put(cases, *res, method=method, v_dev=self._last_v_dev)
 
     def _warm_start(self, key: tuple[bytes, float] | None) -> FloatArray | None:
         """The state of the last solved case with the same pad pattern and the same voltages
@@ -423,6 +425,7 @@ class CrossbarSolver:
         self, driven: BoolArray, volts: FloatArray, law: DeviceLaw
     ) -> tuple[_Result, str]:
         m, n = self.shape
+        self._last_v_dev = None
         use_lines = m * n > 1 and (
             self.engine == "lines"
             or (self.engine == "auto" and self._prefer_lines(driven, law, volts.shape[0]))
@@ -451,7 +454,10 @@ class CrossbarSolver:
                     self._keep_warm(key, prob.x)
                 return res, "lines"
         deng = self.direct_engine(driven)
-        return _DirectProblem(deng, volts).run(law, self), "direct"
+        dprob = _DirectProblem(deng, volts)
+        res = dprob.run(law, self)
+        self._last_v_dev = dprob.v_dev
+        return res, "direct"
 
 
 def _warm_key(
@@ -534,6 +540,7 @@ class _Accumulator:
     def __init__(self, bsz: int, m: int, n: int) -> None:
         self.bsz, self.m, self.n = bsz, m, n
         self.parts: tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None = None
+        self.v_dev: FloatArray | None = None
         self.iterations = 0
         self.residual = 0.0
         self.methods: set[str] = set()
@@ -549,9 +556,11 @@ class _Accumulator:
         residual: float,
         *,
         method: str,
+        v_dev: FloatArray | None = None,
     ) -> None:
         if self.parts is None and len(cases) == self.bsz:  # the whole batch, in order
             self.parts = (vr, vc, i_dev, i_pad)
+            self.v_dev = v_dev
         else:
             if self.parts is None:
                 shape = (self.bsz, self.m, self.n)
@@ -559,6 +568,7 @@ class _Accumulator:
                               np.zeros((self.bsz, i_pad.shape[1])))
             for whole, part in zip(self.parts, (vr, vc, i_dev, i_pad), strict=True):
                 whole[cases] = part
+            self.v_dev = None
         self.iterations = max(self.iterations, iterations)
         self.residual = max(self.residual, residual)
         self.methods.add(method)
@@ -566,8 +576,9 @@ class _Accumulator:
     def result(self) -> CrossbarSolution:
         assert self.parts is not None
         v_row, v_col, i_dev, i_pad = self.parts
+        v_dev = self.v_dev if self.v_dev is not None else v_row - v_col
         return CrossbarSolution(
-            v_row, v_col, v_row - v_col, i_dev, i_pad,
+            v_row, v_col, v_dev, i_dev, i_pad,
             self.iterations, self.residual, "+".join(sorted(self.methods)),
         )
 
@@ -727,6 +738,7 @@ class _DirectProblem:
         self.eng = eng
         self.inj, self.fixed_v = eng.pad_rhs(volts)
         self.volts = np.where(np.isnan(volts), 0.0, volts)
+        self.v_dev: FloatArray | None = None
         v_max = float(np.abs(self.volts).max()) if self.volts.size else 0.0
         y_wire = float(eng.e_y.max(initial=0.0))
         self.i_scale = max(float(np.abs(self.inj).max()) if self.inj.size else 0.0,
@@ -774,7 +786,8 @@ class _DirectProblem:
             )
             v = np.ascontiguousarray(xb.T)
         vr, vc = eng.taps(v)
-        i_dev = law.current(vr - vc)
+        self.v_dev = vr - vc  # kept: the solution reuses it (one batch-sized array less)
+        i_dev = law.current(self.v_dev)
         i_pad = np.zeros_like(self.volts)
         res = eng.driven & ~eng.fixed_pad
         i_pad[:, res] = eng.pad_y[res] * (self.volts[:, res] - v[eng.pad_node[res]].T)
