@@ -96,7 +96,17 @@ def _root(
 
 def _register() -> None:
     """Attach the command groups (imported here so `--help` stays fast and torch stays lazy)."""
-    from xbarlab.cli import bench, device, emulate, log, reproduce, session, sweep, watch
+    from xbarlab.cli import (
+        bench,
+        calibrate,
+        device,
+        emulate,
+        log,
+        reproduce,
+        session,
+        sweep,
+        watch,
+    )
 
     session.register(app)
     log.register(app)
@@ -106,6 +116,7 @@ def _register() -> None:
     emulate.register(app)
     sweep.register(app)
     watch.register(app)
+    calibrate.register(app)
 
 
 _register()

@@ -380,7 +380,8 @@ def register(app: typer.Typer) -> None:
         Exit code 0 when every cell ends within tolerance, 3 when some do not (partial),
         1 when none does."""
         devices = device_names()
-        if device not in devices:
+        preset_file = device.endswith((".yaml", ".yml")) and Path(device).is_file()
+        if device not in devices and not preset_file:
             raise fail(f"--device {device!r} is not a device model; choose one of: "
                        f"{', '.join(devices)}")
         try:

@@ -326,6 +326,7 @@ class CompactPreset(BaseModel):
     retention: Retention | None = None
     volatility: Volatility | None = None
     endurance: Endurance | None = None
+    calibration: dict[str, Any] | None = Field(None, description="provenance of a fitted preset")
 
     _units: ClassVar[dict[str, str]] = {"r_on": "ohm", "r_off": "ohm", "v_read": "V"}
 
@@ -407,7 +408,10 @@ def load_preset_file(path: str | Path) -> StatisticalPreset | CompactPreset:
 def load_preset(name: str) -> Any:
     """The preset called `name` (a `StatisticalPreset` or a `CompactPreset`).
 
-    Unknown names raise `PresetError` listing the known ones."""
+    Unknown names raise `PresetError` listing the known ones. A path to a preset file
+    (``*.yaml``, e.g. one `xbarlab calibrate` wrote) is loaded as that file."""
+    if name.endswith((".yaml", ".yml")) and Path(name).is_file():
+        return load_preset_file(name)
     if name == "simple":
         raise PresetError("preset 'simple' is built into xbarlab.sim.devices and has no file")
     path = preset_dir() / f"{name}.yaml"

@@ -1,0 +1,69 @@
+"""Simulated logs for the calibration tests (sim backend, noise on, seeded)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from xbarlab.config import (
+    ReadMapProtocol,
+    SessionConfig,
+    SimConfig,
+    WriteVerifyArrayProtocol,
+    WriteVerifyParams,
+    load_yaml,
+)
+from xbarlab.engine import RunEngine
+from xbarlab.log.writer import HDF5Writer
+from xbarlab.sessions import build_backend, build_plan
+from xbarlab.sim.presets import preset_dir
+
+
+@dataclass(frozen=True)
+class SimLog:
+    path: Path
+    stuck: np.ndarray[Any, Any]  # the simulator's truth: 0 healthy, 1 stuck LRS, 2 stuck HRS
+
+
+def _run(out: Path, cfg: SessionConfig) -> SimLog:
+    backend = build_backend(cfg)
+    stuck = backend.devices.stuck  # type: ignore[attr-defined]
+    plan = build_plan(cfg, backend.shape)
+    with HDF5Writer(out) as writer:
+        RunEngine(backend, cfg.limits, [writer]).run(
+            plan, protocol=cfg.protocol.kind, config=cfg.model_dump(mode="json"), seed=cfg.seed)
+    return SimLog(out, stuck)
+
+
+def simulate_write_verify(
+    out: Path, device: str, *, seed: int, shape: tuple[int, int] = (16, 16),
+    n_verify: int = 2, noise: bool = True,
+) -> SimLog:
+    """Program a gradient pattern with ISPP write-verify on a simulated array; log to `out`."""
+    proto = WriteVerifyArrayProtocol.model_validate({
+        "target": {"pattern": "gradient"},
+        "params": WriteVerifyParams(n_verify=n_verify).model_dump(),
+    })
+    sim = SimConfig(rows=shape[0], cols=shape[1], device=device, seed=seed, noise=noise)
+    return _run(out, SessionConfig(seed=seed, sim=sim, protocol=proto))
+
+
+def simulate_read_map(out: Path, *, seed: int, shape: tuple[int, int] = (8, 8)) -> SimLog:
+    """Read every cell once (no pulses): a log without write-verify traces."""
+    sim = SimConfig(rows=shape[0], cols=shape[1], seed=seed)
+    return _run(out, SessionConfig(seed=seed, sim=sim, protocol=ReadMapProtocol()))
+
+
+def perturbed_preset(out: Path, factors: dict[str, float], base: str = "tio2-o921c") -> Path:
+    """A copy of preset `base` with `section.key` values multiplied by `factors`."""
+    doc = load_yaml(preset_dir() / f"{base}.yaml")
+    for name, f in factors.items():
+        sec, key = name.split(".")
+        doc[sec][key]["value"] = float(doc[sec][key]["value"]) * f
+    doc["name"] = out.stem
+    out.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return out

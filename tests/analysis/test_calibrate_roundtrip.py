@@ -1,0 +1,152 @@
+"""Round trip: write-verify logs simulated from known TiO2 parameters are calibrated back.
+
+Three truths: the shipped preset and two with the switching parameters perturbed by up to
++-40 %; every log is a 32 x 32 ISPP write-verify session with noise on (read noise,
+cycle-to-cycle jitter and relative noise, device-to-device spread, stuck devices); the
+calibration always starts from the shipped preset (it does not know the truth).
+
+What is reachable, measured here (and asserted): the voltage scale t within 10 % and the rate
+at the median pulse amplitude within 10 % whenever the steps span several amplitudes; the
+prefactor `a` is the rate extrapolated to 0 V (a = s(V)/(exp(V/t) - 1)), so a few % on t
+become tens of % on a: asserted within 3 of its reported standard errors, not within 10 %.
+A polarity whose pulses were all at one amplitude does not determine t: it must be reported
+kept, not fitted. The device-to-device log-rate spread is asserted within 35 % of the truth
+(the per-device bound shift adds spread the model attributes to the rate); the read noise at
+the window's middle within 15 %; exactly the simulator's stuck cells are found.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from tests.analysis.simlogs import SimLog, perturbed_preset, simulate_write_verify
+from xbarlab.analysis.calibrate import Calibration, calibrate, stuck_cells, write_preset
+from xbarlab.config import SimConfig
+from xbarlab.log.reader import LogReader
+from xbarlab.sim.factory import build_sim_crossbar
+from xbarlab.sim.presets import CompactPreset, load_preset, load_preset_file
+from xbarlab.sim.tio2 import read_factor, switching_rate
+
+TRUTHS = {
+    "shipped": {},
+    "faster-set": {"set.a": 1.4, "set.t": 0.7, "reset.a": 0.6, "reset.t": 1.3},
+    "faster-reset": {"set.a": 0.65, "set.t": 1.35, "reset.a": 1.35, "reset.t": 0.65},
+}
+SEEDS = {"shipped": 2, "faster-set": 3, "faster-reset": 4}
+pytestmark = pytest.mark.slow  # three 32 x 32 sessions simulated and fitted (~15 s CPU each)
+
+
+@pytest.fixture(scope="module", params=list(TRUTHS))
+def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+         ) -> tuple[CompactPreset, SimLog, Calibration]:
+    d = tmp_path_factory.mktemp(request.param)
+    if TRUTHS[request.param]:
+        device = str(perturbed_preset(d / "truth.yaml", TRUTHS[request.param]))
+    else:
+        device = "tio2-o921c"
+    truth = load_preset(device)
+    log = simulate_write_verify(d / "wv.h5", device, seed=SEEDS[request.param], shape=(32, 32))
+    return truth, log, calibrate([log.path], base="tio2-o921c", name="fitted")
+
+
+def _fitted(cal: Calibration) -> dict[str, tuple[float, float]]:
+    return {e.name: (e.value, e.stderr) for e in cal.estimates}
+
+
+def test_switching_rates(case: tuple[CompactPreset, SimLog, Calibration]) -> None:
+    truth, _, cal = case
+    fitted = _fitted(cal)
+    for fit in cal.rate_fits:
+        pol_name = "set" if fit.setting else "reset"
+        pol = getattr(truth, pol_name)
+        true_rate = float(switching_rate(pol, np.asarray(fit.v_ref)))
+        if not fit.t_fitted:
+            assert f"{pol_name}.t" not in fitted
+            assert f"{pol_name}.t" in cal.preset["calibration"]["kept"]
+            assert any(w.startswith(f"{pol_name}: the steps are") for w in cal.warnings)
+            continue
+        assert fit.rate_ref == pytest.approx(true_rate, rel=0.10), pol_name
+        t, _ = fitted[f"{pol_name}.t"]
+        assert t == pytest.approx(pol.t, rel=0.10), pol_name
+        a, a_se = fitted[f"{pol_name}.a"]
+        assert abs(np.log(a / pol.a)) < 3 * a_se / a, (pol_name, a, pol.a, a_se)
+    # the shipped preset's ISPP ramps span amplitudes on both polarities
+    if truth.name == "tio2-o921c":
+        assert all(f.t_fitted for f in cal.rate_fits) and len(cal.rate_fits) == 2
+
+
+def test_spread_noise_and_stuck(case: tuple[CompactPreset, SimLog, Calibration]) -> None:
+    truth, log, cal = case
+    fitted = _fitted(cal)
+    d2d, _ = fitted["variability.d2d_rate"]
+    assert d2d == pytest.approx(truth.variability.d2d_rate, rel=0.35)
+    k = read_factor(truth.iv.a, truth.iv.b, truth.v_read)
+    r_mid = k / 250e-6
+    slope, _ = fitted["read_noise.slope_pct_per_ohm"]
+    intercept, _ = fitted["read_noise.intercept_pct"]
+    rn = truth.read_noise
+    assert slope * r_mid + intercept == pytest.approx(
+        rn.slope_pct_per_ohm * r_mid + rn.intercept_pct, rel=0.15)
+    # exactly the simulator's stuck cells are found (none of its slow healthy ones), and the
+    # fractions split them at the LRS/HRS boundary
+    found = stuck_cells(cal.logs[0]).reshape(log.stuck.shape)
+    np.testing.assert_array_equal(found, log.stuck > 0)
+    n = log.stuck.size
+    assert fitted["stuck.lrs_rate"][0] == pytest.approx(np.sum(log.stuck == 1) / n)
+    assert fitted["stuck.hrs_rate"][0] == pytest.approx(np.sum(log.stuck == 2) / n)
+
+
+def test_written_preset_drives_the_simulator(
+    case: tuple[CompactPreset, SimLog, Calibration], tmp_path: Path
+) -> None:
+    _, _, cal = case
+    out = write_preset(cal, tmp_path / "my-device.yaml")
+    preset = load_preset_file(out)
+    assert isinstance(preset, CompactPreset)
+    assert preset.set.a == pytest.approx(_fitted(cal)["set.a"][0])
+    block = preset.calibration
+    assert block is not None and block["logs"][0]["run_id"]
+    assert set(block["fitted"]) & set(block["kept"]) == set()
+    assert "iv.a" in block["kept"]
+    xbar = build_sim_crossbar(SimConfig(rows=4, cols=4, device=str(out), seed=1))
+    assert xbar.shape == (4, 4)
+
+
+def _per_cell(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Pulses per cell and each cell's last read (S) of a write-verify log."""
+    with LogReader(path) as reader:
+        m = reader.measurements()
+    cell = m["row"].to_numpy() * 1000 + m["col"].to_numpy()
+    pulses = m[m["kind"] == "pulse"].groupby(cell[m["kind"] == "pulse"]).size()
+    reads = m[m["kind"] == "read"]
+    last = reads.groupby(cell[m["kind"] == "read"])["conductance"].last()
+    return pulses.reindex(last.index, fill_value=0).to_numpy(), last.to_numpy()
+
+
+def test_calibrated_preset_predicts_a_held_out_session(
+    case: tuple[CompactPreset, SimLog, Calibration], tmp_path: Path
+) -> None:
+    """A new session of the same devices (same device draws, another seed than the
+    calibration's), run on the truth and on the calibrated preset: pulses per cell and final
+    conductances are compared (two-sample KS test). Pulses per cell agree (asserted). Final
+    conductances agree for the shipped truth (p ~ 1) but not for the perturbed ones (p ~ 0.01):
+    they carry the later half-select disturb at V/2, where the rate is an extrapolation of
+    the one fitted at the programming amplitudes (printed, not asserted; a disturb fit from
+    exposure counts is what would pin it)."""
+    truth, log, cal = case
+    fitted = write_preset(cal, tmp_path / "fitted.yaml")
+    truth_device = truth.name if truth.name == "tio2-o921c" else str(log.path.parent /
+                                                                        "truth.yaml")
+    seed = 40 + int(log.path.stat().st_size % 7)  # another seed than the calibration's
+    held = simulate_write_verify(tmp_path / "held.h5", truth_device, seed=seed, shape=(16, 16))
+    pred = simulate_write_verify(tmp_path / "pred.h5", str(fitted), seed=seed, shape=(16, 16))
+    n_held, g_held = _per_cell(held.path)
+    n_pred, g_pred = _per_cell(pred.path)
+    p_n = stats.ks_2samp(n_held, n_pred).pvalue
+    p_g = stats.ks_2samp(g_held, g_pred).pvalue
+    print(f"{truth.name}: KS p pulses/cell {p_n:.3g}, final G {p_g:.3g}")
+    assert p_n > 0.05, (np.mean(n_held), np.mean(n_pred))

@@ -1,0 +1,75 @@
+"""The calibration report: data vs fitted model for each fitted relation, residuals, warnings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from xbarlab.analysis.calibrate import Calibration
+
+
+def plot_calibration(cal: Calibration, out: str | Path) -> Path:
+    """Save the report figure (PNG, SVG or PDF by the suffix of `out`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_rows = max(len(cal.rate_fits), 1) + 1
+    fig, axes = plt.subplots(n_rows, 2, figsize=(11, 3.6 * n_rows), squeeze=False)
+    for i, fit in enumerate(cal.rate_fits):
+        pol = "SET" if fit.setting else "RESET"
+        dg = (fit.g1 - fit.g0) / fit.g0 * 100
+        dg_fit = (fit.g1_fit - fit.g0) / fit.g0 * 100
+        ax = axes[i, 0]
+        ax.plot(fit.v_abs, dg, ".", ms=2, alpha=0.3, label="measured")
+        ax.plot(fit.v_abs, dg_fit, ".", ms=2, alpha=0.3, label="model (fitted)")
+        edges = np.unique(np.quantile(fit.v_abs, np.linspace(0, 1, 13)))
+        if len(edges) > 2:
+            mid = 0.5 * (edges[1:] + edges[:-1])
+            idx = np.clip(np.searchsorted(edges, fit.v_abs, side="right") - 1, 0, len(mid) - 1)
+            ax.plot(mid, [np.median(dg[idx == b]) if np.any(idx == b) else np.nan
+                          for b in range(len(mid))], "k-", label="measured, median")
+            ax.plot(mid, [np.median(dg_fit[idx == b]) if np.any(idx == b) else np.nan
+                          for b in range(len(mid))], "r--", label="model, median")
+        ax.set_xlabel("|pulse amplitude| (V)")
+        ax.set_ylabel("ΔG per pulse (% of G)")
+        ax.set_title(f"{pol}: a = {fit.a:.3g} 1/(Ω s), t = {fit.t * 1e3:.3g} mV "
+                     f"({len(fit.g0)} steps, {fit.n_devices} devices)", fontsize=9)
+        ax.legend(fontsize=7, markerscale=4)
+        ax = axes[i, 1]
+        ax.hist((fit.g1 - fit.g1_fit) / fit.g0 * 100, bins=60)
+        ax.set_xlabel("residual, measured − model (% of G)")
+        ax.set_ylabel("pulse steps")
+        ax.set_title(f"{pol} residuals", fontsize=9)
+    if not cal.rate_fits:
+        axes[0, 0].text(0.5, 0.5, "no switching rates fitted", ha="center", transform=axes[0, 0]
+                        .transAxes)
+    ax = axes[-1, 0]
+    nf = cal.noise_fit
+    if nf is not None:
+        ax.errorbar(nf.r_bins / 1e3, nf.std_pct, yerr=nf.se_pct, fmt="o", label="measured")
+        r = np.linspace(nf.r_bins.min(), nf.r_bins.max(), 50)
+        ax.plot(r / 1e3, nf.slope * r + nf.intercept, "r-", label="fit")
+        ax.set_xlabel("R (kΩ)")
+        ax.set_ylabel("read noise std (%)")
+        ax.set_title(f"read noise from {nf.n} read pairs", fontsize=9)
+        ax.legend(fontsize=7)
+        axes[-1, 1].plot(nf.r_bins / 1e3, nf.std_pct - (nf.slope * nf.r_bins + nf.intercept),
+                         "o")
+        axes[-1, 1].axhline(0, color="k", lw=0.5)
+        axes[-1, 1].set_xlabel("R (kΩ)")
+        axes[-1, 1].set_ylabel("residual (%)")
+    else:
+        ax.text(0.5, 0.5, "read noise not fitted (too few read pairs)", ha="center",
+                transform=ax.transAxes)
+        axes[-1, 1].axis("off")
+    if cal.warnings:
+        fig.text(0.01, 0.995, "warnings: " + " | ".join(cal.warnings), fontsize=7, color="red",
+                 va="top", wrap=True)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    path = Path(out)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -1,0 +1,72 @@
+"""`xbarlab calibrate`: fit the TiO2 compact model to a lab's devices from its logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from xbarlab.cli.common import fail, output_path
+from xbarlab.units import si
+
+console = Console()
+
+
+def _show(value: float, unit: str, digits: int = 4) -> str:
+    """A value with its unit as a person reads it (SI prefixes, Ω)."""
+    if unit in ("V", "S"):
+        return si(value, unit)
+    unit = unit.replace("ohm", "Ω")
+    return f"{value:.{digits}g}" + ("" if unit == "1" else f" {unit}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `calibrate` command to `app`."""
+
+    @app.command()
+    def calibrate(
+        logs: Annotated[list[Path], typer.Argument(help="xbarlab HDF5 logs of one array size")],
+        out: Annotated[Path, typer.Option("--out", help="the calibrated preset (.yaml)")],
+        base: Annotated[str, typer.Option(help="preset whose other parameters are kept")] = (
+            "tio2-o921c"),
+        report: Annotated[Path | None, typer.Option(help="report figure (.png/.svg/.pdf)")] = (
+            None),
+        overwrite: Annotated[bool, typer.Option(help="replace existing output files")] = False,
+    ) -> None:
+        """Fit switching rates, read noise, device spread and stuck fractions from the logs'
+        write-verify traces; write a preset usable with `--device FILE.yaml`."""
+        from xbarlab.analysis.calibrate import (
+            CalibrationInputError,
+            write_preset,
+        )
+        from xbarlab.analysis.calibrate import calibrate as run_calibration
+
+        output_path(out, "yaml", overwrite=overwrite)
+        if report is not None:
+            output_path(report, "plot", overwrite=overwrite, option="--report")
+        try:
+            cal = run_calibration(list(logs), base=base, name=out.stem)
+        except CalibrationInputError as exc:
+            raise fail(str(exc).splitlines()[0]) from None
+        if not cal.estimates:
+            raise fail("the logs determine no parameter (no write-verify pulse steps, no read "
+                       "pairs, no stuck cells): nothing written")
+        if not cal.rate_fits:
+            raise fail("the logs hold no write-verify pulse steps (read, pulse, read of a "
+                       "cell): switching rates cannot be fitted; nothing written")
+        write_preset(cal, out)
+        table = Table("parameter", "value", "std error", "points")
+        for e in cal.estimates:
+            table.add_row(e.name, _show(e.value, e.unit), _show(e.stderr, e.unit, 2), str(e.n))
+        console.print(table)
+        console.print(f"kept from {base}: {', '.join(cal.kept)}", soft_wrap=True)
+        for w in cal.warnings:
+            console.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
+        if report is not None:
+            from xbarlab.analysis.calibrate_report import plot_calibration
+
+            console.print(f"report: {plot_calibration(cal, report)}")
+        console.print(f"preset: {out} (use it with --device {out})")
