@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from xbarlab.bench.arctwo_config import ArcTwoBenchConfig
+from xbarlab.bench.arctwo_config import ArcTwoBenchConfig, load_any_bench_config
 from xbarlab.bench.config import BenchConfig, InstrumentConfig
 from xbarlab.bench.crossbar import BenchCrossbar, Wiring
 from xbarlab.bench.kinds import BUILTIN, InstrumentKind, PluginError, plugin_kinds
@@ -185,14 +185,8 @@ def open_bench(config: BenchConfig, transport_factory: TransportFactory = defaul
 
 
 def load_bench_config(path: str | Path) -> BenchConfig | ArcTwoBenchConfig:
-    """A bench config file of any kind (``kind: smu`` (default), ``pulse`` or ``arc2``);
-    relative file paths inside an ArC TWO config are taken relative to the file."""
-    from xbarlab.config import load_yaml, validate_config
-
-    data = load_yaml(path)
-    if isinstance(data, dict) and data.get("kind") == "arc2":
-        return validate_config(data, ArcTwoBenchConfig, str(path)).resolved(Path(path).parent)
-    return validate_config(data if data is not None else {}, BenchConfig, str(path))
+    """A bench config file of any kind (see `load_any_bench_config`)."""
+    return load_any_bench_config(path)
 
 
 def open_arc2_crossbar(config: ArcTwoBenchConfig) -> ArcTwoCrossbar:

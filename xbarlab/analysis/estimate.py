@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from xbarlab.bench.arctwo_config import load_any_bench_config
 from xbarlab.bench.config import BenchConfig, OperationTiming
 from xbarlab.biasing import line_biases
-from xbarlab.config import WriteVerifyArrayProtocol, load_config
+from xbarlab.config import WriteVerifyArrayProtocol
 from xbarlab.crossbar import BiasScheme, FloatArray
 from xbarlab.documents import Document, Event, EventKind, RunStop
 from xbarlab.limits import BenchLimits
@@ -139,7 +140,8 @@ class Estimate:
 def _timing(cfg: ProtocolSession) -> OperationTiming:
     if cfg.bench is None:
         return OperationTiming()
-    return load_config(cfg.bench, BenchConfig).timing
+    bench = load_any_bench_config(cfg.bench)
+    return bench.timing if isinstance(bench, BenchConfig) else OperationTiming()
 
 
 def intersect(a: BenchLimits, b: BenchLimits) -> BenchLimits:
@@ -173,7 +175,7 @@ def estimate_session(cfg: ProtocolSession, seed: int | None = None) -> Estimate:
     gains = circuit_gains(cfg)
     # a bench session passes two checks: the session's limits, then the bench config's own
     limits = cfg.limits if cfg.bench is None else intersect(
-        cfg.limits, load_config(cfg.bench, BenchConfig).limits)
+        cfg.limits, load_any_bench_config(cfg.bench).limits)
     result = RunEngine(xbar, limits, [booking]).run(
         plan_for(cfg.protocol, xbar.shape, gains=gains), protocol=cfg.protocol.kind)
     outcome = _outcome(cfg.protocol.kind, result.value, summary_rows)

@@ -29,10 +29,9 @@ def model_sim(cfg: SessionConfig) -> SimConfig:
     when the session names a bench config (the bench's array is what will be programmed)."""
     if cfg.bench is None:
         return cfg.sim
-    from xbarlab.bench.config import BenchConfig
-    from xbarlab.config import load_config
+    from xbarlab.bench.arctwo_config import load_any_bench_config
 
-    bench = load_config(cfg.bench, BenchConfig)
+    bench = load_any_bench_config(cfg.bench)
     return cfg.sim.model_copy(update={"rows": bench.rows, "cols": bench.cols})
 
 

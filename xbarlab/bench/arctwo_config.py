@@ -20,12 +20,15 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from xbarlab.config import ConfigError
 from xbarlab.limits import BenchLimits
+
+if TYPE_CHECKING:
+    from xbarlab.bench.config import BenchConfig
 
 N_CHANNELS = 64
 V_RANGE_STD = 10.0  # V, ArC TWO standard output range (pyarc2 OutputRange.STD: +-10 V)
@@ -124,3 +127,15 @@ class ArcTwoBenchConfig(BaseModel):
         if self.firmware is not None and not self.firmware.is_absolute():
             upd["firmware"] = base / self.firmware
         return self.model_copy(update=upd)
+
+
+def load_any_bench_config(path: str | Path) -> BenchConfig | ArcTwoBenchConfig:
+    """A bench config file of any kind (``kind: smu`` (default), ``pulse`` or ``arc2``);
+    relative file paths inside an ArC TWO config are taken relative to the file."""
+    from xbarlab.bench.config import BenchConfig
+    from xbarlab.config import load_yaml, validate_config
+
+    data = load_yaml(path)
+    if isinstance(data, dict) and data.get("kind") == "arc2":
+        return validate_config(data, ArcTwoBenchConfig, str(path)).resolved(Path(path).parent)
+    return validate_config(data if data is not None else {}, BenchConfig, str(path))
