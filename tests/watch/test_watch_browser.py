@@ -122,10 +122,15 @@ def _page_matches_log(driver: Any, log: Path, cells: int) -> str:
         ev = r.events_array()
         g = r.final_conductances()
     n_ops = int(np.sum(np.isin(ev["kind"].astype(int), [0, 1, 2])))  # read, pulse, mvm
-    text = _until(f"{n_ops} operations", lambda: (
-        t if (t := driver.execute_script(PROGRESS)) and f"operations: {n_ops} " in t else None))
+    def shown_map() -> np.ndarray:
+        return np.array(driver.execute_script(MAP), dtype=float).reshape(SHAPE)
+
+    # the progress line and the map are separate document changes: wait for both
+    text = _until(f"{n_ops} operations and the log's map", lambda: (
+        t if (t := driver.execute_script(PROGRESS)) and f"operations: {n_ops} " in t
+        and np.allclose(shown_map(), g * 1e6, rtol=1e-12, atol=0, equal_nan=True) else None))
     assert _number(text, "cells read") == (cells, SHAPE[0] * SHAPE[1])
-    shown = np.array(driver.execute_script(MAP), dtype=float).reshape(SHAPE)
+    shown = shown_map()
     np.testing.assert_allclose(shown, g * 1e6, rtol=1e-12)  # µS, NaN where not read yet
     assert int(np.isfinite(shown).sum()) == cells
     return str(text)
