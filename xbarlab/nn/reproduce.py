@@ -12,10 +12,17 @@ recipes (`ReproduceConfig.recipe`, `RECIPES`); `xbarlab reproduce drolet2023` ru
 recipe on the authors' mapping, then xbarlab's recipe on the physical mapping:
 
 - mapping "authors": as the authors' code: +-400 uS pairs, per-tensor disturb index, 60 uS
-  disturb outliers, ideal output bias (`xbarlab.nn.authors`). Departures: the outlier threshold
-  uses the preset's per-k std of the clipped data; their single-column scheme for single-sign
-  tensors is not modelled. Mapping "physical": 100-500 uS pairs tiled onto 8 x 8 arrays,
-  disturb index by placement and column-major programming order.
+  disturb outliers, ideal output bias (`xbarlab.nn.authors`), and (``single_column``, default
+  on) their single-column scheme for single-sign tensors (`xbarlab.nn.single_column`); the
+  same networks and transfers are also scored with the other scheme. Departure: the outlier
+  threshold uses the preset's per-k std of the clipped data. Mapping "physical": 100-500 uS
+  pairs tiled onto 8 x 8 arrays, disturb index by placement and column-major programming order.
+
+Every figure is reported as the mean over seeds with its 95 % Student t confidence interval
+(`xbarlab.nn.intervals`), the nominal accuracy next to it, and the threshold-free mean
+per-point correctness (= mean transfer accuracy = area under the CDF). ``--full``: 10 seeds x
+10 000 transfers. The measurements below predate the single-column scheme and the intervals
+(see the README for the current figures).
 - recipe "paper": Xavier init with biases 0.01, Adam lr 0.1 constant, batch 256, BCE with
   logits, 10 000 epochs; the hardware-aware net adds weight decay 1e-4 and stuck-device
   substitution with undone updates, one sampled transfer per step.
