@@ -15,6 +15,7 @@ from typing import Any
 
 from xbarlab.bench.config import BenchConfig, InstrumentConfig
 from xbarlab.bench.crossbar import BenchCrossbar, Wiring
+from xbarlab.bench.watchdog import Supervisor
 from xbarlab.drivers.base import Instrument, InstrumentError, SmuLimits
 from xbarlab.drivers.keithley707b import Keithley707B
 from xbarlab.drivers.keithley2450 import Keithley2450
@@ -61,6 +62,7 @@ class OpenBench:
     transports: dict[str, Transport]  # instrument -> link
     identities: dict[str, str] = field(default_factory=dict)
     closed: bool = False
+    supervisor: Supervisor | None = None  # the process that makes the bench safe if we die
 
     def close(self) -> None:
         """Safe state, then close every link (even if the safe state failed). Idempotent: a
@@ -68,12 +70,16 @@ class OpenBench:
         if self.closed:
             return
         self.closed = True
+        safe = False
         try:
             self.crossbar.safe_state()
+            safe = True
         finally:
             for t in self.transports.values():
                 with contextlib.suppress(Exception):
                     t.close()
+            if self.supervisor is not None:  # unsafe: it tries once more on its own links
+                self.supervisor.stop(safe=safe)
 
     def __enter__(self) -> OpenBench:
         return self
@@ -89,17 +95,31 @@ def _role_refs(config: BenchConfig) -> dict[str, str]:
     return {k: v for k, v in refs.items() if v is not None}
 
 
-def open_bench(config: BenchConfig, transport_factory: TransportFactory = default_transport
-               ) -> OpenBench:
+RESCUE = "xbarlab.drivers.rescue:rescue_bench"
+"""What the safety supervisor runs when the session dies (`xbarlab.bench.watchdog`)."""
+
+
+def open_bench(config: BenchConfig, transport_factory: TransportFactory = default_transport,
+               supervise: bool | None = None) -> OpenBench:
     """Open every link, check every identity, and build the `BenchCrossbar` (not configured:
-    configuration happens before its first operation)."""
+    configuration happens before its first operation).
+
+    `supervise` (default: whenever the links are the real ones, `default_transport`) starts
+    the safety supervisor process first; it is armed before this returns, and the crossbar
+    refuses to operate if it is gone."""
     shape = (config.rows, config.cols)
     refs = _role_refs(config)
     used = {ref.partition(".")[0] for ref in refs.values()}
-    transports = {name: transport_factory(name, config.instruments[name]) for name in used}
+    if supervise is None:
+        supervise = transport_factory is default_transport
+    supervisor = (Supervisor(config.model_dump(mode="json"), RESCUE).start() if supervise
+                  else None)
+    transports: dict[str, Transport] = {}
     drivers: dict[str, Instrument] = {}
     identities: dict[str, str] = {}
     try:
+        transports.update({name: transport_factory(name, config.instruments[name])
+                           for name in used})
         for role, ref in refs.items():
             inst, _, ch = ref.partition(".")
             drivers[role] = make_driver(inst, config.instruments[inst], transports[inst], ch,
@@ -111,10 +131,15 @@ def open_bench(config: BenchConfig, transport_factory: TransportFactory = defaul
             identities[name] = first.connect(config.instruments[name].identity)
         for role, d in drivers.items():
             d.identity = identities[refs[role].partition(".")[0]]
+            d.bench_limits = config.limits  # BenchCrossbar reads it (tightest limits win)
+        if supervisor is not None:
+            supervisor.wait_ready()
     except BaseException:
         for t in transports.values():
             with contextlib.suppress(Exception):
                 t.close()
+        if supervisor is not None:
+            supervisor.stop(safe=True)  # nothing was switched on yet
         raise
     w = None
     if config.pins is not None and config.roles.matrix is not None:
@@ -128,7 +153,10 @@ def open_bench(config: BenchConfig, transport_factory: TransportFactory = defaul
                      "addresses": {n: config.instruments[n].address for n in sorted(used)}},
         **{role: d for role, d in drivers.items()},
     )
-    return OpenBench(xbar, drivers, transports, identities)
+    if supervisor is not None:
+        xbar.guardian = supervisor.check
+        xbar.supervisor = supervisor
+    return OpenBench(xbar, drivers, transports, identities, supervisor=supervisor)
 
 
 def open_bench_crossbar(path: str | Path,

@@ -7,6 +7,12 @@ the RESET amplitude returns to its start), the mirror with RESET above the band;
 is spent. Amplitudes are capped at `set_max` / `reset_min`; a cell that still has not reached
 its band after `max_pulses_at_limit` consecutive pulses at the cap is given up as stuck, so a
 dead device does not disturb its row and column with hundreds of full-amplitude pulses.
+
+Compliance stops a cell (outcome reason ``compliance: ...``, not converged, not retried in
+later passes): a verify read that hit the current compliance has no conductance to compare
+(the instrument clamped the current). A pulse that hit it is counted (`n_compliance_pulses`,
+and the engine logs a compliance event); with ``stop_on_pulse_compliance`` it stops the cell
+too (the cell did not see the intended amplitude).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xbarlab.config import WriteVerifyParams
-from xbarlab.crossbar import BoolArray, Cell, FloatArray, ReadResult
+from xbarlab.crossbar import BoolArray, Cell, FloatArray, PulseResult, ReadResult
 from xbarlab.messages import Checkpoint, Plan, Pulse, Read
 from xbarlab.protocols.read_map import read_map
 
@@ -33,6 +39,16 @@ class WriteVerifyOutcome:
     n_pulses: int
     n_reversals: int
     reason: str
+    n_compliance_pulses: int = 0  # pulses that hit the current compliance
+
+    @property
+    def compliance(self) -> bool:
+        """Stopped because a read or a pulse hit the current compliance."""
+        return self.reason.startswith(COMPLIANCE)
+
+
+COMPLIANCE = "compliance"
+"""Prefix of the outcome reason of a cell stopped by a compliance trip."""
 
 
 def write_verify(cell: Cell, target: float, params: WriteVerifyParams) -> Plan:
@@ -41,30 +57,33 @@ def write_verify(cell: Cell, target: float, params: WriteVerifyParams) -> Plan:
         raise ValueError(f"target conductance must be positive, got {target!r} S")
     p = params
     amp_set, amp_reset = p.set_start, p.reset_start
-    n_pulses = n_reversals = in_band = at_limit = 0
+    n_pulses = n_reversals = in_band = at_limit = n_comp = 0
     last_polarity = 0
     cell = (int(cell[0]), int(cell[1]))
+
+    def end(g: float, converged: bool, reason: str) -> WriteVerifyOutcome:
+        return WriteVerifyOutcome(cell, target, g, converged, n_pulses, n_reversals, reason,
+                                  n_comp)
+
     while True:
         r: ReadResult = yield Read((cell,), p.v_read, p.read_scheme, tag="verify")
         g = float(r.conductances[0])
+        if bool(r.compliance[0]):
+            return end(g, False, f"{COMPLIANCE}: the verify read at {p.v_read:+g} V hit the "
+                                 "current compliance")
         if abs(g - target) <= p.tolerance * target:
             in_band += 1
             if in_band >= p.n_verify:
-                return WriteVerifyOutcome(cell, target, g, True, n_pulses, n_reversals, "converged")
+                return end(g, True, "converged")
             continue
         in_band = 0
         if n_pulses >= p.max_pulses:
-            return WriteVerifyOutcome(
-                cell, target, g, False, n_pulses, n_reversals, f"{p.max_pulses} pulses spent"
-            )
+            return end(g, False, f"{p.max_pulses} pulses spent")
         polarity = 1 if g < target else -1
         if last_polarity and polarity != last_polarity:
             n_reversals += 1
             if n_reversals > p.max_reversals:
-                return WriteVerifyOutcome(
-                    cell, target, g, False, n_pulses, n_reversals,
-                    f"more than {p.max_reversals} polarity reversals",
-                )
+                return end(g, False, f"more than {p.max_reversals} polarity reversals")
         last_polarity = polarity
         if polarity > 0:
             voltage, tag = amp_set, "set"
@@ -76,12 +95,15 @@ def write_verify(cell: Cell, target: float, params: WriteVerifyParams) -> Plan:
             amp_set = p.set_start
         at_limit = at_limit + 1 if voltage in (p.set_max, p.reset_min) else 0
         if at_limit > p.max_pulses_at_limit:
-            return WriteVerifyOutcome(
-                cell, target, g, False, n_pulses, n_reversals,
-                f"stuck: {p.max_pulses_at_limit} pulses at {voltage:+.2f} V moved it no further",
-            )
-        yield Pulse(cell, voltage, p.width, p.pulse_scheme, tag=tag)
+            return end(g, False, f"stuck: {p.max_pulses_at_limit} pulses at {voltage:+.2f} V "
+                                 "moved it no further")
+        pr: PulseResult | None = yield Pulse(cell, voltage, p.width, p.pulse_scheme, tag=tag)
         n_pulses += 1
+        tripped = pr is not None and pr.compliance
+        n_comp += int(tripped)
+        if tripped and p.stop_on_pulse_compliance:
+            return end(g, False, f"{COMPLIANCE}: the {tag.upper()} pulse of {voltage:+g} V hit "
+                                 "the current compliance")
 
 
 def programming_order(shape: tuple[int, int], order: str) -> list[Cell]:
@@ -122,6 +144,11 @@ class ArrayOutcome:
     def n_pulses(self) -> int:
         return sum(o.n_pulses for o in (self.attempts or self.cells))
 
+    @property
+    def n_compliance(self) -> int:
+        """Cells whose last attempt was stopped by a compliance trip."""
+        return sum(o.compliance for o in self.cells)
+
     def verdict(self) -> tuple[str, str]:
         """How well the job was done, judged on the programmed cells at the final read:
         ("programmed" | "partial" | "failed", reason with the counts). The run engine records
@@ -136,6 +163,8 @@ class ArrayOutcome:
             return "programmed", f"all {n} cells within {band}"
         stuck = sum(o.reason.startswith("stuck") for o in self.cells)
         given_up = f" ({stuck} given up as stuck)" if stuck else ""
+        if self.n_compliance:
+            given_up += f" ({self.n_compliance} stopped by compliance)"
         if k == 0:
             return "failed", f"none of the {n} cells within {band}{given_up}"
         return "partial", f"{k} / {n} cells within {band}; {n - k} outside{given_up}"
@@ -187,7 +216,8 @@ def write_verify_array(
             )
         final = yield from read_map(targets.shape, params.v_read, params.read_scheme)
         off = np.abs(final - targets) > params.tolerance * targets
-        sequence = [c for c in order_all if off[c] and not latest[c].reason.startswith("stuck")]
+        sequence = [c for c in order_all if off[c] and not latest[c].reason.startswith("stuck")
+                    and not latest[c].compliance]
         if not sequence:
             break
     return ArrayOutcome(targets, [latest[c] for c in order_all], final, params.tolerance,

@@ -67,6 +67,10 @@ class WriteVerifyParams(_Strict):
     max_pulses_at_limit: int = Field(
         25, ge=1, description="give a cell up as stuck after this many pulses at the cap"
     )
+    stop_on_pulse_compliance: bool = Field(
+        False, description="also stop a cell (outcome 'compliance') when a pulse hits the "
+                           "current compliance (a verify read in compliance always stops it); "
+                           "off by default: a SET limited by compliance is often intended")
 
     @model_validator(mode="after")
     def _ordered(self) -> WriteVerifyParams:

@@ -85,8 +85,16 @@ class ReadResult:
 
     @property
     def conductances(self) -> FloatArray:
-        """Apparent conductance I / V (S): what a bench derives, sneak currents included."""
-        return self.currents / self.v_read
+        """Apparent conductance I / V (S): what a bench derives, sneak currents included.
+
+        NaN where the read hit the current compliance: the current was clamped by the
+        instrument, so I / V says nothing about the cell (never use it as a conductance)."""
+        g = self.currents / self.v_read
+        return np.where(np.asarray(self.compliance, dtype=bool), np.nan, g)
+
+    @property
+    def any_compliance(self) -> bool:
+        return bool(np.asarray(self.compliance, dtype=bool).any())
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +115,21 @@ class MvmResult:
     v_rows: FloatArray  # (B, M) V
     currents: FloatArray  # (B, N) A
     compliance: BoolArray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+
+class SafeStateFailure(RuntimeError):
+    """A backend tried its safe state after a fault and could not confirm it. Raised once;
+    callers must not try again in the same process (the session's supervisor does, on fresh
+    links, once the session has ended)."""
+
+
+@runtime_checkable
+class ReportsNotices(Protocol):
+    """A backend that has things to log besides results (a link reopened, a warning)."""
+
+    def drain_notices(self) -> list[tuple[str, str]]:
+        """(kind, message) pairs since the last call; kind is "reconnect" or "fault"."""
+        ...
 
 
 @runtime_checkable

@@ -29,6 +29,10 @@ class EventKind(StrEnum):
     CHECKPOINT = "checkpoint"
     REFUSED = "refused"  # an operation the safety check refused; nothing was applied
     FAULT = "fault"  # an instrument error, a timeout, a compliance trip that stopped the run
+    # appended (the log stores kinds by position): new kinds go at the end
+    COMPLIANCE = "compliance"  # a read or pulse hit the current compliance (cells, message)
+    SAFE_STATE = "safe_state"  # the backend confirmed its safe state at the end of the run
+    RECONNECT = "reconnect"  # a link was reopened (and the operation reached after it)
 
 
 class RunStatus(StrEnum):

@@ -11,6 +11,15 @@ description, limits) and always ends with a `RunStop` (success, failed or aborte
 reason; a plan value with a ``verdict()`` method, such as a write-verify `ArrayOutcome`, turns
 a success into programmed, partial or failed: see `judge`) after the backend has been put
 in its safe state, whatever happened: an exception, a refused operation, Ctrl-C or SIGTERM.
+Once that cleanup begins, a second Ctrl-C or SIGTERM is ignored (said so on stderr) until the
+safe state and the run stop are done (`xbarlab.interrupts`). A backend's safe state that
+failed after a fault is not tried again.
+
+Compliance is an outcome, not a number: a read or pulse that hit the current compliance is
+logged with NaN conductance and followed by a ``compliance`` event; the plan decides what to do.
+A refusal by the backend's own limits is logged as a ``refused`` event and thrown into the plan
+like the engine's own refusals. Backends that report notices (`ReportsNotices`: the bench) get
+their reopened links and their confirmed safe state logged as events.
 """
 
 from __future__ import annotations
@@ -29,15 +38,25 @@ import numpy as np
 
 from xbarlab import __version__
 from xbarlab.cells import CellMeasurement
-from xbarlab.crossbar import Cell, Crossbar, MvmResult, PulseResult, ReadResult
+from xbarlab.crossbar import (
+    Cell,
+    Crossbar,
+    MvmResult,
+    PulseResult,
+    ReadResult,
+    ReportsNotices,
+    SafeStateFailure,
+)
 from xbarlab.documents import Document, Event, EventKind, RunStart, RunStatus, RunStop, Subscriber
-from xbarlab.interrupts import sigterm_raises
+from xbarlab.interrupts import begin_cleanup, interruptible
 from xbarlab.limits import BenchLimits, LimitViolation
 from xbarlab.messages import Checkpoint, Message, Mvm, Plan, Pulse, Read, Result
 
 
-class RunAborted(Exception):
-    """The run was stopped from outside (Ctrl-C, SIGTERM)."""
+class RunAborted(BaseException):
+    """The run was stopped from outside (SIGTERM). A BaseException, like KeyboardInterrupt, so
+    no ``except Exception`` on the way (a transport wrapping its errors) can turn it into a
+    failure."""
 
 
 class RunFailed(RuntimeError):
@@ -114,6 +133,7 @@ class RunEngine:
         self.subscribers: list[Subscriber] = list(subscribers)
         self._seq = 0
         self._protocol = ""
+        self._safe_failed = ""
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Add a subscriber; returns a function that removes it."""
@@ -151,27 +171,56 @@ class RunEngine:
             )
         )
         status, reason, value = RunStatus.SUCCESS, "", None
-        try:
-            with sigterm_raises(RunAborted):
-                value = self._drive(plan)
-            status, reason = judge(value) or (status, reason)
-        except (KeyboardInterrupt, RunAborted) as exc:
-            status, reason = RunStatus.ABORTED, str(exc) or type(exc).__name__
-        except LimitViolation as exc:
-            status, reason = RunStatus.FAILED, f"refused: {exc}"
-        except Exception as exc:  # every failure ends the run the same way
-            status, reason = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
-            self._fault(reason)
-        finally:
-            plan.close()
+        retry_safe, self._safe_failed = True, ""
+        with interruptible(RunAborted):
             try:
-                self.backend.safe_state()
-            except Exception as exc:
-                status = RunStatus.FAILED
-                reason = "; ".join(filter(None, [reason, f"safe state failed: {exc}"]))
-                self._fault(f"safe state failed: {exc}")
-            self._emit(RunStop(run_id, time.time(), status, reason, self._seq))
+                value = self._drive(plan)
+                status, reason = judge(value) or (status, reason)
+            except KeyboardInterrupt:
+                status, reason = RunStatus.ABORTED, "interrupted (Ctrl-C)"
+            except RunAborted as exc:
+                status, reason = RunStatus.ABORTED, str(exc) or type(exc).__name__
+            except LimitViolation as exc:
+                status, reason = RunStatus.FAILED, f"refused: {exc}"
+            except Exception as exc:  # every failure ends the run the same way
+                status, reason = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
+                retry_safe = not isinstance(exc, SafeStateFailure)
+                self._fault(reason)
+            finally:
+                begin_cleanup()  # a second Ctrl-C / SIGTERM now waits for the safe state
+                plan.close()
+                if retry_safe:
+                    self._safe_state_step()
+                elif "safe state" not in reason:
+                    reason += "; the safe state was not confirmed"
+                self._notices()
+                if self._safe_failed:  # an unsafe bench outweighs how the run ended
+                    status = RunStatus.FAILED
+                reason = "; ".join(filter(None, [reason, self._safe_failed]))
+                self._emit(RunStop(run_id, time.time(), status, reason, self._seq))
         return RunResult(run_id, status, reason, value, self._seq)
+
+    def _safe_state_step(self) -> None:
+        self._safe_failed = ""
+        try:
+            self.backend.safe_state()
+        except BaseException as exc:  # reported in the run stop, never raised
+            self._safe_failed = f"safe state failed: {exc}"
+            self._fault(self._safe_failed)
+            return
+        if isinstance(self.backend, ReportsNotices):
+            with contextlib.suppress(Exception):
+                self._event(EventKind.SAFE_STATE, "safe_state",
+                            message="safe state confirmed by the instruments: outputs off at "
+                                    "0 V, relays open")
+
+    def _notices(self) -> None:
+        if not isinstance(self.backend, ReportsNotices):
+            return
+        for kind, message in self.backend.drain_notices():
+            with contextlib.suppress(Exception):
+                self._event(EventKind(kind), "link" if kind == "reconnect" else "notice",
+                            message=message)
 
     def _fault(self, message: str) -> None:
         # A broken subscriber must not hide the original fault.
@@ -189,11 +238,12 @@ class RunEngine:
             pending = None
             try:
                 self.limits.check(msg)
-            except LimitViolation as exc:
+                result = self._execute(msg)
+            except LimitViolation as exc:  # ours, or the backend's own limits: nothing applied
                 self._event(EventKind.REFUSED, msg.tag, message=str(exc))
                 pending = exc
-                continue
-            result = self._execute(msg)
+            # (after a failure the notices follow the fault event, in the run's cleanup)
+            self._notices()
 
     def _execute(self, msg: Message) -> Result:
         backend = self.backend
@@ -205,29 +255,50 @@ class RunEngine:
                 voltages=np.full(len(r.cells), r.v_read), currents=r.currents,
                 conductances=r.conductances, compliance=r.compliance,
             )
+            if r.any_compliance:
+                hit = r.cells[np.asarray(r.compliance, dtype=bool)]
+                self._compliance(msg.tag, f"read at {r.v_read:+g} V", hit)
             return r
         if isinstance(msg, Pulse):
             p: PulseResult = backend.pulse(msg.cell, msg.voltage, msg.width, msg.scheme)
+            g = p.current / p.voltage if p.voltage and not p.compliance else np.nan
             self._event(
                 EventKind.PULSE, msg.tag, scheme=msg.scheme.value, width=p.width,
                 cells=np.asarray([p.cell], dtype=np.int64), voltages=np.asarray([p.voltage]),
-                currents=np.asarray([p.current]),
-                conductances=np.asarray([p.current / p.voltage if p.voltage else np.nan]),
+                currents=np.asarray([p.current]), conductances=np.asarray([g]),
                 compliance=np.asarray([p.compliance]),
             )
+            if p.compliance:
+                self._compliance(msg.tag, f"pulse of {p.voltage:+g} V, {p.width:g} s",
+                                 np.asarray([p.cell], dtype=np.int64))
             return p
         if isinstance(msg, Mvm):
             with self._streamed(EventKind.MVM, msg.tag, "grounded"):
                 m: MvmResult = backend.mvm(msg.v_rows)
-            self._event(
-                EventKind.MVM, msg.tag, mvm_in=m.v_rows, mvm_out=m.currents,
-                compliance=np.asarray(m.compliance, dtype=bool).ravel(),
-            )
+            tripped = np.asarray(m.compliance, dtype=bool).ravel()
+            self._event(EventKind.MVM, msg.tag, mvm_in=m.v_rows, mvm_out=m.currents,
+                        compliance=tripped)
+            if tripped.any():
+                n = int(tripped.sum())
+                self._event(EventKind.COMPLIANCE, msg.tag,
+                            message=f"current compliance ({self.limits.compliance:g} A) reached "
+                                    f"on {n} column output(s) of an MVM (clamped currents)",
+                            data={"outputs": n, "compliance_A": self.limits.compliance})
             return m
         if isinstance(msg, Checkpoint):
             self._event(EventKind.CHECKPOINT, msg.tag, message=msg.label, data=msg.data)
             return None
         raise TypeError(f"a plan yielded {msg!r}, which is not a message")
+
+    def _compliance(self, step: str, what: str, cells: np.ndarray) -> None:
+        """A compliance event: which cells, during what, at which limit."""
+        listed = [(int(r), int(c)) for r, c in cells]
+        shown = ", ".join(map(str, listed[:8])) + (" ..." if len(listed) > 8 else "")
+        self._event(EventKind.COMPLIANCE, step,
+                    message=f"current compliance ({self.limits.compliance:g} A) reached during "
+                            f"the {what} on {shown}",
+                    data={"cells": [list(c) for c in listed], "during": what,
+                          "compliance_A": self.limits.compliance})
 
     @contextlib.contextmanager
     def _streamed(self, kind: EventKind, step: str, scheme: str) -> Iterator[None]:
@@ -260,13 +331,15 @@ class RunEngine:
             if got:
                 v = np.array([g[1] for g in got])
                 i = np.array([g[2] for g in got])
+                comp = np.array([g[3] for g in got], dtype=bool)  # clamped: no G
                 with contextlib.suppress(Exception):  # the operation's error is the one raised
                     self._event(
                         kind, step, scheme=scheme,
                         cells=np.array([g[0] for g in got], dtype=np.int64).reshape(-1, 2),
                         voltages=v, currents=i,
-                        conductances=np.divide(i, v, out=np.full_like(i, np.nan), where=v != 0),
-                        compliance=np.array([g[3] for g in got], dtype=bool),
+                        conductances=np.divide(i, v, out=np.full_like(i, np.nan),
+                                               where=(v != 0) & ~comp),
+                        compliance=comp,
                         message=f"interrupted after {len(got)} cells: "
                                 f"{str(exc) or type(exc).__name__}",
                     )

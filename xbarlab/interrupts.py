@@ -1,12 +1,97 @@
-"""SIGTERM as an exception while a block runs, so every exit path reaches its cleanup."""
+"""Ctrl-C and SIGTERM: an exception while work runs, ignored (and said so) while cleaning up.
+
+- `sigterm_raises(exc)`: inside the block SIGTERM raises `exc("SIGTERM received")`.
+- `interruptible(exc)`: SIGINT raises `KeyboardInterrupt`, SIGTERM raises `exc`, until
+  `begin_cleanup()` is called; from then on until the outermost `interruptible` block ends,
+  both signals are ignored with one line on stderr, so the safe state and the log are
+  finished before the process ends. Blocks nest: only the outermost installs handlers.
+
+Only the main thread can install signal handlers; elsewhere these do nothing.
+"""
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+
+IGNORED_MESSAGE = ("xbarlab: {name} ignored: the bench is being put in its safe state and the "
+                   "log closed; this ends on its own")
+
+
+class _State:
+    depth = 0
+    cleaning = False
+    shield = 0
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def cleaning_up() -> bool:
+    """True between `begin_cleanup()` and the end of the outermost `interruptible` block, and
+    inside `shielded()`."""
+    return _State.cleaning or _State.shield > 0
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """Ctrl-C and SIGTERM ignored (said so) inside the block: a safe state in progress
+    finishes (the signal's handlers must be ours: `interruptible` or `sigterm_raises`)."""
+    _State.shield += 1
+    try:
+        yield
+    finally:
+        _State.shield -= 1
+
+
+def begin_cleanup() -> None:
+    """From now on Ctrl-C and SIGTERM are ignored (with a message) until the outermost
+    `interruptible` block ends. Without one, nothing changes."""
+    if _State.depth > 0:
+        _State.cleaning = True
+
+
+def _ignored(signum: int) -> None:
+    sys.stderr.write(IGNORED_MESSAGE.format(name=signal.Signals(signum).name) + "\n")
+    sys.stderr.flush()
+
+
+@contextmanager
+def interruptible(abort: type[BaseException]) -> Iterator[None]:
+    """SIGINT -> KeyboardInterrupt, SIGTERM -> `abort("SIGTERM received")`, both ignored once
+    cleanup began (see the module doc)."""
+    if not _main_thread():
+        yield
+        return
+    if _State.depth > 0:
+        _State.depth += 1
+        try:
+            yield
+        finally:
+            _State.depth -= 1
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if cleaning_up():
+            _ignored(signum)
+            return
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise abort("SIGTERM received")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    _State.depth, _State.cleaning = 1, False
+    try:
+        yield
+    finally:
+        _State.depth, _State.cleaning = 0, False
+        for sig, prev in previous.items():
+            signal.signal(sig, prev)
 
 
 @contextmanager
@@ -17,15 +102,18 @@ def sigterm_raises(
 
     With `only_if_default`, do nothing when a handler is already installed (an outer layer,
     such as the run engine, already turns SIGTERM into an exception). The previous handler is
-    restored on exit.
+    restored on exit. During cleanup (`begin_cleanup`) SIGTERM is ignored, said so.
     """
-    if threading.current_thread() is not threading.main_thread() or (
+    if not _main_thread() or (
         only_if_default and signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
     ):
         yield
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        if cleaning_up():
+            _ignored(signum)
+            return
         raise exc_type("SIGTERM received")
 
     previous = signal.signal(signal.SIGTERM, handler)

@@ -17,6 +17,12 @@ class LimitViolation(ValueError):
     """An operation that would exceed the bench limits. Nothing was applied."""
 
 
+def exact(x: float, sign: bool = True) -> str:
+    """`x` with every digit needed to tell it from its neighbours (2.500000000000001 stays
+    2.500000000000001, 2.5 stays 2.5): a refusal must show its cause, not round it away."""
+    return format(float(x), "+" if sign else "")
+
+
 class BenchLimits(BaseModel):
     """What the bench may apply. Defaults suit the Sherbrooke 8x8 TiO2 arrays."""
 
@@ -48,19 +54,20 @@ class BenchLimits(BaseModel):
                 raise LimitViolation(f"pulse on {msg.cell}: non-finite voltage or width")
             if v > self.pulse_v_max or v < self.pulse_v_min:
                 raise LimitViolation(
-                    f"pulse of {v:+.4g} V on {msg.cell} is outside the bench limits "
-                    f"[{self.pulse_v_min:+.4g}, {self.pulse_v_max:+.4g}] V"
+                    f"pulse of {exact(v)} V on {msg.cell} is outside the bench limits "
+                    f"[{exact(self.pulse_v_min)}, {exact(self.pulse_v_max)}] V"
                 )
             if not self.pulse_width_min <= w <= self.pulse_width_max:
+                lo, hi = exact(self.pulse_width_min, False), exact(self.pulse_width_max, False)
                 raise LimitViolation(
-                    f"pulse width {w:.4g} s on {msg.cell} is outside the bench limits "
-                    f"[{self.pulse_width_min:.4g}, {self.pulse_width_max:.4g}] s"
+                    f"pulse width {exact(w, False)} s on {msg.cell} is outside the bench limits "
+                    f"[{lo}, {hi}] s"
                 )
         elif isinstance(msg, Read):
             if not math.isfinite(msg.v_read) or abs(msg.v_read) > self.read_v_max:
                 raise LimitViolation(
-                    f"read at {msg.v_read:+.4g} V exceeds the bench read limit "
-                    f"+-{self.read_v_max:.4g} V"
+                    f"read at {exact(msg.v_read)} V exceeds the bench read limit "
+                    f"+-{exact(self.read_v_max, False)} V"
                 )
             if msg.v_read == 0.0:
                 raise LimitViolation("read at 0 V cannot measure a conductance")
@@ -68,10 +75,26 @@ class BenchLimits(BaseModel):
             peak = float(abs(msg.v_rows).max(initial=0.0))
             if not math.isfinite(peak) or peak > self.read_v_max:
                 raise LimitViolation(
-                    f"MVM input of {peak:.4g} V exceeds the bench read limit "
-                    f"+-{self.read_v_max:.4g} V"
+                    f"MVM input of {exact(peak, False)} V exceeds the bench read limit "
+                    f"+-{exact(self.read_v_max, False)} V"
                 )
         elif isinstance(msg, Checkpoint):
             return
         else:
             raise LimitViolation(f"unknown operation {type(msg).__name__}: refused")
+
+
+def strictest(first: BenchLimits, *others: BenchLimits) -> BenchLimits:
+    """The limits every one of `first` and `others` allows (the tightest of each bound)."""
+    if not others:
+        return first
+    every = (first, *others)
+    return BenchLimits(
+        v_max=min(x.v_max for x in every),
+        pulse_v_max=min(x.pulse_v_max for x in every),
+        pulse_v_min=max(x.pulse_v_min for x in every),
+        read_v_max=min(x.read_v_max for x in every),
+        pulse_width_min=max(x.pulse_width_min for x in every),
+        pulse_width_max=min(x.pulse_width_max for x in every),
+        compliance=min(x.compliance for x in every),
+    )

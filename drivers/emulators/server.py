@@ -197,18 +197,22 @@ class TcpServer(_LineServer):
     def pump(self, conn: socket.socket) -> bool:
         """Read what arrived on `conn` and serve every complete line; False: link closed."""
         buf = self.clients[conn]
-        try:
+        closed = False  # the client went away: what it sent before still takes effect, as on
+        try:  # an instrument that received it (a killed host's last commands are executed)
             while True:
                 try:
                     data = conn.recv(65536)
                 except BlockingIOError:
                     break
+                if not data:
+                    closed = True
+                    break
                 if _QUICKACK is not None:  # ack at once: a client's Nagle wait (write then
                     conn.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)  # query) costs 40 ms
-                if not data:
-                    return False
                 buf.extend(data)
         except OSError:
+            closed = True
+        if closed and not buf.count(b"\n"):
             return False
         self.busy = True
         try:
@@ -218,16 +222,16 @@ class TcpServer(_LineServer):
                     with contextlib.suppress(OSError):
                         conn.shutdown(socket.SHUT_RDWR)
                     return False
-                if out:
+                if out and not closed:
                     try:
                         conn.setblocking(True)
                         conn.sendall(out)
                         conn.setblocking(False)
                     except OSError:
-                        return False
+                        closed = True  # nobody reads the replies; the lines still count
         finally:
             self.busy = False
-        return True
+        return not closed
 
     def close_all(self) -> None:
         for conn in self.clients:

@@ -109,6 +109,11 @@ CASES: list[tuple[str, int, str]] = [
     ("reproduce nope", 2, "'nope' is not one of"),
     ("reproduce drolet2023 --mapping diagonal", 2, "'diagonal' is not one of"),
     ("reproduce drolet2023 --out {dir}/pic.png", 2, "is a file"),
+    ("sweep run {dir}/nofile.yaml --out {dir}/sw", 2, "cannot read"),
+    ("sweep run {dir}/empty.yaml --out {dir}/sw", 2, "empty sweep file"),
+    ("sweep run {dir}/pic.png --out {dir}/sw", 2, "pic.png"),
+    ("sweep check {dir}/bench.yaml", 2, "command: Field required"),
+    ("sweep report {dir}/folder", 2, "no results.parquet"),
     ("nope", 2, "No such command"),
 ]
 

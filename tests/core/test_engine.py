@@ -13,7 +13,7 @@ from xbarlab import __version__
 from xbarlab.crossbar import BiasScheme
 from xbarlab.documents import Document, Event, EventKind, RunStart, RunStatus, RunStop
 from xbarlab.engine import RunEngine, RunFailed
-from xbarlab.limits import BenchLimits
+from xbarlab.limits import BenchLimits, LimitViolation
 from xbarlab.messages import Checkpoint, Mvm, Plan, Pulse, Read
 
 
@@ -142,3 +142,149 @@ def test_failing_subscriber_fails_the_run_rather_than_losing_data() -> None:
     result = RunEngine(xbar, BenchLimits(), [broken]).run(plan(), protocol="p")
     assert result.status is RunStatus.FAILED and "disk full" in result.reason
     assert [c[0] for c in xbar.calls] == ["read"] and xbar.safe_calls == 1
+
+
+# -- abort, second signal, compliance, backend refusals (issue 11) ------------------------------
+class _WrappingCrossbar(RecordingCrossbar):
+    """A backend whose I/O layer rewraps every Exception, as a transport does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.signal_in_read: signal.Signals | None = None
+        self.signals_in_safe: list[signal.Signals] = []
+
+    def read(self, cells, v_read, scheme):  # type: ignore[no-untyped-def]
+        try:
+            if self.signal_in_read is not None:
+                os.kill(os.getpid(), self.signal_in_read)
+            return super().read(cells, v_read, scheme)
+        except Exception as exc:  # what VisaTransport does with pyvisa's errors
+            raise OSError(f"TransportError: {exc}") from exc
+
+    def safe_state(self) -> None:
+        for sig in self.signals_in_safe:
+            os.kill(os.getpid(), sig)  # a second Ctrl-C / SIGTERM while cleaning up
+        super().safe_state()
+
+
+def _reads() -> Plan:
+    for _ in range(3):
+        yield Read(((0, 0),), 0.2)
+
+
+def test_sigterm_inside_a_rewrapping_transport_is_an_abort() -> None:
+    xbar = _WrappingCrossbar()
+    xbar.signal_in_read = signal.SIGTERM
+    engine, docs = _engine(xbar)
+    result = engine.run(_reads(), protocol="p")
+    assert result.status is RunStatus.ABORTED and result.reason == "SIGTERM received"
+    assert not [e for e in docs if isinstance(e, Event) and e.kind is EventKind.FAULT]
+    assert xbar.safe_calls == 1
+
+
+def test_second_signal_during_cleanup_is_ignored_and_said(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    xbar = _WrappingCrossbar()
+    xbar.signal_in_read = signal.SIGINT
+    xbar.signals_in_safe = [signal.SIGTERM, signal.SIGINT]
+    engine, docs = _engine(xbar)
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    result = engine.run(_reads(), protocol="p")
+    assert result.status is RunStatus.ABORTED and "Ctrl-C" in result.reason
+    assert xbar.safe_calls == 1 and isinstance(docs[-1], RunStop)
+    err = capfd.readouterr().err
+    assert "SIGTERM ignored" in err and "SIGINT ignored" in err and "safe state" in err
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == previous
+
+
+def test_signals_raise_again_after_the_run() -> None:
+    engine, _ = _engine(_WrappingCrossbar())
+    engine.run(_reads(), protocol="p")
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(100):
+            pass
+
+
+class _ComplianceCrossbar(RecordingCrossbar):
+    """Reads of cell (0, 0) and pulses above 1.5 V hit the compliance; the instrument's clamped
+    current comes back negative, as the 2600B in the issue reported it."""
+
+    def read(self, cells, v_read, scheme):  # type: ignore[no-untyped-def]
+        r = super().read(cells, v_read, scheme)
+        hit = (r.cells[:, 0] == 0) & (r.cells[:, 1] == 0)
+        return type(r)(r.cells, r.v_read, np.where(hit, -1e-3, r.currents), hit)
+
+    def pulse(self, cell, voltage, width, scheme):  # type: ignore[no-untyped-def]
+        p = super().pulse(cell, voltage, width, scheme)
+        return type(p)(p.cell, p.voltage, p.width, 1e-3, abs(voltage) > 1.5)
+
+
+def test_a_read_in_compliance_is_no_conductance_and_is_logged() -> None:
+    seen = []
+
+    def plan() -> Plan:
+        r = yield Read(((0, 0), (1, 1)), 0.2)
+        seen.append(r.conductances)
+        yield Pulse((1, 1), 2.0, 1e-6)
+
+    engine, docs = _engine(_ComplianceCrossbar())
+    assert engine.run(plan(), protocol="p").ok
+    assert np.isnan(seen[0][0]) and seen[0][1] == pytest.approx(150e-6)
+    events = [d for d in docs if isinstance(d, Event)]
+    assert [e.kind for e in events] == [EventKind.READ, EventKind.COMPLIANCE, EventKind.PULSE,
+                                        EventKind.COMPLIANCE]
+    assert np.isnan(events[0].conductances[0]) and events[0].currents[0] == -1e-3
+    assert events[1].data == {"cells": [[0, 0]], "during": "read at +0.2 V",
+                              "compliance_A": BenchLimits().compliance}
+    assert "(0, 0)" in events[1].message and "(1, 1)" in events[3].message
+    assert np.isnan(events[2].conductances[0])  # a pulse in compliance gives no G either
+
+
+class _BackendLimits(RecordingCrossbar):
+    def pulse(self, cell, voltage, width, scheme):  # type: ignore[no-untyped-def]
+        if voltage > 2.0:
+            raise LimitViolation(f"pulse of {voltage:+} V is beyond the bench config's limits")
+        return super().pulse(cell, voltage, width, scheme)
+
+
+def test_a_refusal_by_the_backend_is_a_refused_event_thrown_into_the_plan() -> None:
+    caught = []
+
+    def plan() -> Plan:
+        try:
+            yield Pulse((0, 0), 2.2, 1e-6)
+        except LimitViolation as exc:
+            caught.append(str(exc))
+        yield Pulse((0, 0), 1.2, 1e-6)
+
+    xbar = _BackendLimits()
+    engine, docs = _engine(xbar)
+    assert engine.run(plan(), protocol="p").ok
+    events = [d for d in docs if isinstance(d, Event)]
+    assert [e.kind for e in events] == [EventKind.REFUSED, EventKind.PULSE]
+    assert "bench config" in events[0].message and caught == [events[0].message]
+    assert [c[1][1] for c in xbar.calls] == [1.2]
+
+
+def test_refusal_messages_keep_the_digits_that_show_the_cause() -> None:
+    with pytest.raises(LimitViolation, match=r"\+2\.500000000000001 V .* \[-3\.0, \+2\.5\] V"):
+        BenchLimits().check(Pulse((0, 0), 2.500000000000001, 1e-6))
+
+
+def test_an_mvm_with_clamped_outputs_adds_a_compliance_event() -> None:
+    class Clamped(RecordingCrossbar):
+        def mvm(self, v_rows):  # type: ignore[no-untyped-def]
+            m = super().mvm(v_rows)
+            comp = np.zeros(m.currents.shape, dtype=bool)
+            comp[0, 1] = True
+            return type(m)(m.v_rows, m.currents, comp)
+
+    def plan() -> Plan:
+        yield Mvm(np.array([0.1, 0.0, 0.0, 0.2]))
+
+    engine, docs = _engine(Clamped())
+    assert engine.run(plan(), protocol="p").ok
+    events = [d for d in docs if isinstance(d, Event)]
+    assert [e.kind for e in events] == [EventKind.MVM, EventKind.COMPLIANCE]
+    assert events[1].data == {"outputs": 1, "compliance_A": BenchLimits().compliance}

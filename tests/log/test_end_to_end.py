@@ -106,6 +106,7 @@ def test_write_verify_16x16_pattern_is_fully_logged(tmp_path: Path) -> None:
 
         # progress checkpoints: one per cell, each naming its cell and whether it converged
         notes = log.annotations()
+        notes = notes[notes["kind"] == "checkpoint"].reset_index(drop=True)  # not compliance
         assert len(notes) == 256 and set(notes["message"]) == {"cell_done"}
         logged = {tuple(d["cell"]): d for d in notes["data"]}
         for o in outcome.cells:

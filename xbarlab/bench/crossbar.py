@@ -33,6 +33,10 @@ Matrix bench (drive, sense, optional bias_row / bias_col SMUs, one switch matrix
 Board bench: the board drives and senses the lines itself (see
 `xbarlab.drivers.serial_board`), MVM drives all rows at once.
 
+Limits: the tightest of the limits given to the constructor and those of the bench config
+every role's driver was opened with (`bench_limits`, set by `open_bench`): a `BenchCrossbar`
+built in code with looser limits still cannot exceed its bench config's.
+
 Every operation checks the limits before building any command, runs inside
 `xbarlab.bench.safety.guarded` (safe state on any exception, Ctrl-C, SIGTERM or timeout) and
 drains every error queue at its end (an instrument error stops the run).
@@ -40,6 +44,7 @@ drains every error queue at its end (an instrument error stops the run).
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -51,6 +56,7 @@ import numpy as np
 from xbarlab.bench.roles import Board, Crosspoint, Instrumented, SourceMeter, SwitchMatrix
 from xbarlab.bench.safety import (
     BenchFault,
+    SafeStateError,
     all_safe,
     check_array_levels,
     check_levels,
@@ -75,7 +81,23 @@ from xbarlab.crossbar import (
     as_cells,
     check_cells,
 )
-from xbarlab.limits import BenchLimits, LimitViolation
+from xbarlab.limits import BenchLimits, LimitViolation, exact, strictest
+
+DRIVER_LOGGER = "xbarlab.drivers"
+"""Warnings of the drivers (a link reopened during a safe state) become notices of the run."""
+
+
+class _Notices(logging.Handler):
+    """Collects the drivers' warnings while a bench operation or safe state runs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.items: list[tuple[str, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        link = "reopen" in msg or "resynchronised" in msg
+        self.items.append(("reconnect" if link else "fault", msg))
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,15 +153,20 @@ class BenchCrossbar:
             raise ValueError(f"wiring has {len(wiring.rows)} x {len(wiring.cols)} lines, "
                              f"shape is {shape}")
         self._shape = (int(shape[0]), int(shape[1]))
-        self.limits = limits
         self.drive, self.sense, self.bias_row, self.bias_col = drive, sense, bias_row, bias_col
         self.matrix, self.wiring, self.board = matrix, wiring, board
+        held = [getattr(i, "bench_limits", None) for i in self.instruments]
+        self.limits = strictest(limits, *[h for h in held if isinstance(h, BenchLimits)])
         self.nplc = nplc
         self.settle = settle
         self.operation_timeout = operation_timeout
         self._description = dict(description or {})
         self._prepared = False
         self.closer: Callable[[], None] | None = None  # set by whoever opened the links
+        self.guardian: Callable[[], None] | None = None  # raises if the bench is unguarded
+        self.supervisor: Any = None  # the safety supervisor (`xbarlab.bench.watchdog`)
+        self._safe_failure: SafeStateError | None = None
+        self._notices = _Notices()
         # called after each cell of a read or MVM, outputs off (the run engine logs it at once)
         self.on_cell: CellSink | None = None
 
@@ -190,8 +217,9 @@ class BenchCrossbar:
         if self.board is None:
             lo, hi = self._src("drive").pulse_width_range
             if not lo <= width <= hi:
-                raise LimitViolation(f"pulse width {width:.4g} s is outside what "
-                                     f"{self._src('drive').name} produces [{lo:.4g}, {hi:.4g}] s")
+                raise LimitViolation(f"pulse width {exact(width, False)} s is outside what "
+                                     f"{self._src('drive').name} produces "
+                                     f"[{exact(lo, False)}, {exact(hi, False)}] s")
         setup = self._plan((r, c), float(voltage), scheme)
         with self._operation():
             if self.board is not None:
@@ -259,8 +287,35 @@ class BenchCrossbar:
             self.safe_state()
 
     def safe_state(self) -> None:
-        all_safe(self.sources, [self.matrix] if self.matrix else [],
-                 [self.board] if self.board else [])
+        """The safe state, tried once: after a failure it is not tried again in this process
+        (the same `SafeStateError` is raised again at once; the supervisor tries on fresh
+        links when the session ends)."""
+        if self._safe_failure is not None:
+            raise self._safe_failure
+        try:
+            with self._collect():
+                all_safe(self.sources, [self.matrix] if self.matrix else [],
+                         [self.board] if self.board else [])
+        except SafeStateError as exc:
+            self._safe_failure = exc
+            raise
+
+    def drain_notices(self) -> list[tuple[str, str]]:
+        """Reopened links and driver warnings since the last call, as (kind, message)."""
+        out, self._notices.items = self._notices.items, []
+        return out
+
+    @contextmanager
+    def _collect(self) -> Iterator[None]:
+        logger = logging.getLogger(DRIVER_LOGGER)
+        if self._notices in logger.handlers:
+            yield
+            return
+        logger.addHandler(self._notices)
+        try:
+            yield
+        finally:
+            logger.removeHandler(self._notices)
 
     # -- preparation and planning ---------------------------------------------------------------
     def prepare(self) -> None:
@@ -278,7 +333,11 @@ class BenchCrossbar:
 
     @contextmanager
     def _operation(self) -> Iterator[None]:
-        with guarded(self.safe_state, self.operation_timeout):
+        if self._safe_failure is not None:
+            raise BenchFault(f"the bench could not be made safe earlier: {self._safe_failure}")
+        if self.guardian is not None:
+            self.guardian()
+        with self._collect(), guarded(self.safe_state, self.operation_timeout):
             if not self._prepared:
                 self.prepare()
             yield

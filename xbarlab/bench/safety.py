@@ -26,9 +26,9 @@ from types import FrameType
 import numpy as np
 
 from xbarlab.bench.roles import Board, Crosspoint, Instrumented, SourceMeter, SwitchMatrix
-from xbarlab.crossbar import Cell, FloatArray
-from xbarlab.interrupts import sigterm_raises
-from xbarlab.limits import BenchLimits, LimitViolation
+from xbarlab.crossbar import Cell, FloatArray, SafeStateFailure
+from xbarlab.interrupts import shielded, sigterm_raises
+from xbarlab.limits import BenchLimits, LimitViolation, exact
 from xbarlab.messages import Mvm, Pulse, Read
 
 
@@ -40,7 +40,7 @@ class InstrumentFault(BenchFault):
     """An instrument reported errors in its error queue."""
 
 
-class SafeStateError(BenchFault):
+class SafeStateError(BenchFault, SafeStateFailure):
     """One or more steps of the safe state failed (the message lists every failure)."""
 
 
@@ -70,16 +70,17 @@ def check_levels(limits: BenchLimits, levels: Mapping[str, float]) -> None:
         if math.isnan(v):
             continue
         if not math.isfinite(v) or abs(v) > limits.v_max:
-            raise LimitViolation(f"{role} would be at {v:+.4g} V, beyond the bench limit "
-                                 f"+-{limits.v_max:.4g} V")
+            raise LimitViolation(f"{role} would be at {exact(v)} V, beyond the bench limit "
+                                 f"+-{exact(limits.v_max, False)} V")
 
 
 def check_array_levels(limits: BenchLimits, role: str, values: FloatArray) -> None:
     v = np.asarray(values, dtype=float)
     finite = v[~np.isnan(v)]
     if finite.size and (not np.isfinite(finite).all() or np.abs(finite).max() > limits.v_max):
-        raise LimitViolation(f"{role}: a line would be beyond the bench limit "
-                             f"+-{limits.v_max:.4g} V")
+        worst = float(np.abs(finite).max()) if np.isfinite(finite).all() else math.inf
+        raise LimitViolation(f"{role}: a line would be at |V| = {exact(worst, False)} V, "
+                             f"beyond the bench limit +-{exact(limits.v_max, False)} V")
 
 
 def switch(matrix: SwitchMatrix, sources: Sequence[SourceMeter], points: Iterable[Crosspoint],
@@ -175,8 +176,12 @@ def guarded(safe: Callable[[], None], timeout: float | None = None) -> Iterator[
             yield
     except BaseException as exc:
         try:
-            safe()
+            with shielded():  # a second Ctrl-C / SIGTERM must not cut the safe state short
+                safe()
         except BaseException as safe_exc:
+            if not isinstance(exc, Exception):  # an abort (Ctrl-C, SIGTERM) stays an abort
+                exc.add_note(f"then the safe state failed: {safe_exc}")
+                raise exc from None
             raise SafeStateError(f"{type(exc).__name__}: {exc}; then the safe state failed: "
                                  f"{safe_exc}") from exc
         raise

@@ -1,5 +1,5 @@
-"""The `xbarlab` console script: Ctrl-C while the command line is still loading is an abort
-(exit 130), not a traceback."""
+"""The `xbarlab` console script: the command line, with a Ctrl-C while it starts up (imports
+take a moment) ending in one line instead of a traceback."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import sys
 
 
 def main() -> None:
-    """Load the command line, then run it."""
     try:
         from xbarlab.cli.main import app
     except KeyboardInterrupt:
-        sys.stderr.write("aborted\n")
+        sys.stderr.write("xbarlab: interrupted while starting; nothing was done\n")
         sys.exit(130)
     app()

@@ -152,6 +152,12 @@ def register(app: typer.Typer) -> None:
         tables = _read(file, lambda reader: summarise(reader, file))
         for table in tables:
             console.print(table)
+        from xbarlab.bench.watchdog import safety_log_path
+
+        note = safety_log_path(file)
+        if note.exists():  # the safety supervisor acted after this session ended
+            for line in note.read_text(encoding="utf-8").splitlines():
+                console.print(line, highlight=False, soft_wrap=True)
 
     @log_app.command()
     def export(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -13,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from xbarlab import sessions
 from xbarlab.cli.common import STATUS_EXIT, ExitCode, fail, output_path
 from xbarlab.cli.validate import device_names, device_range
 from xbarlab.config import (
@@ -26,10 +28,10 @@ from xbarlab.config import (
     load_yaml,
     validate_config,
 )
-from xbarlab.documents import RunStatus
-from xbarlab import sessions
 from xbarlab.crossbar import Crossbar
-from xbarlab.engine import RunEngine, RunResult
+from xbarlab.documents import RunStatus
+from xbarlab.engine import RunAborted, RunEngine, RunResult
+from xbarlab.interrupts import begin_cleanup, interruptible
 from xbarlab.protocols.write_verify import ArrayOutcome
 from xbarlab.sessions import build_plan
 from xbarlab.units import duration, percent, si
@@ -98,15 +100,15 @@ def build_backend(cfg: SessionConfig) -> Crossbar:
         ) from None
 
 
-def _close(backend: Crossbar) -> None:
-    """Put the backend in its safe state and close it; a failure is one warning line."""
+def _close(backend: Crossbar) -> str:
+    """Put the backend in its safe state and close it; the failure, if any, as one line (the
+    caller prints it unless the run's own safe state already reported it)."""
     close = getattr(backend, "close", None)  # bench: safe state, then every link closed
     try:
         close() if callable(close) else backend.safe_state()
     except Exception as exc:
-        err_console.print(f"[bold yellow]warning:[/] closing the backend: "
-                          f"{escape(brief(f'{type(exc).__name__}: {exc}'))}",
-                          highlight=False, soft_wrap=True)
+        return f"{type(exc).__name__}: {exc}"
+    return ""
 
 
 def execute(
@@ -120,32 +122,53 @@ def execute(
     from xbarlab.cli.progress import ProgressSubscriber
     from xbarlab.log.writer import HDF5Writer
 
-    backend = build_backend(cfg)
-    try:
-        plan = build_plan(cfg, backend.shape)
-        t0 = time.perf_counter()
-        what = "programming" if isinstance(cfg.protocol, WriteVerifyArrayProtocol) else "reading"
-        log = cfg.log
-        with HDF5Writer(out, overwrite=overwrite, flush_interval=log.flush_interval,
-                        durable=log.durable_for(cfg.backend)) as writer, \
-                ProgressSubscriber(console, what) as bar:
-            engine = RunEngine(backend, cfg.limits, [writer, bar])
-            result = engine.run(
-                plan, protocol=cfg.protocol.kind, config=cfg.model_dump(mode="json"),
-                seed=cfg.seed,
-            )
-        elapsed = time.perf_counter() - t0
-    finally:
-        _close(backend)
-    reach = device_range(cfg.sim.device) if cfg.backend == "sim" else None
-    hits = [f"{bar.compliance[k]} of {bar.operations[k]} {k}s" for k in ("pulse", "read")
-            if bar.compliance[k]]
-    print_summary(result, elapsed, out, g_device_max=None if reach is None else 1.25 * reach[1],
-                  compliance=(f"{', '.join(hits)} hit the current compliance"
-                              + (f" ({si(cfg.limits.compliance, 'A')})" if cfg.backend == "sim"
-                                 else "")
-                              + ": the device saw less than the set voltage, a read there is "
-                              "a lower bound") if hits else "")
+    # Ctrl-C / SIGTERM raise until the run's cleanup begins, then wait for the safe state, the
+    # log, the closed links and the summary (said so on stderr)
+    with interruptible(RunAborted):
+        backend = build_backend(cfg)
+        supervisor = getattr(backend, "supervisor", None)
+        if supervisor is not None:
+            supervisor.log_to(out)  # its note goes next to the HDF5 log
+        closing = ""
+        try:
+            plan = build_plan(cfg, backend.shape)
+            t0 = time.perf_counter()
+            what = ("programming" if isinstance(cfg.protocol, WriteVerifyArrayProtocol)
+                    else "reading")
+            log = cfg.log
+            with HDF5Writer(out, overwrite=overwrite, flush_interval=log.flush_interval,
+                            durable=log.durable_for(cfg.backend)) as writer, \
+                    ProgressSubscriber(console, what) as bar:
+                engine = RunEngine(backend, cfg.limits, [writer, bar])
+                result = engine.run(
+                    plan, protocol=cfg.protocol.kind, config=cfg.model_dump(mode="json"),
+                    seed=cfg.seed,
+                )
+            elapsed = time.perf_counter() - t0
+        finally:
+            begin_cleanup()
+            closing = _close(backend)
+        # still shielded: a late signal does not cut the summary off
+        if closing and "safe state" not in result.reason:
+            err_console.print(f"[bold yellow]warning:[/] closing the backend: "
+                              f"{escape(brief(closing))}", highlight=False, soft_wrap=True)
+        if supervisor is not None and "safe state" in result.reason:
+            err_console.print(
+                "[bold red]error:[/] the safe state was not confirmed by every instrument: "
+                "check the bench before touching it. The safety supervisor tries once more on "
+                f"fresh links and notes the outcome in {out.name}.safety.txt", highlight=False,
+                soft_wrap=True)
+        reach = device_range(cfg.sim.device) if cfg.backend == "sim" else None
+        hits = [f"{bar.compliance[k]} of {bar.operations[k]} {k}s" for k in ("pulse", "read")
+                if bar.compliance[k]]
+        print_summary(
+            result, elapsed, out, g_device_max=None if reach is None else 1.25 * reach[1],
+            compliance=(f"{', '.join(hits)} hit the current compliance"
+                        + (f" ({si(cfg.limits.compliance, 'A')})" if cfg.backend == "sim"
+                           else "")
+                        + ": the device saw less than the set voltage; a read there gives no "
+                        "conductance") if hits else "")
+        sys.stdout.flush()
     if plot is not None:
         from xbarlab.analysis.session_plots import plot_session
 
@@ -236,6 +259,9 @@ def print_summary(result: RunResult, elapsed: float, out: Path,
             "pulses", f"{sum(pulses)} (per programming: mean {np.mean(pulses):.1f}, "
             f"max {max(pulses)})"
         )
+        if value.n_compliance:
+            table.add_row("stopped by compliance",
+                          f"{value.n_compliance} / {len(value.cells)} cells")
         failed = [o for o in value.cells if not o.converged]
         if failed:
             by_reason: dict[str, list[str]] = {}
@@ -246,11 +272,18 @@ def print_summary(result: RunResult, elapsed: float, out: Path,
                 for why, cells in by_reason.items()
             ))
     elif isinstance(value, np.ndarray) and value.size:
-        table.add_row("conductance", f"min {si(float(value.min()), 'S')}, median "
-                      f"{si(float(np.median(value)), 'S')}, max {si(float(value.max()), 'S')}")
-        if g_device_max is not None and (value > g_device_max).any():
+        clamped = int(np.isnan(value).sum())  # reads in compliance have no conductance
+        if clamped < value.size:
+            table.add_row("conductance", f"min {si(float(np.nanmin(value)), 'S')}, median "
+                          f"{si(float(np.nanmedian(value)), 'S')}, "
+                          f"max {si(float(np.nanmax(value)), 'S')}")
+        if clamped:
+            table.add_row("reads in compliance", f"{clamped} / {value.size} cells (no "
+                          "conductance: the current was clamped)")
+        above = np.nan_to_num(value, nan=0.0) > (g_device_max or np.inf)
+        if g_device_max is not None and above.any():
             table.add_row("[yellow]sneak paths[/]",
-                          f"{int((value > g_device_max).sum())} of {value.size} reads above what "
+                          f"{int(above.sum())} of {value.size} reads above what "
                           f"one device can conduct ({si(g_device_max, 'S')}): sneak currents "
                           "dominate them, they are not device conductances")
     if compliance:
@@ -266,7 +299,9 @@ def print_summary(result: RunResult, elapsed: float, out: Path,
 
 
 def exit_code(result: RunResult) -> int:
-    """The process exit code of a run (see `xbarlab.cli.common`)."""
+    """The process exit code of a run (see `xbarlab.cli.common`); SIGTERM: 143 (128 + 15)."""
+    if result.status is RunStatus.ABORTED and result.reason.startswith("SIGTERM"):
+        return 143
     return int(STATUS_EXIT[result.status])
 
 
@@ -413,6 +448,10 @@ def _run(cfg: SessionConfig, out: Path, overwrite: bool, plot: Path | None) -> N
         raise fail(str(exc), ExitCode.FAILED) from None
     except (ConfigError, FileExistsError, KeyError, ValueError) as exc:
         raise fail(str(exc).strip("'\"")) from None
+    except (KeyboardInterrupt, RunAborted) as exc:
+        what = "SIGTERM" if isinstance(exc, RunAborted) else "Ctrl-C"
+        raise fail(f"{what} before the run started; nothing was switched on and every link "
+                   "that was open is closed", 143 if what == "SIGTERM" else 130) from None
     except OSError as exc:
         raise fail(f"cannot write {out}: {exc.strerror or exc}", ExitCode.FAILED) from None
     code = exit_code(result)

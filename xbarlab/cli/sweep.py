@@ -23,8 +23,9 @@ sweep_app = typer.Typer(
 
 
 def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(2)
+    from xbarlab.cli.common import fail
+
+    return fail(message)
 
 
 def _load(sweep_file: Path) -> tuple[Any, list[Any]]:
@@ -74,10 +75,10 @@ def run(
         cmd, points = _load(sweep_file)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    if out.exists() and not out.is_dir():
-        raise _fail(f"--out {out} is a file; a sweep writes a folder")
+    from xbarlab.cli.common import output_folder
+
+    output_folder(out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(sweep_file, out / "sweep.yaml")
     except OSError as exc:
         raise _fail(f"cannot write to {out}: {exc.strerror or exc}") from None
@@ -149,6 +150,7 @@ def report(
     x: Annotated[str | None, typer.Option(help="axis on the x axis (a swept config path)")] = None,
     hue: Annotated[str | None, typer.Option(help="axis drawn as separate curves")] = None,
     out: Annotated[Path | None, typer.Option(help="plot file (.png, .svg, .pdf)")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing --out plot")] = False,
 ) -> None:
     """Print the merged table of a sweep; plot a result against one or two axes."""
     from xbarlab.analysis.sweep_plots import choose_columns, plot_sweep, summary_table
@@ -168,10 +170,9 @@ def report(
         table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
     console.print(table)
     if out is not None:
-        if out.suffix.lower() not in (".png", ".svg", ".pdf"):
-            raise _fail(f"--out {out}: a plot must be .png, .svg or .pdf")
-        if out.parent and not out.parent.exists():
-            raise _fail(f"--out {out}: folder {out.parent} does not exist")
+        from xbarlab.cli.common import output_path
+
+        output_path(out, "plot", overwrite=overwrite)
         console.print(f"plot: {plot_sweep(frame, cols, out)}")
 
 

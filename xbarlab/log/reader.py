@@ -373,7 +373,8 @@ class LogReader:
     def annotations(self) -> pd.DataFrame:
         """Checkpoints, refusals and faults with their messages and data."""
         ev = self.events()
-        keep = ev["kind"].isin(["checkpoint", "refused", "fault"])
+        keep = ev["kind"].isin(["checkpoint", "refused", "fault", "compliance", "safe_state",
+                                 "reconnect"])
         return ev.loc[keep, ["seq", "time", "kind", "step", "message", "data"]].reset_index(
             drop=True)
 

@@ -1,0 +1,232 @@
+"""The session supervisor: a second process that makes the bench safe when the session dies.
+
+Instruments keep their last state when the host stops talking to them (none of the bench's
+SMUs or matrices turns its output off on a lost link), so a session killed by SIGKILL, the OOM
+killer or a crash would leave outputs on and relays closed. Every bench session therefore
+starts a `Supervisor`:
+
+- a separate Python process (its own session id: Ctrl-C and a closed terminal do not reach
+  it; it ignores SIGINT, SIGTERM and SIGHUP while it guards),
+- connected to the session by a pipe on its stdin. The session never writes to it except to
+  say goodbye, so the supervisor learns of the session's death, whatever killed it, from the
+  end-of-file the kernel delivers the moment the last copy of the write end is closed: no
+  heartbeat period to wait for,
+- which then opens its own links to every instrument of the bench config (the dead process's
+  sockets and serial ports were freed by the kernel), puts each in its safe state (abort, 0 V,
+  outputs off; then relays open; then boards off), logs what it did and how long it took (a
+  line on stderr and in `<log>.safety.txt` next to the HDF5 log), and exits.
+
+A clean session end sends ``bye`` (the session reached the safe state itself: the supervisor
+exits without touching anything) or ``unsafe`` (the session could not confirm the safe state:
+the supervisor tries once more on fresh links).
+
+The rescue itself (opening links, driver safe states) lives above this layer; the opener names
+it as ``"module:function"`` (`xbarlab.drivers.rescue:rescue_bench`), a function of the bench
+config (a dict) that returns one line per instrument and raises nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+READY = "ready"
+BYE = "bye"
+UNSAFE = "unsafe"
+LOG = "log "
+
+
+_DETACHED: list[subprocess.Popen[str]] = []
+"""Supervisors left working on their own after an unsafe end (kept referenced, not waited)."""
+
+
+class SupervisorError(RuntimeError):
+    """The supervisor could not be started or is gone: the bench is not guarded."""
+
+
+def safety_log_path(log: Path) -> Path:
+    """Where the supervisor notes what it did, next to the HDF5 log `log`."""
+    return log.with_name(log.name + ".safety.txt")
+
+
+class Supervisor:
+    """The session side: starts the supervisor process, checks it lives, says goodbye."""
+
+    def __init__(self, config: Mapping[str, Any], rescue: str, *,
+                 start_timeout: float = 60.0) -> None:
+        self.config = dict(config)
+        self.rescue = rescue
+        self.start_timeout = start_timeout
+        self.proc: subprocess.Popen[str] | None = None
+        self._ready = False
+
+    def start(self) -> Supervisor:
+        """Start the process (returns at once; `wait_ready` waits for it to be armed)."""
+        if self.proc is not None:
+            return self
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "xbarlab.bench.watchdog", self.rescue],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+            start_new_session=True, close_fds=True,
+        )
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(self.config) + "\n")
+        self.proc.stdin.flush()
+        return self
+
+    def wait_ready(self) -> None:
+        """Block until the supervisor reports it guards the bench (imports done, links known);
+        raises `SupervisorError` if it does not within `start_timeout`."""
+        if self._ready:
+            return
+        proc = self.start().proc
+        assert proc is not None and proc.stdout is not None
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or proc.poll() is not None:
+                self.stop(safe=True)
+                raise SupervisorError("the safety supervisor did not start "
+                                      f"(exit code {proc.returncode}); refusing to run the bench "
+                                      "unguarded")
+            ready, _, _ = select.select([proc.stdout], [], [], min(left, 0.5))
+            if ready:
+                line = proc.stdout.readline().strip()
+                if line == READY:
+                    self._ready = True
+                    return
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def check(self) -> None:
+        """Raise `SupervisorError` unless the supervisor is armed and alive."""
+        self.wait_ready()
+        if not self.alive:
+            raise SupervisorError("the safety supervisor process is gone; the bench would be "
+                                  "unguarded if this session died: stopping")
+
+    def log_to(self, log: Path) -> None:
+        """Tell the supervisor where the session's HDF5 log is (its note goes next to it)."""
+        self._send(LOG + str(Path(log).resolve()))
+
+    def stop(self, safe: bool) -> None:
+        """End of session. `safe`: the bench is in its safe state (the supervisor exits without
+        acting); otherwise it tries the safe state once more on its own links."""
+        proc = self.proc
+        if proc is None:
+            return
+        self._send(BYE if safe else UNSAFE)
+        with contextlib.suppress(OSError):
+            assert proc.stdin is not None
+            proc.stdin.close()
+        self.proc = None
+        if not safe:  # it works on alone (its own session), the session need not wait
+            _DETACHED.append(proc)
+            return
+        try:
+            proc.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:  # it had nothing left to do
+            proc.kill()
+            proc.wait()
+        with contextlib.suppress(OSError):
+            assert proc.stdout is not None
+            proc.stdout.close()
+
+    def _send(self, line: str) -> None:
+        proc = self.proc
+        if proc is None or proc.stdin is None or proc.stdin.closed:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            proc.stdin.write(line + "\n")
+            proc.stdin.flush()
+
+
+# -- the supervisor process -----------------------------------------------------------------------
+Rescue = Callable[[Mapping[str, Any]], list[str]]
+
+
+def _load(target: str) -> Rescue:
+    module, _, name = target.partition(":")
+    mod = importlib.import_module(module)
+    prepare = getattr(mod, "prepare", None)
+    if callable(prepare):
+        prepare()  # warm up (imports, VISA resource manager) so the rescue itself is fast
+    fn: Rescue = getattr(mod, name)
+    return fn
+
+
+def _note(message: str, log: Path | None, stderr: bool = True) -> None:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    line = f"{stamp} xbarlab supervisor: {message}"
+    if stderr or log is None:
+        with contextlib.suppress(OSError):
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+    if log is not None:
+        with contextlib.suppress(OSError), safety_log_path(log).open("a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+
+def supervise(rescue: Rescue, config: Mapping[str, Any], commands: IO[str],
+              replies: IO[str], session_pid: int) -> int:
+    """Guard until the session says goodbye or dies; 0 when nothing had to be done."""
+    with contextlib.suppress(OSError, ValueError):  # a session already dead reads no reply
+        replies.write(READY + "\n")
+        replies.flush()
+    log: Path | None = None
+    while True:
+        line = commands.readline()
+        if line.startswith(LOG):
+            log = Path(line[len(LOG):].strip())
+            continue
+        word = line.strip()
+        if word == BYE:
+            return 0
+        if word and word != UNSAFE:
+            continue  # unknown words are ignored; only EOF or UNSAFE make it act
+        t0 = time.monotonic()
+        why = ("ended without confirming the safe state" if word == UNSAFE
+               else "died (its pipe closed without a goodbye)")
+        try:
+            lines = rescue(config)
+            ok = all(" safe" in ln and "FAILED" not in ln for ln in lines)
+        except Exception as exc:  # the rescue reports per instrument; this is a bug guard
+            lines, ok = [f"rescue failed: {type(exc).__name__}: {exc}"], False
+        dt = time.monotonic() - t0
+        verdict = "safe state reached" if ok else "safe state NOT reached for every instrument"
+        # after an unsafe end the session already told its user where to look: file only
+        _note(f"session pid {session_pid} {why}; {verdict} in {dt * 1e3:.0f} ms: "
+              + "; ".join(lines), log, stderr=word != UNSAFE)
+        return 0 if ok else 1
+
+
+def main(argv: list[str]) -> int:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)  # only the session's end may stop the guard
+    session_pid = os.getppid()
+    config = json.loads(sys.stdin.readline() or "null")
+    if not isinstance(config, dict) or len(argv) != 1:
+        sys.stderr.write("xbarlab supervisor: started without a bench config\n")
+        return 2
+    rescue = _load(argv[0])
+    return supervise(rescue, config, sys.stdin, sys.stdout, session_pid)
+
+
+if __name__ == "__main__":
+    code = main(sys.argv[1:])
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)  # no interpreter teardown: the session waiting for a goodbye is not held up
