@@ -146,3 +146,11 @@ def test_cli_single_column_refused_on_the_physical_mapping(tmp_path: Path) -> No
     res = runner.invoke(app, ["reproduce", "drolet2023-crossbar", "--full",
                               "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "drolet2023 only" in res.output
+
+
+def test_compensation_rows_say_they_use_pairs_under_the_single_column_scheme() -> None:
+    cfg = rp.make_reproduce_config({"seeds": 1, "transfers": 16, "epochs": 5, "compensate": True,
+                                    "compensation": {"steps": 2}})
+    rep = rp.reproduce_drolet2023(cfg)
+    labels = [r[0] for r in rp.table_rows(rep) if "compensation" in r[0]]
+    assert labels and all("pairs only" in label for label in labels if "correct" in label)
