@@ -134,7 +134,8 @@ def main() -> None:
     for line in sys.stdin:
         if not line.strip():
             continue
-        print(json.dumps(run(json.loads(line))), flush=True)
+        request = json.loads(line)
+        print(json.dumps({"id": request["id"], **run(request)}), flush=True)
 
 
 if __name__ == "__main__":

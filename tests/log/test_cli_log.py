@@ -146,3 +146,25 @@ def test_summary_of_a_log_without_a_run(tmp_path: Path) -> None:
     HDF5Writer(tmp_path / "empty.h5").close()
     res = runner.invoke(app, ["log", "summary", str(tmp_path / "empty.h5")], env=ENV)
     assert res.exit_code == 2 and "no run yet" in res.output
+
+
+def test_a_writer_killed_before_the_run_start_gets_no_circular_advice(tmp_path: Path) -> None:
+    """A log whose writer died before the run start (48 bytes or a few KiB): every command says
+    nothing was logged, none sends the user to another command."""
+    import subprocess
+    import sys
+
+    early = tmp_path / "early.h5"
+    subprocess.run([sys.executable, "-c", "import os, sys; from xbarlab.log.writer import "
+                    "HDF5Writer; w = HDF5Writer(sys.argv[1]); w._file.flush(); os._exit(0)",
+                    str(early)], check=True, timeout=120)
+    short = tmp_path / "short.h5"
+    short.write_bytes(early.read_bytes()[:48])
+    for path in (early, short):
+        for args in (["summary"], ["verify"], ["recover"], ["export", "--csv",
+                                                             str(tmp_path / "x.csv")]):
+            res = runner.invoke(app, ["log", args[0], str(path), *args[1:]], env=ENV)
+            assert res.exit_code == 2, (args, res.output)
+            assert "no run was logged" in res.output and "recover" not in res.output, res.output
+            assert len(res.output.strip().splitlines()) == 1
+    assert not (tmp_path / "early.recovered.h5").exists()

@@ -91,6 +91,7 @@ class Worker:
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen[str] | None = None
+        self.asked = 0
 
     def ask(self, request: dict[str, str]) -> dict[str, Any]:
         if self.proc is None or self.proc.poll() is not None:
@@ -98,14 +99,21 @@ class Worker:
                                          stdout=subprocess.PIPE, text=True,
                                          env={**os.environ, "OMP_NUM_THREADS": "1"})
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(request) + "\n")
-        self.proc.stdin.flush()
-        budget = 60.0 + LIMIT_S * (len(READERS) + len(COMMANDS))  # first call imports
-        ready, _, _ = select.select([self.proc.stdout], [], [], budget)
-        if not ready:
+        self.asked += 1
+        request = {**request, "id": str(self.asked)}
+        try:
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+            budget = 60.0 + LIMIT_S * (len(READERS) + len(COMMANDS))  # first call imports
+            ready, _, _ = select.select([self.proc.stdout], [], [], budget)
+            if not ready:
+                raise AssertionError(f"hang: no answer within {budget:.0f} s for {request}")
+            answer = dict(json.loads(self.proc.stdout.readline()))
+        except BaseException:  # interrupted: never read this request's answer later
             self.close()
-            raise AssertionError(f"hang: no answer within {budget:.0f} s for {request}")
-        return dict(json.loads(self.proc.stdout.readline()))
+            raise
+        assert answer.pop("id") == request["id"]
+        return answer
 
     def close(self) -> None:
         if self.proc is not None:

@@ -27,7 +27,7 @@ runner = CliRunner()
 def scheduler() -> Iterator[str]:
     """An in-process Dask cluster (threads): fast to start, same scheduler semantics."""
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=":0") as cluster:
         yield cluster.scheduler_address
 
 

@@ -239,6 +239,8 @@ def register(app: typer.Typer) -> None:
         from xbarlab.log.verify import verify as check
 
         report = check(file)
+        if report.no_run:
+            raise _fail(f"{file}: {report.problems[0]}")
         if report.problems:
             err_console.print(f"[bold red]error:[/] {file}: damaged: {report.problems[0]}"
                               + (f" (and {len(report.problems) - 1} more problems, listed "

@@ -126,29 +126,20 @@ def truncation_message(path: Path, sb: Superblock) -> str:
             f"{intact}; `xbarlab log recover {path}` salvages every intact block")
 
 
-def chunk_extents(ds: h5py.Dataset) -> list[tuple[int, int, int]]:
-    """(first row, byte offset, byte size) of every stored chunk of `ds`, in row order."""
-    out = []
-    dsid = ds.id
-    for i in range(dsid.get_num_chunks()):
-        info = dsid.get_chunk_info(i)
-        out.append((int(info.chunk_offset[0]), int(info.byte_offset), int(info.size)))
-    out.sort()
-    return out
-
-
 def intact_rows(ds: h5py.Dataset, size: int, limit: int | None = None) -> int:
-    """Rows of `ds` before its first chunk that is missing or ends past byte `size`."""
+    """Rows of `ds` before its first block that is missing or ends past byte `size` (each
+    block looked up in the chunk index on its own)."""
     rows = int(ds.shape[0]) if limit is None else min(int(ds.shape[0]), limit)
-    chunk = int((ds.chunks or (max(rows, 1),))[0])
-    expected = 0
-    for first, offset, nbytes in chunk_extents(ds):
-        if first >= rows:
-            break
-        if first != expected or offset + nbytes > size:
-            return min(expected, rows)
-        expected = first + chunk
-    return min(expected, rows)
+    step = int((ds.chunks or (max(rows, 1),))[0])
+    tail = (0,) * (len(ds.shape) - 1)
+    for a in range(0, rows, step):
+        try:
+            info = ds.id.get_chunk_info_by_coord((a, *tail))
+        except Exception:
+            return a
+        if info.byte_offset is None or not info.size or info.byte_offset + info.size > size:
+            return a
+    return rows
 
 
 def intact_counts(f: h5py.File, size: int) -> dict[str, tuple[int, int]]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from xbarlab.log import schema as sc
 from xbarlab.log.errors import LogDamaged, LogError
-from xbarlab.log.h5open import check_superblock, chunk_extents, eod_row, open_swmr
+from xbarlab.log.h5open import check_superblock, eod_row, open_swmr
 from xbarlab.log.superblock import Superblock
 
 
@@ -71,16 +71,19 @@ def scan_table(ds: h5py.Dataset, claimed: int, size: int) -> TableScan:
         return scan
     have = int(ds.shape[0])
     step = int((ds.chunks or (max(have, 1),))[0])
-    try:
-        where = {first: (offset, nbytes) for first, offset, nbytes in chunk_extents(ds)}
-    except Exception:
-        where = None
+    tail = (0,) * (len(ds.shape) - 1)
     for a in range(0, claimed, step):
         b = min(a + step, claimed)
         why = ""
-        if b > have or (where is not None and a not in where):
+        try:  # where the block is, asked of the chunk index for this block alone
+            info = ds.id.get_chunk_info_by_coord((a, *tail)) if b <= have else None
+        except Exception:
+            info, why = None, "block index unreadable (cut short or damaged)"
+        if why:
+            pass
+        elif info is None or info.byte_offset is None or not info.size:
             why = "never written (the writer stopped first)"
-        elif where is not None and sum(where[a]) > size:
+        elif info.byte_offset + info.size > size:
             why = "past the end of the file (cut short)"
         else:
             try:

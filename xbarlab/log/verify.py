@@ -31,8 +31,9 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
-    status: str = "unknown"  # success / failed / aborted / unfinished
+    status: str = "unknown"  # a run stop status (`RunStatus`), or unfinished
     recovered: bool = False
+    no_run: bool = False  # nothing was ever logged: nothing to recover either
 
     @property
     def sound(self) -> bool:
@@ -40,7 +41,7 @@ class VerifyReport:
 
     @property
     def finished(self) -> bool:
-        return self.status in ("success", "failed", "aborted")
+        return self.status in sc.STATUSES  # every status a run stop can carry
 
     @property
     def exit_code(self) -> int:
@@ -61,6 +62,7 @@ def verify(path: str | os.PathLike[str]) -> VerifyReport:
         return report
     except LogError as exc:
         report.problems.append(str(exc).removeprefix(f"{p}: "))
+        report.no_run = isinstance(exc, NoRunLogged)
         return report
     try:
         with f:
@@ -70,6 +72,7 @@ def verify(path: str | os.PathLike[str]) -> VerifyReport:
             _check(f, p, sb.size, report)
     except NoRunLogged as exc:
         report.problems.append(str(exc).removeprefix(f"{p}: "))
+        report.no_run = True
     except Exception as exc:  # anything HDF5 raises on a damaged structure
         report.problems.append(f"unreadable structure: {str(exc).strip()[:160]}")
     return report

@@ -178,44 +178,41 @@ class HDF5Writer:
         refuses arrays of another size), ``struct`` refuses what is not a number.
         """
         with self._lock:
-            self._record(doc)
-
-    def _record(self, doc: Document) -> None:
-        if type(doc) is not Event and not isinstance(doc, Event):
-            self._document(doc)
-            return
-        if not self._live:
-            self._not_live()
-        if doc.mvm_in is not None or doc.message or doc.data or self._part_seq is not None:
-            if self._part_seq is not None and doc.seq == self._part_seq:
-                self._finish_part(doc)
+            if type(doc) is not Event and not isinstance(doc, Event):
+                self._document(doc)
+                return
+            if not self._live:
+                self._not_live()
+            if doc.mvm_in is not None or doc.message or doc.data or self._part_seq is not None:
+                if self._part_seq is not None and doc.seq == self._part_seq:
+                    self._finish_part(doc)
+                else:
+                    self._stage_with_extras(doc)
+                return
+            known = self._by_step.get(doc.step)
+            if (known is not None and known[0] is doc.kind and known[1] is doc.protocol
+                    and known[2] is doc.scheme):
+                sig = known[3]
             else:
-                self._stage_with_extras(doc)
-            return
-        known = self._by_step.get(doc.step)
-        if (known is not None and known[0] is doc.kind and known[1] is doc.protocol
-                and known[2] is doc.scheme):
-            sig = known[3]
-        else:
-            sig = self._signature(doc)
-        cells = doc.cells
-        k = len(cells)
-        if k == 1:
-            try:
-                (r, c), = cells.tolist()
-                head = _pack_head(doc.seq, doc.time, doc.width, sig, 1, r, c,
-                                  doc.voltages.item(), doc.currents.item(),
-                                  doc.conductances.item(), doc.compliance.item())
-            except (ValueError, TypeError, AttributeError, struct.error):  # other shapes/types
-                head = self._single_head(doc, sig)
-            self._heads.append(head)
-            left = self._left - 1
-            self._left = left
-            if left <= 0 or self._due:
-                self._flush()
-        else:
-            record = self._cell_bytes(doc, k) if k else b""
-            self._stage(_pack_head(doc.seq, doc.time, doc.width, sig, k, *_NO_CELL), k, record)
+                sig = self._signature(doc)
+            cells = doc.cells
+            k = len(cells)
+            if k == 1:
+                try:
+                    (r, c), = cells.tolist()
+                    head = _pack_head(doc.seq, doc.time, doc.width, sig, 1, r, c,
+                                      doc.voltages.item(), doc.currents.item(),
+                                      doc.conductances.item(), doc.compliance.item())
+                except (ValueError, TypeError, AttributeError, struct.error):  # other shapes/types
+                    head = self._single_head(doc, sig)
+                self._heads.append(head)
+                left = self._left - 1
+                self._left = left
+                if left <= 0 or self._due:
+                    self._flush()
+            else:
+                record = self._cell_bytes(doc, k) if k else b""
+                self._stage(_pack_head(doc.seq, doc.time, doc.width, sig, k, *_NO_CELL), k, record)
 
     def _single_head(self, doc: Event, sig: int) -> bytes:
         """Header of a 1-cell event whose arrays are not plain numbers of the usual shape."""

@@ -184,10 +184,10 @@ def dask_client(
         finally:
             client.close()
         return
-    dashboard = ":0" if importlib.util.find_spec("bokeh") is not None else None
+    # ":0": a free port for the scheduler's HTTP server (the default 8787 may be taken)
     with LocalCluster(
         n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-        dashboard_address=dashboard, silence_logs=logging.ERROR,
+        dashboard_address=":0", silence_logs=logging.ERROR,
     ) as cluster, Client(cluster) as client:
         yield client
 
@@ -218,7 +218,9 @@ def run_sweep(
             from distributed import as_completed
 
             services = client.scheduler_info().get("services", {})
-            report.dashboard = client.dashboard_link if "dashboard" in services else None
+            has_pages = importlib.util.find_spec("bokeh") is not None  # the dashboard's pages
+            report.dashboard = client.dashboard_link if "dashboard" in services and (
+                has_pages or scheduler) else None
             if on_start:
                 on_start(len(todo), len(done), report.dashboard)
             token = uuid.uuid4().hex
