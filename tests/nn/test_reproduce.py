@@ -45,6 +45,18 @@ def test_toy_reproduction_writes_table_plot_and_results(tmp_path: Path) -> None:
     back = read_results(write_results(tmp_path / "r.h5", rp.results_tree(rep)))
     assert back["regular"]["seed1"]["point_fraction"].shape == (200,)
     assert back["hardware_aware"]["share_95"] == pytest.approx(rep.share_95("hardware-aware")[2])
+    # every figure: mean [95 % t-interval over the 2 seeds] (per seed), nominal next to it
+    share = rep.interval("hardware-aware")
+    assert f"[{100 * share.low:.1f}, {100 * share.high:.1f}]" in rows[0][2]
+    assert share.low <= share.mean <= share.high
+    labels = [r[0] for r in rows]
+    assert "nominal accuracy" in labels and any("threshold-free" in x for x in labels)
+    assert back["hardware_aware"]["share_95_ci95"] == pytest.approx([share.low, share.high])
+    # authors' mapping: single-column by default, the same nets and transfers on pairs too
+    assert rep.config.uses_single_column and back["regular"]["single_column"] is True
+    assert any(x.startswith("same nets, pairs only") for x in labels)
+    r = rep.of("hardware-aware")[0]
+    assert r.other_scheme is not None and r.other_scheme.acc_nominal == r.metrics.acc_nominal
 
 
 def test_toy_reproduction_with_compensation(tmp_path: Path) -> None:
@@ -125,3 +137,20 @@ def test_cli_runs_and_refuses_to_overwrite(tmp_path: Path) -> None:
 def test_cli_unknown_result() -> None:
     res = runner.invoke(app, ["reproduce", "nobody2020"])
     assert res.exit_code == 2 and "drolet2023" in res.output
+
+
+def test_cli_single_column_refused_on_the_physical_mapping(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["reproduce", "drolet2023", "--mapping", "physical",
+                              "--single-column", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "authors" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["reproduce", "drolet2023-crossbar", "--full",
+                              "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "drolet2023 only" in res.output
+
+
+def test_compensation_rows_say_they_use_pairs_under_the_single_column_scheme() -> None:
+    cfg = rp.make_reproduce_config({"seeds": 1, "transfers": 16, "epochs": 5, "compensate": True,
+                                    "compensation": {"steps": 2}})
+    rep = rp.reproduce_drolet2023(cfg)
+    labels = [r[0] for r in rp.table_rows(rep) if "compensation" in r[0]]
+    assert labels and all("pairs only" in label for label in labels if "correct" in label)

@@ -18,6 +18,8 @@ from xbarlab.config import ConfigError
 console = Console()
 err_console = Console(stderr=True)
 PLAIN_INTERVAL = 10.0  # s between plain progress lines outside a terminal
+FULL_SEEDS = 10  # --full: training seeds per network
+FULL_TRANSFERS = 10_000  # --full: simulated transfers per network
 
 
 class Paper(StrEnum):
@@ -99,10 +101,20 @@ def register(app: typer.Typer) -> None:
         paper: Annotated[Paper, typer.Argument(
             help="drolet2023 (the paper's statistical transfers) or drolet2023-crossbar "
                  "(beyond: programmed crossbar transfers, circuit-aware training)")],
-        seeds: Annotated[int, typer.Option(min=1, max=100, help="training seeds per net")] = 3,
+        seeds: Annotated[int | None, typer.Option(
+            min=1, max=100, help="training seeds per net (default 3; --full: 10)")] = None,
         transfers: Annotated[int | None, typer.Option(
             min=1, max=1_000_000,
-            help="transfers per net (default 2000 statistical, 20 crossbar)")] = None,
+            help="transfers per net (default 2000 statistical (--full: 10000), 20 crossbar)")
+        ] = None,
+        full: Annotated[bool, typer.Option(
+            "--full", help="the full study: 10 seeds x 10000 transfers (unless --seeds / "
+                           "--transfers say more or less); about 10 x the default run time")
+        ] = False,
+        single_column: Annotated[bool | None, typer.Option(
+            "--single-column/--no-single-column",
+            help="authors' mapping: map single-sign tensors with the authors' single-column "
+                 "scheme (default on); the other scheme is reported too")] = None,
         epochs: Annotated[int | None, typer.Option(
             min=1, help="training epochs (default: the recipe's: paper 10000, xbarlab 6000 "
                         "authors / 2000 physical; crossbar 2000)")] = None,
@@ -148,10 +160,16 @@ def register(app: typer.Typer) -> None:
         if out.exists() and not out.is_dir():
             raise _fail(f"--out {out} is a file; give a folder")
         if paper is Paper.drolet2023_crossbar:
-            _crossbar(seeds, transfers or 20, epochs or 2000, out, overwrite, threads,
+            if full or single_column is not None:
+                raise _fail("--full and --single-column apply to drolet2023 only")
+            _crossbar(seeds or 3, transfers or 20, epochs or 2000, out, overwrite, threads,
                       fidelity.value, r_wire, passes, device)
             return
-        transfers = transfers or 2000
+        seeds = seeds or (FULL_SEEDS if full else 3)
+        transfers = transfers or (FULL_TRANSFERS if full else 2000)
+        if single_column and mapping is Mapping.physical:
+            raise _fail("--single-column is the authors' scheme: use it with --mapping authors "
+                        "or both")
         modes = ("authors", "physical") if mapping is Mapping.both else (mapping.value,)
         results_path = out / "results.h5"
         if results_path.exists() and not overwrite:
@@ -164,7 +182,8 @@ def register(app: typer.Typer) -> None:
             cfgs = [rp.make_reproduce_config(
                 {"seeds": seeds, "transfers": transfers, "epochs": epochs, "data": data.value,
                  "threads": threads, "mapping": mode, "recipe": recipe.value,
-                 "compensate": compensate, "compensation": {"steps": compensate_steps}}
+                 "compensate": compensate, "compensation": {"steps": compensate_steps},
+                 "single_column": single_column if mode == "authors" else None}
             ) for mode in modes]
         except ConfigError as exc:
             raise _fail(str(exc)) from None
@@ -210,7 +229,9 @@ def _print(rep: Any, rp: Any) -> None:
     epochs = " / ".join(str(rep.config.train_epochs(k)) for k in rp.KINDS)
     console.print(f"\n[bold]{rep.config.title}[/]: {rep.config.seeds} seeds x {epochs} epochs "
                   f"(regular / HA) x {rep.config.transfers} transfers "
-                  "(mean +- std over seeds, per seed)", soft_wrap=True, highlight=False)
+                  "; mean over seeds [95 % Student t confidence interval] (per seed)"
+                  + (f"; {rp.SCHEME_NAMES[rep.config.uses_single_column]}"
+                     if mode == "authors" else ""), soft_wrap=True, highlight=False)
     table = Table()
     table.add_column("metric")
     table.add_column("regular")

@@ -16,9 +16,8 @@ window of `xbarlab.nn.mapping.mapping_window`. What their code does, and what th
 Offsets (fresh per transfer, % of the target), tuning imprecision (std % = a G + b at the
 target, also for negative targets) and stuck devices (each device 1 %, half at LRS
 N(573, 99) uS, half at HRS U(10, 100) uS; a pair with a stuck device is substituted) are the
-same draw as `xbarlab.nn.transfer` makes. Not reproduced: their single-column scheme for a
-tensor whose weights all share one sign (maps [min w, max w] onto [100, 500] uS); such a tensor
-is mapped differentially here.
+same draw as `xbarlab.nn.transfer` makes. Their single-column scheme for a tensor whose
+weights all share one sign is `xbarlab.nn.single_column` (``single_column`` option).
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ from xbarlab.nn.mapping import (
     flatten_params,
     unflatten_params,
 )
-from xbarlab.nn.transfer import TransferModel, apply
+from xbarlab.nn.single_column import column_targets, column_transfer
+from xbarlab.nn.transfer import TransferModel
 
 # The paper's table (main_CDF.py of the authors): lower edges of the bins, highest first.
 PAPER_BINS: tuple[tuple[float, float], ...] = (
@@ -139,14 +140,16 @@ def evaluate_transfers(
     n: int,
     rng: np.random.Generator,
     mapping: Mapping = "physical",
+    single_column: bool = False,
 ) -> TransferMetrics:
-    """The paper's metric for a network over `n` statistical transfers (one vectorised pass)."""
+    """The paper's metric for a network over `n` statistical transfers (one vectorised pass);
+    `single_column`: the authors' single-column scheme for single-sign tensors."""
     fmap = flat_map(layout)
     theta = flatten_params(list(params))
-    g, scale = fmap.targets(theta, model.g_min, model.g_max, mapping)
-    g_t = apply(model, g, mode_draw(mapping, model, mode_k(layout, fmap, mapping), n, rng))
+    cm = column_targets(fmap, theta, model.g_min, model.g_max, mapping, single_column)
+    t_theta = column_transfer(model, fmap, cm, mode_draw(mapping, model,
+                                                         mode_k(layout, fmap, mapping), n, rng))
     sizes = (layout.layers[0].n_in, *(p.n_out for p in layout.layers))
-    t_theta = fmap.weights(g_t, scale)
     fixed = mode_fixed(layout, mapping)
     if fixed is not None:
         t_theta[:, fixed] = theta[fixed]

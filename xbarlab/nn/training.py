@@ -54,7 +54,8 @@ from xbarlab.nn.mapping import (
 )
 from xbarlab.nn.metrics import THRESHOLD, correct_matrix, mlp_logits
 from xbarlab.nn.model import MLP, Params
-from xbarlab.nn.transfer import DEFAULT_PRESET, TransferModel, apply, transfer_std
+from xbarlab.nn.single_column import column_stuck, column_targets, column_transfer
+from xbarlab.nn.transfer import DEFAULT_PRESET, TransferModel, transfer_std
 
 
 class TrainConfig(BaseModel):
@@ -76,6 +77,9 @@ class TrainConfig(BaseModel):
     mapping: Literal["physical", "authors"] = Field(
         "physical", description="physical: pairs in [g_min, g_max]; authors: +-(g_max - g_min)"
     )
+    single_column: bool = Field(
+        False, description="authors mapping only: single-sign tensors on one device per weight "
+        "(`xbarlab.nn.single_column`)")
     init: Literal["torch", "authors"] = Field(
         "torch", description="torch: nn.Linear default; authors: Xavier weights, biases 0.01"
     )
@@ -176,8 +180,9 @@ class _HardwareSampler:
     """Draws transfers of the current weights in blocks; one per training step."""
 
     def __init__(self, tm: TransferModel, layout: NetworkLayout, block: int, seed: int,
-                 mapping: Mapping = "physical") -> None:
+                 mapping: Mapping = "physical", single_column: bool = False) -> None:
         self.tm, self.block, self.mapping = tm, block, mapping
+        self.single_column = single_column
         self.fmap = flat_map(layout)
         self.k = mode_k(layout, self.fmap, mapping)
         self.fixed = mode_fixed(layout, mapping)
@@ -196,9 +201,11 @@ class _HardwareSampler:
             self._i = 0
         d = self._draw.take(slice(self._i, self._i + samples))
         self._i += samples
-        g, scale = self.fmap.targets(theta, self.tm.g_min, self.tm.g_max, self.mapping)
-        new = self.fmap.weights(apply(self.tm, g, d), scale)
-        mask = np.asarray(self.fmap.pair_any(d.stuck).any(axis=0))
+        cm = column_targets(self.fmap, theta, self.tm.g_min, self.tm.g_max, self.mapping,
+                            self.single_column)
+        g, scale = cm.g, cm.scale
+        new = column_transfer(self.tm, self.fmap, cm, d)
+        mask = np.asarray(column_stuck(self.fmap, d.stuck, cm).any(axis=0))
         if self.fixed is not None:
             new[:, self.fixed] = theta[self.fixed]
             mask[self.fixed] = False
@@ -234,6 +241,7 @@ class _Selector:
                                   cfg.select_transfers, np.random.default_rng(cfg.seed + 104729))
         self.sizes = cfg.sizes
         self.mapping: Mapping = cfg.mapping
+        self.single_column = cfg.single_column
 
     def score(self, theta: np.ndarray) -> tuple[float, float, float]:
         """(reaches the accuracy floor, main score, tie-breaker); larger is better."""
@@ -241,8 +249,9 @@ class _Selector:
         floor = float(nominal.mean() >= self.min_accuracy)
         if self.tm is None:
             return (floor, float(nominal.mean()), 0.0)
-        g, scale = self.fmap.targets(theta, self.tm.g_min, self.tm.g_max, self.mapping)
-        t = self.fmap.weights(apply(self.tm, g, self.draw), scale)
+        cm = column_targets(self.fmap, theta, self.tm.g_min, self.tm.g_max, self.mapping,
+                            self.single_column)
+        t = column_transfer(self.tm, self.fmap, cm, self.draw)
         if self.fixed is not None:
             t[:, self.fixed] = theta[self.fixed]
         ok = correct_matrix(mlp_logits(self.x, unflatten_params(t, self.sizes)), self.y)
@@ -375,7 +384,8 @@ def _train(
         tm = transfer_model if transfer_model is not None else TransferModel.from_preset(cfg.preset)
         tm_train = scaled_stuck(tm, cfg.stuck_scale) if cfg.stuck_scale != 1.0 else tm
         layout = layout_network(cfg.sizes, cfg.array_shape, cfg.order)
-        sampler = _HardwareSampler(tm_train, layout, cfg.draw_block, cfg.seed + 7919, cfg.mapping)
+        sampler = _HardwareSampler(tm_train, layout, cfg.draw_block, cfg.seed + 7919, cfg.mapping,
+                                   cfg.single_column)
     selector = _Selector(cfg, data, tm) if cfg.select_every else None
     n = x.shape[0]
     theta = net.theta

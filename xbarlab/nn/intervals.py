@@ -1,0 +1,55 @@
+"""Confidence intervals over training seeds (Student t), for the reproduction's figures.
+
+Each seed gives one value of a figure (a network trained and evaluated over N transfers); the
+seeds are treated as independent draws, so the 95 % interval of the mean is the Student
+t-interval  mean +- t_{0.975, n-1} * s / sqrt(n)  with s the sample standard deviation
+(ddof = 1). It covers the spread between trained networks and, through each seed's value, the
+finite number of transfers. One seed gives no interval (NaN bounds).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Mean of per-seed values with its two-sided t confidence interval."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    level: float = LEVEL
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
+    def pct(self) -> str:
+        """'72.5 % [68.1, 76.9]' (values as fractions shown in %), or '72.5 % (1 seed)'."""
+        if self.n < 2:
+            return f"{100 * self.mean:.1f} % ({self.n} seed, no CI)"
+        return f"{100 * self.mean:.1f} % [{100 * self.low:.1f}, {100 * self.high:.1f}]"
+
+
+def t_interval(values: Sequence[float] | np.ndarray, level: float = LEVEL) -> Interval:
+    """Student t-interval of the mean of `values` at confidence `level`."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size == 0:
+        raise ValueError("no values: a confidence interval needs at least one seed")
+    if not 0 < level < 1:
+        raise ValueError(f"confidence level must be in (0, 1), got {level}")
+    mean = float(v.mean())
+    n = int(v.size)
+    if n < 2:
+        return Interval(mean, math.nan, math.nan, n, level)
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * float(v.std(ddof=1)) / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half, n, level)
