@@ -181,3 +181,22 @@ def test_zipped_axes_collapse_into_one() -> None:
     assert list(table.columns[:2]) == ["r_wire_row", "rows"] and len(table) == 4
     first = table[(table["r_wire_row"] == "0.0") & (table["rows"] == "8")].iloc[0]
     assert first["mean"] == pytest.approx((0.0 + 0.4) / 2) and first["points"] == 2
+
+
+def test_a_write_verify_that_ends_failed_is_a_result_not_a_failed_point(
+    tmp_path: Path, scheduler: str
+) -> None:
+    # a tolerance no cell can meet in 3 pulses: every run ends with status "failed"
+    spec = validate_config({"command": "run write_verify_array",
+                            "grid": {"sim.rows": [2, 3]}}, SweepFile, "t")
+    base = {"sim": {"rows": 2, "cols": 2},
+            "protocol": {"kind": "write_verify_array",
+                         "params": {"tolerance": 1e-6, "max_pulses": 3}}}
+    pts = expand(spec, base, command(spec.command).validate)
+    rep = run_sweep(pts, command(spec.command).task, tmp_path, scheduler=scheduler)
+    table = read_table(tmp_path)
+    assert set(table["status"]) == {"failed"} and table["completed"].all()
+    assert rep.failed == [], "the runs ran to their end: their outcome is the result"
+    again = run_sweep(pts, command(spec.command).task, tmp_path, scheduler=scheduler,
+                      retry_failed=True)
+    assert again.ran == []

@@ -94,7 +94,9 @@ def summary_table(frame: pd.DataFrame, cols: SweepColumns) -> pd.DataFrame:
     """Mean, spread and count of the metric per combination of the swept axes (seeds pooled)."""
     by = cols.axes
     ok = frame["status"].astype(str) if "status" in frame else pd.Series("", index=frame.index)
-    work = frame.assign(_failed=ok.isin(["error", "failed", "aborted"]))
+    done = (frame["completed"].fillna(False).astype(bool) if "completed" in frame
+            else pd.Series(False, index=frame.index))
+    work = frame.assign(_failed=ok.isin(["error", "failed", "aborted"]) & ~done)
     if not by:
         g = work
         out = pd.DataFrame({

@@ -64,8 +64,11 @@ def session_task(point: Point, log: Path) -> dict[str, Any]:
     finally:
         close = getattr(backend, "close", None)
         close() if callable(close) else backend.safe_state()
+    fields = outcome_fields(result.value)
     return {"status": result.status.value, "reason": result.reason, "run_id": result.run_id,
-            "operations": result.n_events, **outcome_fields(result.value)}
+            "operations": result.n_events,
+            # the protocol ran to its end (a verdict, even "failed"), not a fault or an abort
+            "completed": bool(fields) and result.status.value != "aborted", **fields}
 
 
 def outcome_fields(value: Any) -> dict[str, Any]:

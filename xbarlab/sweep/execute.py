@@ -33,6 +33,12 @@ POINTS_DIR = "points"
 TABLE = "results.parquet"
 FAILED_STATUSES = frozenset({"error", "failed", "aborted"})
 
+
+def point_failed(row: dict[str, Any]) -> bool:
+    """Whether a point's run did not finish. A write-verify that ran to its end with no cell in
+    tolerance has status 'failed' too, but it is a result of the sweep (`completed`)."""
+    return row.get("status") in FAILED_STATUSES and not row.get("completed", False)
+
 Task = Callable[[Point, Path], dict[str, Any]]
 """Runs one point, writing its log to the given path; returns its result fields (status ...)."""
 
@@ -152,9 +158,7 @@ def plan_work(
     done: list[Point] = []
     for p in points:
         row = read_row(out_dir, p.point_id)
-        finished = row is not None and (
-            row.get("status") not in FAILED_STATUSES or not retry_failed
-        )
+        finished = row is not None and (not point_failed(row) or not retry_failed)
         (done if finished else todo).append(p)
     return todo, done
 
@@ -244,7 +248,7 @@ def run_sweep(
         on_start(0, len(done), None)
     report.failed = [
         p.point_id for p in points
-        if (r := read_row(out_dir, p.point_id)) is not None and r.get("status") in FAILED_STATUSES
+        if (r := read_row(out_dir, p.point_id)) is not None and point_failed(r)
     ]
     report.table = merge_table(out_dir, points)
     report.wall_time = time.perf_counter() - t0
