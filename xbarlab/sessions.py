@@ -6,12 +6,10 @@ sessions without a terminal.
 
 from __future__ import annotations
 
-from xbarlab.config import ConfigError, SessionConfig, WriteVerifyArrayProtocol
+from xbarlab.config import ConfigError, SessionConfig
 from xbarlab.crossbar import Crossbar
 from xbarlab.messages import Plan
-from xbarlab.protocols.patterns import target_map
-from xbarlab.protocols.read_map import read_map
-from xbarlab.protocols.write_verify import write_verify_array
+from xbarlab.protocols.registry import plan_for
 
 
 def build_backend(cfg: SessionConfig) -> Crossbar:
@@ -28,10 +26,6 @@ def build_backend(cfg: SessionConfig) -> Crossbar:
 
 
 def build_plan(cfg: SessionConfig, shape: tuple[int, int]) -> Plan:
-    """The plan of the session's protocol for an array of `shape`."""
-    proto = cfg.protocol
-    if isinstance(proto, WriteVerifyArrayProtocol):
-        return write_verify_array(
-            target_map(proto.target, shape), proto.params, proto.order, passes=proto.passes
-        )
-    return read_map(shape, proto.params.v_read, proto.params.scheme)
+    """The plan of the session's protocol for an array of `shape` (any protocol of
+    `xbarlab.protocols.registry`; a compensated write-verify needs `plan_for` with its gains)."""
+    return plan_for(cfg.protocol, shape)

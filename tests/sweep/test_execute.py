@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from xbarlab.analysis.many_logs import measurements, summarise_logs
 from xbarlab.cli.main import app
+from xbarlab.config import ConfigError
 from xbarlab.log.reader import LogReader
 from xbarlab.sweep.commands import command
 from xbarlab.sweep.execute import read_row, read_table, run_sweep
@@ -200,3 +201,39 @@ def test_a_write_verify_that_ends_failed_is_a_result_not_a_failed_point(
     again = run_sweep(pts, command(spec.command).task, tmp_path, scheduler=scheduler,
                       retry_failed=True)
     assert again.ran == []
+
+
+def test_any_protocol_of_run_is_sweepable(tmp_path: Path, scheduler: str) -> None:
+    """Forming swept over its maximum amplitude: a higher ramp ceiling forms more cells."""
+    cmd = "run forming"
+    spec = validate_config({"command": cmd, "grid": {"protocol.v_max": [1.2, 2.5]}},
+                           SweepFile, "t")
+    base = {"sim": {"rows": 4, "cols": 4, "pristine": True, "seed": 1},
+            "protocol": {"v_start": 1.0, "v_step": 0.1, "width_min": 1e-4,
+                         "r_threshold": 20000.0}}
+    pts = expand(spec, base, command(cmd).validate)
+    rep = run_sweep(pts, command(cmd).task, tmp_path, scheduler=scheduler)
+    assert not rep.failed
+    table = read_table(tmp_path).set_index("param.protocol.v_max")
+    assert set(table["cells"]) == {16}
+    low, high = table.loc[1.2], table.loc[2.5]
+    assert high["formed_share"] >= 0.75 and high["formed_share"] > low["formed_share"]
+    assert high["v_formed_median"] <= 2.5 and high["n_pulses_median"] >= 1
+    for log in table["log"]:
+        with LogReader(tmp_path / log) as reader:
+            assert reader.info.protocol == "forming" and reader.info.shape == (4, 4)
+
+
+def test_a_sweep_never_drives_a_bench() -> None:
+    with pytest.raises(ConfigError, match="simulated sessions"):
+        command("run read_map").validate({"backend": "bench", "bench": "bench.yaml"})
+
+
+def test_larger_arrays_start_first(tmp_path: Path) -> None:
+    """One worker runs the points one at a time: in order of decreasing array size."""
+    pts = _points({"sim.rows": [2, 5, 3]})
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as cluster:
+        run_sweep(pts, command("run read_map").task, tmp_path, scheduler=cluster.scheduler_address)
+    rows = read_table(tmp_path).sort_values("started")
+    assert list(rows["param.sim.rows"]) == [5, 3, 2]

@@ -1,8 +1,9 @@
 """The commands a sweep point can run, each as a picklable task and a config validator.
 
-- `run <protocol>`: a session (`xbarlab run`) on the simulator or a bench, logged to HDF5;
+- `run <protocol>`: a simulated session of any protocol `xbarlab run` knows, logged to HDF5;
   the row carries the run's status and the protocol's outcome (write-verify: converged and
-  in-tolerance cells, pulses, errors; read map: conductance statistics).
+  in-tolerance cells, pulses, errors; read map: conductance statistics; per-cell protocols:
+  shares and medians of their outcome fields).
 - `reproduce drolet2023`: the paper's statistical transfers (needs the nn extra); the row
   carries the share of test points >= 95 % correct per network kind, the file is an HDF5
   results file.
@@ -12,16 +13,16 @@ Tasks run on Dask workers: they import what they need inside the call.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from xbarlab.config import ConfigError, SessionConfig, validate_config
+from xbarlab.config import ConfigError, validate_config
+from xbarlab.protocol_configs import ProtocolSession, protocol_kinds, session_from_data
 from xbarlab.sweep.spec import Point, Validator
-
-RUN_PROTOCOLS = ("write_verify_array", "read_map")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +36,10 @@ class Command:
 
 def _session_validator(protocol: str) -> Validator:
     def validate(cfg: dict[str, Any]) -> dict[str, Any]:
-        data = dict(cfg)
-        proto = data.setdefault("protocol", {})
-        if isinstance(proto, dict):
-            data["protocol"] = {"kind": protocol, **proto}
-        session = validate_config(data, SessionConfig, "sweep point")
-        if session.protocol.kind != protocol:
-            raise ConfigError(f"sweep point: protocol.kind: is '{session.protocol.kind}', the "
-                              f"command runs '{protocol}'")
+        session = session_from_data(protocol, cfg, "sweep point")
+        if session.backend == "bench":
+            raise ConfigError("sweep point: backend 'bench': a sweep runs simulated sessions "
+                              "(points run in parallel; one bench cannot)")
         return session.model_dump(mode="json")
 
     return validate
@@ -50,14 +47,16 @@ def _session_validator(protocol: str) -> Validator:
 
 def session_task(point: Point, log: Path) -> dict[str, Any]:
     """Run a session point quietly, logged to `log`; its status and outcome as row fields."""
+    from xbarlab.analysis.physics_checks import circuit_gains
     from xbarlab.engine import RunEngine
     from xbarlab.log.writer import HDF5Writer
-    from xbarlab.sessions import build_backend, build_plan
+    from xbarlab.protocols.registry import plan_for
+    from xbarlab.sessions import build_backend
 
-    cfg = SessionConfig.model_validate(point.config)
+    cfg = ProtocolSession.model_validate(point.config)
     backend = build_backend(cfg)
     try:
-        plan = build_plan(cfg, backend.shape)
+        plan = plan_for(cfg.protocol, backend.shape, gains=circuit_gains(cfg))
         with HDF5Writer(log, overwrite=True) as writer:
             result = RunEngine(backend, cfg.limits, [writer]).run(
                 plan, protocol=cfg.protocol.kind, config=point.config, seed=cfg.seed)
@@ -65,14 +64,20 @@ def session_task(point: Point, log: Path) -> dict[str, Any]:
         close = getattr(backend, "close", None)
         close() if callable(close) else backend.safe_state()
     fields = outcome_fields(result.value)
+    # the protocol ran to its end (a verdict, even "failed": no cell in tolerance), not a
+    # fault or an abort: a result of the sweep
+    completed = result.ok or (bool(fields) and result.status.value == "failed"
+                              and not result.reason.startswith(("refused", "safe state")))
     return {"status": result.status.value, "reason": result.reason, "run_id": result.run_id,
-            "operations": result.n_events,
-            # the protocol ran to its end (a verdict, even "failed"), not a fault or an abort
-            "completed": bool(fields) and result.status.value != "aborted", **fields}
+            "operations": result.n_events, "completed": completed, **fields}
 
 
 def outcome_fields(value: Any) -> dict[str, Any]:
-    """Numbers a sweep compares, from a protocol's return value."""
+    """Numbers a sweep compares, from a protocol's return value.
+
+    Write-verify: cells in tolerance, pulses, errors. A read map: conductance statistics. A list
+    of per-cell outcomes (forming, converge, multistate, ...): the share of each yes/no field
+    (`formed_share`) and the median of each numeric one (`n_pulses_median`)."""
     from xbarlab.protocols.write_verify import ArrayOutcome
 
     if isinstance(value, ArrayOutcome):
@@ -89,9 +94,28 @@ def outcome_fields(value: Any) -> dict[str, Any]:
             "max_error": float(np.max(err)),
         }
     if isinstance(value, np.ndarray) and value.size:
-        return {"g_min": float(value.min()), "g_median": float(np.median(value)),
-                "g_max": float(value.max())}
+        return {"g_min": float(np.nanmin(value)), "g_median": float(np.nanmedian(value)),
+                "g_max": float(np.nanmax(value))}
+    if isinstance(value, list) and value and all(dataclasses.is_dataclass(v) for v in value):
+        return per_cell_fields(value)
     return {}
+
+
+def per_cell_fields(outcomes: list[Any]) -> dict[str, Any]:
+    """Shares of the yes/no fields and medians of the numeric fields of per-cell outcomes
+    (a numeric field that is None for some cells, e.g. the forming voltage of a cell that did
+    not form, has the median of the cells that have one)."""
+    fields: dict[str, Any] = {"cells": len(outcomes)}
+    for f in dataclasses.fields(outcomes[0]):
+        values = [getattr(o, f.name) for o in outcomes]
+        if all(isinstance(v, (bool, np.bool_)) for v in values):
+            fields[f"{f.name}_share"] = float(np.mean(values))
+            continue
+        present = [v for v in values if v is not None]
+        if present and all(isinstance(v, (int, float, np.integer, np.floating))
+                           and not isinstance(v, (bool, np.bool_)) for v in present):
+            fields[f"{f.name}_median"] = float(np.median(np.asarray(present, dtype=float)))
+    return fields
 
 
 def _reproduce_validator(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -122,9 +146,10 @@ def reproduce_task(point: Point, log: Path) -> dict[str, Any]:
 def command(name: str) -> Command:
     """The sweepable command called `name`; `ConfigError` listing the known ones otherwise."""
     words = name.split()
-    if len(words) == 2 and words[0] == "run" and words[1] in RUN_PROTOCOLS:
+    kinds = protocol_kinds()
+    if len(words) == 2 and words[0] == "run" and words[1] in kinds:
         return Command(name, _session_validator(words[1]), session_task)
     if words == ["reproduce", "drolet2023"]:
         return Command(name, _reproduce_validator, reproduce_task)
-    known = [f"run {p}" for p in RUN_PROTOCOLS] + ["reproduce drolet2023"]
+    known = [f"run {p}" for p in kinds] + ["reproduce drolet2023"]
     raise ConfigError(f"command: unknown '{name}'; sweepable: {', '.join(known)}")

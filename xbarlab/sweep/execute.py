@@ -97,7 +97,7 @@ def run_point(task: Task, point: Point, out_dir: str, token: str = "") -> dict[s
     final_log = log_path(folder, point.point_id)
     part_log = final_log.with_name(final_log.name + ".part")
     part_log.unlink(missing_ok=True)
-    t0 = time.perf_counter()
+    t0, cpu0, t0_epoch = time.perf_counter(), time.process_time(), time.time()
     try:
         fields = task(point, part_log)
     except Exception as exc:  # a point's failure is a result of the sweep, not its end
@@ -115,6 +115,8 @@ def run_point(task: Task, point: Point, out_dir: str, token: str = "") -> dict[s
         **fields,
         "log": str(final_log.relative_to(folder)) if final_log.exists() else None,
         "wall_time_s": round(time.perf_counter() - t0, 4),
+        "cpu_time_s": round(time.process_time() - cpu0, 4),
+        "started": t0_epoch,
         "worker": f"{socket.gethostname()}:{os.getpid()}",
         "sweep_run": token,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -161,6 +163,18 @@ def plan_work(
         finished = row is not None and (not point_failed(row) or not retry_failed)
         (done if finished else todo).append(p)
     return todo, done
+
+
+def size_hint(point: Point) -> int:
+    """A point's simulated array size in cells (1 without one): the Dask priority of its task.
+
+    Larger points start first, so that a sweep does not end with one large point running
+    alone while the other workers idle (longest-first scheduling)."""
+    sim = point.config.get("sim")
+    if not isinstance(sim, dict):
+        return 1
+    rows, cols = sim.get("rows", 1), sim.get("cols", 1)
+    return rows * cols if isinstance(rows, int) and isinstance(cols, int) else 1
 
 
 def require_dask() -> None:
@@ -229,9 +243,9 @@ def run_sweep(
                 on_start(len(todo), len(done), report.dashboard)
             token = uuid.uuid4().hex
             futures = {
-                client.submit(run_point, task, p, str(out_dir), token,
+                client.submit(run_point, task, p, str(out_dir), token, priority=size_hint(p),
                               key=f"xbarlab-point-{p.point_id}-{token[:8]}", pure=False): p
-                for p in todo
+                for p in sorted(todo, key=size_hint, reverse=True)  # stable: file order
             }
             for fut in as_completed(futures):
                 p = futures[fut]
