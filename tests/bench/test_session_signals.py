@@ -65,7 +65,12 @@ def test_sigterm_is_an_abort_with_exit_code_143(tmp_path: Path) -> None:
     while _logged_events(out) == 0 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)  # the writer flushes once a second
     proc.send_signal(signal.SIGTERM)
-    stdout, err = proc.communicate(timeout=60)
+    try:
+        stdout, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 143, (stdout, err)
     assert "Traceback" not in err + stdout and "aborted" in stdout
     with LogReader(out) as log:

@@ -94,7 +94,9 @@ class Worker:
         self.asked = 0
 
     def ask(self, request: dict[str, str]) -> dict[str, Any]:
-        if self.proc is None or self.proc.poll() is not None:
+        if self.proc is not None and self.proc.poll() is not None:
+            self.close()  # ended (a crash on a damaged file): release its pipes first
+        if self.proc is None:
             self.proc = subprocess.Popen([sys.executable, str(WORKER)], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, text=True,
                                          env={**os.environ, "OMP_NUM_THREADS": "1"})
