@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from xbarlab.crossbar import FloatArray, IntArray
 from xbarlab.sim import solver_kernels
 from xbarlab.sim.blas import one_blas_thread
+from xbarlab.sim.solver_grid import grid_classes
 
 
 def _compact(idx: IntArray) -> IntArray:
@@ -90,6 +91,25 @@ class _Group:
     scatter: sp.csr_matrix  # (touched, k*u): sums update slots into the touched positions
 
 
+def _group_of_fronts(members: IntArray, e: int, lo: int, updi: IntArray) -> _Group:
+    """A group's record from its fronts (contiguous, `e` eliminated positions each from
+    `lo`) and their update positions (k, u)."""
+    k, u = updi.shape
+    touched, row = np.unique(updi.ravel(), return_inverse=True)
+    scatter = sp.csr_matrix((np.ones(k * u), (row, np.arange(k * u))), (touched.size, k * u))
+    return _Group(members, e, u, lo, lo + k * e, updi.astype(np.int64), touched, scatter)
+
+
+def _split_by_group(
+    flat: IntArray, grp: IntArray, ngroups: int
+) -> list[tuple[IntArray, IntArray]]:
+    """Assembly maps per group: flat buffer indices and the indices of their values."""
+    sort = np.argsort(grp, kind="stable")
+    cut = np.searchsorted(grp[sort], np.arange(ngroups + 1))
+    return [(_compact(flat[sort[cut[g] : cut[g + 1]]]), _compact(sort[cut[g] : cut[g + 1]]))
+            for g in range(ngroups)]
+
+
 class FrontalPlan:
     """Symbolic analysis: elimination order, update sets, front groups, assembly maps.
 
@@ -147,6 +167,118 @@ class FrontalPlan:
         self.updates = []
         self._upd_keys = np.empty(0, np.int64)
 
+    @classmethod
+    def for_grid(
+        cls, m: int, n: int, rows: IntArray, cols: IntArray, leaf_sites: int = 4
+    ) -> FrontalPlan:
+        """Symbolic analysis of an M x N crossbar whose 2MN nodes are all unknowns (node ids
+        as in `grid_fronts`), from the grid's templates (`solver_grid`): fronts of one class
+        are translates, so update sets, assembly slots and extend-add maps come from one
+        template per class plus offsets. Same fronts and groups as the general constructor
+        on `grid_fronts`; `rows`, `cols` as there."""
+        classes = sorted(grid_classes(m, n, leaf_sites),
+                         key=lambda c: (c.height, c.elim.size, c.struct.size))
+        self = cls.__new__(cls)
+        nn = 2 * m * n
+        counts = np.array([c.i0.size for c in classes], dtype=np.int64)
+        nfront = int(counts.sum())
+        cls_of = np.repeat(np.arange(len(classes)), counts)
+        e_c = np.array([c.elim.size for c in classes], dtype=np.int64)
+        u_c = np.array([c.struct.size for c in classes], dtype=np.int64)
+        self.n = nn
+        self._e, self._u = e_c[cls_of], u_c[cls_of]
+        self.height = np.array([c.height for c in classes], dtype=np.int64)[cls_of]
+        self.starts = np.concatenate([[0], np.cumsum(self._e)]).astype(np.int64)
+        self.owner = np.repeat(np.arange(nfront), self._e)
+        i0 = np.concatenate([c.i0 for c in classes]) if classes else np.empty(0, np.int64)
+        j0 = np.concatenate([c.j0 for c in classes]) if classes else np.empty(0, np.int64)
+        base = i0 * n + j0
+        # eliminated nodes: front by front, template order
+        pos = np.empty(nn, dtype=np.int64)
+        cstart = np.concatenate([[0], np.cumsum(counts)])
+        for ci, c in enumerate(classes):
+            nodes = base[cstart[ci] : cstart[ci + 1], None] + c.elim[None, :]
+            lo = self.starts[cstart[ci]]
+            pos[nodes.ravel()] = np.arange(lo, lo + nodes.size)
+        if nfront and np.unique(pos).size != nn:
+            raise AssertionError("grid templates must cover every node once")
+        order = np.empty(nn, dtype=np.int64)
+        order[pos] = np.arange(nn)
+        self.order, self.pos = order, pos
+        # local slots: one lookup table per class, indexed relative to each front's box
+        lut = np.concatenate([c.lut.ravel() for c in classes]) if classes else np.empty(0)
+        lut_off = np.concatenate([[0], np.cumsum([c.lut.size for c in classes])])[:-1]
+        canvas_w = np.array([c.w + 2 for c in classes], dtype=np.int64)[cls_of]
+        canvas_hw = np.array([(c.h + 2) * (c.w + 2) for c in classes], np.int64)[cls_of]
+        front_lut = np.asarray(lut_off, dtype=np.int64)[cls_of]
+        mn = m * n
+
+        def local(t: IntArray, node: IntArray) -> IntArray:
+            layer = node >= mn
+            site = node - mn * layer
+            idx = (front_lut[t] + canvas_hw[t] * layer
+                   + (site // n - i0[t] + 1) * canvas_w[t] + (site % n - j0[t] + 1))
+            return np.asarray(lut[idx], dtype=np.int64)
+
+        keys = np.stack([self.height, self._e, self._u], 1)
+        cuts = np.flatnonzero(np.any(np.diff(keys, axis=0) != 0, axis=1)) + 1
+        bounds = np.concatenate([[0], cuts, [nfront]]) if nfront else np.zeros(1, np.int64)
+        self.groups, self.group_of = [], np.empty(nfront, dtype=np.int64)
+        self.slot_in_group = np.empty(nfront, dtype=np.int64)
+        self.parent = np.full(nfront, -1, dtype=np.int64)
+        upds: list[IntArray] = []
+        for lo, hi in pairwise(bounds):
+            self.group_of[lo:hi] = len(self.groups)
+            self.slot_in_group[lo:hi] = np.arange(hi - lo)
+            cs = np.unique(cls_of[lo:hi])
+            updi = np.concatenate(
+                [pos[base[cstart[ci] : cstart[ci + 1], None] + classes[ci].struct[None, :]]
+                 for ci in cs]
+            )
+            if updi.shape[1]:
+                self.parent[lo:hi] = self.owner[updi.min(axis=1)]
+            upds.append(updi)
+            self.groups.append(_group_of_fronts(np.arange(lo, hi), int(self._e[lo]),
+                                                int(self.starts[lo]), updi))
+        pr, pc = pos[rows], pos[cols]
+        self._keep = pr <= pc
+        t = self.owner[pr[self._keep]]
+        loc_c = local(t, np.asarray(cols)[self._keep])
+        f = self._e[t] + self._u[t]
+        flat = self.slot_in_group[t] * f * f + loc_c * f + (pr[self._keep] - self.starts[t])
+        self._assembly = _split_by_group(flat, self.group_of[t], len(self.groups))
+        # extend-add: children of one class with parents of one class at one offset share
+        # their local slots in the parent: one template each
+        self._extend_add = []
+        for gi, g in enumerate(self.groups):
+            par = self.parent[g.fronts]
+            out: list[tuple[int, IntArray, IntArray, IntArray] | tuple[int, IntArray, IntArray]]
+            out = []
+            self._extend_add.append(out)
+            if g.u == 0 or not (par >= 0).any():
+                continue
+            have = np.flatnonzero(par >= 0)
+            p = par[have]
+            child = g.fronts[have]
+            key = (cls_of[child] * len(classes) + cls_of[p]) * (2 * nn + 1) + (
+                base[p] - base[child] + nn
+            )
+            sort = np.argsort(key, kind="stable")
+            ks = key[sort]
+            cut = np.concatenate([[0], np.flatnonzero(ks[1:] != ks[:-1]) + 1, [ks.size]])
+            il, jl = np.tril_indices(g.u)
+            for a, b in pairwise(cut):
+                sel = sort[a:b]
+                row0 = int(sel[0])
+                pp = p[row0]
+                loc = local(np.full(g.u, pp), order[upds[gi][have[row0]]])
+                fp = int(self._e[pp] + self._u[pp])
+                # update slots are in template order, not sorted: keep to the lower triangle
+                tmpl = _compact(np.maximum(loc[il], loc[jl]) * fp + np.minimum(loc[il], loc[jl]))
+                out.append((int(self.group_of[pp]), _compact(have[sel]),
+                            _compact(self.slot_in_group[p[sel]]), tmpl))
+        return self
+
     @staticmethod
     def _structure(
         fronts: list[IntArray], order: IntArray, n: int, rows: IntArray, cols: IntArray
@@ -187,9 +319,7 @@ class FrontalPlan:
         k = members.size
         lo = int(self.starts[members[0]])
         updi = np.stack([self.updates[t] for t in members]) if u else np.empty((k, 0), np.int64)
-        touched, row = np.unique(updi.ravel(), return_inverse=True)
-        scatter = sp.csr_matrix((np.ones(k * u), (row, np.arange(k * u))), (touched.size, k * u))
-        return _Group(members, e, u, lo, lo + k * e, updi.astype(np.int64), touched, scatter)
+        return _group_of_fronts(members, e, lo, updi)
 
     def active_fronts(self, positions: IntArray) -> np.ndarray:
         """Mask of the fronts owning `positions` and all their ancestors."""
@@ -216,11 +346,7 @@ class FrontalPlan:
         t = self.owner[pr]
         f = self._e[t] + self._u[t]
         flat = self.slot_in_group[t] * f * f + self._local(t, pc) * f + (pr - self.starts[t])
-        grp = self.group_of[t]
-        sort = np.argsort(grp, kind="stable")
-        cut = np.searchsorted(grp[sort], np.arange(len(self.groups) + 1))
-        return [(_compact(flat[sort[cut[g] : cut[g + 1]]]), _compact(sort[cut[g] : cut[g + 1]]))
-                for g in range(len(self.groups))]
+        return _split_by_group(flat, self.group_of[t], len(self.groups))
 
     def _extend_add_map(self, gi: int) -> list[tuple[int, IntArray, IntArray]]:
         """Where the lower triangles of group gi's update matrices go: per parent group, the
@@ -286,7 +412,20 @@ class FrontalPlan:
             upd_flat = update.ravel()
             il, jl = np.tril_indices(g.u)
             tri = il * g.u + jl
-            for tg, rows, tf in self._extend_add[gi]:
+            for item in self._extend_add[gi]:
+                if len(item) == 4:  # a template: one slot map shared by fronts `rows`
+                    tg, rows, pslots, tmpl = item
+                    pg = self.groups[tg]
+                    target = buffers[tg]
+                    if target is None:
+                        target = buffers[tg] = np.zeros(pg.fronts.size * (pg.e + pg.u) ** 2)
+                    fp2 = (pg.e + pg.u) ** 2
+                    dst = target.reshape(pg.fronts.size, fp2)
+                    dst[pslots[:, None], tmpl[None, :]] += update.reshape(k, -1)[
+                        rows[:, None], tri[None, :]
+                    ]
+                    continue
+                tg, rows, tf = item
                 src = (rows[:, None] * (g.u * g.u) + tri[None, :]).ravel()
                 pg = self.groups[tg]
                 size = pg.fronts.size * (pg.e + pg.u) ** 2
