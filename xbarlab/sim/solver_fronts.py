@@ -15,7 +15,11 @@ pattern; `FrontalFactor` is the numeric factor of one matrix with that pattern.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import sys
 from dataclasses import dataclass
+from functools import cache
 from itertools import pairwise
 
 import numpy as np
@@ -25,6 +29,27 @@ from xbarlab.crossbar import FloatArray, IntArray
 from xbarlab.sim import solver_kernels
 from xbarlab.sim.blas import one_blas_thread
 from xbarlab.sim.solver_grid import grid_classes
+
+
+@cache
+def _malloc_trim() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    fn.argtypes, fn.restype = [ctypes.c_size_t], ctypes.c_int
+    return fn  # type: ignore[no-any-return]
+
+
+def release_freed_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc; elsewhere nothing). The
+    symbolic analysis and the factorization free many mid-sized temporaries; without this
+    their pages stay with the process and add to the peak of the large solves after them."""
+    fn = _malloc_trim()
+    if fn is not None:
+        fn(0)
 
 
 def _compact(idx: IntArray) -> IntArray:
@@ -91,11 +116,21 @@ class _Group:
     scatter: sp.csr_matrix  # (touched, k*u): sums update slots into the touched positions
 
 
-def _group_of_fronts(members: IntArray, e: int, lo: int, updi: IntArray) -> _Group:
+def _group_of_fronts(
+    members: IntArray, e: int, lo: int, updi: IntArray, n: int | None = None
+) -> _Group:
     """A group's record from its fronts (contiguous, `e` eliminated positions each from
-    `lo`) and their update positions (k, u)."""
+    `lo`) and their update positions (k, u) among `n` unknowns."""
     k, u = updi.shape
-    touched, row = np.unique(updi.ravel(), return_inverse=True)
+    flat = updi.ravel()
+    if n is not None and 16 * flat.size >= n:  # dense enough: mark instead of sorting
+        mark = np.zeros(n, dtype=bool)
+        mark[flat] = True
+        touched = np.flatnonzero(mark)
+        rank = np.cumsum(mark) - 1
+        row = rank[flat]
+    else:
+        touched, row = np.unique(flat, return_inverse=True)
     scatter = sp.csr_matrix((np.ones(k * u), (row, np.arange(k * u))), (touched.size, k * u))
     return _Group(members, e, u, lo, lo + k * e, updi.astype(np.int64), touched, scatter)
 
@@ -239,7 +274,7 @@ class FrontalPlan:
                 self.parent[lo:hi] = self.owner[updi.min(axis=1)]
             upds.append(updi)
             self.groups.append(_group_of_fronts(np.arange(lo, hi), int(self._e[lo]),
-                                                int(self.starts[lo]), updi))
+                                                int(self.starts[lo]), updi, nn))
         pr, pc = pos[rows], pos[cols]
         self._keep = pr <= pc
         t = self.owner[pr[self._keep]]
@@ -277,6 +312,7 @@ class FrontalPlan:
                 tmpl = _compact(np.maximum(loc[il], loc[jl]) * fp + np.minimum(loc[il], loc[jl]))
                 out.append((int(self.group_of[pp]), _compact(have[sel]),
                             _compact(self.slot_in_group[p[sel]]), tmpl))
+        release_freed_memory()
         return self
 
     @staticmethod
@@ -378,7 +414,9 @@ class FrontalPlan:
         construction (duplicates are summed; both triangles may be listed, the lower one is
         ignored). Raises `np.linalg.LinAlgError` if the matrix is not positive definite."""
         with one_blas_thread():
-            return self._factor(values)
+            fac = self._factor(values)
+        release_freed_memory()
+        return fac
 
     def _factor(self, values: FloatArray) -> FrontalFactor:
         values = np.asarray(values, dtype=np.float64)[self._keep]
@@ -388,13 +426,15 @@ class FrontalPlan:
         for gi, g in enumerate(self.groups):
             k, f = g.fronts.size, g.e + g.u
             flat, which = self._assembly[gi]
-            buf: FloatArray = np.asarray(
-                np.bincount(flat, weights=values[which], minlength=k * f * f), dtype=np.float64
-            )
-            extra = buffers[gi]
-            if extra is not None:
-                buf += extra
+            buf = buffers[gi]
+            if buf is None:
+                buf = np.asarray(
+                    np.bincount(flat, weights=values[which], minlength=k * f * f),
+                    dtype=np.float64,
+                )
+            else:  # the children's updates are in already: add the matrix entries in place
                 buffers[gi] = None
+                np.add.at(buf, flat, values[which])
             fm = buf.reshape(k, f, f)
             try:
                 chol = np.linalg.cholesky(fm[:, : g.e, : g.e])
@@ -403,40 +443,28 @@ class FrontalPlan:
                     "frontal Cholesky: matrix not positive definite"
                 ) from exc
             li = np.asarray(np.linalg.inv(chol), dtype=np.float64)
+            del chol
             l_ue = fm[:, g.e :, : g.e] @ li.transpose(0, 2, 1)
             linv.append(li)
             lue.append(l_ue)
             if g.u == 0:
                 continue
-            update = fm[:, g.e :, g.e :] - l_ue @ l_ue.transpose(0, 2, 1)
-            upd_flat = update.ravel()
+            update = fm[:, g.e :, g.e :]  # the front's own buffer becomes its update matrix
+            update -= l_ue @ l_ue.transpose(0, 2, 1)
             il, jl = np.tril_indices(g.u)
-            tri = il * g.u + jl
             for item in self._extend_add[gi]:
-                if len(item) == 4:  # a template: one slot map shared by fronts `rows`
-                    tg, rows, pslots, tmpl = item
-                    pg = self.groups[tg]
-                    target = buffers[tg]
-                    if target is None:
-                        target = buffers[tg] = np.zeros(pg.fronts.size * (pg.e + pg.u) ** 2)
-                    fp2 = (pg.e + pg.u) ** 2
-                    dst = target.reshape(pg.fronts.size, fp2)
-                    dst[pslots[:, None], tmpl[None, :]] += update.reshape(k, -1)[
-                        rows[:, None], tri[None, :]
-                    ]
-                    continue
-                tg, rows, tf = item
-                src = (rows[:, None] * (g.u * g.u) + tri[None, :]).ravel()
-                pg = self.groups[tg]
-                size = pg.fronts.size * (pg.e + pg.u) ** 2
-                contrib = np.asarray(
-                    np.bincount(tf, weights=upd_flat[src], minlength=size), dtype=np.float64
-                )
-                target = buffers[tg]
+                pg = self.groups[item[0]]
+                target = buffers[item[0]]
                 if target is None:
-                    buffers[tg] = contrib
+                    target = buffers[item[0]] = np.zeros(pg.fronts.size * (pg.e + pg.u) ** 2)
+                rows = item[1]
+                vals = update[rows[:, None], il[None, :], jl[None, :]]
+                if len(item) == 4:  # a template: one slot map shared by fronts `rows`
+                    dst = target.reshape(pg.fronts.size, (pg.e + pg.u) ** 2)
+                    dst[item[2][:, None], item[3][None, :]] += vals  # one front per parent
                 else:
-                    target += contrib
+                    np.add.at(target, item[2], vals.ravel())
+            del fm, buf, update
         return FrontalFactor(self, linv, lue)
 
 
@@ -476,6 +504,7 @@ class FrontalFactor:
             for c in range(0, b.shape[1], chunk):
                 w = self._solve(np.take(b[:, c : c + chunk], sel, axis=0))
                 out[sel, c : c + chunk] = w
+        release_freed_memory()
         return out
 
     def _solve(self, w: FloatArray) -> FloatArray:

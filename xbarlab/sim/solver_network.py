@@ -305,6 +305,9 @@ class DirectEngine:
         if merged:
             free_order = np.flatnonzero(~fixed)
             self._permc = "MMD_AT_PLUS_A"
+        elif not fixed.any():  # every node is an unknown: the grid's own templates order it
+            free_order = np.arange(nnode, dtype=np.int64)
+            self._permc = "NATURAL"
         else:
             nd = nested_dissection(m, n)
             free_order = nd[~fixed[nd]]
@@ -339,13 +342,16 @@ class DirectEngine:
         self._frontal_keep = keep
         key = (self.shape, self.fixed.tobytes())
         plan = _PLANS.get(key)
-        if plan is None:
+        if plan is None and not self.fixed.any():
+            plan = FrontalPlan.for_grid(m, n, rows[keep], cols[keep])
+            _PLANS[key] = plan
+        elif plan is None:
             site = self.free % (m * n)
             fronts = grid_fronts(site // n, site % n, self.free < m * n)
             plan = FrontalPlan(fronts, self.free.size, self.pos[rows[keep]], self.pos[cols[keep]])
             _PLANS[key] = plan
-            while len(_PLANS) > _PLANS_KEPT:
-                _PLANS.popitem(last=False)
+        while len(_PLANS) > _PLANS_KEPT:
+            _PLANS.popitem(last=False)
         _PLANS.move_to_end(key)
         return plan
 
@@ -473,12 +479,38 @@ class DirectEngine:
             np.ascontiguousarray(v[self.dev_c].T).reshape(bsz, m, n),
         )
 
+    def _wire_currents(self, v: FloatArray) -> FloatArray:
+        """Current (nnode, B) leaving every node through the wires and resistive pads. Where
+        taps are nodes and `v` is stored batch-major, by differences along the lines (no
+        sparse product and its copies of `v`), in the same layout as `v`."""
+        m, n = self.shape
+        mn = m * n
+        vt = v.T
+        if not (self.taps_are_nodes and vt.flags.c_contiguous and v.shape[0] == 2 * mn):
+            out: FloatArray = self._k_wire @ v
+            return out
+        bsz = vt.shape[0]
+        res = np.zeros_like(vt)
+        vr, vc = vt[:, :mn].reshape(bsz, m, n), vt[:, mn:].reshape(bsz, m, n)
+        fr, fc = res[:, :mn].reshape(bsz, m, n), res[:, mn:].reshape(bsz, m, n)
+        nr = m * (n - 1)
+        d = self.e_y[:nr].reshape(m, n - 1) * (vr[:, :, :-1] - vr[:, :, 1:])
+        fr[:, :, :-1] += d
+        fr[:, :, 1:] -= d
+        d = self.e_y[nr:].reshape(m - 1, n) * (vc[:, :-1, :] - vc[:, 1:, :])
+        fc[:, :-1, :] += d
+        fc[:, 1:, :] -= d
+        del d
+        on = self.pad_y != 0
+        np.add.at(res.T, self.pad_node[on], self.pad_y[on, None] * v[self.pad_node[on]])
+        return res.T
+
     def kcl(self, v: FloatArray, i_dev: FloatArray, inj: FloatArray) -> FloatArray:
         """Net current (nnode, B) leaving every node: wires, resistive pads and devices
         (`i_dev` (B, M, N), row to column) minus the pad injections `inj`."""
-        out: FloatArray = self._k_wire @ v
-        out -= inj
         mn = self.shape[0] * self.shape[1]
+        out = self._wire_currents(v)
+        out -= inj
         i_nm = i_dev.reshape(i_dev.shape[0], mn).T
         if self.taps_are_nodes:
             out[:mn] += i_nm
