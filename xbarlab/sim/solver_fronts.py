@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from itertools import pairwise
@@ -32,7 +33,7 @@ from xbarlab.sim.solver_grid import grid_classes
 
 
 @cache
-def _malloc_trim() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+def _malloc_trim() -> Callable[[int], int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -40,7 +41,7 @@ def _malloc_trim() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
     except (OSError, AttributeError):  # not glibc
         return None
     fn.argtypes, fn.restype = [ctypes.c_size_t], ctypes.c_int
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 def release_freed_memory() -> None:
@@ -100,6 +101,12 @@ def grid_fronts(
             int(site_i.min()), int(site_i.max()) + 1, int(site_j.min()), int(site_j.max()) + 1,
         )
     return fronts
+
+
+#: where a group's update matrices go in one parent group: (parent group, child slots, flat
+#: targets per child) or, for translates, (parent group, child slots, parent slots, one
+#: flat template shared by them)
+_Target = tuple[int, IntArray, IntArray] | tuple[int, IntArray, IntArray, IntArray]
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +203,9 @@ class FrontalPlan:
         pr, pc = pos[rows], pos[cols]
         self._keep = pr <= pc
         self._assembly = self._assembly_maps(pr[self._keep], pc[self._keep])
-        self._extend_add = [self._extend_add_map(g) for g in range(len(self.groups))]
+        self._extend_add: list[list[_Target]] = [
+            [*self._extend_add_map(g)] for g in range(len(self.groups))
+        ]
         # the per-front update sets live on in the groups' stacks (`_Group.upd`); the
         # lists and search keys only served to build the maps above
         self.updates = []
@@ -275,10 +284,15 @@ class FrontalPlan:
             upds.append(updi)
             self.groups.append(_group_of_fronts(np.arange(lo, hi), int(self._e[lo]),
                                                 int(self.starts[lo]), updi, nn))
+        rows, cols = np.asarray(rows), np.asarray(cols)
+        if rows.size and (min(rows.min(), cols.min()) < 0 or max(rows.max(), cols.max()) >= nn):
+            raise ValueError(f"matrix entries outside the grid's {nn} nodes")
         pr, pc = pos[rows], pos[cols]
         self._keep = pr <= pc
         t = self.owner[pr[self._keep]]
-        loc_c = local(t, np.asarray(cols)[self._keep])
+        loc_c = local(t, cols[self._keep])
+        if (loc_c < 0).any() or (local(self.owner[pc[~self._keep]], rows[~self._keep]) < 0).any():
+            raise ValueError("matrix entries outside the grid's pattern (not a crossbar)")
         f = self._e[t] + self._u[t]
         flat = self.slot_in_group[t] * f * f + loc_c * f + (pr[self._keep] - self.starts[t])
         self._assembly = _split_by_group(flat, self.group_of[t], len(self.groups))
@@ -287,8 +301,7 @@ class FrontalPlan:
         self._extend_add = []
         for gi, g in enumerate(self.groups):
             par = self.parent[g.fronts]
-            out: list[tuple[int, IntArray, IntArray, IntArray] | tuple[int, IntArray, IntArray]]
-            out = []
+            out: list[_Target] = []
             self._extend_add.append(out)
             if g.u == 0 or not (par >= 0).any():
                 continue

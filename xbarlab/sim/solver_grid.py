@@ -126,7 +126,7 @@ class _Pieces:
             return self.memo[t]
         h, w = t[0], t[1]
         if _is_leaf(t, self.leaf_sites):
-            out = (_region_mask(t), [])
+            out: tuple[np.ndarray, list[np.ndarray]] = (_region_mask(t), [])
         else:
             front = _front_mask(t, False)
             reached = front.copy()
