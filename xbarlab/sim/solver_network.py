@@ -19,6 +19,7 @@ of the whole array, batch-friendly; needs every segment resistance > 0).
 
 from __future__ import annotations
 
+import mmap
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -31,7 +32,12 @@ from scipy.sparse.csgraph import connected_components
 
 from xbarlab.crossbar import BoolArray, FloatArray, IntArray
 from xbarlab.sim import solver_kernels
-from xbarlab.sim.solver_fronts import FrontalFactor, FrontalPlan, grid_fronts
+from xbarlab.sim.solver_fronts import (
+    FrontalFactor,
+    FrontalPlan,
+    grid_fronts,
+    release_freed_memory,
+)
 
 
 class CircuitError(ValueError):
@@ -245,13 +251,30 @@ def nested_dissection(m: int, n: int) -> IntArray:
     return order
 
 
-_PLANS: OrderedDict[tuple[tuple[int, int], bytes], FrontalPlan] = OrderedDict()
+_PLANS: OrderedDict[tuple[tuple[int, int], bytes, bool], FrontalPlan] = OrderedDict()
 _PLANS_KEPT = 8
+#: symbolic analysis of arrays without fixed nodes from the grid's templates
+#: (`FrontalPlan.for_grid`); False: the general per-front analysis (benchmarks compare them)
+USE_GRID_TEMPLATES = True
 
 
 def forget_symbolic_analyses() -> None:
     """Drop the shared symbolic analyses (benchmarks time building them)."""
     _PLANS.clear()
+
+
+def _scattered_zeros(shape: tuple[int, int]) -> FloatArray:
+    """Zeros for an array of which only a few scattered rows are written (pad injections).
+    Large ones come from an anonymous memory map: numpy asks for transparent huge pages on
+    its own large arrays, so a row written every 256 KiB would make the whole array
+    resident; here it costs one 4 KiB page."""
+    nbytes = shape[0] * shape[1] * 8
+    private = getattr(mmap, "MAP_PRIVATE", None)  # not on Windows
+    if nbytes < (1 << 24) or private is None:
+        return np.zeros(shape)
+    # private: pages never written stay the shared zero page when read
+    buf = mmap.mmap(-1, nbytes, flags=private | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(buf, dtype=np.float64).reshape(shape)
 
 
 def _branch_entries(
@@ -305,7 +328,7 @@ class DirectEngine:
         if merged:
             free_order = np.flatnonzero(~fixed)
             self._permc = "MMD_AT_PLUS_A"
-        elif not fixed.any():  # every node is an unknown: the grid's own templates order it
+        elif not fixed.any() and USE_GRID_TEMPLATES:  # all nodes unknown: templates order them
             free_order = np.arange(nnode, dtype=np.int64)
             self._permc = "NATURAL"
         else:
@@ -320,6 +343,7 @@ class DirectEngine:
         self._lu: spla.SuperLU | FrontalFactor | None = None
         self._k_fd: sp.csr_matrix = sp.csr_matrix((self.nnode, 0))
         self._plan: FrontalPlan | None = None if merged else self._frontal_plan()
+        release_freed_memory()  # the temporaries of the analysis: not kept for the solves
 
     def _coo(self, dg: FloatArray | None) -> tuple[IntArray, IntArray, FloatArray]:
         """Entries (rows, cols, values; duplicates summed) of the node matrix: wires, pads,
@@ -340,9 +364,10 @@ class DirectEngine:
         rows, cols, _ = self._coo(None)
         keep = ~self.fixed[rows] & ~self.fixed[cols]
         self._frontal_keep = keep
-        key = (self.shape, self.fixed.tobytes())
+        grid = not self.fixed.any() and USE_GRID_TEMPLATES
+        key = (self.shape, self.fixed.tobytes(), grid)
         plan = _PLANS.get(key)
-        if plan is None and not self.fixed.any():
+        if plan is None and grid:
             plan = FrontalPlan.for_grid(m, n, rows[keep], cols[keep])
             _PLANS[key] = plan
         elif plan is None:
@@ -429,11 +454,11 @@ class DirectEngine:
         """Node injections from resistive pads and fixed node values, node-major
         (nnode, B) each."""
         bsz = volts.shape[0]
-        inj = np.zeros((self.nnode, bsz))
+        inj = _scattered_zeros((self.nnode, bsz))
         res = self.driven & ~self.fixed_pad
         v = np.where(np.isnan(volts), 0.0, volts)
         np.add.at(inj, self.pad_node[res], (self.pad_y[res] * v[:, res]).T)
-        fixed_v = np.zeros((self.nnode, bsz))
+        fixed_v = _scattered_zeros((self.nnode, bsz))
         fp = np.flatnonzero(self.fixed_pad)
         for p in fp:  # few pads; check shorts between different voltages
             node = self.pad_node[p]
