@@ -130,7 +130,7 @@ def _group_of_fronts(
     `lo`) and their update positions (k, u) among `n` unknowns."""
     k, u = updi.shape
     flat = updi.ravel()
-    if n is not None and 16 * flat.size >= n:  # dense enough: mark instead of sorting
+    if n is not None:  # mark instead of sorting
         mark = np.zeros(n, dtype=bool)
         mark[flat] = True
         touched = np.flatnonzero(mark)
@@ -238,13 +238,13 @@ class FrontalPlan:
         j0 = np.concatenate([c.j0 for c in classes]) if classes else np.empty(0, np.int64)
         base = i0 * n + j0
         # eliminated nodes: front by front, template order
-        pos = np.empty(nn, dtype=np.int64)
+        pos = np.full(nn, -1, dtype=np.int64)
         cstart = np.concatenate([[0], np.cumsum(counts)])
         for ci, c in enumerate(classes):
             nodes = base[cstart[ci] : cstart[ci + 1], None] + c.elim[None, :]
             lo = self.starts[cstart[ci]]
             pos[nodes.ravel()] = np.arange(lo, lo + nodes.size)
-        if nfront and np.unique(pos).size != nn:
+        if int(self.starts[-1]) != nn or (pos < 0).any():  # nn slots, each node placed
             raise AssertionError("grid templates must cover every node once")
         order = np.empty(nn, dtype=np.int64)
         order[pos] = np.arange(nn)
@@ -274,7 +274,7 @@ class FrontalPlan:
         for lo, hi in pairwise(bounds):
             self.group_of[lo:hi] = len(self.groups)
             self.slot_in_group[lo:hi] = np.arange(hi - lo)
-            cs = np.unique(cls_of[lo:hi])
+            cs = range(int(cls_of[lo]), int(cls_of[hi - 1]) + 1)  # classes are contiguous
             updi = np.concatenate(
                 [pos[base[cstart[ci] : cstart[ci + 1], None] + classes[ci].struct[None, :]]
                  for ci in cs]

@@ -225,7 +225,7 @@ def grid_classes(m: int, n: int, leaf_sites: int = 4) -> list[FrontClass]:
         elim = _rel_ids(front, m, n)
         sides = np.stack([i0 == 0, i0 + h == m, j0 == 0, j0 + w == n], axis=1)
         code = sides @ np.array([1, 2, 4, 8])
-        for c in np.unique(code):
+        for c in np.flatnonzero(np.bincount(code, minlength=16)):
             pick = code == c
             nb = _outside_neighbours(part, region, tuple(bool(x) for x in sides[pick][0]))
             lut = np.full(front.shape, -1, dtype=np.int32)
