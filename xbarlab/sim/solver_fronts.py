@@ -513,10 +513,18 @@ class FrontalFactor:
         sel = plan.order if rows is None else np.asarray(rows)[plan.order]
         if out is None:
             out = np.empty((plan.n, b.shape[1])) if rows is None else np.zeros(b.shape)
+        # every row of `out` is an unknown: gather by the inverse order instead of scattering
+        whole = out.shape[0] == plan.n
+        inv = np.empty_like(sel) if whole else sel
+        if whole:
+            inv[sel] = np.arange(sel.size)
         with one_blas_thread():
             for c in range(0, b.shape[1], chunk):
                 w = self._solve(np.take(b[:, c : c + chunk], sel, axis=0))
-                out[sel, c : c + chunk] = w
+                if whole:
+                    out[:, c : c + chunk] = np.take(w, inv, axis=0)
+                else:
+                    out[sel, c : c + chunk] = w
         release_freed_memory()
         return out
 
