@@ -10,7 +10,11 @@ instead of one triangular sweep per input: that is what makes a batch of inputs 
 array cheap once the factor exists. Only lower triangles of fronts are ever formed.
 
 `FrontalPlan` is the symbolic part (tree, update sets, scatter maps), built once per sparsity
-pattern; `FrontalFactor` is the numeric factor of one matrix with that pattern.
+pattern: `FrontalPlan.for_grid` from the grid's templates (`solver_grid`: fronts of one class
+are translates, so the maps are one template per class plus offsets), the constructor from
+any list of fronts (per-front work; used where fixed nodes break the grid's regularity).
+`FrontalFactor` is the numeric factor of one matrix with that pattern; each front's own
+buffer becomes its update matrix, and no transposed copy of any block is stored.
 """
 
 from __future__ import annotations
