@@ -9,6 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.sim.test_solver_fronts import crossbar_matrix
+from xbarlab.sim import solver_network
+from xbarlab.sim.solver import CrossbarSolver, Terminals, Wires
 from xbarlab.sim.solver_fronts import FrontalPlan, grid_fronts
 from xbarlab.sim.solver_grid import grid_classes
 
@@ -112,3 +114,32 @@ def test_matrix_entries_outside_the_grid_pattern_are_refused_or_exact() -> None:
     with pytest.raises(ValueError, match="grid"):
         FrontalPlan.for_grid(m, n, np.concatenate([k.row, extra.row]),
                              np.concatenate([k.col, extra.col]))
+
+
+@pytest.mark.parametrize("fixed_starts", [False, True])
+def test_crossbar_solver_same_answer_with_templates_or_general_analysis(
+    fixed_starts: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the solver: the template analysis (no fixed nodes) and the general one give
+    the same node voltages; with zero-resistance driven pads (fixed nodes) the general one
+    is used either way."""
+    rng = np.random.default_rng(9)
+    m, n = 11, 14
+    r_row = rng.uniform(0.5, 2.0, (m, n + 1))
+    if fixed_starts:
+        r_row[:, 0] = 0.0  # with r_source = 0: the row starts are held at their drivers
+    wires = Wires.build((m, n), r_row, rng.uniform(0.5, 2.0, (m + 1, n)), 0.0, 5.0)
+    g = rng.uniform(50e-6, 500e-6, (m, n))
+    t = Terminals.build((m, n), row_start=rng.uniform(0, 0.3, (3, m)), col_end=np.zeros((3, n)))
+    sols = []
+    for templates in (True, False):
+        monkeypatch.setattr(solver_network, "USE_GRID_TEMPLATES", templates)
+        solver_network.forget_symbolic_analyses()
+        sols.append(CrossbarSolver(wires, engine="direct").solve(g, t))
+    solver_network.forget_symbolic_analyses()
+    a, b = sols
+    scale = np.abs(b.v_row).max()
+    assert np.abs(a.v_row - b.v_row).max() <= 1e-12 * scale
+    assert np.abs(a.v_col - b.v_col).max() <= 1e-12 * scale
+    assert np.abs(a.i_pad - b.i_pad).max() <= 1e-12 * np.abs(b.i_pad).max()
+    assert a.residual <= 1e-12 * np.abs(b.i_pad).max()
