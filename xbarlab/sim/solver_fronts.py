@@ -468,20 +468,22 @@ class FrontalPlan:
                 continue
             update = fm[:, g.e :, g.e :]  # the front's own buffer becomes its update matrix
             update -= l_ue @ l_ue.transpose(0, 2, 1)
+            del update
             il, jl = np.tril_indices(g.u)
+            tri = (g.e + il) * f + (g.e + jl)  # lower triangle of the update, in the buffer
             for item in self._extend_add[gi]:
                 pg = self.groups[item[0]]
+                fp2 = (pg.e + pg.u) ** 2
                 target = buffers[item[0]]
                 if target is None:
-                    target = buffers[item[0]] = np.zeros(pg.fronts.size * (pg.e + pg.u) ** 2)
-                rows = item[1]
-                vals = update[rows[:, None], il[None, :], jl[None, :]]
+                    target = buffers[item[0]] = np.zeros(pg.fronts.size * fp2)
+                src = (item[1][:, None] * (f * f) + tri[None, :]).ravel()
                 if len(item) == 4:  # a template: one slot map shared by fronts `rows`
-                    dst = target.reshape(pg.fronts.size, (pg.e + pg.u) ** 2)
-                    dst[item[2][:, None], item[3][None, :]] += vals  # one front per parent
+                    dst = (item[2][:, None] * fp2 + item[3][None, :]).ravel()
+                    target[dst] += buf[src]  # one front per parent: no index repeats
                 else:
-                    np.add.at(target, item[2], vals.ravel())
-            del fm, buf, update
+                    np.add.at(target, item[2], buf[src])
+            del fm, buf
         return FrontalFactor(self, linv, lue)
 
 
