@@ -48,12 +48,18 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return fn
 
 
-def release_freed_memory() -> None:
-    """Hand the heap's free pages back to the system (glibc; elsewhere nothing). The
-    symbolic analysis and the factorization free many mid-sized temporaries; without this
-    their pages stay with the process and add to the peak of the large solves after them."""
+#: values (float64) a job must have handled before its freed heap is handed back: a trim
+#: walks the whole heap (milliseconds), which only pays after large analyses and solves
+TRIM_AFTER = 1 << 22
+
+
+def release_freed_memory(size: int = TRIM_AFTER) -> None:
+    """Hand the heap's free pages back to the system (glibc; elsewhere nothing) after a job
+    of `size` values, if that is at least `TRIM_AFTER`. The symbolic analysis and the
+    factorization free many mid-sized temporaries; without this their pages stay with the
+    process and add to the peak of the large solves after them."""
     fn = _malloc_trim()
-    if fn is not None:
+    if fn is not None and size >= TRIM_AFTER:
         fn(0)
 
 
@@ -329,7 +335,7 @@ class FrontalPlan:
                 tmpl = _compact(np.maximum(loc[il], loc[jl]) * fp + np.minimum(loc[il], loc[jl]))
                 out.append((int(self.group_of[pp]), _compact(have[sel]),
                             _compact(self.slot_in_group[p[sel]]), tmpl))
-        release_freed_memory()
+        release_freed_memory(16 * nn)
         return self
 
     @staticmethod
@@ -432,7 +438,7 @@ class FrontalPlan:
         ignored). Raises `np.linalg.LinAlgError` if the matrix is not positive definite."""
         with one_blas_thread():
             fac = self._factor(values)
-        release_freed_memory()
+        release_freed_memory(16 * self.n)
         return fac
 
     def _factor(self, values: FloatArray) -> FrontalFactor:
@@ -531,7 +537,7 @@ class FrontalFactor:
                     out[:, c : c + chunk] = np.take(w, inv, axis=0)
                 else:
                     out[sel, c : c + chunk] = w
-        release_freed_memory()
+        release_freed_memory(plan.n * b.shape[1])
         return out
 
     def _solve(self, w: FloatArray) -> FloatArray:

@@ -343,7 +343,7 @@ class DirectEngine:
         self._lu: spla.SuperLU | FrontalFactor | None = None
         self._k_fd: sp.csr_matrix = sp.csr_matrix((self.nnode, 0))
         self._plan: FrontalPlan | None = None if merged else self._frontal_plan()
-        release_freed_memory()  # the temporaries of the analysis: not kept for the solves
+        release_freed_memory(16 * nnode)  # the analysis' temporaries: not kept for solves
 
     def _coo(self, dg: FloatArray | None) -> tuple[IntArray, IntArray, FloatArray]:
         """Entries (rows, cols, values; duplicates summed) of the node matrix: wires, pads,
