@@ -527,8 +527,9 @@ class FrontalFactor:
             out = np.empty((plan.n, b.shape[1])) if rows is None else np.zeros(b.shape)
         # every row of `out` is an unknown: gather by the inverse order instead of scattering
         whole = out.shape[0] == plan.n
-        inv = np.empty_like(sel) if whole else sel
-        if whole:
+        inv = plan.pos if rows is None else sel
+        if whole and rows is not None:
+            inv = np.empty_like(sel)
             inv[sel] = np.arange(sel.size)
         with one_blas_thread():
             for c in range(0, b.shape[1], chunk):

@@ -336,6 +336,8 @@ class DirectEngine:
             free_order = nd[~fixed[nd]]
             self._permc = "NATURAL"
         self.free = free_order
+        #: unknowns are the nodes in node order (the template analysis)
+        self._identity = bool(free_order.size == nnode and (free_order == np.arange(nnode)).all())
         self.pos = np.full(nnode, -1, dtype=np.int64)
         self.pos[free_order] = np.arange(len(free_order))
         self._k_wire = self._assemble_wire()
@@ -485,7 +487,7 @@ class DirectEngine:
         # batch-major storage: the tap voltages of every case are then views, not copies
         v = np.array(fixed_v, order="F", copy=True)
         if isinstance(lu, FrontalFactor):
-            lu.solve(np.ascontiguousarray(r), rows=self.free, out=v)
+            lu.solve(np.ascontiguousarray(r), rows=None if self._identity else self.free, out=v)
             return v
         rf = np.ascontiguousarray(r[self.free].T)
         for b in range(rf.shape[0]):  # SuperLU's multi-RHS solve is slower than a loop
