@@ -485,7 +485,10 @@ class DirectEngine:
         if fixed.size:
             r = rhs - k_fd @ fixed_v[fixed]
         # batch-major storage: the tap voltages of every case are then views, not copies
-        v = np.array(fixed_v, order="F", copy=True)
+        if isinstance(lu, FrontalFactor) and self._identity:  # the solve writes every row
+            v = np.empty(fixed_v.shape, order="F")
+        else:
+            v = np.array(fixed_v, order="F", copy=True)
         if isinstance(lu, FrontalFactor):
             lu.solve(np.ascontiguousarray(r), rows=None if self._identity else self.free, out=v)
             return v
