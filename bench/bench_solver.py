@@ -1,8 +1,11 @@
 """Crossbar solver speed next to a plain scipy sparse-LU reference solved in the same run,
 and the deviation of wired arrays from the ideal I = G^T V (issue 3).
 
-Run: .venv/bin/python bench/bench_solver.py [--quick]
+Run: .venv/bin/python bench/bench_solver.py [--quick] [--first-only]
 Times are the best of a few repeats (median in brackets), in ms, on whatever machine runs it.
+First solves on a new shape (symbolic analysis + factor + solve) compare the grid-template
+symbolic analysis with the general per-front one in the same run; peak memory is measured
+in a fresh subprocess per case (VmHWM), next to splu on the same system.
 Every reference (splu, Newton + splu) and xbarlab run with one BLAS thread (threadpoolctl):
 the same thread count on both sides, and no spinning BLAS threads on a shared machine.
 """
@@ -10,7 +13,10 @@ the same thread count on both sides, and no spinning BLAS threads on a shared ma
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from xbarlab.biasing import line_biases
 from xbarlab.crossbar import BiasScheme
+from xbarlab.sim import solver_network
 from xbarlab.sim.devices import make_device_array
 from xbarlab.sim.iv import SinhIV
 from xbarlab.sim.solver import CrossbarSolver, Terminals, WireCircuit, Wires
@@ -116,6 +123,97 @@ def linear_case(
           f" [{sol_med:.1f}] = {fac_min + sol_min:8.1f} | max rel. diff vs splu {err:.1e}")
 
 
+def first_solves(size: int, batch: int, repeats: int, rng: np.random.Generator) -> None:
+    """A first solve on a new shape with the direct engine (symbolic analysis, factor and
+    solve of `batch` inputs), grid templates against the general per-front analysis,
+    alternated in the same run; and the symbolic analysis alone."""
+    g = rng.uniform(100e-6, 500e-6, (size, size))
+    v_in = rng.uniform(0.0, 0.2, (batch, size))
+    wires = Wires.build((size, size), 1.0, 1.0, R_SOURCE, 0.0)
+    t = terminals(size, size, v_in)
+    driven = ~np.isnan(t.stacked()[0])
+    times: dict[tuple[str, bool], list[float]] = {}
+    outs: dict[bool, np.ndarray] = {}
+    try:
+        for _ in range(repeats):
+            for templates in (True, False):
+                solver_network.USE_GRID_TEMPLATES = templates
+                forget_symbolic_analyses()
+                t0 = time.perf_counter()
+                DirectEngine(wires, driven)
+                t1 = time.perf_counter()
+                forget_symbolic_analyses()
+                t2 = time.perf_counter()
+                outs[templates] = CrossbarSolver(wires, engine="direct").solve(g, t).i_cols
+                t3 = time.perf_counter()
+                times.setdefault(("symbolic", templates), []).append(t1 - t0)
+                times.setdefault(("first", templates), []).append(t3 - t2)
+    finally:
+        solver_network.USE_GRID_TEMPLATES = True
+        forget_symbolic_analyses()
+    diff = float(np.abs(outs[True] - outs[False]).max() / np.abs(outs[False]).max())
+
+    def show(kind: str, templates: bool) -> str:
+        x = times[(kind, templates)]
+        return f"{1e3 * min(x):7.1f} [{1e3 * statistics.median(x):.1f}]"
+
+    ratio_s = min(times[("symbolic", False)]) / min(times[("symbolic", True)])
+    ratio_f = min(times[("first", False)]) / min(times[("first", True)])
+    print(f"{size}x{size} 1 ohm, batch {batch:<3} first direct solve: templates "
+          f"{show('first', True)} | general {show('first', False)} | {ratio_f:4.1f}x;"
+          f" symbolic alone: templates {show('symbolic', True)} | general "
+          f"{show('symbolic', False)} | {ratio_s:4.1f}x | max rel. diff {diff:.1e}")
+
+
+def memory_case(kind: str, size: int, batch: int) -> None:
+    """One case in this (fresh) process; prints its peak resident memory in bytes."""
+    rng = np.random.default_rng(0)
+    g = rng.uniform(100e-6, 500e-6, (size, size))
+    v_in = rng.uniform(0.0, 0.2, (batch, size))
+    with threadpool_limits(limits=1):
+        if kind == "splu":
+            k, rhs, currents = reference_system(g, 1.0, v_in)
+            currents(spla.splu(k).solve(rhs))
+        else:
+            solver_network.USE_GRID_TEMPLATES = kind == "templates"
+            wires = Wires.build((size, size), 1.0, 1.0, R_SOURCE, 0.0)
+            CrossbarSolver(wires, engine="direct").solve(g, terminals(size, size, v_in))
+    print(peak_resident_bytes())
+
+
+def peak_resident_bytes() -> int:
+    """This process's peak resident memory: VmHWM (reset at exec, unlike ru_maxrss, which a
+    child started from a large parent inherits), ru_maxrss where there is no /proc."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def memory(size: int, batch: int) -> None:
+    print(f"\nPeak memory (VmHWM of a fresh process, imports included), {size}x{size}, "
+          f"1 ohm, batch {batch}, direct engine:")
+    peak = {}
+    for kind in ("templates", "general", "splu"):
+        run = subprocess.run(
+            [sys.executable, __file__, "--memory-case", kind, str(size), str(batch)],
+            capture_output=True, text=True, timeout=900, check=False,
+        )
+        if run.returncode != 0:
+            print(f"  {kind}: failed ({run.stderr.strip().splitlines()[-1:]})")
+            continue
+        peak[kind] = int(run.stdout.split()[-1])
+    if len(peak) == 3:
+        print(f"  xbarlab, grid templates {peak['templates'] / 1e9:5.2f} GB | general symbolic "
+              f"analysis {peak['general'] / 1e9:5.2f} GB | splu reference "
+              f"{peak['splu'] / 1e9:5.2f} GB | templates / splu "
+              f"{peak['templates'] / peak['splu']:4.2f}")
+
+
 def plain_newton_splu(g: np.ndarray, r_seg: float, v_in: np.ndarray, iv: SinhIV) -> int:
     """Reference: textbook Newton with a fresh splu per step on the same network."""
     m, n = g.shape
@@ -207,9 +305,31 @@ def read_maps(rng: np.random.Generator, size: int = 64, sample: int = 256) -> No
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer repeats, skip 256x256")
+    ap.add_argument("--first-only", action="store_true",
+                    help="only first solves on a new shape and peak memory")
+    ap.add_argument("--memory-case", nargs=3, metavar=("KIND", "SIZE", "BATCH"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.memory_case:
+        kind, size, batch = args.memory_case
+        memory_case(kind, int(size), int(batch))
+        return
     with threadpool_limits(limits=1):  # references and xbarlab alike
-        run(args.quick)
+        if args.first_only:
+            first_only(args.quick)
+        else:
+            run(args.quick)
+    memory(256 if args.quick else 512, 64)
+
+
+def first_only(quick: bool) -> None:
+    rng = np.random.default_rng(0)
+    print("First solve on a new shape, direct engine, times in ms (best [median]), one BLAS "
+          "thread everywhere:")
+    first_solves(128, 64, 3, rng)
+    first_solves(256, 64, 2 if quick else 5, rng)
+    if not quick:
+        first_solves(512, 64, 2, rng)
 
 
 def run(quick: bool) -> None:
@@ -221,6 +341,8 @@ def run(quick: bool) -> None:
         linear_case(size, r_seg, 1, reps, rng)
     if not quick:
         linear_case(256, 1.0, 64, 3, rng)
+    print()
+    first_only(quick)
     print()
     sinh_case(reps, rng)
     read_maps(rng)

@@ -10,12 +10,21 @@ instead of one triangular sweep per input: that is what makes a batch of inputs 
 array cheap once the factor exists. Only lower triangles of fronts are ever formed.
 
 `FrontalPlan` is the symbolic part (tree, update sets, scatter maps), built once per sparsity
-pattern; `FrontalFactor` is the numeric factor of one matrix with that pattern.
+pattern: `FrontalPlan.for_grid` from the grid's templates (`solver_grid`: fronts of one class
+are translates, so the maps are one template per class plus offsets), the constructor from
+any list of fronts (per-front work; used where fixed nodes break the grid's regularity).
+`FrontalFactor` is the numeric factor of one matrix with that pattern; each front's own
+buffer becomes its update matrix, and no transposed copy of any block is stored.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from itertools import pairwise
 
 import numpy as np
@@ -24,6 +33,34 @@ import scipy.sparse as sp
 from xbarlab.crossbar import FloatArray, IntArray
 from xbarlab.sim import solver_kernels
 from xbarlab.sim.blas import one_blas_thread
+from xbarlab.sim.solver_grid import grid_classes
+
+
+@cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    fn.argtypes, fn.restype = [ctypes.c_size_t], ctypes.c_int
+    return fn
+
+
+#: values (float64) a job must have handled before its freed heap is handed back: a trim
+#: walks the whole heap (milliseconds), which only pays after large analyses and solves
+TRIM_AFTER = 1 << 22
+
+
+def release_freed_memory(size: int = TRIM_AFTER) -> None:
+    """Hand the heap's free pages back to the system (glibc; elsewhere nothing) after a job
+    of `size` values, if that is at least `TRIM_AFTER`. The symbolic analysis and the
+    factorization free many mid-sized temporaries; without this their pages stay with the
+    process and add to the peak of the large solves after them."""
+    fn = _malloc_trim()
+    if fn is not None and size >= TRIM_AFTER:
+        fn(0)
 
 
 def _compact(idx: IntArray) -> IntArray:
@@ -76,6 +113,12 @@ def grid_fronts(
     return fronts
 
 
+#: where a group's update matrices go in one parent group: (parent group, child slots, flat
+#: targets per child) or, for translates, (parent group, child slots, parent slots, one
+#: flat template shared by them)
+_Target = tuple[int, IntArray, IntArray] | tuple[int, IntArray, IntArray, IntArray]
+
+
 @dataclass(frozen=True, slots=True)
 class _Group:
     """Fronts of one height in the tree with `e` eliminated and `u` update nodes each."""
@@ -88,6 +131,35 @@ class _Group:
     upd: IntArray  # (k, u) positions
     touched: IntArray  # positions that receive updates from this group
     scatter: sp.csr_matrix  # (touched, k*u): sums update slots into the touched positions
+
+
+def _group_of_fronts(
+    members: IntArray, e: int, lo: int, updi: IntArray, n: int | None = None
+) -> _Group:
+    """A group's record from its fronts (contiguous, `e` eliminated positions each from
+    `lo`) and their update positions (k, u) among `n` unknowns."""
+    k, u = updi.shape
+    flat = updi.ravel()
+    if n is not None:  # mark instead of sorting
+        mark = np.zeros(n, dtype=bool)
+        mark[flat] = True
+        touched = np.flatnonzero(mark)
+        rank = np.cumsum(mark) - 1
+        row = rank[flat]
+    else:
+        touched, row = np.unique(flat, return_inverse=True)
+    scatter = sp.csr_matrix((np.ones(k * u), (row, np.arange(k * u))), (touched.size, k * u))
+    return _Group(members, e, u, lo, lo + k * e, updi.astype(np.int64), touched, scatter)
+
+
+def _split_by_group(
+    flat: IntArray, grp: IntArray, ngroups: int
+) -> list[tuple[IntArray, IntArray]]:
+    """Assembly maps per group: flat buffer indices and the indices of their values."""
+    sort = np.argsort(grp, kind="stable")
+    cut = np.searchsorted(grp[sort], np.arange(ngroups + 1))
+    return [(_compact(flat[sort[cut[g] : cut[g + 1]]]), _compact(sort[cut[g] : cut[g + 1]]))
+            for g in range(ngroups)]
 
 
 class FrontalPlan:
@@ -141,11 +213,130 @@ class FrontalPlan:
         pr, pc = pos[rows], pos[cols]
         self._keep = pr <= pc
         self._assembly = self._assembly_maps(pr[self._keep], pc[self._keep])
-        self._extend_add = [self._extend_add_map(g) for g in range(len(self.groups))]
+        self._extend_add: list[list[_Target]] = [
+            [*self._extend_add_map(g)] for g in range(len(self.groups))
+        ]
         # the per-front update sets live on in the groups' stacks (`_Group.upd`); the
         # lists and search keys only served to build the maps above
         self.updates = []
         self._upd_keys = np.empty(0, np.int64)
+
+    @classmethod
+    def for_grid(
+        cls, m: int, n: int, rows: IntArray, cols: IntArray, leaf_sites: int = 4
+    ) -> FrontalPlan:
+        """Symbolic analysis of an M x N crossbar whose 2MN nodes are all unknowns (node ids
+        as in `grid_fronts`), from the grid's templates (`solver_grid`): fronts of one class
+        are translates, so update sets, assembly slots and extend-add maps come from one
+        template per class plus offsets. Same fronts and groups as the general constructor
+        on `grid_fronts`; `rows`, `cols` as there."""
+        classes = sorted(grid_classes(m, n, leaf_sites),
+                         key=lambda c: (c.height, c.elim.size, c.struct.size))
+        self = cls.__new__(cls)
+        nn = 2 * m * n
+        counts = np.array([c.i0.size for c in classes], dtype=np.int64)
+        nfront = int(counts.sum())
+        cls_of = np.repeat(np.arange(len(classes)), counts)
+        e_c = np.array([c.elim.size for c in classes], dtype=np.int64)
+        u_c = np.array([c.struct.size for c in classes], dtype=np.int64)
+        self.n = nn
+        self._e, self._u = e_c[cls_of], u_c[cls_of]
+        self.height = np.array([c.height for c in classes], dtype=np.int64)[cls_of]
+        self.starts = np.concatenate([[0], np.cumsum(self._e)]).astype(np.int64)
+        self.owner = np.repeat(np.arange(nfront), self._e)
+        i0 = np.concatenate([c.i0 for c in classes]) if classes else np.empty(0, np.int64)
+        j0 = np.concatenate([c.j0 for c in classes]) if classes else np.empty(0, np.int64)
+        base = i0 * n + j0
+        # eliminated nodes: front by front, template order
+        pos = np.full(nn, -1, dtype=np.int64)
+        cstart = np.concatenate([[0], np.cumsum(counts)])
+        for ci, c in enumerate(classes):
+            nodes = base[cstart[ci] : cstart[ci + 1], None] + c.elim[None, :]
+            lo = self.starts[cstart[ci]]
+            pos[nodes.ravel()] = np.arange(lo, lo + nodes.size)
+        if int(self.starts[-1]) != nn or (pos < 0).any():  # nn slots, each node placed
+            raise AssertionError("grid templates must cover every node once")
+        order = np.empty(nn, dtype=np.int64)
+        order[pos] = np.arange(nn)
+        self.order, self.pos = order, pos
+        # local slots: one lookup table per class, indexed relative to each front's box
+        lut = np.concatenate([c.lut.ravel() for c in classes]) if classes else np.empty(0)
+        lut_off = np.concatenate([[0], np.cumsum([c.lut.size for c in classes])])[:-1]
+        canvas_w = np.array([c.w + 2 for c in classes], dtype=np.int64)[cls_of]
+        canvas_hw = np.array([(c.h + 2) * (c.w + 2) for c in classes], np.int64)[cls_of]
+        front_lut = np.asarray(lut_off, dtype=np.int64)[cls_of]
+        mn = m * n
+
+        def local(t: IntArray, node: IntArray) -> IntArray:
+            layer = node >= mn
+            site = node - mn * layer
+            idx = (front_lut[t] + canvas_hw[t] * layer
+                   + (site // n - i0[t] + 1) * canvas_w[t] + (site % n - j0[t] + 1))
+            return np.asarray(lut[idx], dtype=np.int64)
+
+        keys = np.stack([self.height, self._e, self._u], 1)
+        cuts = np.flatnonzero(np.any(np.diff(keys, axis=0) != 0, axis=1)) + 1
+        bounds = np.concatenate([[0], cuts, [nfront]]) if nfront else np.zeros(1, np.int64)
+        self.groups, self.group_of = [], np.empty(nfront, dtype=np.int64)
+        self.slot_in_group = np.empty(nfront, dtype=np.int64)
+        self.parent = np.full(nfront, -1, dtype=np.int64)
+        upds: list[IntArray] = []
+        for lo, hi in pairwise(bounds):
+            self.group_of[lo:hi] = len(self.groups)
+            self.slot_in_group[lo:hi] = np.arange(hi - lo)
+            cs = range(int(cls_of[lo]), int(cls_of[hi - 1]) + 1)  # classes are contiguous
+            updi = np.concatenate(
+                [pos[base[cstart[ci] : cstart[ci + 1], None] + classes[ci].struct[None, :]]
+                 for ci in cs]
+            )
+            if updi.shape[1]:
+                self.parent[lo:hi] = self.owner[updi.min(axis=1)]
+            upds.append(updi)
+            self.groups.append(_group_of_fronts(np.arange(lo, hi), int(self._e[lo]),
+                                                int(self.starts[lo]), updi, nn))
+        rows, cols = np.asarray(rows), np.asarray(cols)
+        if rows.size and (min(rows.min(), cols.min()) < 0 or max(rows.max(), cols.max()) >= nn):
+            raise ValueError(f"matrix entries outside the grid's {nn} nodes")
+        pr, pc = pos[rows], pos[cols]
+        self._keep = pr <= pc
+        t = self.owner[pr[self._keep]]
+        loc_c = local(t, cols[self._keep])
+        if (loc_c < 0).any() or (local(self.owner[pc[~self._keep]], rows[~self._keep]) < 0).any():
+            raise ValueError("matrix entries outside the grid's pattern (not a crossbar)")
+        f = self._e[t] + self._u[t]
+        flat = self.slot_in_group[t] * f * f + loc_c * f + (pr[self._keep] - self.starts[t])
+        self._assembly = _split_by_group(flat, self.group_of[t], len(self.groups))
+        # extend-add: children of one class with parents of one class at one offset share
+        # their local slots in the parent: one template each
+        self._extend_add = []
+        for gi, g in enumerate(self.groups):
+            par = self.parent[g.fronts]
+            out: list[_Target] = []
+            self._extend_add.append(out)
+            if g.u == 0 or not (par >= 0).any():
+                continue
+            have = np.flatnonzero(par >= 0)
+            p = par[have]
+            child = g.fronts[have]
+            key = (cls_of[child] * len(classes) + cls_of[p]) * (2 * nn + 1) + (
+                base[p] - base[child] + nn
+            )
+            sort = np.argsort(key, kind="stable")
+            ks = key[sort]
+            cut = np.concatenate([[0], np.flatnonzero(ks[1:] != ks[:-1]) + 1, [ks.size]])
+            il, jl = np.tril_indices(g.u)
+            for a, b in pairwise(cut):
+                sel = sort[a:b]
+                row0 = int(sel[0])
+                pp = p[row0]
+                loc = local(np.full(g.u, pp), order[upds[gi][have[row0]]])
+                fp = int(self._e[pp] + self._u[pp])
+                # update slots are in template order, not sorted: keep to the lower triangle
+                tmpl = _compact(np.maximum(loc[il], loc[jl]) * fp + np.minimum(loc[il], loc[jl]))
+                out.append((int(self.group_of[pp]), _compact(have[sel]),
+                            _compact(self.slot_in_group[p[sel]]), tmpl))
+        release_freed_memory(16 * nn)
+        return self
 
     @staticmethod
     def _structure(
@@ -187,9 +378,7 @@ class FrontalPlan:
         k = members.size
         lo = int(self.starts[members[0]])
         updi = np.stack([self.updates[t] for t in members]) if u else np.empty((k, 0), np.int64)
-        touched, row = np.unique(updi.ravel(), return_inverse=True)
-        scatter = sp.csr_matrix((np.ones(k * u), (row, np.arange(k * u))), (touched.size, k * u))
-        return _Group(members, e, u, lo, lo + k * e, updi.astype(np.int64), touched, scatter)
+        return _group_of_fronts(members, e, lo, updi)
 
     def active_fronts(self, positions: IntArray) -> np.ndarray:
         """Mask of the fronts owning `positions` and all their ancestors."""
@@ -216,11 +405,7 @@ class FrontalPlan:
         t = self.owner[pr]
         f = self._e[t] + self._u[t]
         flat = self.slot_in_group[t] * f * f + self._local(t, pc) * f + (pr - self.starts[t])
-        grp = self.group_of[t]
-        sort = np.argsort(grp, kind="stable")
-        cut = np.searchsorted(grp[sort], np.arange(len(self.groups) + 1))
-        return [(_compact(flat[sort[cut[g] : cut[g + 1]]]), _compact(sort[cut[g] : cut[g + 1]]))
-                for g in range(len(self.groups))]
+        return _split_by_group(flat, self.group_of[t], len(self.groups))
 
     def _extend_add_map(self, gi: int) -> list[tuple[int, IntArray, IntArray]]:
         """Where the lower triangles of group gi's update matrices go: per parent group, the
@@ -252,7 +437,9 @@ class FrontalPlan:
         construction (duplicates are summed; both triangles may be listed, the lower one is
         ignored). Raises `np.linalg.LinAlgError` if the matrix is not positive definite."""
         with one_blas_thread():
-            return self._factor(values)
+            fac = self._factor(values)
+        release_freed_memory(16 * self.n)
+        return fac
 
     def _factor(self, values: FloatArray) -> FrontalFactor:
         values = np.asarray(values, dtype=np.float64)[self._keep]
@@ -262,13 +449,15 @@ class FrontalPlan:
         for gi, g in enumerate(self.groups):
             k, f = g.fronts.size, g.e + g.u
             flat, which = self._assembly[gi]
-            buf: FloatArray = np.asarray(
-                np.bincount(flat, weights=values[which], minlength=k * f * f), dtype=np.float64
-            )
-            extra = buffers[gi]
-            if extra is not None:
-                buf += extra
+            buf = buffers[gi]
+            if buf is None:
+                buf = np.asarray(
+                    np.bincount(flat, weights=values[which], minlength=k * f * f),
+                    dtype=np.float64,
+                )
+            else:  # the children's updates are in already: add the matrix entries in place
                 buffers[gi] = None
+                np.add.at(buf, flat, values[which])
             fm = buf.reshape(k, f, f)
             try:
                 chol = np.linalg.cholesky(fm[:, : g.e, : g.e])
@@ -277,27 +466,30 @@ class FrontalPlan:
                     "frontal Cholesky: matrix not positive definite"
                 ) from exc
             li = np.asarray(np.linalg.inv(chol), dtype=np.float64)
+            del chol
             l_ue = fm[:, g.e :, : g.e] @ li.transpose(0, 2, 1)
             linv.append(li)
             lue.append(l_ue)
             if g.u == 0:
                 continue
-            update = fm[:, g.e :, g.e :] - l_ue @ l_ue.transpose(0, 2, 1)
-            upd_flat = update.ravel()
+            update = fm[:, g.e :, g.e :]  # the front's own buffer becomes its update matrix
+            update -= l_ue @ l_ue.transpose(0, 2, 1)
+            del update
             il, jl = np.tril_indices(g.u)
-            tri = il * g.u + jl
-            for tg, rows, tf in self._extend_add[gi]:
-                src = (rows[:, None] * (g.u * g.u) + tri[None, :]).ravel()
-                pg = self.groups[tg]
-                size = pg.fronts.size * (pg.e + pg.u) ** 2
-                contrib = np.asarray(
-                    np.bincount(tf, weights=upd_flat[src], minlength=size), dtype=np.float64
-                )
-                target = buffers[tg]
+            tri = (g.e + il) * f + (g.e + jl)  # lower triangle of the update, in the buffer
+            for item in self._extend_add[gi]:
+                pg = self.groups[item[0]]
+                fp2 = (pg.e + pg.u) ** 2
+                target = buffers[item[0]]
                 if target is None:
-                    buffers[tg] = contrib
+                    target = buffers[item[0]] = np.zeros(pg.fronts.size * fp2)
+                src = (item[1][:, None] * (f * f) + tri[None, :]).ravel()
+                if len(item) == 4:  # a template: one slot map shared by fronts `rows`
+                    dst = (item[2][:, None] * fp2 + item[3][None, :]).ravel()
+                    target[dst] += buf[src]  # one front per parent: no index repeats
                 else:
-                    target += contrib
+                    np.add.at(target, item[2], buf[src])
+            del fm, buf
         return FrontalFactor(self, linv, lue)
 
 
@@ -333,10 +525,20 @@ class FrontalFactor:
         sel = plan.order if rows is None else np.asarray(rows)[plan.order]
         if out is None:
             out = np.empty((plan.n, b.shape[1])) if rows is None else np.zeros(b.shape)
+        # every row of `out` is an unknown: gather by the inverse order instead of scattering
+        whole = out.shape[0] == plan.n
+        inv = plan.pos if rows is None else sel
+        if whole and rows is not None:
+            inv = np.empty_like(sel)
+            inv[sel] = np.arange(sel.size)
         with one_blas_thread():
             for c in range(0, b.shape[1], chunk):
                 w = self._solve(np.take(b[:, c : c + chunk], sel, axis=0))
-                out[sel, c : c + chunk] = w
+                if whole:
+                    out[:, c : c + chunk] = np.take(w, inv, axis=0)
+                else:
+                    out[sel, c : c + chunk] = w
+        release_freed_memory(plan.n * b.shape[1])
         return out
 
     def _solve(self, w: FloatArray) -> FloatArray:

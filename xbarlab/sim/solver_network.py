@@ -19,6 +19,7 @@ of the whole array, batch-friendly; needs every segment resistance > 0).
 
 from __future__ import annotations
 
+import mmap
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -31,7 +32,12 @@ from scipy.sparse.csgraph import connected_components
 
 from xbarlab.crossbar import BoolArray, FloatArray, IntArray
 from xbarlab.sim import solver_kernels
-from xbarlab.sim.solver_fronts import FrontalFactor, FrontalPlan, grid_fronts
+from xbarlab.sim.solver_fronts import (
+    FrontalFactor,
+    FrontalPlan,
+    grid_fronts,
+    release_freed_memory,
+)
 
 
 class CircuitError(ValueError):
@@ -245,13 +251,30 @@ def nested_dissection(m: int, n: int) -> IntArray:
     return order
 
 
-_PLANS: OrderedDict[tuple[tuple[int, int], bytes], FrontalPlan] = OrderedDict()
+_PLANS: OrderedDict[tuple[tuple[int, int], bytes, bool], FrontalPlan] = OrderedDict()
 _PLANS_KEPT = 8
+#: symbolic analysis of arrays without fixed nodes from the grid's templates
+#: (`FrontalPlan.for_grid`); False: the general per-front analysis (benchmarks compare them)
+USE_GRID_TEMPLATES = True
 
 
 def forget_symbolic_analyses() -> None:
     """Drop the shared symbolic analyses (benchmarks time building them)."""
     _PLANS.clear()
+
+
+def _scattered_zeros(shape: tuple[int, int]) -> FloatArray:
+    """Zeros for an array of which only a few scattered rows are written (pad injections).
+    Large ones come from an anonymous memory map: numpy asks for transparent huge pages on
+    its own large arrays, so a row written every 256 KiB would make the whole array
+    resident; here it costs one 4 KiB page."""
+    nbytes = shape[0] * shape[1] * 8
+    private = getattr(mmap, "MAP_PRIVATE", None)  # not on Windows
+    if nbytes < (1 << 24) or private is None:
+        return np.zeros(shape)
+    # private: pages never written stay the shared zero page when read
+    buf = mmap.mmap(-1, nbytes, flags=private | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(buf, dtype=np.float64).reshape(shape)
 
 
 def _branch_entries(
@@ -305,11 +328,16 @@ class DirectEngine:
         if merged:
             free_order = np.flatnonzero(~fixed)
             self._permc = "MMD_AT_PLUS_A"
+        elif not fixed.any() and USE_GRID_TEMPLATES:  # all nodes unknown: templates order them
+            free_order = np.arange(nnode, dtype=np.int64)
+            self._permc = "NATURAL"
         else:
             nd = nested_dissection(m, n)
             free_order = nd[~fixed[nd]]
             self._permc = "NATURAL"
         self.free = free_order
+        #: unknowns are the nodes in node order (the template analysis)
+        self._identity = bool(free_order.size == nnode and (free_order == np.arange(nnode)).all())
         self.pos = np.full(nnode, -1, dtype=np.int64)
         self.pos[free_order] = np.arange(len(free_order))
         self._k_wire = self._assemble_wire()
@@ -317,6 +345,7 @@ class DirectEngine:
         self._lu: spla.SuperLU | FrontalFactor | None = None
         self._k_fd: sp.csr_matrix = sp.csr_matrix((self.nnode, 0))
         self._plan: FrontalPlan | None = None if merged else self._frontal_plan()
+        release_freed_memory(16 * nnode)  # the analysis' temporaries: not kept for solves
 
     def _coo(self, dg: FloatArray | None) -> tuple[IntArray, IntArray, FloatArray]:
         """Entries (rows, cols, values; duplicates summed) of the node matrix: wires, pads,
@@ -337,15 +366,19 @@ class DirectEngine:
         rows, cols, _ = self._coo(None)
         keep = ~self.fixed[rows] & ~self.fixed[cols]
         self._frontal_keep = keep
-        key = (self.shape, self.fixed.tobytes())
+        grid = not self.fixed.any() and USE_GRID_TEMPLATES
+        key = (self.shape, self.fixed.tobytes(), grid)
         plan = _PLANS.get(key)
-        if plan is None:
+        if plan is None and grid:
+            plan = FrontalPlan.for_grid(m, n, rows[keep], cols[keep])
+            _PLANS[key] = plan
+        elif plan is None:
             site = self.free % (m * n)
             fronts = grid_fronts(site // n, site % n, self.free < m * n)
             plan = FrontalPlan(fronts, self.free.size, self.pos[rows[keep]], self.pos[cols[keep]])
             _PLANS[key] = plan
-            while len(_PLANS) > _PLANS_KEPT:
-                _PLANS.popitem(last=False)
+        while len(_PLANS) > _PLANS_KEPT:
+            _PLANS.popitem(last=False)
         _PLANS.move_to_end(key)
         return plan
 
@@ -423,11 +456,11 @@ class DirectEngine:
         """Node injections from resistive pads and fixed node values, node-major
         (nnode, B) each."""
         bsz = volts.shape[0]
-        inj = np.zeros((self.nnode, bsz))
+        inj = _scattered_zeros((self.nnode, bsz))
         res = self.driven & ~self.fixed_pad
         v = np.where(np.isnan(volts), 0.0, volts)
         np.add.at(inj, self.pad_node[res], (self.pad_y[res] * v[:, res]).T)
-        fixed_v = np.zeros((self.nnode, bsz))
+        fixed_v = _scattered_zeros((self.nnode, bsz))
         fp = np.flatnonzero(self.fixed_pad)
         for p in fp:  # few pads; check shorts between different voltages
             node = self.pad_node[p]
@@ -452,9 +485,12 @@ class DirectEngine:
         if fixed.size:
             r = rhs - k_fd @ fixed_v[fixed]
         # batch-major storage: the tap voltages of every case are then views, not copies
-        v = np.array(fixed_v, order="F", copy=True)
+        if isinstance(lu, FrontalFactor) and self._identity:  # the solve writes every row
+            v = np.empty(fixed_v.shape, order="F")
+        else:
+            v = np.array(fixed_v, order="F", copy=True)
         if isinstance(lu, FrontalFactor):
-            lu.solve(np.ascontiguousarray(r), rows=self.free, out=v)
+            lu.solve(np.ascontiguousarray(r), rows=None if self._identity else self.free, out=v)
             return v
         rf = np.ascontiguousarray(r[self.free].T)
         for b in range(rf.shape[0]):  # SuperLU's multi-RHS solve is slower than a loop
@@ -473,12 +509,38 @@ class DirectEngine:
             np.ascontiguousarray(v[self.dev_c].T).reshape(bsz, m, n),
         )
 
+    def _wire_currents(self, v: FloatArray) -> FloatArray:
+        """Current (nnode, B) leaving every node through the wires and resistive pads. Where
+        taps are nodes and `v` is stored batch-major, by differences along the lines (no
+        sparse product and its copies of `v`), in the same layout as `v`."""
+        m, n = self.shape
+        mn = m * n
+        vt = v.T
+        if not (self.taps_are_nodes and vt.flags.c_contiguous and v.shape[0] == 2 * mn):
+            out: FloatArray = self._k_wire @ v
+            return out
+        bsz = vt.shape[0]
+        res = np.zeros_like(vt)
+        vr, vc = vt[:, :mn].reshape(bsz, m, n), vt[:, mn:].reshape(bsz, m, n)
+        fr, fc = res[:, :mn].reshape(bsz, m, n), res[:, mn:].reshape(bsz, m, n)
+        nr = m * (n - 1)
+        d = self.e_y[:nr].reshape(m, n - 1) * (vr[:, :, :-1] - vr[:, :, 1:])
+        fr[:, :, :-1] += d
+        fr[:, :, 1:] -= d
+        d = self.e_y[nr:].reshape(m - 1, n) * (vc[:, :-1, :] - vc[:, 1:, :])
+        fc[:, :-1, :] += d
+        fc[:, 1:, :] -= d
+        del d
+        on = self.pad_y != 0
+        np.add.at(res.T, self.pad_node[on], self.pad_y[on, None] * v[self.pad_node[on]])
+        return res.T
+
     def kcl(self, v: FloatArray, i_dev: FloatArray, inj: FloatArray) -> FloatArray:
         """Net current (nnode, B) leaving every node: wires, resistive pads and devices
         (`i_dev` (B, M, N), row to column) minus the pad injections `inj`."""
-        out: FloatArray = self._k_wire @ v
-        out -= inj
         mn = self.shape[0] * self.shape[1]
+        out = self._wire_currents(v)
+        out -= inj
         i_nm = i_dev.reshape(i_dev.shape[0], mn).T
         if self.taps_are_nodes:
             out[:mn] += i_nm
