@@ -67,11 +67,13 @@ def simulate_read_map(out: Path, *, seed: int, shape: tuple[int, int] = (8, 8)) 
 
 
 def perturbed_preset(out: Path, factors: dict[str, float], base: str = "tio2-o921c") -> Path:
-    """A copy of preset `base` with `section.key` values multiplied by `factors`."""
+    """A copy of preset `base` with `section.key` (or top-level) values multiplied by
+    `factors`."""
     doc = load_yaml(preset_dir() / f"{base}.yaml")
     for name, f in factors.items():
-        sec, key = name.split(".")
-        doc[sec][key]["value"] = float(doc[sec][key]["value"]) * f
+        *sec, key = name.split(".")
+        holder = doc[sec[0]] if sec else doc
+        holder[key]["value"] = float(holder[key]["value"]) * f
     doc["name"] = out.stem
     out.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     return out

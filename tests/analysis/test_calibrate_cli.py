@@ -70,7 +70,7 @@ def test_two_logs_pool_their_devices(logs: dict[str, Path]) -> None:
 
 
 def test_log_without_write_verify_traces(logs: dict[str, Path], tmp_path: Path) -> None:
-    _bad([str(logs["map"])], tmp_path / "a.yaml", "no write-verify pulse steps")
+    _bad([str(logs["map"])], tmp_path / "a.yaml", "determine no parameter")
 
 
 def test_corrupt_file(logs: dict[str, Path], tmp_path: Path) -> None:

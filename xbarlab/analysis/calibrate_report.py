@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xbarlab.analysis import calibrate_report_more
 from xbarlab.analysis.calibrate import Calibration
 
 
@@ -16,7 +17,8 @@ def plot_calibration(cal: Calibration, out: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n_rows = max(len(cal.rate_fits), 1) + 1
+    n_more = calibrate_report_more.n_rows(cal.more)
+    n_rows = max(len(cal.rate_fits), 1) + 1 + n_more
     fig, axes = plt.subplots(n_rows, 2, figsize=(11, 3.6 * n_rows), squeeze=False)
     for i, fit in enumerate(cal.rate_fits):
         pol = "SET" if fit.setting else "RESET"
@@ -46,6 +48,7 @@ def plot_calibration(cal: Calibration, out: str | Path) -> Path:
     if not cal.rate_fits:
         axes[0, 0].text(0.5, 0.5, "no switching rates fitted", ha="center", transform=axes[0, 0]
                         .transAxes)
+    calibrate_report_more.draw(cal.more, axes[-1 - n_more:-1] if n_more else axes[:0])
     ax = axes[-1, 0]
     nf = cal.noise_fit
     if nf is not None:

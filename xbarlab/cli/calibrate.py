@@ -19,6 +19,8 @@ def _show(value: float, unit: str, digits: int = 4) -> str:
     """A value with its unit as a person reads it (SI prefixes, Ω)."""
     if unit in ("V", "S"):
         return si(value, unit)
+    if unit == "ohm":
+        return si(value, "Ω")
     unit = unit.replace("ohm", "Ω")
     return f"{value:.{digits}g}" + ("" if unit == "1" else f" {unit}")
 
@@ -36,8 +38,9 @@ def register(app: typer.Typer) -> None:
             None),
         overwrite: Annotated[bool, typer.Option(help="replace existing output files")] = False,
     ) -> None:
-        """Fit switching rates, read noise, device spread and stuck fractions from the logs'
-        write-verify traces; write a preset usable with `--device FILE.yaml`."""
+        """Fit switching rates, read noise, device spread and stuck fractions (write-verify
+        traces), read I-V nonlinearity (I-V sweeps), R_on/R_off (cycling into saturation) and
+        drift (retention runs); write a preset usable with `--device FILE.yaml`."""
         from xbarlab.analysis.calibrate import (
             CalibrationInputError,
             write_preset,
@@ -53,10 +56,8 @@ def register(app: typer.Typer) -> None:
             raise fail(str(exc).splitlines()[0]) from None
         if not cal.estimates:
             raise fail("the logs determine no parameter (no write-verify pulse steps, no read "
-                       "pairs, no stuck cells): nothing written")
-        if not cal.rate_fits:
-            raise fail("the logs hold no write-verify pulse steps (read, pulse, read of a "
-                       "cell): switching rates cannot be fitted; nothing written")
+                       "pairs, no stuck cells, no I-V sweep, no saturating cycling, no retention "
+                       "run): nothing written")
         write_preset(cal, out)
         table = Table("parameter", "value", "std error", "points")
         for e in cal.estimates:
