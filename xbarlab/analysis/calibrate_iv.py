@@ -1,7 +1,9 @@
 """Read I-V nonlinearity (``iv.b`` of the sinh law I = a sinh(b V) / R) from I-V sweep logs.
 
-A staircase I-V sweep (curve tracer with ``read_at: both``, or any pulse whose current was
-measured with a read of the same cell right before it) gives, per step, the column current
+A staircase I-V sweep (the steps xbarlab's I-V protocols tag ``iv_step``: curve tracer with
+``read_at: both``, with a read of the same cell right before each step; write-verify pulses
+are not sweeps, their ramps start at the switching amplitudes) gives, per step, the column
+current
 during the step and the cell's state just before it (the read, at v_read with the grounded
 read scheme: the selected cell only). The model of that current, with nothing but ``b``
 unknown per step:
@@ -37,6 +39,7 @@ from xbarlab.analysis.calibrate_data import FloatArray, LogData
 
 MIN_IV_STEPS = 20
 MIN_LEG_STEPS = 3
+IV_TAG = "iv_step"  # the step tag of I-V sweep pulses (protocols/curve_tracer.py, iv_sweep.py)
 MAX_STATE_CHANGE = 0.01  # relative change of the read across a step that is still "one state"
 _UNSELECTED = {"v/2": 0.5, "v/3": 1.0 / 3.0, "grounded": 0.0}  # row potential / V
 
@@ -68,11 +71,13 @@ def iv_steps(d: LogData) -> dict[str, Any]:
     g = m["conductance"].to_numpy(np.float64)
     scheme = m["scheme"].to_numpy()
     comp = m["compliance"].to_numpy(bool)
+    tag = m["step"].to_numpy()
     vs, cs, gs, fs, sw = [], [], [], [], []
     sweep, last_cell, last_v, last_rising = -1, -1, 0.0, True
     n = len(m)
     for i in range(1, n):
-        if kind[i] != "pulse" or not np.isfinite(cur[i]) or v[i] == 0 or comp[i]:
+        if (kind[i] != "pulse" or tag[i] != IV_TAG or not np.isfinite(cur[i]) or v[i] == 0
+                or comp[i]):
             continue
         f = _UNSELECTED.get(str(scheme[i]))
         if f is None or kind[i - 1] != "read" or cell[i - 1] != cell[i]:
