@@ -63,6 +63,8 @@ def test_determined_parameters_within_10_percent(
 ) -> None:
     truth, cal, _ = case
     fitted = {e.name: e for e in cal.estimates}
+    print(truth.name, {n: f"{fitted[n].value / _truth_value(truth, n) - 1:+.2%}"
+                       for n in DETERMINED if n in fitted})
     for name in DETERMINED:
         true = _truth_value(truth, name)
         e = fitted[name]

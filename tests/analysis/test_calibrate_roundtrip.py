@@ -25,8 +25,9 @@ from scipy import stats
 
 from tests.analysis.simlogs import SimLog, perturbed_preset, simulate_write_verify
 from xbarlab.analysis.calibrate import Calibration, calibrate, stuck_cells, write_preset
-from xbarlab.config import SimConfig
+from xbarlab.config import PatternTarget, SimConfig
 from xbarlab.log.reader import LogReader
+from xbarlab.protocols.patterns import target_map
 from xbarlab.sim.factory import build_sim_crossbar
 from xbarlab.sim.presets import CompactPreset, load_preset, load_preset_file
 from xbarlab.sim.tio2 import read_factor, switching_rate
@@ -116,15 +117,19 @@ def test_written_preset_drives_the_simulator(
     assert xbar.shape == (4, 4)
 
 
-def _per_cell(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Pulses per cell and each cell's last read (S) of a write-verify log."""
+def _per_cell(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pulses per cell, each cell's last read (S) and its final error |G - target| / target
+    of a write-verify log (gradient target, as `simulate_write_verify` programs)."""
     with LogReader(path) as reader:
         m = reader.measurements()
-    cell = m["row"].to_numpy() * 1000 + m["col"].to_numpy()
+        shape = reader.info.shape
+    cell = m["row"].to_numpy() * shape[1] + m["col"].to_numpy()
     pulses = m[m["kind"] == "pulse"].groupby(cell[m["kind"] == "pulse"]).size()
     reads = m[m["kind"] == "read"]
     last = reads.groupby(cell[m["kind"] == "read"])["conductance"].last()
-    return pulses.reindex(last.index, fill_value=0).to_numpy(), last.to_numpy()
+    target = target_map(PatternTarget(pattern="gradient"), (int(shape[0]), int(shape[1])))
+    err = np.abs(last.to_numpy() / target.ravel()[last.index.to_numpy()] - 1)
+    return pulses.reindex(last.index, fill_value=0).to_numpy(), last.to_numpy(), err
 
 
 def test_calibrated_preset_predicts_a_held_out_session(
@@ -144,9 +149,10 @@ def test_calibrated_preset_predicts_a_held_out_session(
     seed = 40 + int(log.path.stat().st_size % 7)  # another seed than the calibration's
     held = simulate_write_verify(tmp_path / "held.h5", truth_device, seed=seed, shape=(16, 16))
     pred = simulate_write_verify(tmp_path / "pred.h5", str(fitted), seed=seed, shape=(16, 16))
-    n_held, g_held = _per_cell(held.path)
-    n_pred, g_pred = _per_cell(pred.path)
+    n_held, g_held, e_held = _per_cell(held.path)
+    n_pred, g_pred, e_pred = _per_cell(pred.path)
     p_n = stats.ks_2samp(n_held, n_pred).pvalue
     p_g = stats.ks_2samp(g_held, g_pred).pvalue
-    print(f"{truth.name}: KS p pulses/cell {p_n:.3g}, final G {p_g:.3g}")
+    p_e = stats.ks_2samp(e_held, e_pred).pvalue
+    print(f"{truth.name}: KS p pulses/cell {p_n:.3g}, final G {p_g:.3g}, final error {p_e:.3g}")
     assert p_n > 0.05, (np.mean(n_held), np.mean(n_pred))

@@ -46,6 +46,7 @@ from xbarlab.analysis.calibrate_relations import (
     MoreFits,
     fit_before_rates,
     fit_drift_estimates,
+    refine_with_disturb,
 )
 from xbarlab.config import load_yaml
 from xbarlab.sim.presets import CompactPreset, PresetError, load_preset, preset_dir
@@ -80,6 +81,9 @@ class RateFit:
     g1: FloatArray
     g1_fit: FloatArray
     n_devices: int
+    device_ids: np.ndarray[Any, np.dtype[np.int64]] = field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64))  # every device fitted
+    offsets_all: FloatArray = field(default_factory=lambda: np.zeros(0))  # their offsets
 
 
 @dataclass
@@ -249,7 +253,8 @@ def fit_rates(p: CompactPreset, logs: list[LogData], setting: bool) -> RateFit |
     return RateFit(setting=setting, t_fitted=t_free, a=float(np.exp(log_a(x))), t=float(x[1]),
                    cov=cov, v_ref=v_ref, rate_ref=float(np.exp(x[0])), cov_ref=cov_ref,
                    offsets=offsets, offsets_var=offsets_var, v_abs=v_abs, g0=g0, g1=g1,
-                   g1_fit=g1_fit, n_devices=nd)
+                   g1_fit=g1_fit, n_devices=nd, device_ids=uniq.astype(np.int64),
+                   offsets_all=np.asarray(x[2:], dtype=np.float64))
 
 
 # --------------------------------------------------------------------------- read noise
@@ -368,6 +373,8 @@ def calibrate(paths: list[str | Path], base: str = "tio2-o921c", name: str = "ca
         if fit.n_devices < 20:
             warnings.append(f"{pol}: only {fit.n_devices} devices; the rate is one of few")
     if fits:
+        refine_with_disturb(p, logs, fits, estimates, warnings, more, base,
+                            _stuck_devices(logs))
         offs = np.concatenate([f.offsets for f in fits])
         t_mean = float(np.mean([f.t for f in fits]))
         if len(offs) >= MIN_D2D_DEVICES:

@@ -8,8 +8,12 @@ fit predicts pulses through, so `fit_before_rates` returns the base preset with 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from xbarlab.analysis.calibrate_data import Estimate, LogData
+from xbarlab.analysis.calibrate_disturb import DisturbFit, disturb_data, fit_disturb
 from xbarlab.analysis.calibrate_iv import MIN_IV_STEPS, IVFit, fit_iv
 from xbarlab.analysis.calibrate_retention import DriftFit, fit_drift
 from xbarlab.analysis.calibrate_window import WindowFit, fit_window
@@ -31,6 +35,7 @@ class MoreFits:
     iv: IVFit | None = None
     window: WindowFit | None = None
     drift: DriftFit | None = None
+    disturb: DisturbFit | None = None
 
 
 def fit_before_rates(p: CompactPreset, logs: list[LogData], base: str,
@@ -96,3 +101,51 @@ def fit_drift_estimates(p: CompactPreset, logs: list[LogData], base: str,
                               "segment(s)"))
     estimates.append(Estimate("retention.d2d_log_std", fit.log_std, fit.log_std_se, n, "1",
                               "robust spread of log per-device drift less estimation noise"))
+
+
+def refine_with_disturb(p: CompactPreset, logs: list[LogData], fits: list[Any],
+                        estimates: list[Estimate], warnings: list[str], more: MoreFits,
+                        base: str, stuck: np.ndarray[Any, Any]) -> None:
+    """Refit each polarity's t (and so a) on the half-select disturb of the write-verify
+    logs' programmed cells (`xbarlab.analysis.calibrate_disturb`); `fits` are the step fits
+    (`calibrate.RateFit`), updated in place with the estimates."""
+    data, offset = [], 0
+    for d in logs:
+        dd = disturb_data(d, offset)
+        offset += d.cell_pulses.size
+        if dd is not None:
+            keep = ~np.isin(dd.device, stuck)  # a stuck cell does not move
+            data.append(type(dd)(device=dd.device[keep], g_done=dd.g_done[keep],
+                                 g_map=dd.g_map[keep], v=dd.v[keep], width=dd.width[keep],
+                                 count=dd.count[keep]))
+    if not data:
+        warnings.append("no read map after programming (write-verify logs hold one): the "
+                        "half-select disturb is not measured and t rests on the steps alone")
+        return
+    by_pol = {("set" if f.setting else "reset"): f for f in fits}
+    offsets = {}
+    for q in ("set", "reset"):
+        arr = np.zeros(offset)
+        if q in by_pol:
+            arr[by_pol[q].device_ids] = by_pol[q].offsets_all
+        offsets[q] = arr
+    ref = {q: (f.v_ref, f.rate_ref) for q, f in by_pol.items()}
+    prior = {q: (f.t, float(np.sqrt(f.cov[1, 1])) if f.t_fitted else 1.0)
+             for q, f in by_pol.items()}
+    fit = fit_disturb(p, data, ref, prior, offsets)
+    if fit is None:
+        return
+    more.disturb = fit
+    for q, f in by_pol.items():
+        t, t_se = fit.t[q], fit.t_se[q]
+        a = f.rate_ref / float(np.expm1(f.v_ref / t))
+        dla_dt = f.v_ref * np.exp(f.v_ref / t) / (t**2 * np.expm1(f.v_ref / t))
+        a_se = a * float(np.sqrt(max(f.cov_ref[0, 0], 0.0) + (dla_dt * t_se) ** 2))
+        f.t, f.a, f.t_fitted = t, a, True
+        n = len(f.g0) + fit.n_cells
+        method = (f"pulse steps ({len(f.g0)}) and half-select disturb of {fit.n_cells} cells "
+                  "(model pulse integration)")
+        estimates[:] = [e for e in estimates if e.name not in (f"{q}.a", f"{q}.t")]
+        estimates.append(Estimate(f"{q}.a", a, a_se, n, "1/(ohm s)", method))
+        estimates.append(Estimate(f"{q}.t", t, t_se, n, "V", method))
+        warnings[:] = [w for w in warnings if not w.startswith(f"{q}: the steps are")]

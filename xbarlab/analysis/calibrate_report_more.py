@@ -1,4 +1,5 @@
-"""Report rows of the relations besides the switching steps: I-V, window plateaus, drift."""
+"""Report rows of the relations besides the switching steps: I-V, window plateaus, drift,
+half-select disturb vs exposure count."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from xbarlab.analysis.calibrate_relations import MoreFits
 
 def n_rows(more: MoreFits) -> int:
     """Rows `draw` fills (one per fitted relation)."""
-    return sum(x is not None for x in (more.iv, more.window, more.drift))
+    return sum(x is not None for x in (more.iv, more.window, more.drift, more.disturb))
 
 
 def draw(more: MoreFits, axes: Any) -> None:
@@ -71,3 +72,39 @@ def draw(more: MoreFits, axes: Any) -> None:
         ax.hist(np.log10(pos), bins=40)
         ax.set_xlabel("log10 per-device drift (1/decade)")
         ax.set_ylabel("devices")
+        row += 1
+    if more.disturb is not None:
+        _disturb_row(more, axes[row])
+
+
+def _binned(x: np.ndarray, y: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
+    mid = 0.5 * (edges[1:] + edges[:-1])
+    med = np.array([np.median(y[idx == b]) if np.any(idx == b) else np.nan
+                    for b in range(len(mid))])
+    return mid, med
+
+
+def _disturb_row(more: MoreFits, axes: Any) -> None:
+    f = more.disturb
+    assert f is not None
+    ax = axes[0]
+    ax.plot(f.count, f.dg_meas * 100, ".", ms=2, alpha=0.3, label="measured (cells)")
+    edges = np.unique(np.quantile(f.count, np.linspace(0, 1, 11)))
+    if len(edges) > 2:
+        for y, style, label in ((f.dg_meas, "k-", "measured, median"),
+                                (f.dg_before, "b:", "model, step fit only"),
+                                (f.dg_fit, "r--", "model, with disturb fit")):
+            mid, med = _binned(f.count, y, edges)
+            ax.plot(mid, med * 100, style, label=label)
+    ts = ", ".join(f"{q}.t = {t * 1e3:.3g} ± {f.t_se[q] * 1e3:.2g} mV" for q, t in f.t.items())
+    ax.set_title(f"half-select disturb ({f.n_cells} cells): {ts}", fontsize=9)
+    ax.set_xlabel("half-select exposures after the cell was programmed")
+    ax.set_ylabel("map read − last verify read (% of G)")
+    lim = np.nanpercentile(np.abs(f.dg_meas * 100), 95) if len(f.dg_meas) else 1.0
+    ax.set_ylim(-1.5 * lim, 1.5 * lim)
+    ax.legend(fontsize=7, markerscale=4)
+    ax = axes[1]
+    ax.hist((f.dg_meas - f.dg_fit) * 100, bins=60, range=(-2 * lim, 2 * lim))
+    ax.set_xlabel("residual, measured − model (% of G)")
+    ax.set_ylabel("cells")
