@@ -94,3 +94,19 @@ def test_missing_file_and_unknown_base(logs: dict[str, Path], tmp_path: Path) ->
     _bad([str(logs["wv"]), "--base", "no-such-preset"], tmp_path / "g.yaml", "--base")
     with pytest.raises(CalibrationInputError):
         calibrate([])
+
+
+def test_check_reruns_a_held_out_session(logs: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "p.yaml"
+    res = runner.invoke(app, ["calibrate", str(logs["wv"]), "--out", str(out), "--check",
+                              str(logs["wv8"]), "--report", str(tmp_path / "r.png")])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert f"prediction of {logs['wv8']}" in text and "final error KS p =" in text
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bad_held_out_logs(logs: dict[str, Path], tmp_path: Path) -> None:
+    _bad([str(logs["wv"]), "--check", str(logs["noise"])], tmp_path / "h.yaml", "--check")
+    _bad([str(logs["wv"]), "--check", str(logs["map"])], tmp_path / "i.yaml",
+         "not a write-verify session")

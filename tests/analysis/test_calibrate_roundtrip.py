@@ -5,14 +5,15 @@ Three truths: the shipped preset and two with the switching parameters perturbed
 cycle-to-cycle jitter and relative noise, device-to-device spread, stuck devices); the
 calibration always starts from the shipped preset (it does not know the truth).
 
-What is reachable, measured here (and asserted): the voltage scale t within 10 % and the rate
-at the median pulse amplitude within 10 % whenever the steps span several amplitudes; the
-prefactor `a` is the rate extrapolated to 0 V (a = s(V)/(exp(V/t) - 1)), so a few % on t
-become tens of % on a: asserted within 3 of its reported standard errors, not within 10 %.
-A polarity whose pulses were all at one amplitude does not determine t: it must be reported
-kept, not fitted. The device-to-device log-rate spread is asserted within 35 % of the truth
-(the per-device bound shift adds spread the model attributes to the rate); the read noise at
-the window's middle within 15 %; exactly the simulator's stuck cells are found.
+What is reachable, measured here (and asserted): the voltage scale t within 10 % (the steps
+and the half-select disturb of the final read map together) and the rate at the median pulse
+amplitude within 10 % whenever the steps span several amplitudes (15 % when they are all at
+one and t comes from the disturb alone); the prefactor `a` is the rate extrapolated to 0 V
+(a = s(V)/(exp(V/t) - 1)), so a few % on t become tens of % on a: asserted within 3 of its
+reported standard errors, not within 10 %. The device-to-device log-rate spread is asserted
+within 35 % of the truth (the per-device bound shift adds spread the model attributes to
+the rate); the read noise at the window's middle within 15 %; exactly the simulator's stuck
+cells are found.
 """
 
 from __future__ import annotations
@@ -65,16 +66,20 @@ def test_switching_rates(case: tuple[CompactPreset, SimLog, Calibration]) -> Non
         pol_name = "set" if fit.setting else "reset"
         pol = getattr(truth, pol_name)
         true_rate = float(switching_rate(pol, np.asarray(fit.v_ref)))
-        if not fit.t_fitted:
-            assert f"{pol_name}.t" not in fitted
-            assert f"{pol_name}.t" in cal.preset["calibration"]["kept"]
-            assert any(w.startswith(f"{pol_name}: the steps are") for w in cal.warnings)
+        t, _ = fitted[f"{pol_name}.t"]
+        a, a_se = fitted[f"{pol_name}.a"]
+        print(f"{truth.name} {pol_name} ({fit.t_source}): t {t / pol.t - 1:+.1%}, "
+              f"rate@{fit.v_ref:.2f} V {fit.rate_ref / true_rate - 1:+.1%}, "
+              f"a {a / pol.a - 1:+.1%} (se {a_se / a:.0%})")
+        assert t == pytest.approx(pol.t, rel=0.10), pol_name
+        assert abs(np.log(a / pol.a)) < 3 * a_se / a, (pol_name, a, pol.a, a_se)
+        if fit.t_source == "disturb":
+            # steps all at one amplitude: t from the disturb alone, the rate there within
+            # 15 % (measured -11 % on the faster-reset truth, seed 4)
+            assert fit.rate_ref == pytest.approx(true_rate, rel=0.15), pol_name
             continue
         assert fit.rate_ref == pytest.approx(true_rate, rel=0.10), pol_name
-        t, _ = fitted[f"{pol_name}.t"]
-        assert t == pytest.approx(pol.t, rel=0.10), pol_name
-        a, a_se = fitted[f"{pol_name}.a"]
-        assert abs(np.log(a / pol.a)) < 3 * a_se / a, (pol_name, a, pol.a, a_se)
+        assert "disturb" in fit.t_source  # a write-verify log holds its read map
     # the shipped preset's ISPP ramps span amplitudes on both polarities
     if truth.name == "tio2-o921c":
         assert all(f.t_fitted for f in cal.rate_fits) and len(cal.rate_fits) == 2

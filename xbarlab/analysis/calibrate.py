@@ -84,6 +84,7 @@ class RateFit:
     device_ids: np.ndarray[Any, np.dtype[np.int64]] = field(
         default_factory=lambda: np.zeros(0, dtype=np.int64))  # every device fitted
     offsets_all: FloatArray = field(default_factory=lambda: np.zeros(0))  # their offsets
+    t_source: str = "steps"  # "steps", "steps+disturb", "disturb" (steps at one amplitude)
 
 
 @dataclass
@@ -335,6 +336,34 @@ def stuck_fractions(p: CompactPreset, logs: list[LogData]) -> tuple[int, int, in
 # --------------------------------------------------------------------------- the whole
 
 
+def _refit_at_disturb_t(p: CompactPreset, logs: list[LogData], fits: list[RateFit],
+                        fixed_t: list[bool], estimates: list[Estimate],
+                        rates: list[dict[str, Any]]) -> None:
+    """A polarity whose steps did not determine t had its rate at v_ref fitted at the base's
+    t; once the disturb has determined t, the steps are refitted at that t (a follows)."""
+    for i, f in enumerate(fits):
+        if f.setting not in fixed_t or not f.t_fitted:
+            continue
+        q = "set" if f.setting else "reset"
+        pol = getattr(p, q).model_copy(update={"t": f.t})
+        new = fit_rates(p.model_copy(update={q: pol}), logs, f.setting)
+        if new is None:
+            continue
+        t_se = next(e.stderr for e in estimates if e.name == f"{q}.t")
+        new.t_fitted, new.t_source = True, "disturb"
+        new.cov[1, 1] = t_se**2
+        fits[i] = new
+        for j, e in enumerate(estimates):
+            if e.name == f"{q}.a":
+                dla_dt = new.v_ref * np.exp(new.v_ref / new.t) / (
+                    new.t**2 * np.expm1(new.v_ref / new.t))
+                se = new.a * _se(new.cov_ref[0, 0] + (dla_dt * t_se) ** 2)
+                estimates[j] = Estimate(e.name, new.a, se, e.n, e.unit, e.method)
+        for r in rates:
+            if r["polarity"] == q:
+                r.update(rate=new.rate_ref, rel_stderr=_se(new.cov_ref[0, 0]), t_from="disturb")
+
+
 def _se(var: float) -> float:
     return float(np.sqrt(var)) if np.isfinite(var) and var >= 0 else float("nan")
 
@@ -373,8 +402,10 @@ def calibrate(paths: list[str | Path], base: str = "tio2-o921c", name: str = "ca
         if fit.n_devices < 20:
             warnings.append(f"{pol}: only {fit.n_devices} devices; the rate is one of few")
     if fits:
+        fixed_t = [f.setting for f in fits if not f.t_fitted]
         refine_with_disturb(p, logs, fits, estimates, warnings, more, base,
                             _stuck_devices(logs))
+        _refit_at_disturb_t(p, logs, fits, fixed_t, estimates, rates)
         offs = np.concatenate([f.offsets for f in fits])
         t_mean = float(np.mean([f.t for f in fits]))
         if len(offs) >= MIN_D2D_DEVICES:

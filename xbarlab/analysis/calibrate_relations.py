@@ -141,6 +141,7 @@ def refine_with_disturb(p: CompactPreset, logs: list[LogData], fits: list[Any],
         a = f.rate_ref / float(np.expm1(f.v_ref / t))
         dla_dt = f.v_ref * np.exp(f.v_ref / t) / (t**2 * np.expm1(f.v_ref / t))
         a_se = a * float(np.sqrt(max(f.cov_ref[0, 0], 0.0) + (dla_dt * t_se) ** 2))
+        f.t_source = "steps+disturb" if f.t_fitted else "disturb"
         f.t, f.a, f.t_fitted = t, a, True
         n = len(f.g0) + fit.n_cells
         method = (f"pulse steps ({len(f.g0)}) and half-select disturb of {fit.n_cells} cells "

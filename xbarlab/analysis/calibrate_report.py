@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from xbarlab.analysis import calibrate_report_more
 from xbarlab.analysis.calibrate import Calibration
+from xbarlab.analysis.calibrate_predict import PredictionCheck, draw_check
 
 
-def plot_calibration(cal: Calibration, out: str | Path) -> Path:
-    """Save the report figure (PNG, SVG or PDF by the suffix of `out`)."""
+def plot_calibration(cal: Calibration, out: str | Path,
+                     checks: Sequence[PredictionCheck] = ()) -> Path:
+    """Save the report figure (PNG, SVG or PDF by the suffix of `out`); `checks` (sessions
+    re-run on the calibrated preset) add a prediction row each."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     n_more = calibrate_report_more.n_rows(cal.more)
-    n_rows = max(len(cal.rate_fits), 1) + 1 + n_more
+    n_rows = max(len(cal.rate_fits), 1) + 1 + n_more + len(checks)
     fig, axes = plt.subplots(n_rows, 2, figsize=(11, 3.6 * n_rows), squeeze=False)
     for i, fit in enumerate(cal.rate_fits):
         pol = "SET" if fit.setting else "RESET"
@@ -48,7 +52,10 @@ def plot_calibration(cal: Calibration, out: str | Path) -> Path:
     if not cal.rate_fits:
         axes[0, 0].text(0.5, 0.5, "no switching rates fitted", ha="center", transform=axes[0, 0]
                         .transAxes)
-    calibrate_report_more.draw(cal.more, axes[-1 - n_more:-1] if n_more else axes[:0])
+    n_rates = max(len(cal.rate_fits), 1)
+    calibrate_report_more.draw(cal.more, axes[n_rates:n_rates + n_more])
+    for i, check in enumerate(checks):
+        draw_check(check, axes[n_rates + n_more + i])
     ax = axes[-1, 0]
     nf = cal.noise_fit
     if nf is not None:
