@@ -140,24 +140,28 @@ def _per_cell(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def test_calibrated_preset_predicts_a_held_out_session(
     case: tuple[CompactPreset, SimLog, Calibration], tmp_path: Path
 ) -> None:
-    """A new session of the same devices (same device draws, another seed than the
-    calibration's), run on the truth and on the calibrated preset: pulses per cell and final
-    conductances are compared (two-sample KS test). Pulses per cell agree (asserted). Final
-    conductances agree for the shipped truth (p ~ 1) but not for the perturbed ones (p ~ 0.01):
-    they carry the later half-select disturb at V/2, where the rate is an extrapolation of
-    the one fitted at the programming amplitudes (printed, not asserted; a disturb fit from
-    exposure counts is what would pin it)."""
+    """New sessions of the same devices (the simulator's device draws are its seed; seeds
+    other than the calibration's), run on the truth and on the calibrated preset: pulses per
+    cell and final errors |G - target| / target at the final read map (after every later
+    cell's half-select disturb) are compared by two-sample KS tests, pooled over three
+    16 x 16 sessions (one session's final errors hinge on where its few stuck cells sit:
+    each pulses its row and column 25 times at the cap)."""
     truth, log, cal = case
     fitted = write_preset(cal, tmp_path / "fitted.yaml")
     truth_device = truth.name if truth.name == "tio2-o921c" else str(log.path.parent /
                                                                         "truth.yaml")
-    seed = 40 + int(log.path.stat().st_size % 7)  # another seed than the calibration's
-    held = simulate_write_verify(tmp_path / "held.h5", truth_device, seed=seed, shape=(16, 16))
-    pred = simulate_write_verify(tmp_path / "pred.h5", str(fitted), seed=seed, shape=(16, 16))
-    n_held, g_held, e_held = _per_cell(held.path)
-    n_pred, g_pred, e_pred = _per_cell(pred.path)
+    held, pred = [], []
+    for seed in (40, 41, 42):  # other seeds than the calibration's (2, 3, 4)
+        h = simulate_write_verify(tmp_path / f"held{seed}.h5", truth_device, seed=seed,
+                                  shape=(16, 16))
+        q = simulate_write_verify(tmp_path / f"pred{seed}.h5", str(fitted), seed=seed,
+                                  shape=(16, 16))
+        held.append(_per_cell(h.path))
+        pred.append(_per_cell(q.path))
+    n_held, e_held = (np.concatenate([x[i] for x in held]) for i in (0, 2))
+    n_pred, e_pred = (np.concatenate([x[i] for x in pred]) for i in (0, 2))
     p_n = stats.ks_2samp(n_held, n_pred).pvalue
-    p_g = stats.ks_2samp(g_held, g_pred).pvalue
     p_e = stats.ks_2samp(e_held, e_pred).pvalue
-    print(f"{truth.name}: KS p pulses/cell {p_n:.3g}, final G {p_g:.3g}, final error {p_e:.3g}")
+    print(f"{truth.name}: KS p pulses/cell {p_n:.3g}, final error {p_e:.3g}")
     assert p_n > 0.05, (np.mean(n_held), np.mean(n_pred))
+    assert p_e > 0.05, (np.median(e_held), np.median(e_pred))
