@@ -66,7 +66,9 @@ def lab_session(out: Path, device: str, seed: int) -> Path:
     )
     from xbarlab.engine import RunEngine
     from xbarlab.log.writer import HDF5Writer
-    from xbarlab.sessions import build_backend, build_plan
+    from xbarlab.protocols.patterns import target_map
+    from xbarlab.protocols.write_verify import write_verify_array
+    from xbarlab.sim.factory import build_sim_crossbar
 
     targets = _targets(seed)
     params = WriteVerifyParams(set_start=1.1, set_max=2.1, reset_start=-1.1, reset_min=-2.4,
@@ -77,11 +79,11 @@ def lab_session(out: Path, device: str, seed: int) -> Path:
         "params": params.model_dump()})
     cfg = SessionConfig(seed=seed, sim=SimConfig(rows=SHAPE[0], cols=SHAPE[1], device=device,
                                                  seed=seed), protocol=proto)
-    backend = build_backend(cfg)
+    backend = build_sim_crossbar(cfg.sim, compliance=cfg.limits.compliance)
+    plan = write_verify_array(target_map(proto.target, backend.shape), proto.params, proto.order)
     with HDF5Writer(out) as writer:
         RunEngine(backend, cfg.limits, [writer]).run(
-            build_plan(cfg, backend.shape), protocol=cfg.protocol.kind,
-            config=cfg.model_dump(mode="json"), seed=seed)
+            plan, protocol=proto.kind, config=cfg.model_dump(mode="json"), seed=seed)
     return out
 
 

@@ -78,10 +78,12 @@ def session_outcomes(path: Path) -> tuple[IntArray, FloatArray, dict[str, Any]]:
 
 def predict_session(preset: str | Path, log: str | Path, seed: int = 1) -> PredictionCheck:
     """Run `log`'s write-verify session on `preset` (seeded) and compare (module docstring)."""
-    from xbarlab.config import SessionConfig, SimConfig
+    from xbarlab.config import SessionConfig, SimConfig, WriteVerifyArrayProtocol
     from xbarlab.engine import RunEngine
     from xbarlab.log.writer import HDF5Writer
-    from xbarlab.sessions import build_backend, build_plan
+    from xbarlab.protocols.patterns import target_map
+    from xbarlab.protocols.write_verify import write_verify_array
+    from xbarlab.sim.factory import build_sim_crossbar
 
     path = Path(log)
     n_meas, e_meas, config = session_outcomes(path)
@@ -94,13 +96,16 @@ def predict_session(preset: str | Path, log: str | Path, seed: int = 1) -> Predi
         rows, cols = int(reader.info.shape[0]), int(reader.info.shape[1])
     sim = SimConfig(rows=rows, cols=cols, device=str(preset), seed=seed, noise=True)
     run = cfg.model_copy(update={"backend": "sim", "sim": sim, "seed": seed, "bench": None})
-    backend = build_backend(run)
+    backend = build_sim_crossbar(sim, compliance=run.limits.compliance)
+    proto = run.protocol
+    assert isinstance(proto, WriteVerifyArrayProtocol)  # session_outcomes checked the kind
+    plan = write_verify_array(target_map(proto.target, backend.shape), proto.params,
+                              proto.order, passes=proto.passes)
     with tempfile.TemporaryDirectory(prefix="xbarlab-predict-") as tmp:
         out = Path(tmp) / "predicted.h5"
         with HDF5Writer(out) as writer:
             RunEngine(backend, run.limits, [writer]).run(
-                build_plan(run, backend.shape), protocol=run.protocol.kind,
-                config=run.model_dump(mode="json"), seed=seed)
+                plan, protocol=proto.kind, config=run.model_dump(mode="json"), seed=seed)
         n_sim, e_sim, _ = session_outcomes(out)
     ok_m, ok_s = np.isfinite(e_meas), np.isfinite(e_sim)
     return PredictionCheck(
