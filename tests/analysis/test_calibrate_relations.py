@@ -100,3 +100,37 @@ def test_v2_sweeps_give_b_with_the_column_current_modelled(tmp_path: Path) -> No
     fit = fit_iv([load_log(log.path)], 1.0)
     assert fit is not None
     assert fit.b == pytest.approx(load_preset("tio2-o921c").iv.b, rel=0.05)
+
+
+@pytest.mark.slow  # a 32 x 32 write-verify session besides the three short logs (~25 s CPU)
+def test_all_logs_together(tmp_path: Path) -> None:
+    """Every kind of log of one perturbed truth calibrated together: the rates are fitted
+    through the fitted I-V law and clip levels, and their t also through the half-select
+    disturb of the write-verify session's read map."""
+    from tests.analysis.simlogs import simulate_write_verify
+    from xbarlab.sim.tio2 import switching_rate
+
+    factors = {**TRUTHS["plus"], "set.a": 1.3, "set.t": 0.8, "reset.a": 0.75, "reset.t": 1.2}
+    device = str(perturbed_preset(tmp_path / "truth.yaml", factors))
+    truth = load_preset(device)
+    assert isinstance(truth, CompactPreset)
+    logs = [simulate_write_verify(tmp_path / "wv.h5", device, seed=21, shape=(32, 32)).path,
+            simulate_iv_sweeps(tmp_path / "iv.h5", device, seed=21).path,
+            simulate_endurance(tmp_path / "end.h5", device, seed=21).path,
+            simulate_retention(tmp_path / "ret.h5", device, seed=21).path]
+    cal = calibrate(logs, base="tio2-o921c", name="fitted")
+    fitted = {e.name: e for e in cal.estimates}
+    errors = {}
+    for name in [*DETERMINED, "set.t", "reset.t"]:
+        errors[name] = fitted[name].value / _truth_value(truth, name) - 1
+    for fit in cal.rate_fits:
+        pol = truth.set if fit.setting else truth.reset
+        true_rate = float(switching_rate(pol, np.asarray(fit.v_ref)))
+        errors[f"rate@{fit.v_ref:.2f}V"] = fit.rate_ref / true_rate - 1
+    a_err = {q: fitted[f"{q}.a"].value / _truth_value(truth, f"{q}.a") - 1
+             for q in ("set", "reset")}
+    print({k: f"{v:+.1%}" for k, v in {**errors, **a_err}.items()})
+    assert all(abs(v) < 0.10 for v in errors.values()), errors
+    for q in ("set", "reset"):
+        e = fitted[f"{q}.a"]
+        assert abs(np.log1p(a_err[q])) < 3 * e.stderr / e.value, (q, e.value, e.stderr)

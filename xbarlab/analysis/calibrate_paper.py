@@ -143,4 +143,5 @@ def paper_check(device: str = "tio2-o921c", sessions: int = 20, seed: int = 0,
 def published_disturb(folder: Path) -> dict[int, tuple[int, float, float]]:
     """k -> (samples, mean, std) of the measured disturb (S), as the reference states them."""
     meas = load_delta_dicts(folder)
-    return {k: (int(v.size), float(v.mean()), float(v.std(ddof=1))) for k, v in meas.items()}
+    return {k: (int(v.size), float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else np.nan)
+            for k, v in meas.items() if v.size}
