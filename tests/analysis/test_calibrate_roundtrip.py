@@ -137,13 +137,14 @@ def _per_cell(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return pulses.reindex(last.index, fill_value=0).to_numpy(), last.to_numpy(), err
 
 
+@pytest.mark.timeout(900)  # four 16 x 16 sessions; minutes on a loaded machine
 def test_calibrated_preset_predicts_a_held_out_session(
     case: tuple[CompactPreset, SimLog, Calibration], tmp_path: Path
 ) -> None:
     """New sessions of the same devices (the simulator's device draws are its seed; seeds
     other than the calibration's), run on the truth and on the calibrated preset: pulses per
     cell and final errors |G - target| / target at the final read map (after every later
-    cell's half-select disturb) are compared by two-sample KS tests, pooled over three
+    cell's half-select disturb) are compared by two-sample KS tests, pooled over two
     16 x 16 sessions (one session's final errors hinge on where its few stuck cells sit:
     each pulses its row and column 25 times at the cap)."""
     truth, log, cal = case
@@ -151,7 +152,7 @@ def test_calibrated_preset_predicts_a_held_out_session(
     truth_device = truth.name if truth.name == "tio2-o921c" else str(log.path.parent /
                                                                         "truth.yaml")
     held, pred = [], []
-    for seed in (40, 41, 42):  # other seeds than the calibration's (2, 3, 4)
+    for seed in (40, 41):  # other seeds than the calibration's (2, 3, 4)
         h = simulate_write_verify(tmp_path / f"held{seed}.h5", truth_device, seed=seed,
                                   shape=(16, 16))
         q = simulate_write_verify(tmp_path / f"pred{seed}.h5", str(fitted), seed=seed,

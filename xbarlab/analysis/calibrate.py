@@ -407,10 +407,15 @@ def calibrate(paths: list[str | Path], base: str = "tio2-o921c", name: str = "ca
                             _stuck_devices(logs))
         _refit_at_disturb_t(p, logs, fits, fixed_t, estimates, rates)
         offs = np.concatenate([f.offsets for f in fits])
+        offs_var = np.concatenate([f.offsets_var for f in fits])
+        # devices whose offset is known to within 0.5 in log (a few saturated I-V or
+        # endurance steps pin nothing and would swamp the noise correction)
+        sharp = np.isfinite(offs_var) & (offs_var < 0.25)
+        offs, offs_var = offs[sharp], offs_var[sharp]
         t_mean = float(np.mean([f.t for f in fits]))
         if len(offs) >= MIN_D2D_DEVICES:
             # spread of the true offsets: observed spread less their estimation noise
-            noise_var = float(np.nanmean(np.concatenate([f.offsets_var for f in fits])))
+            noise_var = float(np.mean(offs_var))
             total_var = max(float(np.var(offs, ddof=1)) - noise_var, 0.0)
             d2d_rate = float(np.sqrt(max(total_var - (p.variability.d2d_v / t_mean) ** 2, 0.0)))
             se = float(np.sqrt(total_var / (2 * (len(offs) - 1))) * np.sqrt(total_var)
