@@ -20,7 +20,14 @@ Each parameter comes from the measurements that determine it:
   whose reads stayed within 2 % over at least `STUCK_MIN_PULSES` pulses, split at the base
   preset's ``stuck.hrs_high``.
 
-Everything else is kept from the base preset and listed as kept in the ``calibration`` block.
+- ``set.t`` / ``reset.t`` again, with the half-select disturb each programmed cell saw before
+  the read map (`calibrate_disturb`, via `calibrate_relations.refine_with_disturb`);
+- ``iv.b``, ``r_on``/``r_off`` and the retention drift from I-V sweeps, cycling into
+  saturation and retention runs (`calibrate_iv`, `calibrate_window`, `calibrate_retention`).
+
+Everything else is kept from the base preset, listed as kept in the ``calibration`` block and
+marked "kept from BASE (why)" in its source; a fit whose standard error exceeds its value is
+dropped as not determined (`_drop_undetermined`), with a warning.
 """
 
 from __future__ import annotations
