@@ -20,7 +20,14 @@ Each parameter comes from the measurements that determine it:
   whose reads stayed within 2 % over at least `STUCK_MIN_PULSES` pulses, split at the base
   preset's ``stuck.hrs_high``.
 
-Everything else is kept from the base preset and listed as kept in the ``calibration`` block.
+- ``set.t`` / ``reset.t`` again, with the half-select disturb each programmed cell saw before
+  the read map (`calibrate_disturb`, via `calibrate_relations.refine_with_disturb`);
+- ``iv.b``, ``r_on``/``r_off`` and the retention drift from I-V sweeps, cycling into
+  saturation and retention runs (`calibrate_iv`, `calibrate_window`, `calibrate_retention`).
+
+Everything else is kept from the base preset, listed as kept in the ``calibration`` block and
+marked "kept from BASE (why)" in its source; a fit whose standard error exceeds its value is
+dropped as not determined (`_drop_undetermined`), with a warning.
 """
 
 from __future__ import annotations
@@ -34,29 +41,32 @@ import numpy as np
 import yaml
 from scipy import optimize, sparse
 
-from xbarlab.analysis.calibrate_data import CalibrationInputError, FloatArray, LogData, load_logs
+from xbarlab.analysis.calibrate_data import (
+    CalibrationInputError,
+    Estimate,
+    FloatArray,
+    LogData,
+    load_logs,
+)
+from xbarlab.analysis.calibrate_relations import (
+    KEPT_REASONS,
+    MoreFits,
+    fit_before_rates,
+    fit_drift_estimates,
+    refine_with_disturb,
+)
 from xbarlab.config import load_yaml
 from xbarlab.sim.presets import CompactPreset, PresetError, load_preset, preset_dir
 from xbarlab.sim.tio2 import integrate_pulse, read_factor, switching_bound
 
 __all__ = ["Calibration", "CalibrationInputError", "Estimate", "calibrate", "write_preset"]
 
+
 MIN_STEPS = 30  # pulse steps per polarity below which rates are not fitted
 MIN_PAIRS = 50  # read pairs below which the read noise is not fitted
 STUCK_MIN_PULSES = 20
+MIN_D2D_DEVICES = 50  # devices with >= 5 steps below which d2d_rate is not fitted
 PRIOR_LOG_STD = 1.0  # weak shrinkage of the per-device log-rate offsets
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """One fitted parameter: value, standard error, points it rests on."""
-
-    name: str  # dotted preset field, e.g. "set.a"
-    value: float
-    stderr: float
-    n: int
-    unit: str
-    method: str
 
 
 @dataclass
@@ -78,6 +88,10 @@ class RateFit:
     g1: FloatArray
     g1_fit: FloatArray
     n_devices: int
+    device_ids: np.ndarray[Any, np.dtype[np.int64]] = field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64))  # every device fitted
+    offsets_all: FloatArray = field(default_factory=lambda: np.zeros(0))  # their offsets
+    t_source: str = "steps"  # "steps", "steps+disturb", "disturb" (steps at one amplitude)
 
 
 @dataclass
@@ -103,6 +117,7 @@ class Calibration:
     rate_fits: list[RateFit] = field(default_factory=list)
     noise_fit: NoiseFit | None = None
     logs: list[LogData] = field(default_factory=list)
+    more: MoreFits = field(default_factory=MoreFits)  # I-V, window, drift fits
 
 
 # --------------------------------------------------------------------------- base preset
@@ -246,7 +261,8 @@ def fit_rates(p: CompactPreset, logs: list[LogData], setting: bool) -> RateFit |
     return RateFit(setting=setting, t_fitted=t_free, a=float(np.exp(log_a(x))), t=float(x[1]),
                    cov=cov, v_ref=v_ref, rate_ref=float(np.exp(x[0])), cov_ref=cov_ref,
                    offsets=offsets, offsets_var=offsets_var, v_abs=v_abs, g0=g0, g1=g1,
-                   g1_fit=g1_fit, n_devices=nd)
+                   g1_fit=g1_fit, n_devices=nd, device_ids=uniq.astype(np.int64),
+                   offsets_all=np.asarray(x[2:], dtype=np.float64))
 
 
 # --------------------------------------------------------------------------- read noise
@@ -310,9 +326,12 @@ def _stuck_devices(logs: list[LogData]) -> np.ndarray[Any, np.dtype[np.int64]]:
 
 
 def stuck_fractions(p: CompactPreset, logs: list[LogData]) -> tuple[int, int, int, int]:
-    """(stuck LRS, stuck HRS, cells that had >= STUCK_MIN_PULSES pulses, all cells)."""
+    """(stuck LRS, stuck HRS, cells that had >= STUCK_MIN_PULSES pulses, all cells) over the
+    logs that pulsed >= 90 % of their cells (whole-array sessions such as write-verify)."""
     lrs = hrs = tried = total = 0
     for d in logs:
+        if np.mean(d.cell_pulses > 0) < 0.9:
+            continue  # not a whole-array session: its unpulsed cells say nothing
         total += d.cell_pulses.size
         tried += int(np.sum(d.cell_pulses >= STUCK_MIN_PULSES))
         stuck = stuck_cells(d)
@@ -322,6 +341,34 @@ def stuck_fractions(p: CompactPreset, logs: list[LogData]) -> tuple[int, int, in
 
 
 # --------------------------------------------------------------------------- the whole
+
+
+def _refit_at_disturb_t(p: CompactPreset, logs: list[LogData], fits: list[RateFit],
+                        fixed_t: list[bool], estimates: list[Estimate],
+                        rates: list[dict[str, Any]]) -> None:
+    """A polarity whose steps did not determine t had its rate at v_ref fitted at the base's
+    t; once the disturb has determined t, the steps are refitted at that t (a follows)."""
+    for i, f in enumerate(fits):
+        if f.setting not in fixed_t or not f.t_fitted:
+            continue
+        q = "set" if f.setting else "reset"
+        pol = getattr(p, q).model_copy(update={"t": f.t})
+        new = fit_rates(p.model_copy(update={q: pol}), logs, f.setting)
+        if new is None:
+            continue
+        t_se = next(e.stderr for e in estimates if e.name == f"{q}.t")
+        new.t_fitted, new.t_source = True, "disturb"
+        new.cov[1, 1] = t_se**2
+        fits[i] = new
+        for j, e in enumerate(estimates):
+            if e.name == f"{q}.a":
+                dla_dt = new.v_ref * np.exp(new.v_ref / new.t) / (
+                    new.t**2 * np.expm1(new.v_ref / new.t))
+                se = new.a * _se(new.cov_ref[0, 0] + (dla_dt * t_se) ** 2)
+                estimates[j] = Estimate(e.name, new.a, se, e.n, e.unit, e.method)
+        for r in rates:
+            if r["polarity"] == q:
+                r.update(rate=new.rate_ref, rel_stderr=_se(new.cov_ref[0, 0]), t_from="disturb")
 
 
 def _se(var: float) -> float:
@@ -335,6 +382,9 @@ def calibrate(paths: list[str | Path], base: str = "tio2-o921c", name: str = "ca
     logs = load_logs(paths)
     estimates: list[Estimate] = []
     warnings: list[str] = []
+    more = MoreFits()
+    # the I-V law and the clip levels first: the rates are fitted through them
+    p = fit_before_rates(p, logs, base, estimates, warnings, more)
     fits: list[RateFit] = []
     rates: list[dict[str, Any]] = []
     for setting, pol in ((True, "set"), (False, "reset")):
@@ -359,11 +409,20 @@ def calibrate(paths: list[str | Path], base: str = "tio2-o921c", name: str = "ca
         if fit.n_devices < 20:
             warnings.append(f"{pol}: only {fit.n_devices} devices; the rate is one of few")
     if fits:
+        fixed_t = [f.setting for f in fits if not f.t_fitted]
+        refine_with_disturb(p, logs, fits, estimates, warnings, more, base,
+                            _stuck_devices(logs))
+        _refit_at_disturb_t(p, logs, fits, fixed_t, estimates, rates)
         offs = np.concatenate([f.offsets for f in fits])
+        offs_var = np.concatenate([f.offsets_var for f in fits])
+        # devices whose offset is known to within 0.5 in log (a few saturated I-V or
+        # endurance steps pin nothing and would swamp the noise correction)
+        sharp = np.isfinite(offs_var) & (offs_var < 0.25)
+        offs, offs_var = offs[sharp], offs_var[sharp]
         t_mean = float(np.mean([f.t for f in fits]))
-        if len(offs) >= 20:
+        if len(offs) >= MIN_D2D_DEVICES:
             # spread of the true offsets: observed spread less their estimation noise
-            noise_var = float(np.nanmean(np.concatenate([f.offsets_var for f in fits])))
+            noise_var = float(np.mean(offs_var))
             total_var = max(float(np.var(offs, ddof=1)) - noise_var, 0.0)
             d2d_rate = float(np.sqrt(max(total_var - (p.variability.d2d_v / t_mean) ** 2, 0.0)))
             se = float(np.sqrt(total_var / (2 * (len(offs) - 1))) * np.sqrt(total_var)
@@ -371,7 +430,8 @@ def calibrate(paths: list[str | Path], base: str = "tio2-o921c", name: str = "ca
             estimates.append(Estimate("variability.d2d_rate", d2d_rate, se, len(offs), "1",
                                       "spread of per-device log-rate offsets less d2d_v/t"))
         else:
-            warnings.append("fewer than 20 devices with 5 pulse steps: d2d_rate kept")
+            warnings.append(f"fewer than {MIN_D2D_DEVICES} devices with 5 pulse steps: "
+                            "d2d_rate kept")
     noise = fit_read_noise(p, logs)
     if noise is None:
         warnings.append(f"fewer than {MIN_PAIRS} pulse-free read pairs: read_noise kept "
@@ -396,6 +456,8 @@ def calibrate(paths: list[str | Path], base: str = "tio2-o921c", name: str = "ca
                             "counts (relative error ~ 1/sqrt(count))")
     else:
         warnings.append(f"no cell had {STUCK_MIN_PULSES} pulses: stuck rates kept")
+    fit_drift_estimates(p, logs, base, estimates, warnings, more)
+    estimates = _drop_undetermined(estimates, warnings, base)
     doc = _preset_doc(raw, name, base, estimates, logs, warnings)
     doc["calibration"]["rate_at_median_amplitude"] = rates
     try:
@@ -404,15 +466,46 @@ def calibrate(paths: list[str | Path], base: str = "tio2-o921c", name: str = "ca
         raise CalibrationInputError(f"the fitted preset is not valid: {exc}") from None
     kept = doc["calibration"]["kept"]
     return Calibration(base=base, preset=doc, estimates=estimates, kept=kept, warnings=warnings,
-                       rate_fits=fits, noise_fit=noise, logs=logs)
+                       rate_fits=fits, noise_fit=noise, logs=logs, more=more)
+
+
+UNDETERMINED_REL_SE = 1.0  # a standard error above this fraction of the value: not determined
+_COUPLED = {"set.a": "set.t", "set.t": "set.a", "reset.a": "reset.t", "reset.t": "reset.a"}
+
+
+def _drop_undetermined(estimates: list[Estimate], warnings: list[str], base: str
+                       ) -> list[Estimate]:
+    """Estimates of positive parameters whose standard error exceeds UNDETERMINED_REL_SE of
+    the value are not determined by the logs: dropped (kept from the base) with a warning;
+    a polarity's a and t go together (a is fitted at t)."""
+    bad = {e.name for e in estimates
+           if e.value > 0 and not e.name.startswith(("stuck.", "variability."))
+           and not e.stderr <= UNDETERMINED_REL_SE * e.value}
+    bad |= {_COUPLED[n] for n in bad if n in _COUPLED}
+    for e in estimates:
+        if e.name in bad:
+            warnings.append(f"{e.name}: not determined by the logs (fit {e.value:.4g}, std "
+                            f"error {e.stderr:.3g}); kept from {base}")
+    return [e for e in estimates if e.name not in bad]
 
 
 _FIELDS = {
+    "iv": ["a", "b"], "": ["r_on", "r_off"],
     "set": ["a", "t", "r0", "r1"], "reset": ["a", "t", "r0", "r1"],
     "variability": ["d2d_v", "d2d_rate", "c2c_v", "c2c_rel"],
     "read_noise": ["slope_pct_per_ohm", "intercept_pct"],
     "stuck": ["lrs_rate", "lrs_mean", "lrs_std", "hrs_rate", "hrs_low", "hrs_high"],
+    "retention": ["drift_per_decade", "t0", "d2d_log_std"],
 }
+
+
+def _entry(doc: dict[str, Any], name: str) -> tuple[dict[str, Any], str]:
+    """The mapping holding field `name` ("sec.key" or a top-level key) and the key."""
+    if "." in name:
+        sec, key = name.split(".")
+        doc[sec] = dict(doc[sec])
+        return doc[sec], key
+    return doc, name
 
 
 def _preset_doc(raw: dict[str, Any], name: str, base: str, estimates: list[Estimate],
@@ -423,16 +516,29 @@ def _preset_doc(raw: dict[str, Any], name: str, base: str, estimates: list[Estim
                           "xbarlab calibrate; see `calibration` for what was fitted")
     fitted = {}
     for e in estimates:
-        sec, key = e.name.split(".")
-        entry = dict(doc[sec][key]) if isinstance(doc[sec][key], dict) else {}
-        doc[sec] = dict(doc[sec])
-        doc[sec][key] = {"value": float(e.value), "unit": entry.get("unit", e.unit),
-                         "source": f"calibrated: {e.method}, {e.n} points, "
-                                   f"std error {e.stderr:.3g}"}
+        holder, key = _entry(doc, e.name)
+        entry = dict(holder[key]) if isinstance(holder[key], dict) else {}
+        holder[key] = {"value": float(e.value), "unit": entry.get("unit", e.unit),
+                       "source": f"calibrated: {e.method}, {e.n} points, "
+                                 f"std error {e.stderr:.3g}"}
         fitted[e.name] = {"value": float(e.value), "stderr": float(e.stderr), "n": int(e.n),
                           "method": e.method}
-    kept = [f"{s}.{k}" for s, keys in _FIELDS.items() for k in keys if f"{s}.{k}" not in fitted]
-    kept += ["iv.a", "iv.b", "r_on", "r_off", "v_read", "initial", "window"]
+    kept = []
+    for sec, keys in _FIELDS.items():
+        if sec and doc.get(sec) is None:
+            continue  # the base has no such section
+        for k in keys:
+            name = f"{sec}.{k}" if sec else k
+            if name in fitted:
+                continue
+            kept.append(name)
+            holder, key = _entry(doc, name)
+            if isinstance(holder.get(key), dict):
+                old = dict(holder[key])
+                why = KEPT_REASONS.get(name, "not determined by the logs")
+                old["source"] = f"kept from {base} ({why}): {old.get('source', '')}"
+                holder[key] = old
+    kept += ["v_read", "initial", "window"]
     doc["calibration"] = {
         "base": base,
         "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -5,9 +5,13 @@ order:
 
 - a pulse *step*: a pulse with a read of the same cell right before it and right after it,
   and no other pulse anywhere on the array in between (so no half-select disturb mixes in);
-- a read *pair*: two consecutive reads of the same cell with no pulse anywhere in between
-  (read-to-read differences measure the read noise);
-- a per-cell summary (pulses, total conductance change) for the stuck-device count.
+- a read *pair*: two consecutive reads of the same cell with no pulse anywhere and no wait
+  in between (read-to-read differences measure the read noise; drift over a wait is not
+  noise);
+- a per-cell summary (pulses, total conductance change) for the stuck-device count;
+- the reads and pulses themselves (`LogData.frame`, with the device clock of each row in
+  ``clock``: the last `Wait` the run reported, for retention) for the relations that need
+  more than steps (I-V nonlinearity, saturation levels, drift).
 
 Bad inputs raise `CalibrationInputError` with one line naming the file.
 """
@@ -30,6 +34,18 @@ FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
 class CalibrationInputError(ValueError):
     """A log a calibration cannot use (one line, naming the file)."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One fitted parameter: value, standard error, points it rests on."""
+
+    name: str  # dotted preset field, e.g. "set.a" (top-level fields bare: "r_on")
+    value: float
+    stderr: float
+    n: int
+    unit: str
+    method: str
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,24 @@ class LogData:
     cell_g_range: FloatArray  # (max - min) / median of the cell's reads
     cell_at_cap: np.ndarray[Any, np.dtype[np.bool_]]  # pulsed within 50 mV of the log's largest
     # amplitude of either polarity
+    frame: pd.DataFrame | None = None  # reads and pulses in order (see module docstring)
+
+
+def _device_clock(m: pd.DataFrame, events: pd.DataFrame) -> FloatArray:
+    """Device clock (s) at each measurement: that of the last reported wait before it (0
+    before the first; a bench's waits report its clock too)."""
+    waits = events[(events["kind"].astype(str) == "checkpoint")
+                   & (events["message"].astype(str) == "wait")]
+    clock = np.zeros(len(m))
+    if len(waits):
+        seq_w = waits["seq"].to_numpy(np.int64)
+        val = np.array([float(d.get("clock", np.nan)) if isinstance(d, dict) else np.nan
+                        for d in waits["data"]])
+        order = np.argsort(seq_w)
+        seq_w, val = seq_w[order], val[order]
+        idx = np.searchsorted(seq_w, m["seq"].to_numpy(np.int64), side="right") - 1
+        clock = np.where(idx >= 0, val[np.clip(idx, 0, None)], 0.0)
+    return np.asarray(clock, dtype=np.float64)
 
 
 def _open(path: Path) -> tuple[str, tuple[int, int], float, pd.DataFrame]:
@@ -67,12 +101,17 @@ def _open(path: Path) -> tuple[str, tuple[int, int], float, pd.DataFrame]:
                 raise CalibrationInputError(f"{path}: the log holds no run")
             info = reader.info
             m = reader.measurements()
+            m["clock"] = _device_clock(m, reader.events())
+    except CalibrationInputError:
+        raise
     except LogError as exc:
         raise CalibrationInputError(str(exc).splitlines()[0]) from None
     except OSError as exc:  # not HDF5 at all
         raise CalibrationInputError(f"{path}: not an xbarlab log ({exc})") from None
-    params = info.config.get("protocol", {}).get("params", {}) if info.config else {}
-    v_read = float(params.get("v_read", 0.2)) if isinstance(params, dict) else 0.2
+    except (KeyError, ValueError, TypeError) as exc:  # an HDF5 file of another layout
+        raise CalibrationInputError(f"{path}: not an xbarlab log ({exc})") from None
+    reads = m["kind"].astype(str) == "read"
+    v_read = float(np.median(m.loc[reads, "voltage"])) if reads.any() else 0.2
     return info.run_id, (int(info.shape[0]), int(info.shape[1])), v_read, m
 
 
@@ -91,6 +130,7 @@ def load_log(path: str | Path, device_offset: int = 0) -> LogData:
     g = m["conductance"].to_numpy(np.float64)
     v = m["voltage"].to_numpy(np.float64)
     w = m["width"].to_numpy(np.float64)
+    clock = m["clock"].to_numpy(np.float64)
     dev, vs, ws, g0s, g1s, gas, gbs = [], [], [], [], [], [], []
     n_cells = shape[0] * shape[1]
     pulses = np.zeros(n_cells, dtype=np.int64)
@@ -127,7 +167,7 @@ def load_log(path: str | Path, device_offset: int = 0) -> LogData:
             g0s.append(g[i_prev])
             g1s.append(g[i_next])
         for a, b in pairwise(reads):
-            if last_pulse[b] < a:  # no pulse anywhere between the two reads
+            if last_pulse[b] < a and clock[b] == clock[a]:  # no pulse, no wait between
                 gas.append(g[a])
                 gbs.append(g[b])
     g0a, g1a = np.asarray(g0s, dtype=np.float64), np.asarray(g1s, dtype=np.float64)
@@ -141,6 +181,9 @@ def load_log(path: str | Path, device_offset: int = 0) -> LogData:
         g0=g0a[ok], g1=g1a[ok], ga=gaa[okr], gb=gba[okr],
         cell_pulses=pulses, cell_g_first=g_first, cell_g_last=g_last, cell_g_range=g_range,
         cell_at_cap=at_cap,
+        frame=m[["seq", "clock", "kind", "row", "col", "voltage", "width", "current",
+                 "conductance", "compliance", "scheme", "step"]].assign(
+                     kind=kind, scheme=m["scheme"].astype(str), step=m["step"].astype(str)),
     )
 
 

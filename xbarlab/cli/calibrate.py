@@ -19,6 +19,8 @@ def _show(value: float, unit: str, digits: int = 4) -> str:
     """A value with its unit as a person reads it (SI prefixes, Ω)."""
     if unit in ("V", "S"):
         return si(value, unit)
+    if unit == "ohm":
+        return si(value, "Ω")
     unit = unit.replace("ohm", "Ω")
     return f"{value:.{digits}g}" + ("" if unit == "1" else f" {unit}")
 
@@ -35,9 +37,13 @@ def register(app: typer.Typer) -> None:
         report: Annotated[Path | None, typer.Option(help="report figure (.png/.svg/.pdf)")] = (
             None),
         overwrite: Annotated[bool, typer.Option(help="replace existing output files")] = False,
+        check: Annotated[list[Path] | None, typer.Option(
+            help="a held-out write-verify log: its session is re-run on the calibrated preset "
+                 "and pulses per cell and final errors compared (KS test; repeatable)")] = None,
     ) -> None:
-        """Fit switching rates, read noise, device spread and stuck fractions from the logs'
-        write-verify traces; write a preset usable with `--device FILE.yaml`."""
+        """Fit switching rates, read noise, device spread and stuck fractions (write-verify
+        traces), read I-V nonlinearity (I-V sweeps), R_on/R_off (cycling into saturation) and
+        drift (retention runs); write a preset usable with `--device FILE.yaml`."""
         from xbarlab.analysis.calibrate import (
             CalibrationInputError,
             write_preset,
@@ -53,11 +59,28 @@ def register(app: typer.Typer) -> None:
             raise fail(str(exc).splitlines()[0]) from None
         if not cal.estimates:
             raise fail("the logs determine no parameter (no write-verify pulse steps, no read "
-                       "pairs, no stuck cells): nothing written")
-        if not cal.rate_fits:
-            raise fail("the logs hold no write-verify pulse steps (read, pulse, read of a "
-                       "cell): switching rates cannot be fitted; nothing written")
+                       "pairs, no stuck cells, no I-V sweep, no saturating cycling, no retention "
+                       "run): nothing written")
+        checks = []
+        if check:
+            import tempfile
+
+            from xbarlab.analysis.calibrate_predict import predict_session
+
+            # the held-out sessions run on a scratch copy: a bad one writes nothing
+            with tempfile.TemporaryDirectory(prefix="xbarlab-calibrate-") as tmp:
+                scratch = write_preset(cal, Path(tmp) / out.name)
+                for held in check:
+                    try:
+                        checks.append(predict_session(scratch, held))
+                    except CalibrationInputError as exc:
+                        raise fail(f"--check: {str(exc).splitlines()[0]}") from None
         write_preset(cal, out)
+        for res in checks:
+            console.print(f"prediction of {res.log}: pulses per cell KS p = {res.p_pulses:.3g}, "
+                          f"final error KS p = {res.p_error:.3g} "
+                          f"({'agree' if min(res.p_pulses, res.p_error) > 0.05 else 'differ'} "
+                          "at 5 %)", soft_wrap=True)
         table = Table("parameter", "value", "std error", "points")
         for e in cal.estimates:
             table.add_row(e.name, _show(e.value, e.unit), _show(e.stderr, e.unit, 2), str(e.n))
@@ -68,5 +91,5 @@ def register(app: typer.Typer) -> None:
         if report is not None:
             from xbarlab.analysis.calibrate_report import plot_calibration
 
-            console.print(f"report: {plot_calibration(cal, report)}")
+            console.print(f"report: {plot_calibration(cal, report, checks)}")
         console.print(f"preset: {out} (use it with --device {out})")
