@@ -9,6 +9,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -105,10 +106,17 @@ def register(app: typer.Typer) -> None:
             if cfg.backend == "bench" and cfg.bench is None:
                 raise ConfigError(f"{config}: backend 'bench' needs `bench:` (the bench "
                                   "config file)")
-            model = load_network(net, sizes, None if dataset is None else None, 1, activation)
-            assert isinstance(model, Network)
-            name = dataset or cfg.network.dataset or model.dataset or "moons"
-            evalset = load_dataset(name)
+            hint = dataset or cfg.network.dataset
+            if net.suffix.lower() == ".npz":
+                model = load_network(net, sizes, None, 1, activation)
+                assert isinstance(model, Network)
+                evalset = load_dataset(hint or model.dataset or "moons")
+            else:  # a flat theta's sizes may come from the data set's dimensions
+                evalset = load_dataset(hint or "moons")
+                classes = int(np.max(evalset.y_cal)) + 1
+                model = load_network(net, sizes, evalset.n_inputs,
+                                     1 if classes <= 2 else classes, activation)
+                assert isinstance(model, Network)
             if resume is not None and not resume.is_file():
                 raise ConfigError(f"--resume {resume}: no such log file")
             refuse_unphysical(cfg.as_write_verify_session())

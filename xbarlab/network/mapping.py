@@ -171,11 +171,10 @@ def pack_tiles(tiles: list[Tile], array_shape: tuple[int, int], pack: bool,
     for i, t in enumerate(tiles):
         if i and not pack:
             array, shelf_top, shelf_h, x = array + 1, 0, 0, 0
-        elif i:
-            if x + t.cols > ac or t.rows > ar - shelf_top:  # not in this shelf
-                shelf_top, x, shelf_h = shelf_top + shelf_h, 0, 0
-                if t.rows > ar - shelf_top:
-                    array, shelf_top = array + 1, 0
+        elif i and (x + t.cols > ac or t.rows > ar - shelf_top):  # not in this shelf
+            shelf_top, x, shelf_h = shelf_top + shelf_h, 0, 0
+            if t.rows > ar - shelf_top:
+                array, shelf_top = array + 1, 0
         placed.append(Tile(t.layer, t.r0, t.c0, t.rows, t.cols, array, shelf_top, x))
         x += t.cols
         shelf_h = max(shelf_h, t.rows)

@@ -130,8 +130,9 @@ def load_npz(path: Path) -> Network:
 
 def save_npz(net: Network, path: Path) -> Path:
     """Write `net` in the format `load_npz` reads."""
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, np.ndarray] = {"activation": np.array(net.activation),
+                                     "dataset": np.array(net.dataset)}
     for i, (w, b) in enumerate(net.layers):
         arrays[f"W{i}"], arrays[f"b{i}"] = w, b
-    np.savez(path, activation=np.array(net.activation), dataset=np.array(net.dataset), **arrays)
+    np.savez(path, **arrays)  # type: ignore[arg-type]
     return path

@@ -10,6 +10,7 @@ output counts), and any state dict of dense layers (``<name>.weight`` (out, in) 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ def load_state_dict(path: Path, sizes: Sequence[int] | None = None, n_in: int | 
             if n_in is None:
                 raise ValueError(f"{path}: a flat theta needs the layer sizes (--sizes)")
             sizes = _sizes_for(theta.size, n_in, n_out)
-        expected = sum(b * (a + 1) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        expected = sum(b * (a + 1) for a, b in itertools.pairwise(sizes))
         if expected != theta.size:
             raise ValueError(f"{path}: theta has {theta.size} values, sizes "
                              f"{'-'.join(map(str, sizes))} need {expected}")
