@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ def train(sizes: tuple[int, ...], x: np.ndarray, y: np.ndarray, steps: int = 150
     """Full-batch Adam on cross-entropy: a network good enough to tell programming errors."""
     rng = np.random.default_rng(seed)
     ps = []
-    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+    for a, b in itertools.pairwise(sizes):
         ps += [rng.normal(0, 1 / np.sqrt(a), (b, a)), np.zeros(b)]
     m = [np.zeros_like(p) for p in ps]
     v = [np.zeros_like(p) for p in ps]

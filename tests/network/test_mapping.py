@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -14,7 +16,7 @@ G_MIN, G_MAX = 100e-6, 500e-6
 def _net(sizes: tuple[int, ...], seed: int = 0, positive_bias: bool = False) -> Network:
     rng = np.random.default_rng(seed)
     layers = []
-    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+    for a, b in itertools.pairwise(sizes):
         bias = rng.normal(size=b)
         layers.append((rng.normal(size=(b, a)), np.abs(bias) if positive_bias else bias))
     return Network.of(layers)

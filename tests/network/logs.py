@@ -1,0 +1,34 @@
+"""Reading what a program-network log says (for the tests)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from xbarlab.log.reader import LogReader
+
+
+def checkpoints(path: Path, label: str) -> list[dict[str, Any]]:
+    with LogReader(path) as log:
+        notes = log.annotations()
+    return [d for m, d in zip(notes["message"], notes["data"], strict=True) if m == label]
+
+
+def programmed_cells(path: Path, job: str | None = None) -> list[tuple[int, int]]:
+    """Cells whose write-verify finished (cell_done), in order, of one job or all."""
+    return [(int(d["cell"][0]), int(d["cell"][1])) for d in checkpoints(path, "cell_done")
+            if job is None or d["job"] == job]
+
+
+def pulsed_cells(path: Path) -> Counter[tuple[int, int]]:
+    """Pulses per cell in the log."""
+    with LogReader(path) as log:
+        m = log.measurements()
+    p = m[m["kind"] == "pulse"]
+    return Counter(zip(p["row"].astype(int), p["col"].astype(int), strict=True))
+
+
+def status(path: Path) -> str:
+    with LogReader(path) as log:
+        return log.status
