@@ -54,6 +54,18 @@ def test_bench_with_one_array_refuses_a_network_that_does_not_fit(tmp_path: Path
     assert not (tmp_path / "b.h5").exists()  # refused before the log was opened
 
 
+def test_pulses_the_bench_cannot_make_are_refused_before_any_operation(tmp_path: Path) -> None:
+    from tests.emulators.benches import K2600_707B, bench_config, emulated
+    from xbarlab.config import ConfigError
+
+    net = moons_net(2)  # 2-2-1: 3 x 4 + 3 x 2 devices fit one 8 x 8 array
+    with emulated(bench_config(K2600_707B)) as (_, bench):
+        ncfg = sim_config(8, 8).model_copy(update={"backend": "bench"})
+        with pytest.raises(ConfigError, match="pulse width"):  # 1 us; this bench: >= 100 us
+            run_session(ncfg, net, moons(), tmp_path / "b.h5", backend=bench.crossbar)
+    assert not (tmp_path / "b.h5").exists()
+
+
 @pytest.mark.slow
 def test_emulated_bench_runs_the_same_session(tmp_path: Path) -> None:
     """The 2-8-1 network on a 12 x 12 emulated bench (serial board, instruments over TCP):

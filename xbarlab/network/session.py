@@ -151,6 +151,10 @@ def run_session(cfg: NetworkSessionConfig, net: Network, data: EvalSet, out: Pat
             extra["resumed_from"] = {"run_id": chain[0].run_id, "log": str(resume.resolve()),
                                      "status": chain[0].status,
                                      "chain": [r.run_id for r in chain]}
+        check_fits(cfg, opened)
+        supervisor = getattr(opened, "supervisor", None)
+        if supervisor is not None:
+            supervisor.log_to(out)  # its note goes next to the HDF5 log
         program = NetworkProgram(nmap, n, data, point)
         t0 = time.perf_counter()
         log = cfg.log
@@ -166,6 +170,23 @@ def run_session(cfg: NetworkSessionConfig, net: Network, data: EvalSet, out: Pat
         if opened is not None and backend is None:
             close = getattr(opened, "close", None)
             close() if callable(close) else opened.safe_state()
+
+
+def check_fits(cfg: NetworkSessionConfig, backend: Crossbar) -> None:
+    """Refuse, before the first operation, pulses or biasing the backend cannot produce or
+    the session's (and a bench's own) limits forbid (`ConfigError`, one line each)."""
+    from xbarlab.bench.preflight import capability_of, session_problems
+
+    p = cfg.network.write_verify
+    limits = [("session", cfg.limits)]
+    own = getattr(backend, "limits", None)
+    if cfg.backend == "bench" and own is not None:
+        limits.append(("bench", own))
+    problems = session_problems([p.width], p.pulse_scheme, p.read_scheme,
+                                capability_of(backend), limits)
+    if problems:
+        where = f"bench {cfg.bench}" if cfg.backend == "bench" else "the simulator"
+        raise ConfigError(f"this session cannot run on {where}:\n  " + "\n  ".join(problems))
 
 
 def _restore(backend: Crossbar, last: np.ndarray) -> int:
