@@ -12,9 +12,13 @@ so the fit corrects what the chip computes, not what the conductances alone pred
 layer inputs in the fit are propagated through the model (they start from the chip's).
 
 Gradients are analytic (numpy, no torch); Adam in units of the window span; conductances stay
-in the window [g_min, g_max]. A healthy device is reprogrammed when its re-tuned value lies
-more than the tolerance (relative) from its measured one; the others keep their state (their
-small moves are dropped before the predicted loss is reported).
+in the window [g_min, g_max]. The fit is noise-aware: each step averages the gradient over
+draws of the healthy devices with the relative error the chip's own programming showed
+(the spread of read-back vs target), so the new targets still work when write-verify lands
+within its tolerance and the reprogramming disturbs its neighbours. A healthy device is
+reprogrammed when its re-tuned value lies more than the tolerance (relative) from its
+measured one; the others keep their state (their small moves are dropped before the
+predicted loss is reported).
 """
 
 from __future__ import annotations
@@ -123,8 +127,15 @@ def _accuracy(logits: FloatArray, y: np.ndarray) -> float:
 
 
 def retune(model: ChipModel, g_meas: list[FloatArray], stuck: list[np.ndarray],
-           g_min: float, g_max: float, steps: int, lr: float, tolerance: float) -> Retune:
-    """Re-tune the healthy devices (Adam, `steps`, `lr` in window units) from `g_meas`."""
+           g_min: float, g_max: float, steps: int, lr: float, tolerance: float,
+           noise: float = 0.0, samples: int = 1, seed: int = 0) -> Retune:
+    """Re-tune the healthy devices (Adam, `steps`, `lr` in window units) from `g_meas`.
+
+    With `noise` > 0 every step averages the gradient over `samples` draws of the healthy
+    devices perturbed by a relative Gaussian error of std `noise` (what reprogramming and its
+    disturb will leave): the fit prefers targets that still work when they are not hit
+    exactly, instead of a sharp optimum write-verify cannot reach."""
+    rng = np.random.default_rng(seed)
     span = g_max - g_min
     free = [~s & np.isfinite(g) for s, g in zip(stuck, g_meas, strict=True)]
     g0 = [np.nan_to_num(g, nan=g_min) for g in g_meas]
@@ -136,7 +147,15 @@ def retune(model: ChipModel, g_meas: list[FloatArray], stuck: list[np.ndarray],
     loss0, _, logits0 = model.forward(g0)
     for k in range(1, steps + 1):
         g = [g_min + span * a for a in z]
-        _, grads, _ = model.forward(g)
+        if noise > 0:
+            grads = [np.zeros_like(a) for a in z]
+            for _ in range(samples):
+                jitter = [np.where(f, a * (1 + noise * rng.standard_normal(a.shape)), a)
+                          for f, a in zip(free, g, strict=True)]
+                _, gs, _ = model.forward(jitter)
+                grads = [acc + gr / samples for acc, gr in zip(grads, gs, strict=True)]
+        else:
+            _, grads, _ = model.forward(g)
         for i, gr in enumerate(grads):
             gz = np.where(free[i], gr * span, 0.0)
             m1[i] = b1 * m1[i] + (1 - b1) * gz

@@ -17,6 +17,10 @@ class CompensationSettings(_Strict):
                         "(0: off); stops early when the calibration accuracy stops improving")
     steps: int = Field(200, ge=1, le=20_000, description="gradient steps of each re-tune")
     lr: float = Field(0.01, gt=0, le=1, description="Adam step, in units of the window span")
+    noise: float | None = Field(
+        None, ge=0, lt=1, description="relative programming error the re-tune makes its "
+        "targets robust to; None: measured on the chip (spread of read-back vs target)")
+    samples: int = Field(4, ge=1, le=64, description="noise draws per re-tune step")
     tolerance: float | None = Field(
         None, gt=0, lt=1, description="a device is reprogrammed when its re-tuned target is "
         "this far (relative) from its measured conductance; None: the write-verify tolerance")

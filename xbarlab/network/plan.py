@@ -210,6 +210,15 @@ class NetworkProgram:
         yield Checkpoint("evaluation", ev.as_dict())
         return ev, cal
 
+    def measured_spread(self, g: FloatArray) -> float:
+        """Relative std of the programming error the read-back shows on healthy devices
+        (robust: median |error| / 0.674, as for a normal distribution)."""
+        t = self.out.targets
+        ok = np.isfinite(g) & np.isfinite(t) & ~self.out.stuck
+        if not ok.any():
+            return 0.0
+        return float(np.median(np.abs(g[ok] - t[ok]) / t[ok]) / 0.6745)
+
     # -- the plan -----------------------------------------------------------------------------
     def plan(self) -> Plan:
         out, s = self.out, self.s
@@ -236,11 +245,12 @@ class NetworkProgram:
             stuck_layers = [m.astype(bool) for m in self.nmap.from_bank(
                 out.stuck.astype(np.float64))]
             model = ChipModel.measure(self.nmap, g_layers, cal, self.data.y_cal)
+            noise = comp.noise if comp.noise is not None else self.measured_spread(g)
             rt = retune(model, g_layers, stuck_layers, s.g_min, s.g_max, comp.steps, comp.lr,
-                        tol)
+                        tol, noise, comp.samples, seed=r)
             moved_bank = self.nmap.to_bank([m.astype(np.float64) for m in rt.moved]) == 1.0
             todo = [c for c in cells if moved_bank[c]]
-            yield Checkpoint("retune", {"round": r, "moved": len(todo),
+            yield Checkpoint("retune", {"round": r, "moved": len(todo), "noise": noise,
                                         "predicted_cal_loss": [rt.loss_before, rt.loss_after],
                                         "predicted_cal_acc": [rt.acc_before, rt.acc_after]})
             name = f"compensate/{r}"
