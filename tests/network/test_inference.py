@@ -122,3 +122,32 @@ def test_retune_moves_healthy_devices_around_a_stuck_one() -> None:
     before = np.concatenate([a.ravel() for a in g])[unmoved]
     after = np.concatenate([a.ravel() for a in rt.g_layers])[unmoved]
     np.testing.assert_array_equal(before, after)
+
+
+def test_noise_aware_retune_is_robust_to_the_programming_error() -> None:
+    """Targets re-tuned under the programming spread keep more of their quality when every
+    device ends off by that spread (write-verify lands within its tolerance, reprogramming
+    disturbs the neighbours) than targets fitted exactly."""
+    from tests.network.nets import moons, moons_net
+
+    d = moons()
+    net = moons_net(8)  # steep (weights up to ~25): sensitive to conductance errors
+    nm = map_network(net, (16, 16), G_MIN, G_MAX, x_ref=d.x_cal)
+    rng = np.random.default_rng(7)
+    g = [lm.targets * (1 + 0.08 * rng.standard_normal(lm.targets.shape)) for lm in nm.layers]
+    stuck = [np.zeros(a.shape, dtype=bool) for a in g]
+    x, y = d.x_cal[:200], d.y_cal[:200]
+    model = ChipModel(nm, x, y, [np.zeros((len(x), lm.n_out)) for lm in nm.layers])
+    sharp = retune(model, g, stuck, G_MIN, G_MAX, 150, 0.01, 0.01)
+    robust = retune(model, g, stuck, G_MIN, G_MAX, 150, 0.01, 0.01, noise=0.05, samples=4)
+
+    def expected_loss(rt: Any) -> float:
+        draws = np.random.default_rng(8)
+        losses = []
+        for _ in range(40):
+            hit = [a * (1 + 0.05 * draws.standard_normal(a.shape)) for a in rt.g_layers]
+            losses.append(model.forward(hit)[0])
+        return float(np.mean(losses))
+
+    assert sharp.loss_after < sharp.loss_before and robust.loss_after < robust.loss_before
+    assert expected_loss(robust) < 0.8 * expected_loss(sharp)  # measured: 0.65
