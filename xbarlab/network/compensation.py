@@ -18,7 +18,8 @@ draws of the healthy devices with the relative error the chip's own programming 
 within its tolerance and the reprogramming disturbs its neighbours. A healthy device is
 reprogrammed when its re-tuned value lies more than the tolerance (relative) from its
 measured one; the others keep their state (their small moves are dropped before the
-predicted loss is reported).
+predicted loss is reported). The expected loss after reprogramming (the moved devices landing
+within the measured spread) tells whether a round is worth its pulses.
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ class Retune:
     loss_after: float
     acc_before: float
     acc_after: float
+    loss_expected: float = float("nan")  # mean loss when the moved devices land within noise
 
     @property
     def n_moved(self) -> int:
@@ -167,5 +169,11 @@ def retune(model: ChipModel, g_meas: list[FloatArray], stuck: list[np.ndarray],
              zip(free, tuned, g0, strict=True)]
     final = [np.where(mv, t, g) for mv, t, g in zip(moved, tuned, g0, strict=True)]
     loss1, _, logits1 = model.forward(final)
+    expected = loss1
+    if noise > 0 and any(m.any() for m in moved):
+        draws = [model.forward([np.where(mv, t * (1 + noise * rng.standard_normal(t.shape)), t)
+                                for mv, t in zip(moved, final, strict=True)])[0]
+                 for _ in range(max(8, samples * 4))]
+        expected = float(np.mean(draws))
     return Retune(final, moved, loss0, loss1, _accuracy(logits0, model.y),
-                  _accuracy(logits1, model.y))
+                  _accuracy(logits1, model.y), expected)

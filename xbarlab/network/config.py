@@ -21,6 +21,9 @@ class CompensationSettings(_Strict):
         None, ge=0, lt=1, description="relative programming error the re-tune makes its "
         "targets robust to; None: measured on the chip (spread of read-back vs target)")
     samples: int = Field(4, ge=1, le=64, description="noise draws per re-tune step")
+    min_gain: float = Field(0.1, ge=0, lt=1, description="reprogram only when the expected "
+                            "calibration loss after reprogramming is this much (relative) "
+                            "below the present one")
     tolerance: float | None = Field(
         None, gt=0, lt=1, description="a device is reprogrammed when its re-tuned target is "
         "this far (relative) from its measured conductance; None: the write-verify tolerance")

@@ -12,7 +12,9 @@ Sequence (every step a logged operation or checkpoint):
    accuracy through the chip's MVM on the calibration and test splits and the read-back
    conductances evaluated digitally;
 4. compensation rounds (``network.compensation.rounds``): re-tune against the measured state
-   (`xbarlab.network.compensation`), reprogram only the moved devices as ``job compensate/r``
+   (`xbarlab.network.compensation`); if the expected calibration loss after reprogramming
+   (moved devices landing within the measured programming spread) beats the present one by
+   ``min_gain``, reprogram only the moved devices as ``job compensate/r``
    (a real write-verify on the same chip: its disturb of the neighbours is whatever the
    backend does), read back, evaluate; stop when the calibration accuracy (ties: its loss)
    stops improving.
@@ -182,7 +184,8 @@ class NetworkProgram:
                 "target": o.target, "reason": o.reason})
         cost.seconds = time.perf_counter() - t0
         yield Checkpoint("job_done", {"job": name, "pulses": cost.pulses,
-                                      "programmed": cost.cells - cost.skipped})
+                                      "programmed": cost.cells - cost.skipped,
+                                      "seconds": cost.seconds})
 
     def read_devices(self, tag: str) -> Generator[Message, Any, FloatArray]:
         """Read every device of the network once; returns the bank map (NaN elsewhere)."""
@@ -250,12 +253,15 @@ class NetworkProgram:
                         tol, noise, comp.samples, seed=r)
             moved_bank = self.nmap.to_bank([m.astype(np.float64) for m in rt.moved]) == 1.0
             todo = [c for c in cells if moved_bank[c]]
+            worth = rt.loss_expected < (1 - comp.min_gain) * rt.loss_before
             yield Checkpoint("retune", {"round": r, "moved": len(todo), "noise": noise,
                                         "predicted_cal_loss": [rt.loss_before, rt.loss_after],
-                                        "predicted_cal_acc": [rt.acc_before, rt.acc_after]})
+                                        "expected_cal_loss": rt.loss_expected,
+                                        "predicted_cal_acc": [rt.acc_before, rt.acc_after],
+                                        "reprogram": bool(todo and worth)})
             name = f"compensate/{r}"
-            if not todo and name not in self.resume.started:
-                break
+            if not (todo and worth) and name not in self.resume.started:
+                break  # nothing to move, or no gain expected beyond the programming spread
             new_t = targets.copy()
             tuned = self.nmap.to_bank(rt.g_layers)
             for c in todo:
