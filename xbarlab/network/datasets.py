@@ -3,8 +3,9 @@
 An `EvalSet` has a calibration split (never test data: what chip-in-the-loop compensation
 fits on) and a test split (only scored). Built in: ``moons`` (the paper's half-moons split via
 `xbarlab.nn.data.load_moons`: calibration = training and validation points that are not test
-points). Other sets plug in with `register` (name -> loader) or, without code in xbarlab, as
-``package.module:function`` naming a function that returns an `EvalSet`.
+points). Other sets plug in with `register` (name -> loader) or, without code in
+xbarlab.network, as ``package.module:function`` naming a function that returns an `EvalSet` or
+any object or dict with ``x_cal, y_cal, x_test, y_test`` (see `as_evalset`).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class EvalSet:
                        self.y_test[:max_test], self.name, self.source)
 
 
-Loader = Callable[[], EvalSet]
+Loader = Callable[[], object]  # an EvalSet, or anything `as_evalset` takes
 
 
 def _moons() -> EvalSet:
@@ -70,11 +71,34 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def as_evalset(data: object, name: str) -> EvalSet:
+    """`data` as an `EvalSet`: an EvalSet, or any object or mapping with ``x_cal, y_cal,
+    x_test, y_test`` (and optionally ``name``, ``source``), so that a module below
+    xbarlab.network (xbarlab.nn) can provide a set without importing this one."""
+    if isinstance(data, EvalSet):
+        return data
+
+    def get(key: str, default: object = None) -> object:
+        if isinstance(data, dict):
+            return data.get(key, default)
+        return getattr(data, key, default)
+
+    missing = [k for k in ("x_cal", "y_cal", "x_test", "y_test") if get(k) is None]
+    if missing:
+        raise ValueError(f"data set {name!r}: the loader returned {type(data).__name__} "
+                         f"without {', '.join(missing)}")
+    return EvalSet(np.asarray(get("x_cal"), dtype=np.float64),
+                   np.asarray(get("y_cal")).astype(np.int64),
+                   np.asarray(get("x_test"), dtype=np.float64),
+                   np.asarray(get("y_test")).astype(np.int64),
+                   str(get("name", name)), str(get("source", "")))
+
+
 def load_dataset(name: str) -> EvalSet:
     """The evaluation set `name`: a registered name or ``module:function``; `ValueError` with
     one line when it cannot be found."""
     if name in _REGISTRY:
-        return _REGISTRY[name]()
+        return as_evalset(_REGISTRY[name](), name)
     if ":" in name:
         module, _, func = name.partition(":")
         try:
@@ -82,10 +106,6 @@ def load_dataset(name: str) -> EvalSet:
         except (ImportError, AttributeError) as exc:
             raise ValueError(f"data set {name!r}: cannot load {func} from {module} ({exc})"
                              ) from None
-        data = loader()
-        if not isinstance(data, EvalSet):
-            raise ValueError(f"data set {name!r}: {func} returned {type(data).__name__}, not "
-                             "an xbarlab.network.datasets.EvalSet")
-        return data
+        return as_evalset(loader(), name)
     raise ValueError(f"unknown data set {name!r}; known: {', '.join(names())}, or "
                      "package.module:function returning an EvalSet")
