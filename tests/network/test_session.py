@@ -13,6 +13,7 @@ from tests.network.nets import moons, moons_net, sim_config
 from xbarlab.documents import Document, Event, EventKind, RunStatus
 from xbarlab.network.config import NetworkSessionConfig
 from xbarlab.network.mapping import LayoutError
+from xbarlab.network.model import Network
 from xbarlab.network.plan import NetworkOutcome
 from xbarlab.network.session import run_session
 
@@ -128,6 +129,19 @@ def test_aborted_run_resumes_without_reprogramming_done_devices(tmp_path: Path) 
     assert isinstance(full, NetworkOutcome)
     assert int(o.in_band().sum()) >= int(full.in_band().sum()) - 4
     assert o.evaluations[-1].test_acc >= full.evaluations[-1].test_acc - 0.05
+
+
+def test_resume_refuses_another_network(tmp_path: Path) -> None:
+    from xbarlab.config import ConfigError
+
+    cfg = _tio2(max_cal=40, max_test=40)
+    first = run_session(cfg, moons_net(8), moons(), tmp_path / "a.h5", [_KillAfter(3)])
+    assert first.result.status is RunStatus.ABORTED
+    (w0, b0), layer1 = moons_net(8).layers  # (a scaled copy would map to the same targets)
+    other = Network.of([(-w0, b0), layer1])
+    with pytest.raises(ConfigError, match="another network"):
+        run_session(cfg, other, moons(), tmp_path / "b.h5", resume=tmp_path / "a.h5")
+    assert not (tmp_path / "b.h5").exists()
 
 
 def test_compensation_reprograms_only_moved_devices_and_stops_when_no_better(

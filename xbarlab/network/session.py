@@ -141,6 +141,7 @@ def run_session(cfg: NetworkSessionConfig, net: Network, data: EvalSet, out: Pat
                 raise ConfigError(f"--resume {resume}: that run was on a {chain[0].shape[0]} x "
                                   f"{chain[0].shape[1]} bank, this one is {opened.shape[0]} x "
                                   f"{opened.shape[1]} (same config and network?)")
+            _same_network(resume, point, nmap)
             restored = _restore(opened, last)
             done = sum(len(v) for v in point.done_cells.values())
             resumed = (f"resuming run {chain[0].run_id[:8]} ({chain[0].status}) of {resume}: "
@@ -170,6 +171,19 @@ def run_session(cfg: NetworkSessionConfig, net: Network, data: EvalSet, out: Pat
         if opened is not None and backend is None:
             close = getattr(opened, "close", None)
             close() if callable(close) else opened.safe_state()
+
+
+def _same_network(path: Path, point: ResumePoint, nmap: NetworkMap) -> None:
+    """Refuse to resume a run that programmed other targets (another network or mapping)."""
+    first = point.started.get("program/1")
+    if first is None:
+        return
+    cells, values = first
+    targets = nmap.targets()
+    if cells != nmap.cells or not np.allclose([targets[c] for c in cells], values, rtol=1e-9,
+                                              atol=0.0):
+        raise ConfigError(f"--resume {path}: that run programmed another network or mapping "
+                          "(its devices or targets differ); give the same network and config")
 
 
 def check_fits(cfg: NetworkSessionConfig, backend: Crossbar) -> None:
