@@ -11,11 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
-from tests.network.logs import done_by_job, programmed_cells, pulses_by_job, status
-from tests.network.nets import moons_net
+from tests.network.logs import checkpoints, done_by_job, programmed_cells, pulses_by_job, status
+from tests.network.nets import moons, train
 from xbarlab.log.reader import LogReader
 from xbarlab.network.model import save_npz
 
@@ -85,7 +86,9 @@ def _run_until(args: list[str], log: Path, when: str, sig: int) -> int:
     ("program", signal.SIGTERM, 0)])
 def test_killed_run_resumes_without_reprogramming(tmp_path: Path, when: str, sig: int,
                                                    rounds: int) -> None:
-    net = save_npz(moons_net(8), tmp_path / "net.npz")
+    d = moons()  # a smooth network (~88 %): its accuracy says how well it was programmed, not
+    net = save_npz(train((2, 8, 1), d.x_cal, d.y_cal, steps=300, lr=0.1),  # a noise draw
+                   tmp_path / "net.npz")
     cfg = _config(tmp_path / "s.yaml", rounds)
     a, b, c = tmp_path / "a.h5", tmp_path / "b.h5", tmp_path / "c.h5"
     code = _run_until(_cli(str(net), "--config", str(cfg), "--out", str(a)), a, when, sig)
@@ -109,18 +112,21 @@ def test_killed_run_resumes_without_reprogramming(tmp_path: Path, when: str, sig
                           capture_output=True, text=True, timeout=300, cwd=ROOT, env=_env())
     assert full.returncode in (0, 3), full.stdout
     assert all_cells == set(programmed_cells(c, "program/1"))  # every device, once
-    resumed, uninterrupted = _quality(b), _quality(c)
-    assert resumed[0] >= uninterrupted[0] - 4, (resumed, uninterrupted)  # devices in band
-    assert resumed[1] >= uninterrupted[1] - 0.05, (resumed, uninterrupted)  # test accuracy
+    resumed, uninterrupted = _quality([a, b]), _quality([c])
+    print(f"{when} {sig}: resumed {resumed}, uninterrupted {uninterrupted}")
+    assert resumed[0] <= 1.5 * uninterrupted[0] + 0.01, (resumed, uninterrupted)
+    assert resumed[1] >= uninterrupted[1] - 0.06, (resumed, uninterrupted)
 
 
-def _quality(path: Path) -> tuple[int, float]:
-    """(devices within tolerance at the end, last test accuracy through the MVM)."""
-    with LogReader(path) as log:
-        reason = log.end.reason if log.end is not None else ""
-        notes = log.annotations()
-    evals = [d for m, d in zip(notes["message"], notes["data"], strict=True)
-             if m == "evaluation"]
-    words = reason.split()
-    k = int(words[words.index("all") + 1]) if "all" in words else int(words[0])
-    return k, float(evals[-1]["test_acc"])
+def _quality(chain: list[Path]) -> tuple[float, float]:
+    """(median relative error of the devices at the last read against their last target,
+    last test accuracy through the MVM) of a run and the runs it resumed (oldest first)."""
+    targets: dict[tuple[int, int], float] = {}
+    for path in chain:
+        for job in checkpoints(path, "job"):
+            targets.update({(int(r), int(c)): float(t)
+                            for (r, c), t in zip(job["cells"], job["targets"], strict=True)})
+    with LogReader(chain[-1]) as log:
+        g = log.final_conductances()
+    err = [abs(g[cell] - t) / t for cell, t in targets.items()]
+    return float(np.median(err)), float(checkpoints(chain[-1], "evaluation")[-1]["test_acc"])
