@@ -157,13 +157,13 @@ class NetworkProgram:
             ) -> Generator[Message, Any, None]:
         """Write-verify `cells` to `targets` (bank map) as job `name` (resumable)."""
         r = self.resume
-        if name in r.done_jobs:
-            return
         if name in r.started:  # the old run chose these cells and targets: keep them
             cells, values = r.started[name]
             for c, v in zip(cells, values, strict=True):
                 targets[c] = v
                 self.out.targets[c] = v
+        if name in r.done_jobs:
+            return
         done = r.done_cells.get(name, set())
         cost = JobCost(name, len(cells))
         self.out.jobs.append(cost)
@@ -263,10 +263,11 @@ class NetworkProgram:
             if not (todo and worth) and name not in self.resume.started:
                 break  # nothing to move, or no gain expected beyond the programming spread
             new_t = targets.copy()
-            tuned = self.nmap.to_bank(rt.g_layers)
-            for c in todo:
-                new_t[c] = tuned[c]
-            out.targets[:] = np.where(moved_bank, tuned, out.targets)
+            if name not in self.resume.started:  # else the old run's targets (in `job`)
+                tuned = self.nmap.to_bank(rt.g_layers)
+                for c in todo:
+                    new_t[c] = tuned[c]
+                out.targets[:] = np.where(moved_bank, tuned, out.targets)
             yield from self.job(name, todo, new_t)
             targets = out.targets
             g = yield from self.read_devices(f"read_back/{r}")
