@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.network.logs import checkpoints, programmed_cells, pulsed_cells, status
-from tests.network.nets import moons, moons_net, sim_config
+from tests.network.nets import moons, moons_net, sim_config, train
 from xbarlab.documents import Document, Event, EventKind, RunStatus
 from xbarlab.network.config import NetworkSessionConfig
 from xbarlab.network.mapping import LayoutError
@@ -113,7 +113,8 @@ def _tio2(**network: object) -> NetworkSessionConfig:
 
 def test_aborted_run_resumes_without_reprogramming_done_devices(tmp_path: Path) -> None:
     cfg = _tio2(write_verify={"tolerance": 0.05, "max_pulses": 200}, max_cal=60, max_test=60)
-    net = moons_net(8)
+    d = moons()  # a smooth network: its accuracy tells the programming, not a noise draw
+    net = train((2, 8, 1), d.x_cal, d.y_cal, steps=300, lr=0.1)
     first = run_session(cfg, net, moons(), tmp_path / "a.h5", [_KillAfter(25)])
     assert first.result.status is RunStatus.ABORTED
     done = programmed_cells(tmp_path / "a.h5")
@@ -127,8 +128,13 @@ def test_aborted_run_resumes_without_reprogramming_done_devices(tmp_path: Path) 
     assert isinstance(o, NetworkOutcome)
     full = run_session(cfg, net, moons(), tmp_path / "c.h5").result.value
     assert isinstance(full, NetworkOutcome)
-    assert int(o.in_band().sum()) >= int(full.in_band().sum()) - 4
-    assert o.evaluations[-1].test_acc >= full.evaluations[-1].test_acc - 0.05
+    assert _median_error(o) <= 1.5 * _median_error(full) + 0.01
+    assert o.evaluations[-1].test_acc >= full.evaluations[-1].test_acc - 0.06
+
+
+def _median_error(o: NetworkOutcome) -> float:
+    used = o.used()
+    return float(np.median(np.abs(o.final[used] - o.targets[used]) / o.targets[used]))
 
 
 def test_resume_refuses_another_network(tmp_path: Path) -> None:
