@@ -102,6 +102,7 @@ def _register() -> None:
         device,
         emulate,
         log,
+        program_network,
         reproduce,
         session,
         sweep,
@@ -117,6 +118,7 @@ def _register() -> None:
     sweep.register(app)
     watch.register(app)
     calibrate.register(app)
+    program_network.register(app)
 
 
 _register()
