@@ -10,7 +10,7 @@ import numpy as np
 
 from xbarlab.network.compensation import loss_and_grad
 from xbarlab.network.config import NetworkSessionConfig
-from xbarlab.network.datasets import EvalSet, load_dataset
+from xbarlab.network.datasets import EvalSet
 from xbarlab.network.model import Network, activate, activate_grad
 
 
@@ -45,7 +45,14 @@ def train(sizes: tuple[int, ...], x: np.ndarray, y: np.ndarray, steps: int = 150
 
 @functools.cache
 def moons() -> EvalSet:
-    return load_dataset("moons")
+    """The half-moons set drawn by scikit-learn, not the paper's split: the tests' networks
+    and figures are then the same whether or not the reference folder is on the machine."""
+    from xbarlab.nn.data import load_moons
+
+    d = load_moons(prefer="sklearn")
+    x_cal, y_cal = d.selection_points()
+    return EvalSet(x_cal, y_cal.astype(np.int64), d.x_test, d.y_test.astype(np.int64),
+                   "moons", d.source)
 
 
 @functools.cache
