@@ -136,6 +136,8 @@ class RunEngine:
         self._t0 = time.monotonic()
         self._protocol = ""
         self._safe_failed = ""
+        self._notice_backend: object = None  # the backend `_reports` was answered for
+        self._reports_notices = False
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Add a subscriber; returns a function that removes it."""
@@ -211,14 +213,23 @@ class RunEngine:
             self._safe_failed = f"safe state failed: {exc}"
             self._fault(self._safe_failed)
             return
-        if isinstance(self.backend, ReportsNotices):
+        if self._reports():
             with contextlib.suppress(Exception):
                 self._event(EventKind.SAFE_STATE, "safe_state",
                             message="safe state confirmed by the instruments: outputs off at "
                                     "0 V, relays open")
 
+    def _reports(self) -> bool:
+        """Whether the backend reports notices (a runtime protocol check is slow: asked once
+        per backend, not once per operation)."""
+        backend = self.backend
+        if backend is not self._notice_backend:
+            self._notice_backend = backend
+            self._reports_notices = isinstance(backend, ReportsNotices)
+        return self._reports_notices
+
     def _notices(self) -> None:
-        if not isinstance(self.backend, ReportsNotices):
+        if not self._reports():
             return
         for kind, message in self.backend.drain_notices():
             with contextlib.suppress(Exception):

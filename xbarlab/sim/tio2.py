@@ -64,6 +64,7 @@ from xbarlab.sim import tio2_kernels
 from xbarlab.sim.iv import SinhIV
 from xbarlab.sim.presets import CompactPreset, Polarity
 
+_EMPTY = np.zeros(0)
 WIDTHS_CALIBRATED = (1.0e-6, 1.04e-6)  # s: the lab's write-verify pulses (HAA csv headers)
 WIDTHS_CROSS_CHECKED = (5.0e-8, 2.0e-7)  # s: the group's 50 ns (B1530A_control) and 200 ns
 
@@ -162,6 +163,9 @@ class TiO2Devices:
         self._base_stale = False  # some _r_base differs from _r - _r_vol (after `advance`)
         self._healthy = (self._stuck == 0) & ~self._pristine
         self._n_pristine = int(self._pristine.sum())
+        self._views: tuple[np.ndarray, ...] | None = None
+        self._consts: dict[tuple[float, bool, bool], tuple[FloatArray, FloatArray]] = {}
+        self._scratch = np.empty(self._shape[0] * self._shape[1], dtype=np.int64)
         self._pol = np.array([p.set.t, p.set.r0, p.set.r1, p.reset.t, p.reset.r0, p.reset.r1])
 
     # ------------------------------------------------------------------ aging (time, wear)
@@ -291,6 +295,7 @@ class TiO2Devices:
         """Forget what depends on the state (after a change outside `apply_voltage`)."""
         self._g_cache = None
         self._pending = None
+        self._views = None
         if healthy:
             self._healthy = (self._stuck == 0) & ~self._pristine
             self._n_pristine = int(self._pristine.sum())
@@ -346,14 +351,18 @@ class TiO2Devices:
         if self._n_pristine:
             self._form(v, width)
         flat = v.reshape(-1)
-        idx = np.flatnonzero(flat)
-        if idx.size:  # under voltage and healthy (a NaN voltage acts on nothing)
-            vals = flat[idx]
-            idx = idx[self._healthy.reshape(-1)[idx] & ~np.isnan(vals)]
+        if self.compiled:  # under voltage and healthy (a NaN voltage acts on nothing)
+            buf = self._scratch
+            idx = buf[: tio2_kernels.select(flat, self._healthy.reshape(-1), buf)]
+        else:
+            idx = np.flatnonzero(flat)
+            if idx.size:
+                idx = idx[self._healthy.reshape(-1)[idx] & ~np.isnan(flat[idx])]
         if idx.size == 0 or width == 0:
             if self._base_stale:
                 self._r_base = self._r - self._r_vol
                 self._base_stale = False
+                self._views = None
             self.clock += width
             return
         var = self.params.variability
@@ -399,15 +408,26 @@ class TiO2Devices:
         self._r = np.where(healthy, np.clip(self._r + dr, r_on, r_off), self._r)
         self._after_pulse(r_before, width)
         self._pending = None
+        self._views = None
         self._base_stale = False
 
-    def _flat(self, name: str) -> np.ndarray:
-        """A flat view of state array `name` (made C-contiguous first if needed)."""
-        arr = getattr(self, name)
-        if not arr.flags.c_contiguous or not arr.flags.writeable:
-            arr = np.ascontiguousarray(arr).copy()
-            setattr(self, name, arr)
-        return arr.reshape(-1)  # type: ignore[no-any-return]
+    _KERNEL_STATE = ("_r", "_a_set", "_a_reset", "_dv_set", "_dv_reset", "_wear",
+                     "_cycles_half", "_r_vol", "_r_base", "_t_prog")
+
+    def _kernel_views(self) -> tuple[np.ndarray, ...]:
+        """Flat views of the state arrays the kernel reads and updates in place (kept until
+        one of them is replaced: `_changed`, the numpy path)."""
+        views = self._views
+        if views is None:
+            out = []
+            for name in self._KERNEL_STATE:
+                arr = getattr(self, name)
+                if not arr.flags.c_contiguous or not arr.flags.writeable:
+                    arr = np.array(arr, order="C")
+                    setattr(self, name, arr)
+                out.append(arr.reshape(-1))
+            self._views = views = tuple(out)
+        return views
 
     def _pulse_compiled(self, flat: FloatArray, idx: np.ndarray, width: float,
                         z_jit: FloatArray | None, z_c2c: FloatArray | None) -> None:
@@ -419,31 +439,26 @@ class TiO2Devices:
         if pending is None:
             lo, hi = self.window()
             pending = np.flatnonzero(self._healthy & ((self._r < lo) | (self._r > hi)))
-        if pending.size:
-            every = np.union1d(idx, pending)
-            pos = np.minimum(np.searchsorted(idx, every), idx.size - 1)
-            zpos = np.where(idx[pos] == every, pos, -1)
-        else:
-            every, zpos = idx, np.arange(idx.size)
-        end = p.endurance
-        vol = p.volatility.fraction if p.volatility is not None else 0.0
-        dev = np.array([p.r_on, p.r_off, np.sqrt(p.r_on * p.r_off), end is not None,
-                        end.steepness if end is not None else 1.0, self.wear_acceleration,
-                        vol])
-        noise = np.array([var.c2c_v, var.c2c_rel, z_jit is not None, z_c2c is not None])
-        empty = np.zeros(0)
-        out = np.empty(every.size, dtype=np.int64)
+        key = (self.wear_acceleration, z_jit is not None, z_c2c is not None)
+        consts = self._consts.get(key)
+        if consts is None:
+            end = p.endurance
+            vol = p.volatility.fraction if p.volatility is not None else 0.0
+            consts = (
+                np.array([var.c2c_v, var.c2c_rel, key[1], key[2]]),
+                np.array([p.r_on, p.r_off, np.sqrt(p.r_on * p.r_off), end is not None,
+                          end.steepness if end is not None else 1.0, key[0], vol]),
+            )
+            self._consts[key] = consts
+        out = np.empty(idx.size + pending.size, dtype=np.int64)
         k = tio2_kernels.pulse_devices(
-            every, zpos, flat, self._flat("_r"), self._flat("_a_set"), self._flat("_a_reset"),
-            self._flat("_dv_set"), self._flat("_dv_reset"), self._flat("_wear"),
-            self._flat("_cycles_half"), self._flat("_r_vol"), self._flat("_r_base"),
-            self._flat("_t_prog"), empty if z_jit is None else z_jit,
-            empty if z_c2c is None else z_c2c, self._pol, noise, dev, float(width),
+            idx, pending, flat, *self._kernel_views(), _EMPTY if z_jit is None else z_jit,
+            _EMPTY if z_c2c is None else z_c2c, self._pol, consts[0], consts[1], float(width),
             float(self.clock), out,
         )
-        self._pending = out[:k]
+        self._pending = out[:k].copy()
         if self._base_stale:
-            self._r_base = self._r - self._r_vol
+            np.subtract(self._r, self._r_vol, out=self._r_base)
             self._base_stale = False
         self.clock += width
 
@@ -452,10 +467,19 @@ class TiO2Devices:
         rn = self.params.read_noise
         if not self.noise or (rn.slope_pct_per_ohm == 0 and rn.intercept_pct == 0):
             return currents
+        if type(currents) is np.ndarray and currents.shape == (1,) \
+                and currents.dtype == np.float64:  # one read: the same arithmetic on floats
+            cur = float(currents[0])
+            mag = abs(cur)
+            r_one = self._k_read * self.params.v_read / mag if mag > 0 else np.inf
+            r_one = min(r_one, self.params.r_off) if r_one == r_one else r_one
+            sd = (rn.slope_pct_per_ohm * r_one + rn.intercept_pct) / 100.0
+            return np.array([cur * (1.0 + sd * rng.standard_normal())])
         i = np.asarray(currents, dtype=np.float64)
-        with np.errstate(divide="ignore"):
-            r_app = self._k_read * self.params.v_read / np.abs(i)
-        r_app = np.clip(r_app, 0.0, self.params.r_off)
+        mag = np.abs(i)  # R estimated from |I|; 0 A reads as R_off
+        r_app = np.divide(self._k_read * self.params.v_read, mag, out=np.full_like(mag, np.inf),
+                          where=mag > 0)
+        r_app = np.minimum(r_app, self.params.r_off)
         std = (rn.slope_pct_per_ohm * r_app + rn.intercept_pct) / 100.0
         return np.asarray(i * (1.0 + std * rng.standard_normal(i.shape)), dtype=np.float64)
 

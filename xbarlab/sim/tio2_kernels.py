@@ -26,34 +26,59 @@ def _window(wear: float, cycles_half: float, steep: float, r_on: float, r_off: f
     """(R_on, R_off) of one device after `wear` (see `TiO2Devices.window`)."""
     if not endurance:
         return r_on, r_off
-    x = (wear / 2.0 / cycles_half) ** steep
+    x = wear / 2.0 / cycles_half
+    x = x * x if steep == 2.0 else x**steep  # pow(x, 2) is x * x, correctly rounded
     closed = x / (1.0 + x)
     return r_on + (mid - r_on) * closed, r_off - (r_off - mid) * closed
 
 
-def _pulse_devices(  # type: ignore[no-untyped-def]
-    idx, zpos, v, r, a_set, a_reset, dv_set, dv_reset, wear, cycles_half, r_vol, r_base,
-    t_prog, z_jit, z_c2c, pol, var, dev, width, clock, pending,
-):
-    """Update the devices `idx` (flat) in place; returns how many of them are left outside
-    their window after the update (their flat indices in `pending[:k]`).
+def _select(v, healthy, out):  # type: ignore[no-untyped-def]
+    """Flat indices of the healthy devices under a voltage (v != 0, not NaN) into `out`,
+    in row-major order; returns how many."""
+    k = 0
+    for j in range(v.shape[0]):
+        x = v[j]
+        if x != 0.0 and x == x and healthy[j]:
+            out[k] = j
+            k += 1
+    return k
 
-    `zpos[q]` is the position of device idx[q] in the noise draws (-1: no voltage, only
-    clipped into its window and booked). `pol` = (t, r0, r1) of SET then RESET; `var` =
-    (c2c_v, c2c_rel, use_jitter, use_c2c); `dev` = (r_on, r_off, mid, endurance, steepness,
-    wear_acceleration, volatile_fraction)."""
+
+def _pulse_devices(  # type: ignore[no-untyped-def]
+    idx, pending, v, r, a_set, a_reset, dv_set, dv_reset, wear, cycles_half, r_vol, r_base,
+    t_prog, z_jit, z_c2c, pol, var, dev, width, clock, out,
+):
+    """Update the devices `idx` (flat, ascending: under voltage, noise draw q for idx[q])
+    and the `pending` ones not among them (no voltage: only clipped into their window and
+    booked) in place; returns how many are left outside their window after the update
+    (their flat indices in `out[:k]`).
+
+    `pol` = (t, r0, r1) of SET then RESET; `var` = (c2c_v, c2c_rel, use_jitter, use_c2c);
+    `dev` = (r_on, r_off, mid, endurance, steepness, wear_acceleration, volatile_fraction)."""
     t_s, r0_s, r1_s, t_r, r0_r, r1_r = pol[0], pol[1], pol[2], pol[3], pol[4], pol[5]
     c2c_v, c2c_rel, use_jit, use_c2c = var[0], var[1], var[2] > 0, var[3] > 0
     r_on, r_off, mid, endurance = dev[0], dev[1], dev[2], dev[3] > 0
     steep, wear_acc, vol_frac = dev[4], dev[5], dev[6]
     span = r_off - r_on
-    n_pending = 0
-    for q in range(idx.shape[0]):
-        j = idx[q]
+    n_idx = idx.shape[0]
+    n_out = 0
+    for q in range(n_idx + pending.shape[0]):
+        if q < n_idx:
+            j = idx[q]
+        else:
+            j = pending[q - n_idx]
+            lo_i, hi_i = 0, n_idx  # already updated as a device under voltage?
+            while lo_i < hi_i:
+                mid_i = (lo_i + hi_i) // 2
+                if idx[mid_i] < j:
+                    lo_i = mid_i + 1
+                else:
+                    hi_i = mid_i
+            if lo_i < n_idx and idx[lo_i] == j:
+                continue
         r_old = r[j]
-        p = zpos[q]
         dr = 0.0
-        if p >= 0:
+        if q < n_idx:
             vj = v[j]
             setting = vj > 0
             if setting:
@@ -62,7 +87,7 @@ def _pulse_devices(  # type: ignore[no-untyped-def]
                 a, dv, t, r0, r1 = a_reset[j], dv_reset[j], t_r, r0_r, r1_r
             v_eff = abs(vj) - dv
             if use_jit:
-                v_eff = v_eff - c2c_v * z_jit[p]
+                v_eff = v_eff - c2c_v * z_jit[q]
             if v_eff < 0.0:
                 v_eff = 0.0
             rate = a * math.expm1(v_eff / t)
@@ -72,7 +97,7 @@ def _pulse_devices(  # type: ignore[no-untyped-def]
             if active and rate > 0.0:
                 dr = (bound + u0 / (1.0 + rate * abs(u0) * width)) - r_old
             if use_c2c:
-                f = 1.0 + c2c_rel * z_c2c[p]
+                f = 1.0 + c2c_rel * z_c2c[q]
                 if f < 0.0:
                     f = 0.0
                 dr = dr * f
@@ -85,22 +110,23 @@ def _pulse_devices(  # type: ignore[no-untyped-def]
         r[j] = rn
         d = rn - r_old
         wear[j] += wear_acc * abs(d) / span
-        moved = abs(d) > 1e-3 * r_old
-        if moved:
+        if abs(d) > 1e-3 * r_old:  # moved
             r_vol[j] = r_vol[j] + vol_frac * d
             t_prog[j] = clock
         r_base[j] = rn - r_vol[j]
         lo, hi = _window_c(wear[j], cycles_half[j], steep, r_on, r_off, mid, endurance)
         if rn < lo or rn > hi:
-            pending[n_pending] = j
-            n_pending += 1
-    return n_pending
+            out[n_out] = j
+            n_out += 1
+    return n_out
 
 
 if AVAILABLE:
     _window_c = njit(cache=True, nogil=True)(_window)
     pulse_devices = njit(cache=True, nogil=True)(_pulse_devices)
+    select = njit(cache=True, nogil=True)(_select)
 else:  # pragma: no cover
     _window_c = _window
     pulse_devices = _pulse_devices
+    select = _select
 
