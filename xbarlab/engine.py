@@ -262,8 +262,12 @@ class RunEngine:
     def _execute(self, msg: Message) -> Result:
         backend = self.backend
         if isinstance(msg, Read):
-            with self._streamed(EventKind.READ, msg.tag, msg.scheme.value):
-                r: ReadResult = backend.read(msg.cells, msg.v_read, msg.scheme)
+            r: ReadResult
+            if hasattr(backend, "on_cell"):
+                with self._streamed(EventKind.READ, msg.tag, msg.scheme.value):
+                    r = backend.read(msg.cells, msg.v_read, msg.scheme)
+            else:  # no cell-by-cell hook: nothing to stream (the usual simulator case)
+                r = backend.read(msg.cells, msg.v_read, msg.scheme)
             self._event(
                 EventKind.READ, msg.tag, scheme=msg.scheme.value, cells=r.cells,
                 voltages=np.full(len(r.cells), r.v_read), currents=r.currents,
@@ -308,7 +312,7 @@ class RunEngine:
 
     def _compliance(self, step: str, what: str, cells: np.ndarray) -> None:
         """A compliance event: which cells, during what, at which limit."""
-        listed = [(int(r), int(c)) for r, c in cells]
+        listed = [(int(r), int(c)) for r, c in np.asarray(cells).tolist()]
         shown = ", ".join(map(str, listed[:8])) + (" ..." if len(listed) > 8 else "")
         self._event(EventKind.COMPLIANCE, step,
                     message=f"current compliance ({self.limits.compliance:g} A) reached during "
