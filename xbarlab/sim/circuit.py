@@ -82,14 +82,16 @@ class IdealCircuit:
     only where a device sees a voltage (a device at 0 V carries no current, exactly), when
     the array's law is known elementwise (`SinhIV` or `LinearIV` with scalar parameters)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, compiled: bool = True) -> None:
+        #: compiled single-case kernels (False: the numpy path, the reference)
+        self.compiled = compiled
         self._checked: FloatArray | None = None  # last read-only state found valid
         self._law_of: object = None  # the I-V law object `_law_const` was found for
         self._law_const: tuple[float, float, bool] | None = None
 
     def _law(self, devices: DeviceArray) -> tuple[float, float, bool] | None:
         """The compiled kernels' form of the array's law (None: use `devices.current`)."""
-        if not circuit_kernels.AVAILABLE:
+        if not (circuit_kernels.AVAILABLE and self.compiled):
             return None
         law = getattr(devices, "iv", None)
         if law is not self._law_of or law is None:
