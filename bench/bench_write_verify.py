@@ -168,9 +168,10 @@ def run_case(name: str, args: argparse.Namespace, folder: Path) -> None:
               + (f"; {r['stalled']} given up by the stall rule" if stall else ""))
         if wired:
             target = TARGETS[name]
+            share = 100 * r["converged"] / r["cells"]
             print(f"    whole array: {ops_all:.0f} operations, {cpu_all:.0f} s CPU "
-                  f"(target {target:.0f} s) with converged {100 * r['converged'] / r['cells']:.1f} %"
-                  f"; the references at their cost per operation: "
+                  f"(target {target:.0f} s) with converged {share:.1f} %"
+                  "; the references at their cost per operation: "
                   + ", ".join(f"{ops_all * best[p] * 1e-6:.0f} s {p}" for p in paths[1:]))
         else:
             print(f"    {1e6 * per_op:.1f} us/op CPU with engine and log (target "

@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -231,7 +231,7 @@ class RunEngine:
     def _notices(self) -> None:
         if not self._reports():
             return
-        for kind, message in self.backend.drain_notices():
+        for kind, message in cast(ReportsNotices, self.backend).drain_notices():
             with contextlib.suppress(Exception):
                 self._event(EventKind(kind), "link" if kind == "reconnect" else "notice",
                             message=message)

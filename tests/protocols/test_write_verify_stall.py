@@ -33,7 +33,7 @@ def _params(**kw: object) -> WriteVerifyParams:
 
 def _ramp(p: WriteVerifyParams) -> int:
     """Pulses below the cap before the SET amplitude reaches it."""
-    return int(round((p.set_max - p.set_start) / p.step))
+    return round((p.set_max - p.set_start) / p.step)
 
 
 def test_a_device_at_its_bound_is_given_up_after_stall_pulses_at_the_cap() -> None:

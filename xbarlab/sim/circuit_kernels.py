@@ -11,6 +11,7 @@ numpy's pairwise sums to rounding (tests/sim/test_ideal_fast.py). numba: see `so
 from __future__ import annotations
 
 import math
+from typing import Any
 
 try:
     from numba import njit
@@ -18,6 +19,11 @@ except ImportError:  # pragma: no cover - exercised only on installs without num
     AVAILABLE = False
 else:
     AVAILABLE = True
+
+
+def _compile(func: Any) -> Any:
+    """`func` compiled by numba (cached on disk), or as it is without numba."""
+    return njit(cache=True, nogil=True)(func) if AVAILABLE else func
 
 
 def _ideal_case(row_v, col_v, g, a, b, sinh, v_dev, i_dev, i_rows, i_cols):  # type: ignore[no-untyped-def]
@@ -77,9 +83,5 @@ def _ideal_sense(row_v, col_v, g, a, b, sinh, i_rows, i_cols):  # type: ignore[n
     return True
 
 
-if AVAILABLE:
-    ideal_case = njit(cache=True, nogil=True)(_ideal_case)
-    ideal_sense = njit(cache=True, nogil=True)(_ideal_sense)
-else:  # pragma: no cover
-    ideal_case = _ideal_case
-    ideal_sense = _ideal_sense
+ideal_case = _compile(_ideal_case)
+ideal_sense = _compile(_ideal_sense)

@@ -55,6 +55,7 @@ fitted there to the TiO2 device "O921C"; parameters in data/devices/tio2-o921c.y
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -346,7 +347,7 @@ class TiO2Devices:
         v = np.asarray(v, dtype=np.float64)
         if v.shape != self._shape:
             raise ValueError(f"voltage map has shape {v.shape}, the array is {self._shape}")
-        if not (np.isfinite(width) and width >= 0):
+        if not (math.isfinite(width) and width >= 0):
             raise ValueError(f"pulse width must be finite and >= 0 s, got {width!r}")
         if self._n_pristine:
             self._form(v, width)
@@ -470,9 +471,9 @@ class TiO2Devices:
         if type(currents) is np.ndarray and currents.shape == (1,) \
                 and currents.dtype == np.float64:  # one read: the same arithmetic on floats
             cur = float(currents[0])
-            mag = abs(cur)
-            r_one = self._k_read * self.params.v_read / mag if mag > 0 else np.inf
-            r_one = min(r_one, self.params.r_off) if r_one == r_one else r_one
+            size = abs(cur)
+            r_one = self._k_read * self.params.v_read / size if size > 0 else float("inf")
+            r_one = min(r_one, self.params.r_off)
             sd = (rn.slope_pct_per_ohm * r_one + rn.intercept_pct) / 100.0
             return np.array([cur * (1.0 + sd * rng.standard_normal())])
         i = np.asarray(currents, dtype=np.float64)

@@ -12,6 +12,7 @@ it `AVAILABLE` is False and the numpy path runs.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 try:
     from numba import njit
@@ -19,6 +20,11 @@ except ImportError:  # pragma: no cover - exercised only on installs without num
     AVAILABLE = False
 else:
     AVAILABLE = True
+
+
+def _compile(func: Any) -> Any:
+    """`func` compiled by numba (cached on disk), or as it is without numba."""
+    return njit(cache=True, nogil=True)(func) if AVAILABLE else func
 
 
 def _window(wear: float, cycles_half: float, steep: float, r_on: float, r_off: float,
@@ -88,20 +94,21 @@ def _pulse_devices(  # type: ignore[no-untyped-def]
             v_eff = abs(vj) - dv
             if use_jit:
                 v_eff = v_eff - c2c_v * z_jit[q]
-            if v_eff < 0.0:
-                v_eff = 0.0
-            rate = a * math.expm1(v_eff / t)
-            bound = r0 + r1 * v_eff
-            u0 = r_old - bound
-            active = u0 > 0.0 if setting else u0 < 0.0
-            if active and rate > 0.0:
-                dr = (bound + u0 / (1.0 + rate * abs(u0) * width)) - r_old
-            if use_c2c:
-                f = 1.0 + c2c_rel * z_c2c[q]
-                if f < 0.0:
-                    f = 0.0
-                dr = dr * f
+            if v_eff > 0.0:  # else the rate is a expm1(0) = 0: no change
+                rate = a * math.expm1(v_eff / t)
+                bound = r0 + r1 * v_eff
+                u0 = r_old - bound
+                active = u0 > 0.0 if setting else u0 < 0.0
+                if active and rate > 0.0:
+                    dr = (bound + u0 / (1.0 + rate * abs(u0) * width)) - r_old
+                if use_c2c:
+                    f = 1.0 + c2c_rel * z_c2c[q]
+                    if f < 0.0:
+                        f = 0.0
+                    dr = dr * f
         lo, hi = _window_c(wear[j], cycles_half[j], steep, r_on, r_off, mid, endurance)
+        if dr == 0.0 and lo <= r_old <= hi:
+            continue  # inside its window and unchanged: nothing to clip or book
         rn = r_old + dr
         if rn < lo:
             rn = lo
@@ -121,12 +128,6 @@ def _pulse_devices(  # type: ignore[no-untyped-def]
     return n_out
 
 
-if AVAILABLE:
-    _window_c = njit(cache=True, nogil=True)(_window)
-    pulse_devices = njit(cache=True, nogil=True)(_pulse_devices)
-    select = njit(cache=True, nogil=True)(_select)
-else:  # pragma: no cover
-    _window_c = _window
-    pulse_devices = _pulse_devices
-    select = _select
-
+_window_c = _compile(_window)
+pulse_devices = _compile(_pulse_devices)
+select = _compile(_select)
