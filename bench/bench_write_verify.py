@@ -26,7 +26,7 @@ programs fewer neighbours, so disturb is lighter than in a full session (said in
 cell up once N pulses at the cap moved its read by less than half the band).
 
 Run: .venv/bin/python bench/bench_write_verify.py [--case ideal|wires|wires128|sinh|all]
-     [--sample 192] [--ref-cells 12] [--repeat 2] [--stall 4] [--full]
+     [--sample 192] [--ref-cells 12] [--ref-cells-ideal 256] [--repeat 2] [--stall 4] [--full]
 Times are process CPU seconds (the machine is shared: wall time is printed too); one BLAS
 thread on every side (threadpoolctl).
 """
@@ -145,7 +145,8 @@ def run_case(name: str, args: argparse.Namespace, folder: Path) -> None:
           + (", 1 ohm segments, 10 ohm source and sense" if wired else ""))
     session(size, fidelity, order[:2], "compiled", folder)  # load the compiled kernels
     paths = ["compiled", "start"] + (["numpy"] if wired else [])
-    best = references(size, fidelity, order[: args.ref_cells], paths, args.repeat, folder)
+    n_ref = args.ref_cells if wired else args.ref_cells_ideal
+    best = references(size, fidelity, order[:n_ref], paths, args.repeat, folder)
     if wired and not args.full:
         step = max(1, n_all // args.sample)
         cells = order[::step][: args.sample]
@@ -185,7 +186,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--case", choices=[*CASES, "all"], default="all")
     parser.add_argument("--sample", type=int, default=192, help="cells of a wired session")
     parser.add_argument("--full", action="store_true", help="wired cases on every cell")
-    parser.add_argument("--ref-cells", type=int, default=12, help="cells of the references")
+    parser.add_argument("--ref-cells", type=int, default=12,
+                        help="cells of the references (wired cases)")
+    parser.add_argument("--ref-cells-ideal", type=int, default=256,
+                        help="cells of the references (ideal case; the session's final read "
+                             "map weighs on few cells)")
     parser.add_argument("--repeat", type=int, default=2, help="reference rounds (best of)")
     parser.add_argument("--stall", type=int, default=4,
                         help="also run wired samples with this stall rule (0: not)")
