@@ -31,7 +31,7 @@ def test_single_cases_match_the_numpy_path(kind: str) -> None:
     shape = (7, 5)
     devices = (_tio2(shape, 1) if kind == "sinh"
                else SimpleDevices(shape, SimpleDeviceParams(), np.random.default_rng(1)))
-    fast, ref = IdealCircuit(), IdealCircuit(compiled=False)
+    fast, ref = IdealCircuit(min_cells=0), IdealCircuit(compiled=False)
     rng = np.random.default_rng(3)
     for scheme in BiasScheme:
         if scheme is BiasScheme.FLOATING:
@@ -57,7 +57,7 @@ def test_single_cases_match_the_numpy_path(kind: str) -> None:
 def test_floating_lines_take_the_lumped_solve() -> None:
     devices = _tio2((4, 4), 2)
     row_v, col_v = line_biases((4, 4), (1, 2), 0.8, BiasScheme.FLOATING)
-    a = IdealCircuit().solve(devices, row_v[None], col_v[None])  # type: ignore[arg-type]
+    a = IdealCircuit(min_cells=0).solve(devices, row_v[None], col_v[None])  # type: ignore[arg-type]
     b = IdealCircuit(compiled=False).solve(devices, row_v[None], col_v[None])  # type: ignore[arg-type]
     np.testing.assert_allclose(a.i_cols, b.i_cols, rtol=1e-12)
     assert np.isfinite(a.v_dev).all()
@@ -67,10 +67,22 @@ def _session(compiled: bool) -> tuple[int, ArrayOutcome]:
     xbar = build_sim_crossbar(SimConfig(rows=12, cols=12, seed=4))
     xbar.devices.compiled = compiled  # type: ignore[attr-defined]
     xbar.circuit.compiled = compiled  # type: ignore[attr-defined]
+    xbar.circuit.min_cells = 0  # type: ignore[attr-defined]
     targets = np.random.default_rng(0).uniform(100e-6, 500e-6, (12, 12))
     res = RunEngine(xbar, BenchLimits(), []).run(
         write_verify_array(targets, WriteVerifyParams()), protocol="t")
     return res.n_events, res.value
+
+
+def test_small_arrays_keep_the_numpy_path() -> None:
+    """Below `min_cells` (and 32 x 32 for the devices) no kernel is loaded: a short run on a
+    small array does not pay numba's one-time load."""
+    xbar = build_sim_crossbar(SimConfig(rows=8, cols=8, seed=1))
+    assert xbar.circuit._law(xbar.devices) is None  # type: ignore[attr-defined]
+    assert not xbar.devices.compiled  # type: ignore[attr-defined]
+    big = build_sim_crossbar(SimConfig(rows=32, cols=32, seed=1))
+    assert big.circuit._law(big.devices) is not None  # type: ignore[attr-defined]
+    assert big.devices.compiled  # type: ignore[attr-defined]
 
 
 def test_a_write_verify_session_is_the_same_on_both_paths() -> None:

@@ -82,9 +82,13 @@ class IdealCircuit:
     only where a device sees a voltage (a device at 0 V carries no current, exactly), when
     the array's law is known elementwise (`SinhIV` or `LinearIV` with scalar parameters)."""
 
-    def __init__(self, *, compiled: bool = True) -> None:
+    def __init__(self, *, compiled: bool = True, min_cells: int = 1024) -> None:
         #: compiled single-case kernels (False: the numpy path, the reference)
         self.compiled = compiled
+        #: smallest array (cells) the kernels are used for: loading them costs a process
+        #: about 0.25 s of CPU once (numba's disk cache), and on small arrays the numpy
+        #: path is about as fast (an emulated 8 x 8 bench, a short CLI run)
+        self.min_cells = min_cells
         self._checked: FloatArray | None = None  # last read-only state found valid
         self._law_of: object = None  # the I-V law object `_law_const` was found for
         self._law_const: tuple[float, float, bool] | None = None
@@ -92,6 +96,9 @@ class IdealCircuit:
     def _law(self, devices: DeviceArray) -> tuple[float, float, bool] | None:
         """The compiled kernels' form of the array's law (None: use `devices.current`)."""
         if not (circuit_kernels.AVAILABLE and self.compiled):
+            return None
+        m, n = devices.shape
+        if m * n < self.min_cells:
             return None
         law = getattr(devices, "iv", None)
         if law is not self._law_of or law is None:

@@ -157,8 +157,10 @@ class TiO2Devices:
             raise ValueError(f"wear_acceleration must be >= 1, got {wear_acceleration!r}")
         self.wear_acceleration = float(wear_acceleration)
         self._init_aging(rng.spawn(1)[0], pristine)  # own stream: the draws above stay put
-        #: compiled pulse update of the devices under voltage (False: the numpy path)
-        self.compiled = tio2_kernels.AVAILABLE
+        #: compiled pulse update of the devices under voltage (False: the numpy path); off
+        #: below 32 x 32, where loading the kernel (about 0.25 s of CPU once per process)
+        #: would cost more than it saves
+        self.compiled = tio2_kernels.AVAILABLE and shape[0] * shape[1] >= 1024
         self._g_cache: FloatArray | None = None
         self._pending: np.ndarray | None = None  # healthy devices outside their window
         self._base_stale = False  # some _r_base differs from _r - _r_vol (after `advance`)
