@@ -1,16 +1,36 @@
-"""Write-verify of a whole simulated array through the run engine and the HDF5 log (issue 15):
-the compiled, warm-started single-cell path next to the numpy line engine with cold starts
-(the solver before issue 15), measured in the same run on the same operations.
+"""Write-verify of a simulated array through the run engine and the HDF5 log (issue 15): the
+cost per operation of the compiled paths next to the paths they replace, measured in the
+same run on the same operations, and the share of cells that converge.
 
-Session: every cell of an M x N array programmed to 1 % (targets uniform in 100-500 uS,
-seeded), grounded verify reads, V/2 pulses, default TiO2 devices, every operation logged.
-Wired fidelities use 1 ohm segments and 10 ohm source and sense resistance.
+Session: cells programmed to 1 % (targets uniform in 100-500 uS, seeded), grounded verify
+reads, V/2 pulses, default TiO2 devices, every operation logged (HDF5). Wired cases use
+1 ohm segments and 10 ohm source and sense resistance.
 
-Run: .venv/bin/python bench/bench_write_verify.py [--size 64] [--fidelity wires]
-     [--ref-cells 24] [--repeat 3] [--cells N]
-Times are process CPU times (the machine is shared: wall time is printed too); the reference
-runs on the first `--ref-cells` cells only and its full-session time is projected from its
-cost per operation. Both sides run with one BLAS thread (threadpoolctl).
+Cases (`--case`, default all):
+- ideal: 64 x 64 ideal circuit, the whole array.
+- wires: 64 x 64 wired (linearized devices); wires128: 128 x 128 wired; sinh: 64 x 64 wired
+  with the devices' sinh I-V (Newton).
+Paths compared (same seed, same cells, so the same operations: checked):
+- "compiled": this code (compiled device update, ideal-circuit kernels, compiled warm-started
+  line engine);
+- "start": the device update and ideal circuit in numpy, line engine compiled (the code at the
+  start of this session, but with its engine and read-path fixes, which cannot be switched
+  off: the ratio understates the gain);
+- "numpy" (wired cases): also the numpy line engine with cold starts (before issue 15).
+The references run on the first `--ref-cells` cells only (best of `--repeat`, interleaved);
+their full-session cost is projected from their cost per operation. Costs per operation
+leave out the session's final whole-array read map (timed apart: one operation that costs
+as much as hundreds of single-cell ones). Wired sessions of the
+whole array take minutes to hours here, so by default they program `--sample` cells spread
+over the array (every k-th cell) and project operations and time to the whole array; this
+programs fewer neighbours, so disturb is lighter than in a full session (said in the output).
+`--stall N` also runs each wired sample with write-verify's stall rule (a lab feature: give a
+cell up once N pulses at the cap moved its read by less than half the band).
+
+Run: .venv/bin/python bench/bench_write_verify.py [--case ideal|wires|wires128|sinh|all]
+     [--sample 192] [--ref-cells 12] [--ref-cells-ideal 256] [--repeat 2] [--stall 4] [--full]
+Times are process CPU seconds (the machine is shared: wall time is printed too); one BLAS
+thread on every side (threadpoolctl).
 """
 
 from __future__ import annotations
@@ -33,106 +53,171 @@ from xbarlab.log.writer import HDF5Writer
 from xbarlab.messages import Plan, Pulse, Read
 from xbarlab.protocols.write_verify import ArrayOutcome, write_verify_array
 from xbarlab.sim import solver_kernels
-from xbarlab.sim.crossbar import SimCrossbar
 from xbarlab.sim.factory import build_sim_crossbar
 from xbarlab.sim.solver import WireCircuit
 
+CASES = {  # name: (size, fidelity)
+    "ideal": (64, "ideal"),
+    "wires": (64, "wires"),
+    "wires128": (128, "wires"),
+    "sinh": (64, "nonlinear"),
+}
+TARGETS = {"ideal": 40e-6, "wires": 20.0, "wires128": 120.0, "sinh": 60.0}  # us/op; s
+
 
 class _Counter:
-    """Counts the operations a plan sends to the backend, and times the device physics."""
+    """Counts the single-cell operations a plan sends to the backend, and times the
+    whole-array read maps apart (a session's final map is one operation that costs as much
+    as hundreds: per-operation costs leave it out)."""
 
     def __init__(self) -> None:
         self.ops = 0
-        self.physics = 0.0
+        self.map_cpu = 0.0
 
     def plan(self, plan: Plan) -> Generator[Any, Any, Any]:
         reply = None
         try:
             msg = plan.send(None)
             while True:
-                if isinstance(msg, Read | Pulse):
-                    self.ops += 1
-                reply = yield msg
+                if isinstance(msg, Read) and msg.cells is None:
+                    t0 = time.process_time()
+                    reply = yield msg
+                    self.map_cpu += time.process_time() - t0
+                else:
+                    if isinstance(msg, Read | Pulse):
+                        self.ops += 1
+                    reply = yield msg
                 msg = plan.send(reply)
         except StopIteration as stop:
             return stop.value
 
-    def time_physics(self, xbar: SimCrossbar) -> None:
-        devices = xbar.devices
-        inner = devices.apply_voltage
 
-        def timed(v: np.ndarray, width: float, rng: np.random.Generator) -> None:
-            t0 = time.process_time()
-            inner(v, width, rng)
-            self.physics += time.process_time() - t0
-
-        devices.apply_voltage = timed  # type: ignore[method-assign]
-
-
-def session(
-    size: int, fidelity: str, cells: list[tuple[int, int]], compiled: bool, folder: Path
-) -> dict[str, Any]:
-    """One logged write-verify session; CPU and wall seconds, operations, outcome."""
+def session(size: int, fidelity: str, cells: list[tuple[int, int]], path: str,
+            folder: Path, stall: int = 0) -> dict[str, Any]:
+    """One logged write-verify session on `path` ("compiled", "start" or "numpy")."""
     cfg = SimConfig(rows=size, cols=size, fidelity=fidelity,  # type: ignore[arg-type]
                     r_wire_row=1.0, r_wire_col=1.0, r_source=10.0, r_sense=10.0, seed=1)
     xbar = build_sim_crossbar(cfg)
-    if isinstance(xbar.circuit, WireCircuit):
-        xbar.circuit.compiled = compiled
+    xbar.devices.compiled = path == "compiled"  # type: ignore[attr-defined]
+    circuit = xbar.circuit
+    if isinstance(circuit, WireCircuit):
+        circuit.compiled = path != "numpy"
+    else:
+        circuit.compiled = path == "compiled"  # type: ignore[attr-defined]
     targets = np.random.default_rng(0).uniform(100e-6, 500e-6, (size, size))
     count = _Counter()
-    count.time_physics(xbar)
-    path = folder / "wv.h5"
-    path.unlink(missing_ok=True)
-    plan = count.plan(write_verify_array(targets, WriteVerifyParams(), cells=cells))
+    log = folder / "wv.h5"
+    log.unlink(missing_ok=True)
+    params = WriteVerifyParams(stall_pulses=stall)
+    plan = count.plan(write_verify_array(targets, params, cells=cells))
     c0, w0 = time.process_time(), time.perf_counter()
-    with HDF5Writer(path) as writer:
+    with HDF5Writer(log) as writer:
         result = RunEngine(xbar, BenchLimits(), [writer]).run(plan, protocol="bench")
     cpu, wall = time.process_time() - c0, time.perf_counter() - w0
-    result.raise_for_status()
+    if not isinstance(result.value, ArrayOutcome):  # a fault, not a verdict on the job
+        result.raise_for_status()
     outcome: ArrayOutcome = result.value
-    return {"cpu": cpu, "wall": wall, "ops": count.ops, "physics": count.physics,
-            "converged": outcome.converged, "cells": len(cells)}
+    stalled = sum(o.reason.startswith("stuck: read stalled") for o in outcome.cells)
+    return {"cpu": cpu, "wall": wall, "ops": count.ops, "map": count.map_cpu,
+            "per_op": (cpu - count.map_cpu) / count.ops, "converged": outcome.converged,
+            "cells": len(cells), "stalled": stalled,
+            "pulses": sum(o.n_pulses for o in outcome.cells)}
+
+
+def _pct(k: int, n: int) -> str:
+    return f"{k}/{n} ({100 * k / max(n, 1):.1f} %)"
+
+
+def references(size: int, fidelity: str, cells: list[tuple[int, int]], paths: list[str],
+               repeat: int, folder: Path) -> dict[str, float]:
+    """Best CPU us/op of each path on `cells` (interleaved); the operations must agree."""
+    best = dict.fromkeys(paths, float("inf"))
+    ops: dict[str, int] = {}
+    for _ in range(repeat):
+        for path in paths:
+            r = session(size, fidelity, cells, path, folder)
+            best[path] = min(best[path], 1e6 * r["per_op"])
+            ops[path] = r["ops"]
+    if len(set(ops.values())) != 1:
+        print(f"    note: operations differ between paths {ops} (rounding flipped a decision)")
+    shown = ", ".join(f"{best[p]:.0f} us/op {p}" for p in paths)
+    ratios = ", ".join(f"{best[p] / best['compiled']:.2f}x vs {p}" for p in paths[1:])
+    print(f"  same {len(cells)} cells ({ops['compiled']} operations) on every path, best of "
+          f"{repeat}: {shown} ({ratios})")
+    return best
+
+
+def run_case(name: str, args: argparse.Namespace, folder: Path) -> None:
+    size, fidelity = CASES[name]
+    order = [(r, c) for r in range(size) for c in range(size)]
+    n_all = len(order)
+    wired = fidelity != "ideal"
+    print(f"\n[{name}] {size} x {size}, fidelity {fidelity}"
+          + (", 1 ohm segments, 10 ohm source and sense" if wired else ""))
+    session(size, fidelity, order[:2], "compiled", folder)  # load the compiled kernels
+    paths = ["compiled", "start"] + (["numpy"] if wired else [])
+    n_ref = args.ref_cells if wired else args.ref_cells_ideal
+    best = references(size, fidelity, order[:n_ref], paths, args.repeat, folder)
+    if wired and not args.full:
+        step = max(1, n_all // args.sample)
+        cells = order[::step][: args.sample]
+        note = (f"a sample of {len(cells)} cells (every {step}th), projected to all {n_all} "
+                "cells (fewer programmed neighbours: lighter disturb than a full session)")
+    else:
+        cells = order
+        note = f"all {n_all} cells"
+    for stall in ([0, args.stall] if wired and args.stall else [0]):
+        r = session(size, fidelity, cells, "compiled", folder, stall=stall)
+        per_op = r["per_op"]
+        scale = n_all / len(cells)
+        ops_all = r["ops"] * scale
+        cpu_all = per_op * ops_all + r["map"]
+        rule = f"stall rule N = {stall}" if stall else "no stall rule"
+        print(f"  {note}; {rule}:")
+        print(f"    {r['ops']} operations ({r['ops'] / len(cells):.0f}/cell), {r['cpu']:.1f} s "
+              f"CPU ({r['wall']:.1f} s wall; the final read map {r['map']:.1f} s), "
+              f"{1e6 * per_op:.0f} us/op without it; converged "
+              f"{_pct(r['converged'], r['cells'])}"
+              + (f"; {r['stalled']} given up by the stall rule" if stall else ""))
+        if wired:
+            target = TARGETS[name]
+            share = 100 * r["converged"] / r["cells"]
+            print(f"    whole array: {ops_all:.0f} operations, {cpu_all:.0f} s CPU "
+                  f"(target {target:.0f} s) with converged {share:.1f} %"
+                  "; the references at their cost per operation: "
+                  + ", ".join(f"{ops_all * best[p] * 1e-6:.0f} s {p}" for p in paths[1:])
+                  + " (read maps not included)")
+        else:
+            print(f"    {1e6 * (r['cpu'] / r['ops']):.1f} us/op CPU with engine and log, the final "
+                  f"read map included ({1e6 * per_op:.1f} without it; target "
+                  f"{1e6 * TARGETS[name]:.0f} us); the references at their cost per "
+                  "operation: " + ", ".join(f"{ops_all * best[p] * 1e-6:.1f} s {p}"
+                                           for p in paths[1:]))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--fidelity", choices=["ideal", "wires", "nonlinear"], default="wires")
-    parser.add_argument("--ref-cells", type=int, default=24, help="cells of the reference run")
-    parser.add_argument("--repeat", type=int, default=3, help="reference pairs (best of)")
-    parser.add_argument("--cells", type=int, default=None, help="cells of the full session")
+    parser.add_argument("--case", choices=[*CASES, "all"], default="all")
+    parser.add_argument("--sample", type=int, default=192, help="cells of a wired session")
+    parser.add_argument("--full", action="store_true", help="wired cases on every cell")
+    parser.add_argument("--ref-cells", type=int, default=12,
+                        help="cells of the references (wired cases)")
+    parser.add_argument("--ref-cells-ideal", type=int, default=256,
+                        help="cells of the references (ideal case; the session's final read "
+                             "map weighs on few cells)")
+    parser.add_argument("--repeat", type=int, default=2, help="reference rounds (best of)")
+    parser.add_argument("--stall", type=int, default=4,
+                        help="also run wired samples with this stall rule (0: not)")
     args = parser.parse_args(argv)
-    size = args.size
-    order = [(r, c) for r in range(size) for c in range(size)]
-    full = order[: args.cells] if args.cells else order
-    print(f"write-verify bench: {size} x {size}, fidelity {args.fidelity}, {os.cpu_count()} "
-          f"CPUs, numba {'on' if solver_kernels.AVAILABLE else 'missing'}, 1 BLAS thread")
+    load = os.getloadavg()
+    print(f"write-verify bench: {os.cpu_count()} CPUs, load {load[0]:.1f} / {load[1]:.1f} / "
+          f"{load[2]:.1f}, numba {'on' if solver_kernels.AVAILABLE else 'missing'}, "
+          "1 BLAS thread, CPU times")
     with tempfile.TemporaryDirectory() as tmp, threadpool_limits(limits=1):
-        folder = Path(tmp)
-        session(size, args.fidelity, order[:2], True, folder)  # load the compiled kernels
-        ratio = None
-        if args.fidelity != "ideal" and args.ref_cells > 0:
-            best = {True: float("inf"), False: float("inf")}
-            ops = {}
-            for _ in range(args.repeat):  # interleaved: a busy moment favours neither
-                for compiled in (True, False):
-                    r = session(size, args.fidelity, order[: args.ref_cells], compiled, folder)
-                    best[compiled] = min(best[compiled], r["cpu"] / r["ops"])
-                    ops[compiled] = r["ops"]
-            assert ops[True] == ops[False], "both paths must run the same operations"
-            ratio = best[False] / best[True]
-            print(f"  first {args.ref_cells} cells ({ops[True]} operations), best of "
-                  f"{args.repeat}: {1e6 * best[True]:.0f} us/op compiled, "
-                  f"{1e6 * best[False]:.0f} us/op numpy reference ({ratio:.2f}x)")
-        r = session(size, args.fidelity, full, True, folder)
-        per_op = r["cpu"] / r["ops"]
-        print(f"  full session, {len(full)} cells, {r['ops']} operations: {r['cpu']:.1f} s CPU "
-              f"({r['wall']:.1f} s wall), {1e6 * per_op:.0f} us/op, converged "
-              f"{r['converged']}/{r['cells']} cells ({100 * r['converged'] / r['cells']:.1f} %)")
-        print(f"    of which device physics (apply_voltage): {r['physics']:.1f} s "
-              f"({1e6 * r['physics'] / r['ops']:.0f} us/op)")
-        if ratio is not None:
-            print(f"  reference projected to the full session: {r['cpu'] * ratio:.0f} s CPU")
+        for name in CASES if args.case == "all" else [args.case]:
+            run_case(name, args, Path(tmp))
+    load = os.getloadavg()
+    print(f"\nload at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,11 @@ the RESET amplitude returns to its start), the mirror with RESET above the band;
 is spent. Amplitudes are capped at `set_max` / `reset_min`; a cell that still has not reached
 its band after `max_pulses_at_limit` consecutive pulses at the cap is given up as stuck, so a
 dead device does not disturb its row and column with hundreds of full-amplitude pulses.
+With `stall_pulses` = N > 0 a cell is given up sooner, once N consecutive pulses at the cap
+moved its read by less than half the tolerance band towards the target (reason
+``stuck: read stalled ...``): a device at its bound, or a target the read cannot show (with
+wire and sense resistance a grounded read measures only part of the cell's current, so a
+high target can lie beyond what any device state reads as).
 
 Compliance stops a cell (outcome reason ``compliance: ...``, not converged, not retried in
 later passes): a verify read that hit the current compliance has no conductance to compare
@@ -58,6 +63,7 @@ def write_verify(cell: Cell, target: float, params: WriteVerifyParams) -> Plan:
     p = params
     amp_set, amp_reset = p.set_start, p.reset_start
     n_pulses = n_reversals = in_band = at_limit = n_comp = 0
+    cap_reads: list[float] = []  # reads before the pulses of the current streak at the cap
     last_polarity = 0
     cell = (int(cell[0]), int(cell[1]))
 
@@ -97,6 +103,18 @@ def write_verify(cell: Cell, target: float, params: WriteVerifyParams) -> Plan:
         if at_limit > p.max_pulses_at_limit:
             return end(g, False, f"stuck: {p.max_pulses_at_limit} pulses at {voltage:+.2f} V "
                                  "moved it no further")
+        if p.stall_pulses:
+            if at_limit:
+                cap_reads.append(g)  # the read before each pulse at the cap, in this streak
+            else:
+                cap_reads.clear()
+            if len(cap_reads) > p.stall_pulses:
+                progress = (g - cap_reads[-1 - p.stall_pulses]) * polarity  # towards target
+                band = p.tolerance * target
+                if progress < 0.5 * band:
+                    return end(g, False, f"stuck: read stalled, {p.stall_pulses} pulses at "
+                                         f"{voltage:+.2f} V moved it {progress * 1e6:+.3g} µS "
+                                         f"towards the target (band ±{band * 1e6:.3g} µS)")
         pr: PulseResult | None = yield Pulse(cell, voltage, p.width, p.pulse_scheme, tag=tag)
         n_pulses += 1
         tripped = pr is not None and pr.compliance
@@ -162,7 +180,11 @@ class ArrayOutcome:
         if k == n:
             return "programmed", f"all {n} cells within {band}"
         stuck = sum(o.reason.startswith("stuck") for o in self.cells)
-        given_up = f" ({stuck} given up as stuck)" if stuck else ""
+        stalled = sum(o.reason.startswith("stuck: read stalled") for o in self.cells)
+        given_up = f" ({stuck} given up as stuck" if stuck else ""
+        if stalled:
+            given_up += f", {stalled} of them with a stalled read at the cap"
+        given_up += ")" if stuck else ""
         if self.n_compliance:
             given_up += f" ({self.n_compliance} stopped by compliance)"
         if k == 0:
@@ -212,6 +234,7 @@ def write_verify_array(
                     "n_pulses": outcome.n_pulses,
                     "g_final": outcome.g_final,
                     "target": outcome.target,
+                    "reason": outcome.reason,
                 },
             )
         final = yield from read_map(targets.shape, params.v_read, params.read_scheme)

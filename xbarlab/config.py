@@ -74,6 +74,11 @@ class WriteVerifyParams(_Strict):
     max_pulses_at_limit: int = Field(
         25, ge=1, description="give a cell up as stuck after this many pulses at the cap"
     )
+    stall_pulses: int = Field(
+        0, ge=0, description="give a cell up as stuck once this many consecutive pulses at "
+                             "the cap moved its read by less than half the tolerance band "
+                             "towards the target (a device at its bound, or a target the "
+                             "read cannot show through the wires); 0: off")
     stop_on_pulse_compliance: bool = Field(
         False, description="also stop a cell (outcome 'compliance') when a pulse hits the "
                            "current compliance (a verify read in compliance always stops it); "

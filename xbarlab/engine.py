@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -136,6 +136,8 @@ class RunEngine:
         self._t0 = time.monotonic()
         self._protocol = ""
         self._safe_failed = ""
+        self._notice_backend: object = None  # the backend `_reports` was answered for
+        self._reports_notices = False
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Add a subscriber; returns a function that removes it."""
@@ -211,16 +213,25 @@ class RunEngine:
             self._safe_failed = f"safe state failed: {exc}"
             self._fault(self._safe_failed)
             return
-        if isinstance(self.backend, ReportsNotices):
+        if self._reports():
             with contextlib.suppress(Exception):
                 self._event(EventKind.SAFE_STATE, "safe_state",
                             message="safe state confirmed by the instruments: outputs off at "
                                     "0 V, relays open")
 
+    def _reports(self) -> bool:
+        """Whether the backend reports notices (a runtime protocol check is slow: asked once
+        per backend, not once per operation)."""
+        backend = self.backend
+        if backend is not self._notice_backend:
+            self._notice_backend = backend
+            self._reports_notices = isinstance(backend, ReportsNotices)
+        return self._reports_notices
+
     def _notices(self) -> None:
-        if not isinstance(self.backend, ReportsNotices):
+        if not self._reports():
             return
-        for kind, message in self.backend.drain_notices():
+        for kind, message in cast(ReportsNotices, self.backend).drain_notices():
             with contextlib.suppress(Exception):
                 self._event(EventKind(kind), "link" if kind == "reconnect" else "notice",
                             message=message)
@@ -251,8 +262,12 @@ class RunEngine:
     def _execute(self, msg: Message) -> Result:
         backend = self.backend
         if isinstance(msg, Read):
-            with self._streamed(EventKind.READ, msg.tag, msg.scheme.value):
-                r: ReadResult = backend.read(msg.cells, msg.v_read, msg.scheme)
+            r: ReadResult
+            if hasattr(backend, "on_cell"):
+                with self._streamed(EventKind.READ, msg.tag, msg.scheme.value):
+                    r = backend.read(msg.cells, msg.v_read, msg.scheme)
+            else:  # no cell-by-cell hook: nothing to stream (the usual simulator case)
+                r = backend.read(msg.cells, msg.v_read, msg.scheme)
             self._event(
                 EventKind.READ, msg.tag, scheme=msg.scheme.value, cells=r.cells,
                 voltages=np.full(len(r.cells), r.v_read), currents=r.currents,
@@ -297,7 +312,7 @@ class RunEngine:
 
     def _compliance(self, step: str, what: str, cells: np.ndarray) -> None:
         """A compliance event: which cells, during what, at which limit."""
-        listed = [(int(r), int(c)) for r, c in cells]
+        listed = [(int(r), int(c)) for r, c in np.asarray(cells).tolist()]
         shown = ", ".join(map(str, listed[:8])) + (" ..." if len(listed) > 8 else "")
         self._event(EventKind.COMPLIANCE, step,
                     message=f"current compliance ({self.limits.compliance:g} A) reached during "

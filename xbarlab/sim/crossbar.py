@@ -29,6 +29,15 @@ from xbarlab.sim.circuit import Circuit, IdealCircuit
 from xbarlab.sim.devices import DeviceArray
 
 
+def _check_cells(idx: IntArray, shape: tuple[int, int]) -> None:
+    """`check_cells`, with one cell checked without array operations."""
+    if len(idx) == 1:
+        r, c = idx[0].tolist()
+        if 0 <= r < shape[0] and 0 <= c < shape[1]:
+            return
+    check_cells(idx, shape)
+
+
 class SimCrossbar:
     """A simulated passive crossbar. Reads sense the selected column at 0 V (sneaks included)."""
 
@@ -74,7 +83,9 @@ class SimCrossbar:
         self, cells: Sequence[Cell] | IntArray | None, v_read: float, scheme: BiasScheme
     ) -> ReadResult:
         idx = all_cells(self.shape) if cells is None else as_cells(cells)
-        check_cells(idx, self.shape)
+        _check_cells(idx, self.shape)
+        if len(idx) == 1:
+            return self._read_one(idx, v_read, scheme)
         row_v, col_v = self._bias_batch(idx, v_read, scheme)
         _, i_cols = self.circuit.sense(self.devices, row_v, col_v)
         sensed = i_cols[np.arange(len(idx)), idx[:, 1]]
@@ -84,10 +95,31 @@ class SimCrossbar:
         self.n_reads += len(idx)
         return ReadResult(idx, float(v_read), sensed, tripped)
 
+    def _read_one(self, idx: IntArray, v_read: float, scheme: BiasScheme) -> ReadResult:
+        """`read` of one cell (the verify read of a write-verify): the same steps on
+        scalars."""
+        r, c = idx[0].tolist()
+        m, n = self.shape
+        row_v, col_v = line_biases((m, n), (r, c), v_read, scheme)
+        _, i_cols = self.circuit.sense(self.devices, row_v.reshape(1, m), col_v.reshape(1, n))
+        sensed = self.devices.read_noise(i_cols[0, c : c + 1], self.rng)
+        cur = float(sensed[0])
+        tripped = abs(cur) > self.compliance
+        if tripped:
+            cur = float(np.sign(cur) * self.compliance)
+        self.n_reads += 1
+        return ReadResult(idx, float(v_read), np.array([cur]), np.array([tripped]))
+
     def pulse(self, cell: Cell, voltage: float, width: float, scheme: BiasScheme) -> PulseResult:
-        idx = as_cells([cell])
-        check_cells(idx, self.shape)
-        r, c = int(idx[0, 0]), int(idx[0, 1])
+        if type(cell) is tuple and len(cell) == 2 and type(cell[0]) is type(cell[1]) is int:
+            r, c = cell  # the usual form: no array needed
+            m, n = self.shape
+            if not (0 <= r < m and 0 <= c < n):
+                check_cells(as_cells([cell]), self.shape)  # raises, naming the cell
+        else:
+            idx = as_cells([cell])
+            check_cells(idx, self.shape)
+            r, c = int(idx[0, 0]), int(idx[0, 1])
         row_v, col_v = line_biases(self.shape, (r, c), voltage, scheme)
         sol = self.circuit.solve(self.devices, row_v[None], col_v[None])
         current = float(sol.i_cols[0, c])

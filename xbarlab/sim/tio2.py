@@ -43,20 +43,29 @@ fitted there to the TiO2 device "O921C"; parameters in data/devices/tio2-o921c.y
   a further voltage jitter and a relative noise on the change (cycle-to-cycle); per read a
   relative current noise with std% = k R + c (source: QDMS O921C read variability fit).
 - Stuck devices (rates and levels of the preset) keep their conductance whatever the pulses.
+- Random draws of a pulse: one standard normal per device that sees a voltage (healthy,
+  V != 0), in row-major order, for the voltage jitter, then one more each for the relative
+  noise on the change. (Before issue 15 a pulse drew both for every device of the array,
+  although only those under voltage used them: the same distribution, a different stream.)
+  Only these devices, and those a narrowing window has to clip, are updated: a compiled
+  kernel (`tio2_kernels`) walks them; the numpy path over the whole array is its reference.
 - Half-select disturb needs nothing special: the circuit hands every device the voltage it
   sees (V/2, V/3 ...), and the same dynamics act on it.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from xbarlab.crossbar import FloatArray
+from xbarlab.sim import tio2_kernels
 from xbarlab.sim.iv import SinhIV
 from xbarlab.sim.presets import CompactPreset, Polarity
 
+_EMPTY = np.zeros(0)
 WIDTHS_CALIBRATED = (1.0e-6, 1.04e-6)  # s: the lab's write-verify pulses (HAA csv headers)
 WIDTHS_CROSS_CHECKED = (5.0e-8, 2.0e-7)  # s: the group's 50 ns (B1530A_control) and 200 ns
 
@@ -148,6 +157,19 @@ class TiO2Devices:
             raise ValueError(f"wear_acceleration must be >= 1, got {wear_acceleration!r}")
         self.wear_acceleration = float(wear_acceleration)
         self._init_aging(rng.spawn(1)[0], pristine)  # own stream: the draws above stay put
+        #: compiled pulse update of the devices under voltage (False: the numpy path); off
+        #: below 32 x 32, where loading the kernel (about 0.25 s of CPU once per process)
+        #: would cost more than it saves
+        self.compiled = tio2_kernels.AVAILABLE and shape[0] * shape[1] >= 1024
+        self._g_cache: FloatArray | None = None
+        self._pending: np.ndarray | None = None  # healthy devices outside their window
+        self._base_stale = False  # some _r_base differs from _r - _r_vol (after `advance`)
+        self._healthy = (self._stuck == 0) & ~self._pristine
+        self._n_pristine = int(self._pristine.sum())
+        self._views: tuple[np.ndarray, ...] | None = None
+        self._consts: dict[tuple[float, bool, bool], tuple[FloatArray, FloatArray]] = {}
+        self._scratch = np.empty(self._shape[0] * self._shape[1], dtype=np.int64)
+        self._pol = np.array([p.set.t, p.set.r0, p.set.r1, p.reset.t, p.reset.r0, p.reset.r1])
 
     # ------------------------------------------------------------------ aging (time, wear)
     def _init_aging(self, rng: np.random.Generator, pristine: bool) -> None:
@@ -220,6 +242,7 @@ class TiO2Devices:
             self._r_base = np.where(formed, self._r, self._r_base)
             self._r_vol = np.where(formed, 0.0, self._r_vol)
             self._t_prog = np.where(formed, self.clock, self._t_prog)
+            self._changed(healthy=True)
 
     def _after_pulse(self, r_old: FloatArray, width: float) -> None:
         """Book a pulse's change: wear, volatile share, programming time; clock += width."""
@@ -250,6 +273,8 @@ class TiO2Devices:
         r_on, r_off = self.window()
         healthy = (self._stuck == 0) & ~self._pristine
         self._r = np.where(healthy, np.clip(self._r_base + self._r_vol, r_on, r_off), self._r)
+        self._changed()
+        self._base_stale = True
 
     # ------------------------------------------------------------------ state
     @property
@@ -258,8 +283,25 @@ class TiO2Devices:
 
     @property
     def g(self) -> FloatArray:
-        """Conductance (S) a read at the preset's v_read measures (I/V); ~ dI/dV at 0 V."""
-        return self._k_read / self._r
+        """Conductance (S) a read at the preset's v_read measures (I/V); ~ dI/dV at 0 V.
+
+        Read-only, and a new array whenever the state changes (so a map taken before a
+        pulse keeps its values)."""
+        g = self._g_cache
+        if g is None:
+            g = self._k_read / self._r
+            g.flags.writeable = False
+            self._g_cache = g
+        return g
+
+    def _changed(self, *, healthy: bool = False) -> None:
+        """Forget what depends on the state (after a change outside `apply_voltage`)."""
+        self._g_cache = None
+        self._pending = None
+        self._views = None
+        if healthy:
+            self._healthy = (self._stuck == 0) & ~self._pristine
+            self._n_pristine = int(self._pristine.sum())
 
     @property
     def r(self) -> FloatArray:
@@ -290,36 +332,63 @@ class TiO2Devices:
         """Set the (read) conductance `g` (S) of the healthy devices in `mask` (clipped to the
         R_on..R_off range; stuck devices keep theirs)."""
         g = np.broadcast_to(np.asarray(g, dtype=np.float64), self._shape)
-        if np.any(g[mask] <= 0):
-            raise ValueError("conductances must be > 0 S")
+        if not np.all(np.isfinite(g[mask]) & (g[mask] > 0)):
+            raise ValueError("conductances must be finite and > 0 S")
         sel = np.asarray(mask, dtype=bool) & (self._stuck == 0)
         self._r[sel] = np.clip(self._k_read / g[sel], self.params.r_on, self.params.r_off)
         self._r_base[sel] = self._r[sel] - self._r_vol[sel]
         self._pristine[sel] = False
+        self._changed(healthy=True)
 
     # ------------------------------------------------------------------ dynamics
     def apply_voltage(self, v: FloatArray, width: float, rng: np.random.Generator) -> None:
-        """Evolve every device under its voltage `v` (M, N) held for `width` seconds."""
+        """Evolve every device under its voltage `v` (M, N) held for `width` seconds.
+
+        Draws (see the module docstring): one normal per device under voltage for the
+        jitter, then one each for the noise on the change."""
         v = np.asarray(v, dtype=np.float64)
         if v.shape != self._shape:
             raise ValueError(f"voltage map has shape {v.shape}, the array is {self._shape}")
-        if not (np.isfinite(width) and width >= 0):
+        if not (math.isfinite(width) and width >= 0):
             raise ValueError(f"pulse width must be finite and >= 0 s, got {width!r}")
+        if self._n_pristine:
+            self._form(v, width)
+        flat = v.reshape(-1)
+        if self.compiled:  # under voltage and healthy (a NaN voltage acts on nothing)
+            buf = self._scratch
+            idx = buf[: tio2_kernels.select(flat, self._healthy.reshape(-1), buf)]
+        else:
+            idx = np.flatnonzero(flat)
+            if idx.size:
+                idx = idx[self._healthy.reshape(-1)[idx] & ~np.isnan(flat[idx])]
+        if idx.size == 0 or width == 0:
+            if self._base_stale:
+                self._r_base = self._r - self._r_vol
+                self._base_stale = False
+                self._views = None
+            self.clock += width
+            return
+        var = self.params.variability
+        z_jit = (rng.standard_normal(idx.size) if self.noise and var.c2c_v > 0 else None)
+        z_c2c = (rng.standard_normal(idx.size) if self.noise and var.c2c_rel > 0 else None)
+        if self.compiled:
+            self._pulse_compiled(flat, idx, width, z_jit, z_c2c)
+        else:
+            self._pulse_numpy(v, idx, width, z_jit, z_c2c)
+        self._g_cache = None
+
+    def _pulse_numpy(self, v: FloatArray, idx: np.ndarray, width: float,
+                     z_jit: FloatArray | None, z_c2c: FloatArray | None) -> None:
+        """The pulse update over the whole array (the reference of `_pulse_compiled`)."""
         p = self.params
         var = p.variability
-        self._form(v, width)
         r_before = self._r.copy()
-        healthy = (self._stuck == 0) & ~self._pristine
+        healthy = self._healthy
         pos = (v > 0) & healthy
         neg = (v < 0) & healthy
-        if not (pos.any() or neg.any()) or width == 0:
-            self._after_pulse(r_before, width)
-            return
-        jitter = (
-            var.c2c_v * rng.standard_normal(self._shape)
-            if self.noise and var.c2c_v > 0
-            else np.zeros(self._shape)
-        )
+        jitter = np.zeros(self._shape)
+        if z_jit is not None:
+            jitter.reshape(-1)[idx] = var.c2c_v * z_jit
         v_abs = np.abs(v)
         r_new = self._r.copy()
         for mask, pol, a_dev, dv, setting in (
@@ -334,21 +403,86 @@ class TiO2Devices:
             moved = integrate_pulse(self._r, bound, rate, width, setting=setting)
             r_new = np.where(mask, moved, r_new)
         dr = r_new - self._r
-        if self.noise and var.c2c_rel > 0:
-            dr = dr * np.clip(1.0 + var.c2c_rel * rng.standard_normal(self._shape), 0.0, None)
+        if z_c2c is not None:
+            factor = np.ones(self._shape)
+            factor.reshape(-1)[idx] = np.clip(1.0 + var.c2c_rel * z_c2c, 0.0, None)
+            dr = dr * factor
         r_on, r_off = self.window()
         self._r = np.where(healthy, np.clip(self._r + dr, r_on, r_off), self._r)
         self._after_pulse(r_before, width)
+        self._pending = None
+        self._views = None
+        self._base_stale = False
+
+    _KERNEL_STATE = ("_r", "_a_set", "_a_reset", "_dv_set", "_dv_reset", "_wear",
+                     "_cycles_half", "_r_vol", "_r_base", "_t_prog")
+
+    def _kernel_views(self) -> tuple[np.ndarray, ...]:
+        """Flat views of the state arrays the kernel reads and updates in place (kept until
+        one of them is replaced: `_changed`, the numpy path)."""
+        views = self._views
+        if views is None:
+            out = []
+            for name in self._KERNEL_STATE:
+                arr = getattr(self, name)
+                if not arr.flags.c_contiguous or not arr.flags.writeable:
+                    arr = np.array(arr, order="C")
+                    setattr(self, name, arr)
+                out.append(arr.reshape(-1))
+            self._views = views = tuple(out)
+        return views
+
+    def _pulse_compiled(self, flat: FloatArray, idx: np.ndarray, width: float,
+                        z_jit: FloatArray | None, z_c2c: FloatArray | None) -> None:
+        """The pulse update of the devices under voltage and of those a narrowed window
+        has to clip, compiled (`tio2_kernels.pulse_devices`); same result as `_pulse_numpy`."""
+        p = self.params
+        var = p.variability
+        pending = self._pending
+        if pending is None:
+            lo, hi = self.window()
+            pending = np.flatnonzero(self._healthy & ((self._r < lo) | (self._r > hi)))
+        key = (self.wear_acceleration, z_jit is not None, z_c2c is not None)
+        consts = self._consts.get(key)
+        if consts is None:
+            end = p.endurance
+            vol = p.volatility.fraction if p.volatility is not None else 0.0
+            consts = (
+                np.array([var.c2c_v, var.c2c_rel, key[1], key[2]]),
+                np.array([p.r_on, p.r_off, np.sqrt(p.r_on * p.r_off), end is not None,
+                          end.steepness if end is not None else 1.0, key[0], vol]),
+            )
+            self._consts[key] = consts
+        out = np.empty(idx.size + pending.size, dtype=np.int64)
+        k = tio2_kernels.pulse_devices(
+            idx, pending, flat, *self._kernel_views(), _EMPTY if z_jit is None else z_jit,
+            _EMPTY if z_c2c is None else z_c2c, self._pol, consts[0], consts[1], float(width),
+            float(self.clock), out,
+        )
+        self._pending = out[:k].copy()
+        if self._base_stale:
+            np.subtract(self._r, self._r_vol, out=self._r_base)
+            self._base_stale = False
+        self.clock += width
 
     def read_noise(self, currents: FloatArray, rng: np.random.Generator) -> FloatArray:
         """Relative noise with std% = slope R + intercept, R estimated from |I| at v_read."""
         rn = self.params.read_noise
         if not self.noise or (rn.slope_pct_per_ohm == 0 and rn.intercept_pct == 0):
             return currents
+        if type(currents) is np.ndarray and currents.shape == (1,) \
+                and currents.dtype == np.float64:  # one read: the same arithmetic on floats
+            cur = float(currents[0])
+            size = abs(cur)
+            r_one = self._k_read * self.params.v_read / size if size > 0 else float("inf")
+            r_one = min(r_one, self.params.r_off)
+            sd = (rn.slope_pct_per_ohm * r_one + rn.intercept_pct) / 100.0
+            return np.array([cur * (1.0 + sd * rng.standard_normal())])
         i = np.asarray(currents, dtype=np.float64)
-        with np.errstate(divide="ignore"):
-            r_app = self._k_read * self.params.v_read / np.abs(i)
-        r_app = np.clip(r_app, 0.0, self.params.r_off)
+        mag = np.abs(i)  # R estimated from |I|; 0 A reads as R_off
+        r_app = np.divide(self._k_read * self.params.v_read, mag, out=np.full_like(mag, np.inf),
+                          where=mag > 0)
+        r_app = np.minimum(r_app, self.params.r_off)
         std = (rn.slope_pct_per_ohm * r_app + rn.intercept_pct) / 100.0
         return np.asarray(i * (1.0 + std * rng.standard_normal(i.shape)), dtype=np.float64)
 

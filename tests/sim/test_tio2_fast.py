@@ -1,0 +1,143 @@
+"""The compiled pulse update of `TiO2Devices` (only the devices under voltage, and those a
+narrowed window clips) against the numpy update over the whole array: same states to 1e-12
+after random sequences of pulses (single-cell bias maps and dense wired-like maps), waits,
+set_g and forming, with the cycle-to-cycle noise drawn in the same order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xbarlab.biasing import line_biases
+from xbarlab.crossbar import BiasScheme
+from xbarlab.sim import tio2_kernels
+from xbarlab.sim.presets import load_preset
+from xbarlab.sim.tio2 import TiO2Devices
+
+pytestmark = pytest.mark.skipif(not tio2_kernels.AVAILABLE, reason="numba missing")
+
+STATE = ("_r", "_r_base", "_r_vol", "_wear", "_t_prog", "_pristine", "_dose")
+
+
+def _pair(shape: tuple[int, int], seed: int, **kw: object) -> tuple[TiO2Devices, TiO2Devices]:
+    preset = load_preset("tio2-o921c")
+    out = []
+    for compiled in (True, False):
+        d = TiO2Devices(shape, preset, np.random.default_rng(seed), **kw)  # type: ignore[arg-type]
+        d.compiled = compiled
+        out.append(d)
+    return out[0], out[1]
+
+
+def _same(a: TiO2Devices, b: TiO2Devices) -> None:
+    for name in STATE:
+        x, y = getattr(a, name), getattr(b, name)
+        if x.dtype == bool:
+            assert np.array_equal(x, y), name
+        else:
+            np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-300, err_msg=name)
+    assert a.clock == b.clock
+    np.testing.assert_allclose(a.g, b.g, rtol=1e-12)
+
+
+def _random_map(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    kind = rng.integers(4)
+    cell = (int(rng.integers(shape[0])), int(rng.integers(shape[1])))
+    volts = float(rng.choice([-1, 1]) * rng.uniform(0.5, 2.6))
+    if kind == 0:  # wired-like: every device sees some voltage
+        return rng.normal(0.0, 0.3, shape)
+    scheme = (BiasScheme.HALF, BiasScheme.THIRD, BiasScheme.GROUNDED)[kind - 1]
+    row_v, col_v = line_biases(shape, cell, volts, scheme)
+    return row_v[:, None] - col_v[None, :]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_compiled_pulses_match_the_numpy_update(seed: int) -> None:
+    shape = (9, 7)
+    fast, ref = _pair(shape, seed, wear_acceleration=3e6)  # windows narrow visibly
+    rng = np.random.default_rng(100 + seed)
+    for step in range(300):
+        v = _random_map(rng, shape)
+        width = float(rng.choice([1e-6, 2e-7, 0.0, 1e-5]))
+        s = int(rng.integers(1 << 30))
+        fast.apply_voltage(v, width, np.random.default_rng(s))
+        ref.apply_voltage(v, width, np.random.default_rng(s))
+        if step % 37 == 5:
+            wait = float(rng.uniform(0.0, 0.1))
+            for d in (fast, ref):
+                d.advance(wait)
+        if step % 53 == 11:
+            mask = rng.random(shape) < 0.2
+            g = rng.uniform(50e-6, 700e-6, shape)
+            for d in (fast, ref):
+                d.set_g(g, mask)
+        _same(fast, ref)
+    assert (fast._wear > 0).any() and fast._pending is not None
+
+
+def test_windows_narrowed_by_wear_clip_devices_off_the_pulsed_lines() -> None:
+    """A device left at the edge of a window that wear then narrows is clipped by the next
+    pulse anywhere in the array (the numpy update clips every healthy device)."""
+    fast, ref = _pair((6, 6), 3, wear_acceleration=3e7)
+    v = np.zeros((6, 6))
+    for d in (fast, ref):
+        for k in range(31):  # SET to the bound, RESET away, ...: wear after each move
+            v[0, 0] = 2.5 if k % 2 == 0 else -1.5
+            d.apply_voltage(v, 1e-6, np.random.default_rng(k))
+    assert fast._pending is not None and 0 in fast._pending  # outside its narrowed window
+    lo, hi = fast.window()
+    r00 = fast._r[0, 0]
+    assert not lo[0, 0] <= r00 <= hi[0, 0]
+    w = np.zeros((6, 6))
+    w[5, 5] = -1.5
+    for d in (fast, ref):
+        d.apply_voltage(w, 1e-6, np.random.default_rng(2))
+    _same(fast, ref)
+    assert fast._r[0, 0] == np.clip(r00, lo[0, 0], hi[0, 0])  # clipped without a voltage
+
+
+def test_noise_off_and_pristine_devices_match() -> None:
+    fast, ref = _pair((5, 8), 4, pristine=True)
+    rng = np.random.default_rng(7)
+    for _ in range(80):
+        v = _random_map(rng, (5, 8)) * 1.6
+        s = int(rng.integers(1 << 30))
+        fast.apply_voltage(v, 1e-4, np.random.default_rng(s))
+        ref.apply_voltage(v, 1e-4, np.random.default_rng(s))
+        _same(fast, ref)
+    assert not fast.pristine.all()
+    quiet, quiet_ref = _pair((5, 8), 5, noise=False)
+    for _ in range(40):
+        v = _random_map(rng, (5, 8))
+        quiet.apply_voltage(v, 1e-6, np.random.default_rng(0))
+        quiet_ref.apply_voltage(v, 1e-6, np.random.default_rng(0))
+    _same(quiet, quiet_ref)
+
+
+def test_a_pulse_draws_one_normal_per_device_under_voltage() -> None:
+    """The stream a pulse consumes: 2 normals per healthy device under voltage (jitter, then
+    noise on the change), none for the other devices."""
+    d, _ = _pair((16, 16), 6)
+    healthy = int(((d.stuck == 0) & ~d.pristine).sum())
+    row_v, col_v = line_biases((16, 16), (3, 4), 1.5, BiasScheme.HALF)
+    v = row_v[:, None] - col_v[None, :]
+    under = int(((v != 0) & (d.stuck == 0)).sum())
+    rng = np.random.default_rng(9)
+    d.apply_voltage(v, 1e-6, rng)
+    probe = np.random.default_rng(9)
+    probe.standard_normal(2 * under)
+    assert rng.standard_normal() == probe.standard_normal()
+    assert under < healthy
+
+
+def test_g_is_a_read_only_snapshot() -> None:
+    d, _ = _pair((4, 4), 8)
+    before = d.g
+    with pytest.raises(ValueError):
+        before[0, 0] = 1.0
+    v = np.zeros((4, 4))
+    v[1, 1] = 2.0
+    d.apply_voltage(v, 1e-6, np.random.default_rng(0))
+    assert d.g is not before and d.g[1, 1] != before[1, 1]
+    with pytest.raises(ValueError, match="finite"):
+        d.set_g(np.full((4, 4), np.nan), np.ones((4, 4), dtype=bool))

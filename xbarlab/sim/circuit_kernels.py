@@ -1,0 +1,87 @@
+"""Compiled single case of the ideal circuit (`IdealCircuit`): device voltages, currents and
+line currents of one bias case with every line driven, in one pass over the array.
+
+As numpy calls this case costs a dozen whole-array operations (an outer difference, the I-V
+law on every device, two sums: ~35 us at 64 x 64 on a loaded machine), most of it on
+devices at 0 V that carry no current. One compiled pass evaluates the law only where a
+device sees a voltage. No fastmath; the sums run in plain order, so line currents agree with
+numpy's pairwise sums to rounding (tests/sim/test_ideal_fast.py). numba: see `solver_kernels`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+try:
+    from numba import njit
+except ImportError:  # pragma: no cover - exercised only on installs without numba
+    AVAILABLE = False
+else:
+    AVAILABLE = True
+
+
+def _compile(func: Any) -> Any:
+    """`func` compiled by numba (cached on disk), or as it is without numba."""
+    return njit(cache=True, nogil=True)(func) if AVAILABLE else func
+
+
+def _ideal_case(row_v, col_v, g, a, b, sinh, v_dev, i_dev, i_rows, i_cols):  # type: ignore[no-untyped-def]
+    """Fill v_dev, i_dev (M, N), i_rows (M), i_cols (N) for line potentials row_v (M),
+    col_v (N); the law is I = (a g) sinh(b v) if `sinh`, else I = g v. False (nothing
+    usable) if a line floats (NaN)."""
+    m, n = g.shape
+    for i in range(m):
+        if row_v[i] != row_v[i]:
+            return False
+    for j in range(n):
+        if col_v[j] != col_v[j]:
+            return False
+    for j in range(n):
+        i_cols[j] = 0.0
+    for i in range(m):
+        vr = row_v[i]
+        acc = 0.0
+        for j in range(n):
+            v = vr - col_v[j]
+            v_dev[i, j] = v
+            cur = 0.0
+            if v != 0.0:
+                cur = (a * g[i, j]) * math.sinh(b * v) if sinh else g[i, j] * v
+            i_dev[i, j] = cur
+            acc += cur
+            i_cols[j] += cur
+        i_rows[i] = acc
+    return True
+
+
+def _ideal_sense(row_v, col_v, g, a, b, sinh, i_rows, i_cols):  # type: ignore[no-untyped-def]
+    """Only the line currents i_rows (B, M), i_cols (B, N) of B cases row_v (B, M),
+    col_v (B, N), as in `_ideal_case` (no per-device arrays are formed); False if a line
+    floats (NaN)."""
+    m, n = g.shape
+    for c in range(row_v.shape[0]):
+        for i in range(m):
+            if row_v[c, i] != row_v[c, i]:
+                return False
+        for j in range(n):
+            if col_v[c, j] != col_v[c, j]:
+                return False
+    for c in range(row_v.shape[0]):
+        for j in range(n):
+            i_cols[c, j] = 0.0
+        for i in range(m):
+            vr = row_v[c, i]
+            acc = 0.0
+            for j in range(n):
+                v = vr - col_v[c, j]
+                if v != 0.0:
+                    cur = (a * g[i, j]) * math.sinh(b * v) if sinh else g[i, j] * v
+                    acc += cur
+                    i_cols[c, j] += cur
+            i_rows[c, i] = acc
+    return True
+
+
+ideal_case = _compile(_ideal_case)
+ideal_sense = _compile(_ideal_sense)
