@@ -237,3 +237,36 @@ def test_larger_arrays_start_first(tmp_path: Path) -> None:
         run_sweep(pts, command("run read_map").task, tmp_path, scheduler=cluster.scheduler_address)
     rows = read_table(tmp_path).sort_values("started")
     assert list(rows["param.sim.rows"]) == [5, 3, 2]
+
+
+def test_networks_are_an_axis_of_program_network_sweeps(tmp_path: Path, scheduler: str) -> None:
+    """Two networks x two simulated chips: each point programs its network and scores it."""
+    from tests.network.nets import WV, moons_net
+    from xbarlab.network.model import save_npz
+
+    nets = []
+    for hidden in (3, 4):
+        nets.append(str(tmp_path / f"net{hidden}.npz"))
+        save_npz(moons_net(hidden), Path(nets[-1]))
+    base = {"backend": "sim", "seed": 1,
+            "sim": {"rows": 8, "cols": 8, "device": "simple", "noise": False},
+            "limits": {"pulse_width_max": 1e-3},
+            "network": {"write_verify": WV, "max_cal": 60, "max_test": 50}}
+    cmd = "program-network"
+    spec = validate_config({"command": cmd, "points": [{"net": n} for n in nets],
+                            "grid": {"sim.seed": [5, 6]}}, SweepFile, "t")
+    pts = expand(spec, base, command(cmd).validate)
+    rep = run_sweep(pts, command(cmd).task, tmp_path / "sw", scheduler=scheduler)
+    assert not rep.failed
+    table = read_table(tmp_path / "sw")
+    assert len(table) == 4 and table["completed"].all()
+    for _, row in table.iterrows():
+        hidden = 3 if row["param.net"].endswith("net3.npz") else 4
+        assert row["devices"] == 2 * ((2 + 1) * hidden + (hidden + 1))  # pairs, bias rows
+        assert 0.5 <= row["test_acc.programmed"] <= 1.0
+        with LogReader(tmp_path / "sw" / row["log"]) as log:
+            assert log.info.protocol == "program_network" and log.info.run_id == row["run_id"]
+    with pytest.raises(ConfigError, match=r"no such \.npz"):
+        command(cmd).validate({**base, "net": str(tmp_path / "missing.npz")})
+    with pytest.raises(ConfigError, match="net: the network file"):
+        command(cmd).validate(base)

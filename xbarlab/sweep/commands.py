@@ -4,6 +4,10 @@
   the row carries the run's status and the protocol's outcome (write-verify: converged and
   in-tolerance cells, pulses, errors; read map: conductance statistics; per-cell protocols:
   shares and medians of their outcome fields).
+- `program-network`: a trained network (`.npz`, the point's `net:` field, so networks are an
+  axis like any other) programmed onto simulated arrays (`xbarlab program-network`); the row
+  carries the test accuracy through the MVM after programming and after compensation, the
+  devices in tolerance and the pulses each stage cost.
 - `reproduce drolet2023`: the paper's statistical transfers (needs the nn extra); the row
   carries the share of test points >= 95 % correct per network kind, the file is an HDF5
   results file.
@@ -143,6 +147,68 @@ def reproduce_task(point: Point, log: Path) -> dict[str, Any]:
     return fields
 
 
+def _network_validator(cfg: dict[str, Any]) -> dict[str, Any]:
+    from xbarlab.network.config import NetworkSessionConfig
+    from xbarlab.network.model import load_npz
+
+    data = dict(cfg)
+    net = data.pop("net", None)
+    if not isinstance(net, str) or not net:
+        raise ConfigError("sweep point: net: the network file (.npz) each point programs is "
+                          "missing (a field of the base config or an axis)")
+    path = Path(net).expanduser().resolve()
+    if path.suffix.lower() != ".npz" or not path.is_file():
+        raise ConfigError(f"sweep point: net: {net}: no such .npz network file (a sweep takes "
+                          ".npz networks; paths are relative to the working folder)")
+    try:
+        load_npz(path)
+    except ValueError as exc:
+        raise ConfigError(f"sweep point: net: {exc}") from None
+    session = validate_config(data, NetworkSessionConfig, "sweep point")
+    if session.backend == "bench":
+        raise ConfigError("sweep point: backend 'bench': a sweep runs simulated sessions "
+                          "(points run in parallel; one bench cannot)")
+    return {"net": str(path), **session.model_dump(mode="json", exclude={"protocol"})}
+
+
+def network_task(point: Point, log: Path) -> dict[str, Any]:
+    """Program the point's network onto simulated arrays (`xbarlab program-network`)."""
+    from xbarlab.network.config import NetworkSessionConfig
+    from xbarlab.network.datasets import load_dataset
+    from xbarlab.network.model import load_npz
+    from xbarlab.network.plan import NetworkOutcome
+    from xbarlab.network.session import run_session
+
+    data = dict(point.config)
+    net = load_npz(Path(data.pop("net")))
+    cfg = NetworkSessionConfig.model_validate(data)
+    evalset = load_dataset(cfg.network.dataset or net.dataset or "moons")
+    res = run_session(cfg, net, evalset, log, overwrite=True).result
+    out = res.value
+    evaluated = isinstance(out, NetworkOutcome) and bool(out.evaluations)
+    fields: dict[str, Any] = {"status": res.status.value, "reason": res.reason,
+                              "run_id": res.run_id, "operations": res.n_events,
+                              # scored through the MVM: a result even when devices missed
+                              "completed": res.ok or (res.status.value == "failed" and evaluated)}
+    if isinstance(out, NetworkOutcome):
+        used = int(out.used().sum())
+        fields.update(devices=used, in_tolerance=int(out.in_band().sum()),
+                      stuck=int((out.stuck & out.used()).sum()),
+                      software_test_acc=out.software_test_acc)
+        for e in out.evaluations:
+            stage = e.stage.split("/")[0]  # "programmed", "compensated/2" -> last of a kind
+            fields[f"test_acc.{stage}"] = e.test_acc
+            fields[f"cal_acc.{stage}"] = e.cal_acc
+        if out.evaluations:
+            fields["test_acc"] = out.evaluations[-1].test_acc
+        for prefix in ("program", "compensate"):
+            pulses, seconds, devices = out.cost(prefix)
+            fields[f"pulses.{prefix}"] = pulses
+            fields[f"seconds.{prefix}"] = seconds
+            fields[f"devices.{prefix}"] = devices
+    return fields
+
+
 def command(name: str) -> Command:
     """The sweepable command called `name`; `ConfigError` listing the known ones otherwise."""
     words = name.split()
@@ -151,5 +217,7 @@ def command(name: str) -> Command:
         return Command(name, _session_validator(words[1]), session_task)
     if words == ["reproduce", "drolet2023"]:
         return Command(name, _reproduce_validator, reproduce_task)
-    known = [f"run {p}" for p in kinds] + ["reproduce drolet2023"]
+    if words == ["program-network"]:
+        return Command(name, _network_validator, network_task)
+    known = [f"run {p}" for p in kinds] + ["program-network", "reproduce drolet2023"]
     raise ConfigError(f"command: unknown '{name}'; sweepable: {', '.join(known)}")
