@@ -31,6 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from xbarlab.crossbar import FloatArray, IntArray
+from xbarlab.sim import solver_fronts_kernels as kernels
 from xbarlab.sim import solver_kernels
 from xbarlab.sim.blas import one_blas_thread
 from xbarlab.sim.solver_grid import grid_classes
@@ -531,8 +532,15 @@ class FrontalFactor:
         if whole and rows is not None:
             inv = np.empty_like(sel)
             inv[sel] = np.arange(sel.size)
+        compiled = (kernels.AVAILABLE and whole and b.dtype == np.float64
+                    and b.flags.c_contiguous and out.dtype == np.float64)
         with one_blas_thread():
             for c in range(0, b.shape[1], chunk):
+                if compiled:  # gather, find the nonzero rows, put back: one pass each
+                    w = np.empty((plan.n, min(chunk, b.shape[1] - c)))
+                    nz = kernels.gather_rows(b, sel, c, w)
+                    kernels.put_rows(self._solve(w, nz), inv, out, c)
+                    continue
                 w = self._solve(np.take(b[:, c : c + chunk], sel, axis=0))
                 if whole:
                     out[:, c : c + chunk] = np.take(w, inv, axis=0)
@@ -541,11 +549,15 @@ class FrontalFactor:
         release_freed_memory(plan.n * b.shape[1])
         return out
 
-    def _solve(self, w: FloatArray) -> FloatArray:
-        """Solve in place for `w` (n, B) in elimination order."""
+    def _solve(self, w: FloatArray, nonzero: np.ndarray | None = None) -> FloatArray:
+        """Solve in place for `w` (n, B) in elimination order (C-contiguous); `nonzero`:
+        which rows of `w` are nonzero, if known."""
         plan = self.plan
         nrhs = w.shape[1]
-        active = plan.active_fronts(np.flatnonzero(np.any(w != 0.0, axis=1)))
+        if nonzero is None:
+            nonzero = np.any(w != 0.0, axis=1)
+        active = plan.active_fronts(np.flatnonzero(nonzero))
+        compiled = kernels.AVAILABLE and w.flags.c_contiguous
         for gi, g in enumerate(plan.groups):
             on = active[g.fronts]
             k = int(on.sum())
@@ -556,13 +568,20 @@ class FrontalFactor:
                 w[g.lo : g.hi] = y.reshape(-1, nrhs)
                 if g.u:
                     upd = (self.lue[gi] @ y).reshape(-1, nrhs)
-                    w[g.touched] = np.take(w, g.touched, axis=0) - g.scatter @ upd
+                    if compiled:
+                        kernels.scatter_sub(w, g.upd.reshape(-1), upd)
+                    else:
+                        w[g.touched] = np.take(w, g.touched, axis=0) - g.scatter @ upd
                 continue
             rows = (g.lo + g.e * np.flatnonzero(on)[:, None] + np.arange(g.e)).ravel()
             y = self.linv[gi][on] @ np.take(w, rows, axis=0).reshape(k, g.e, nrhs)
             w[rows] = y.reshape(-1, nrhs)
             if g.u:
-                np.subtract.at(w, g.upd[on].ravel(), (self.lue[gi][on] @ y).reshape(-1, nrhs))
+                upd = (self.lue[gi][on] @ y).reshape(-1, nrhs)
+                if compiled:
+                    kernels.scatter_sub(w, g.upd[on].reshape(-1), upd)
+                else:
+                    np.subtract.at(w, g.upd[on].ravel(), upd)
         for gi in range(len(plan.groups) - 1, -1, -1):
             g = plan.groups[gi]
             k = g.fronts.size

@@ -31,7 +31,7 @@ from scipy.linalg import lapack
 from scipy.sparse.csgraph import connected_components
 
 from xbarlab.crossbar import BoolArray, FloatArray, IntArray
-from xbarlab.sim import solver_kernels
+from xbarlab.sim import solver_fronts_kernels, solver_kernels
 from xbarlab.sim.solver_fronts import (
     FrontalFactor,
     FrontalPlan,
@@ -549,6 +549,39 @@ class DirectEngine:
             np.add.at(out, self.dev_r, i_nm)
             np.subtract.at(out, self.dev_c, i_nm)
         return out
+
+
+    def kcl_check(
+        self, v: FloatArray, i_dev: FloatArray, inj: FloatArray, want: IntArray
+    ) -> tuple[float, FloatArray]:
+        """The KCL check of a solve: the largest |net current| leaving a free node (wires,
+        resistive pads, devices `i_dev` (B, M, N), injections `inj`; see `kcl`), and the
+        net currents (len(want), B) at nodes `want`. Compiled in one pass over `v` where taps
+        are nodes and `v` is batch-major (`solver_fronts_kernels`), else `kcl` a few cases
+        at a time (a whole batch's residual would double the memory)."""
+        m, n = self.shape
+        mn = m * n
+        free = ~self.fixed
+        vt = v.T
+        f_want = np.zeros((want.size, v.shape[1]))
+        if (solver_fronts_kernels.AVAILABLE and self.taps_are_nodes
+                and vt.flags.c_contiguous and v.shape[0] == 2 * mn and inj.shape == v.shape):
+            nr = m * (n - 1)
+            res = self.driven & ~self.fixed_pad
+            return solver_fronts_kernels.kcl_grid(
+                vt, np.ascontiguousarray(i_dev), self.e_y[:nr].reshape(m, n - 1),
+                self.e_y[nr:].reshape(m - 1, n), self.pad_node, self.pad_y, inj,
+                np.unique(self.pad_node[res]), free, want,
+            )
+        resid = 0.0
+        step_b = max(1, (1 << 22) // max(self.nnode, 1))
+        for b0 in range(0, v.shape[1], step_b):
+            cut = slice(b0, b0 + step_b)
+            f = self.kcl(v[:, cut], i_dev[cut], inj[:, cut])
+            f_want[:, cut] = f[want]
+            if free.any():
+                resid = max(resid, float(np.abs(f if free.all() else f[free]).max()))
+        return resid, f_want
 
 
 def _tridiag_chains(

@@ -1,0 +1,120 @@
+"""Compiled loops of the direct engine's first solve: the multifrontal factor's extend-add,
+the solve's row gathers and scatters, and the KCL residual check of a direct solve.
+
+Why compiled: these steps are index arithmetic over arrays of tens of megabytes; as numpy
+calls each builds its index arrays and temporaries (a pass over memory each), while a loop
+reads and writes every value once. numba (a core dependency, see `solver_kernels`) compiles
+them once per machine and caches them on disk. No `fastmath`: the arithmetic is the same
+IEEE operations as the numpy code they replace, NaN included. Without numba (`AVAILABLE`
+False) the callers keep their numpy paths.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xbarlab.crossbar import FloatArray
+from xbarlab.sim.solver_kernels import AVAILABLE
+
+if AVAILABLE:
+    from numba import njit
+
+    @njit(cache=True, nogil=True)
+    def _kcl_grid(vt, i_dev, y_row, y_col, pad_node, pad_y, inj, inj_node, free, all_free,
+                  want, f_want):  # type: ignore[no-untyped-def]
+        m = i_dev.shape[1]
+        n = i_dev.shape[2]
+        mn = m * n
+        bsz = vt.shape[0]
+        f = np.empty(2 * mn)
+        worst = 0.0
+        nan = False
+        for b in range(bsz):
+            v = vt[b]
+            for i in range(m):
+                for j in range(n):
+                    r = i * n + j
+                    x = v[r]
+                    s = i_dev[b, i, j]
+                    if j > 0:
+                        s += y_row[i, j - 1] * (x - v[r - 1])
+                    if j < n - 1:
+                        s += y_row[i, j] * (x - v[r + 1])
+                    f[r] = s
+                    c = mn + r
+                    x = v[c]
+                    s = -i_dev[b, i, j]
+                    if i > 0:
+                        s += y_col[i - 1, j] * (x - v[c - n])
+                    if i < m - 1:
+                        s += y_col[i, j] * (x - v[c + n])
+                    f[c] = s
+            for p in range(pad_node.size):
+                if pad_y[p] != 0.0:
+                    f[pad_node[p]] += pad_y[p] * v[pad_node[p]]
+            for k in range(inj_node.size):
+                f[inj_node[k]] -= inj[inj_node[k], b]
+            for k in range(2 * mn):
+                if all_free or free[k]:
+                    a = abs(f[k])
+                    if a != a:  # NaN: the check fails, as numpy's max would say
+                        nan = True
+                    elif a > worst:
+                        worst = a
+            for k in range(want.size):
+                f_want[k, b] = f[want[k]]
+        return np.nan if nan else worst
+
+    @njit(cache=True, nogil=True)
+    def gather_rows(b, sel, c0, w):  # type: ignore[no-untyped-def]
+        """w[i, :] = b[sel[i], c0 : c0 + w.shape[1]]; returns which rows of w are nonzero."""
+        nrhs = w.shape[1]
+        nz = np.zeros(sel.size, dtype=np.bool_)
+        for i in range(sel.size):
+            src = b[sel[i]]
+            hit = False
+            for k in range(nrhs):
+                x = src[c0 + k]
+                w[i, k] = x
+                if x != 0.0:
+                    hit = True
+            nz[i] = hit
+        return nz
+
+    @njit(cache=True, nogil=True)
+    def put_rows(w, inv, out, c0):  # type: ignore[no-untyped-def]
+        """out[r, c0 + k] = w[inv[r], k] for every row r of `out`."""
+        nrhs = w.shape[1]
+        for r in range(inv.size):  # one row of `w` at a time: each is read once, whole
+            src = w[inv[r]]
+            for k in range(nrhs):
+                out[r, c0 + k] = src[k]
+
+    @njit(cache=True, nogil=True)
+    def scatter_sub(w, idx, upd):  # type: ignore[no-untyped-def]
+        """w[idx[t], :] -= upd[t, :], in order (repeated indices accumulate)."""
+        nrhs = w.shape[1]
+        for t in range(idx.size):
+            row = idx[t]
+            for k in range(nrhs):
+                w[row, k] -= upd[t, k]
+
+
+def kcl_grid(
+    vt: FloatArray, i_dev: FloatArray, y_row: FloatArray, y_col: FloatArray,
+    pad_node: np.ndarray, pad_y: FloatArray, inj: FloatArray, inj_node: np.ndarray,
+    free: np.ndarray, want: np.ndarray,
+) -> tuple[float, FloatArray]:
+    """KCL residual of node voltages `vt` (B, 2MN; row-wire nodes, then column-wire nodes,
+    as in `solver_network`) on an M x N grid whose taps are its nodes, with device currents
+    `i_dev` (B, M, N), segment conductances `y_row` (M, N-1), `y_col` (M-1, N), pad
+    conductances `pad_y` at `pad_node`, and injections `inj` (2MN, B), nonzero only on the
+    rows `inj_node` (distinct). Returns the largest |net current| leaving a node of `free`
+    (bool, 2MN) (NaN if any is NaN), and the net currents (len(want), B) at nodes `want`."""
+    f_want = np.zeros((want.size, vt.shape[0]))
+    worst = _kcl_grid(
+        vt, i_dev, y_row, y_col, np.ascontiguousarray(pad_node, dtype=np.int64), pad_y, inj,
+        np.ascontiguousarray(inj_node, dtype=np.int64), free, bool(free.all()),
+        np.ascontiguousarray(want, dtype=np.int64), f_want,
+    )
+    return float(worst), f_want
