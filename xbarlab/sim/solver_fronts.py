@@ -484,6 +484,11 @@ class FrontalPlan:
                 target = buffers[item[0]]
                 if target is None:
                     target = buffers[item[0]] = np.zeros(pg.fronts.size * fp2)
+                if kernels.AVAILABLE:  # one pass, no index arrays
+                    shared = len(item) == 4
+                    kernels.extend_add(buf, f, g.e, g.u, item[1], item[2] if shared else
+                                       item[1][:0], fp2, item[-1], target)
+                    continue
                 src = (item[1][:, None] * (f * f) + tri[None, :]).ravel()
                 if len(item) == 4:  # a template: one slot map shared by fronts `rows`
                     dst = (item[2][:, None] * fp2 + item[3][None, :]).ravel()

@@ -99,6 +99,25 @@ if AVAILABLE:
             for k in range(nrhs):
                 w[row, k] -= upd[t, k]
 
+    @njit(cache=True, nogil=True)
+    def extend_add(buf, f, e, u, rows, slots, fp2, tmpl, target):  # type: ignore[no-untyped-def]
+        """Add the lower triangles of the update matrices (the trailing u x u blocks of the
+        f x f fronts `rows` of `buf`) into `target`: front q's entry t (row-major lower
+        triangle) goes to flat index slots[q] * fp2 + tmpl[t], or, where `slots` is empty,
+        to tmpl[q * u (u + 1) / 2 + t]."""
+        ntri = u * (u + 1) // 2
+        shared = slots.size > 0
+        for q in range(rows.size):
+            src = rows[q] * f * f + e * f + e
+            dst = slots[q] * fp2 if shared else 0
+            off = 0 if shared else q * ntri
+            t = 0
+            for i in range(u):
+                row = src + i * f
+                for j in range(i + 1):
+                    target[dst + tmpl[off + t]] += buf[row + j]
+                    t += 1
+
 
 def kcl_grid(
     vt: FloatArray, i_dev: FloatArray, y_row: FloatArray, y_col: FloatArray,
