@@ -746,12 +746,14 @@ class _DirectProblem:
         self.i_scale = max(float(np.abs(self.inj[pads]).max()) if self.inj.size else 0.0,
                            y_wire * v_max)
 
-    def _lin(self, dg: FloatArray, rhs: FloatArray, fixed_v: FloatArray) -> FloatArray:
+    def _lin(
+        self, dg: FloatArray, rhs: FloatArray, fixed_v: FloatArray, pads_only: bool = False
+    ) -> FloatArray:
         eng = self.eng
         if not eng.free.size:
             return fixed_v.copy()
         if dg.ndim == 2:
-            return eng.solve(dg, rhs, fixed_v)
+            return eng.solve(dg, rhs, fixed_v, pads_only=pads_only)
         return np.concatenate(
             [eng.solve(dg[b], rhs[:, b : b + 1], fixed_v[:, b : b + 1])
              for b in range(dg.shape[0])],
@@ -766,7 +768,7 @@ class _DirectProblem:
 
     def run(self, law: DeviceLaw, solver: CrossbarSolver) -> _Result:
         eng = self.eng
-        v = self._lin(law.g0, self.inj, self.fixed_v)
+        v = self._lin(law.g0, self.inj, self.fixed_v, pads_only=True)  # `pad_rhs`'s rows
         iterations = 0
         free = eng.free
 

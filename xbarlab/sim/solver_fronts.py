@@ -130,8 +130,11 @@ class _Group:
     lo: int  # the group eliminates positions lo..hi-1, front by front
     hi: int
     upd: IntArray  # (k, u) positions
-    touched: IntArray  # positions that receive updates from this group
-    scatter: sp.csr_matrix  # (touched, k*u): sums update slots into the touched positions
+    # positions that receive updates from this group, and the (touched, k*u) matrix that
+    # sums update slots into them: the numpy sweep's scatter (None where compiled loops
+    # scatter, `solver_fronts_kernels`)
+    touched: IntArray | None
+    scatter: sp.csr_matrix | None
 
 
 def _group_of_fronts(
@@ -141,6 +144,8 @@ def _group_of_fronts(
     `lo`) and their update positions (k, u) among `n` unknowns."""
     k, u = updi.shape
     flat = updi.ravel()
+    if kernels.AVAILABLE:
+        return _Group(members, e, u, lo, lo + k * e, updi.astype(np.int64), None, None)
     if n is not None:  # mark instead of sorting
         mark = np.zeros(n, dtype=bool)
         mark[flat] = True
@@ -514,10 +519,13 @@ class FrontalFactor:
         rows: IntArray | None = None,
         out: FloatArray | None = None,
         chunk: int | None = None,
+        nonzero_rows: IntArray | None = None,
     ) -> FloatArray:
         """Solve K x = b; `b` (n, B) in unknown order, or, with `rows`, a larger node-major
         array whose rows `rows[i]` hold unknown i (the solution is then written to those
-        rows of `out`, other rows untouched). Returns x (n, B), or `out`.
+        rows of `out`, other rows untouched). Returns x (n, B), or `out`. `nonzero_rows`
+        (distinct rows of `b`), if given: every other row of `b` is zero and is not read
+        (a crossbar's pad injections: the rest of `b` is never touched).
 
         Right-hand sides go through in chunks of `chunk` columns (default: 32, fewer where
         n is so large that a chunk's working arrays would pass 32 MB; the working arrays then
@@ -542,8 +550,14 @@ class FrontalFactor:
         with one_blas_thread():
             for c in range(0, b.shape[1], chunk):
                 if compiled:  # gather, find the nonzero rows, put back: one pass each
-                    w = np.empty((plan.n, min(chunk, b.shape[1] - c)))
-                    nz = kernels.gather_rows(b, sel, c, w)
+                    width = min(chunk, b.shape[1] - c)
+                    if nonzero_rows is None:
+                        w = np.empty((plan.n, width))
+                        nz = kernels.gather_rows(b, sel, c, w)
+                    else:
+                        w = np.zeros((plan.n, width))
+                        nz = kernels.gather_some(b, np.asarray(nonzero_rows, np.int64), inv,
+                                                 c, w)
                     kernels.put_rows(self._solve(w, nz), inv, out, c)
                     continue
                 w = self._solve(np.take(b[:, c : c + chunk], sel, axis=0))
@@ -558,11 +572,13 @@ class FrontalFactor:
         """Solve in place for `w` (n, B) in elimination order (C-contiguous); `nonzero`:
         which rows of `w` are nonzero, if known."""
         plan = self.plan
+        compiled = kernels.AVAILABLE
+        if compiled:
+            w = np.ascontiguousarray(w)
         nrhs = w.shape[1]
         if nonzero is None:
             nonzero = np.any(w != 0.0, axis=1)
         active = plan.active_fronts(np.flatnonzero(nonzero))
-        compiled = kernels.AVAILABLE and w.flags.c_contiguous
         for gi, g in enumerate(plan.groups):
             on = active[g.fronts]
             k = int(on.sum())
@@ -576,6 +592,7 @@ class FrontalFactor:
                     if compiled:
                         kernels.scatter_sub(w, g.upd.reshape(-1), upd)
                     else:
+                        assert g.touched is not None and g.scatter is not None
                         w[g.touched] = np.take(w, g.touched, axis=0) - g.scatter @ upd
                 continue
             rows = (g.lo + g.e * np.flatnonzero(on)[:, None] + np.arange(g.e)).ravel()

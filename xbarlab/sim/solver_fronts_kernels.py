@@ -82,6 +82,24 @@ if AVAILABLE:
         return nz
 
     @njit(cache=True, nogil=True)
+    def gather_some(b, rows, inv, c0, w):  # type: ignore[no-untyped-def]
+        """w[inv[r], :] = b[r, c0 : c0 + w.shape[1]] for the rows r of `rows` (`w` zero
+        elsewhere); returns which rows of w are nonzero."""
+        nrhs = w.shape[1]
+        nz = np.zeros(w.shape[0], dtype=np.bool_)
+        for q in range(rows.size):
+            r = rows[q]
+            i = inv[r]
+            hit = False
+            for k in range(nrhs):
+                x = b[r, c0 + k]
+                w[i, k] = x
+                if x != 0.0:
+                    hit = True
+            nz[i] = nz[i] or hit
+        return nz
+
+    @njit(cache=True, nogil=True)
     def put_rows(w, inv, out, c0):  # type: ignore[no-untyped-def]
         """out[r, c0 + k] = w[inv[r], k] for every row r of `out`."""
         nrhs = w.shape[1]

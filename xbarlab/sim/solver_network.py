@@ -476,9 +476,12 @@ class DirectEngine:
             fixed_v[node] = v[:, p]
         return inj, fixed_v
 
-    def solve(self, dg: FloatArray, rhs: FloatArray, fixed_v: FloatArray) -> FloatArray:
+    def solve(
+        self, dg: FloatArray, rhs: FloatArray, fixed_v: FloatArray, *, pads_only: bool = False
+    ) -> FloatArray:
         """Node voltages (nnode, B) of K(dg) v = rhs with fixed nodes held at `fixed_v`
-        (both (nnode, B), node-major like the result)."""
+        (both (nnode, B), node-major like the result). `pads_only`: `rhs` is zero except on
+        pad nodes (`pad_rhs`'s injections), and only those rows of it are read."""
         lu, k_fd = self.factor(dg)
         fixed = np.flatnonzero(self.fixed)
         r = rhs
@@ -490,7 +493,11 @@ class DirectEngine:
         else:
             v = np.array(fixed_v, order="F", copy=True)
         if isinstance(lu, FrontalFactor):
-            lu.solve(np.ascontiguousarray(r), rows=None if self._identity else self.free, out=v)
+            hint = None
+            if pads_only and not fixed.size:
+                hint = np.unique(self.pad_node)
+            lu.solve(np.ascontiguousarray(r), rows=None if self._identity else self.free, out=v,
+                     nonzero_rows=hint)
             return v
         rf = np.ascontiguousarray(r[self.free].T)
         for b in range(rf.shape[0]):  # SuperLU's multi-RHS solve is slower than a loop
