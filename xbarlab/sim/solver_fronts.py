@@ -504,6 +504,11 @@ class FrontalPlan:
         return FrontalFactor(self, linv, lue)
 
 
+#: fronts eliminating at least this many nodes go through BLAS in the compiled backward
+#: sweep (smaller ones: one compiled loop per group, no gathered copies of the update rows)
+BLAS_FRONTS = 32
+
+
 class FrontalFactor:
     """Numeric factor: per group the inverse Cholesky blocks and the update blocks. The
     backward sweep multiplies by their transposes as views (BLAS takes the transposed layout
@@ -607,6 +612,9 @@ class FrontalFactor:
         for gi in range(len(plan.groups) - 1, -1, -1):
             g = plan.groups[gi]
             k = g.fronts.size
+            if compiled and g.e < BLAS_FRONTS:  # small fronts: no gathered copies
+                kernels.backward(w, g.lo, g.upd, self.lue[gi], self.linv[gi])
+                continue
             rhs = w[g.lo : g.hi].reshape(k, g.e, nrhs)
             if g.u:
                 wu = np.take(w, g.upd.ravel(), axis=0).reshape(k, g.u, nrhs)

@@ -103,10 +103,12 @@ if AVAILABLE:
     def put_rows(w, inv, out, c0):  # type: ignore[no-untyped-def]
         """out[r, c0 + k] = w[inv[r], k] for every row r of `out`."""
         nrhs = w.shape[1]
-        for r in range(inv.size):  # one row of `w` at a time: each is read once, whole
-            src = w[inv[r]]
+        n = inv.size
+        for r0 in range(0, n, 256):  # blocks of rows: their rows of `w` stay in cache
+            r1 = min(r0 + 256, n)
             for k in range(nrhs):
-                out[r, c0 + k] = src[k]
+                for r in range(r0, r1):
+                    out[r, c0 + k] = w[inv[r], k]
 
     @njit(cache=True, nogil=True)
     def scatter_sub(w, idx, upd):  # type: ignore[no-untyped-def]
@@ -135,6 +137,35 @@ if AVAILABLE:
                 for j in range(i + 1):
                     target[dst + tmpl[off + t]] += buf[row + j]
                     t += 1
+
+    @njit(cache=True, nogil=True)
+    def backward(w, lo, upd, lue, linv):  # type: ignore[no-untyped-def]
+        """One group's backward sweep in place: for every front q of the group (eliminated
+        rows lo + q e .. lo + q e + e - 1 of `w`), x = linv[q]^T (x - lue[q]^T w[upd[q]]).
+        `upd` (k, u), `lue` (k, u, e), `linv` (k, e, e); the update rows are read where they
+        are (no gathered copy)."""
+        k, u = upd.shape
+        e = linv.shape[1]
+        nrhs = w.shape[1]
+        tmp = np.empty((e, nrhs))
+        for q in range(k):
+            base = lo + q * e
+            for i in range(e):
+                for c in range(nrhs):
+                    tmp[i, c] = w[base + i, c]
+            for j in range(u):
+                row = upd[q, j]
+                for i in range(e):
+                    lji = lue[q, j, i]
+                    for c in range(nrhs):
+                        tmp[i, c] -= lji * w[row, c]
+            for i in range(e):
+                for c in range(nrhs):
+                    w[base + i, c] = 0.0
+                for m in range(e):
+                    lmi = linv[q, m, i]
+                    for c in range(nrhs):
+                        w[base + i, c] += lmi * tmp[m, c]
 
 
 def kcl_grid(
