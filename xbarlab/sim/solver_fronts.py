@@ -162,7 +162,8 @@ def _split_by_group(
     flat: IntArray, grp: IntArray, ngroups: int
 ) -> list[tuple[IntArray, IntArray]]:
     """Assembly maps per group: flat buffer indices and the indices of their values."""
-    sort = np.argsort(grp, kind="stable")
+    # few groups: 16-bit keys, which numpy's stable sort orders by radix
+    sort = np.argsort(grp.astype(np.int16) if ngroups < 2**15 else grp, kind="stable")
     cut = np.searchsorted(grp[sort], np.arange(ngroups + 1))
     return [(_compact(flat[sort[cut[g] : cut[g + 1]]]), _compact(sort[cut[g] : cut[g + 1]]))
             for g in range(ngroups)]
@@ -274,6 +275,11 @@ class FrontalPlan:
         mn = m * n
 
         def local(t: IntArray, node: IntArray) -> IntArray:
+            if kernels.AVAILABLE:
+                out: IntArray = kernels.grid_local(
+                    np.asarray(t, np.int64), np.asarray(node, np.int64), mn, n, front_lut,
+                    canvas_hw, canvas_w, i0, j0, lut)
+                return out
             layer = node >= mn
             site = node - mn * layer
             idx = (front_lut[t] + canvas_hw[t] * layer

@@ -167,6 +167,21 @@ if AVAILABLE:
                     for c in range(nrhs):
                         w[base + i, c] += lmi * tmp[m, c]
 
+    @njit(cache=True, nogil=True)
+    def grid_local(t, node, mn, n, front_lut, canvas_hw, canvas_w, i0, j0, lut):  # type: ignore[no-untyped-def]
+        """Local slots of grid nodes `node` in fronts `t` by the fronts' class lookup tables
+        (see `FrontalPlan.for_grid`): -1 where a node is not in its front."""
+        out = np.empty(t.size, dtype=np.int64)
+        for q in range(t.size):
+            f = t[q]
+            x = node[q]
+            layer = 1 if x >= mn else 0
+            site = x - mn * layer
+            idx = (front_lut[f] + canvas_hw[f] * layer
+                   + (site // n - i0[f] + 1) * canvas_w[f] + (site % n - j0[f] + 1))
+            out[q] = lut[idx]
+        return out
+
 
 def kcl_grid(
     vt: FloatArray, i_dev: FloatArray, y_row: FloatArray, y_col: FloatArray,

@@ -340,7 +340,7 @@ class DirectEngine:
         self._identity = bool(free_order.size == nnode and (free_order == np.arange(nnode)).all())
         self.pos = np.full(nnode, -1, dtype=np.int64)
         self.pos[free_order] = np.arange(len(free_order))
-        self._k_wire = self._assemble_wire()
+        self._k_wire_csr: sp.csr_matrix | None = None  # built when first needed
         self._lu_key: FloatArray | None = None
         self._lu: spla.SuperLU | FrontalFactor | None = None
         self._k_fd: sp.csr_matrix = sp.csr_matrix((self.nnode, 0))
@@ -358,6 +358,12 @@ class DirectEngine:
         if dg is None:
             return rows, cols, np.empty(0)
         return rows, cols, np.concatenate([wv, self.pad_y, dv])
+
+    def _values(self, dg: FloatArray) -> FloatArray:
+        """The values of `_coo(dg)` alone."""
+        g = dg.ravel()
+        return np.concatenate([self.e_y, self.e_y, -self.e_y, -self.e_y, self.pad_y,
+                               g, g, -g, -g])
 
     def _frontal_plan(self) -> FrontalPlan:
         """Symbolic analysis; it depends only on the shape and the fixed nodes (unmerged
@@ -418,6 +424,14 @@ class DirectEngine:
         kd = sp.coo_matrix((vals, (rows, cols)), (self.nnode, self.nnode))
         return (self._k_wire + kd).tocsr()
 
+    @property
+    def _k_wire(self) -> sp.csr_matrix:
+        """Wire segments + pad conductances (`_assemble_wire`), built on first use: the
+        frontal path of a grid never needs it."""
+        if self._k_wire_csr is None:
+            self._k_wire_csr = self._assemble_wire()
+        return self._k_wire_csr
+
     def has_factor(self, dg: FloatArray) -> bool:
         """Whether the cached LU is for exactly these device conductances."""
         return self._lu_key is not None and np.array_equal(self._lu_key, dg)
@@ -428,7 +442,7 @@ class DirectEngine:
         if self._lu is not None and self.has_factor(dg):
             return self._lu, self._k_fd
         if self._plan is not None:
-            vals = self._coo(dg)[2][self._frontal_keep]
+            vals = self._values(dg)[self._frontal_keep]
             try:
                 fac = self._plan.factor(vals)
             except np.linalg.LinAlgError as exc:
