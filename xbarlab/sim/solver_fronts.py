@@ -602,8 +602,9 @@ class FrontalFactor:
                     upd = (self.lue[gi] @ y).reshape(-1, nrhs)
                     if compiled:
                         kernels.scatter_sub(w, g.upd.reshape(-1), upd)
+                    elif g.touched is None or g.scatter is None:  # plan made for kernels
+                        np.subtract.at(w, g.upd.reshape(-1), upd)
                     else:
-                        assert g.touched is not None and g.scatter is not None
                         w[g.touched] = np.take(w, g.touched, axis=0) - g.scatter @ upd
                 continue
             rows = (g.lo + g.e * np.flatnonzero(on)[:, None] + np.arange(g.e)).ravel()
