@@ -20,8 +20,9 @@ if AVAILABLE:
     from numba import njit
 
     @njit(cache=True, nogil=True)
-    def _kcl_grid(vt, i_dev, y_row, y_col, pad_node, pad_y, inj, inj_node, free, all_free,
-                  want, f_want):  # type: ignore[no-untyped-def]
+    def _kcl_grid(  # type: ignore[no-untyped-def]
+        vt, i_dev, y_row, y_col, pad_node, pad_y, inj, inj_node, free, all_free, want, f_want
+    ):
         m = i_dev.shape[1]
         n = i_dev.shape[2]
         mn = m * n
