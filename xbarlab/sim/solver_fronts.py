@@ -484,9 +484,11 @@ class FrontalPlan:
             lue.append(l_ue)
             if g.u == 0:
                 continue
-            update = fm[:, g.e :, g.e :]  # the front's own buffer becomes its update matrix
-            update -= l_ue @ l_ue.transpose(0, 2, 1)
-            del update
+            fused = kernels.AVAILABLE and g.e < BLAS_FRONTS  # small fronts: no u x u product
+            if not fused:
+                update = fm[:, g.e :, g.e :]  # the front's own buffer becomes its update
+                update -= l_ue @ l_ue.transpose(0, 2, 1)
+                del update
             il, jl = np.tril_indices(g.u)
             tri = (g.e + il) * f + (g.e + jl)  # lower triangle of the update, in the buffer
             for item in self._extend_add[gi]:
@@ -496,9 +498,13 @@ class FrontalPlan:
                 if target is None:
                     target = buffers[item[0]] = np.zeros(pg.fronts.size * fp2)
                 if kernels.AVAILABLE:  # one pass, no index arrays
-                    shared = len(item) == 4
-                    kernels.extend_add(buf, f, g.e, g.u, item[1], item[2] if shared else
-                                       item[1][:0], fp2, item[-1], target)
+                    slots = item[2] if len(item) == 4 else item[1][:0]
+                    if fused:
+                        kernels.update_extend_add(buf, f, g.e, g.u, l_ue, item[1], slots, fp2,
+                                                  item[-1], target)
+                    else:
+                        kernels.extend_add(buf, f, g.e, g.u, item[1], slots, fp2, item[-1],
+                                           target)
                     continue
                 src = (item[1][:, None] * (f * f) + tri[None, :]).ravel()
                 if len(item) == 4:  # a template: one slot map shared by fronts `rows`

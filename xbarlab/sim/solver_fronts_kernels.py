@@ -183,6 +183,30 @@ if AVAILABLE:
             out[q] = lut[idx]
         return out
 
+    @njit(cache=True, nogil=True)
+    def update_extend_add(  # type: ignore[no-untyped-def]
+        buf, f, e, u, l_ue, rows, slots, fp2, tmpl, target
+    ):
+        """`extend_add` of the update matrices formed on the fly: entry (i, j) of front q's
+        update is its buffer entry minus l_ue[q, i] . l_ue[q, j] (lower triangle only, no
+        u x u product stored)."""
+        ntri = u * (u + 1) // 2
+        shared = slots.size > 0
+        for q in range(rows.size):
+            fq = rows[q]
+            src = fq * f * f + e * f + e
+            dst = slots[q] * fp2 if shared else 0
+            off = 0 if shared else q * ntri
+            t = 0
+            for i in range(u):
+                row = src + i * f
+                for j in range(i + 1):
+                    s = 0.0
+                    for m in range(e):
+                        s += l_ue[fq, i, m] * l_ue[fq, j, m]
+                    target[dst + tmpl[off + t]] += buf[row + j] - s
+                    t += 1
+
 
 def kcl_grid(
     vt: FloatArray, i_dev: FloatArray, y_row: FloatArray, y_col: FloatArray,
