@@ -471,21 +471,27 @@ class FrontalPlan:
                 buffers[gi] = None
                 np.add.at(buf, flat, values[which])
             fm = buf.reshape(k, f, f)
-            try:
-                chol = np.linalg.cholesky(fm[:, : g.e, : g.e])
-            except np.linalg.LinAlgError as exc:
-                raise np.linalg.LinAlgError(
-                    "frontal Cholesky: matrix not positive definite"
-                ) from exc
-            li = np.asarray(np.linalg.inv(chol), dtype=np.float64)
-            del chol
-            l_ue = fm[:, g.e :, : g.e] @ li.transpose(0, 2, 1)
+            fused = kernels.AVAILABLE and g.e < BLAS_FRONTS  # small fronts: compiled loops
+            if fused:
+                li, l_ue = np.empty((k, g.e, g.e)), np.empty((k, g.u, g.e))
+                if not kernels.dense_fronts(fm, g.e, g.u, li, l_ue):
+                    raise np.linalg.LinAlgError("frontal Cholesky: matrix not positive definite")
+            else:
+                try:
+                    chol = np.linalg.cholesky(fm[:, : g.e, : g.e])
+                except np.linalg.LinAlgError as exc:
+                    raise np.linalg.LinAlgError(
+                        "frontal Cholesky: matrix not positive definite"
+                    ) from exc
+                li = np.asarray(np.linalg.inv(chol), dtype=np.float64)
+                del chol
+                l_ue = fm[:, g.e :, : g.e] @ li.transpose(0, 2, 1)
             linv.append(li)
             lue.append(l_ue)
             if g.u == 0:
                 continue
-            fused = kernels.AVAILABLE and g.e < BLAS_FRONTS  # small fronts: no u x u product
-            if not fused:
+            fused = kernels.AVAILABLE and g.e < FUSED_UPDATE
+            if not fused:  # (small fronts: no u x u product, see the extend-add below)
                 update = fm[:, g.e :, g.e :]  # the front's own buffer becomes its update
                 update -= l_ue @ l_ue.transpose(0, 2, 1)
                 del update
@@ -519,6 +525,9 @@ class FrontalPlan:
 #: fronts eliminating at least this many nodes go through BLAS in the compiled backward
 #: sweep (smaller ones: one compiled loop per group, no gathered copies of the update rows)
 BLAS_FRONTS = 32
+#: fronts eliminating fewer nodes form their update matrices inside the compiled extend-add
+#: (lower triangles only); larger ones by one BLAS product per group
+FUSED_UPDATE = 16
 
 
 class FrontalFactor:

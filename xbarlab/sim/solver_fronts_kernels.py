@@ -207,6 +207,48 @@ if AVAILABLE:
                     target[dst + tmpl[off + t]] += buf[row + j] - s
                     t += 1
 
+    @njit(cache=True, nogil=True)
+    def dense_fronts(buf, e, u, linv, lue):  # type: ignore[no-untyped-def]
+        """For every front q of a group (buffer `buf` (k, f, f), lower triangles, f = e + u):
+        the Cholesky factor L of its eliminated block, linv[q] = L^-1 (lower triangular,
+        zeros above the diagonal) and lue[q] = A_ue L^-T. Returns False if a block is not
+        positive definite (a pivot <= 0 or NaN)."""
+        k = buf.shape[0]
+        chol = np.empty((e, e))
+        for q in range(k):
+            a = buf[q]
+            for j in range(e):  # Cholesky, column by column (lower)
+                d = a[j, j]
+                for m in range(j):
+                    d -= chol[j, m] * chol[j, m]
+                if not d > 0.0:
+                    return False
+                d = np.sqrt(d)
+                chol[j, j] = d
+                for i in range(j + 1, e):
+                    s = a[i, j]
+                    for m in range(j):
+                        s -= chol[i, m] * chol[j, m]
+                    chol[i, j] = s / d
+            li = linv[q]
+            for j in range(e):  # L^-1 by forward substitution, column j of the identity
+                for i in range(j):
+                    li[i, j] = 0.0
+                li[j, j] = 1.0 / chol[j, j]
+                for i in range(j + 1, e):
+                    s = 0.0
+                    for m in range(j, i):
+                        s -= chol[i, m] * li[m, j]
+                    li[i, j] = s / chol[i, i]
+            lq = lue[q]
+            for i in range(u):  # A_ue L^-T: row i of A_ue times row j of L^-1
+                for j in range(e):
+                    s = 0.0
+                    for m in range(j + 1):
+                        s += a[e + i, m] * li[j, m]
+                    lq[i, j] = s
+        return True
+
 
 def kcl_grid(
     vt: FloatArray, i_dev: FloatArray, y_row: FloatArray, y_col: FloatArray,
