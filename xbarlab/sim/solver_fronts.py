@@ -309,15 +309,28 @@ class FrontalPlan:
         rows, cols = np.asarray(rows), np.asarray(cols)
         if rows.size and (min(rows.min(), cols.min()) < 0 or max(rows.max(), cols.max()) >= nn):
             raise ValueError(f"matrix entries outside the grid's {nn} nodes")
-        pr, pc = pos[rows], pos[cols]
-        self._keep = pr <= pc
-        t = self.owner[pr[self._keep]]
-        loc_c = local(t, cols[self._keep])
-        if (loc_c < 0).any() or (local(self.owner[pc[~self._keep]], rows[~self._keep]) < 0).any():
-            raise ValueError("matrix entries outside the grid's pattern (not a crossbar)")
-        f = self._e[t] + self._u[t]
-        flat = self.slot_in_group[t] * f * f + loc_c * f + (pr[self._keep] - self.starts[t])
-        self._assembly = _split_by_group(flat, self.group_of[t], len(self.groups))
+        if kernels.AVAILABLE:  # the same maps in one compiled pass and a counting sort
+            keep, aflat, awhich, ptr, bad = kernels.grid_assembly(
+                np.asarray(rows, np.int64), np.asarray(cols, np.int64), pos, self.owner,
+                self.starts, self._e + self._u, self.slot_in_group, self.group_of,
+                len(self.groups), mn, n, front_lut, canvas_hw, canvas_w, i0, j0, lut)
+            if bad:
+                raise ValueError("matrix entries outside the grid's pattern (not a crossbar)")
+            self._keep = keep
+            self._assembly = [(_compact(aflat[a:b]), _compact(awhich[a:b]))
+                              for a, b in pairwise(ptr)]
+        else:
+            pr, pc = pos[rows], pos[cols]
+            self._keep = pr <= pc
+            t = self.owner[pr[self._keep]]
+            loc_c = local(t, cols[self._keep])
+            if (loc_c < 0).any() or (
+                local(self.owner[pc[~self._keep]], rows[~self._keep]) < 0
+            ).any():
+                raise ValueError("matrix entries outside the grid's pattern (not a crossbar)")
+            f = self._e[t] + self._u[t]
+            flat = self.slot_in_group[t] * f * f + loc_c * f + (pr[self._keep] - self.starts[t])
+            self._assembly = _split_by_group(flat, self.group_of[t], len(self.groups))
         # extend-add: children of one class with parents of one class at one offset share
         # their local slots in the parent: one template each
         self._extend_add = []

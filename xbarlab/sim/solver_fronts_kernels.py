@@ -169,19 +169,69 @@ if AVAILABLE:
                         w[base + i, c] += lmi * tmp[m, c]
 
     @njit(cache=True, nogil=True)
+    def _slot(f, x, mn, n, front_lut, canvas_hw, canvas_w, i0, j0, lut):  # type: ignore[no-untyped-def]
+        layer = 1 if x >= mn else 0
+        site = x - mn * layer
+        return lut[front_lut[f] + canvas_hw[f] * layer
+                   + (site // n - i0[f] + 1) * canvas_w[f] + (site % n - j0[f] + 1)]
+
+    @njit(cache=True, nogil=True)
     def grid_local(t, node, mn, n, front_lut, canvas_hw, canvas_w, i0, j0, lut):  # type: ignore[no-untyped-def]
         """Local slots of grid nodes `node` in fronts `t` by the fronts' class lookup tables
         (see `FrontalPlan.for_grid`): -1 where a node is not in its front."""
         out = np.empty(t.size, dtype=np.int64)
         for q in range(t.size):
-            f = t[q]
-            x = node[q]
-            layer = 1 if x >= mn else 0
-            site = x - mn * layer
-            idx = (front_lut[f] + canvas_hw[f] * layer
-                   + (site // n - i0[f] + 1) * canvas_w[f] + (site % n - j0[f] + 1))
-            out[q] = lut[idx]
+            out[q] = _slot(t[q], node[q], mn, n, front_lut, canvas_hw, canvas_w, i0, j0, lut)
         return out
+
+    @njit(cache=True, nogil=True)
+    def grid_assembly(  # type: ignore[no-untyped-def]
+        rows, cols, pos, owner, starts, fsize, slot, group_of, ngroups,
+        mn, n, front_lut, canvas_hw, canvas_w, i0, j0, lut,
+    ):
+        """Assembly maps of matrix entries (rows, cols) into the fronts' buffers (see
+        `FrontalPlan.for_grid`): which entries are kept (lower triangle by elimination
+        position), and, group by group (stable), the flat buffer index of each kept entry
+        and its index among the kept ones; `ptr` (ngroups + 1) delimits the groups. `bad`:
+        some entry is outside its front (not a crossbar pattern)."""
+        nent = rows.size
+        keep = np.empty(nent, dtype=np.bool_)
+        flat = np.empty(nent, dtype=np.int64)
+        grp = np.empty(nent, dtype=np.int64)
+        nk = 0
+        bad = False
+        for q in range(nent):
+            pr = pos[rows[q]]
+            pc = pos[cols[q]]
+            if pr <= pc:
+                keep[q] = True
+                t = owner[pr]
+                loc = _slot(t, cols[q], mn, n, front_lut, canvas_hw, canvas_w, i0, j0, lut)
+                if loc < 0:
+                    bad = True
+                f = fsize[t]
+                flat[nk] = slot[t] * f * f + loc * f + (pr - starts[t])
+                grp[nk] = group_of[t]
+                nk += 1
+            else:
+                keep[q] = False
+                t = owner[pc]
+                if _slot(t, rows[q], mn, n, front_lut, canvas_hw, canvas_w, i0, j0, lut) < 0:
+                    bad = True
+        ptr = np.zeros(ngroups + 1, dtype=np.int64)
+        for i in range(nk):
+            ptr[grp[i] + 1] += 1
+        for g in range(ngroups):
+            ptr[g + 1] += ptr[g]
+        fill = ptr[:-1].copy()
+        out_flat = np.empty(nk, dtype=np.int64)
+        out_which = np.empty(nk, dtype=np.int64)
+        for i in range(nk):
+            g = grp[i]
+            out_flat[fill[g]] = flat[i]
+            out_which[fill[g]] = i
+            fill[g] += 1
+        return keep, out_flat, out_which, ptr, bad
 
     @njit(cache=True, nogil=True)
     def update_extend_add(  # type: ignore[no-untyped-def]
