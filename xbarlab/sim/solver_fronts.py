@@ -15,6 +15,11 @@ are translates, so the maps are one template per class plus offsets), the constr
 any list of fronts (per-front work; used where fixed nodes break the grid's regularity).
 `FrontalFactor` is the numeric factor of one matrix with that pattern; each front's own
 buffer becomes its update matrix, and no transposed copy of any block is stored.
+
+Where numba loads, the index work runs as compiled loops (`solver_fronts_kernels`): the
+grid's assembly maps, the extend-add (small fronts form their update entries there), the
+dense work of fronts below `BLAS_FRONTS` eliminated nodes, and the solve's row gathers,
+scatters and backward sweep over those fronts; larger fronts stay with batched BLAS calls.
 """
 
 from __future__ import annotations
