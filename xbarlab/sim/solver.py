@@ -741,15 +741,19 @@ class _DirectProblem:
         self.v_dev: FloatArray | None = None
         v_max = float(np.abs(self.volts).max()) if self.volts.size else 0.0
         y_wire = float(eng.e_y.max(initial=0.0))
-        self.i_scale = max(float(np.abs(self.inj).max()) if self.inj.size else 0.0,
+        # injections are nonzero only on pad nodes: no pass over the whole array
+        pads = np.unique(eng.pad_node)
+        self.i_scale = max(float(np.abs(self.inj[pads]).max()) if self.inj.size else 0.0,
                            y_wire * v_max)
 
-    def _lin(self, dg: FloatArray, rhs: FloatArray, fixed_v: FloatArray) -> FloatArray:
+    def _lin(
+        self, dg: FloatArray, rhs: FloatArray, fixed_v: FloatArray, pads_only: bool = False
+    ) -> FloatArray:
         eng = self.eng
         if not eng.free.size:
             return fixed_v.copy()
         if dg.ndim == 2:
-            return eng.solve(dg, rhs, fixed_v)
+            return eng.solve(dg, rhs, fixed_v, pads_only=pads_only)
         return np.concatenate(
             [eng.solve(dg[b], rhs[:, b : b + 1], fixed_v[:, b : b + 1])
              for b in range(dg.shape[0])],
@@ -764,7 +768,7 @@ class _DirectProblem:
 
     def run(self, law: DeviceLaw, solver: CrossbarSolver) -> _Result:
         eng = self.eng
-        v = self._lin(law.g0, self.inj, self.fixed_v)
+        v = self._lin(law.g0, self.inj, self.fixed_v, pads_only=True)  # `pad_rhs`'s rows
         iterations = 0
         free = eng.free
 
@@ -793,17 +797,10 @@ class _DirectProblem:
         i_pad[:, res] = eng.pad_y[res] * (self.volts[:, res] - v[eng.pad_node[res]].T)
         fp = np.flatnonzero(eng.fixed_pad)
         share = np.bincount(eng.pad_node[fp], minlength=eng.nnode)[eng.pad_node[fp]]
-        resid = 0.0
-        # the KCL residual a few cases at a time: a whole batch's would double the memory
-        step_b = max(1, (1 << 22) // max(eng.nnode, 1))
-        for b0 in range(0, v.shape[1], step_b):
-            cut = slice(b0, b0 + step_b)
-            f = eng.kcl(v[:, cut], i_dev[cut], self.inj[:, cut])
-            # a fixed pad supplies what leaves its node into the network (split if shared)
-            if fp.size:
-                i_pad[cut, fp] = f[eng.pad_node[fp]].T / share
-            if free.size:  # fixed nodes carry their pads' currents: leave them out
-                resid = max(resid, float(np.abs(f if free.size == eng.nnode else f[free]).max()))
+        # the KCL residual on the free nodes (fixed nodes carry their pads' currents)
+        resid, f_fp = eng.kcl_check(v, i_dev, self.inj, eng.pad_node[fp])
+        if fp.size:  # a fixed pad supplies what leaves its node into the network (split)
+            i_pad[:, fp] = f_fp.T / share
         return vr, vc, i_dev, i_pad, iterations, resid
 
 

@@ -15,6 +15,11 @@ are translates, so the maps are one template per class plus offsets), the constr
 any list of fronts (per-front work; used where fixed nodes break the grid's regularity).
 `FrontalFactor` is the numeric factor of one matrix with that pattern; each front's own
 buffer becomes its update matrix, and no transposed copy of any block is stored.
+
+Where numba loads, the index work runs as compiled loops (`solver_fronts_kernels`): the
+grid's assembly maps, the extend-add (small fronts form their update entries there), the
+dense work of fronts below `BLAS_FRONTS` eliminated nodes, and the solve's row gathers,
+scatters and backward sweep over those fronts; larger fronts stay with batched BLAS calls.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from xbarlab.crossbar import FloatArray, IntArray
+from xbarlab.sim import solver_fronts_kernels as kernels
 from xbarlab.sim import solver_kernels
 from xbarlab.sim.blas import one_blas_thread
 from xbarlab.sim.solver_grid import grid_classes
@@ -129,8 +135,11 @@ class _Group:
     lo: int  # the group eliminates positions lo..hi-1, front by front
     hi: int
     upd: IntArray  # (k, u) positions
-    touched: IntArray  # positions that receive updates from this group
-    scatter: sp.csr_matrix  # (touched, k*u): sums update slots into the touched positions
+    # positions that receive updates from this group, and the (touched, k*u) matrix that
+    # sums update slots into them: the numpy sweep's scatter (None where compiled loops
+    # scatter, `solver_fronts_kernels`)
+    touched: IntArray | None
+    scatter: sp.csr_matrix | None
 
 
 def _group_of_fronts(
@@ -140,6 +149,8 @@ def _group_of_fronts(
     `lo`) and their update positions (k, u) among `n` unknowns."""
     k, u = updi.shape
     flat = updi.ravel()
+    if kernels.AVAILABLE:
+        return _Group(members, e, u, lo, lo + k * e, updi.astype(np.int64), None, None)
     if n is not None:  # mark instead of sorting
         mark = np.zeros(n, dtype=bool)
         mark[flat] = True
@@ -156,7 +167,8 @@ def _split_by_group(
     flat: IntArray, grp: IntArray, ngroups: int
 ) -> list[tuple[IntArray, IntArray]]:
     """Assembly maps per group: flat buffer indices and the indices of their values."""
-    sort = np.argsort(grp, kind="stable")
+    # few groups: 16-bit keys, which numpy's stable sort orders by radix
+    sort = np.argsort(grp.astype(np.int16) if ngroups < 2**15 else grp, kind="stable")
     cut = np.searchsorted(grp[sort], np.arange(ngroups + 1))
     return [(_compact(flat[sort[cut[g] : cut[g + 1]]]), _compact(sort[cut[g] : cut[g + 1]]))
             for g in range(ngroups)]
@@ -268,6 +280,11 @@ class FrontalPlan:
         mn = m * n
 
         def local(t: IntArray, node: IntArray) -> IntArray:
+            if kernels.AVAILABLE:
+                out: IntArray = kernels.grid_local(
+                    np.asarray(t, np.int64), np.asarray(node, np.int64), mn, n, front_lut,
+                    canvas_hw, canvas_w, i0, j0, lut)
+                return out
             layer = node >= mn
             site = node - mn * layer
             idx = (front_lut[t] + canvas_hw[t] * layer
@@ -297,15 +314,28 @@ class FrontalPlan:
         rows, cols = np.asarray(rows), np.asarray(cols)
         if rows.size and (min(rows.min(), cols.min()) < 0 or max(rows.max(), cols.max()) >= nn):
             raise ValueError(f"matrix entries outside the grid's {nn} nodes")
-        pr, pc = pos[rows], pos[cols]
-        self._keep = pr <= pc
-        t = self.owner[pr[self._keep]]
-        loc_c = local(t, cols[self._keep])
-        if (loc_c < 0).any() or (local(self.owner[pc[~self._keep]], rows[~self._keep]) < 0).any():
-            raise ValueError("matrix entries outside the grid's pattern (not a crossbar)")
-        f = self._e[t] + self._u[t]
-        flat = self.slot_in_group[t] * f * f + loc_c * f + (pr[self._keep] - self.starts[t])
-        self._assembly = _split_by_group(flat, self.group_of[t], len(self.groups))
+        if kernels.AVAILABLE:  # the same maps in one compiled pass and a counting sort
+            keep, aflat, awhich, ptr, bad = kernels.grid_assembly(
+                np.asarray(rows, np.int64), np.asarray(cols, np.int64), pos, self.owner,
+                self.starts, self._e + self._u, self.slot_in_group, self.group_of,
+                len(self.groups), mn, n, front_lut, canvas_hw, canvas_w, i0, j0, lut)
+            if bad:
+                raise ValueError("matrix entries outside the grid's pattern (not a crossbar)")
+            self._keep = keep
+            self._assembly = [(_compact(aflat[a:b]), _compact(awhich[a:b]))
+                              for a, b in pairwise(ptr)]
+        else:
+            pr, pc = pos[rows], pos[cols]
+            self._keep = pr <= pc
+            t = self.owner[pr[self._keep]]
+            loc_c = local(t, cols[self._keep])
+            if (loc_c < 0).any() or (
+                local(self.owner[pc[~self._keep]], rows[~self._keep]) < 0
+            ).any():
+                raise ValueError("matrix entries outside the grid's pattern (not a crossbar)")
+            f = self._e[t] + self._u[t]
+            flat = self.slot_in_group[t] * f * f + loc_c * f + (pr[self._keep] - self.starts[t])
+            self._assembly = _split_by_group(flat, self.group_of[t], len(self.groups))
         # extend-add: children of one class with parents of one class at one offset share
         # their local slots in the parent: one template each
         self._extend_add = []
@@ -459,22 +489,30 @@ class FrontalPlan:
                 buffers[gi] = None
                 np.add.at(buf, flat, values[which])
             fm = buf.reshape(k, f, f)
-            try:
-                chol = np.linalg.cholesky(fm[:, : g.e, : g.e])
-            except np.linalg.LinAlgError as exc:
-                raise np.linalg.LinAlgError(
-                    "frontal Cholesky: matrix not positive definite"
-                ) from exc
-            li = np.asarray(np.linalg.inv(chol), dtype=np.float64)
-            del chol
-            l_ue = fm[:, g.e :, : g.e] @ li.transpose(0, 2, 1)
+            fused = kernels.AVAILABLE and g.e < BLAS_FRONTS  # small fronts: compiled loops
+            if fused:
+                li, l_ue = np.empty((k, g.e, g.e)), np.empty((k, g.u, g.e))
+                if not kernels.dense_fronts(fm, g.e, g.u, li, l_ue):
+                    raise np.linalg.LinAlgError("frontal Cholesky: matrix not positive definite")
+            else:
+                try:
+                    chol = np.linalg.cholesky(fm[:, : g.e, : g.e])
+                except np.linalg.LinAlgError as exc:
+                    raise np.linalg.LinAlgError(
+                        "frontal Cholesky: matrix not positive definite"
+                    ) from exc
+                li = np.asarray(np.linalg.inv(chol), dtype=np.float64)
+                del chol
+                l_ue = fm[:, g.e :, : g.e] @ li.transpose(0, 2, 1)
             linv.append(li)
             lue.append(l_ue)
             if g.u == 0:
                 continue
-            update = fm[:, g.e :, g.e :]  # the front's own buffer becomes its update matrix
-            update -= l_ue @ l_ue.transpose(0, 2, 1)
-            del update
+            fused = kernels.AVAILABLE and g.e < FUSED_UPDATE
+            if not fused:  # (small fronts: no u x u product, see the extend-add below)
+                update = fm[:, g.e :, g.e :]  # the front's own buffer becomes its update
+                update -= l_ue @ l_ue.transpose(0, 2, 1)
+                del update
             il, jl = np.tril_indices(g.u)
             tri = (g.e + il) * f + (g.e + jl)  # lower triangle of the update, in the buffer
             for item in self._extend_add[gi]:
@@ -483,6 +521,15 @@ class FrontalPlan:
                 target = buffers[item[0]]
                 if target is None:
                     target = buffers[item[0]] = np.zeros(pg.fronts.size * fp2)
+                if kernels.AVAILABLE:  # one pass, no index arrays
+                    slots = item[2] if len(item) == 4 else item[1][:0]
+                    if fused:
+                        kernels.update_extend_add(buf, f, g.e, g.u, l_ue, item[1], slots, fp2,
+                                                  item[-1], target)
+                    else:
+                        kernels.extend_add(buf, f, g.e, g.u, item[1], slots, fp2, item[-1],
+                                           target)
+                    continue
                 src = (item[1][:, None] * (f * f) + tri[None, :]).ravel()
                 if len(item) == 4:  # a template: one slot map shared by fronts `rows`
                     dst = (item[2][:, None] * fp2 + item[3][None, :]).ravel()
@@ -491,6 +538,14 @@ class FrontalPlan:
                     np.add.at(target, item[2], buf[src])
             del fm, buf
         return FrontalFactor(self, linv, lue)
+
+
+#: fronts eliminating at least this many nodes go through BLAS in the compiled backward
+#: sweep (smaller ones: one compiled loop per group, no gathered copies of the update rows)
+BLAS_FRONTS = 32
+#: fronts eliminating fewer nodes form their update matrices inside the compiled extend-add
+#: (lower triangles only); larger ones by one BLAS product per group
+FUSED_UPDATE = 16
 
 
 class FrontalFactor:
@@ -508,10 +563,13 @@ class FrontalFactor:
         rows: IntArray | None = None,
         out: FloatArray | None = None,
         chunk: int | None = None,
+        nonzero_rows: IntArray | None = None,
     ) -> FloatArray:
         """Solve K x = b; `b` (n, B) in unknown order, or, with `rows`, a larger node-major
         array whose rows `rows[i]` hold unknown i (the solution is then written to those
-        rows of `out`, other rows untouched). Returns x (n, B), or `out`.
+        rows of `out`, other rows untouched). Returns x (n, B), or `out`. `nonzero_rows`
+        (distinct rows of `b`), if given: every other row of `b` is zero and is not read
+        (a crossbar's pad injections: the rest of `b` is never touched).
 
         Right-hand sides go through in chunks of `chunk` columns (default: 32, fewer where
         n is so large that a chunk's working arrays would pass 32 MB; the working arrays then
@@ -531,8 +589,21 @@ class FrontalFactor:
         if whole and rows is not None:
             inv = np.empty_like(sel)
             inv[sel] = np.arange(sel.size)
+        compiled = (kernels.AVAILABLE and whole and b.dtype == np.float64
+                    and b.flags.c_contiguous and out.dtype == np.float64)
         with one_blas_thread():
             for c in range(0, b.shape[1], chunk):
+                if compiled:  # gather, find the nonzero rows, put back: one pass each
+                    width = min(chunk, b.shape[1] - c)
+                    if nonzero_rows is None:
+                        w = np.empty((plan.n, width))
+                        nz = kernels.gather_rows(b, sel, c, w)
+                    else:
+                        w = np.zeros((plan.n, width))
+                        nz = kernels.gather_some(b, np.asarray(nonzero_rows, np.int64), inv,
+                                                 c, w)
+                    kernels.put_rows(self._solve(w, nz), inv, out, c)
+                    continue
                 w = self._solve(np.take(b[:, c : c + chunk], sel, axis=0))
                 if whole:
                     out[:, c : c + chunk] = np.take(w, inv, axis=0)
@@ -541,11 +612,17 @@ class FrontalFactor:
         release_freed_memory(plan.n * b.shape[1])
         return out
 
-    def _solve(self, w: FloatArray) -> FloatArray:
-        """Solve in place for `w` (n, B) in elimination order."""
+    def _solve(self, w: FloatArray, nonzero: np.ndarray | None = None) -> FloatArray:
+        """Solve in place for `w` (n, B) in elimination order (C-contiguous); `nonzero`:
+        which rows of `w` are nonzero, if known."""
         plan = self.plan
+        compiled = kernels.AVAILABLE
+        if compiled:
+            w = np.ascontiguousarray(w)
         nrhs = w.shape[1]
-        active = plan.active_fronts(np.flatnonzero(np.any(w != 0.0, axis=1)))
+        if nonzero is None:
+            nonzero = np.any(w != 0.0, axis=1)
+        active = plan.active_fronts(np.flatnonzero(nonzero))
         for gi, g in enumerate(plan.groups):
             on = active[g.fronts]
             k = int(on.sum())
@@ -556,16 +633,28 @@ class FrontalFactor:
                 w[g.lo : g.hi] = y.reshape(-1, nrhs)
                 if g.u:
                     upd = (self.lue[gi] @ y).reshape(-1, nrhs)
-                    w[g.touched] = np.take(w, g.touched, axis=0) - g.scatter @ upd
+                    if compiled:
+                        kernels.scatter_sub(w, g.upd.reshape(-1), upd)
+                    elif g.touched is None or g.scatter is None:  # plan made for kernels
+                        np.subtract.at(w, g.upd.reshape(-1), upd)
+                    else:
+                        w[g.touched] = np.take(w, g.touched, axis=0) - g.scatter @ upd
                 continue
             rows = (g.lo + g.e * np.flatnonzero(on)[:, None] + np.arange(g.e)).ravel()
             y = self.linv[gi][on] @ np.take(w, rows, axis=0).reshape(k, g.e, nrhs)
             w[rows] = y.reshape(-1, nrhs)
             if g.u:
-                np.subtract.at(w, g.upd[on].ravel(), (self.lue[gi][on] @ y).reshape(-1, nrhs))
+                upd = (self.lue[gi][on] @ y).reshape(-1, nrhs)
+                if compiled:
+                    kernels.scatter_sub(w, g.upd[on].reshape(-1), upd)
+                else:
+                    np.subtract.at(w, g.upd[on].ravel(), upd)
         for gi in range(len(plan.groups) - 1, -1, -1):
             g = plan.groups[gi]
             k = g.fronts.size
+            if compiled and g.e < BLAS_FRONTS:  # small fronts: no gathered copies
+                kernels.backward(w, g.lo, g.upd, self.lue[gi], self.linv[gi])
+                continue
             rhs = w[g.lo : g.hi].reshape(k, g.e, nrhs)
             if g.u:
                 wu = np.take(w, g.upd.ravel(), axis=0).reshape(k, g.u, nrhs)

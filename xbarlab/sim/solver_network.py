@@ -31,7 +31,7 @@ from scipy.linalg import lapack
 from scipy.sparse.csgraph import connected_components
 
 from xbarlab.crossbar import BoolArray, FloatArray, IntArray
-from xbarlab.sim import solver_kernels
+from xbarlab.sim import solver_fronts_kernels, solver_kernels
 from xbarlab.sim.solver_fronts import (
     FrontalFactor,
     FrontalPlan,
@@ -340,7 +340,7 @@ class DirectEngine:
         self._identity = bool(free_order.size == nnode and (free_order == np.arange(nnode)).all())
         self.pos = np.full(nnode, -1, dtype=np.int64)
         self.pos[free_order] = np.arange(len(free_order))
-        self._k_wire = self._assemble_wire()
+        self._k_wire_csr: sp.csr_matrix | None = None  # built when first needed
         self._lu_key: FloatArray | None = None
         self._lu: spla.SuperLU | FrontalFactor | None = None
         self._k_fd: sp.csr_matrix = sp.csr_matrix((self.nnode, 0))
@@ -358,6 +358,12 @@ class DirectEngine:
         if dg is None:
             return rows, cols, np.empty(0)
         return rows, cols, np.concatenate([wv, self.pad_y, dv])
+
+    def _values(self, dg: FloatArray) -> FloatArray:
+        """The values of `_coo(dg)` alone."""
+        g = dg.ravel()
+        return np.concatenate([self.e_y, self.e_y, -self.e_y, -self.e_y, self.pad_y,
+                               g, g, -g, -g])
 
     def _frontal_plan(self) -> FrontalPlan:
         """Symbolic analysis; it depends only on the shape and the fixed nodes (unmerged
@@ -418,6 +424,14 @@ class DirectEngine:
         kd = sp.coo_matrix((vals, (rows, cols)), (self.nnode, self.nnode))
         return (self._k_wire + kd).tocsr()
 
+    @property
+    def _k_wire(self) -> sp.csr_matrix:
+        """Wire segments + pad conductances (`_assemble_wire`), built on first use: the
+        frontal path of a grid never needs it."""
+        if self._k_wire_csr is None:
+            self._k_wire_csr = self._assemble_wire()
+        return self._k_wire_csr
+
     def has_factor(self, dg: FloatArray) -> bool:
         """Whether the cached LU is for exactly these device conductances."""
         return self._lu_key is not None and np.array_equal(self._lu_key, dg)
@@ -428,7 +442,7 @@ class DirectEngine:
         if self._lu is not None and self.has_factor(dg):
             return self._lu, self._k_fd
         if self._plan is not None:
-            vals = self._coo(dg)[2][self._frontal_keep]
+            vals = self._values(dg)[self._frontal_keep]
             try:
                 fac = self._plan.factor(vals)
             except np.linalg.LinAlgError as exc:
@@ -476,9 +490,12 @@ class DirectEngine:
             fixed_v[node] = v[:, p]
         return inj, fixed_v
 
-    def solve(self, dg: FloatArray, rhs: FloatArray, fixed_v: FloatArray) -> FloatArray:
+    def solve(
+        self, dg: FloatArray, rhs: FloatArray, fixed_v: FloatArray, *, pads_only: bool = False
+    ) -> FloatArray:
         """Node voltages (nnode, B) of K(dg) v = rhs with fixed nodes held at `fixed_v`
-        (both (nnode, B), node-major like the result)."""
+        (both (nnode, B), node-major like the result). `pads_only`: `rhs` is zero except on
+        pad nodes (`pad_rhs`'s injections), and only those rows of it are read."""
         lu, k_fd = self.factor(dg)
         fixed = np.flatnonzero(self.fixed)
         r = rhs
@@ -490,7 +507,11 @@ class DirectEngine:
         else:
             v = np.array(fixed_v, order="F", copy=True)
         if isinstance(lu, FrontalFactor):
-            lu.solve(np.ascontiguousarray(r), rows=None if self._identity else self.free, out=v)
+            hint = None
+            if pads_only and not fixed.size:
+                hint = np.unique(self.pad_node)
+            lu.solve(np.ascontiguousarray(r), rows=None if self._identity else self.free, out=v,
+                     nonzero_rows=hint)
             return v
         rf = np.ascontiguousarray(r[self.free].T)
         for b in range(rf.shape[0]):  # SuperLU's multi-RHS solve is slower than a loop
@@ -549,6 +570,39 @@ class DirectEngine:
             np.add.at(out, self.dev_r, i_nm)
             np.subtract.at(out, self.dev_c, i_nm)
         return out
+
+
+    def kcl_check(
+        self, v: FloatArray, i_dev: FloatArray, inj: FloatArray, want: IntArray
+    ) -> tuple[float, FloatArray]:
+        """The KCL check of a solve: the largest |net current| leaving a free node (wires,
+        resistive pads, devices `i_dev` (B, M, N), injections `inj`; see `kcl`), and the
+        net currents (len(want), B) at nodes `want`. Compiled in one pass over `v` where taps
+        are nodes and `v` is batch-major (`solver_fronts_kernels`), else `kcl` a few cases
+        at a time (a whole batch's residual would double the memory)."""
+        m, n = self.shape
+        mn = m * n
+        free = ~self.fixed
+        vt = v.T
+        f_want = np.zeros((want.size, v.shape[1]))
+        if (solver_fronts_kernels.AVAILABLE and self.taps_are_nodes
+                and vt.flags.c_contiguous and v.shape[0] == 2 * mn and inj.shape == v.shape):
+            nr = m * (n - 1)
+            res = self.driven & ~self.fixed_pad
+            return solver_fronts_kernels.kcl_grid(
+                vt, np.ascontiguousarray(i_dev), self.e_y[:nr].reshape(m, n - 1),
+                self.e_y[nr:].reshape(m - 1, n), self.pad_node, self.pad_y, inj,
+                np.unique(self.pad_node[res]), free, want,
+            )
+        resid = 0.0
+        step_b = max(1, (1 << 22) // max(self.nnode, 1))
+        for b0 in range(0, v.shape[1], step_b):
+            cut = slice(b0, b0 + step_b)
+            f = self.kcl(v[:, cut], i_dev[cut], inj[:, cut])
+            f_want[:, cut] = f[want]
+            if free.any():
+                resid = max(resid, float(np.abs(f if free.all() else f[free]).max()))
+        return resid, f_want
 
 
 def _tridiag_chains(
