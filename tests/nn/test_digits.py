@@ -8,9 +8,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from xbarlab.engine import RunEngine  # noqa: E402
-from xbarlab.limits import BenchLimits  # noqa: E402
-from xbarlab.nn.digits import (  # noqa: E402
+from xbarlab.engine import RunEngine
+from xbarlab.limits import BenchLimits
+from xbarlab.nn.digits import (
     SIZES,
     HardwareNoise,
     load_digits_split,
@@ -20,7 +20,7 @@ from xbarlab.nn.digits import (  # noqa: E402
     save_npz,
     train_digits,
 )
-from xbarlab.nn.digits_chip import (  # noqa: E402
+from xbarlab.nn.digits_chip import (
     ArrayState,
     ChipConfig,
     FixedDevices,
@@ -32,8 +32,8 @@ from xbarlab.nn.digits_chip import (  # noqa: E402
     model_reads,
     mvm,
 )
-from xbarlab.sim.circuit import IdealCircuit  # noqa: E402
-from xbarlab.sim.crossbar import SimCrossbar  # noqa: E402
+from xbarlab.sim.circuit import IdealCircuit
+from xbarlab.sim.crossbar import SimCrossbar
 
 
 @pytest.fixture(scope="module")

@@ -100,6 +100,7 @@ def _register() -> None:
         bench,
         calibrate,
         device,
+        digits,
         emulate,
         log,
         reproduce,
@@ -117,6 +118,7 @@ def _register() -> None:
     sweep.register(app)
     watch.register(app)
     calibrate.register(app)
+    digits.register(app)
 
 
 _register()
