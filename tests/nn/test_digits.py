@@ -24,6 +24,7 @@ from xbarlab.nn.digits_chip import (
     ArrayState,
     ChipConfig,
     FixedDevices,
+    calibrate_outputs,
     chip_layout,
     deconvolve,
     fix_pairs,
@@ -169,3 +170,20 @@ def test_pair_fix_restores_the_difference_of_a_stuck_pair() -> None:
     cells = fix_pairs(state, cfg)
     assert cells == [(0, 0)]
     assert state.targets[0, 0] - state.estimate[0, 1] == pytest.approx(300e-6)
+
+
+def test_output_calibration_undoes_a_gain_and_offset(data) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(6)
+    cfg = ChipConfig(r_wire=0.0)
+    p = chip_layout(SIZES, cfg)[1]
+    w, b = rng.normal(size=(p.n_out, p.n_in)), rng.normal(size=p.n_out)
+    t, sw, sb = layer_targets(p, w, b, cfg)
+    h = rng.uniform(0, 1, (200, p.n_in))
+    ref = h @ w.T + b
+    # an array whose weights are compressed to 30 % around a common level (as disturb does)
+    state = _ideal_state(cfg.g_min + 0.3 * (t - cfg.g_min) + 80e-6, p, sw, sb)
+    raw = mvm(state, h, cfg)
+    assert np.abs(raw - ref).mean() > 0.3 * np.abs(ref).mean()
+    calibrate_outputs(state, raw, ref)
+    np.testing.assert_allclose(mvm(state, h, cfg), ref, atol=1e-9)
+    np.testing.assert_allclose(state.out_gain, 1 / 0.3, rtol=1e-9)

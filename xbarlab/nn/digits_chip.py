@@ -208,6 +208,8 @@ class ArrayState:
     n_pulses: int = 0
     n_ops: int = 0
     outcomes: list[ArrayOutcome] = field(default_factory=list)
+    out_gain: FloatArray | None = None  # (n_out,) digital calibration of the outputs
+    out_offset: FloatArray | None = None
 
     @property
     def rows(self) -> int:
@@ -384,7 +386,22 @@ def mvm(state: ArrayState, h: FloatArray, cfg: ChipConfig) -> FloatArray:
     if res.compliance.size and res.compliance.any():
         raise RuntimeError("an MVM hit the current compliance; lower v_read")
     cur = np.asarray(res.currents)[:, : state.cols]
-    return np.asarray(state.scale_w / v_in * (cur[:, 0::2] - cur[:, 1::2]))
+    z = state.scale_w / v_in * (cur[:, 0::2] - cur[:, 1::2])
+    if state.out_gain is not None and state.out_offset is not None:
+        z = z * state.out_gain + state.out_offset
+    return np.asarray(z)
+
+
+def calibrate_outputs(state: ArrayState, z_chip: FloatArray, z_ref: FloatArray) -> None:
+    """Per-output gain and offset (least squares over calibration inputs) that bring the
+    array's raw pre-activations `z_chip` (P, n_out) onto the reference `z_ref`: the digital
+    periphery's calibration (applied by `mvm` from now on)."""
+    n = z_chip.shape[1]
+    gain, offset = np.ones(n), np.zeros(n)
+    for j in range(n):
+        a = np.stack([z_chip[:, j], np.ones(len(z_chip))], axis=1)
+        (gain[j], offset[j]), *_ = np.linalg.lstsq(a, z_ref[:, j], rcond=None)
+    state.out_gain, state.out_offset = gain, offset
 
 
 def chip_layout(sizes: tuple[int, ...], cfg: ChipConfig) -> list[LayerPlacement]:

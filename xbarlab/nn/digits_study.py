@@ -5,14 +5,19 @@ Before compensation: both layers programmed with the software network's targets
 target), test accuracy through the arrays' MVM.
 
 Chip-in-the-loop compensation (non-test data only; test points are only scored):
-1. pair fix on layer 1: where a device is stuck or far off its target, its partner is
+0. (optional, `pair_fix`) where a device is stuck or far off its target, its partner is
    re-targeted so that the pair's difference is the intended weight; only those partners are
    reprogrammed (with the disturb that really causes);
+1. layer 1's outputs get a per-output gain and offset (digital periphery), fitted by least
+   squares so that its MVM outputs on the training and calibration images match the software
+   pre-activations (half-select disturb compresses the programmed window towards its middle:
+   a gain, mostly);
 2. layer 2 re-fit: the training and calibration images run through layer 1's MVM, and layer 2
    is re-trained (hardware-aware: tuning noise, stuck devices, the per-cell gains of the second
    array's wired MVM at its measured state) on the hidden activations the chip really produces,
    so that it absorbs what programming did to layer 1 (disturb, wires, stuck devices);
-3. the layer 2 cells whose target moved are reprogrammed, then its pairs are fixed as in 1.
+3. the layer 2 cells whose target moved are reprogrammed, and its outputs calibrated as in 1
+   against the re-fitted layer on the chip's hidden activations.
 
 Figures: test accuracy (software, before, after), per-layer tuning error (|G - target| /
 target over the programmed devices, G the simulator's true state, before compensation), the
@@ -35,6 +40,7 @@ from xbarlab.nn.digits import DigitsData, HardwareNoise, accuracy, logits_numpy,
 from xbarlab.nn.digits_chip import (
     ArrayState,
     ChipConfig,
+    calibrate_outputs,
     chip_layout,
     fix_pairs,
     gain_map,
@@ -78,13 +84,15 @@ def _sigmoid(z: FloatArray) -> FloatArray:
 
 def program_layer(state: ArrayState, cfg: ChipConfig, cells: list[tuple[int, int]] | None = None
                   ) -> None:
-    """Program `cells` (default: the whole tile), then `cfg.passes - 1` passes over the
-    cells found off target."""
+    """Program `cells` (default: the whole tile), then `cfg.passes - 1` passes over those of
+    them found off target."""
     if np.isnan(state.estimate).all():
         initial_estimate(state, cfg)
-    program_cells(state, cfg, cells if cells is not None else tile_cells(state, cfg))
+    cells = cells if cells is not None else tile_cells(state, cfg)
+    program_cells(state, cfg, cells)
     for _ in range(cfg.passes - 1):
-        off = off_target(state, cfg)
+        mine = set(cells)
+        off = [c for c in off_target(state, cfg) if c in mine]
         if not off:
             break
         program_cells(state, cfg, off)
@@ -115,7 +123,7 @@ def chip_logits(arrays: list[ArrayState], x: FloatArray, cfg: ChipConfig) -> Flo
 
 def run_chip(params: Params, data: DigitsData, cfg: ChipConfig, *, refit_epochs: int = 150,
              refit_noise: HardwareNoise | None = None, progress: Progress | None = None,
-             limits: BenchLimits | None = None) -> ChipReport:
+             limits: BenchLimits | None = None, pair_fix: bool = False) -> ChipReport:
     """Program `params` on one simulated chip and compensate (see the module docstring)."""
     say = progress or (lambda _msg: None)
     limits = limits or BenchLimits()
@@ -131,19 +139,26 @@ def run_chip(params: Params, data: DigitsData, cfg: ChipConfig, *, refit_epochs:
     software = accuracy(logits_numpy(data.x_test, params), data.y_test)
     before = accuracy(chip_logits(arrays, data.x_test, cfg), data.y_test)
     errs = [_errors(a, w, b) for a, (w, b) in zip(arrays, params, strict=True)]
+    digital_before = accuracy(logits_numpy(data.x_test, [_true_params(a) for a in arrays]),
+                              data.y_test)
+    mixed_before = accuracy(logits_numpy(data.x_test, [_true_params(arrays[0]), params[1]]),
+                            data.y_test)
     pulses_before = sum(a.n_pulses for a in arrays)
     say(f"before compensation: {before:.1%} (software {software:.1%})")
     t1 = time.perf_counter()
 
-    # 1. layer 1 pairs
     a1, a2 = arrays
-    cells = fix_pairs(a1, cfg)
-    say(f"layer 1: pair fix on {len(cells)} devices")
-    if cells:
-        program_layer(a1, cfg, cells)
-    # 2. layer 2 re-fit on the hidden activations the chip produces (non-test data)
     x_fit = np.concatenate([data.x_train, data.x_cal])
     y_fit = np.concatenate([data.y_train, data.y_cal])
+    if pair_fix:
+        cells = fix_pairs(a1, cfg)
+        say(f"layer 1: pair fix on {len(cells)} devices")
+        if cells:
+            program_layer(a1, cfg, cells)
+    # 1. layer 1's outputs calibrated against the software pre-activations (non-test data)
+    w1, b1 = params[0]
+    calibrate_outputs(a1, mvm(a1, x_fit, cfg), x_fit @ w1.T + b1)
+    # 2. layer 2 re-fit on the hidden activations the chip produces
     h_fit = _sigmoid(mvm(a1, x_fit, cfg))
     v_rows, _ = mvm_voltages(h_fit, cfg.size, a2.scale_b / a2.scale_w, cfg.v_read)
     gains = gain_map(cfg, a2.estimate, v_rows)[: a2.rows, : a2.cols]
@@ -154,14 +169,16 @@ def run_chip(params: Params, data: DigitsData, cfg: ChipConfig, *, refit_epochs:
     refit = train_digits(h_fit, y_fit, hw=noise, epochs=refit_epochs, sizes=(sizes[1], sizes[2]),
                          init=[(w2, b2)], lr=0.005)
     nw2, nb2 = refit.params[0]
-    # 3. layer 2 reprogrammed where its targets moved, then its pairs
+    # 3. layer 2 reprogrammed where its targets moved, its outputs calibrated
     cells = retarget(a2, nw2, nb2, cfg)
     say(f"layer 2: reprogramming {len(cells)} devices")
     if cells:
         program_layer(a2, cfg, cells)
-    cells = fix_pairs(a2, cfg)
-    if cells:
-        program_layer(a2, cfg, cells)
+    if pair_fix:
+        cells = fix_pairs(a2, cfg)
+        if cells:
+            program_layer(a2, cfg, cells)
+    calibrate_outputs(a2, mvm(a2, h_fit, cfg), h_fit @ nw2.T + nb2)
     after = accuracy(chip_logits(arrays, data.x_test, cfg), data.y_test)
     new_params = [params[0], (nw2, nb2)]
     errs_after = [_errors(a, w, b) for a, (w, b) in zip(arrays, new_params, strict=True)]
@@ -172,7 +189,9 @@ def run_chip(params: Params, data: DigitsData, cfg: ChipConfig, *, refit_epochs:
         [e[1] for e in errs], [e[1] for e in errs_after], pulses_before,
         sum(a.n_pulses for a in arrays) - pulses_before, seconds, time.process_time() - c0,
         time.perf_counter() - t1,
-        {"refit_software_accuracy": accuracy(
-            logits_numpy(data.x_test, new_params), data.y_test),
+        {"digital_true_g_before": digital_before,
+         "digital_true_layer1_only_before": mixed_before,
+         "digital_true_g_after": accuracy(
+             logits_numpy(data.x_test, [_true_params(a) for a in arrays]), data.y_test),
          "failed_devices": [int(a.failed.sum()) for a in arrays]},
     )
