@@ -179,6 +179,8 @@ def run_chip(params: Params, data: DigitsData, cfg: ChipConfig, *, refit_epochs:
         if cells:
             program_layer(a2, cfg, cells)
     calibrate_outputs(a2, mvm(a2, h_fit, cfg), h_fit @ nw2.T + nb2)
+    h_test = _sigmoid(mvm(a1, data.x_test, cfg))
+    ceiling = accuracy(h_test @ nw2.T + nb2, data.y_test)  # re-fitted layer 2, digital
     after = accuracy(chip_logits(arrays, data.x_test, cfg), data.y_test)
     new_params = [params[0], (nw2, nb2)]
     errs_after = [_errors(a, w, b) for a, (w, b) in zip(arrays, new_params, strict=True)]
@@ -189,7 +191,8 @@ def run_chip(params: Params, data: DigitsData, cfg: ChipConfig, *, refit_epochs:
         [e[1] for e in errs], [e[1] for e in errs_after], pulses_before,
         sum(a.n_pulses for a in arrays) - pulses_before, seconds, time.process_time() - c0,
         time.perf_counter() - t1,
-        {"digital_true_g_before": digital_before,
+        {"refit_digital_layer2": ceiling,
+         "digital_true_g_before": digital_before,
          "digital_true_layer1_only_before": mixed_before,
          "digital_true_g_after": accuracy(
              logits_numpy(data.x_test, [_true_params(a) for a in arrays]), data.y_test),
