@@ -19,6 +19,7 @@ SOURCES = {"xbarlab": ROOT / "xbarlab", "xbarlab.drivers": ROOT / "drivers",
 LAYERS: list[set[str]] = [
     {"cli"},
     {"sweep"},
+    {"network"},
     {"sessions", "nn", "analysis", "watch"},
     {"protocols", "drivers"},
     {"engine", "sim", "bench", "log"},

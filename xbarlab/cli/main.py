@@ -103,6 +103,7 @@ def _register() -> None:
         digits,
         emulate,
         log,
+        program_network,
         reproduce,
         session,
         sweep,
@@ -119,6 +120,7 @@ def _register() -> None:
     watch.register(app)
     calibrate.register(app)
     digits.register(app)
+    program_network.register(app)
 
 
 _register()

@@ -1,0 +1,280 @@
+"""The `program_network` protocol: one plan that programs, reads back, evaluates and
+compensates a mapped network; the run engine executes it like any other protocol.
+
+Sequence (every step a logged operation or checkpoint):
+
+1. ``job program/1``: write-verify of every device in the mapping's programming order
+   (`xbarlab.network.mapping`), a ``cell_done`` checkpoint after each (job, cell, pulses,
+   final verify read, target);
+2. passes 2..n (``network.passes``): read the devices; reprogram, in the same order, those the
+   later programming disturbed out of tolerance (not the stuck ones) as ``job program/k``;
+3. read-back: one read of every device of the network; ``evaluation`` checkpoint with the
+   accuracy through the chip's MVM on the calibration and test splits and the read-back
+   conductances evaluated digitally;
+4. compensation rounds (``network.compensation.rounds``): re-tune against the measured state
+   (`xbarlab.network.compensation`); if the expected calibration loss after reprogramming
+   (moved devices landing within the measured programming spread) beats the present one by
+   ``min_gain``, reprogram only the moved devices as ``job compensate/r``
+   (a real write-verify on the same chip: its disturb of the neighbours is whatever the
+   backend does), read back, evaluate; stop when the calibration accuracy (ties: its loss)
+   stops improving.
+
+Each job starts with a ``job`` checkpoint (its cells and targets) and ends with ``job_done``.
+A resumed run (`ResumePoint`) skips finished jobs, takes the cells and targets of an
+interrupted job from the old log and skips its cells done: no device whose write-verify
+finished is programmed again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from xbarlab.config import WriteVerifyParams
+from xbarlab.crossbar import Cell, FloatArray, ReadResult
+from xbarlab.messages import Checkpoint, Message, Plan, Read
+from xbarlab.network.compensation import ChipModel, loss_and_grad, retune
+from xbarlab.network.config import NetworkSettings
+from xbarlab.network.datasets import EvalSet
+from xbarlab.network.inference import ChipPass, chip_forward
+from xbarlab.network.mapping import NetworkMap
+from xbarlab.network.model import accuracy
+from xbarlab.protocols.write_verify import WriteVerifyOutcome, write_verify
+
+PROTOCOL = "program_network"
+
+
+@dataclass
+class ResumePoint:
+    """What earlier runs of the same session finished (from their logs)."""
+
+    done_jobs: set[str] = field(default_factory=set)
+    started: dict[str, tuple[list[Cell], list[float]]] = field(default_factory=dict)
+    done_cells: dict[str, set[Cell]] = field(default_factory=dict)
+    stuck: set[Cell] = field(default_factory=set)  # cells given up as stuck (or compliance)
+
+
+@dataclass
+class JobCost:
+    name: str
+    cells: int
+    pulses: int = 0
+    seconds: float = 0.0
+    skipped: int = 0  # cells done by an earlier run
+
+
+@dataclass
+class Evaluation:
+    """Accuracy of the programmed network at one stage."""
+
+    stage: str
+    cal_acc: float
+    cal_loss: float
+    test_acc: float
+    readback_test_acc: float  # read-back conductances evaluated digitally
+    clamped: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+@dataclass
+class NetworkOutcome:
+    """Everything the session measured; `verdict` decides the run's status."""
+
+    targets: FloatArray  # bank map of the final targets, NaN where no device
+    nominal: FloatArray  # bank map of the mapping's targets
+    programmed: FloatArray  # bank map read back after programming (before compensation)
+    final: FloatArray  # bank map at the last read
+    stuck: np.ndarray  # bank map, bool
+    tolerance: float
+    software_test_acc: float
+    evaluations: list[Evaluation] = field(default_factory=list)
+    jobs: list[JobCost] = field(default_factory=list)
+    outcomes: dict[Cell, WriteVerifyOutcome] = field(default_factory=dict)
+
+    def used(self) -> np.ndarray:
+        return np.isfinite(self.nominal)
+
+    def in_band(self) -> np.ndarray:
+        """Devices within tolerance of their final target at the last read (bank map)."""
+        with np.errstate(invalid="ignore"):
+            return self.used() & (np.abs(self.final - self.targets)
+                                  <= self.tolerance * self.targets)
+
+    def cost(self, prefix: str) -> tuple[int, float, int]:
+        """(pulses, seconds, devices programmed) of the jobs whose name starts with `prefix`."""
+        jobs = [j for j in self.jobs if j.name.startswith(prefix)]
+        return (sum(j.pulses for j in jobs), sum(j.seconds for j in jobs),
+                sum(j.cells - j.skipped for j in jobs))
+
+    def verdict(self) -> tuple[str, str]:
+        n = int(self.used().sum())
+        k = int(self.in_band().sum())
+        stuck = int((self.stuck & self.used()).sum())
+        band = f"±{self.tolerance * 100:.3g} % of target at the final read"
+        acc = ""
+        if self.evaluations:
+            e = self.evaluations[-1]
+            acc = f"; test accuracy through the MVM {e.test_acc * 100:.1f} %"
+        extra = f" ({stuck} stuck)" if stuck else ""
+        if n and k == n:
+            return "programmed", f"all {n} devices within {band}{acc}"
+        if k == 0:
+            return "failed", f"none of the {n} devices within {band}{extra}{acc}"
+        return "partial", f"{k} / {n} devices within {band}{extra}{acc}"
+
+
+def _stuck(o: WriteVerifyOutcome) -> bool:
+    return o.reason.startswith("stuck") or o.compliance
+
+
+class NetworkProgram:
+    """State of one `program_network` run; `plan()` is the generator the engine drives."""
+
+    def __init__(self, nmap: NetworkMap, settings: NetworkSettings, data: EvalSet,
+                 resume: ResumePoint | None = None) -> None:
+        self.nmap = nmap
+        self.s = settings
+        self.p: WriteVerifyParams = settings.write_verify
+        self.data = data
+        self.resume = resume or ResumePoint()
+        nominal = nmap.targets()
+        self.out = NetworkOutcome(
+            nominal.copy(), nominal, np.full(nominal.shape, np.nan),
+            np.full(nominal.shape, np.nan), np.zeros(nominal.shape, dtype=bool),
+            self.p.tolerance,
+            accuracy(nmap.network.logits(data.x_test), data.y_test))
+        for c in self.resume.stuck:
+            self.out.stuck[c] = True
+
+    # -- building blocks ----------------------------------------------------------------------
+    def job(self, name: str, cells: list[Cell], targets: FloatArray
+            ) -> Generator[Message, Any, None]:
+        """Write-verify `cells` to `targets` (bank map) as job `name` (resumable)."""
+        r = self.resume
+        if name in r.done_jobs:
+            return
+        if name in r.started:  # the old run chose these cells and targets: keep them
+            cells, values = r.started[name]
+            for c, v in zip(cells, values, strict=True):
+                targets[c] = v
+                self.out.targets[c] = v
+        done = r.done_cells.get(name, set())
+        cost = JobCost(name, len(cells))
+        self.out.jobs.append(cost)
+        yield Checkpoint("job", {"job": name, "cells": [list(c) for c in cells],
+                                 "targets": [float(targets[c]) for c in cells]})
+        t0 = time.perf_counter()
+        for i, cell in enumerate(cells):
+            if cell in done:
+                cost.skipped += 1
+                continue
+            o = yield from write_verify(cell, float(targets[cell]), self.p)
+            self.out.outcomes[cell] = o
+            self.out.stuck[cell] = _stuck(o)
+            cost.pulses += o.n_pulses
+            yield Checkpoint("cell_done", {
+                "progress": (i + 1, len(cells)), "job": name, "cell": cell,
+                "converged": o.converged, "n_pulses": o.n_pulses, "g_final": o.g_final,
+                "target": o.target, "reason": o.reason})
+        cost.seconds = time.perf_counter() - t0
+        yield Checkpoint("job_done", {"job": name, "pulses": cost.pulses,
+                                      "programmed": cost.cells - cost.skipped,
+                                      "seconds": cost.seconds})
+
+    def read_devices(self, tag: str) -> Generator[Message, Any, FloatArray]:
+        """Read every device of the network once; returns the bank map (NaN elsewhere)."""
+        cells = self.nmap.cells
+        res: ReadResult = yield Read(tuple(cells), self.p.v_read, self.p.read_scheme, tag=tag)
+        g = np.full(self.nmap.bank_shape, np.nan)
+        g[tuple(np.asarray(res.cells).T)] = res.conductances
+        return g
+
+    def evaluate(self, stage: str, g: FloatArray) -> Generator[Message, Any,
+                                                               tuple[Evaluation, ChipPass]]:
+        """Accuracy through the MVM (calibration, test) and of the read-back, digitally."""
+        d = self.data
+        cal: ChipPass = yield from chip_forward(self.nmap, d.x_cal, self.s.v_read,
+                                                f"{stage}/calibration")
+        test: ChipPass = yield from chip_forward(self.nmap, d.x_test, self.s.v_read,
+                                                 f"{stage}/test")
+        loss, _ = loss_and_grad(cal.logits, d.y_cal)
+        g_fill = np.where(np.isfinite(g), g, self.out.targets)
+        readback = self.nmap.network_from(g_fill).logits(d.x_test)
+        ev = Evaluation(stage, accuracy(cal.logits, d.y_cal), loss,
+                        accuracy(test.logits, d.y_test), accuracy(readback, d.y_test),
+                        cal.clamped + test.clamped)
+        self.out.evaluations.append(ev)
+        yield Checkpoint("evaluation", ev.as_dict())
+        return ev, cal
+
+    def measured_spread(self, g: FloatArray) -> float:
+        """Relative std of the programming error the read-back shows on healthy devices
+        (robust: median |error| / 0.674, as for a normal distribution)."""
+        t = self.out.targets
+        ok = np.isfinite(g) & np.isfinite(t) & ~self.out.stuck
+        if not ok.any():
+            return 0.0
+        return float(np.median(np.abs(g[ok] - t[ok]) / t[ok]) / 0.6745)
+
+    # -- the plan -----------------------------------------------------------------------------
+    def plan(self) -> Plan:
+        out, s = self.out, self.s
+        cells = self.nmap.cells
+        targets = out.targets
+        yield Checkpoint("network", self.nmap.describe())
+        yield from self.job("program/1", cells, targets)
+        for k in range(2, s.passes + 1):
+            g = yield from self.read_devices(f"pass{k - 1}")
+            with np.errstate(invalid="ignore"):
+                off = np.abs(g - targets) > self.p.tolerance * targets
+            todo = [c for c in cells if off[c] and not out.stuck[c]]
+            if not todo and f"program/{k}" not in self.resume.started:
+                break
+            yield from self.job(f"program/{k}", todo, targets)
+        g = yield from self.read_devices("read_back")
+        out.programmed = g.copy()
+        out.final = g
+        best, cal = yield from self.evaluate("programmed", g)
+        comp = s.compensation
+        tol = comp.tolerance or self.p.tolerance
+        for r in range(1, comp.rounds + 1):
+            g_layers = self.nmap.from_bank(g)
+            stuck_layers = [m.astype(bool) for m in self.nmap.from_bank(
+                out.stuck.astype(np.float64))]
+            model = ChipModel.measure(self.nmap, g_layers, cal, self.data.y_cal)
+            noise = comp.noise if comp.noise is not None else self.measured_spread(g)
+            rt = retune(model, g_layers, stuck_layers, s.g_min, s.g_max, comp.steps, comp.lr,
+                        tol, noise, comp.samples, seed=r)
+            moved_bank = self.nmap.to_bank([m.astype(np.float64) for m in rt.moved]) == 1.0
+            todo = [c for c in cells if moved_bank[c]]
+            worth = rt.loss_expected < (1 - comp.min_gain) * rt.loss_before
+            yield Checkpoint("retune", {"round": r, "moved": len(todo), "noise": noise,
+                                        "predicted_cal_loss": [rt.loss_before, rt.loss_after],
+                                        "expected_cal_loss": rt.loss_expected,
+                                        "predicted_cal_acc": [rt.acc_before, rt.acc_after],
+                                        "reprogram": bool(todo and worth)})
+            name = f"compensate/{r}"
+            if not (todo and worth) and name not in self.resume.started:
+                break  # nothing to move, or no gain expected beyond the programming spread
+            new_t = targets.copy()
+            tuned = self.nmap.to_bank(rt.g_layers)
+            for c in todo:
+                new_t[c] = tuned[c]
+            out.targets[:] = np.where(moved_bank, tuned, out.targets)
+            yield from self.job(name, todo, new_t)
+            targets = out.targets
+            g = yield from self.read_devices(f"read_back/{r}")
+            out.final = g
+            ev, cal = yield from self.evaluate(name, g)
+            better = ev.cal_acc > best.cal_acc or (ev.cal_acc == best.cal_acc
+                                                   and ev.cal_loss < best.cal_loss - 1e-6)
+            if not better:
+                break
+            best = ev
+        return out
