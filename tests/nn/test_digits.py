@@ -104,7 +104,8 @@ def test_npz_round_trip(tmp_path, data) -> None:  # type: ignore[no-untyped-def]
         np.testing.assert_array_equal(w, w2)
         np.testing.assert_array_equal(b, b2)
     with np.load(path) as f:
-        assert str(f["activation"]) == "sigmoid" and str(f["dataset"]) == "digits"
+        assert str(f["activation"]) == "sigmoid"
+        assert str(f["dataset"]) == "xbarlab.cli.digits:eval_set"
 
 
 def test_hardware_aware_training_is_more_robust(data) -> None:  # type: ignore[no-untyped-def]

@@ -5,13 +5,16 @@ from __future__ import annotations
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from xbarlab.cli.common import ExitCode, fail, output_folder
+
+if TYPE_CHECKING:
+    from xbarlab.network.datasets import EvalSet
 
 console = Console()
 
@@ -29,6 +32,25 @@ def _need_nn() -> None:
     except ImportError as exc:
         raise fail(f"this command needs the nn extra (torch, scikit-learn): {exc}. Install "
                    "it with: pip install 'xbarlab[nn]'") from None
+
+
+EVAL_SET = "xbarlab.cli.digits:eval_set"
+"""The data set name `program-network` resolves to the digits split (the .npz nets carry it)."""
+
+
+def eval_set() -> EvalSet:
+    """The digits split as a `program-network` evaluation set: calibration = training and
+    calibration images (never test), test = the test split; inputs as the nets were trained
+    (pixel / 16, constant pixel 0 dropped)."""
+    import numpy as np
+
+    from xbarlab.network.datasets import EvalSet
+    from xbarlab.nn.digits import load_digits_split
+
+    d = load_digits_split()
+    return EvalSet(np.concatenate([d.x_train, d.x_cal]), np.concatenate([d.y_train, d.y_cal]),
+                   d.x_test, d.y_test, "digits", "scikit-learn load_digits, xbarlab split "
+                   "(xbarlab.nn.digits)")
 
 
 def register(app: typer.Typer) -> None:

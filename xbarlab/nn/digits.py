@@ -41,6 +41,7 @@ HIDDEN = 32
 N_CLASSES = 10
 SIZES = (N_INPUTS, HIDDEN, N_CLASSES)
 SPLIT_SEED = 2023
+DATASET = "xbarlab.cli.digits:eval_set"  # how `xbarlab program-network` finds this split
 
 
 @dataclass(frozen=True)
@@ -93,12 +94,12 @@ def accuracy(logits: FloatArray, y: np.ndarray) -> float:
 
 def save_npz(path: str | Path, params: Params, **meta: str) -> Path:
     """The network as ``W0, b0, W1, b1`` (+ ``activation``, ``dataset``): the .npz that
-    `xbarlab program-network` loads."""
+    `xbarlab program-network` loads (its ``dataset`` names the digits split's loader)."""
     arrays: dict[str, object] = {}
     for i, (w, b) in enumerate(params):
         arrays[f"W{i}"], arrays[f"b{i}"] = np.asarray(w), np.asarray(b)
     arrays["activation"] = np.array(meta.get("activation", "sigmoid"))
-    arrays["dataset"] = np.array(meta.get("dataset", "digits"))
+    arrays["dataset"] = np.array(meta.get("dataset", DATASET))
     path = Path(path)
     np.savez(path, **arrays)  # type: ignore[arg-type]
     return path
@@ -199,7 +200,9 @@ def train_digits(
     lr: float = 0.01, batch: int = 64, weight_decay: float = 1e-4, seed: int = 0,
     sizes: Sequence[int] = SIZES, init: Params | None = None,
 ) -> DigitsTraining:
-    """Adam on cross-entropy; hardware-aware when `hw` is given (one noise draw per step)."""
+    """Adam on cross-entropy; hardware-aware when `hw` is given (one noise draw per step).
+    One torch thread (the runs are small; the machine is shared)."""
+    torch.set_num_threads(1)
     torch.manual_seed(seed)
     model = DigitsMLP(sizes, seed).double()
     if init is not None:

@@ -65,6 +65,14 @@ class ChipConfig:
     pulse_scheme: BiasScheme = BiasScheme.HALF
     tolerance: float = 0.02
     max_pulses: int = 200
+    # 100 ns pulses, amplitudes 0.35 V above the preset's 1 us settings (the model's width law):
+    # a half-select then moves a device about half as much relative to the selected one; on a
+    # wire-free 64 x 64 layer 1 the mean tuning error falls from 30 % (1 us) to 14 %
+    width: float = 100e-9
+    set_start: float = 1.45
+    set_max: float = 2.45
+    reset_start: float = -1.45
+    reset_min: float = -2.75
     g_min: float = 100e-6
     g_max: float = 500e-6
     v_read: float = 0.2  # largest MVM input (V)
@@ -82,7 +90,9 @@ class ChipConfig:
 
     def write_verify(self) -> WriteVerifyParams:
         return WriteVerifyParams(tolerance=self.tolerance, pulse_scheme=self.pulse_scheme,
-                                 max_pulses=self.max_pulses)
+                                 max_pulses=self.max_pulses, width=self.width,
+                                 set_start=self.set_start, set_max=self.set_max,
+                                 reset_start=self.reset_start, reset_min=self.reset_min)
 
 
 # --------------------------------------------------------------------------- circuit model

@@ -68,7 +68,7 @@ def hardware_noise(params: Params, data: DigitsData, cfg: ChipConfig, tuning: fl
 
 
 def run_study(cfg: ChipConfig, *, networks: tuple[str, ...] = ("regular", "hardware-aware"),
-              chips: int = 1, epochs: int = 150, tuning: float = 0.05, seed: int = 0,
+              chips: int = 1, epochs: int = 150, tuning: float = 0.10, seed: int = 0,
               progress: Callable[[str], None] | None = None, out: Path | None = None
               ) -> DigitsStudy:
     """Train the networks, program each on `chips` simulated chips, report."""
