@@ -188,3 +188,55 @@ def test_output_calibration_undoes_a_gain_and_offset(data) -> None:  # type: ign
     calibrate_outputs(state, raw, ref)
     np.testing.assert_allclose(mvm(state, h, cfg), ref, atol=1e-9)
     np.testing.assert_allclose(state.out_gain, 1 / 0.3, rtol=1e-9)
+
+
+@pytest.mark.slow
+def test_one_small_chip_end_to_end(data) -> None:  # type: ignore[no-untyped-def]
+    """The whole chip flow at toy scale (7-3-3 net, 8 x 8 wired arrays): programming, MVM
+    before compensation, calibration, layer 2 re-fit and reprogramming, report."""
+    from xbarlab.nn.digits import DigitsData
+    from xbarlab.nn.digits_study import run_chip
+
+    n = 300
+    px = slice(26, 33)
+    small = DigitsData(data.x_train[:n, px], data.y_train[:n] % 3, data.x_cal[:100, px],
+                       data.y_cal[:100] % 3, data.x_test[:100, px], data.y_test[:100] % 3,
+                       data.kept_pixels[px])
+    net = train_digits(small.x_train, small.y_train, epochs=100, sizes=(7, 3, 3), batch=300,
+                       lr=0.05)
+    cfg = ChipConfig(size=8, r_wire=0.5, tolerance=0.05)
+    seen: list[str] = []
+    rep = run_chip(net.params, small, cfg, refit_epochs=20, progress=seen.append)
+    assert seen[0] == "layer 1: programming 48 devices"  # (7 + 1) rows x 3 pairs
+    assert seen[-1].startswith("after compensation")
+    assert 0.0 <= rep.before <= 1.0 and 0.0 <= rep.after <= 1.0
+    assert rep.software > 0.45  # 3 classes: above chance
+    assert rep.pulses_before > 50 and rep.seconds > 0
+    assert len(rep.tuning_error) == 2 and all(0 <= e < 1 for e in rep.tuning_error)
+    assert rep.extra["failed_devices"][0] <= 48
+
+
+def test_cli_refuses_bad_input_in_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from xbarlab.cli.main import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["digits", "--r-wire", "-1"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    f = tmp_path / "file"
+    f.write_text("x")
+    res = runner.invoke(app, ["digits", "--out", str(f)])
+    assert res.exit_code == 2 and "is a file" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+
+
+def test_program_network_finds_the_digits_split() -> None:
+    pytest.importorskip("xbarlab.network")
+    from xbarlab.network.datasets import load_dataset
+    from xbarlab.nn.digits import DATASET
+
+    e = load_dataset(DATASET)
+    d = load_digits_split()
+    assert e.x_cal.shape == (len(d.x_train) + len(d.x_cal), 63)
+    np.testing.assert_array_equal(e.x_test, d.x_test)
