@@ -190,14 +190,14 @@ def mvm_voltages(h: FloatArray, n_rows: int, ratio: float, v_read: float
 
 
 def gain_map(cfg: ChipConfig, g: FloatArray, v_rows: FloatArray) -> FloatArray:
-    """Mean over the inputs `v_rows` (P, M) of cell voltage / row voltage (M, N), where the
-    row is driven (1 on rows never driven), from the wired circuit model holding `g`."""
+    """Per-cell gain (M, N) of cell voltage on row voltage, the least-squares slope over the
+    inputs `v_rows` (P, M) (sum v_dev v / sum v^2: weighted towards the large inputs that carry
+    the current), from the wired circuit model holding `g`; 1 on rows never driven."""
     sol = _solve(cfg, g, v_rows, np.zeros((len(v_rows), g.shape[1])))
     v = np.asarray(v_rows)[:, :, None]
-    driven = np.broadcast_to(v > 1e-9, sol.v_dev.shape)
-    ratio = np.where(driven, sol.v_dev / np.where(v > 1e-9, v, 1.0), 0.0)
-    count = driven.sum(axis=0)
-    return np.where(count > 0, ratio.sum(axis=0) / np.maximum(count, 1), 1.0)
+    num = (sol.v_dev * v).sum(axis=0)
+    den = (v * v).sum(axis=0)
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0)
 
 
 # --------------------------------------------------------------------------- programming

@@ -16,8 +16,10 @@ Chip-in-the-loop compensation (non-test data only; test points are only scored):
    is re-trained (hardware-aware: tuning noise, stuck devices, the per-cell gains of the second
    array's wired MVM at its measured state) on the hidden activations the chip really produces,
    so that it absorbs what programming did to layer 1 (disturb, wires, stuck devices);
-3. the layer 2 cells whose target moved are reprogrammed, and its outputs calibrated as in 1
-   against the re-fitted layer on the chip's hidden activations.
+3. if the re-fitted layer 2 is expected to do better on the calibration images than the chip
+   as programmed, the layer 2 cells whose target moved are reprogrammed and its outputs
+   calibrated as in 1 against the re-fitted layer on the chip's hidden activations; else the
+   chip is left as it was (calibration 1 dropped).
 
 Figures: test accuracy (software, before, after), per-layer tuning error (|G - target| /
 target over the programmed devices, G the simulator's true state, before compensation), the
@@ -155,6 +157,7 @@ def run_chip(params: Params, data: DigitsData, cfg: ChipConfig, *, refit_epochs:
         say(f"layer 1: pair fix on {len(cells)} devices")
         if cells:
             program_layer(a1, cfg, cells)
+    cal_before = accuracy(chip_logits(arrays, data.x_cal, cfg), data.y_cal)
     # 1. layer 1's outputs calibrated against the software pre-activations (non-test data)
     w1, b1 = params[0]
     calibrate_outputs(a1, mvm(a1, x_fit, cfg), x_fit @ w1.T + b1)
@@ -169,16 +172,25 @@ def run_chip(params: Params, data: DigitsData, cfg: ChipConfig, *, refit_epochs:
     refit = train_digits(h_fit, y_fit, hw=noise, epochs=refit_epochs, sizes=(sizes[1], sizes[2]),
                          init=[(w2, b2)], lr=0.005)
     nw2, nb2 = refit.params[0]
-    # 3. layer 2 reprogrammed where its targets moved, its outputs calibrated
-    cells = retarget(a2, nw2, nb2, cfg)
-    say(f"layer 2: reprogramming {len(cells)} devices")
-    if cells:
-        program_layer(a2, cfg, cells)
-    if pair_fix:
-        cells = fix_pairs(a2, cfg)
+    h_cal = _sigmoid(mvm(a1, data.x_cal, cfg))
+    expected = accuracy(h_cal @ nw2.T + nb2, data.y_cal)
+    applied = expected > cal_before
+    if applied:
+        # 3. layer 2 reprogrammed where its targets moved, its outputs calibrated
+        cells = retarget(a2, nw2, nb2, cfg)
+        say(f"layer 2: reprogramming {len(cells)} devices")
         if cells:
             program_layer(a2, cfg, cells)
-    calibrate_outputs(a2, mvm(a2, h_fit, cfg), h_fit @ nw2.T + nb2)
+        if pair_fix:
+            cells = fix_pairs(a2, cfg)
+            if cells:
+                program_layer(a2, cfg, cells)
+        calibrate_outputs(a2, mvm(a2, h_fit, cfg), h_fit @ nw2.T + nb2)
+    else:  # no gain expected on the calibration images: the chip is left as it was
+        say(f"no gain expected (calibration {cal_before:.1%}, re-fit {expected:.1%}): "
+            "chip left as programmed")
+        a1.out_gain = a1.out_offset = None
+        nw2, nb2 = params[1]
     h_test = _sigmoid(mvm(a1, data.x_test, cfg))
     ceiling = accuracy(h_test @ nw2.T + nb2, data.y_test)  # re-fitted layer 2, digital
     after = accuracy(chip_logits(arrays, data.x_test, cfg), data.y_test)
@@ -191,7 +203,8 @@ def run_chip(params: Params, data: DigitsData, cfg: ChipConfig, *, refit_epochs:
         [e[1] for e in errs], [e[1] for e in errs_after], pulses_before,
         sum(a.n_pulses for a in arrays) - pulses_before, seconds, time.process_time() - c0,
         time.perf_counter() - t1,
-        {"refit_digital_layer2": ceiling,
+        {"refit_digital_layer2": ceiling, "calibration_before": cal_before,
+         "refit_expected_calibration": expected, "compensation_applied": applied,
          "digital_true_g_before": digital_before,
          "digital_true_layer1_only_before": mixed_before,
          "digital_true_g_after": accuracy(
