@@ -153,11 +153,11 @@ def write_outputs(study: DigitsStudy, out: Path) -> tuple[Path, Path]:
             ax.text(x, v + 0.5, f"{v:.1f}", ha="center", fontsize=8)
     ax.set_xticks(np.arange(len(names)), names)
     ax.set_ylabel("test accuracy (%)")
-    ax.set_ylim(0, 105)
+    ax.set_ylim(0, 118)
     c = study.config
     ax.set_title(f"digits 63-32-10 on {c.size} x {c.size} TiO2 arrays, {c.r_wire:g} Ω segments, "
                  f"{c.pulse_scheme.value} pulses", fontsize=9)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", ncol=3)
     fig.tight_layout()
     png = out / "digits.png"
     fig.savefig(png, dpi=120)
