@@ -100,6 +100,7 @@ def _register() -> None:
         bench,
         calibrate,
         device,
+        digits,
         emulate,
         log,
         program_network,
@@ -118,6 +119,7 @@ def _register() -> None:
     sweep.register(app)
     watch.register(app)
     calibrate.register(app)
+    digits.register(app)
     program_network.register(app)
 
 
