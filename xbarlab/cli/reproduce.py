@@ -7,6 +7,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -146,6 +147,13 @@ def register(app: typer.Typer) -> None:
                  "re-tune healthy targets, reprogram the moved ones)")] = False,
         compensate_steps: Annotated[int, typer.Option(
             min=0, help="Adam steps of the compensation re-tune")] = 300,
+        chips: Annotated[int | None, typer.Option(
+            min=1, max=100_000, help="crossbar: programmed chips per network (same as "
+                                     "--transfers there; default 20, >= 200 for the "
+                                     "chip-level statistics)")] = None,
+        workers: Annotated[int, typer.Option(
+            min=1, max=64, help="crossbar: processes sharing the chips (same result for any "
+                                "number)")] = 1,
     ) -> None:
         """Reproduce Drolet et al. 2023: regular vs hardware-aware networks over seeds.
 
@@ -162,9 +170,13 @@ def register(app: typer.Typer) -> None:
         if paper is Paper.drolet2023_crossbar:
             if full or single_column is not None:
                 raise _fail("--full and --single-column apply to drolet2023 only")
-            _crossbar(seeds or 3, transfers or 20, epochs or 2000, out, overwrite, threads,
-                      fidelity.value, r_wire, passes, device)
+            if chips is not None and transfers is not None and chips != transfers:
+                raise _fail("--chips and --transfers name the same number here; give one")
+            _crossbar(seeds or 3, chips or transfers or 20, epochs or 2000, out, overwrite,
+                      threads, fidelity.value, r_wire, passes, device, workers)
             return
+        if chips is not None or workers != 1:
+            raise _fail("--chips and --workers apply to drolet2023-crossbar only")
         seeds = seeds or (FULL_SEEDS if full else 3)
         transfers = transfers or (FULL_TRANSFERS if full else 2000)
         if single_column and mapping is Mapping.physical:
@@ -248,7 +260,8 @@ def _print(rep: Any, rp: Any) -> None:
 
 
 def _crossbar(seeds: int, transfers: int, epochs: int, out: Path, overwrite: bool,
-              threads: int, fidelity: str, r_wire: float, passes: int, device: str) -> None:
+              threads: int, fidelity: str, r_wire: float, passes: int, device: str,
+              workers: int = 1) -> None:
     """Beyond the paper: crossbar transfers by write-verify, inference through the MVM."""
     results_path = out / "crossbar_results.h5"
     if results_path.exists() and not overwrite:
@@ -275,7 +288,8 @@ def _crossbar(seeds: int, transfers: int, epochs: int, out: Path, overwrite: boo
                 plain(msg)
 
             res = ct.beyond_drolet2023(cfg, seeds=seeds, epochs=epochs, transfers=transfers,
-                                       progress=say, threads=threads)
+                                       progress=say, threads=threads,
+                                       workers=workers)
         except (ValueError, RuntimeError) as exc:
             raise _fail(str(exc)) from None
     table = Table(title=f"Beyond Drolet et al. 2023: {seeds} seeds, {transfers} crossbar "
@@ -290,17 +304,29 @@ def _crossbar(seeds: int, transfers: int, epochs: int, out: Path, overwrite: boo
         table.add_row(metric, *(f"{100 * summary[n][metric][0]:.1f} % +- "
                                 f"{100 * summary[n][metric][1]:.1f}" for n in names))
     console.print(table)
+    ci_rows = res.chip_intervals()
+    ci = Table(title=f"Chip-level statistics over {transfers} programmed chips per network: "
+                     "value [95 % interval] (bootstrap over chips; statistical models: t over "
+                     f"groups of {transfers} transfers)")
+    ci.add_column("network")
+    for label in ci_rows[0][2]:
+        ci.add_column(label if label.startswith("chip") else f"share >= 95 %, {label}")
+    for name, seed, iv in ci_rows:
+        ci.add_row(f"{name} seed {seed}", *(v.pct() for v in iv.values()))
+    console.print(ci)
     output_folder(out)
     tree: dict[str, Any] = {"config": {"crossbar": cfg.model_dump(mode="json"),
-                                       "seconds": res.seconds},
+                                       "seconds": res.seconds, "chips": transfers},
                             "calibrated_preset": res.calibrated.model_dump(mode="json")}
-    for r in res.rows:
+    for r, (_, _, ivs) in zip(res.rows, ci_rows, strict=True):
         tree[f"{r.name.replace('-', '_')}_seed{r.seed}"] = {
             "statistical": _metrics_tree(r.statistical), "calibrated": _metrics_tree(r.calibrated),
             "statistical_at_n": r.statistical_at_n, "calibrated_at_n": r.calibrated_at_n,
             "crossbar_mvm": _metrics_tree(r.crossbar.mvm),
             "crossbar_read_back": _metrics_tree(r.crossbar.read_back),
             "crossbar_pulses": r.crossbar.n_pulses, "converged_share": r.crossbar.converged_share,
+            "intervals_95": {label.replace(" ", "_").replace("(", "").replace(")", ""):
+                             np.array([iv.mean, iv.low, iv.high]) for label, iv in ivs.items()},
         }
     write_results(results_path, tree, overwrite=overwrite)
     console.print(f"results: {results_path}   total {time.perf_counter() - t0:.1f} s")
