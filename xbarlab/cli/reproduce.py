@@ -147,6 +147,13 @@ def register(app: typer.Typer) -> None:
                  "re-tune healthy targets, reprogram the moved ones)")] = False,
         compensate_steps: Annotated[int, typer.Option(
             min=0, help="Adam steps of the compensation re-tune")] = 300,
+        ablations: Annotated[bool, typer.Option(
+            "--ablations", help="also score every network with each transfer effect alone and "
+                                "each removed (tuning, offset, disturb, stuck); about 2.5 x "
+                                "the evaluation time")] = False,
+        dedup: Annotated[bool, typer.Option(
+            "--dedup", help="train and test on a de-duplicated split (the paper's repeats "
+                            "every test point in training or validation)")] = False,
         chips: Annotated[int | None, typer.Option(
             min=1, max=100_000, help="crossbar: programmed chips per network (same as "
                                      "--transfers there; default 20, >= 200 for the "
@@ -168,8 +175,9 @@ def register(app: typer.Typer) -> None:
         if out.exists() and not out.is_dir():
             raise _fail(f"--out {out} is a file; give a folder")
         if paper is Paper.drolet2023_crossbar:
-            if full or single_column is not None:
-                raise _fail("--full and --single-column apply to drolet2023 only")
+            if full or single_column is not None or ablations or dedup:
+                raise _fail("--full, --single-column, --ablations and --dedup apply to "
+                            "drolet2023 only")
             if chips is not None and transfers is not None and chips != transfers:
                 raise _fail("--chips and --transfers name the same number here; give one")
             _crossbar(seeds or 3, chips or transfers or 20, epochs or 2000, out, overwrite,
@@ -190,11 +198,13 @@ def register(app: typer.Typer) -> None:
         from xbarlab.nn import reproduce as rp
 
         console.print(_data_line(data.value), highlight=False, soft_wrap=True)
+        _duplicates(data.value, dedup)
         try:
             cfgs = [rp.make_reproduce_config(
                 {"seeds": seeds, "transfers": transfers, "epochs": epochs, "data": data.value,
                  "threads": threads, "mapping": mode, "recipe": recipe.value,
                  "compensate": compensate, "compensation": {"steps": compensate_steps},
+                 "ablations": ablations, "dedup": dedup,
                  "single_column": single_column if mode == "authors" else None}
             ) for mode in modes]
         except ConfigError as exc:
@@ -227,13 +237,31 @@ def register(app: typer.Typer) -> None:
                     raise _fail(str(exc)) from None
         output_folder(out)
         pngs = [rp.plot_cdf(rep, out / f"cdf_{rep.config.mapping}.png") for rep in reps]
+        pngs += [rp.plot_point_histogram(rep, out / f"histogram_{rep.config.mapping}.png")
+                 for rep in reps]
         write_results(results_path, {rep.config.mapping: rp.results_tree(rep) for rep in reps},
                       overwrite=overwrite)
         for rep in reps:
             _print(rep, rp)
         console.print(f"data: {reps[0].data_source}")
-        console.print(f"results: {results_path}   CDF plots: {', '.join(map(str, pngs))}   "
+        console.print(f"results: {results_path}   plots: {', '.join(map(str, pngs))}   "
                       f"total {time.perf_counter() - t0:.1f} s ({threads} torch thread(s))")
+
+
+def _duplicates(prefer: str, dedup: bool) -> None:
+    """Print how the split repeats its test points (and what --dedup makes of it)."""
+    from xbarlab.nn.data import load_moons
+    from xbarlab.nn.dedup import dedup_split, duplicate_report
+
+    data = load_moons(prefer)
+    for line in duplicate_report(data).lines()[1:]:
+        console.print(f"split: {line}", highlight=False, soft_wrap=True)
+    if dedup:
+        clean = dedup_split(data)
+        rep = duplicate_report(clean)
+        console.print(f"--dedup: {clean.source}; test points with a copy in training or "
+                      f"validation: {rep.test_in_train + rep.test_in_val}",
+                      highlight=False, soft_wrap=True)
 
 
 def _print(rep: Any, rp: Any) -> None:
@@ -252,6 +280,16 @@ def _print(rep: Any, rp: Any) -> None:
     for row in rp.table_rows(rep):
         table.add_row(*row)
     console.print(table)
+    abl = rp.ablation_rows(rep)
+    if abl:
+        t = Table(title=f"{mode}: ablations, same networks, {rep.config.transfers} transfers "
+                        "per variant; mean over seeds [95 % t-interval]")
+        for col in ("transfer effects", "regular: >= 95 %", "regular: mean correctness",
+                    "HA: >= 95 %", "HA: mean correctness"):
+            t.add_column(col)
+        for row in abl:
+            t.add_row(*row)
+        console.print(t)
     met = rep.meets_targets()
     for kind, (op, value) in rp.TARGETS.items():
         mark = "[green]met[/]" if met[kind] else "[red]missed[/]"

@@ -543,9 +543,10 @@ def beyond_drolet2023(
             ]
             at_n = [share_95_at(_correct(m), transfers) for m in stat]
             say(f"programming {name} seed {seed} onto crossbars ({transfers} transfers)")
-            ev = evaluate_crossbar_transfers(
-                params, cfg, data.x_test, data.y_test, transfers, seed=seed, workers=workers,
-                progress=lambda done, total, name=name, seed=seed: say(
-                    f"programming {name} seed {seed} onto crossbars: chip {done}/{total}"))
+            def chip_done(done: int, total: int, name: str = name, seed: int = seed) -> None:
+                say(f"programming {name} seed {seed} onto crossbars: chip {done}/{total}")
+
+            ev = evaluate_crossbar_transfers(params, cfg, data.x_test, data.y_test, transfers,
+                                             seed=seed, workers=workers, progress=chip_done)
             rows.append(BeyondRow(name, seed, stat[0], stat[1], at_n[0], at_n[1], ev))
     return BeyondResult(cfg, cal_stats, rows, time.perf_counter() - t0)

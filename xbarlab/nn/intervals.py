@@ -34,10 +34,12 @@ class Interval:
         return (self.high - self.low) / 2
 
     def pct(self) -> str:
-        """'72.5 % [68.1, 76.9]' (values as fractions shown in %), or '72.5 % (1 seed)'."""
+        """'72.5 % [68.1, 76.9]' (values as fractions shown in %), or '72.5 % (1 seed)'.
+        Shares: the bounds are shown clipped to [0, 100] %."""
         if self.n < 2:
             return f"{100 * self.mean:.1f} % ({self.n} seed, no CI)"
-        return f"{100 * self.mean:.1f} % [{100 * self.low:.1f}, {100 * self.high:.1f}]"
+        lo, hi = max(self.low, 0.0), min(self.high, 1.0)
+        return f"{100 * self.mean:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
 def t_interval(values: Sequence[float] | np.ndarray, level: float = LEVEL) -> Interval:

@@ -91,17 +91,23 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from xbarlab.config import validate_config
+from xbarlab.crossbar import FloatArray
+from xbarlab.nn.ablations import EFFECTS, ablate, variant_title
 from xbarlab.nn.compensation import CompensationConfig, evaluate_compensated
 from xbarlab.nn.data import MoonsData, load_moons
+from xbarlab.nn.dedup import dedup_split
 from xbarlab.nn.intervals import Interval, t_interval
 from xbarlab.nn.mapping import layout_network
 from xbarlab.nn.metrics import (
+    NEAR_THRESHOLD,
     PAPER_BINS,
     PAPER_SHARE_95,
+    THRESHOLD,
     TransferMetrics,
     cdf_curve,
     evaluate_transfers,
 )
+from xbarlab.nn.near_linear import AGREEMENT_THRESHOLD, R2_THRESHOLD, Linearity, linearity
 from xbarlab.nn.training import TrainConfig, paper_config, train
 from xbarlab.nn.transfer import DEFAULT_PRESET, TransferModel
 
@@ -158,6 +164,10 @@ class ReproduceConfig(BaseModel):
     compensate: bool = Field(False, description="also evaluate read-back compensation "
                              "(xbarlab extension, `xbarlab.nn.compensation`)")
     compensation: CompensationConfig = Field(default_factory=CompensationConfig)
+    ablations: bool = Field(False, description="also score every network with each effect "
+                            "alone and each removed (`xbarlab.nn.ablations`)")
+    dedup: bool = Field(False, description="train and test on the de-duplicated split "
+                        "(`xbarlab.nn.dedup`): no test point repeated in training/validation")
     single_column: bool | None = Field(
         None, description="authors' single-column scheme for single-sign tensors "
         "(`xbarlab.nn.single_column`); None: on in the authors' mapping. Authors' mapping only")
@@ -216,6 +226,8 @@ class NetResult:
     # authors' mapping: the same network and transfers scored with the other scheme for
     # single-sign tensors (pairs if trained with the single-column scheme, and vice versa)
     other_scheme: TransferMetrics | None = None
+    linearity: Linearity | None = None  # on every data point (`xbarlab.nn.near_linear`)
+    ablations: dict[str, TransferMetrics] = field(default_factory=dict)
 
 
 @dataclass
@@ -271,6 +283,9 @@ def reproduce_drolet2023(
     cfg = cfg or ReproduceConfig()
     t0 = time.perf_counter()
     data = data or load_moons(cfg.data)
+    if cfg.dedup:
+        data = dedup_split(data)
+    every_point = np.concatenate([data.x_train, data.x_val, data.x_test])
     tm = TransferModel.from_preset(cfg.preset)
     rep = Reproduction(cfg, data.source)
     for seed in range(cfg.seeds):
@@ -290,7 +305,13 @@ def reproduce_drolet2023(
             m = evaluate_transfers(tr.params, layout, tm, data.x_test, data.y_test,
                                    cfg.transfers, rng, tcfg.mapping, tcfg.single_column)
             res = NetResult(kind, seed, m, tr.seconds, time.perf_counter() - t1, tr.params,
-                            tcfg.model_dump())
+                            tcfg.model_dump(), linearity=linearity(tr.params, every_point))
+            if cfg.ablations:
+                if progress is not None:
+                    progress(f"{stage} ablations", 0, 1)
+                res.ablations = ablate(tr.params, layout, tm, data.x_test, data.y_test,
+                                       cfg.transfers, [cfg.eval_seed, seed], tcfg.mapping,
+                                       tcfg.single_column)
             if tcfg.mapping == "authors":
                 res.other_scheme = evaluate_transfers(
                     tr.params, layout, tm, data.x_test, data.y_test, cfg.transfers,
@@ -314,9 +335,12 @@ def reproduce_drolet2023(
 
 SCHEME_NAMES = {True: "single-column for single-sign tensors", False: "pairs only"}
 ROW_METRICS = (("points >= 95 % correct", "share_95"),
-               ("mean per-point correctness (threshold-free)", "acc_mean"),
+               ("mean per-point correctness = area under the CDF (threshold-free)", "acc_mean"),
                ("nominal accuracy", "acc_nominal"),
-               ("min transfer accuracy", "acc_min"))
+               ("min transfer accuracy", "acc_min"),
+               (f"points {100 * (THRESHOLD - NEAR_THRESHOLD):.0f}-"
+                f"{100 * (THRESHOLD + NEAR_THRESHOLD):.0f} % correct (threshold-sensitive)",
+                "near_threshold"))
 
 
 def _cell(rep: Reproduction, kind: str, attr: str, source: str = "metrics") -> str:
@@ -345,6 +369,13 @@ def table_rows(rep: Reproduction) -> list[tuple[str, str, str, str]]:
         for label, attr in ROW_METRICS[:2]:
             rows.append((f"same nets, {other}: {label}", _cell(rep, KINDS[0], attr, "other_scheme"),
                          _cell(rep, KINDS[1], attr, "other_scheme"), ""))
+    cells = []
+    for k in KINDS:
+        lin = [r.linearity for r in rep.of(k) if r.linearity is not None]
+        n_lin = sum(x.near_linear for x in lin)
+        cells.append(f"{n_lin} of {len(lin)} seeds ({100 * n_lin / max(len(lin), 1):.0f} %)")
+    rows.append((f"near-linear nets (logit R^2 >= {R2_THRESHOLD:g}, decisions = affine fit's "
+                 f"on >= {100 * AGREEMENT_THRESHOLD:.0f} %)", cells[0], cells[1], ""))
     if rep.compensated:
         rows += _compensation_rows(rep)
     for i, (lo, hi) in enumerate(PAPER_BINS):
@@ -352,6 +383,21 @@ def table_rows(rep: Reproduction) -> list[tuple[str, str, str, str]]:
             f"x >= {100 * lo:.0f} %")
         cells = [pct(float(np.mean([r.metrics.bins[i] for r in rep.of(k)]))) for k in KINDS]
         rows.append((f"  points {name}", cells[0], cells[1], ""))
+    return rows
+
+
+def ablation_rows(rep: Reproduction) -> list[tuple[str, str, str, str, str]]:
+    """(variant, regular share >= 95 %, regular mean correctness, HA share, HA mean) per
+    ablation variant: mean over seeds [95 % t-interval]; empty without ablations."""
+    names = list(dict.fromkeys(n for r in rep.results for n in r.ablations))
+    rows = []
+    for name in names:
+        cells = []
+        for kind in KINDS:
+            for attr in ("share_95", "acc_mean"):
+                v = [getattr(r.ablations[name], attr) for r in rep.of(kind) if name in r.ablations]
+                cells.append(t_interval(v).pct())
+        rows.append((variant_title(name), cells[0], cells[1], cells[2], cells[3]))
     return rows
 
 
@@ -407,6 +453,48 @@ def plot_cdf(rep: Reproduction, path: str | Path) -> Path:
     return p
 
 
+HIST_EDGES = np.round(np.arange(0.80, 1.0001, 0.005), 6)  # fine bins around the threshold
+
+
+def point_histogram(rep: Reproduction, kind: str) -> tuple[FloatArray, FloatArray]:
+    """(bin edges from 80 % to 100 % in 0.5 % steps, share of test points per bin) of the
+    per-point correctness, pooled over the seeds; the last bin holds the points at 100 %, the
+    points below 80 % are in no bin."""
+    frac = np.concatenate([np.asarray(r.metrics.point_fraction) for r in rep.of(kind)])
+    counts, edges = np.histogram(np.clip(frac, 0, 1), bins=HIST_EDGES)
+    return edges, counts / max(len(frac), 1)
+
+
+def plot_point_histogram(rep: Reproduction, path: str | Path) -> Path:
+    """PNG: histogram of the per-point correctness near the 95 % threshold, per network kind
+    (all seeds pooled), with the threshold marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(6.4, 5.6), dpi=120, sharex=True)
+    colors = {"regular": "tab:red", "hardware-aware": "tab:blue"}
+    for ax, kind in zip(axes, KINDS, strict=True):
+        edges, share = point_histogram(rep, kind)
+        ax.bar(100 * edges[:-1], 100 * share, width=100 * np.diff(edges), align="edge",
+               color=colors[kind], alpha=0.8, edgecolor="white", lw=0.3)
+        below = np.mean(np.concatenate([np.asarray(r.metrics.point_fraction) < HIST_EDGES[0]
+                                        for r in rep.of(kind)]))
+        ax.axvline(100 * THRESHOLD, color="black", ls=":", lw=1)
+        ax.set_title(f"{kind}: {len(rep.of(kind))} seeds x {rep.config.transfers} transfers "
+                     f"({100 * below:.1f} % of points below 80 %)", fontsize=9)
+        ax.set_ylabel("test points (%)")
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("per-point correctness: share of transfers classifying it right "
+                        "(%, 0.5 % bins)")
+    fig.tight_layout()
+    p = Path(path)
+    fig.savefig(p)
+    plt.close(fig)
+    return p
+
+
 def results_tree(rep: Reproduction) -> dict[str, Any]:
     """Everything worth keeping, as a nested mapping for `xbarlab.log.results.write_results`."""
     tree: dict[str, Any] = {
@@ -414,6 +502,7 @@ def results_tree(rep: Reproduction) -> dict[str, Any]:
                   "share_95_regular": PAPER_SHARE_95["regular"],
                   "share_95_hardware_aware": PAPER_SHARE_95["hardware-aware"]},
         "config": {"reproduce": rep.config.model_dump(), "data_source": rep.data_source,
+                   "effects": list(EFFECTS),
                    "seconds": rep.seconds, "bins": [list(b) for b in PAPER_BINS]},
     }
     for kind in KINDS:
@@ -434,6 +523,16 @@ def results_tree(rep: Reproduction) -> dict[str, Any]:
                 "acc_min": m.acc_min, "acc_nominal": m.acc_nominal, "bins": np.asarray(m.bins),
                 "point_fraction": np.asarray(m.point_fraction),
                 "train_seconds": r.train_seconds, "eval_seconds": r.eval_seconds,
+                "near_threshold": m.near_threshold,
+                **({"linearity": {"logit_r2": r.linearity.logit_r2,
+                                  "agreement": r.linearity.agreement,
+                                  "unit_linearity": r.linearity.unit_linearity,
+                                  "near_linear": r.linearity.near_linear}}
+                   if r.linearity is not None else {}),
+                **({"ablations": {name.replace(" ", "_"): {
+                    "share_95": a.share_95, "acc_mean": a.acc_mean, "acc_nominal": a.acc_nominal,
+                    "point_fraction": np.asarray(a.point_fraction)}
+                    for name, a in r.ablations.items()}} if r.ablations else {}),
                 "train_config": r.config,
                 **({"compensated": {
                     "share_95": r.compensated.share_95, "acc_mean": r.compensated.acc_mean,
@@ -444,6 +543,10 @@ def results_tree(rep: Reproduction) -> dict[str, Any]:
                 }} if r.compensated is not None else {}),
                 **{f"layer{i + 1}": {"weight": w, "bias": b} for i, (w, b) in enumerate(r.params)},
             }
+        edges, share = point_histogram(rep, kind)
+        group["point_histogram"] = {"edges": edges, "share": share}
+        group["near_linear_share"] = float(np.mean(
+            [r.linearity.near_linear for r in rep.of(kind) if r.linearity is not None]))
         if rep.compensated:
             c_mean, c_std, c_per = rep.share_95(kind, compensated=True)
             group.update({"compensated_share_95_mean": c_mean, "compensated_share_95_std": c_std,
