@@ -20,8 +20,12 @@ recipe on the authors' mapping, then xbarlab's recipe on the physical mapping:
 
 Every figure is reported as the mean over seeds with its 95 % Student t confidence interval
 (`xbarlab.nn.intervals`), the nominal accuracy next to it, and the threshold-free mean
-per-point correctness (= mean transfer accuracy = area under the CDF). ``--full``: 10 seeds x
-10 000 transfers. The measurements below predate the single-column scheme and the intervals
+per-point correctness (= mean transfer accuracy = area under the CDF), the share of points in
+the 93-97 % band (those a new draw of transfers can move across the threshold), the share of
+near-linear networks (`xbarlab.nn.near_linear`) and a fine histogram of the per-point
+correctness (`plot_point_histogram`). ``--full``: 10 seeds x 10 000 transfers. Options:
+``ablations`` (each transfer effect alone and each removed, `xbarlab.nn.ablations`) and
+``dedup`` (the de-duplicated split with a clean test set, `xbarlab.nn.dedup`). The measurements below predate the single-column scheme and the intervals
 (see the README for the current figures).
 - recipe "paper": Xavier init with biases 0.01, Adam lr 0.1 constant, batch 256, BCE with
   logits, 10 000 epochs; the hardware-aware net adds weight decay 1e-4 and stuck-device
