@@ -10,7 +10,6 @@ from xbarlab.nn.mapping import layout_network
 from xbarlab.nn.metrics import correct_matrix, mlp_logits
 from xbarlab.nn.transfer import TransferModel
 
-
 GRID = np.stack(np.meshgrid(np.linspace(0, 1, 40), np.linspace(0, 1, 40)), -1).reshape(-1, 2)
 
 

@@ -25,8 +25,9 @@ the 93-97 % band (those a new draw of transfers can move across the threshold), 
 near-linear networks (`xbarlab.nn.near_linear`) and a fine histogram of the per-point
 correctness (`plot_point_histogram`). ``--full``: 10 seeds x 10 000 transfers. Options:
 ``ablations`` (each transfer effect alone and each removed, `xbarlab.nn.ablations`) and
-``dedup`` (the de-duplicated split with a clean test set, `xbarlab.nn.dedup`). The measurements below predate the single-column scheme and the intervals
-(see the README for the current figures).
+``dedup`` (the de-duplicated split with a clean test set, `xbarlab.nn.dedup`). The
+measurements below predate the single-column scheme and the intervals (see the README for
+the current figures).
 - recipe "paper": Xavier init with biases 0.01, Adam lr 0.1 constant, batch 256, BCE with
   logits, 10 000 epochs; the hardware-aware net adds weight decay 1e-4 and stuck-device
   substitution with undone updates, one sampled transfer per step.
