@@ -147,6 +147,9 @@ def register(app: typer.Typer) -> None:
                  "re-tune healthy targets, reprogram the moved ones)")] = False,
         compensate_steps: Annotated[int, typer.Option(
             min=0, help="Adam steps of the compensation re-tune")] = 300,
+        jobs: Annotated[int, typer.Option(
+            min=1, max=64, help="worker processes over the (seed, network) pairs (same "
+                                "results for any number)")] = 1,
         ablations: Annotated[bool, typer.Option(
             "--ablations", help="also score every network with each transfer effect alone and "
                                 "each removed (tuning, offset, disturb, stuck); about 2.5 x "
@@ -175,8 +178,8 @@ def register(app: typer.Typer) -> None:
         if out.exists() and not out.is_dir():
             raise _fail(f"--out {out} is a file; give a folder")
         if paper is Paper.drolet2023_crossbar:
-            if full or single_column is not None or ablations or dedup:
-                raise _fail("--full, --single-column, --ablations and --dedup apply to "
+            if full or single_column is not None or ablations or dedup or jobs != 1:
+                raise _fail("--full, --single-column, --ablations, --dedup and --jobs apply to "
                             "drolet2023 only")
             if chips is not None and transfers is not None and chips != transfers:
                 raise _fail("--chips and --transfers name the same number here; give one")
@@ -184,7 +187,8 @@ def register(app: typer.Typer) -> None:
                       threads, fidelity.value, r_wire, passes, device, workers)
             return
         if chips is not None or workers != 1:
-            raise _fail("--chips and --workers apply to drolet2023-crossbar only")
+            raise _fail("--chips and --workers apply to drolet2023-crossbar only (there: "
+                        "--workers; here: --jobs)")
         seeds = seeds or (FULL_SEEDS if full else 3)
         transfers = transfers or (FULL_TRANSFERS if full else 2000)
         if single_column and mapping is Mapping.physical:
@@ -204,7 +208,7 @@ def register(app: typer.Typer) -> None:
                 {"seeds": seeds, "transfers": transfers, "epochs": epochs, "data": data.value,
                  "threads": threads, "mapping": mode, "recipe": recipe.value,
                  "compensate": compensate, "compensation": {"steps": compensate_steps},
-                 "ablations": ablations, "dedup": dedup,
+                 "ablations": ablations, "dedup": dedup, "jobs": jobs,
                  "single_column": single_column if mode == "authors" else None}
             ) for mode in modes]
         except ConfigError as exc:

@@ -171,6 +171,8 @@ class ReproduceConfig(BaseModel):
     compensation: CompensationConfig = Field(default_factory=CompensationConfig)
     ablations: bool = Field(False, description="also score every network with each effect "
                             "alone and each removed (`xbarlab.nn.ablations`)")
+    jobs: int = Field(1, ge=1, le=64, description="worker processes over the (seed, network) "
+                      "pairs; the results do not depend on it")
     dedup: bool = Field(False, description="train and test on the de-duplicated split "
                         "(`xbarlab.nn.dedup`): no test point repeated in training/validation")
     single_column: bool | None = Field(
@@ -279,61 +281,86 @@ Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): stage names the network being trained."""
 
 
+def _net_result(cfg: ReproduceConfig, data: MoonsData, seed: int, kind: str,
+                progress: Progress | None = None) -> NetResult:
+    """Train and evaluate one network (module level: a worker process can run it)."""
+    tm = TransferModel.from_preset(cfg.preset)
+    every_point = np.concatenate([data.x_train, data.x_val, data.x_test])
+    tcfg = cfg.train_config(kind, seed)
+    stage = f"{kind} seed {seed}"
+
+    def on_epoch(epoch: int, loss: float, total: int = tcfg.epochs * tcfg.restarts) -> None:
+        if progress is not None and (epoch % 50 == 0 or epoch == total):
+            progress(stage, epoch, total)
+
+    tr = train(tcfg, data, tm, on_epoch)
+    t1 = time.perf_counter()
+    layout = layout_network(tcfg.sizes, tcfg.array_shape, tcfg.order)
+    rng = np.random.default_rng([cfg.eval_seed, seed])  # same transfers for both nets
+    m = evaluate_transfers(tr.params, layout, tm, data.x_test, data.y_test,
+                           cfg.transfers, rng, tcfg.mapping, tcfg.single_column)
+    res = NetResult(kind, seed, m, tr.seconds, time.perf_counter() - t1, tr.params,
+                    tcfg.model_dump(), linearity=linearity(tr.params, every_point))
+    if cfg.ablations:
+        if progress is not None:
+            progress(f"{stage} ablations", 0, 1)
+        res.ablations = ablate(tr.params, layout, tm, data.x_test, data.y_test,
+                               cfg.transfers, [cfg.eval_seed, seed], tcfg.mapping,
+                               tcfg.single_column)
+    if tcfg.mapping == "authors":
+        res.other_scheme = evaluate_transfers(
+            tr.params, layout, tm, data.x_test, data.y_test, cfg.transfers,
+            np.random.default_rng([cfg.eval_seed, seed]), tcfg.mapping,
+            not tcfg.single_column)
+    if cfg.compensate:
+        if progress is not None:
+            progress(f"{stage} compensation", 0, 1)
+        t2 = time.perf_counter()
+        _, after, comp = evaluate_compensated(
+            tr.params, layout, tm, data.selection_points(), data.x_test, data.y_test,
+            cfg.transfers, np.random.default_rng([cfg.eval_seed, seed]), tcfg.mapping,
+            cfg.compensation)
+        res.compensated = after
+        res.compensate_seconds = time.perf_counter() - t2
+        res.reprogrammed = comp.reprogrammed_per_transfer
+    return res
+
+
+def _net_job(args: tuple[ReproduceConfig, MoonsData, int, str]) -> NetResult:
+    return _net_result(*args)
+
+
 def reproduce_drolet2023(
     cfg: ReproduceConfig | None = None,
     progress: Progress | None = None,
     data: MoonsData | None = None,
 ) -> Reproduction:
-    """Train both networks for every seed and evaluate them over `cfg.transfers` transfers."""
+    """Train both networks for every seed and evaluate them over `cfg.transfers` transfers.
+
+    With ``cfg.jobs > 1`` the (seed, network) pairs run in that many worker processes (spawned:
+    torch is not forked); every network is seeded on its own, so the results are the same as
+    in one process, and `progress` hears of each network when it is done."""
     cfg = cfg or ReproduceConfig()
     t0 = time.perf_counter()
     data = data or load_moons(cfg.data)
     if cfg.dedup:
         data = dedup_split(data)
-    every_point = np.concatenate([data.x_train, data.x_val, data.x_test])
-    tm = TransferModel.from_preset(cfg.preset)
     rep = Reproduction(cfg, data.source)
-    for seed in range(cfg.seeds):
-        for kind in KINDS:
-            tcfg = cfg.train_config(kind, seed)
-            stage = f"{kind} seed {seed}"
+    tasks = [(seed, kind) for seed in range(cfg.seeds) for kind in KINDS]
+    if cfg.jobs > 1 and len(tasks) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-            def on_epoch(epoch: int, loss: float, stage: str = stage,
-                         total: int = tcfg.epochs * tcfg.restarts) -> None:
-                if progress is not None and (epoch % 50 == 0 or epoch == total):
-                    progress(stage, epoch, total)
-
-            tr = train(tcfg, data, tm, on_epoch)
-            t1 = time.perf_counter()
-            layout = layout_network(tcfg.sizes, tcfg.array_shape, tcfg.order)
-            rng = np.random.default_rng([cfg.eval_seed, seed])  # same transfers for both nets
-            m = evaluate_transfers(tr.params, layout, tm, data.x_test, data.y_test,
-                                   cfg.transfers, rng, tcfg.mapping, tcfg.single_column)
-            res = NetResult(kind, seed, m, tr.seconds, time.perf_counter() - t1, tr.params,
-                            tcfg.model_dump(), linearity=linearity(tr.params, every_point))
-            if cfg.ablations:
+        with ProcessPoolExecutor(max_workers=min(cfg.jobs, len(tasks)),
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            for res in pool.map(_net_job, [(cfg, data, s, k) for s, k in tasks]):
                 if progress is not None:
-                    progress(f"{stage} ablations", 0, 1)
-                res.ablations = ablate(tr.params, layout, tm, data.x_test, data.y_test,
-                                       cfg.transfers, [cfg.eval_seed, seed], tcfg.mapping,
-                                       tcfg.single_column)
-            if tcfg.mapping == "authors":
-                res.other_scheme = evaluate_transfers(
-                    tr.params, layout, tm, data.x_test, data.y_test, cfg.transfers,
-                    np.random.default_rng([cfg.eval_seed, seed]), tcfg.mapping,
-                    not tcfg.single_column)
-            if cfg.compensate:
-                if progress is not None:
-                    progress(f"{stage} compensation", 0, 1)
-                t2 = time.perf_counter()
-                _, after, comp = evaluate_compensated(
-                    tr.params, layout, tm, data.selection_points(), data.x_test, data.y_test,
-                    cfg.transfers, np.random.default_rng([cfg.eval_seed, seed]), tcfg.mapping,
-                    cfg.compensation)
-                res.compensated = after
-                res.compensate_seconds = time.perf_counter() - t2
-                res.reprogrammed = comp.reprogrammed_per_transfer
-            rep.results.append(res)
+                    total = cfg.train_config(res.kind, res.seed)
+                    n = total.epochs * total.restarts
+                    progress(f"{res.kind} seed {res.seed}", n, n)
+                rep.results.append(res)
+    else:
+        rep.results = [_net_result(cfg, data, s, k, progress) for s, k in tasks]
     rep.seconds = time.perf_counter() - t0
     return rep
 
