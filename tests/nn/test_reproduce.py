@@ -169,7 +169,8 @@ def test_toy_reproduction_with_ablations_on_the_dedup_split(tmp_path: Path) -> N
     assert len(rows) == 10 and rows[0][0] == "all" and rows[-1][0] == "without stuck devices"
     assert any(r[0].startswith("near-linear nets") for r in rp.table_rows(rep))
     edges, share = rp.point_histogram(rep, "regular")
-    assert len(share) == len(edges) - 1 and share.sum() <= 1 + 1e-12
+    below, full = rp.edge_shares(rep, "regular")
+    assert len(share) == len(edges) - 1 and share.sum() + below + full == pytest.approx(1.0)
     assert rp.plot_point_histogram(rep, tmp_path / "h.png").stat().st_size > 1000
     back = read_results(write_results(tmp_path / "r.h5", rp.results_tree(rep)))
     assert "only_stuck" in back["regular"]["seed0"]["ablations"]

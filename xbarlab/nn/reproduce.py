@@ -488,13 +488,24 @@ def plot_cdf(rep: Reproduction, path: str | Path) -> Path:
 HIST_EDGES = np.round(np.arange(0.80, 1.0001, 0.005), 6)  # fine bins around the threshold
 
 
+def _pooled_fractions(rep: Reproduction, kind: str) -> FloatArray:
+    return np.concatenate([np.asarray(r.metrics.point_fraction) for r in rep.of(kind)])
+
+
 def point_histogram(rep: Reproduction, kind: str) -> tuple[FloatArray, FloatArray]:
     """(bin edges from 80 % to 100 % in 0.5 % steps, share of test points per bin) of the
-    per-point correctness, pooled over the seeds; the last bin holds the points at 100 %, the
-    points below 80 % are in no bin."""
-    frac = np.concatenate([np.asarray(r.metrics.point_fraction) for r in rep.of(kind)])
-    counts, edges = np.histogram(np.clip(frac, 0, 1), bins=HIST_EDGES)
+    per-point correctness, pooled over the seeds. The points right in every transfer (100 %)
+    and those below 80 % are in no bin (`edge_shares` gives both)."""
+    frac = _pooled_fractions(rep, kind)
+    inside = frac[frac < 1.0]
+    counts, edges = np.histogram(inside, bins=HIST_EDGES)
     return edges, counts / max(len(frac), 1)
+
+
+def edge_shares(rep: Reproduction, kind: str) -> tuple[float, float]:
+    """(share of points below 80 %, share at 100 %), pooled over the seeds."""
+    frac = _pooled_fractions(rep, kind)
+    return float(np.mean(frac < HIST_EDGES[0])), float(np.mean(frac >= 1.0))
 
 
 def plot_point_histogram(rep: Reproduction, path: str | Path) -> Path:
@@ -511,11 +522,11 @@ def plot_point_histogram(rep: Reproduction, path: str | Path) -> Path:
         edges, share = point_histogram(rep, kind)
         ax.bar(100 * edges[:-1], 100 * share, width=100 * np.diff(edges), align="edge",
                color=colors[kind], alpha=0.8, edgecolor="white", lw=0.3)
-        below = np.mean(np.concatenate([np.asarray(r.metrics.point_fraction) < HIST_EDGES[0]
-                                        for r in rep.of(kind)]))
+        below, full = edge_shares(rep, kind)
         ax.axvline(100 * THRESHOLD, color="black", ls=":", lw=1)
-        ax.set_title(f"{kind}: {len(rep.of(kind))} seeds x {rep.config.transfers} transfers "
-                     f"({100 * below:.1f} % of points below 80 %)", fontsize=9)
+        ax.set_title(f"{kind}: {len(rep.of(kind))} seeds x {rep.config.transfers} transfers; "
+                     f"not shown: {100 * full:.1f} % of points at 100 %, {100 * below:.1f} % "
+                     "below 80 %", fontsize=8)
         ax.set_ylabel("test points (%)")
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("per-point correctness: share of transfers classifying it right "
@@ -576,7 +587,9 @@ def results_tree(rep: Reproduction) -> dict[str, Any]:
                 **{f"layer{i + 1}": {"weight": w, "bias": b} for i, (w, b) in enumerate(r.params)},
             }
         edges, share = point_histogram(rep, kind)
-        group["point_histogram"] = {"edges": edges, "share": share}
+        below, full = edge_shares(rep, kind)
+        group["point_histogram"] = {"edges": edges, "share": share, "share_below": below,
+                                    "share_at_100": full}
         group["near_linear_share"] = float(np.mean(
             [r.linearity.near_linear for r in rep.of(kind) if r.linearity is not None]))
         if rep.compensated:
