@@ -236,7 +236,8 @@ def register(app: typer.Typer) -> None:
                     plain(f"training {mode} {stage}: {sum(finished.values())}/{total} epochs")
 
                 try:
-                    reps.append(rp.reproduce_drolet2023(cfg, on_progress))
+                    reps.append(rp.reproduce_drolet2023(cfg, on_progress,
+                                                        on_result=partial_saver(out)))
                 except (FileNotFoundError, ValueError) as exc:
                     raise _fail(str(exc)) from None
         output_folder(out)
@@ -250,6 +251,23 @@ def register(app: typer.Typer) -> None:
         console.print(f"data: {reps[0].data_source}")
         console.print(f"results: {results_path}   plots: {', '.join(map(str, pngs))}   "
                       f"total {time.perf_counter() - t0:.1f} s ({threads} torch thread(s))")
+
+
+def partial_saver(out: Path) -> Any:
+    """on_result for long runs: after every complete seed, the results so far go to
+    out/partial_<mapping>.h5 (replaced each time; the final results.h5 is written at the end)."""
+    def save(rep: Any) -> None:
+        from xbarlab.log.results import write_results
+        from xbarlab.nn import reproduce as rp
+
+        done = {k: len(rep.of(k)) for k in rp.KINDS}
+        if min(done.values()) < 1 or len(set(done.values())) != 1:
+            return
+        output_folder(out)
+        write_results(out / f"partial_{rep.config.mapping}.h5", {rep.config.mapping:
+                      rp.results_tree(rep)}, overwrite=True)
+
+    return save
 
 
 def _duplicates(prefer: str, dedup: bool) -> None:

@@ -334,8 +334,10 @@ def reproduce_drolet2023(
     cfg: ReproduceConfig | None = None,
     progress: Progress | None = None,
     data: MoonsData | None = None,
+    on_result: Callable[[Reproduction], None] | None = None,
 ) -> Reproduction:
-    """Train both networks for every seed and evaluate them over `cfg.transfers` transfers.
+    """Train both networks for every seed and evaluate them over `cfg.transfers` transfers;
+    `on_result(rep)` after each network (e.g. to save partial results of a long run).
 
     With ``cfg.jobs > 1`` the (seed, network) pairs run in that many worker processes (spawned:
     torch is not forked); every network is seeded on its own, so the results are the same as
@@ -359,8 +361,13 @@ def reproduce_drolet2023(
                     n = total.epochs * total.restarts
                     progress(f"{res.kind} seed {res.seed}", n, n)
                 rep.results.append(res)
+                if on_result is not None:
+                    on_result(rep)
     else:
-        rep.results = [_net_result(cfg, data, s, k, progress) for s, k in tasks]
+        for s, k in tasks:
+            rep.results.append(_net_result(cfg, data, s, k, progress))
+            if on_result is not None:
+                on_result(rep)
     rep.seconds = time.perf_counter() - t0
     return rep
 
