@@ -106,6 +106,19 @@ def test_crossbar_evaluation_on_tio2_devices() -> None:
     assert ev.converged_share > 0.8
 
 
+def test_chips_in_worker_processes_give_the_same_result() -> None:
+    cfg = CrossbarTransferConfig(sim=SimConfig(rows=4, cols=8, device="simple"))
+    rng = np.random.default_rng(3)
+    x = rng.random((30, 2))
+    params = small_net(2)
+    y = (mlp_logits(x, params, dtype=np.float64)[0] > 0).astype(float)
+    one = evaluate_crossbar_transfers(params, cfg, x, y, 4, seed=2)
+    two = evaluate_crossbar_transfers(params, cfg, x, y, 4, seed=2, workers=2)
+    assert one.mvm.correct is not None and two.mvm.correct is not None
+    assert np.array_equal(one.mvm.correct, two.mvm.correct)
+    assert one.n_pulses == two.n_pulses and np.array_equal(one.rel_error, two.rel_error)
+
+
 def test_mvm_inputs_above_the_read_limit_are_refused_by_the_engine() -> None:
     cfg = CrossbarTransferConfig(sim=SimConfig(rows=4, cols=4, device="simple", noise=False),
                                  v_read=0.8)  # MVM inputs above the bench read limit (0.5 V)

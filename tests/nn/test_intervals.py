@@ -35,3 +35,20 @@ def test_one_seed_has_no_interval_and_empty_is_refused() -> None:
         t_interval([])
     with pytest.raises(ValueError, match="level"):
         t_interval([1.0, 2.0], level=1.5)
+
+
+def test_bootstrap_interval_over_chips_shrinks_with_more_chips() -> None:
+    from xbarlab.nn.intervals import bootstrap_share_interval
+
+    rng = np.random.default_rng(0)
+    p_point = rng.uniform(0.9, 1.0, 300)  # per-point probability of being right on a chip
+    widths = []
+    for n in (20, 200, 2000):
+        correct = rng.random((n, 300)) < p_point
+        iv = bootstrap_share_interval(correct, rng=np.random.default_rng(1))
+        assert iv.low <= iv.mean <= iv.high and iv.n == n
+        widths.append(iv.high - iv.low)
+    assert widths[0] > widths[1] > widths[2]
+    # large N: the share converges to the share of points whose p >= 0.95
+    assert abs(iv.mean - np.mean(p_point >= 0.95)) < 0.05
+    assert np.isnan(bootstrap_share_interval(np.ones((1, 3), bool)).low)

@@ -126,6 +126,8 @@ def test_cli_runs_and_refuses_to_overwrite(tmp_path: Path) -> None:
     assert "authors' mapping" in res.output and "xbarlab physical mapping" in res.output
     for mode in ("authors", "physical"):
         assert (tmp_path / f"cdf_{mode}.png").is_file()
+        assert (tmp_path / f"histogram_{mode}.png").is_file()
+    assert "test points with a copy in training" in res.output
     back = read_results(tmp_path / "results.h5")
     assert {"authors", "physical"} <= set(back)
     assert back["authors"]["hardware_aware"]["seed0"]["train_config"]["mapping"] == "authors"
@@ -146,6 +148,34 @@ def test_cli_single_column_refused_on_the_physical_mapping(tmp_path: Path) -> No
     res = runner.invoke(app, ["reproduce", "drolet2023-crossbar", "--full",
                               "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "drolet2023 only" in res.output
+    for bad in (["drolet2023-crossbar", "--ablations"], ["drolet2023-crossbar", "--dedup"],
+                ["drolet2023", "--chips", "200"], ["drolet2023", "--workers", "2"]):
+        res = runner.invoke(app, ["reproduce", *bad, "--out", str(tmp_path / "o")])
+        assert res.exit_code == 2 and "only" in res.output and "Traceback" not in res.output
+
+
+def test_toy_reproduction_with_ablations_on_the_dedup_split(tmp_path: Path) -> None:
+    cfg = rp.make_reproduce_config({"seeds": 2, "transfers": 48, "epochs": 8,
+                                    "ablations": True, "dedup": True})
+    rep = rp.reproduce_drolet2023(cfg)
+    assert "de-duplicated" in rep.data_source
+    for r in rep.results:
+        assert r.linearity is not None and 0 <= r.linearity.agreement <= 1
+        assert set(r.ablations) >= {"all", "none", "only stuck", "without stuck"}
+        # "all" is the main evaluation (same model, same seeded draws); "none" the nominal net
+        assert r.ablations["all"].share_95 == r.metrics.share_95
+        assert r.ablations["none"].acc_mean == pytest.approx(r.metrics.acc_nominal)
+    rows = rp.ablation_rows(rep)
+    assert len(rows) == 10 and rows[0][0] == "all" and rows[-1][0] == "without stuck devices"
+    assert any(r[0].startswith("near-linear nets") for r in rp.table_rows(rep))
+    edges, share = rp.point_histogram(rep, "regular")
+    below, full = rp.edge_shares(rep, "regular")
+    assert len(share) == len(edges) - 1 and share.sum() + below + full == pytest.approx(1.0)
+    assert rp.plot_point_histogram(rep, tmp_path / "h.png").stat().st_size > 1000
+    back = read_results(write_results(tmp_path / "r.h5", rp.results_tree(rep)))
+    assert "only_stuck" in back["regular"]["seed0"]["ablations"]
+    assert back["hardware_aware"]["point_histogram"]["share"] == pytest.approx(
+        rp.point_histogram(rep, "hardware-aware")[1])
 
 
 def test_compensation_rows_say_they_use_pairs_under_the_single_column_scheme() -> None:

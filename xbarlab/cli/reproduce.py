@@ -7,6 +7,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -146,6 +147,23 @@ def register(app: typer.Typer) -> None:
                  "re-tune healthy targets, reprogram the moved ones)")] = False,
         compensate_steps: Annotated[int, typer.Option(
             min=0, help="Adam steps of the compensation re-tune")] = 300,
+        jobs: Annotated[int, typer.Option(
+            min=1, max=64, help="worker processes over the (seed, network) pairs (same "
+                                "results for any number)")] = 1,
+        ablations: Annotated[bool, typer.Option(
+            "--ablations", help="also score every network with each transfer effect alone and "
+                                "each removed (tuning, offset, disturb, stuck); about 2.5 x "
+                                "the evaluation time")] = False,
+        dedup: Annotated[bool, typer.Option(
+            "--dedup", help="train and test on a de-duplicated split (the paper's repeats "
+                            "every test point in training or validation)")] = False,
+        chips: Annotated[int | None, typer.Option(
+            min=1, max=100_000, help="crossbar: programmed chips per network (same as "
+                                     "--transfers there; default 20, >= 200 for the "
+                                     "chip-level statistics)")] = None,
+        workers: Annotated[int, typer.Option(
+            min=1, max=64, help="crossbar: processes sharing the chips (same result for any "
+                                "number)")] = 1,
     ) -> None:
         """Reproduce Drolet et al. 2023: regular vs hardware-aware networks over seeds.
 
@@ -160,11 +178,17 @@ def register(app: typer.Typer) -> None:
         if out.exists() and not out.is_dir():
             raise _fail(f"--out {out} is a file; give a folder")
         if paper is Paper.drolet2023_crossbar:
-            if full or single_column is not None:
-                raise _fail("--full and --single-column apply to drolet2023 only")
-            _crossbar(seeds or 3, transfers or 20, epochs or 2000, out, overwrite, threads,
-                      fidelity.value, r_wire, passes, device)
+            if full or single_column is not None or ablations or dedup or jobs != 1:
+                raise _fail("--full, --single-column, --ablations, --dedup and --jobs apply to "
+                            "drolet2023 only")
+            if chips is not None and transfers is not None and chips != transfers:
+                raise _fail("--chips and --transfers name the same number here; give one")
+            _crossbar(seeds or 3, chips or transfers or 20, epochs or 2000, out, overwrite,
+                      threads, fidelity.value, r_wire, passes, device, workers)
             return
+        if chips is not None or workers != 1:
+            raise _fail("--chips and --workers apply to drolet2023-crossbar only (there: "
+                        "--workers; here: --jobs)")
         seeds = seeds or (FULL_SEEDS if full else 3)
         transfers = transfers or (FULL_TRANSFERS if full else 2000)
         if single_column and mapping is Mapping.physical:
@@ -178,11 +202,13 @@ def register(app: typer.Typer) -> None:
         from xbarlab.nn import reproduce as rp
 
         console.print(_data_line(data.value), highlight=False, soft_wrap=True)
+        _duplicates(data.value, dedup)
         try:
             cfgs = [rp.make_reproduce_config(
                 {"seeds": seeds, "transfers": transfers, "epochs": epochs, "data": data.value,
                  "threads": threads, "mapping": mode, "recipe": recipe.value,
                  "compensate": compensate, "compensation": {"steps": compensate_steps},
+                 "ablations": ablations, "dedup": dedup, "jobs": jobs,
                  "single_column": single_column if mode == "authors" else None}
             ) for mode in modes]
         except ConfigError as exc:
@@ -210,18 +236,54 @@ def register(app: typer.Typer) -> None:
                     plain(f"training {mode} {stage}: {sum(finished.values())}/{total} epochs")
 
                 try:
-                    reps.append(rp.reproduce_drolet2023(cfg, on_progress))
+                    reps.append(rp.reproduce_drolet2023(cfg, on_progress,
+                                                        on_result=partial_saver(out)))
                 except (FileNotFoundError, ValueError) as exc:
                     raise _fail(str(exc)) from None
         output_folder(out)
         pngs = [rp.plot_cdf(rep, out / f"cdf_{rep.config.mapping}.png") for rep in reps]
+        pngs += [rp.plot_point_histogram(rep, out / f"histogram_{rep.config.mapping}.png")
+                 for rep in reps]
         write_results(results_path, {rep.config.mapping: rp.results_tree(rep) for rep in reps},
                       overwrite=overwrite)
         for rep in reps:
             _print(rep, rp)
         console.print(f"data: {reps[0].data_source}")
-        console.print(f"results: {results_path}   CDF plots: {', '.join(map(str, pngs))}   "
+        console.print(f"results: {results_path}   plots: {', '.join(map(str, pngs))}   "
                       f"total {time.perf_counter() - t0:.1f} s ({threads} torch thread(s))")
+
+
+def partial_saver(out: Path) -> Any:
+    """on_result for long runs: after every complete seed, the results so far go to
+    out/partial_<mapping>.h5 (replaced each time; the final results.h5 is written at the end)."""
+    def save(rep: Any) -> None:
+        from xbarlab.log.results import write_results
+        from xbarlab.nn import reproduce as rp
+
+        done = {k: len(rep.of(k)) for k in rp.KINDS}
+        if min(done.values()) < 1 or len(set(done.values())) != 1:
+            return
+        output_folder(out)
+        write_results(out / f"partial_{rep.config.mapping}.h5", {rep.config.mapping:
+                      rp.results_tree(rep)}, overwrite=True)
+
+    return save
+
+
+def _duplicates(prefer: str, dedup: bool) -> None:
+    """Print how the split repeats its test points (and what --dedup makes of it)."""
+    from xbarlab.nn.data import load_moons
+    from xbarlab.nn.dedup import dedup_split, duplicate_report
+
+    data = load_moons(prefer)
+    for line in duplicate_report(data).lines()[1:]:
+        console.print(f"split: {line}", highlight=False, soft_wrap=True)
+    if dedup:
+        clean = dedup_split(data)
+        rep = duplicate_report(clean)
+        console.print(f"--dedup: {clean.source}; test points with a copy in training or "
+                      f"validation: {rep.test_in_train + rep.test_in_val}",
+                      highlight=False, soft_wrap=True)
 
 
 def _print(rep: Any, rp: Any) -> None:
@@ -240,6 +302,16 @@ def _print(rep: Any, rp: Any) -> None:
     for row in rp.table_rows(rep):
         table.add_row(*row)
     console.print(table)
+    abl = rp.ablation_rows(rep)
+    if abl:
+        t = Table(title=f"{mode}: ablations, same networks, {rep.config.transfers} transfers "
+                        "per variant; mean over seeds [95 % t-interval]")
+        for col in ("transfer effects", "regular: >= 95 %", "regular: mean correctness",
+                    "HA: >= 95 %", "HA: mean correctness"):
+            t.add_column(col)
+        for row in abl:
+            t.add_row(*row)
+        console.print(t)
     met = rep.meets_targets()
     for kind, (op, value) in rp.TARGETS.items():
         mark = "[green]met[/]" if met[kind] else "[red]missed[/]"
@@ -248,7 +320,8 @@ def _print(rep: Any, rp: Any) -> None:
 
 
 def _crossbar(seeds: int, transfers: int, epochs: int, out: Path, overwrite: bool,
-              threads: int, fidelity: str, r_wire: float, passes: int, device: str) -> None:
+              threads: int, fidelity: str, r_wire: float, passes: int, device: str,
+              workers: int = 1) -> None:
     """Beyond the paper: crossbar transfers by write-verify, inference through the MVM."""
     results_path = out / "crossbar_results.h5"
     if results_path.exists() and not overwrite:
@@ -275,7 +348,8 @@ def _crossbar(seeds: int, transfers: int, epochs: int, out: Path, overwrite: boo
                 plain(msg)
 
             res = ct.beyond_drolet2023(cfg, seeds=seeds, epochs=epochs, transfers=transfers,
-                                       progress=say, threads=threads)
+                                       progress=say, threads=threads,
+                                       workers=workers)
         except (ValueError, RuntimeError) as exc:
             raise _fail(str(exc)) from None
     table = Table(title=f"Beyond Drolet et al. 2023: {seeds} seeds, {transfers} crossbar "
@@ -290,17 +364,29 @@ def _crossbar(seeds: int, transfers: int, epochs: int, out: Path, overwrite: boo
         table.add_row(metric, *(f"{100 * summary[n][metric][0]:.1f} % +- "
                                 f"{100 * summary[n][metric][1]:.1f}" for n in names))
     console.print(table)
+    ci_rows = res.chip_intervals()
+    ci = Table(title=f"Chip-level statistics over {transfers} programmed chips per network: "
+                     "value [95 % interval] (bootstrap over chips; statistical models: t over "
+                     f"groups of {transfers} transfers)")
+    ci.add_column("network")
+    for label in ci_rows[0][2]:
+        ci.add_column(label if label.startswith("chip") else f"share >= 95 %, {label}")
+    for name, seed, iv in ci_rows:
+        ci.add_row(f"{name} seed {seed}", *(v.pct() for v in iv.values()))
+    console.print(ci)
     output_folder(out)
     tree: dict[str, Any] = {"config": {"crossbar": cfg.model_dump(mode="json"),
-                                       "seconds": res.seconds},
+                                       "seconds": res.seconds, "chips": transfers},
                             "calibrated_preset": res.calibrated.model_dump(mode="json")}
-    for r in res.rows:
+    for r, (_, _, ivs) in zip(res.rows, ci_rows, strict=True):
         tree[f"{r.name.replace('-', '_')}_seed{r.seed}"] = {
             "statistical": _metrics_tree(r.statistical), "calibrated": _metrics_tree(r.calibrated),
             "statistical_at_n": r.statistical_at_n, "calibrated_at_n": r.calibrated_at_n,
             "crossbar_mvm": _metrics_tree(r.crossbar.mvm),
             "crossbar_read_back": _metrics_tree(r.crossbar.read_back),
             "crossbar_pulses": r.crossbar.n_pulses, "converged_share": r.crossbar.converged_share,
+            "intervals_95": {label.replace(" ", "_").replace("(", "").replace(")", ""):
+                             np.array([iv.mean, iv.low, iv.high]) for label, iv in ivs.items()},
         }
     write_results(results_path, tree, overwrite=overwrite)
     console.print(f"results: {results_path}   total {time.perf_counter() - t0:.1f} s")

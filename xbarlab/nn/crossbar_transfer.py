@@ -39,6 +39,7 @@ from xbarlab.crossbar import Crossbar, FloatArray, MvmResult
 from xbarlab.engine import RunEngine, RunResult
 from xbarlab.limits import BenchLimits
 from xbarlab.messages import Mvm, Plan
+from xbarlab.nn.intervals import Interval, bootstrap_share_interval, t_interval
 from xbarlab.nn.mapping import LayerPlacement, NetworkLayout, Tile, layout_network
 from xbarlab.nn.metrics import TransferMetrics, correct_matrix, mlp_logits, summarize
 from xbarlab.nn.transfer import TransferModel
@@ -136,8 +137,10 @@ def _mvm_plan(v_rows: FloatArray) -> Plan:
 
 
 def _run(engine: RunEngine, plan: Plan, protocol: str) -> RunResult:
+    """Run `plan`; raise unless it went to its end. A write-verify that went to its end with
+    no cell in tolerance (verdict "failed", value an `ArrayOutcome`) is a chip outcome, kept."""
     res = engine.run(plan, protocol=protocol)
-    if not res.ok:
+    if not res.ok and not isinstance(res.value, ArrayOutcome):
         raise RuntimeError(f"{protocol} run {res.status.value}: {res.reason}")
     return res
 
@@ -213,6 +216,29 @@ class CrossbarEvaluation:
                 "seconds": self.seconds}
 
 
+ChipRow = tuple[np.ndarray, np.ndarray, int, float, FloatArray]
+
+
+def _chip(params: Params, cfg: CrossbarTransferConfig, x: FloatArray, y: FloatArray,
+          index: int, factory: CrossbarFactory | None = None) -> ChipRow:
+    """Program one chip (`index` seeds its device draws) and score it: (MVM correctness (P,),
+    read-back correctness (P,), pulses, converged share, relative read-back errors)."""
+    prog = program_network(params, cfg, factory or sim_factory(cfg, index))
+    mvm = correct_matrix(prog.logits(x)[None], y)[0]
+    rb = correct_matrix(mlp_logits(x, prog.read_back_params(), dtype=np.float64), y)[0]
+    ok, total = prog.n_converged
+    errs = np.concatenate([((ly.read_back - ly.targets) / ly.targets).ravel()
+                           for ly in prog.layers])
+    return mvm, rb, prog.n_pulses, ok / total, errs
+
+
+def _chips(args: tuple[Params, CrossbarTransferConfig, FloatArray, FloatArray, list[int]]
+           ) -> list[ChipRow]:
+    """A worker's share of the chips (module level: picklable for a process pool)."""
+    params, cfg, x, y, indices = args
+    return [_chip(params, cfg, x, y, i) for i in indices]
+
+
 def evaluate_crossbar_transfers(
     params: Params,
     cfg: CrossbarTransferConfig,
@@ -222,30 +248,42 @@ def evaluate_crossbar_transfers(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
     make_factory: Callable[[int], CrossbarFactory] | None = None,
+    workers: int = 1,
 ) -> CrossbarEvaluation:
-    """Program `params` `n` times on fresh arrays and score both inference paths."""
+    """Program `params` on `n` fresh chips and score both inference paths.
+
+    Chip i of `seed` draws its devices from (cfg.sim.seed, seed * 100003 + i, tile), so the
+    result does not depend on `workers` (processes sharing the chips; simulated arrays only,
+    ignored with `make_factory`)."""
     if n < 1:
         raise ValueError(f"number of transfers must be >= 1, got {n}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     t0 = time.perf_counter()
     nominal = correct_matrix(mlp_logits(x, params, dtype=np.float64), y)[0]
-    mvm_rows, rb_rows, pulses, conv, errs = [], [], [], [], []
-    for i in range(n):
-        factory = make_factory(seed * 100_003 + i) if make_factory else sim_factory(
-            cfg, seed * 100_003 + i)
-        prog = program_network(params, cfg, factory)
-        mvm_rows.append(correct_matrix(prog.logits(x)[None], y)[0])
-        rb = mlp_logits(x, prog.read_back_params(), dtype=np.float64)
-        rb_rows.append(correct_matrix(rb, y)[0])
-        pulses.append(prog.n_pulses)
-        ok, total = prog.n_converged
-        conv.append(ok / total)
-        errs.append(np.concatenate([
-            ((ly.read_back - ly.targets) / ly.targets).ravel() for ly in prog.layers]))
-        if progress is not None:
-            progress(i + 1, n)
+    indices = [seed * 100_003 + i for i in range(n)]
+    rows: list[ChipRow] = []
+    if workers > 1 and make_factory is None and n > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        chunk = max(1, min(10, n // (4 * workers)))
+        jobs = [(params, cfg, x, y, indices[i:i + chunk]) for i in range(0, n, chunk)]
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for part in pool.map(_chips, jobs):
+                rows += part
+                if progress is not None:
+                    progress(len(rows), n)
+    else:
+        for i in indices:
+            rows.append(_chip(params, cfg, x, y, i,
+                              make_factory(i) if make_factory is not None else None))
+            if progress is not None:
+                progress(len(rows), n)
+    mvm_rows, rb_rows, pulses, conv, errs = zip(*rows, strict=True)
     return CrossbarEvaluation(
         summarize(np.array(mvm_rows), nominal), summarize(np.array(rb_rows), nominal),
-        pulses, float(np.mean(conv)), time.perf_counter() - t0, np.concatenate(errs),
+        [int(p) for p in pulses], float(np.mean(conv)), time.perf_counter() - t0,
+        np.concatenate(errs),
     )
 
 
@@ -363,6 +401,17 @@ def calibrate_statistics(
 # --------------------------------------------------------------------------- beyond the paper
 
 
+def group_shares(point_correct: np.ndarray, n: int) -> FloatArray:
+    """Share of points correct in >= 95 % of the transfers, per group of `n` transfers of the
+    (N, P) correctness matrix (floor(N / n) groups)."""
+    c = np.asarray(point_correct, dtype=bool)
+    groups = c.shape[0] // n
+    if groups < 1:
+        raise ValueError(f"need at least {n} transfers, got {c.shape[0]}")
+    frac = c[: groups * n].reshape(groups, n, -1).mean(axis=1)
+    return np.asarray((frac >= 0.95).mean(axis=1), dtype=np.float64)
+
+
 def share_95_at(point_correct: np.ndarray, n: int) -> float:
     """Expected share of points correct in >= 95 % of `n` transfers, estimated from a larger
     (N, P) correctness matrix cut into groups of `n` (the metric depends on N: with few
@@ -417,6 +466,24 @@ class BeyondResult:
             out[name] = {k: (float(np.mean(v)), float(np.std(v))) for k, v in vals.items()}
         return out
 
+    def chip_intervals(self) -> list[tuple[str, int, dict[str, Interval]]]:
+        """Per network (name, seed): the chip-level figures with 95 % intervals over the
+        programmed chips: share of points >= 95 % correct through the MVM and from the
+        read-back (percentile bootstrap over chips), mean chip accuracy through the MVM
+        (t-interval over chips), and the paper's and calibrated statistics' share over groups
+        of as many transfers (t-interval over the groups)."""
+        out = []
+        for r in self.rows:
+            n = r.crossbar.mvm.n_transfers
+            out.append((r.name, r.seed, {
+                "crossbar MVM": bootstrap_share_interval(_correct(r.crossbar.mvm)),
+                "crossbar read-back": bootstrap_share_interval(_correct(r.crossbar.read_back)),
+                "paper statistics": t_interval(group_shares(_correct(r.statistical), n)),
+                "calibrated statistics": t_interval(group_shares(_correct(r.calibrated), n)),
+                "chip accuracy (MVM)": t_interval(_correct(r.crossbar.mvm).mean(axis=1)),
+            }))
+        return out
+
 
 def _correct(m: TransferMetrics) -> np.ndarray:
     if m.correct is None:
@@ -433,11 +500,14 @@ def beyond_drolet2023(
     calib_arrays: int = 40,
     progress: Callable[[str], None] | None = None,
     threads: int = 1,
+    workers: int = 1,
 ) -> BeyondResult:
     """Regular, hardware-aware (paper statistics) and circuit-aware (statistics calibrated on
     the simulated crossbars of `cfg`) networks, each scored by the paper's metric under the
     paper's statistics, the calibrated statistics, and `transfers` programmed crossbar
-    transfers with inference through the MVM."""
+    transfers with inference through the MVM. The statistical models run at least 10 x
+    `transfers` transfers, so their share over groups of `transfers` has >= 10 groups;
+    `workers` processes share the chips (same result for any number)."""
     from xbarlab.nn.data import load_moons
     from xbarlab.nn.metrics import evaluate_transfers
     from xbarlab.nn.reproduce import HARDWARE_AWARE_RECIPE
@@ -467,12 +537,16 @@ def beyond_drolet2023(
             params = train(tcfg, data, tm).params
             stat = [
                 evaluate_transfers(params, layout, model, data.x_test, data.y_test,
-                                   stat_transfers, np.random.default_rng([2023, seed]))
+                                   max(stat_transfers, 10 * transfers),
+                                   np.random.default_rng([2023, seed]))
                 for model in (paper_tm, cal_tm)
             ]
             at_n = [share_95_at(_correct(m), transfers) for m in stat]
             say(f"programming {name} seed {seed} onto crossbars ({transfers} transfers)")
+            def chip_done(done: int, total: int, name: str = name, seed: int = seed) -> None:
+                say(f"programming {name} seed {seed} onto crossbars: chip {done}/{total}")
+
             ev = evaluate_crossbar_transfers(params, cfg, data.x_test, data.y_test, transfers,
-                                             seed=seed)
+                                             seed=seed, workers=workers, progress=chip_done)
             rows.append(BeyondRow(name, seed, stat[0], stat[1], at_n[0], at_n[1], ev))
     return BeyondResult(cfg, cal_stats, rows, time.perf_counter() - t0)

@@ -34,10 +34,12 @@ class Interval:
         return (self.high - self.low) / 2
 
     def pct(self) -> str:
-        """'72.5 % [68.1, 76.9]' (values as fractions shown in %), or '72.5 % (1 seed)'."""
+        """'72.5 % [68.1, 76.9]' (values as fractions shown in %), or '72.5 % (1 seed)'.
+        Shares: the bounds are shown clipped to [0, 100] %."""
         if self.n < 2:
             return f"{100 * self.mean:.1f} % ({self.n} seed, no CI)"
-        return f"{100 * self.mean:.1f} % [{100 * self.low:.1f}, {100 * self.high:.1f}]"
+        lo, hi = max(self.low, 0.0), min(self.high, 1.0)
+        return f"{100 * self.mean:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
 def t_interval(values: Sequence[float] | np.ndarray, level: float = LEVEL) -> Interval:
@@ -53,3 +55,30 @@ def t_interval(values: Sequence[float] | np.ndarray, level: float = LEVEL) -> In
         return Interval(mean, math.nan, math.nan, n, level)
     half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * float(v.std(ddof=1)) / math.sqrt(n)
     return Interval(mean, mean - half, mean + half, n, level)
+
+
+def bootstrap_share_interval(
+    correct: np.ndarray,
+    threshold: float = 0.95,
+    level: float = LEVEL,
+    n_boot: int = 2000,
+    rng: np.random.Generator | None = None,
+) -> Interval:
+    """Share of points correct in >= `threshold` of the transfers (rows of the (N, P) bool
+    matrix `correct`, e.g. N programmed chips), with a percentile bootstrap interval over
+    the rows: the chips are resampled with replacement (one network, so no seed spread;
+    what the interval covers is the finite number of chips)."""
+    c = np.asarray(correct, dtype=np.float64)
+    if c.ndim != 2 or c.size == 0:
+        raise ValueError(f"correct must be a non-empty (transfers, points) matrix, got {c.shape}")
+    if not 0 < level < 1:
+        raise ValueError(f"confidence level must be in (0, 1), got {level}")
+    n = c.shape[0]
+    share = float(np.mean(c.mean(axis=0) >= threshold))
+    if n < 2:
+        return Interval(share, math.nan, math.nan, n, level)
+    rng = rng or np.random.default_rng(0)
+    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot)  # (B, N) resample counts
+    boot = ((weights @ c) / n >= threshold).mean(axis=1)
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return Interval(share, float(lo), float(hi), n, level)

@@ -31,6 +31,7 @@ PAPER_BINS: tuple[tuple[float, float], ...] = (
 )
 PAPER_SHARE_95 = {"hardware-aware": 0.795, "regular": 0.185}
 THRESHOLD = 0.95
+NEAR_THRESHOLD = 0.02  # half-width of the band around the threshold (`near_threshold`)
 
 
 def _sigmoid(z: FloatArray) -> FloatArray:
@@ -97,6 +98,13 @@ class TransferMetrics:
     acc_nominal: float  # accuracy of the untransferred network, NaN when not given
     point_fraction: FloatArray = field(repr=False)  # (P,)
     correct: np.ndarray | None = field(default=None, repr=False)  # (N, P) when kept
+
+    @property
+    def near_threshold(self) -> float:
+        """Share of points correct in 93-97 % of the transfers: the points whose side of the
+        95 % threshold a different draw of transfers can flip."""
+        f = np.asarray(self.point_fraction)
+        return float(np.mean((f >= THRESHOLD - NEAR_THRESHOLD) & (f < THRESHOLD + NEAR_THRESHOLD)))
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

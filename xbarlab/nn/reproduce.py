@@ -20,9 +20,14 @@ recipe on the authors' mapping, then xbarlab's recipe on the physical mapping:
 
 Every figure is reported as the mean over seeds with its 95 % Student t confidence interval
 (`xbarlab.nn.intervals`), the nominal accuracy next to it, and the threshold-free mean
-per-point correctness (= mean transfer accuracy = area under the CDF). ``--full``: 10 seeds x
-10 000 transfers. The measurements below predate the single-column scheme and the intervals
-(see the README for the current figures).
+per-point correctness (= mean transfer accuracy = area under the CDF), the share of points in
+the 93-97 % band (those a new draw of transfers can move across the threshold), the share of
+near-linear networks (`xbarlab.nn.near_linear`) and a fine histogram of the per-point
+correctness (`plot_point_histogram`). ``--full``: 10 seeds x 10 000 transfers. Options:
+``ablations`` (each transfer effect alone and each removed, `xbarlab.nn.ablations`) and
+``dedup`` (the de-duplicated split with a clean test set, `xbarlab.nn.dedup`). The
+measurements below predate the single-column scheme and the intervals (see the README for
+the current figures).
 - recipe "paper": Xavier init with biases 0.01, Adam lr 0.1 constant, batch 256, BCE with
   logits, 10 000 epochs; the hardware-aware net adds weight decay 1e-4 and stuck-device
   substitution with undone updates, one sampled transfer per step.
@@ -91,17 +96,23 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from xbarlab.config import validate_config
+from xbarlab.crossbar import FloatArray
+from xbarlab.nn.ablations import EFFECTS, ablate, variant_title
 from xbarlab.nn.compensation import CompensationConfig, evaluate_compensated
 from xbarlab.nn.data import MoonsData, load_moons
+from xbarlab.nn.dedup import dedup_split
 from xbarlab.nn.intervals import Interval, t_interval
 from xbarlab.nn.mapping import layout_network
 from xbarlab.nn.metrics import (
+    NEAR_THRESHOLD,
     PAPER_BINS,
     PAPER_SHARE_95,
+    THRESHOLD,
     TransferMetrics,
     cdf_curve,
     evaluate_transfers,
 )
+from xbarlab.nn.near_linear import AGREEMENT_THRESHOLD, R2_THRESHOLD, Linearity, linearity
 from xbarlab.nn.training import TrainConfig, paper_config, train
 from xbarlab.nn.transfer import DEFAULT_PRESET, TransferModel
 
@@ -158,6 +169,12 @@ class ReproduceConfig(BaseModel):
     compensate: bool = Field(False, description="also evaluate read-back compensation "
                              "(xbarlab extension, `xbarlab.nn.compensation`)")
     compensation: CompensationConfig = Field(default_factory=CompensationConfig)
+    ablations: bool = Field(False, description="also score every network with each effect "
+                            "alone and each removed (`xbarlab.nn.ablations`)")
+    jobs: int = Field(1, ge=1, le=64, description="worker processes over the (seed, network) "
+                      "pairs; the results do not depend on it")
+    dedup: bool = Field(False, description="train and test on the de-duplicated split "
+                        "(`xbarlab.nn.dedup`): no test point repeated in training/validation")
     single_column: bool | None = Field(
         None, description="authors' single-column scheme for single-sign tensors "
         "(`xbarlab.nn.single_column`); None: on in the authors' mapping. Authors' mapping only")
@@ -216,6 +233,8 @@ class NetResult:
     # authors' mapping: the same network and transfers scored with the other scheme for
     # single-sign tensors (pairs if trained with the single-column scheme, and vice versa)
     other_scheme: TransferMetrics | None = None
+    linearity: Linearity | None = None  # on every data point (`xbarlab.nn.near_linear`)
+    ablations: dict[str, TransferMetrics] = field(default_factory=dict)
 
 
 @dataclass
@@ -262,61 +281,105 @@ Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): stage names the network being trained."""
 
 
+def _net_result(cfg: ReproduceConfig, data: MoonsData, seed: int, kind: str,
+                progress: Progress | None = None) -> NetResult:
+    """Train and evaluate one network (module level: a worker process can run it)."""
+    tm = TransferModel.from_preset(cfg.preset)
+    every_point = np.concatenate([data.x_train, data.x_val, data.x_test])
+    tcfg = cfg.train_config(kind, seed)
+    stage = f"{kind} seed {seed}"
+
+    def on_epoch(epoch: int, loss: float, total: int = tcfg.epochs * tcfg.restarts) -> None:
+        if progress is not None and (epoch % 50 == 0 or epoch == total):
+            progress(stage, epoch, total)
+
+    tr = train(tcfg, data, tm, on_epoch)
+    t1 = time.perf_counter()
+    layout = layout_network(tcfg.sizes, tcfg.array_shape, tcfg.order)
+    rng = np.random.default_rng([cfg.eval_seed, seed])  # same transfers for both nets
+    m = evaluate_transfers(tr.params, layout, tm, data.x_test, data.y_test,
+                           cfg.transfers, rng, tcfg.mapping, tcfg.single_column)
+    res = NetResult(kind, seed, m, tr.seconds, time.perf_counter() - t1, tr.params,
+                    tcfg.model_dump(), linearity=linearity(tr.params, every_point))
+    if cfg.ablations:
+        if progress is not None:
+            progress(f"{stage} ablations", 0, 1)
+        res.ablations = ablate(tr.params, layout, tm, data.x_test, data.y_test,
+                               cfg.transfers, [cfg.eval_seed, seed], tcfg.mapping,
+                               tcfg.single_column)
+    if tcfg.mapping == "authors":
+        res.other_scheme = evaluate_transfers(
+            tr.params, layout, tm, data.x_test, data.y_test, cfg.transfers,
+            np.random.default_rng([cfg.eval_seed, seed]), tcfg.mapping,
+            not tcfg.single_column)
+    if cfg.compensate:
+        if progress is not None:
+            progress(f"{stage} compensation", 0, 1)
+        t2 = time.perf_counter()
+        _, after, comp = evaluate_compensated(
+            tr.params, layout, tm, data.selection_points(), data.x_test, data.y_test,
+            cfg.transfers, np.random.default_rng([cfg.eval_seed, seed]), tcfg.mapping,
+            cfg.compensation)
+        res.compensated = after
+        res.compensate_seconds = time.perf_counter() - t2
+        res.reprogrammed = comp.reprogrammed_per_transfer
+    return res
+
+
+def _net_job(args: tuple[ReproduceConfig, MoonsData, int, str]) -> NetResult:
+    return _net_result(*args)
+
+
 def reproduce_drolet2023(
     cfg: ReproduceConfig | None = None,
     progress: Progress | None = None,
     data: MoonsData | None = None,
+    on_result: Callable[[Reproduction], None] | None = None,
 ) -> Reproduction:
-    """Train both networks for every seed and evaluate them over `cfg.transfers` transfers."""
+    """Train both networks for every seed and evaluate them over `cfg.transfers` transfers;
+    `on_result(rep)` after each network (e.g. to save partial results of a long run).
+
+    With ``cfg.jobs > 1`` the (seed, network) pairs run in that many worker processes (spawned:
+    torch is not forked); every network is seeded on its own, so the results are the same as
+    in one process, and `progress` hears of each network when it is done."""
     cfg = cfg or ReproduceConfig()
     t0 = time.perf_counter()
     data = data or load_moons(cfg.data)
-    tm = TransferModel.from_preset(cfg.preset)
+    if cfg.dedup:
+        data = dedup_split(data)
     rep = Reproduction(cfg, data.source)
-    for seed in range(cfg.seeds):
-        for kind in KINDS:
-            tcfg = cfg.train_config(kind, seed)
-            stage = f"{kind} seed {seed}"
+    tasks = [(seed, kind) for seed in range(cfg.seeds) for kind in KINDS]
+    if cfg.jobs > 1 and len(tasks) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-            def on_epoch(epoch: int, loss: float, stage: str = stage,
-                         total: int = tcfg.epochs * tcfg.restarts) -> None:
-                if progress is not None and (epoch % 50 == 0 or epoch == total):
-                    progress(stage, epoch, total)
-
-            tr = train(tcfg, data, tm, on_epoch)
-            t1 = time.perf_counter()
-            layout = layout_network(tcfg.sizes, tcfg.array_shape, tcfg.order)
-            rng = np.random.default_rng([cfg.eval_seed, seed])  # same transfers for both nets
-            m = evaluate_transfers(tr.params, layout, tm, data.x_test, data.y_test,
-                                   cfg.transfers, rng, tcfg.mapping, tcfg.single_column)
-            res = NetResult(kind, seed, m, tr.seconds, time.perf_counter() - t1, tr.params,
-                            tcfg.model_dump())
-            if tcfg.mapping == "authors":
-                res.other_scheme = evaluate_transfers(
-                    tr.params, layout, tm, data.x_test, data.y_test, cfg.transfers,
-                    np.random.default_rng([cfg.eval_seed, seed]), tcfg.mapping,
-                    not tcfg.single_column)
-            if cfg.compensate:
+        with ProcessPoolExecutor(max_workers=min(cfg.jobs, len(tasks)),
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            for res in pool.map(_net_job, [(cfg, data, s, k) for s, k in tasks]):
                 if progress is not None:
-                    progress(f"{stage} compensation", 0, 1)
-                t2 = time.perf_counter()
-                _, after, comp = evaluate_compensated(
-                    tr.params, layout, tm, data.selection_points(), data.x_test, data.y_test,
-                    cfg.transfers, np.random.default_rng([cfg.eval_seed, seed]), tcfg.mapping,
-                    cfg.compensation)
-                res.compensated = after
-                res.compensate_seconds = time.perf_counter() - t2
-                res.reprogrammed = comp.reprogrammed_per_transfer
-            rep.results.append(res)
+                    total = cfg.train_config(res.kind, res.seed)
+                    n = total.epochs * total.restarts
+                    progress(f"{res.kind} seed {res.seed}", n, n)
+                rep.results.append(res)
+                if on_result is not None:
+                    on_result(rep)
+    else:
+        for s, k in tasks:
+            rep.results.append(_net_result(cfg, data, s, k, progress))
+            if on_result is not None:
+                on_result(rep)
     rep.seconds = time.perf_counter() - t0
     return rep
 
 
 SCHEME_NAMES = {True: "single-column for single-sign tensors", False: "pairs only"}
 ROW_METRICS = (("points >= 95 % correct", "share_95"),
-               ("mean per-point correctness (threshold-free)", "acc_mean"),
+               ("mean per-point correctness = area under the CDF (threshold-free)", "acc_mean"),
                ("nominal accuracy", "acc_nominal"),
-               ("min transfer accuracy", "acc_min"))
+               ("min transfer accuracy", "acc_min"),
+               (f"points {100 * (THRESHOLD - NEAR_THRESHOLD):.0f}-"
+                f"{100 * (THRESHOLD + NEAR_THRESHOLD):.0f} % correct (threshold-sensitive)",
+                "near_threshold"))
 
 
 def _cell(rep: Reproduction, kind: str, attr: str, source: str = "metrics") -> str:
@@ -345,6 +408,13 @@ def table_rows(rep: Reproduction) -> list[tuple[str, str, str, str]]:
         for label, attr in ROW_METRICS[:2]:
             rows.append((f"same nets, {other}: {label}", _cell(rep, KINDS[0], attr, "other_scheme"),
                          _cell(rep, KINDS[1], attr, "other_scheme"), ""))
+    cells = []
+    for k in KINDS:
+        lin = [r.linearity for r in rep.of(k) if r.linearity is not None]
+        n_lin = sum(x.near_linear for x in lin)
+        cells.append(f"{n_lin} of {len(lin)} seeds ({100 * n_lin / max(len(lin), 1):.0f} %)")
+    rows.append((f"near-linear nets (logit R^2 >= {R2_THRESHOLD:g}, decisions = affine fit's "
+                 f"on >= {100 * AGREEMENT_THRESHOLD:.0f} %)", cells[0], cells[1], ""))
     if rep.compensated:
         rows += _compensation_rows(rep)
     for i, (lo, hi) in enumerate(PAPER_BINS):
@@ -352,6 +422,21 @@ def table_rows(rep: Reproduction) -> list[tuple[str, str, str, str]]:
             f"x >= {100 * lo:.0f} %")
         cells = [pct(float(np.mean([r.metrics.bins[i] for r in rep.of(k)]))) for k in KINDS]
         rows.append((f"  points {name}", cells[0], cells[1], ""))
+    return rows
+
+
+def ablation_rows(rep: Reproduction) -> list[tuple[str, str, str, str, str]]:
+    """(variant, regular share >= 95 %, regular mean correctness, HA share, HA mean) per
+    ablation variant: mean over seeds [95 % t-interval]; empty without ablations."""
+    names = list(dict.fromkeys(n for r in rep.results for n in r.ablations))
+    rows = []
+    for name in names:
+        cells = []
+        for kind in KINDS:
+            for attr in ("share_95", "acc_mean"):
+                v = [getattr(r.ablations[name], attr) for r in rep.of(kind) if name in r.ablations]
+                cells.append(t_interval(v).pct())
+        rows.append((variant_title(name), cells[0], cells[1], cells[2], cells[3]))
     return rows
 
 
@@ -407,6 +492,59 @@ def plot_cdf(rep: Reproduction, path: str | Path) -> Path:
     return p
 
 
+HIST_EDGES = np.round(np.arange(0.80, 1.0001, 0.005), 6)  # fine bins around the threshold
+
+
+def _pooled_fractions(rep: Reproduction, kind: str) -> FloatArray:
+    return np.concatenate([np.asarray(r.metrics.point_fraction) for r in rep.of(kind)])
+
+
+def point_histogram(rep: Reproduction, kind: str) -> tuple[FloatArray, FloatArray]:
+    """(bin edges from 80 % to 100 % in 0.5 % steps, share of test points per bin) of the
+    per-point correctness, pooled over the seeds. The points right in every transfer (100 %)
+    and those below 80 % are in no bin (`edge_shares` gives both)."""
+    frac = _pooled_fractions(rep, kind)
+    inside = frac[frac < 1.0]
+    counts, edges = np.histogram(inside, bins=HIST_EDGES)
+    return edges, counts / max(len(frac), 1)
+
+
+def edge_shares(rep: Reproduction, kind: str) -> tuple[float, float]:
+    """(share of points below 80 %, share at 100 %), pooled over the seeds."""
+    frac = _pooled_fractions(rep, kind)
+    return float(np.mean(frac < HIST_EDGES[0])), float(np.mean(frac >= 1.0))
+
+
+def plot_point_histogram(rep: Reproduction, path: str | Path) -> Path:
+    """PNG: histogram of the per-point correctness near the 95 % threshold, per network kind
+    (all seeds pooled), with the threshold marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(6.4, 5.6), dpi=120, sharex=True)
+    colors = {"regular": "tab:red", "hardware-aware": "tab:blue"}
+    for ax, kind in zip(axes, KINDS, strict=True):
+        edges, share = point_histogram(rep, kind)
+        ax.bar(100 * edges[:-1], 100 * share, width=100 * np.diff(edges), align="edge",
+               color=colors[kind], alpha=0.8, edgecolor="white", lw=0.3)
+        below, full = edge_shares(rep, kind)
+        ax.axvline(100 * THRESHOLD, color="black", ls=":", lw=1)
+        ax.set_title(f"{kind}: {len(rep.of(kind))} seeds x {rep.config.transfers} transfers; "
+                     f"not shown: {100 * full:.1f} % of points at 100 %, {100 * below:.1f} % "
+                     "below 80 %", fontsize=8)
+        ax.set_ylabel("test points (%)")
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("per-point correctness: share of transfers classifying it right "
+                        "(%, 0.5 % bins)")
+    fig.tight_layout()
+    p = Path(path)
+    fig.savefig(p)
+    plt.close(fig)
+    return p
+
+
 def results_tree(rep: Reproduction) -> dict[str, Any]:
     """Everything worth keeping, as a nested mapping for `xbarlab.log.results.write_results`."""
     tree: dict[str, Any] = {
@@ -414,6 +552,7 @@ def results_tree(rep: Reproduction) -> dict[str, Any]:
                   "share_95_regular": PAPER_SHARE_95["regular"],
                   "share_95_hardware_aware": PAPER_SHARE_95["hardware-aware"]},
         "config": {"reproduce": rep.config.model_dump(), "data_source": rep.data_source,
+                   "effects": list(EFFECTS),
                    "seconds": rep.seconds, "bins": [list(b) for b in PAPER_BINS]},
     }
     for kind in KINDS:
@@ -434,6 +573,16 @@ def results_tree(rep: Reproduction) -> dict[str, Any]:
                 "acc_min": m.acc_min, "acc_nominal": m.acc_nominal, "bins": np.asarray(m.bins),
                 "point_fraction": np.asarray(m.point_fraction),
                 "train_seconds": r.train_seconds, "eval_seconds": r.eval_seconds,
+                "near_threshold": m.near_threshold,
+                **({"linearity": {"logit_r2": r.linearity.logit_r2,
+                                  "agreement": r.linearity.agreement,
+                                  "unit_linearity": r.linearity.unit_linearity,
+                                  "near_linear": r.linearity.near_linear}}
+                   if r.linearity is not None else {}),
+                **({"ablations": {name.replace(" ", "_"): {
+                    "share_95": a.share_95, "acc_mean": a.acc_mean, "acc_nominal": a.acc_nominal,
+                    "point_fraction": np.asarray(a.point_fraction)}
+                    for name, a in r.ablations.items()}} if r.ablations else {}),
                 "train_config": r.config,
                 **({"compensated": {
                     "share_95": r.compensated.share_95, "acc_mean": r.compensated.acc_mean,
@@ -444,6 +593,12 @@ def results_tree(rep: Reproduction) -> dict[str, Any]:
                 }} if r.compensated is not None else {}),
                 **{f"layer{i + 1}": {"weight": w, "bias": b} for i, (w, b) in enumerate(r.params)},
             }
+        edges, share = point_histogram(rep, kind)
+        below, full = edge_shares(rep, kind)
+        group["point_histogram"] = {"edges": edges, "share": share, "share_below": below,
+                                    "share_at_100": full}
+        group["near_linear_share"] = float(np.mean(
+            [r.linearity.near_linear for r in rep.of(kind) if r.linearity is not None]))
         if rep.compensated:
             c_mean, c_std, c_per = rep.share_95(kind, compensated=True)
             group.update({"compensated_share_95_mean": c_mean, "compensated_share_95_std": c_std,
