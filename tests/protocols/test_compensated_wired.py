@@ -44,7 +44,8 @@ def test_verify_gains_are_the_exact_wired_read_at_each_turn() -> None:
         if k % 9:
             continue
         rows, cols = line_biases((8, 8), cell, PARAMS.v_read, BiasScheme.GROUNDED)
-        sol = solver.solve(iv.didv(g, np.zeros_like(g)), Terminals(rows[None], nan, nan, cols[None]))
+        pads = Terminals(rows[None], nan, nan, cols[None])
+        sol = solver.solve(iv.didv(g, np.zeros_like(g)), pads)
         read = float(sol.i_cols[0, cell[1]]) / PARAMS.v_read
         assert abs(gains.verify[cell] - read / g[cell]) < 1e-9
     # the gain moves with the row and column as they are programmed: the all-targets read
