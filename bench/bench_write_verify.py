@@ -238,7 +238,7 @@ def run_case(name: str, args: argparse.Namespace, folder: Path) -> None:
             target = TARGETS[name]
             share = 100 * r["converged"] / r["cells"]
             true_share = 100 * r["true_ok"] / r["cells"]
-            print(f"    whole array: {ops_all:.0f} operations, {cpu_all:.0f} s CPU "
+            print(f"    whole array: {ops_all:.0f} operations, {cpu_all:.0f} s CPU"
                   + (f" (the gains of every cell {g_all:.1f} s included)" if comp else "")
                   + f" (target {target:.0f} s; {'met' if cpu_all <= target else 'NOT met'}) with "
                   f"converged {share:.1f} %, true G in band at the end {true_share:.1f} %"
