@@ -206,7 +206,7 @@ def run_case(name: str, args: argparse.Namespace, folder: Path) -> None:
     if wired and not args.full:
         step = max(1, n_all // args.sample)
         cells = order[::step][: args.sample]
-        note = (f"a sample of {len(cells)} cells (every {step}th), projected to all {n_all} "
+        note = (f"a sample of {len(cells)} cells (one in {step}), projected to all {n_all} "
                 "cells (fewer programmed neighbours: lighter disturb than a full session)")
     else:
         cells = order
