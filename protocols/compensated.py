@@ -2,11 +2,16 @@
 
 With wire resistance a cell sees only part of a pulse's amplitude (`pulse_gain` = applied /
 delivered, > 1) and a read measures a different conductance than the cell has
-(`read_gain` = read / true, predicted for the array at its targets). The plan programs each
-cell with its amplitudes (start, cap and step) multiplied by its pulse gain, capped at the
-bench's pulse limits, and aims its verify reads at target x read gain, so that the cell's own
-conductance lands on the target. The gains come from a circuit model (`xbarlab.analysis`
-computes them on the simulator); the plan itself only sees the `Crossbar` interface.
+(`read_gain` = read / true). A grounded read's gain depends on the other devices of the
+selected row and column (their current loads the source and wire resistance, and part of the
+cell's current leaks through the column's other devices), so it changes as the session
+programs them: `verify` holds each cell's gain at its own turn (the cells before it in the
+order at their targets, the others as they are), `read` the gain at the end (what the final
+read map shows). The plan programs each cell with its amplitudes (start, cap and step)
+multiplied by its pulse gain, capped at the bench's pulse limits, and aims its verify reads
+at target x verify gain, so that the cell's own conductance lands on the target. The gains
+come from a circuit model (`xbarlab.analysis` computes them on the simulator); the plan
+itself only sees the `Crossbar` interface.
 """
 
 from __future__ import annotations
@@ -29,9 +34,10 @@ class CircuitGains:
     """Per-cell gains a circuit model predicts, and the bench's pulse limits (V)."""
 
     pulse: FloatArray  # (M, N) applied / delivered amplitude
-    read: FloatArray  # (M, N) read / true conductance
+    read: FloatArray  # (M, N) read / true conductance, after the session
     v_max: float
     v_min: float
+    verify: FloatArray | None = None  # (M, N) read / true at each cell's turn; None: `read`
 
 
 def scaled_params(p: WriteVerifyParams, gain: float, v_max: float, v_min: float
@@ -51,16 +57,19 @@ def write_verify_compensated(
 ) -> Plan:
     """Program `order`'s cells to `targets` (S) with circuit-compensated amplitudes and verify
     targets, then read the map; returns an `ArrayOutcome` whose targets are the read-space
-    targets (what the verify reads aim at)."""
-    aim = np.asarray(targets, dtype=np.float64) * np.asarray(gains.read, dtype=np.float64)
+    targets of the final map (target x read gain)."""
+    g_t = np.asarray(targets, dtype=np.float64)
+    aim = g_t * np.asarray(gains.read, dtype=np.float64)
+    at_turn = g_t * np.asarray(gains.verify if gains.verify is not None else gains.read,
+                               dtype=np.float64)
     outcomes: list[WriteVerifyOutcome] = []
     for k, cell in enumerate(order):
         gain = float(gains.pulse[cell])
         p = scaled_params(params, gain, gains.v_max, gains.v_min)
-        o = yield from write_verify(cell, float(aim[cell]), p)
+        o = yield from write_verify(cell, float(at_turn[cell]), p)
         outcomes.append(o)
         yield cell_done(k + 1, len(order), o.cell, converged=o.converged, n_pulses=o.n_pulses,
                         g_final=o.g_final, target=o.target, pulse_gain=gain,
-                        read_gain=float(gains.read[cell]))
+                        read_gain=float(o.target / g_t[cell]))
     final = yield from read_map(aim.shape, params.v_read, params.read_scheme)
     return ArrayOutcome(aim, outcomes, final, params.tolerance, list(outcomes), 1)

@@ -12,14 +12,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from xbarlab.biasing import line_biases
-from xbarlab.config import SessionConfig, SimConfig, WriteVerifyArrayProtocol
-from xbarlab.crossbar import BiasScheme, Cell
+from xbarlab.config import SessionConfig, SimConfig, WriteVerifyArrayProtocol, WriteVerifyParams
+from xbarlab.crossbar import BiasScheme, Cell, FloatArray
+from xbarlab.limits import BenchLimits
 from xbarlab.protocol_configs import ConvergeConfig
 from xbarlab.protocols.compensated import CircuitGains
 from xbarlab.protocols.patterns import target_map
+from xbarlab.protocols.write_verify import programming_order
 from xbarlab.sim.crossbar import SimCrossbar
 from xbarlab.sim.factory import build_sim_crossbar
 
@@ -120,27 +124,52 @@ def _grid(n: int, k: int = 8) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(int))
 
 
-def circuit_gains(cfg: SessionConfig) -> CircuitGains | None:
+def circuit_gains(cfg: SessionConfig, cells: Sequence[Cell] | None = None
+                  ) -> CircuitGains | None:
     """The gains a compensated write-verify needs, predicted on the session's circuit model
-    (its `sim:` section, noise off) with every cell at its target; None if not asked for.
-
-    Read gains: a whole-array read under the verify scheme over the targets. Pulse gains: the
-    delivered share of a start-amplitude SET on an up-to-8 x 8 grid of cells, interpolated
-    bilinearly in between (line drops vary smoothly along the lines)."""
+    (its `sim:` section, noise off) for programming `cells` (default: every cell in the
+    protocol's order); None if not asked for (see `predict_gains`)."""
     proto = cfg.protocol
     if not (isinstance(proto, WriteVerifyArrayProtocol) and proto.compensate):
         return None
+    sim = model_sim(cfg)
+    shape = (sim.rows, sim.cols)
+    order = list(cells) if cells is not None else programming_order(shape, proto.order)
+    return predict_gains(sim, target_map(proto.target, shape), proto.params, cfg.limits, order)
+
+
+def predict_gains(sim: SimConfig, targets: FloatArray, p: WriteVerifyParams,
+                  limits: BenchLimits, order: Sequence[Cell]) -> CircuitGains:
+    """Gains of programming `order`'s cells to `targets` on the circuit model `sim` (noise
+    off; its devices start where the model's draw puts them, which for a simulated session is
+    the array itself).
+
+    Verify gains: each cell's read under the verify scheme at its turn, with the cells before
+    it in the order at their targets and the others as they are (a grounded read's gain
+    follows the conductances of the selected row and column). Read gains: a whole-array read
+    once every cell of the order is at its target. Pulse gains: the delivered share of a
+    start-amplitude SET on an up-to-8 x 8 grid of cells with the cells at their targets,
+    interpolated bilinearly in between (line drops vary smoothly along the lines)."""
     from scipy.interpolate import RegularGridInterpolator
 
-    model = build_sim_crossbar(model_sim(cfg).model_copy(update={"noise": False}))
+    model = build_sim_crossbar(sim.model_copy(update={"noise": False}))
     shape = model.shape
-    targets = target_map(proto.target, shape)
+    targets = np.asarray(targets, dtype=np.float64)
     set_g = getattr(model.devices, "set_g", None)
+    verify = None
     if callable(set_g):
-        set_g(targets, np.ones(shape, dtype=bool))
-    p = proto.params
+        verify = np.ones(shape)
+        one = np.zeros(shape, dtype=bool)
+        for cell in order:  # one device changes per step: the solver's warm start holds
+            one[cell] = True
+            set_g(targets, one)
+            one[cell] = False
+            read = model.read([cell], p.v_read, p.read_scheme).conductances[0]
+            verify[cell] = read / model.g[cell]
     g_read = model.read(None, p.v_read, p.read_scheme).conductances.reshape(shape)
     read = g_read / model.g  # against what the cells hold (stuck ones keep their own G)
+    if callable(set_g):  # cells outside the order at their targets too, for the pulses
+        set_g(targets, np.ones(shape, dtype=bool))
     rows, cols = _grid(shape[0]), _grid(shape[1])
     share = np.empty((len(rows), len(cols)))
     for i, r in enumerate(rows):
@@ -154,5 +183,5 @@ def circuit_gains(cfg: SessionConfig) -> CircuitGains | None:
         full = interp(np.stack([rr.ravel(), cc.ravel()], axis=1)).reshape(shape)
     else:
         full = np.broadcast_to(share.mean(), shape).copy()
-    lim = cfg.limits
-    return CircuitGains(1.0 / np.clip(full, 1e-3, None), read, lim.pulse_v_max, lim.pulse_v_min)
+    return CircuitGains(1.0 / np.clip(full, 1e-3, None), read, limits.pulse_v_max,
+                        limits.pulse_v_min, verify)
