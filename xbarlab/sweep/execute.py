@@ -177,6 +177,14 @@ def size_hint(point: Point) -> int:
     return rows * cols if isinstance(rows, int) and isinstance(cols, int) else 1
 
 
+LOCAL_WORKER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.worker.memory.monitor-interval": "2s",
+    "distributed.admin.system-monitor.interval": "2s",
+}
+"""Dask settings of the local cluster's workers (passed to the worker processes)."""
+
+
 def require_dask() -> None:
     """Raise `SweepError` with the install line when dask.distributed is missing."""
     if importlib.util.find_spec("distributed") is None:
@@ -189,6 +197,7 @@ def dask_client(
 ) -> Iterator[Any]:
     """A connected `distributed.Client`: to `scheduler`, or to a new local cluster."""
     require_dask()
+    import dask
     from distributed import Client, LocalCluster
 
     logging.getLogger("distributed").setLevel(logging.ERROR)
@@ -202,8 +211,12 @@ def dask_client(
         finally:
             client.close()
         return
-    # ":0": a free port for the scheduler's HTTP server (the default 8787 may be taken)
-    with LocalCluster(
+    # ":0": a free port for the scheduler's HTTP server (the default 8787 may be taken).
+    # The workers' sampling profiler (a thread that takes the GIL every 10 ms to walk the
+    # task's stack) and their frequent memory / system polls cost each point CPU time and
+    # GIL hand-overs; sweep points run for seconds to minutes, so they are switched off or
+    # slowed down (the dashboard's profile page stays empty).
+    with dask.config.set(LOCAL_WORKER_CONFIG), LocalCluster(
         n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
         dashboard_address=":0", silence_logs=logging.ERROR,
     ) as cluster, Client(cluster) as client:
