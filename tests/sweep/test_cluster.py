@@ -112,7 +112,8 @@ def test_a_killed_worker_loses_no_point(
     report = result["report"]
     assert isinstance(report, SweepReport), report
     assert done_at_kill < 24, "the kill came too late to test anything"
-    assert not report.failed, [read_row(out, p) for p in report.failed]
+    failed = [read_row(out, p) or {} for p in report.failed]
+    assert not failed, [f"{r.get('status')}: {r.get('reason')}" for r in failed]
     table = read_table(out)
     assert len(table) == 24 and table["point"].is_unique
     assert set(table["point"]) == {p.point_id for p in points}

@@ -14,6 +14,7 @@ layout (unchanged by this buffering).
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import struct
 import sys
@@ -46,6 +47,21 @@ CHECKSUMS = True
 """fletcher32 on every dataset. Switched off only by bench/bench_log.py to measure its cost."""
 _EXTRA_COLUMNS = ("mvm_start", "mvm_count", "message_start", "message_len", "data_start",
                   "data_len")
+
+
+def _start_swmr(f: h5py.File, attempts: int = 20) -> None:
+    """Switch `f` to SWMR writing. HDF5 refuses while any attribute of the file is open; a
+    transient attribute handle can outlive its statement when another thread holds the
+    frame that made it (a sampling profiler, as in Dask workers): collect and retry."""
+    for attempt in range(attempts):
+        try:
+            f.swmr_mode = True
+            return
+        except RuntimeError as exc:
+            if "swmr" not in str(exc).lower() or attempt == attempts - 1:
+                raise
+            gc.collect()
+            time.sleep(0.005 * (attempt + 1))
 
 
 class HDF5Writer:
@@ -410,7 +426,7 @@ class HDF5Writer:
         self._eod = f.create_dataset(sc.EOD, shape=(1,), dtype=sc.EOD_DTYPE, chunks=(1,),
                                      fletcher32=True)
         f.attrs[sc.DIGEST_ATTR] = np.bytes_(sc.attrs_digest(f))
-        self._file.swmr_mode = True  # every object exists now; from here on only appends
+        _start_swmr(self._file)  # every object exists now; from here on only appends
         self._flush(marker=True)
         if 0 < self._interval < float("inf"):
             self._clock = threading.Thread(
