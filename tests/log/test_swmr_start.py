@@ -21,7 +21,7 @@ def _file(path: Path) -> h5py.File:
 def test_swmr_waits_for_a_held_attribute_to_be_released(tmp_path: Path) -> None:
     with _file(tmp_path / "a.h5") as f:
         held = [h5py.h5a.open(f.id, b"x")]  # an open attribute: HDF5 refuses SWMR now
-        with pytest.raises(RuntimeError, match="(?i)swmr"):
+        with pytest.raises(RuntimeError, match=r"(?i)swmr"):
             f.swmr_mode = True
         threading.Timer(0.03, held.clear).start()  # the other thread lets go
         _start_swmr(f)
@@ -31,6 +31,6 @@ def test_swmr_waits_for_a_held_attribute_to_be_released(tmp_path: Path) -> None:
 def test_an_attribute_held_for_good_still_fails_in_one_error(tmp_path: Path) -> None:
     with _file(tmp_path / "b.h5") as f:
         held = h5py.h5a.open(f.id, b"x")
-        with pytest.raises(RuntimeError, match="(?i)swmr"):
+        with pytest.raises(RuntimeError, match=r"(?i)swmr"):
             _start_swmr(f, attempts=3)
         del held
