@@ -11,19 +11,11 @@ numpy's pairwise sums to rounding (tests/sim/test_ideal_fast.py). numba: see `so
 from __future__ import annotations
 
 import math
-from typing import Any
 
-try:
-    from numba import njit
-except ImportError:  # pragma: no cover - exercised only on installs without numba
-    AVAILABLE = False
-else:
-    AVAILABLE = True
+from xbarlab.sim.jit import AVAILABLE
+from xbarlab.sim.jit import compile_kernel as _compile
 
-
-def _compile(func: Any) -> Any:
-    """`func` compiled by numba (cached on disk), or as it is without numba."""
-    return njit(cache=True, nogil=True)(func) if AVAILABLE else func
+__all__ = ["AVAILABLE"]
 
 
 def _ideal_case(row_v, col_v, g, a, b, sinh, v_dev, i_dev, i_rows, i_cols):  # type: ignore[no-untyped-def]

@@ -12,19 +12,11 @@ it `AVAILABLE` is False and the numpy path runs.
 from __future__ import annotations
 
 import math
-from typing import Any
 
-try:
-    from numba import njit
-except ImportError:  # pragma: no cover - exercised only on installs without numba
-    AVAILABLE = False
-else:
-    AVAILABLE = True
+from xbarlab.sim.jit import AVAILABLE
+from xbarlab.sim.jit import compile_kernel as _compile
 
-
-def _compile(func: Any) -> Any:
-    """`func` compiled by numba (cached on disk), or as it is without numba."""
-    return njit(cache=True, nogil=True)(func) if AVAILABLE else func
+__all__ = ["AVAILABLE"]
 
 
 def _window(wear: float, cycles_half: float, steep: float, r_on: float, r_off: float,
