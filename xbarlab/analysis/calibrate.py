@@ -26,8 +26,10 @@ Each parameter comes from the measurements that determine it:
   saturation and retention runs (`calibrate_iv`, `calibrate_window`, `calibrate_retention`).
 
 Everything else is kept from the base preset, listed as kept in the ``calibration`` block and
-marked "kept from BASE (why)" in its source; a fit whose standard error exceeds its value is
-dropped as not determined (`_drop_undetermined`), with a warning.
+marked "kept from BASE (why)" in its source. A fit is *determined* only when its standard error
+is at most 10 %/3 of its value; the rest is kept from the base with a warning, and a rate
+prefactor ``a`` the logs do not determine is written as *derived* (the value that reproduces
+the measured rate at the steps' median amplitude), see `calibrate_determined`.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from xbarlab.analysis.calibrate_data import (
     LogData,
     load_logs,
 )
+from xbarlab.analysis.calibrate_determined import drop_undetermined, settle_rates
 from xbarlab.analysis.calibrate_relations import (
     KEPT_REASONS,
     MoreFits,
@@ -118,6 +121,7 @@ class Calibration:
     noise_fit: NoiseFit | None = None
     logs: list[LogData] = field(default_factory=list)
     more: MoreFits = field(default_factory=MoreFits)  # I-V, window, drift fits
+    derived: list[Estimate] = field(default_factory=list)  # written, not determined
 
 
 # --------------------------------------------------------------------------- base preset
@@ -173,8 +177,10 @@ def _predict_widths(
     return out
 
 
-def fit_rates(p: CompactPreset, logs: list[LogData], setting: bool) -> RateFit | None:
-    """Fit `a`, `t` of one polarity (see module docstring); None if too few steps."""
+def fit_rates(p: CompactPreset, logs: list[LogData], setting: bool, *, fix_t: bool = False
+              ) -> RateFit | None:
+    """Fit `a`, `t` of one polarity (see module docstring; `fix_t`: t held at `p`'s, the rate
+    at the median amplitude fitted); None if too few steps."""
     dev = np.concatenate([d.device for d in logs])
     v = np.concatenate([d.v for d in logs])
     width = np.concatenate([d.width for d in logs])
@@ -196,7 +202,7 @@ def fit_rates(p: CompactPreset, logs: list[LogData], setting: bool) -> RateFit |
     v_ref = float(np.median(v_abs))
     # t (how the rate grows with |V|) needs steps at several amplitudes
     spread = int(np.sum(v_abs > v_abs.min() + 0.05))
-    t_free = spread >= max(20, 0.1 * len(v_abs))
+    t_free = spread >= max(20, 0.1 * len(v_abs)) and not fix_t
     x0 = np.concatenate([[np.log(pol.a * np.expm1(v_ref / pol.t)), pol.t], np.zeros(nd)])
 
     def log_a(x: FloatArray) -> float:
@@ -238,19 +244,31 @@ def fit_rates(p: CompactPreset, logs: list[LogData], setting: bool) -> RateFit |
         res = optimize.least_squares(residuals, x, jac_sparsity=jac, bounds=(lb, ub),
                                      x_scale=x_scale, method="trf", tr_solver="lsmr")
     sigma = float(np.std(res.fun[:n]))
-    x = res.x
+    x = np.array(res.x, dtype=np.float64)
     j = res.jac.toarray() if sparse.issparse(res.jac) else np.asarray(res.jac)
     try:
         cov_all = np.linalg.pinv(j.T @ j) * sigma**2
     except np.linalg.LinAlgError:
         cov_all = np.full((nd + 2, nd + 2), np.nan)
-    cov_ref = cov_all[:2, :2].copy()  # of (log s(v_ref), t)
+    # the population log-rate is the fitted level plus the devices' mean offset: the two are
+    # only told apart by the weak shrinkage prior, so the level alone has a huge variance that
+    # says nothing; move the mean into the level (predictions unchanged) and propagate
+    shift = float(np.mean(x[2:]))
+    x[0] += shift
+    x[2:] -= shift
+    gauge = np.zeros((2, nd + 2))
+    gauge[0, 0] = gauge[1, 1] = 1.0
+    gauge[0, 2:] = 1.0 / nd
+    cov_ref = gauge @ cov_all @ gauge.T  # of (log s(v_ref), t)
+    c_off = cov_all[2:, 2:]
+    row_mean = c_off.mean(axis=1)
+    var_centred = np.diag(c_off) - 2 * row_mean + float(c_off.mean())  # of offset - mean
     counts = np.bincount(dev_i, minlength=nd)
     offsets = x[2:][counts >= 5]
-    offsets_var = np.diag(cov_all)[2:][counts >= 5]  # their estimation variance
+    offsets_var = var_centred[counts >= 5]  # their estimation variance
     # the median device is the population rate: add the sampling spread of the devices
     if len(offsets) > 1:
-        cov_ref[0, 0] += float(np.var(offsets, ddof=1)) / len(offsets)
+        cov_ref[0, 0] += float(np.var(offsets, ddof=1)) / nd
     # to (log a, t): d log a / d t = v_ref exp(v_ref/t) / (t^2 expm1(v_ref/t))
     dla_dt = v_ref * np.exp(v_ref / x[1]) / (x[1] ** 2 * np.expm1(v_ref / x[1]))
     jt = np.array([[1.0, dla_dt], [0.0, 1.0]])
@@ -387,6 +405,7 @@ def calibrate(paths: list[str | Path], base: str = "tio2-o921c", name: str = "ca
     p = fit_before_rates(p, logs, base, estimates, warnings, more)
     fits: list[RateFit] = []
     rates: list[dict[str, Any]] = []
+    derived: list[Estimate] = []
     for setting, pol in ((True, "set"), (False, "reset")):
         fit = fit_rates(p, logs, setting)
         if fit is None:
@@ -413,6 +432,7 @@ def calibrate(paths: list[str | Path], base: str = "tio2-o921c", name: str = "ca
         refine_with_disturb(p, logs, fits, estimates, warnings, more, base,
                             _stuck_devices(logs))
         _refit_at_disturb_t(p, logs, fits, fixed_t, estimates, rates)
+        derived = settle_rates(p, logs, fits, estimates, warnings, rates, base, fit_rates)
         offs = np.concatenate([f.offsets for f in fits])
         offs_var = np.concatenate([f.offsets_var for f in fits])
         # devices whose offset is known to within 0.5 in log (a few saturated I-V or
@@ -457,8 +477,8 @@ def calibrate(paths: list[str | Path], base: str = "tio2-o921c", name: str = "ca
     else:
         warnings.append(f"no cell had {STUCK_MIN_PULSES} pulses: stuck rates kept")
     fit_drift_estimates(p, logs, base, estimates, warnings, more)
-    estimates = _drop_undetermined(estimates, warnings, base)
-    doc = _preset_doc(raw, name, base, estimates, logs, warnings)
+    estimates = drop_undetermined(estimates, warnings, base)
+    doc = _preset_doc(raw, name, base, estimates, logs, warnings, derived)
     doc["calibration"]["rate_at_median_amplitude"] = rates
     try:
         CompactPreset.model_validate({k: v for k, v in doc.items()})
@@ -466,27 +486,7 @@ def calibrate(paths: list[str | Path], base: str = "tio2-o921c", name: str = "ca
         raise CalibrationInputError(f"the fitted preset is not valid: {exc}") from None
     kept = doc["calibration"]["kept"]
     return Calibration(base=base, preset=doc, estimates=estimates, kept=kept, warnings=warnings,
-                       rate_fits=fits, noise_fit=noise, logs=logs, more=more)
-
-
-UNDETERMINED_REL_SE = 1.0  # a standard error above this fraction of the value: not determined
-_COUPLED = {"set.a": "set.t", "set.t": "set.a", "reset.a": "reset.t", "reset.t": "reset.a"}
-
-
-def _drop_undetermined(estimates: list[Estimate], warnings: list[str], base: str
-                       ) -> list[Estimate]:
-    """Estimates of positive parameters whose standard error exceeds UNDETERMINED_REL_SE of
-    the value are not determined by the logs: dropped (kept from the base) with a warning;
-    a polarity's a and t go together (a is fitted at t)."""
-    bad = {e.name for e in estimates
-           if e.value > 0 and not e.name.startswith(("stuck.", "variability."))
-           and not e.stderr <= UNDETERMINED_REL_SE * e.value}
-    bad |= {_COUPLED[n] for n in bad if n in _COUPLED}
-    for e in estimates:
-        if e.name in bad:
-            warnings.append(f"{e.name}: not determined by the logs (fit {e.value:.4g}, std "
-                            f"error {e.stderr:.3g}); kept from {base}")
-    return [e for e in estimates if e.name not in bad]
+                       rate_fits=fits, noise_fit=noise, logs=logs, more=more, derived=derived)
 
 
 _FIELDS = {
@@ -509,7 +509,8 @@ def _entry(doc: dict[str, Any], name: str) -> tuple[dict[str, Any], str]:
 
 
 def _preset_doc(raw: dict[str, Any], name: str, base: str, estimates: list[Estimate],
-                logs: list[LogData], warnings: list[str]) -> dict[str, Any]:
+                logs: list[LogData], warnings: list[str], derived: list[Estimate]
+                ) -> dict[str, Any]:
     doc: dict[str, Any] = {k: v for k, v in raw.items() if k != "calibration"}
     doc["name"] = name
     doc["description"] = (f"{base} calibrated to the devices of {len(logs)} log(s) by "
@@ -523,13 +524,21 @@ def _preset_doc(raw: dict[str, Any], name: str, base: str, estimates: list[Estim
                                  f"std error {e.stderr:.3g}"}
         fitted[e.name] = {"value": float(e.value), "stderr": float(e.stderr), "n": int(e.n),
                           "method": e.method}
+    derived_doc = {}
+    for e in derived:
+        holder, key = _entry(doc, e.name)
+        entry = dict(holder[key]) if isinstance(holder[key], dict) else {}
+        holder[key] = {"value": float(e.value), "unit": entry.get("unit", e.unit),
+                       "source": f"calibrated, {e.method}; std error {e.stderr:.3g}"}
+        derived_doc[e.name] = {"value": float(e.value), "stderr": float(e.stderr),
+                               "n": int(e.n), "method": e.method}
     kept = []
     for sec, keys in _FIELDS.items():
         if sec and doc.get(sec) is None:
             continue  # the base has no such section
         for k in keys:
             name = f"{sec}.{k}" if sec else k
-            if name in fitted:
+            if name in fitted or name in derived_doc:
                 continue
             kept.append(name)
             holder, key = _entry(doc, name)
@@ -546,6 +555,7 @@ def _preset_doc(raw: dict[str, Any], name: str, base: str, estimates: list[Estim
                   "shape": [int(d.shape[0]), int(d.shape[1])], "pulse_steps": len(d.v),
                   "read_pairs": len(d.ga)} for d in logs],
         "fitted": fitted,
+        "derived": derived_doc,
         "kept": kept,
         "warnings": list(warnings),
     }
