@@ -37,10 +37,17 @@ def test_shipped_preset_against_the_measured_disturb_and_tuning() -> None:
         print(f"k {lo}-{hi}: mean {check.mean_meas[i] * 1e6:+.2f} / {check.mean_sim[i] * 1e6:+.2f}"
               f" uS, std {check.std_meas[i] * 1e6:.2f} / {check.std_sim[i] * 1e6:.2f} uS, "
               f"KS p {check.ks_p[i]:.2g} (measured / simulated)")
-    print("tuning std %:", np.round(check.tuning_sim, 3), "published:",
-          np.round(check.tuning_paper, 3))
+    print("tuning std %:", np.round(check.tuning_sim, 3), "authors' model (line and offset "
+          "spread):", np.round(check.tuning_paper_total, 3), "line alone:",
+          np.round(check.tuning_paper, 3), "mean %:", np.round(check.tuning_mean_sim, 3))
     # k <= 40 (>= 1000 measured devices per bin): mean within 2 uS, std within 25 %
     well = np.array([hi <= 40 for _, hi in check.k_bins])
     assert np.all(np.abs(check.mean_sim - check.mean_meas)[well] < 2e-6)
     assert np.all(np.abs(check.std_sim / check.std_meas - 1)[well] < 0.25)
-    assert np.all(np.abs(check.tuning_sim - check.tuning_paper) < 0.25)
+    # the spread of programmed devices around their targets against the authors' whole
+    # tuning model (40 sessions: -16, -12, -13, +5 % from 150 to 450 µS); the published line
+    # alone is only its scatter part (the simulated spread is 40 % above it at 450 µS)
+    assert np.all(np.abs(check.tuning_sim / check.tuning_paper_total - 1) < 0.25)
+    # devices land below their targets on average, as the authors' offset says (-0.589 %),
+    # though by less (-0.18 % over 40 sessions; +0.03 % in the lowest bin)
+    assert float(np.mean(check.tuning_mean_sim)) < 0

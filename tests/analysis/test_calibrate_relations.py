@@ -3,11 +3,12 @@ the window clip levels (r_on, r_off) and retention drift, from logs simulated on
 arrays (a few I-V sweeps, an endurance run of a few cells, a retention run of every cell) for
 three truths, the calibration always starting from the shipped preset.
 
-Asserted: every parameter these logs determine within 10 % of the truth; iv.a (which no
-electrical measurement separates from the state resistance scale) and retention.t0 kept and
-marked so in the written preset; the rates these logs barely constrain (I-V and endurance
-steps of a dozen devices) are dropped as not determined, with a warning, when their standard
-error exceeds their value.
+Asserted: every parameter these logs determine (standard error <= 10 %/3 of the value) within
+10 % of the truth, and iv.b, R_on, R_off and the drift among them; iv.a (which no electrical
+measurement separates from the state resistance scale) and retention.t0 kept and marked so in
+the written preset; the rates these logs barely constrain (I-V and endurance steps of a dozen
+devices) are not reported as determined, with a warning. (All logs together, write-verify
+included: `test_calibrate_roundtrip`.)
 """
 
 from __future__ import annotations
@@ -65,11 +66,15 @@ def test_determined_parameters_within_10_percent(
     fitted = {e.name: e for e in cal.estimates}
     print(truth.name, {n: f"{fitted[n].value / _truth_value(truth, n) - 1:+.2%}"
                        for n in DETERMINED if n in fitted})
+    assert {"iv.b", "r_on", "r_off", "retention.drift_per_decade"} <= set(fitted)
     for name in DETERMINED:
+        if name not in fitted:  # its standard error is above 10 %/3: kept, and said so
+            assert any(w.startswith(f"{name}: not determined") for w in cal.warnings), name
+            continue
         true = _truth_value(truth, name)
         e = fitted[name]
         assert e.value == pytest.approx(true, rel=0.10), (name, e.value, true)
-        assert 0 < e.stderr < 0.1 * true, (name, e.stderr)  # an uncertainty, and a small one
+        assert 0 < e.stderr <= 0.1 / 3 * true, (name, e.stderr)
 
 
 def test_undetermined_parameters_are_kept_and_marked(
@@ -78,11 +83,10 @@ def test_undetermined_parameters_are_kept_and_marked(
     _, cal, _ = case
     kept = cal.preset["calibration"]["kept"]
     assert {"iv.a", "retention.t0"} <= set(kept)
-    # rates from a dozen devices' I-V and endurance steps: dropped when their standard error
-    # exceeds the value, and then said so
+    # rates from a dozen devices' I-V and endurance steps: kept (or derived) and said so
     for pol in ("set", "reset"):
-        if f"{pol}.a" in kept:
-            assert any(w.startswith(f"{pol}.a: not determined") for w in cal.warnings)
+        if f"{pol}.a" in kept or f"{pol}.a" in cal.preset["calibration"]["derived"]:
+            assert any(w.startswith(f"{pol}.a: ") for w in cal.warnings)
     out = load_preset_file(write_preset(cal, tmp_path / "p.yaml"))
     assert isinstance(out, CompactPreset)
     base = load_preset("tio2-o921c")
@@ -100,42 +104,3 @@ def test_v2_sweeps_give_b_with_the_column_current_modelled(tmp_path: Path) -> No
     fit = fit_iv([load_log(log.path)], 1.0)
     assert fit is not None
     assert fit.b == pytest.approx(load_preset("tio2-o921c").iv.b, rel=0.05)
-
-
-@pytest.mark.slow  # a 32 x 32 write-verify session besides the three short logs (~25 s CPU)
-def test_all_logs_together(tmp_path: Path) -> None:
-    """Every kind of log of one perturbed truth calibrated together: the rates are fitted
-    through the fitted I-V law and clip levels, and their t also through the half-select
-    disturb of the write-verify session's read map."""
-    from tests.analysis.simlogs import simulate_write_verify
-    from xbarlab.sim.tio2 import switching_rate
-
-    factors = {**TRUTHS["plus"], "set.a": 1.3, "set.t": 0.8, "reset.a": 0.75, "reset.t": 1.2}
-    device = str(perturbed_preset(tmp_path / "truth.yaml", factors))
-    truth = load_preset(device)
-    assert isinstance(truth, CompactPreset)
-    logs = [simulate_write_verify(tmp_path / "wv.h5", device, seed=21, shape=(32, 32)).path,
-            simulate_iv_sweeps(tmp_path / "iv.h5", device, seed=21).path,
-            simulate_endurance(tmp_path / "end.h5", device, seed=21).path,
-            simulate_retention(tmp_path / "ret.h5", device, seed=21).path]
-    cal = calibrate(logs, base="tio2-o921c", name="fitted")
-    fitted = {e.name: e for e in cal.estimates}
-    # a polarity's (a, t) is reported only where its steps determine a (else kept from the
-    # base and said so): what is reported must be right, and it must not be nothing
-    pols = [q for q in ("set", "reset") if f"{q}.t" in fitted]
-    assert pols, cal.warnings
-    for q in {"set", "reset"} - set(pols):
-        assert any(w.startswith(f"{q}.t: not determined") for w in cal.warnings), cal.warnings
-    errors = {}
-    for name in [*DETERMINED, *(f"{q}.t" for q in pols)]:
-        errors[name] = fitted[name].value / _truth_value(truth, name) - 1
-    for fit in cal.rate_fits:
-        pol = truth.set if fit.setting else truth.reset
-        true_rate = float(switching_rate(pol, np.asarray(fit.v_ref)))
-        errors[f"rate@{fit.v_ref:.2f}V"] = fit.rate_ref / true_rate - 1
-    a_err = {q: fitted[f"{q}.a"].value / _truth_value(truth, f"{q}.a") - 1 for q in pols}
-    print({k: f"{v:+.1%}" for k, v in {**errors, **a_err}.items()})
-    assert all(abs(v) < 0.10 for v in errors.values()), errors
-    for q in pols:
-        e = fitted[f"{q}.a"]
-        assert abs(np.log1p(a_err[q])) < 3 * e.stderr / e.value, (q, e.value, e.stderr)

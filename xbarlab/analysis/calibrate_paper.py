@@ -10,8 +10,14 @@ row-major) on a preset and compare
 
 - disturb: per k bin, the simulated change (final read map minus the cell's last verify
   read, clipped like the data) against the measured one: mean, std, two-sample KS;
-- tuning imprecision: the std of the last verify read relative to its target, binned by
-  target, against the published line.
+- tuning imprecision: the error of the last verify read relative to its target, binned by
+  target, against the authors' tuning model. That model (their `Linear` layer, reference
+  README) has two parts, drawn afresh for every device at every transfer: an offset
+  N(-0.589 %, 0.339 %) of the target, and a scatter of std -6.24e-4 G[µS] + 0.691 %. The line
+  alone is not the spread of programmed devices around their targets; the two together are:
+  std sqrt(line^2 + 0.339^2) % (0.69 % at 150 µS, 0.53 % at 450 µS), mean -0.589 %. One
+  simulated session programs each device once, so its spread over devices is compared with
+  that total (`tuning_paper_total`), the line alone kept for reference (`tuning_paper`).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ SHAPE = (8, 8)
 K_BINS = [(1, 10), (11, 20), (21, 30), (31, 40), (41, 50), (51, 59)]
 TUNING_SLOPE = -6.24e-4  # % per µS (authors' code, reference README)
 TUNING_INTERCEPT = 0.691  # %
+OFFSET_MEAN = -0.589  # % of target, the authors' per-transfer offset
+OFFSET_STD = 0.339  # %
 
 
 @dataclass
@@ -47,7 +55,9 @@ class PaperCheck:
     n_sim: np.ndarray
     g_bins: FloatArray  # S, target bin centres
     tuning_sim: FloatArray  # std % of target
-    tuning_paper: FloatArray
+    tuning_paper: FloatArray  # the published line alone (the scatter part)
+    tuning_paper_total: FloatArray  # line and offset spread together (module docstring)
+    tuning_mean_sim: FloatArray  # mean % of target
 
 
 def _targets(seed: int) -> FloatArray:
@@ -132,12 +142,14 @@ def paper_check(device: str = "tio2-o921c", sessions: int = 20, seed: int = 0,
     # cells given up (stuck) are not part of the tuning imprecision: inside 3x the tolerance
     ok = np.abs(rel) < 3.0
     tuning = np.array([np.std(rel[(idx == b) & ok], ddof=1) for b in range(len(edges) - 1)])
+    mean = np.array([np.mean(rel[(idx == b) & ok]) for b in range(len(edges) - 1)])
     centres = 0.5 * (edges[1:] + edges[:-1])
+    line = TUNING_SLOPE * centres * 1e6 + TUNING_INTERCEPT
     return PaperCheck(k_bins=K_BINS, mean_meas=arr[:, 0], mean_sim=arr[:, 1],
                       std_meas=arr[:, 2], std_sim=arr[:, 3], ks_p=arr[:, 4],
                       n_meas=arr[:, 5].astype(int), n_sim=arr[:, 6].astype(int),
-                      g_bins=centres, tuning_sim=tuning,
-                      tuning_paper=TUNING_SLOPE * centres * 1e6 + TUNING_INTERCEPT)
+                      g_bins=centres, tuning_sim=tuning, tuning_paper=line,
+                      tuning_paper_total=np.hypot(line, OFFSET_STD), tuning_mean_sim=mean)
 
 
 def published_disturb(folder: Path) -> dict[int, tuple[int, float, float]]:
