@@ -187,7 +187,7 @@ def fit_rates(p: CompactPreset, logs: list[LogData], setting: bool, *, fix_t: bo
     g0 = np.concatenate([d.g0 for d in logs])
     g1 = np.concatenate([d.g1 for d in logs])
     sel = (v > 0) if setting else (v < 0)
-    sel &= ~np.isin(dev, _stuck_devices(logs))  # a stuck device has no rate to fit
+    sel &= ~np.isin(dev, _stuck_devices(logs, clip_reads(p)))  # a stuck one has no rate
     # no selection on the outcome (a step that ran into R_on/R_off stays: the prediction
     # clips as the device does), else the fastest steps would be dropped and the rate biased
     sel &= width > 0
@@ -326,19 +326,33 @@ def fit_read_noise(p: CompactPreset, logs: list[LogData]) -> NoiseFit | None:
 # --------------------------------------------------------------------------- stuck devices
 
 
-def stuck_cells(d: LogData) -> np.ndarray[Any, np.dtype[np.bool_]]:
+def stuck_cells(d: LogData, g_clip: tuple[float, float] | None = None
+                ) -> np.ndarray[Any, np.dtype[np.bool_]]:
     """Cells pulsed up to the log's largest amplitude whose reads, over at least
-    STUCK_MIN_PULSES pulses, stayed within 2 % (a slow but healthy cell moves at the cap)."""
+    STUCK_MIN_PULSES pulses, stayed within 2 % (a slow but healthy cell moves at the cap),
+    except, given the read conductances of the clip levels `g_clip` (k / R_off, k / R_on),
+    cells whose last read sits within 2 % of one: a healthy cell pinned at the window's edge
+    (a target beyond it) does not move either."""
     with np.errstate(invalid="ignore"):
         still = d.cell_g_range < 0.02
+        if g_clip is not None:
+            for g in g_clip:
+                still &= ~(np.abs(d.cell_g_last / g - 1) < 0.02)
     return np.asarray((d.cell_pulses >= STUCK_MIN_PULSES) & d.cell_at_cap & still, dtype=bool)
 
 
-def _stuck_devices(logs: list[LogData]) -> np.ndarray[Any, np.dtype[np.int64]]:
+def clip_reads(p: CompactPreset) -> tuple[float, float]:
+    """Read conductances (S) of R_off and R_on under `p`."""
+    k = read_factor(p.iv.a, p.iv.b, p.v_read)
+    return k / p.r_off, k / p.r_on
+
+
+def _stuck_devices(logs: list[LogData], g_clip: tuple[float, float] | None = None
+                   ) -> np.ndarray[Any, np.dtype[np.int64]]:
     """Device ids (as in `LogData.device`) of the stuck cells of every log."""
     ids, offset = [], 0
     for d in logs:
-        ids.append(np.flatnonzero(stuck_cells(d)) + offset)
+        ids.append(np.flatnonzero(stuck_cells(d, g_clip)) + offset)
         offset += d.cell_pulses.size
     return np.concatenate(ids).astype(np.int64) if ids else np.zeros(0, dtype=np.int64)
 
@@ -352,7 +366,7 @@ def stuck_fractions(p: CompactPreset, logs: list[LogData]) -> tuple[int, int, in
             continue  # not a whole-array session: its unpulsed cells say nothing
         total += d.cell_pulses.size
         tried += int(np.sum(d.cell_pulses >= STUCK_MIN_PULSES))
-        stuck = stuck_cells(d)
+        stuck = stuck_cells(d, clip_reads(p))
         lrs += int(np.sum(stuck & (d.cell_g_last > p.stuck.hrs_high)))
         hrs += int(np.sum(stuck & (d.cell_g_last <= p.stuck.hrs_high)))
     return lrs, hrs, tried, total
@@ -430,7 +444,7 @@ def calibrate(paths: list[str | Path], base: str = "tio2-o921c", name: str = "ca
     if fits:
         fixed_t = [f.setting for f in fits if not f.t_fitted]
         refine_with_disturb(p, logs, fits, estimates, warnings, more, base,
-                            _stuck_devices(logs))
+                            _stuck_devices(logs, clip_reads(p)))
         _refit_at_disturb_t(p, logs, fits, fixed_t, estimates, rates)
         derived = settle_rates(p, logs, fits, estimates, warnings, rates, base, fit_rates)
         offs = np.concatenate([f.offsets for f in fits])

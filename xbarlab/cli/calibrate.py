@@ -84,6 +84,9 @@ def register(app: typer.Typer) -> None:
         table = Table("parameter", "value", "std error", "points")
         for e in cal.estimates:
             table.add_row(e.name, _show(e.value, e.unit), _show(e.stderr, e.unit, 2), str(e.n))
+        for e in cal.derived:  # written, not determined (calibrate_determined)
+            table.add_row(f"{e.name} (derived)", _show(e.value, e.unit),
+                          _show(e.stderr, e.unit, 2), str(e.n))
         console.print(table)
         console.print(f"kept from {base}: {', '.join(cal.kept)}", soft_wrap=True)
         for w in cal.warnings:
