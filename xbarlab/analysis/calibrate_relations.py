@@ -25,6 +25,11 @@ KEPT_REASONS = {
             "current is a/R times a function of V",
     "retention.t0": "only t0 + the devices' age at the retention start enters, and the log "
                     "does not hold that age",
+    **{f"{q}.{k}": "not fitted: the switching bound r0 + r1 |V| shows only as saturation "
+                   "plateaus at two or more amplitudes where it lies inside [R_on, R_off] "
+                   "(pulse trains long enough to reach it); write-verify steps stop far from "
+                   "it and endurance at the usual amplitudes saturates on the clip levels"
+       for q in ("set", "reset") for k in ("r0", "r1")},
 }
 
 
