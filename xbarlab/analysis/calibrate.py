@@ -69,7 +69,7 @@ MIN_STEPS = 30  # pulse steps per polarity below which rates are not fitted
 MIN_PAIRS = 50  # read pairs below which the read noise is not fitted
 STUCK_MIN_PULSES = 20
 MIN_D2D_DEVICES = 50  # devices with >= 5 steps below which d2d_rate is not fitted
-PRIOR_LOG_STD = 0.35  # weak shrinkage of the per-device log-rate offsets
+PRIOR_LOG_STD = 1.0  # shrinkage of the per-device log-rate offsets when the base has no spread
 
 
 @dataclass
@@ -249,10 +249,13 @@ def fit_rates(p: CompactPreset, logs: list[LogData], setting: bool, *, fix_t: bo
 
     scale = np.ones(len(g0))  # per-step residual scale (relative G), set below
     prior_w = np.array([0.003])
+    # the offsets' prior: the base's device spread of the log-rate (rate factor and threshold)
+    prior_std = float(np.hypot(p.variability.d2d_rate, p.variability.d2d_v / pol.t)) \
+        or PRIOR_LOG_STD
 
     def residuals(x: FloatArray) -> FloatArray:
         pred = _predict_widths(p, setting, log_a(x), x[1], x[2:], dev_i, v_abs, width, g0)
-        return np.concatenate([(pred - g1) / g0 / scale, prior_w * x[2:] / PRIOR_LOG_STD])
+        return np.concatenate([(pred - g1) / g0 / scale, prior_w * x[2:] / prior_std])
 
     n = len(g0)
     rows = np.arange(n)
@@ -323,6 +326,37 @@ def fit_rates(p: CompactPreset, logs: list[LogData], setting: bool, *, fix_t: bo
                    offsets=offsets, offsets_var=offsets_var, v_abs=v_abs, g0=g0, g1=g1,
                    g1_fit=g1_fit, n_devices=nd, device_ids=uniq.astype(np.int64),
                    offsets_all=np.asarray(x[2:], dtype=np.float64))
+
+
+def _d2d_rate(p: CompactPreset, fits: list[RateFit]) -> Estimate | None:
+    """``d2d_rate`` from the spread of the per-device log-rate offsets, per polarity: the
+    observed variance less the offsets' estimation noise and less the part the kept ``d2d_v``
+    explains at that polarity's t ((d2d_v / t)^2); the polarities pooled (weighted by
+    devices), and half their disagreement added to the standard error (one parameter in the
+    model, two measurements of it). None: too few devices with sharp offsets in either
+    polarity."""
+    parts = []
+    for f in fits:
+        # devices whose offset is known to within 0.5 in log (a few saturated I-V or
+        # endurance steps pin nothing and would swamp the noise correction)
+        sharp = np.isfinite(f.offsets_var) & (f.offsets_var < 0.25)
+        offs, offs_var = f.offsets[sharp], f.offsets_var[sharp]
+        if len(offs) < MIN_D2D_DEVICES:
+            continue
+        total = max(float(np.var(offs, ddof=1)) - float(np.mean(offs_var)), 0.0)
+        var = total - (p.variability.d2d_v / f.t) ** 2
+        var_se = total * np.sqrt(2.0 / (len(offs) - 1))  # of the sample variance
+        parts.append((var, var_se, len(offs)))
+    if len(parts) < 2:  # one polarity: nothing checks the split between d2d_v and d2d_rate
+        return None
+    n = sum(k for *_, k in parts)
+    var = sum(v * k for v, _, k in parts) / n
+    var_se = float(np.sqrt(sum((s * k) ** 2 for _, s, k in parts))) / n
+    var_se = float(np.hypot(var_se, (parts[0][0] - parts[1][0]) / 2))
+    d2d = float(np.sqrt(max(var, 0.0)))
+    se = var_se / (2 * max(d2d, 1e-9))  # d sqrt(v) = dv / (2 sqrt(v))
+    return Estimate("variability.d2d_rate", d2d, se, n, "1",
+                    "spread of per-device log-rate offsets less d2d_v/t, per polarity")
 
 
 # --------------------------------------------------------------------------- read noise
@@ -489,25 +523,13 @@ def calibrate(paths: list[str | Path], base: str = "tio2-o921c", name: str = "ca
                             _stuck_devices(logs, clip_reads(p)))
         _refit_at_disturb_t(p, logs, fits, fixed_t, estimates, rates)
         derived = settle_rates(p, logs, fits, estimates, warnings, rates, base, fit_rates)
-        offs = np.concatenate([f.offsets for f in fits])
-        offs_var = np.concatenate([f.offsets_var for f in fits])
-        # devices whose offset is known to within 0.5 in log (a few saturated I-V or
-        # endurance steps pin nothing and would swamp the noise correction)
-        sharp = np.isfinite(offs_var) & (offs_var < 0.25)
-        offs, offs_var = offs[sharp], offs_var[sharp]
-        t_mean = float(np.mean([f.t for f in fits]))
-        if len(offs) >= MIN_D2D_DEVICES:
-            # spread of the true offsets: observed spread less their estimation noise
-            noise_var = float(np.mean(offs_var))
-            total_var = max(float(np.var(offs, ddof=1)) - noise_var, 0.0)
-            d2d_rate = float(np.sqrt(max(total_var - (p.variability.d2d_v / t_mean) ** 2, 0.0)))
-            se = float(np.sqrt(total_var / (2 * (len(offs) - 1))) * np.sqrt(total_var)
-                       / max(d2d_rate, 1e-9))
-            estimates.append(Estimate("variability.d2d_rate", d2d_rate, se, len(offs), "1",
-                                      "spread of per-device log-rate offsets less d2d_v/t"))
+        d2d = _d2d_rate(p, fits)
+        if d2d is None:
+            warnings.append(f"fewer than {MIN_D2D_DEVICES} devices with 5 sharp pulse steps "
+                            "in both polarities: d2d_rate kept (one polarity alone cannot "
+                            "check the part of the spread the kept d2d_v explains)")
         else:
-            warnings.append(f"fewer than {MIN_D2D_DEVICES} devices with 5 pulse steps: "
-                            "d2d_rate kept")
+            estimates.append(d2d)
     noise = fit_read_noise(p, logs)
     if noise is None:
         warnings.append(f"fewer than {MIN_PAIRS} pulse-free read pairs: read_noise kept "
