@@ -53,7 +53,8 @@ def test_good_logs_give_a_preset_and_a_report(logs: dict[str, Path], tmp_path: P
                               "--report", str(tmp_path / "report.png")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "set.t" in res.output and "kept from tio2-o921c" in res.output
+    assert "set.a" in res.output and "kept from tio2-o921c" in res.output
+    assert "set rate at" in res.output
     demo = runner.invoke(app, ["demo", "--device", str(out), "--size", "4", "--no-plot",
                                "--out", str(tmp_path / "demo.h5")])
     assert demo.exit_code in (0, 3), demo.output  # ran on the calibrated devices

@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
             cal = run_calibration(list(logs), base=base, name=out.stem)
         except CalibrationInputError as exc:
             raise fail(str(exc).splitlines()[0]) from None
-        if not cal.estimates:
+        if not cal.estimates and not cal.derived:
             raise fail("the logs determine no parameter (no write-verify pulse steps, no read "
                        "pairs, no stuck cells, no I-V sweep, no saturating cycling, no retention "
                        "run): nothing written")
@@ -88,6 +88,11 @@ def register(app: typer.Typer) -> None:
             table.add_row(f"{e.name} (derived)", _show(e.value, e.unit),
                           _show(e.stderr, e.unit, 2), str(e.n))
         console.print(table)
+        for r in cal.preset["calibration"].get("rate_at_median_amplitude", []):
+            console.print(f"{r['polarity']} rate at {r['v_ref']:.3g} V: {r['rate']:.4g} 1/(Ω s), "
+                          f"std error {r['rel_stderr']:.1%} "
+                          f"({'determined' if r.get('determined') else 'not determined'})",
+                          soft_wrap=True)
         console.print(f"kept from {base}: {', '.join(cal.kept)}", soft_wrap=True)
         for w in cal.warnings:
             console.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
