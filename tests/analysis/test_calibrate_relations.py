@@ -85,7 +85,7 @@ def test_undetermined_parameters_are_kept_and_marked(
     assert {"iv.a", "retention.t0"} <= set(kept)
     # rates from a dozen devices' I-V and endurance steps: kept (or derived) and said so
     for pol in ("set", "reset"):
-        if f"{pol}.a" in kept or f"{pol}.a" in cal.preset["calibration"]["derived"]:
+        if f"{pol}.a" in kept or f"{pol}.a" in cal.preset["calibration"]["estimated"]:
             assert any(w.startswith(f"{pol}.a: ") for w in cal.warnings)
     out = load_preset_file(write_preset(cal, tmp_path / "p.yaml"))
     assert isinstance(out, CompactPreset)

@@ -9,17 +9,15 @@ calibration always starts from the shipped preset (it does not know the truth).
 
 Asserted: every parameter reported as determined (standard error <= 10 %/3 of its value,
 `calibrate_determined`) lies within 10 % of the truth; every rate at the steps' median
-amplitude reported as determined too; a prefactor `a` written as derived (the rate
-extrapolated to 0 V) within 3 of its standard errors; what is not determined is kept from the
-base, said so, and the written preset holds the base's value; exactly the simulator's stuck
-cells are found.
+amplitude reported as determined too; what is written but not determined (a prefactor `a`
+derived from the rate at v_ref, fits with larger standard errors) within 3 of its standard
+errors; what is kept from the base is said so and the written preset holds the base's value;
+exactly the simulator's stuck cells are found; a held-out session is predicted.
 
-Known, measured, not hidden: on the "minus" truth (reset.t = 0.16 V, so every RESET pulse at
-the start amplitude moves G by ~20 %) the steps give the RESET rate at 1.1 V 14.5 % low with a
-2 % standard error: the fit treats the cycle-to-cycle jitter and the device-to-device
-threshold shift as pure rate noise, which they are not for large steps (fitting the same
-steps at the true t: -8.8 % with d2d_v off, -5.3 % with the c2c noise off, +0.4 % with both
-off). That check is an expected failure until the fit models them.
+Measured on the way (README): where a polarity's steps each move G by ~20 % (t ~ 0.16-0.18
+V: the plus truth's SET, the minus truth's RESET) the step model is 7-10 % off in the rate;
+the disagreement of the small and the large steps puts that in the standard error, so those
+rates are written as estimated, not reported as determined.
 """
 
 from __future__ import annotations
@@ -67,8 +65,6 @@ TRUTHS = {
               "retention.drift_per_decade": 0.6, "retention.d2d_log_std": 1.35},
 }
 SEEDS = {"shipped": 2, "plus": 3, "minus": 4}
-KNOWN_BIAS = {("minus", "rate reset"): "RESET steps of ~20 % each: c2c jitter and d2d_v bias "
-                                        "the rate at 1.1 V by -14.5 % (module docstring)"}
 pytestmark = pytest.mark.slow  # three sets of logs simulated and fitted (~15-25 s CPU each)
 
 
@@ -121,22 +117,21 @@ def test_determined_parameters_within_10_percent(
     assert {"iv.b", "r_on", "r_off", "retention.drift_per_decade"} <= set(errors), errors
     assert any(k.startswith("rate ") for k in errors), cal.warnings
     bad = {k: v for k, v in errors.items() if abs(v) > 0.10}
-    known = {k: KNOWN_BIAS[(which, k)] for k in bad if (which, k) in KNOWN_BIAS}
-    assert set(bad) == set(known), bad
-    if known:
-        pytest.xfail("; ".join(known.values()))
+    assert not bad, bad
 
 
-def test_derived_and_kept(case: tuple[CompactPreset, SimLog, Calibration, str],
+def test_estimated_and_kept(case: tuple[CompactPreset, SimLog, Calibration, str],
                           tmp_path: Path) -> None:
-    """A derived prefactor within 3 standard errors; whatever is not determined is kept
+    """What is written but not determined within 3 standard errors; what is kept is kept
     from the base, warned about, and the written preset holds the base's value."""
     truth, _, cal, _ = case
-    for e in cal.derived:
-        assert abs(np.log(e.value / _value(truth, e.name))) < 3 * e.stderr / e.value, e
+    for e in cal.estimated:
+        z = abs(np.log(e.value / _value(truth, e.name))) / (e.stderr / abs(e.value))
+        print(f"{e.name}: {e.value / _value(truth, e.name) - 1:+.1%}, z {z:.2f}")
+        assert z < 3, e
     block = cal.preset["calibration"]
     assert not set(block["fitted"]) & set(block["kept"])
-    assert not set(block["derived"]) & (set(block["kept"]) | set(block["fitted"]))
+    assert not set(block["estimated"]) & (set(block["kept"]) | set(block["fitted"]))
     base = load_preset("tio2-o921c")
     out = load_preset_file(write_preset(cal, tmp_path / "p.yaml"))
     assert isinstance(out, CompactPreset) and isinstance(base, CompactPreset)
@@ -147,7 +142,7 @@ def test_derived_and_kept(case: tuple[CompactPreset, SimLog, Calibration, str],
     for name in ("read_noise.slope_pct_per_ohm", "stuck.lrs_rate"):  # too few to determine
         if name in block["kept"]:
             assert any(w.startswith(f"{name}: not determined") for w in cal.warnings)
-    for name, entry in block["derived"].items():
+    for name, entry in block["estimated"].items():
         assert _value(out, name) == pytest.approx(entry["value"])
 
 

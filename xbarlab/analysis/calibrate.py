@@ -7,13 +7,17 @@ Each parameter comes from the measurements that determine it:
   pulse integration (`tio2.integrate_pulse`, `switching_rate`, `switching_bound`) from the
   read before, and the predicted read after is fitted to the measured one
   (`scipy.optimize.least_squares`, residuals relative to G) with a per-device log-rate offset
-  (a random effect, weakly shrunk to zero) so that device-to-device spread does not bias the
-  population rate: ``a`` is the median device's rate. Standard errors from the Jacobian
-  (Gauss-Newton covariance scaled by the residual variance) plus the spread of the device
-  offsets over the number of devices.
+  (a random effect, shrunk to zero with the base's device spread) so that device-to-device
+  spread does not bias the population rate: ``a`` is the median device's rate. The
+  prediction averages the cycle-to-cycle noise on each change (`_predict`). Standard errors
+  from the Jacobian (Gauss-Newton covariance scaled by the residual variance, the level and
+  the devices' mean offset taken together), plus the spread of the device offsets over the
+  number of devices, plus half the disagreement between the rate the smaller and the larger
+  half of the steps give (`_split_levels`: a model that misses something shows it there;
+  measured: 10-15 % on truths whose steps move G by ~20 %).
 - ``variability.d2d_rate``: the spread of those per-device offsets, less the part the kept
-  ``d2d_v`` explains (a threshold shift dv scales the rate by exp(-dv/t)); both polarities
-  pooled.
+  ``d2d_v`` explains (a threshold shift dv scales the rate by exp(-dv/t)), per polarity at
+  its own t; the two pooled, their disagreement in the standard error (`_d2d_rate`).
 - ``read_noise``: read-to-read differences of consecutive reads with no pulse in between
   (std% = slope R + intercept, fitted to the binned std vs R with `scipy.optimize.curve_fit`).
 - ``stuck.lrs_rate`` / ``stuck.hrs_rate``: cells pulsed up to the largest amplitude of the log
@@ -27,9 +31,10 @@ Each parameter comes from the measurements that determine it:
 
 Everything else is kept from the base preset, listed as kept in the ``calibration`` block and
 marked "kept from BASE (why)" in its source. A fit is *determined* only when its standard error
-is at most 10 %/3 of its value; the rest is kept from the base with a warning, and a rate
-prefactor ``a`` the logs do not determine is written as *derived* (the value that reproduces
-the measured rate at the steps' median amplitude), see `calibrate_determined`.
+is at most 10 %/3 of its value; one within its value is written as *estimated* (not
+determined), one beyond it kept from the base, each with a warning; a rate prefactor ``a``
+the logs do not determine is written as *derived* (the value that reproduces the measured
+rate at the steps' median amplitude), see `calibrate_determined`.
 """
 
 from __future__ import annotations
@@ -121,7 +126,7 @@ class Calibration:
     noise_fit: NoiseFit | None = None
     logs: list[LogData] = field(default_factory=list)
     more: MoreFits = field(default_factory=MoreFits)  # I-V, window, drift fits
-    derived: list[Estimate] = field(default_factory=list)  # written, not determined
+    estimated: list[Estimate] = field(default_factory=list)  # written, not determined
 
 
 # --------------------------------------------------------------------------- base preset
@@ -555,8 +560,9 @@ def calibrate(paths: list[str | Path], base: str = "tio2-o921c", name: str = "ca
     else:
         warnings.append(f"no cell had {STUCK_MIN_PULSES} pulses: stuck rates kept")
     fit_drift_estimates(p, logs, base, estimates, warnings, more)
-    estimates = drop_undetermined(estimates, warnings, base)
-    doc = _preset_doc(raw, name, base, estimates, logs, warnings, derived)
+    estimates, loose = drop_undetermined(estimates, warnings, base)
+    estimated = derived + loose
+    doc = _preset_doc(raw, name, base, estimates, logs, warnings, estimated)
     doc["calibration"]["rate_at_median_amplitude"] = rates
     try:
         CompactPreset.model_validate({k: v for k, v in doc.items()})
@@ -564,7 +570,8 @@ def calibrate(paths: list[str | Path], base: str = "tio2-o921c", name: str = "ca
         raise CalibrationInputError(f"the fitted preset is not valid: {exc}") from None
     kept = doc["calibration"]["kept"]
     return Calibration(base=base, preset=doc, estimates=estimates, kept=kept, warnings=warnings,
-                       rate_fits=fits, noise_fit=noise, logs=logs, more=more, derived=derived)
+                       rate_fits=fits, noise_fit=noise, logs=logs, more=more,
+                       estimated=estimated)
 
 
 _FIELDS = {
@@ -587,7 +594,7 @@ def _entry(doc: dict[str, Any], name: str) -> tuple[dict[str, Any], str]:
 
 
 def _preset_doc(raw: dict[str, Any], name: str, base: str, estimates: list[Estimate],
-                logs: list[LogData], warnings: list[str], derived: list[Estimate]
+                logs: list[LogData], warnings: list[str], estimated: list[Estimate]
                 ) -> dict[str, Any]:
     doc: dict[str, Any] = {k: v for k, v in raw.items() if k != "calibration"}
     doc["name"] = name
@@ -602,13 +609,13 @@ def _preset_doc(raw: dict[str, Any], name: str, base: str, estimates: list[Estim
                                  f"std error {e.stderr:.3g}"}
         fitted[e.name] = {"value": float(e.value), "stderr": float(e.stderr), "n": int(e.n),
                           "method": e.method}
-    derived_doc = {}
-    for e in derived:
+    estimated_doc = {}
+    for e in estimated:
         holder, key = _entry(doc, e.name)
         entry = dict(holder[key]) if isinstance(holder[key], dict) else {}
         holder[key] = {"value": float(e.value), "unit": entry.get("unit", e.unit),
                        "source": f"calibrated, {e.method}; std error {e.stderr:.3g}"}
-        derived_doc[e.name] = {"value": float(e.value), "stderr": float(e.stderr),
+        estimated_doc[e.name] = {"value": float(e.value), "stderr": float(e.stderr),
                                "n": int(e.n), "method": e.method}
     kept = []
     for sec, keys in _FIELDS.items():
@@ -616,7 +623,7 @@ def _preset_doc(raw: dict[str, Any], name: str, base: str, estimates: list[Estim
             continue  # the base has no such section
         for k in keys:
             name = f"{sec}.{k}" if sec else k
-            if name in fitted or name in derived_doc:
+            if name in fitted or name in estimated_doc:
                 continue
             kept.append(name)
             holder, key = _entry(doc, name)
@@ -633,7 +640,7 @@ def _preset_doc(raw: dict[str, Any], name: str, base: str, estimates: list[Estim
                   "shape": [int(d.shape[0]), int(d.shape[1])], "pulse_steps": len(d.v),
                   "read_pairs": len(d.ga)} for d in logs],
         "fitted": fitted,
-        "derived": derived_doc,
+        "estimated": estimated_doc,
         "kept": kept,
         "warnings": list(warnings),
     }

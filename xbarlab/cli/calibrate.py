@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
             cal = run_calibration(list(logs), base=base, name=out.stem)
         except CalibrationInputError as exc:
             raise fail(str(exc).splitlines()[0]) from None
-        if not cal.estimates and not cal.derived:
+        if not cal.estimates and not cal.estimated:
             raise fail("the logs determine no parameter (no write-verify pulse steps, no read "
                        "pairs, no stuck cells, no I-V sweep, no saturating cycling, no retention "
                        "run): nothing written")
@@ -84,8 +84,8 @@ def register(app: typer.Typer) -> None:
         table = Table("parameter", "value", "std error", "points")
         for e in cal.estimates:
             table.add_row(e.name, _show(e.value, e.unit), _show(e.stderr, e.unit, 2), str(e.n))
-        for e in cal.derived:  # written, not determined (calibrate_determined)
-            table.add_row(f"{e.name} (derived)", _show(e.value, e.unit),
+        for e in cal.estimated:  # written, not determined (calibrate_determined)
+            table.add_row(f"{e.name} (not determined)", _show(e.value, e.unit),
                           _show(e.stderr, e.unit, 2), str(e.n))
         console.print(table)
         for r in cal.preset["calibration"].get("rate_at_median_amplitude", []):
