@@ -49,12 +49,14 @@ def _run(out: Path, cfg: SessionConfig) -> SimLog:
 
 def simulate_write_verify(
     out: Path, device: str, *, seed: int, shape: tuple[int, int] = (16, 16),
-    n_verify: int = 2, noise: bool = True,
+    n_verify: int = 2, noise: bool = True, pulse_scheme: str = "v/2",
 ) -> SimLog:
     """Program a gradient pattern with ISPP write-verify on a simulated array; log to `out`."""
+    params = WriteVerifyParams.model_validate({"n_verify": n_verify,
+                                               "pulse_scheme": pulse_scheme})
     proto = WriteVerifyArrayProtocol.model_validate({
         "target": {"pattern": "gradient"},
-        "params": WriteVerifyParams(n_verify=n_verify).model_dump(),
+        "params": params.model_dump(),
     })
     sim = SimConfig(rows=shape[0], cols=shape[1], device=device, seed=seed, noise=noise)
     return _run(out, SessionConfig(seed=seed, sim=sim, protocol=proto))

@@ -3,8 +3,9 @@
 A write-verify session reads every cell once more at the end of a pass (the read map). Between
 a cell's last verify read and that map, every later pulse on its row or column half-selected
 it: under V/2 it saw +-|V|/2 (the pulse's polarity) for the pulse's width; under grounded
-unselected lines a pulse on its row gave it the full V (one on its column nothing). V/3
-exposes every cell to every pulse and is not used here. So each programmed cell gives a
+unselected lines a pulse on its row gave it the full V (one on its column nothing); under
+V/3 (rows at V/3, columns at 2V/3) every pulse reaches every cell: +V/3 on its row or column,
+-V/3 (the other polarity) elsewhere. So each programmed cell gives a
 measured disturb: its map read against its last verify read, after a known list of
 exposures (`DisturbData`).
 
@@ -31,7 +32,8 @@ from xbarlab.sim.presets import CompactPreset
 from xbarlab.sim.tio2 import read_factor
 
 MIN_CELLS = 50
-_ROW_COL = {"v/2": (0.5, 0.5), "grounded": (1.0, 0.0)}  # voltage seen / V: same row, same col
+# voltage seen / V: a cell on the pulsed row, on the pulsed column, on neither
+_ROW_COL = {"v/2": (0.5, 0.5, 0.0), "grounded": (1.0, 0.0, 0.0), "v/3": (1 / 3, 1 / 3, -1 / 3)}
 
 
 @dataclass
@@ -68,8 +70,8 @@ def disturb_data(d: LogData, device_offset: int) -> DisturbData | None:
     schemes = set(m["scheme"].to_numpy()[pulse].tolist())
     if not pulse.size or not schemes <= set(_ROW_COL):
         return None
-    f_row = np.array([_ROW_COL[str(s)][0] for s in m["scheme"].to_numpy()[pulse]])
-    f_col = np.array([_ROW_COL[str(s)][1] for s in m["scheme"].to_numpy()[pulse]])
+    f_row, f_col, f_other = (np.array([_ROW_COL[str(s)][i] for s in m["scheme"].to_numpy()[pulse]])
+                             for i in range(3))
     pr, pc = row[pulse], col[pulse]
     pv = m["voltage"].to_numpy(np.float64)[pulse]
     pw = m["width"].to_numpy(np.float64)[pulse]
@@ -88,8 +90,10 @@ def disturb_data(d: LogData, device_offset: int) -> DisturbData | None:
         later = pulse > i_last
         on_row = later & (pr == r) & (pc != cc)
         on_col = later & (pc == cc) & (pr != r)
-        volt = np.where(on_row, f_row * pv, 0.0) + np.where(on_col, f_col * pv, 0.0)
-        hit = (on_row | on_col) & (volt != 0)
+        other = later & (pc != cc) & (pr != r)
+        volt = (np.where(on_row, f_row * pv, 0.0) + np.where(on_col, f_col * pv, 0.0)
+                + np.where(other, f_other * pv, 0.0))
+        hit = (on_row | on_col | other) & (volt != 0)
         dev.append(c + device_offset)
         g0.append(g[i_last])
         g1.append(map_g[c])
