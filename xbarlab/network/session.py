@@ -24,6 +24,7 @@ from xbarlab.crossbar import Crossbar
 from xbarlab.documents import Subscriber
 from xbarlab.engine import RunEngine, RunResult
 from xbarlab.log.reader import LogReader
+from xbarlab.network.aim import CircuitAim
 from xbarlab.network.bank import ArrayBank
 from xbarlab.network.config import NetworkSessionConfig
 from xbarlab.network.datasets import EvalSet
@@ -156,7 +157,7 @@ def run_session(cfg: NetworkSessionConfig, net: Network, data: EvalSet, out: Pat
         supervisor = getattr(opened, "supervisor", None)
         if supervisor is not None:
             supervisor.log_to(out)  # its note goes next to the HDF5 log
-        program = NetworkProgram(nmap, n, data, point)
+        program = NetworkProgram(nmap, n, data, point, circuit_aim(cfg, nmap, opened))
         t0 = time.perf_counter()
         log = cfg.log
         with HDF5Writer(out, overwrite=overwrite, flush_interval=log.flush_interval,
@@ -184,6 +185,24 @@ def _same_network(path: Path, point: ResumePoint, nmap: NetworkMap) -> None:
                                               atol=0.0):
         raise ConfigError(f"--resume {path}: that run programmed another network or mapping "
                           "(its devices or targets differ); give the same network and config")
+
+
+def circuit_aim(cfg: NetworkSessionConfig, nmap: NetworkMap, backend: Crossbar
+                ) -> CircuitAim | None:
+    """The circuit model the verify reads aim through (`xbarlab.network.aim`), or None
+    (``network.verify``). Its circuit is the config's ``sim:`` section on the simulator and on
+    a bench alike (there: the configured wire, source and sense resistances of the bench's
+    array); pulse amplitudes it scales are capped at the tighter of the session's and the
+    bench's own limits."""
+    if not cfg.aims_through_circuit():
+        return None
+    p = cfg.network.write_verify
+    v_max, v_min = cfg.limits.pulse_v_max, cfg.limits.pulse_v_min
+    own = getattr(backend, "limits", None)
+    if cfg.backend == "bench" and own is not None:
+        v_max, v_min = min(v_max, own.pulse_v_max), max(v_min, own.pulse_v_min)
+    return CircuitAim.of(cfg.sim, nmap.array_shape, nmap.n_arrays, p.v_read, p.pulse_scheme,
+                         p.set_start, v_max, v_min)
 
 
 def check_fits(cfg: NetworkSessionConfig, backend: Crossbar) -> None:
