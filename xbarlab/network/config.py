@@ -58,6 +58,11 @@ class NetworkSettings(_Strict):
     max_cal: int | None = Field(400, ge=1, description="calibration points used (None: all)")
     max_test: int | None = Field(None, ge=1, description="test points scored (None: all)")
     compensation: CompensationSettings = CompensationSettings()
+    calibrate_outputs: bool = Field(
+        False, description="after programming and compensation, fit a gain and an offset per "
+        "output of every layer in the digital periphery (calibration split) so that each "
+        "layer computes what its programmed targets say; kept when the calibration accuracy "
+        "improves")
 
     @model_validator(mode="after")
     def _window(self) -> NetworkSettings:

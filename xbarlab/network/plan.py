@@ -17,7 +17,11 @@ Sequence (every step a logged operation or checkpoint):
    ``min_gain``, reprogram only the moved devices as ``job compensate/r``
    (a real write-verify on the same chip: its disturb of the neighbours is whatever the
    backend does), read back, evaluate; stop when the calibration accuracy (ties: its loss)
-   stops improving.
+   stops improving;
+5. output calibration (``network.calibrate_outputs``): a gain and an offset per output of
+   every layer in the digital periphery, fitted on the calibration split layer after layer so
+   that the chip computes what its programmed targets say (`xbarlab.network.inference.
+   fit_outputs`), evaluated, kept when the calibration accuracy improves.
 
 With a circuit model (`xbarlab.network.aim`, ``network.verify``: the arrays have wire, source
 or sense resistance) the plan first reads every cell of the arrays; each job programs its cells
@@ -49,7 +53,7 @@ from xbarlab.network.aim import CircuitAim, verify_groups
 from xbarlab.network.compensation import ChipModel, loss_and_grad, retune
 from xbarlab.network.config import NetworkSettings
 from xbarlab.network.datasets import EvalSet
-from xbarlab.network.inference import ChipPass, chip_forward
+from xbarlab.network.inference import Calibration, ChipPass, chip_forward, fit_outputs
 from xbarlab.network.mapping import NetworkMap
 from xbarlab.network.model import accuracy
 from xbarlab.protocols.compensated import scaled_params
@@ -157,6 +161,7 @@ class NetworkProgram:
         self.data = data
         self.resume = resume or ResumePoint()
         self.aim = aim
+        self.calibration: Calibration | None = None  # the periphery's output calibration
         nominal = nmap.targets()
         # aim only: what every cell of the bank holds (the last read map, deconvolved)
         self.estimate = np.full(nominal.shape, np.nan)
@@ -257,9 +262,9 @@ class NetworkProgram:
         """Accuracy through the MVM (calibration, test) and of the read-back, digitally."""
         d = self.data
         cal: ChipPass = yield from chip_forward(self.nmap, d.x_cal, self.s.v_read,
-                                                f"{stage}/calibration")
+                                                f"{stage}/calibration", self.calibration)
         test: ChipPass = yield from chip_forward(self.nmap, d.x_test, self.s.v_read,
-                                                 f"{stage}/test")
+                                                 f"{stage}/test", self.calibration)
         loss, _ = loss_and_grad(cal.logits, d.y_cal)
         g_fill = np.where(np.isfinite(g), g, self.out.targets)
         readback = self.nmap.network_from(g_fill).logits(d.x_test)
@@ -337,4 +342,25 @@ class NetworkProgram:
             if not better:
                 break
             best = ev
+        if s.calibrate_outputs:
+            yield from self.calibrate_outputs(g)
         return out
+
+    def calibrate_outputs(self, g: FloatArray) -> Generator[Message, Any, None]:
+        """Fit the periphery's output calibration on the calibration split against what the
+        programmed targets compute (`fit_outputs`), evaluate; keep it when the calibration
+        accuracy (ties: its loss) improves on the chip as it is, else drop it."""
+        ref = self.nmap.network_from(self.out.targets)
+        calib: Calibration = yield from fit_outputs(self.nmap, self.data.x_cal,
+                                                    self.s.v_read, ref, "calibrate")
+        before = self.out.evaluations[-1]
+        self.calibration = calib
+        ev, _ = yield from self.evaluate("calibrated", g)
+        kept = ev.cal_acc > before.cal_acc or (ev.cal_acc == before.cal_acc
+                                               and ev.cal_loss < before.cal_loss)
+        yield Checkpoint("output_calibration", {
+            "kept": kept, "gain": [c[0].tolist() for c in calib],
+            "offset": [c[1].tolist() for c in calib]})
+        if not kept:
+            self.calibration = None
+            self.out.evaluations.pop()
