@@ -13,7 +13,7 @@ from xbarlab.limits import BenchLimits
 from xbarlab.messages import Plan
 from xbarlab.network.bank import ArrayBank
 from xbarlab.network.compensation import ChipModel, retune
-from xbarlab.network.inference import ChipPass, chip_forward
+from xbarlab.network.inference import ChipPass, chip_forward, fit_outputs
 from xbarlab.network.mapping import map_network
 from xbarlab.network.model import Network
 from xbarlab.sim.factory import build_sim_crossbar
@@ -151,3 +151,30 @@ def test_noise_aware_retune_is_robust_to_the_programming_error() -> None:
 
     assert sharp.loss_after < sharp.loss_before and robust.loss_after < robust.loss_before
     assert expected_loss(robust) < 0.8 * expected_loss(sharp)  # measured: 0.65
+
+
+def test_output_calibration_recovers_a_known_gain_and_offset() -> None:
+    """The chip holds a network's targets (ideal wires, devices set); the reference computes
+    2 z + 0.5 on layer 1 and 3 z - 1 on layer 2 of the same inputs: the fit finds exactly
+    those gains and offsets (up to the devices' sub-read-voltage nonlinearity), layer 2 on
+    the calibrated activations."""
+    rng = np.random.default_rng(7)
+    layers = [(rng.normal(size=(5, 3)), rng.normal(size=5)),
+              (rng.normal(size=(2, 5)), rng.normal(size=2))]
+    net = Network.of(layers)
+    x = rng.uniform(size=(60, 3))
+    nm = map_network(net, (8, 12), G_MIN, G_MAX, x_ref=x)
+    bank = _bank(nm.n_arrays, (8, 12))
+    _set(bank, nm.targets())
+    true_g = np.vstack([a.g for a in bank.arrays])  # type: ignore[attr-defined]
+    held = nm.network_from(np.where(np.isfinite(nm.targets()), true_g, np.nan))
+    (w1, b1), (w2, b2) = held.layers
+    ref = Network.of([(2 * w1, 2 * b1 + 0.5), (3 * w2, 3 * b2 - 1.0)])
+    calib = _forward(bank, fit_outputs(nm, x, 0.2, ref))
+    np.testing.assert_allclose(calib[0][0], 2.0, rtol=0.02)
+    np.testing.assert_allclose(calib[0][1], 0.5, atol=0.05)
+    np.testing.assert_allclose(calib[1][0], 3.0, rtol=0.02)
+    np.testing.assert_allclose(calib[1][1], -1.0, atol=0.15)  # absorbs the nonlinearity
+    chip: ChipPass = _forward(bank, chip_forward(nm, x, 0.2, calibration=calib))
+    scale = np.abs(ref.logits(x)).max()
+    np.testing.assert_allclose(chip.logits, ref.logits(x), atol=0.01 * scale)

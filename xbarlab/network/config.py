@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from xbarlab.config import SessionConfig, WriteVerifyArrayProtocol, WriteVerifyParams, _Strict
+from xbarlab.crossbar import BiasScheme
 
 
 class CompensationSettings(_Strict):
@@ -47,9 +48,21 @@ class NetworkSettings(_Strict):
                         "later programming disturbed out of tolerance")
     v_read: float = Field(0.2, gt=0, description="largest MVM input voltage (V)")
     write_verify: WriteVerifyParams = WriteVerifyParams()
+    verify: Literal["auto", "raw", "circuit"] = Field(
+        "auto", description="what a verify read aims at: 'raw' the target (the read is taken "
+        "for the device's conductance); 'circuit' the read a device at its target gives in "
+        "the circuit model of the sim section (wires, source and sense resistance; grounded "
+        "reads), pulse amplitudes scaled by the share a cell receives, read-backs "
+        "deconvolved through the model (`xbarlab.network.aim`); 'auto': circuit when the "
+        "model has any wire, source or sense resistance and reads are grounded")
     max_cal: int | None = Field(400, ge=1, description="calibration points used (None: all)")
     max_test: int | None = Field(None, ge=1, description="test points scored (None: all)")
     compensation: CompensationSettings = CompensationSettings()
+    calibrate_outputs: bool = Field(
+        False, description="after programming and compensation, fit a gain and an offset per "
+        "output of every layer in the digital periphery (calibration split) so that each "
+        "layer computes what its programmed targets say; kept when the calibration accuracy "
+        "improves")
 
     @model_validator(mode="after")
     def _window(self) -> NetworkSettings:
@@ -72,10 +85,29 @@ class NetworkSessionConfig(SessionConfig):
                              "settings under network.write_verify")
         return self
 
+    def aims_through_circuit(self) -> bool:
+        """Whether the verify reads aim through the circuit model (``network.verify``)."""
+        v = self.network.verify
+        if v != "auto":
+            return v == "circuit"
+        from xbarlab.network.aim import wired
+
+        return (wired(self.sim)
+                and self.network.write_verify.read_scheme is BiasScheme.GROUNDED)
+
+    @model_validator(mode="after")
+    def _circuit_reads_grounded(self) -> NetworkSessionConfig:
+        if (self.network.verify == "circuit"
+                and self.network.write_verify.read_scheme is not BiasScheme.GROUNDED):
+            raise ValueError("network.verify 'circuit' models grounded reads; set "
+                             "network.write_verify.read_scheme: grounded")
+        return self
+
     def as_write_verify_session(self) -> SessionConfig:
         """The equivalent write-verify session (for the bench checks and the physics checks
         every write-verify session passes)."""
         n = self.network
-        proto = WriteVerifyArrayProtocol(params=n.write_verify, order=n.order, passes=n.passes)
+        proto = WriteVerifyArrayProtocol(params=n.write_verify, order=n.order, passes=n.passes,
+                                         compensate=self.aims_through_circuit())
         data = self.model_dump(exclude={"network", "protocol"})
         return SessionConfig.model_validate({**data, "protocol": proto.model_dump()})

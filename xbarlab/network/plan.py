@@ -17,7 +17,19 @@ Sequence (every step a logged operation or checkpoint):
    ``min_gain``, reprogram only the moved devices as ``job compensate/r``
    (a real write-verify on the same chip: its disturb of the neighbours is whatever the
    backend does), read back, evaluate; stop when the calibration accuracy (ties: its loss)
-   stops improving.
+   stops improving;
+5. output calibration (``network.calibrate_outputs``): a gain and an offset per output of
+   every layer in the digital periphery, fitted on the calibration split layer after layer so
+   that the chip computes what its programmed targets say (`xbarlab.network.inference.
+   fit_outputs`), evaluated, kept when the calibration accuracy improves.
+
+With a circuit model (`xbarlab.network.aim`, ``network.verify``: the arrays have wire, source
+or sense resistance) the plan first reads every cell of the arrays; each job programs its cells
+in groups (a column or row of one array, in the programming order), each group's verify reads
+aimed at the read a device at its target gives in the model with the group at its targets and
+the other cells at their last deconvolved state, and pulse amplitudes scaled by the share the
+cell receives; every read-back reads the whole arrays and deconvolves them through the model,
+so the passes, the evaluation, the compensation and the verdict see conductances, not reads.
 
 Each job starts with a ``job`` checkpoint (its cells and targets) and ends with ``job_done``.
 A resumed run (`ResumePoint`) skips finished jobs, takes the cells and targets of an
@@ -28,7 +40,7 @@ finished is programmed again.
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,12 +49,14 @@ import numpy as np
 from xbarlab.config import WriteVerifyParams
 from xbarlab.crossbar import Cell, FloatArray, ReadResult
 from xbarlab.messages import Checkpoint, Message, Plan, Read
+from xbarlab.network.aim import CircuitAim, verify_groups
 from xbarlab.network.compensation import ChipModel, loss_and_grad, retune
 from xbarlab.network.config import NetworkSettings
 from xbarlab.network.datasets import EvalSet
-from xbarlab.network.inference import ChipPass, chip_forward
+from xbarlab.network.inference import Calibration, ChipPass, chip_forward, fit_outputs
 from xbarlab.network.mapping import NetworkMap
 from xbarlab.network.model import accuracy
+from xbarlab.protocols.compensated import scaled_params
 from xbarlab.protocols.write_verify import WriteVerifyOutcome, write_verify
 
 PROTOCOL = "program_network"
@@ -96,6 +110,7 @@ class NetworkOutcome:
     evaluations: list[Evaluation] = field(default_factory=list)
     jobs: list[JobCost] = field(default_factory=list)
     outcomes: dict[Cell, WriteVerifyOutcome] = field(default_factory=dict)
+    aimed: bool = False  # verify aimed through a circuit model; reads deconvolved through it
 
     def used(self) -> np.ndarray:
         return np.isfinite(self.nominal)
@@ -117,6 +132,8 @@ class NetworkOutcome:
         k = int(self.in_band().sum())
         stuck = int((self.stuck & self.used()).sum())
         band = f"±{self.tolerance * 100:.3g} % of target at the final read"
+        if self.aimed:
+            band += " (deconvolved through the circuit model)"
         acc = ""
         if self.evaluations:
             e = self.evaluations[-1]
@@ -137,18 +154,22 @@ class NetworkProgram:
     """State of one `program_network` run; `plan()` is the generator the engine drives."""
 
     def __init__(self, nmap: NetworkMap, settings: NetworkSettings, data: EvalSet,
-                 resume: ResumePoint | None = None) -> None:
+                 resume: ResumePoint | None = None, aim: CircuitAim | None = None) -> None:
         self.nmap = nmap
         self.s = settings
         self.p: WriteVerifyParams = settings.write_verify
         self.data = data
         self.resume = resume or ResumePoint()
+        self.aim = aim
+        self.calibration: Calibration | None = None  # the periphery's output calibration
         nominal = nmap.targets()
+        # aim only: what every cell of the bank holds (the last read map, deconvolved)
+        self.estimate = np.full(nominal.shape, np.nan)
         self.out = NetworkOutcome(
             nominal.copy(), nominal, np.full(nominal.shape, np.nan),
             np.full(nominal.shape, np.nan), np.zeros(nominal.shape, dtype=bool),
             self.p.tolerance,
-            accuracy(nmap.network.logits(data.x_test), data.y_test))
+            accuracy(nmap.network.logits(data.x_test), data.y_test), aimed=aim is not None)
         for c in self.resume.stuck:
             self.out.stuck[c] = True
 
@@ -170,29 +191,70 @@ class NetworkProgram:
         yield Checkpoint("job", {"job": name, "cells": [list(c) for c in cells],
                                  "targets": [float(targets[c]) for c in cells]})
         t0 = time.perf_counter()
-        for i, cell in enumerate(cells):
-            if cell in done:
-                cost.skipped += 1
-                continue
-            o = yield from write_verify(cell, float(targets[cell]), self.p)
-            self.out.outcomes[cell] = o
-            self.out.stuck[cell] = _stuck(o)
-            cost.pulses += o.n_pulses
-            yield Checkpoint("cell_done", {
-                "progress": (i + 1, len(cells)), "job": name, "cell": cell,
-                "converged": o.converged, "n_pulses": o.n_pulses, "g_final": o.g_final,
-                "target": o.target, "reason": o.reason})
+        cost.skipped = sum(1 for c in cells if c in done)
+        todo = [c for c in cells if c not in done]
+        pos = {c: i for i, c in enumerate(cells)}
+        for group, aims in self._aimed(todo, targets):
+            for cell in group:
+                read_aim, pulse_gain = aims.get(cell, (float(targets[cell]), 1.0))
+                p = self.p if pulse_gain == 1.0 else scaled_params(
+                    self.p, pulse_gain, self.aim.v_max, self.aim.v_min)  # type: ignore[union-attr]
+                o = yield from write_verify(cell, read_aim, p)
+                self.out.outcomes[cell] = o
+                self.out.stuck[cell] = _stuck(o)
+                cost.pulses += o.n_pulses
+                data = {"progress": (pos[cell] + 1, len(cells)), "job": name, "cell": cell,
+                        "converged": o.converged, "n_pulses": o.n_pulses,
+                        "g_final": o.g_final, "target": o.target, "reason": o.reason}
+                if aims:
+                    data |= {"g_target": float(targets[cell]), "pulse_gain": pulse_gain}
+                yield Checkpoint("cell_done", data)
         cost.seconds = time.perf_counter() - t0
         yield Checkpoint("job_done", {"job": name, "pulses": cost.pulses,
                                       "programmed": cost.cells - cost.skipped,
                                       "seconds": cost.seconds})
 
+    def _aimed(self, cells: list[Cell], targets: FloatArray
+               ) -> Iterator[tuple[list[Cell], dict[Cell, tuple[float, float]]]]:
+        """`cells` in verify groups with each cell's (verify read aim, pulse gain): through
+        the circuit model (see the module doc), or one group aimed at the targets."""
+        aim = self.aim
+        if aim is None:
+            yield cells, {}
+            return
+        m = self.nmap.array_shape[0]
+        model = np.where(np.isfinite(self.estimate), self.estimate,
+                         np.where(np.isfinite(targets), targets, self.s.g_min))
+        healthy = ~self.out.stuck
+        after = model.copy()  # every cell of the job at its target: the pulse gains
+        for c in cells:
+            after[c] = targets[c] if healthy[c] else after[c]
+        gains = aim.pulse_gains(after, sorted({c[0] // m for c in cells}))
+        for group in verify_groups(cells, m, self.nmap.order):
+            for c in group:
+                if healthy[c]:
+                    model[c] = targets[c]
+            reads = aim.verify_reads(model, group)
+            yield group, {c: (reads[c] * float(targets[c]) / float(model[c]),
+                              float(gains[c])) for c in group}
+
     def read_devices(self, tag: str) -> Generator[Message, Any, FloatArray]:
-        """Read every device of the network once; returns the bank map (NaN elsewhere)."""
+        """Read every device of the network once; returns the bank map (NaN elsewhere).
+        With a circuit model: read every cell of the arrays, deconvolve the map through the
+        model (`estimate`), and return the network's devices of it."""
         cells = self.nmap.cells
-        res: ReadResult = yield Read(tuple(cells), self.p.v_read, self.p.read_scheme, tag=tag)
         g = np.full(self.nmap.bank_shape, np.nan)
-        g[tuple(np.asarray(res.cells).T)] = res.conductances
+        if self.aim is None:
+            res: ReadResult = yield Read(tuple(cells), self.p.v_read, self.p.read_scheme,
+                                         tag=tag)
+            g[tuple(np.asarray(res.cells).T)] = res.conductances
+            return g
+        whole: ReadResult = yield Read(None, self.p.v_read, self.p.read_scheme, tag=tag)
+        raw = np.full(self.nmap.bank_shape, np.nan)
+        raw[tuple(np.asarray(whole.cells).T)] = whole.conductances
+        self.estimate = self.aim.deconvolve(raw)
+        idx = tuple(np.asarray(cells).T)
+        g[idx] = self.estimate[idx]
         return g
 
     def evaluate(self, stage: str, g: FloatArray) -> Generator[Message, Any,
@@ -200,9 +262,9 @@ class NetworkProgram:
         """Accuracy through the MVM (calibration, test) and of the read-back, digitally."""
         d = self.data
         cal: ChipPass = yield from chip_forward(self.nmap, d.x_cal, self.s.v_read,
-                                                f"{stage}/calibration")
+                                                f"{stage}/calibration", self.calibration)
         test: ChipPass = yield from chip_forward(self.nmap, d.x_test, self.s.v_read,
-                                                 f"{stage}/test")
+                                                 f"{stage}/test", self.calibration)
         loss, _ = loss_and_grad(cal.logits, d.y_cal)
         g_fill = np.where(np.isfinite(g), g, self.out.targets)
         readback = self.nmap.network_from(g_fill).logits(d.x_test)
@@ -228,6 +290,8 @@ class NetworkProgram:
         cells = self.nmap.cells
         targets = out.targets
         yield Checkpoint("network", self.nmap.describe())
+        if self.aim is not None:  # the state the circuit model starts from
+            yield from self.read_devices("read/initial")
         yield from self.job("program/1", cells, targets)
         for k in range(2, s.passes + 1):
             g = yield from self.read_devices(f"pass{k - 1}")
@@ -278,4 +342,25 @@ class NetworkProgram:
             if not better:
                 break
             best = ev
+        if s.calibrate_outputs:
+            yield from self.calibrate_outputs(g)
         return out
+
+    def calibrate_outputs(self, g: FloatArray) -> Generator[Message, Any, None]:
+        """Fit the periphery's output calibration on the calibration split against what the
+        programmed targets compute (`fit_outputs`), evaluate; keep it when the calibration
+        accuracy (ties: its loss) improves on the chip as it is, else drop it."""
+        ref = self.nmap.network_from(self.out.targets)
+        calib: Calibration = yield from fit_outputs(self.nmap, self.data.x_cal,
+                                                    self.s.v_read, ref, "calibrate")
+        before = self.out.evaluations[-1]
+        self.calibration = calib
+        ev, _ = yield from self.evaluate("calibrated", g)
+        kept = ev.cal_acc > before.cal_acc or (ev.cal_acc == before.cal_acc
+                                               and ev.cal_loss < before.cal_loss)
+        yield Checkpoint("output_calibration", {
+            "kept": kept, "gain": [c[0].tolist() for c in calib],
+            "offset": [c[1].tolist() for c in calib]})
+        if not kept:
+            self.calibration = None
+            self.out.evaluations.pop()

@@ -4,8 +4,10 @@ The same code runs on the simulator (one simulated chip per array the network ne
 drawn from its own seed; array 0 uses the config's seed) and on a bench (its one array: the
 network must fit on it). Resuming reads the old logs (`--resume LOG`, following the chain of
 runs it resumed): finished jobs are skipped, an interrupted job goes on without its finished
-devices; on the simulator every device read in the old runs is first set to its last read
-conductance (a simulated chip keeps no state between processes; a bench's devices keep theirs).
+devices. A simulated chip keeps no state between processes: it is rebuilt from the same
+config and the old runs' logged operations are replayed on it (`xbarlab.network.replay`), so
+the resumed run continues from the devices' true state, disturb included; a bench's devices
+keep theirs.
 """
 
 from __future__ import annotations
@@ -24,13 +26,16 @@ from xbarlab.crossbar import Crossbar
 from xbarlab.documents import Subscriber
 from xbarlab.engine import RunEngine, RunResult
 from xbarlab.log.reader import LogReader
+from xbarlab.network.aim import CircuitAim
 from xbarlab.network.bank import ArrayBank
 from xbarlab.network.config import NetworkSessionConfig
 from xbarlab.network.datasets import EvalSet
 from xbarlab.network.mapping import NetworkMap, map_network
 from xbarlab.network.model import Network
 from xbarlab.network.plan import PROTOCOL, NetworkProgram, ResumePoint
+from xbarlab.network.replay import replay
 from xbarlab.sessions import build_backend as build_session_backend
+from xbarlab.sim.crossbar import SimCrossbar
 
 
 def array_seed(base: int, index: int) -> int:
@@ -128,7 +133,9 @@ def run_session(cfg: NetworkSessionConfig, net: Network, data: EvalSet, out: Pat
     if cfg.backend == "bench" and opened is None:
         opened = build_arrays(cfg, 1)
     try:
-        if opened is not None:
+        if isinstance(opened, ArrayBank):  # a bank given by the caller: its arrays
+            nmap = map_for(cfg, net, data, opened.array_shape, len(opened.arrays))
+        elif opened is not None:
             shape = tuple(int(v) for v in opened.shape)
             nmap = map_for(cfg, net, data, (shape[0], shape[1]), 1)
         else:
@@ -142,13 +149,11 @@ def run_session(cfg: NetworkSessionConfig, net: Network, data: EvalSet, out: Pat
                                   f"{chain[0].shape[1]} bank, this one is {opened.shape[0]} x "
                                   f"{opened.shape[1]} (same config and network?)")
             _same_network(resume, point, nmap)
-            restored = _restore(opened, last)
             done = sum(len(v) for v in point.done_cells.values())
             resumed = (f"resuming run {chain[0].run_id[:8]} ({chain[0].status}) of {resume}: "
                        f"{done} device programmings done, jobs finished: "
                        f"{', '.join(sorted(point.done_jobs)) or 'none'}")
-            if restored:
-                resumed += f"; simulator: {restored} cells set to their last logged read"
+            resumed += continue_simulator(cfg, opened, chain, last)
             extra["resumed_from"] = {"run_id": chain[0].run_id, "log": str(resume.resolve()),
                                      "status": chain[0].status,
                                      "chain": [r.run_id for r in chain]}
@@ -156,7 +161,7 @@ def run_session(cfg: NetworkSessionConfig, net: Network, data: EvalSet, out: Pat
         supervisor = getattr(opened, "supervisor", None)
         if supervisor is not None:
             supervisor.log_to(out)  # its note goes next to the HDF5 log
-        program = NetworkProgram(nmap, n, data, point)
+        program = NetworkProgram(nmap, n, data, point, circuit_aim(cfg, nmap, opened))
         t0 = time.perf_counter()
         log = cfg.log
         with HDF5Writer(out, overwrite=overwrite, flush_interval=log.flush_interval,
@@ -186,6 +191,24 @@ def _same_network(path: Path, point: ResumePoint, nmap: NetworkMap) -> None:
                           "(its devices or targets differ); give the same network and config")
 
 
+def circuit_aim(cfg: NetworkSessionConfig, nmap: NetworkMap, backend: Crossbar
+                ) -> CircuitAim | None:
+    """The circuit model the verify reads aim through (`xbarlab.network.aim`), or None
+    (``network.verify``). Its circuit is the config's ``sim:`` section on the simulator and on
+    a bench alike (there: the configured wire, source and sense resistances of the bench's
+    array); pulse amplitudes it scales are capped at the tighter of the session's and the
+    bench's own limits."""
+    if not cfg.aims_through_circuit():
+        return None
+    p = cfg.network.write_verify
+    v_max, v_min = cfg.limits.pulse_v_max, cfg.limits.pulse_v_min
+    own = getattr(backend, "limits", None)
+    if cfg.backend == "bench" and own is not None:
+        v_max, v_min = min(v_max, own.pulse_v_max), max(v_min, own.pulse_v_min)
+    return CircuitAim.of(cfg.sim, nmap.array_shape, nmap.n_arrays, p.v_read, p.pulse_scheme,
+                         p.set_start, v_max, v_min)
+
+
 def check_fits(cfg: NetworkSessionConfig, backend: Crossbar) -> None:
     """Refuse, before the first operation, pulses or biasing the backend cannot produce or
     the session's (and a bench's own) limits forbid (`ConfigError`, one line each)."""
@@ -201,6 +224,40 @@ def check_fits(cfg: NetworkSessionConfig, backend: Crossbar) -> None:
     if problems:
         where = f"bench {cfg.bench}" if cfg.backend == "bench" else "the simulator"
         raise ConfigError(f"this session cannot run on {where}:\n  " + "\n  ".join(problems))
+
+
+def simulated(backend: Crossbar) -> bool:
+    """Whether `backend` is the simulator (one array or a bank of them)."""
+    if isinstance(backend, ArrayBank):
+        return all(isinstance(a, SimCrossbar) for a in backend.arrays)
+    return isinstance(backend, SimCrossbar)
+
+
+def continue_simulator(cfg: NetworkSessionConfig, backend: Crossbar, chain: list[Any],
+                       last: np.ndarray) -> str:
+    """Bring a fresh simulated chip to the state the resumed runs left it in: replay their
+    logged operations (`xbarlab.network.replay`; the same config builds the same chip). If
+    an older log of the chain is gone, fall back to setting every cell read to its last read
+    (which erases the disturb it received after that read). Returns what was done, in words
+    ("" on a bench: its devices kept their state)."""
+    if not simulated(backend):
+        return ""
+    ours = cfg.model_dump(mode="json")
+    for run in chain:
+        theirs = run.config
+        if theirs.get("sim") != ours["sim"] or (theirs.get("limits", {}).get("compliance")
+                                                != ours["limits"]["compliance"]):
+            raise ConfigError(f"--resume {run.path}: that run simulated another chip (its "
+                              "sim section or compliance differs); a resumed simulated run "
+                              "replays the old operations on the same chip: give the same "
+                              "config")
+    if chain[-1].config.get("resumed_from"):  # the chain's oldest log is gone
+        restored = _restore(backend, last)
+        return (f"; simulator: an older log of the chain is missing, so {restored} cells "
+                "were set to their last logged read (the disturb after it is lost)")
+    n = replay(backend, [r.path for r in reversed(chain)])
+    return (f"; simulator: {n} logged operations replayed on the same chip (its state where "
+            "the old run left it)")
 
 
 def _restore(backend: Crossbar, last: np.ndarray) -> int:
