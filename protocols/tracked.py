@@ -1,0 +1,272 @@
+"""Write-verify that tracks the array's state through a circuit model (wired arrays).
+
+With wire, source and sense resistance a grounded read measures only part of a device's
+conductance, and that part depends on every device of the selected row and column; pulses
+deliver only part of their amplitude; and programming a cell disturbs the finished cells of
+its row and column. This plan keeps an estimate of every device's conductance and aims each
+cell's verify reads and pulses through the circuit model at that estimate:
+
+1. Read the array map (one grounded row read per row: an MVM with one row driven at V_read)
+   and de-embed it through the model: the estimate of every device.
+2. For each cell in the order: its read-space target is the model's read of the cell with the
+   cell at its target and the others at their estimates (one model solve). Pulses come from
+   the device model (`PulseLaw`: the device voltage that moves the estimated G to the target
+   in one pulse, over the delivered share the model predicts, capped at the params' caps and
+   the bench limits), learning each device's offset from what its pulses did; without a
+   device model, ISPP with amplitudes scaled by the delivered share. The cell ends when a
+   verify read lies within `band` x tolerance of its read-space target.
+3. Every `map_cells` cells the map is read again and de-embedded (the estimate follows the
+   disturb), and the pulse shares are updated.
+4. Final passes: read the map, de-embed, and program again the cells whose estimate lies more
+   than `retry` x tolerance from their target (disturbed by later cells), up to `passes`
+   times; a final map gives the outcome.
+
+The model (`ArrayModel`) sees estimates only, never a simulated device: the same plan runs on
+a bench (`xbarlab.analysis.array_model.CircuitArrayModel` builds it from the session's circuit
+section). Grounded reads only (a row read is the grounded read of its cells).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+import numpy as np
+
+from xbarlab.config import WriteVerifyParams
+from xbarlab.crossbar import BiasScheme, Cell, FloatArray, MvmResult, ReadResult
+from xbarlab.messages import Message, Mvm, Plan, Pulse, Read
+from xbarlab.protocols.common import cell_done
+from xbarlab.protocols.compensated import scaled_params
+from xbarlab.protocols.pulse_law import PulseLaw
+from xbarlab.protocols.write_verify import ArrayOutcome, WriteVerifyOutcome, write_verify
+
+
+class ArrayModel(Protocol):
+    """What the plan asks of a circuit model (conductances in S)."""
+
+    def read_map(self, g: FloatArray) -> FloatArray: ...
+
+    def read_cell(self, g: FloatArray, cell: Cell) -> float: ...
+
+    def de_embed(self, reads: FloatArray, guess: FloatArray) -> FloatArray: ...
+
+    def pulse_share(self, g: FloatArray, voltage: float) -> FloatArray: ...
+
+
+@dataclass(frozen=True)
+class TrackedSettings:
+    """How closely the plan tracks the array, and how its pulses are chosen."""
+
+    band: float = 0.7  # verify band, as a fraction of the tolerance
+    retry: float = 1.0  # final passes: estimates beyond this fraction of the tolerance
+    map_cells: int = 512  # cells programmed between two map reads (0: start and end only)
+    passes: int = 3  # final passes at most
+    aim: float = 1.0  # share of the way to the target each pulse aims at, when far
+    max_pulses: int = 40  # per cell and attempt
+    stall: int = 2  # pulses at the cap that move G by < tolerance / 4: given up as stuck
+    prior: float = 0.6  # weight of the preset (offset 0) against one observed pulse
+    learn_above: float = 0.015  # relative change of G a pulse must make to teach the offset
+    largest_first: bool = True  # each pass programs the cells needing the largest change first
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedOutcome(ArrayOutcome):
+    """`ArrayOutcome` with `final` the estimated conductances after the session and `reads`
+    the final read map they were de-embedded from."""
+
+    reads: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
+    maps: int = 0  # map reads (one operation each)
+
+    def verdict(self) -> tuple[str, str]:
+        status, reason = ArrayOutcome.verdict(self)
+        return status, reason.replace("at the final read", "estimated from the final read map")
+
+
+def read_rows(shape: tuple[int, int], v_read: float) -> Generator[Message, Any, FloatArray]:
+    """Grounded read of every cell as one MVM with one row driven at a time; returns the map
+    of I / V (S), NaN where the current compliance was reached."""
+    m, n = shape
+    res: MvmResult = yield Mvm(np.eye(m) * v_read, tag="read_map")
+    g = np.asarray(res.currents, dtype=np.float64).reshape(m, n) / v_read
+    tripped = np.asarray(res.compliance, dtype=bool).reshape(m, n)
+    return np.where(tripped, np.nan, g)
+
+
+class _Offsets:
+    """Each device's learned voltage offset per polarity: mean of the observed offsets with
+    `prior` pseudo-observations of 0 (the preset)."""
+
+    def __init__(self, prior: float) -> None:
+        self.prior = prior
+        self._sum: dict[tuple[Cell, int], float] = {}
+        self._n: dict[tuple[Cell, int], int] = {}
+
+    def get(self, cell: Cell, polarity: int) -> float:
+        key = (cell, polarity)
+        return self._sum.get(key, 0.0) / (self._n.get(key, 0) + self.prior)
+
+    def learn(self, cell: Cell, polarity: int, delta: float) -> None:
+        key = (cell, polarity)
+        self._sum[key] = self._sum.get(key, 0.0) + delta
+        self._n[key] = self._n.get(key, 0) + 1
+
+
+@dataclass
+class _Cell:
+    """One cell's job: its true target, read-space target and delivered share."""
+
+    cell: Cell
+    target: float
+    read_target: float
+    share: float
+
+    @property
+    def gain(self) -> float:
+        return self.read_target / self.target
+
+
+def _model_pulses(job: _Cell, p: WriteVerifyParams, law: PulseLaw, offsets: _Offsets,
+                  s: TrackedSettings, v_max: float, v_min: float) -> Plan:
+    """Write-verify of one cell with pulses from the device model; returns a
+    `WriteVerifyOutcome` in true-conductance terms (estimates)."""
+    cell, target = job.cell, job.target
+    band = s.band * p.tolerance * job.read_target
+    cap_set = min(p.set_max, v_max * job.share)  # on the device
+    cap_reset = max(p.reset_min, v_min * job.share)
+    n_pulses = n_rev = in_band = stalled = 0
+    last = 0
+
+    def end(g: float, ok: bool, why: str) -> WriteVerifyOutcome:
+        return WriteVerifyOutcome(cell, target, g, ok, n_pulses, n_rev, why)
+
+    r: ReadResult = yield Read((cell,), p.v_read, p.read_scheme, tag="verify")
+    while True:
+        y = float(r.conductances[0])
+        g = y / job.gain
+        if bool(r.compliance[0]):
+            return end(g, False, f"compliance: the verify read at {p.v_read:+g} V hit the "
+                                 "current compliance")
+        if abs(y - job.read_target) <= band:
+            in_band += 1
+            if in_band >= p.n_verify:
+                return end(g, True, "converged")
+            r = yield Read((cell,), p.v_read, p.read_scheme, tag="verify")
+            continue
+        in_band = 0
+        if n_pulses >= s.max_pulses:
+            return end(g, False, f"{s.max_pulses} pulses spent")
+        polarity = 1 if g < target else -1
+        if last and polarity != last:
+            n_rev += 1
+            if n_rev > p.max_reversals:
+                return end(g, False, f"more than {p.max_reversals} polarity reversals")
+        last = polarity
+        far = abs(target - g) > 3 * p.tolerance * target
+        aim = g + s.aim * (target - g) if far else target
+        cap = cap_set if polarity > 0 else cap_reset
+        delta = offsets.get(cell, polarity)
+        v_dev = law.voltage_for(g, aim, p.width, delta, cap)
+        voltage = float(np.clip(v_dev / job.share, v_min, v_max))
+        tag = "set" if polarity > 0 else "reset"
+        yield Pulse(cell, voltage, p.width, p.pulse_scheme, tag=tag)
+        n_pulses += 1
+        r = yield Read((cell,), p.v_read, p.read_scheme, tag="verify")
+        g_new = float(r.conductances[0]) / job.gain
+        v_seen = voltage * job.share
+        expected = float(law.after(g, v_seen, p.width, delta)) - g
+        moved = (g_new - g) * polarity  # towards the target
+        if max(abs(expected), abs(moved)) > s.learn_above * g and not bool(r.compliance[0]):
+            # a pulse that did (almost) nothing is informative too: the device is slower
+            seen = law.offset_of(g, g + polarity * max(moved, 1e-4 * g), v_seen, p.width)
+            if seen is not None:
+                offsets.learn(cell, polarity, seen)
+        at_cap = abs(v_seen) >= abs(cap) * (1 - 1e-9) or voltage in (v_min, v_max)
+        stalled = stalled + 1 if at_cap and moved < 0.25 * p.tolerance * target else 0
+        if stalled >= s.stall:
+            return end(g_new, False, f"stuck: {s.stall} pulses at {voltage:+.2f} V moved it "
+                                     "no further")
+
+
+def _ispp(job: _Cell, p: WriteVerifyParams, s: TrackedSettings, v_max: float,
+          v_min: float) -> Plan:
+    """Write-verify of one cell by ISPP with amplitudes scaled by the delivered share, aimed
+    at its read-space target; returns a `WriteVerifyOutcome` in true-conductance terms."""
+    q = scaled_params(p, 1.0 / job.share, v_max, v_min)
+    q = q.model_copy(update={"tolerance": s.band * p.tolerance})
+    o: WriteVerifyOutcome = yield from write_verify(job.cell, job.read_target, q)
+    return replace(o, target=job.target, g_final=o.g_final / job.gain)
+
+
+def write_verify_tracked(
+    targets: FloatArray, params: WriteVerifyParams, model: ArrayModel, law: PulseLaw | None,
+    order: Sequence[Cell], v_max: float, v_min: float,
+    settings: TrackedSettings = TrackedSettings(),
+) -> Plan:
+    """Program `order`'s cells to `targets` (S, true conductances) through `model`; pulses from
+    `law` (None: ISPP), capped at the bench's pulse limits [`v_min`, `v_max`] (V). Returns a
+    `TrackedOutcome`."""
+    if BiasScheme(params.read_scheme) is not BiasScheme.GROUNDED:
+        raise ValueError("a tracked write-verify reads rows: it needs the grounded read scheme")
+    s = settings
+    t = np.asarray(targets, dtype=np.float64)
+    if t.ndim != 2 or not np.all(np.isfinite(t)) or (t <= 0).any():
+        raise ValueError("targets must be a 2-D map of finite, positive conductances")
+    shape = (int(t.shape[0]), int(t.shape[1]))
+    v_pulse = 0.5 * (params.set_start + params.set_max)  # a typical SET, for the shares
+    offsets = _Offsets(s.prior)
+    latest: dict[Cell, WriteVerifyOutcome] = {}
+    attempts: list[WriteVerifyOutcome] = []
+    maps = 0
+
+    def refresh(est: FloatArray) -> Generator[Message, Any, tuple[FloatArray, FloatArray,
+                                                                   FloatArray]]:
+        nonlocal maps
+        reads = yield from read_rows(shape, params.v_read)
+        maps += 1
+        est = model.de_embed(reads, est)
+        return est, reads, model.pulse_share(est, v_pulse)
+
+    def program(cells: Sequence[Cell], est: FloatArray, share: FloatArray, n_pass: int,
+                ) -> Generator[Message, Any, tuple[FloatArray, FloatArray]]:
+        for k, cell in enumerate(cells):
+            if s.map_cells and k and k % s.map_cells == 0:
+                est, _, share = yield from refresh(est)
+            aimed = est.copy()
+            aimed[cell] = t[cell]
+            job = _Cell(cell, float(t[cell]), model.read_cell(aimed, cell), float(share[cell]))
+            if law is not None:
+                o = yield from _model_pulses(job, params, law, offsets, s, v_max, v_min)
+            else:
+                o = yield from _ispp(job, params, s, v_max, v_min)
+            est[cell] = o.g_final
+            latest[cell] = o
+            attempts.append(o)
+            yield cell_done(k + 1, len(cells), cell, converged=o.converged,
+                            n_pulses=o.n_pulses, g_final=o.g_final, target=o.target,
+                            read_target=job.read_target, pulse_gain=1.0 / job.share,
+                            reason=o.reason, **{"pass": n_pass})
+        return est, share
+
+    def ranked(cells: list[Cell], est: FloatArray) -> list[Cell]:
+        if not s.largest_first:
+            return cells
+        change = np.abs(np.log(est / t))
+        return sorted(cells, key=lambda c: -change[c])
+
+    order = [(int(r), int(c)) for r, c in order]
+    est, reads, share = yield from refresh(np.full(shape, float(np.median(t))))
+    est, share = yield from program(ranked(order, est), est, share, 1)
+    n_pass = 1
+    est, reads, share = yield from refresh(est)
+    for n_pass in range(2, s.passes + 2):
+        off = np.abs(est - t) > s.retry * params.tolerance * t
+        again = [c for c in order if off[c] and latest[c].converged]  # disturbed since
+        if not again:
+            n_pass -= 1
+            break
+        est, share = yield from program(ranked(again, est), est, share, n_pass)
+        est, reads, share = yield from refresh(est)
+    return TrackedOutcome(t, [latest[c] for c in order], est, params.tolerance, attempts,
+                          n_pass, reads=reads, maps=maps)
