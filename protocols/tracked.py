@@ -68,6 +68,9 @@ class TrackedSettings:
     stall: int = 2  # pulses at the cap that move G by < tolerance / 4: given up as stuck
     prior: float = 0.6  # weight of the preset (offset 0) against one observed pulse
     learn_above: float = 0.015  # relative change of G a pulse must make to teach the offset
+    min_width: float | None = None  # shortest pulse (s): each pulse takes the shortest width
+    # of the ladder params.width / sqrt(10)^k down to it whose voltage stays below the cap
+    # (shorter, higher pulses disturb the half-selected cells less); None: params.width only
     largest_first: bool = True  # each pass programs the cells needing the largest change first
 
 
@@ -132,6 +135,9 @@ def _model_pulses(job: _Cell, p: WriteVerifyParams, law: PulseLaw, offsets: _Off
     """Write-verify of one cell with pulses from the device model; returns a
     `WriteVerifyOutcome` in true-conductance terms (estimates)."""
     cell, target = job.cell, job.target
+    widths = [p.width]
+    while s.min_width is not None and widths[-1] / 10 ** 0.5 >= s.min_width * (1 - 1e-9):
+        widths.append(widths[-1] / 10 ** 0.5)
     band = s.band * p.tolerance * job.read_target
     cap_set = min(p.set_max, v_max * job.share)  # on the device
     cap_reset = max(p.reset_min, v_min * job.share)
@@ -167,19 +173,22 @@ def _model_pulses(job: _Cell, p: WriteVerifyParams, law: PulseLaw, offsets: _Off
         aim = g + s.aim * (target - g) if far else target
         cap = cap_set if polarity > 0 else cap_reset
         delta = offsets.get(cell, polarity)
-        v_dev = law.voltage_for(g, aim, p.width, delta, cap)
+        for width in reversed(widths):  # the shortest pulse that does it below the cap
+            v_dev = law.voltage_for(g, aim, width, delta, cap)
+            if abs(v_dev) < 0.9 * abs(cap):
+                break
         voltage = float(np.clip(v_dev / job.share, v_min, v_max))
         tag = "set" if polarity > 0 else "reset"
-        yield Pulse(cell, voltage, p.width, p.pulse_scheme, tag=tag)
+        yield Pulse(cell, voltage, width, p.pulse_scheme, tag=tag)
         n_pulses += 1
         r = yield Read((cell,), p.v_read, p.read_scheme, tag="verify")
         g_new = float(r.conductances[0]) / job.gain
         v_seen = voltage * job.share
-        expected = float(law.after(g, v_seen, p.width, delta)) - g
+        expected = float(law.after(g, v_seen, width, delta)) - g
         moved = (g_new - g) * polarity  # towards the target
         if max(abs(expected), abs(moved)) > s.learn_above * g and not bool(r.compliance[0]):
             # a pulse that did (almost) nothing is informative too: the device is slower
-            seen = law.offset_of(g, g + polarity * max(moved, 1e-4 * g), v_seen, p.width)
+            seen = law.offset_of(g, g + polarity * max(moved, 1e-4 * g), v_seen, width)
             if seen is not None:
                 offsets.learn(cell, polarity, seen)
         at_cap = abs(v_seen) >= abs(cap) * (1 - 1e-9) or voltage in (v_min, v_max)
