@@ -75,7 +75,7 @@ class PulseLaw:
         capped at |v_cap|: SET (positive) to raise G, RESET (negative) to lower it."""
         sign = 1.0 if g_aim > g else -1.0
         cap = abs(v_cap)
-        grid = _V_GRID[_V_GRID <= cap]
+        grid = _V_GRID[cap >= _V_GRID]
         if grid.size == 0:
             return sign * cap
         got = self.after(g, sign * grid, width, delta)

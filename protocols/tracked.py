@@ -28,7 +28,7 @@ section). Grounded reads only (a row read is the grounded read of its cells).
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -39,6 +39,7 @@ from xbarlab.crossbar import BiasScheme, Cell, FloatArray, MvmResult, ReadResult
 from xbarlab.messages import Message, Mvm, Plan, Pulse, Read
 from xbarlab.protocols.common import cell_done
 from xbarlab.protocols.compensated import scaled_params
+from xbarlab.protocols.disturb_plan import Offsets, apply_effect, mate_effect, pass_disturb
 from xbarlab.protocols.pulse_law import PulseLaw
 from xbarlab.protocols.write_verify import ArrayOutcome, WriteVerifyOutcome, write_verify
 
@@ -53,6 +54,8 @@ class ArrayModel(Protocol):
     def de_embed(self, reads: FloatArray, guess: FloatArray) -> FloatArray: ...
 
     def pulse_share(self, g: FloatArray, voltage: float) -> FloatArray: ...
+
+    def mate_voltages(self, g: FloatArray, cell: Cell) -> tuple[FloatArray, FloatArray]: ...
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ class TrackedSettings:
     min_width: float | None = None  # shortest pulse (s): each pulse takes the shortest width
     # of the ladder params.width / sqrt(10)^k down to it whose voltage stays below the cap
     # (shorter, higher pulses disturb the half-selected cells less); None: params.width only
-    largest_first: bool = True  # each pass programs the cells needing the largest change first
+    largest_first: bool = True
+    anticipate: bool = True  # track the half-select disturb and aim against the pass's drift
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,50 +101,56 @@ def read_rows(shape: tuple[int, int], v_read: float) -> Generator[Message, Any, 
     return np.where(tripped, np.nan, g)
 
 
-class _Offsets:
-    """Each device's learned voltage offset per polarity: mean of the observed offsets with
-    `prior` pseudo-observations of 0 (the preset)."""
-
-    def __init__(self, prior: float) -> None:
-        self.prior = prior
-        self._sum: dict[tuple[Cell, int], float] = {}
-        self._n: dict[tuple[Cell, int], int] = {}
-
-    def get(self, cell: Cell, polarity: int) -> float:
-        key = (cell, polarity)
-        return self._sum.get(key, 0.0) / (self._n.get(key, 0) + self.prior)
-
-    def learn(self, cell: Cell, polarity: int, delta: float) -> None:
-        key = (cell, polarity)
-        self._sum[key] = self._sum.get(key, 0.0) + delta
-        self._n[key] = self._n.get(key, 0) + 1
-
-
 @dataclass
 class _Cell:
-    """One cell's job: its true target, read-space target and delivered share."""
+    """One cell's job: its true target, the G it is aimed at now (the target minus the drift
+    the rest of the pass is predicted to bring), that aim's read and the delivered share."""
 
     cell: Cell
     target: float
+    aim: float
     read_target: float
     share: float
 
     @property
     def gain(self) -> float:
-        return self.read_target / self.target
+        return self.read_target / self.aim
 
 
-def _model_pulses(job: _Cell, p: WriteVerifyParams, law: PulseLaw, offsets: _Offsets,
-                  s: TrackedSettings, v_max: float, v_min: float) -> Plan:
-    """Write-verify of one cell with pulses from the device model; returns a
-    `WriteVerifyOutcome` in true-conductance terms (estimates)."""
-    cell, target = job.cell, job.target
+def _widths(p: WriteVerifyParams, s: TrackedSettings) -> list[float]:
     widths = [p.width]
     while s.min_width is not None and widths[-1] / 10 ** 0.5 >= s.min_width * (1 - 1e-9):
         widths.append(widths[-1] / 10 ** 0.5)
-    band = s.band * p.tolerance * job.read_target
-    cap_set = min(p.set_max, v_max * job.share)  # on the device
-    cap_reset = max(p.reset_min, v_min * job.share)
+    return widths
+
+
+def _choose(law: PulseLaw, g: float, aim: float, delta: float, cap: float,
+            widths: list[float]) -> tuple[float, float]:
+    """(device voltage, width) of the pulse the law says moves `g` to `aim`: the shortest
+    width whose voltage stays below 0.9 x `cap`, else the longest at the cap."""
+    v_dev = cap
+    width = widths[0]
+    for width in reversed(widths):
+        v_dev = law.voltage_for(g, aim, width, delta, cap)
+        if abs(v_dev) < 0.9 * abs(cap):
+            break
+    return v_dev, width
+
+
+def _caps(p: WriteVerifyParams, share: float, v_max: float, v_min: float) -> tuple[float, float]:
+    """Device-voltage caps (SET, RESET) of a cell with delivered `share`."""
+    return min(p.set_max, v_max * share), max(p.reset_min, v_min * share)
+
+
+def _model_pulses(job: _Cell, p: WriteVerifyParams, law: PulseLaw, offsets: Offsets,
+                  s: TrackedSettings, v_max: float, v_min: float,
+                  on_pulse: Callable[[float, float], None]) -> Plan:
+    """Write-verify of one cell with pulses from the device model; `on_pulse(V, width)` after
+    each pulse. Returns a `WriteVerifyOutcome` in true-conductance terms (estimates)."""
+    cell, target, aim_g = job.cell, job.target, job.aim
+    widths = _widths(p, s)
+    band = s.band * p.tolerance * target * job.gain  # in read space
+    cap_set, cap_reset = _caps(p, job.share, v_max, v_min)
     n_pulses = n_rev = in_band = stalled = 0
     last = 0
 
@@ -163,23 +173,21 @@ def _model_pulses(job: _Cell, p: WriteVerifyParams, law: PulseLaw, offsets: _Off
         in_band = 0
         if n_pulses >= s.max_pulses:
             return end(g, False, f"{s.max_pulses} pulses spent")
-        polarity = 1 if g < target else -1
+        polarity = 1 if g < aim_g else -1
         if last and polarity != last:
             n_rev += 1
             if n_rev > p.max_reversals:
                 return end(g, False, f"more than {p.max_reversals} polarity reversals")
         last = polarity
-        far = abs(target - g) > 3 * p.tolerance * target
-        aim = g + s.aim * (target - g) if far else target
+        far = abs(aim_g - g) > 3 * p.tolerance * target
+        aim = g + s.aim * (aim_g - g) if far else aim_g
         cap = cap_set if polarity > 0 else cap_reset
         delta = offsets.get(cell, polarity)
-        for width in reversed(widths):  # the shortest pulse that does it below the cap
-            v_dev = law.voltage_for(g, aim, width, delta, cap)
-            if abs(v_dev) < 0.9 * abs(cap):
-                break
+        v_dev, width = _choose(law, g, aim, delta, cap, widths)
         voltage = float(np.clip(v_dev / job.share, v_min, v_max))
         tag = "set" if polarity > 0 else "reset"
         yield Pulse(cell, voltage, width, p.pulse_scheme, tag=tag)
+        on_pulse(voltage, width)
         n_pulses += 1
         r = yield Read((cell,), p.v_read, p.read_scheme, tag="verify")
         g_new = float(r.conductances[0]) / job.gain
@@ -224,10 +232,12 @@ def write_verify_tracked(
         raise ValueError("targets must be a 2-D map of finite, positive conductances")
     shape = (int(t.shape[0]), int(t.shape[1]))
     v_pulse = 0.5 * (params.set_start + params.set_max)  # a typical SET, for the shares
-    offsets = _Offsets(s.prior)
+    offsets = Offsets(shape, s.prior)
+    widths = _widths(params, s)
     latest: dict[Cell, WriteVerifyOutcome] = {}
     attempts: list[WriteVerifyOutcome] = []
     maps = 0
+    tracking = law is not None and s.anticipate
 
     def refresh(est: FloatArray) -> Generator[Message, Any, tuple[FloatArray, FloatArray,
                                                                    FloatArray]]:
@@ -237,16 +247,58 @@ def write_verify_tracked(
         est = model.de_embed(reads, est)
         return est, reads, model.pulse_share(est, v_pulse)
 
-    def program(cells: Sequence[Cell], est: FloatArray, share: FloatArray, n_pass: int,
+    def plan_pulse(share: FloatArray) -> Callable[[Cell, float, float], tuple[float, float]]:
+        def pulse(cell: Cell, g: float, aim: float) -> tuple[float, float]:
+            assert law is not None
+            if abs(aim - g) <= s.band * params.tolerance * t[cell]:
+                return 0.0, 0.0
+            pol = 1 if aim > g else -1
+            cap = _caps(params, float(share[cell]), v_max, v_min)[0 if pol > 0 else 1]
+            v_dev, width = _choose(law, g, aim, offsets.get(cell, pol), cap, widths)
+            return float(np.clip(v_dev / share[cell], v_min, v_max)), width
+        return pulse
+
+    def drift_of(cells: list[Cell], est: FloatArray, share: FloatArray) -> FloatArray:
+        """Predicted drift of each cell after its turn in a pass over `cells`."""
+        if not tracking or not cells:
+            return np.zeros(shape)
+        assert law is not None
+        cache: dict[Cell, tuple[FloatArray, FloatArray]] = {}
+
+        def mates(cell: Cell) -> tuple[FloatArray, FloatArray]:
+            if cell not in cache:
+                cache[cell] = model.mate_voltages(est, cell)
+            return cache[cell]
+
+        drift = np.zeros(shape)
+        for _ in range(2):  # aims depend on the drift, the pulses on the aims
+            aims = np.clip(t - drift, 0.5 * t, 1.5 * t)
+            drift = pass_disturb(cells, est, aims, law, mates, plan_pulse(share), offsets)
+        return drift
+
+    def program(cells: list[Cell], est: FloatArray, share: FloatArray, n_pass: int,
                 ) -> Generator[Message, Any, tuple[FloatArray, FloatArray]]:
+        drift = drift_of(cells, est, share)
         for k, cell in enumerate(cells):
             if s.map_cells and k and k % s.map_cells == 0:
                 est, _, share = yield from refresh(est)
+            aim = float(np.clip(t[cell] - drift[cell], 0.5 * t[cell], 1.5 * t[cell]))
             aimed = est.copy()
-            aimed[cell] = t[cell]
-            job = _Cell(cell, float(t[cell]), model.read_cell(aimed, cell), float(share[cell]))
+            aimed[cell] = aim
+            job = _Cell(cell, float(t[cell]), aim, model.read_cell(aimed, cell),
+                        float(share[cell]))
             if law is not None:
-                o = yield from _model_pulses(job, params, law, offsets, s, v_max, v_min)
+                vmap = model.mate_voltages(est, cell) if tracking else None
+
+                def on_pulse(voltage: float, width: float, cell: Cell = cell,
+                             vmap: Any = vmap, now: FloatArray = est) -> None:
+                    if vmap is not None:
+                        assert law is not None
+                        apply_effect(now, cell, mate_effect(law, now, cell, vmap, voltage,
+                                                            width, offsets))
+
+                o = yield from _model_pulses(job, params, law, offsets, s, v_max, v_min,
+                                             on_pulse)
             else:
                 o = yield from _ispp(job, params, s, v_max, v_min)
             est[cell] = o.g_final
@@ -254,7 +306,7 @@ def write_verify_tracked(
             attempts.append(o)
             yield cell_done(k + 1, len(cells), cell, converged=o.converged,
                             n_pulses=o.n_pulses, g_final=o.g_final, target=o.target,
-                            read_target=job.read_target, pulse_gain=1.0 / job.share,
+                            aim=aim, read_target=job.read_target, pulse_gain=1.0 / job.share,
                             reason=o.reason, **{"pass": n_pass})
         return est, share
 
@@ -264,18 +316,28 @@ def write_verify_tracked(
         change = np.abs(np.log(est / t))
         return sorted(cells, key=lambda c: -change[c])
 
+    def to_fix(est: FloatArray, share: FloatArray) -> list[Cell]:
+        """Finished cells out of the retry band now, or predicted out of it by the pass."""
+        ok = [c for c in order if latest[c].converged]  # the others were given up
+        tol = s.retry * params.tolerance * t
+        chosen = [c for c in ok if abs(est[c] - t[c]) > tol[c]]
+        if tracking and chosen:
+            drift = drift_of(ranked(chosen, est), est, share)
+            chosen = [c for c in ok if abs(est[c] - t[c]) > tol[c]
+                      or abs(est[c] + drift[c] - t[c]) > tol[c]]
+        return ranked(chosen, est)
+
     order = [(int(r), int(c)) for r, c in order]
     est, reads, share = yield from refresh(np.full(shape, float(np.median(t))))
     est, share = yield from program(ranked(order, est), est, share, 1)
     n_pass = 1
     est, reads, share = yield from refresh(est)
     for n_pass in range(2, s.passes + 2):
-        off = np.abs(est - t) > s.retry * params.tolerance * t
-        again = [c for c in order if off[c] and latest[c].converged]  # disturbed since
+        again = to_fix(est, share)
         if not again:
             n_pass -= 1
             break
-        est, share = yield from program(ranked(again, est), est, share, n_pass)
+        est, share = yield from program(again, est, share, n_pass)
         est, reads, share = yield from refresh(est)
     return TrackedOutcome(t, [latest[c] for c in order], est, params.tolerance, attempts,
                           n_pass, reads=reads, maps=maps)

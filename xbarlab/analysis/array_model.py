@@ -9,7 +9,9 @@ section: wire, source and sense resistance, the device preset's I-V law):
 - `read_cell`: one cell's grounded read;
 - `de_embed`: the conductances whose predicted read map is a measured one (Anderson-accelerated
   fixed point on log G: a grounded read's gain depends on the whole selected row and column);
-- `pulse_share`: the share of a pulse's amplitude each cell sees across its terminals.
+- `pulse_share`: the share of a pulse's amplitude each cell sees across its terminals;
+- `mate_voltages`: what the half-selected devices of a pulse's row and column see per volt
+  (linear small-signal circuit: the half-select disturb a device model predicts from it).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from xbarlab.crossbar import BiasScheme, Cell, FloatArray
 from xbarlab.sim.circuit import Circuit
 from xbarlab.sim.factory import make_circuit
 from xbarlab.sim.iv import IVLaw, LinearIV, iv_law_of
+from xbarlab.sim.solver import WireCircuit
 
 G_FLOOR, G_CEIL = 1e-7, 1e-2  # S: the range estimates are kept in
 
@@ -83,6 +86,14 @@ class CircuitArrayModel:
         self.iv = iv
         self.v_read = float(v_read)
         self.pulse_scheme = BiasScheme(pulse_scheme)
+        if isinstance(circuit, WireCircuit) and circuit.nonlinear:  # small-signal copy
+            q = circuit.params
+            self._linear: Circuit = WireCircuit(
+                r_wire_row=q["r_wire_row"], r_wire_col=q["r_wire_col"], r_source=q["r_source"],
+                r_sense=q["r_sense"], row_drive=circuit.row_drive, col_drive=circuit.col_drive,
+                nonlinear=False)
+        else:
+            self._linear = circuit
 
     @classmethod
     def of_sim(cls, sim: SimConfig, v_read: float,
@@ -159,3 +170,12 @@ class CircuitArrayModel:
         along_r = np.array([np.interp(np.arange(n), cols, share[i]) for i in range(len(rows))])
         full = np.array([np.interp(np.arange(m), rows, along_r[:, j]) for j in range(n)]).T
         return np.asarray(np.clip(full, 1e-3, None), dtype=np.float64)
+
+    def mate_voltages(self, g: FloatArray, cell: Cell) -> tuple[FloatArray, FloatArray]:
+        """Device voltages per volt of a pulse on `cell` (small-signal circuit at `g`): along
+        its row (N,) and along its column (M,) (the cell itself included)."""
+        r, c = int(cell[0]), int(cell[1])
+        rows, cols = line_biases(self.shape, (r, c), 1.0, self.pulse_scheme)
+        sol = self._linear.solve(self._devices(g), rows[None], cols[None])
+        v = sol.v_dev[0]
+        return np.array(v[r, :], dtype=np.float64), np.array(v[:, c], dtype=np.float64)
