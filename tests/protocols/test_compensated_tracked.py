@@ -4,6 +4,8 @@ where the plain write-verify cannot."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -109,3 +111,36 @@ def test_tracked_lands_true_conductances_where_the_plain_plan_cannot() -> None:
     assert res.status.value == out.verdict()[0]
     n_ops = sum(o.n_pulses for o in out.attempts)
     assert n_ops / targets.size < 10  # pulses per cell, every pass included
+
+
+def test_tracked_runs_unchanged_on_an_emulated_bench() -> None:
+    from tests.emulators.benches import BOARD, bench_config, emulated, operations, run
+
+    sim = SimConfig(rows=8, cols=8, fidelity="wires", r_wire_row=2.0, r_wire_col=2.0,
+                    r_source=20.0, r_sense=20.0, noise=False, seed=7)
+    bench = bench_config(BOARD)
+    targets = np.random.default_rng(3).uniform(150e-6, 400e-6, (8, 8))
+
+    def plan() -> Any:
+        return write_verify_tracked(
+            targets, PARAMS, CircuitArrayModel.of_sim(sim, PARAMS.v_read), LAW,
+            programming_order((8, 8), "row-major"), bench.limits.pulse_v_max,
+            bench.limits.pulse_v_min, TrackedSettings(min_width=1e-7, passes=3))
+
+    ref, ref_docs = run(build_sim_crossbar(sim, compliance=bench.limits.compliance), bench,
+                        plan())
+    with emulated(bench, sim) as (emu, opened):
+        got, docs = run(opened.crossbar, bench, plan())
+        opened.close()
+        assert emu.safe, emu.unsafe()
+        assert emu.violations == [] and emu.server_errors == []
+    assert ref.ok and got.ok, (ref.reason, got.reason)
+    ops, ref_ops = operations(docs), operations(ref_docs)
+    assert len(ops) == len(ref_ops)
+    for a, b in zip(ops, ref_ops, strict=True):  # amplitudes from reads equal to rounding
+        assert a[:4] == b[:4] and a[-1:] == b[-1:]
+        np.testing.assert_allclose(np.asarray(a[4 if len(a) > 3 else 2], dtype=float),
+                                   np.asarray(b[4 if len(b) > 3 else 2], dtype=float),
+                                   rtol=1e-9)
+    np.testing.assert_allclose(got.value.final, ref.value.final, rtol=1e-9)
+    assert np.mean(np.abs(got.value.final / targets - 1) <= PARAMS.tolerance) >= 0.9
