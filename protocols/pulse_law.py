@@ -19,8 +19,8 @@ import numpy as np
 
 from xbarlab.crossbar import FloatArray
 
-_V_GRID = np.linspace(0.2, 3.0, 561)  # |V| on the device (5 mV steps)
-_DELTA_GRID = np.linspace(-0.6, 0.6, 241)  # voltage offsets (5 mV steps)
+_V_GRID = np.linspace(0.2, 3.0, 141)  # |V| on the device (20 mV steps, interpolated)
+_DELTA_GRID = np.linspace(-0.6, 0.6, 121)  # voltage offsets (10 mV steps, interpolated)
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,8 @@ class TrackedSettings:
     # (shorter, higher pulses disturb the half-selected cells less); None: params.width only
     largest_first: bool = True
     anticipate: bool = True  # track the half-select disturb and aim against the pass's drift
+    trust: bool = True  # plan a cell's first pulse from its estimate, without reading it
+    drift_scale: float = 2.0  # first pass: real drift / drift planned with one pulse per cell
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +146,12 @@ def _caps(p: WriteVerifyParams, share: float, v_max: float, v_min: float) -> tup
 
 def _model_pulses(job: _Cell, p: WriteVerifyParams, law: PulseLaw, offsets: Offsets,
                   s: TrackedSettings, v_max: float, v_min: float,
-                  on_pulse: Callable[[float, float], None]) -> Plan:
+                  on_pulse: Callable[[float, float], None], g_start: float | None = None
+                  ) -> Plan:
     """Write-verify of one cell with pulses from the device model; `on_pulse(V, width)` after
-    each pulse. Returns a `WriteVerifyOutcome` in true-conductance terms (estimates)."""
+    each pulse. A `g_start` estimate far enough from the aim is trusted for the first pulse
+    (no verify read before it). Returns a `WriteVerifyOutcome` in true-conductance terms
+    (estimates)."""
     cell, target, aim_g = job.cell, job.target, job.aim
     widths = _widths(p, s)
     band = s.band * p.tolerance * target * job.gain  # in read space
@@ -157,19 +162,25 @@ def _model_pulses(job: _Cell, p: WriteVerifyParams, law: PulseLaw, offsets: Offs
     def end(g: float, ok: bool, why: str) -> WriteVerifyOutcome:
         return WriteVerifyOutcome(cell, target, g, ok, n_pulses, n_rev, why)
 
-    r: ReadResult = yield Read((cell,), p.v_read, p.read_scheme, tag="verify")
+    far_off = g_start is not None and abs(g_start - aim_g) > 3 * s.band * p.tolerance * target
+    r: ReadResult | None = None
+    if not far_off:
+        r = yield Read((cell,), p.v_read, p.read_scheme, tag="verify")
     while True:
-        y = float(r.conductances[0])
-        g = y / job.gain
-        if bool(r.compliance[0]):
-            return end(g, False, f"compliance: the verify read at {p.v_read:+g} V hit the "
-                                 "current compliance")
-        if abs(y - job.read_target) <= band:
-            in_band += 1
-            if in_band >= p.n_verify:
-                return end(g, True, "converged")
-            r = yield Read((cell,), p.v_read, p.read_scheme, tag="verify")
-            continue
+        if r is None:  # the first pulse, planned from the estimate
+            g = float(g_start)  # type: ignore[arg-type]
+        else:
+            y = float(r.conductances[0])
+            g = y / job.gain
+            if bool(r.compliance[0]):
+                return end(g, False, f"compliance: the verify read at {p.v_read:+g} V hit the "
+                                     "current compliance")
+            if abs(y - job.read_target) <= band:
+                in_band += 1
+                if in_band >= p.n_verify:
+                    return end(g, True, "converged")
+                r = yield Read((cell,), p.v_read, p.read_scheme, tag="verify")
+                continue
         in_band = 0
         if n_pulses >= s.max_pulses:
             return end(g, False, f"{s.max_pulses} pulses spent")
@@ -245,7 +256,17 @@ def write_verify_tracked(
         reads = yield from read_rows(shape, params.v_read)
         maps += 1
         est = model.de_embed(reads, est)
+        voltages.clear()
         return est, reads, model.pulse_share(est, v_pulse)
+
+    voltages: dict[Cell, tuple[FloatArray, FloatArray]] = {}  # since the last map
+    scale = [s.drift_scale]  # predicted drift x this = the drift seen (refit every pass)
+    finished: dict[Cell, tuple[float, float]] = {}  # this pass: predicted drift, G at finish
+
+    def mate_voltages(est: FloatArray, cell: Cell) -> tuple[FloatArray, FloatArray]:
+        if cell not in voltages:
+            voltages[cell] = model.mate_voltages(est, cell)
+        return voltages[cell]
 
     def plan_pulse(share: FloatArray) -> Callable[[Cell, float, float], tuple[float, float]]:
         def pulse(cell: Cell, g: float, aim: float) -> tuple[float, float]:
@@ -263,18 +284,25 @@ def write_verify_tracked(
         if not tracking or not cells:
             return np.zeros(shape)
         assert law is not None
-        cache: dict[Cell, tuple[FloatArray, FloatArray]] = {}
 
         def mates(cell: Cell) -> tuple[FloatArray, FloatArray]:
-            if cell not in cache:
-                cache[cell] = model.mate_voltages(est, cell)
-            return cache[cell]
+            return mate_voltages(est, cell)
 
-        drift = np.zeros(shape)
-        for _ in range(2):  # aims depend on the drift, the pulses on the aims
-            aims = np.clip(t - drift, 0.5 * t, 1.5 * t)
-            drift = pass_disturb(cells, est, aims, law, mates, plan_pulse(share), offsets)
-        return drift
+        return scale[0] * pass_disturb(cells, est, t, law, mates, plan_pulse(share), offsets)
+
+    def learn_scale(est: FloatArray) -> None:
+        """Refit the drift scale on the last pass: the drift its cells showed (the new map's
+        estimate against their estimate when they finished) over the drift predicted (each
+        cell is planned with one pulse; the real ones take more, and corrections)."""
+        if not finished:
+            return
+        cells = list(finished)
+        pred = np.array([finished[c][0] for c in cells])
+        seen = np.array([est[c] - finished[c][1] for c in cells])
+        if float(pred @ pred) > 0:
+            scale[0] *= float(np.clip((pred @ seen) / (pred @ pred), 0.5, 3.0))
+            scale[0] = float(np.clip(scale[0], 0.5, 6.0))
+        finished.clear()
 
     def program(cells: list[Cell], est: FloatArray, share: FloatArray, n_pass: int,
                 ) -> Generator[Message, Any, tuple[FloatArray, FloatArray]]:
@@ -288,7 +316,7 @@ def write_verify_tracked(
             job = _Cell(cell, float(t[cell]), aim, model.read_cell(aimed, cell),
                         float(share[cell]))
             if law is not None:
-                vmap = model.mate_voltages(est, cell) if tracking else None
+                vmap = mate_voltages(est, cell) if tracking else None
 
                 def on_pulse(voltage: float, width: float, cell: Cell = cell,
                              vmap: Any = vmap, now: FloatArray = est) -> None:
@@ -298,10 +326,12 @@ def write_verify_tracked(
                                                             width, offsets))
 
                 o = yield from _model_pulses(job, params, law, offsets, s, v_max, v_min,
-                                             on_pulse)
+                                             on_pulse, float(est[cell]) if s.trust else None)
             else:
                 o = yield from _ispp(job, params, s, v_max, v_min)
             est[cell] = o.g_final
+            if o.converged:
+                finished[cell] = (float(drift[cell]), o.g_final)
             latest[cell] = o
             attempts.append(o)
             yield cell_done(k + 1, len(cells), cell, converged=o.converged,
@@ -332,6 +362,7 @@ def write_verify_tracked(
     est, share = yield from program(ranked(order, est), est, share, 1)
     n_pass = 1
     est, reads, share = yield from refresh(est)
+    learn_scale(est)
     for n_pass in range(2, s.passes + 2):
         again = to_fix(est, share)
         if not again:
@@ -339,5 +370,6 @@ def write_verify_tracked(
             break
         est, share = yield from program(again, est, share, n_pass)
         est, reads, share = yield from refresh(est)
+        learn_scale(est)
     return TrackedOutcome(t, [latest[c] for c in order], est, params.tolerance, attempts,
                           n_pass, reads=reads, maps=maps)
