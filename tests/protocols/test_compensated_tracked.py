@@ -89,10 +89,12 @@ def test_tracked_lands_true_conductances_where_the_plain_plan_cannot() -> None:
     targets = np.random.default_rng(0).uniform(100e-6, 500e-6, (16, 16))
     tol = PARAMS.tolerance
     plain = build_sim_crossbar(WIRED)
-    res = RunEngine(plain, BenchLimits(), []).run(write_verify_array(targets, PARAMS),
-                                                      protocol="plain")
-    assert res.value.converged > 200  # the reads say so ...
-    plain_ok = np.abs(plain.g / targets - 1) <= tol
+    first = programming_order((16, 16), "row-major")[:48]  # three rows: enough to see it
+    res = RunEngine(plain, BenchLimits(), []).run(
+        write_verify_array(targets, PARAMS, cells=first), protocol="plain")
+    assert res.value.converged >= 45  # the reads say so ...
+    idx = tuple(np.array(first).T)
+    plain_ok = np.abs(plain.g[idx] / targets[idx] - 1) <= tol
     assert plain_ok.mean() < 0.1  # ... the devices do not
     xbar = build_sim_crossbar(WIRED)
     limits = BenchLimits()
