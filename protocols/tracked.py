@@ -62,10 +62,10 @@ class ArrayModel(Protocol):
 class TrackedSettings:
     """How closely the plan tracks the array, and how its pulses are chosen."""
 
-    band: float = 0.7  # verify band, as a fraction of the tolerance
-    retry: float = 1.0  # final passes: estimates beyond this fraction of the tolerance
+    band: float = 0.5  # verify band, as a fraction of the tolerance
+    retry: float = 0.8  # final passes: estimates beyond this fraction of the tolerance
     map_cells: int = 512  # cells programmed between two map reads (0: start and end only)
-    passes: int = 3  # final passes at most
+    passes: int = 8  # final passes at most
     aim: float = 1.0  # share of the way to the target each pulse aims at, when far
     max_pulses: int = 40  # per cell and attempt
     stall: int = 2  # pulses at the cap that move G by < tolerance / 4: given up as stuck
