@@ -48,7 +48,8 @@ apart; it is inside the session's time.
 
 Run: .venv/bin/python bench/bench_write_verify.py [--case ideal|wires|wires128|sinh|all]
      [--sample 192] [--ref-cells 12] [--ref-cells-ideal 256] [--repeat 2] [--stall 4] [--full]
-     [--compensate] [--tracked] [--min-width 1e-7] (--ref-cells 0: no references)
+     [--compensate] [--tracked] [--min-width 1e-7] [--skip-plain] (--ref-cells 0: no
+     references)
 Times are process CPU seconds (the machine is shared: wall time is printed too); one BLAS
 thread on every side (threadpoolctl).
 """
@@ -262,7 +263,8 @@ def run_case(name: str, args: argparse.Namespace, folder: Path) -> None:
         cells = order
         note = f"all {n_all} cells"
     tracked = TrackedSettings(min_width=args.min_width, passes=args.passes)
-    runs: list[tuple[int, bool, TrackedSettings | None]] = [(0, False, None)]
+    runs: list[tuple[int, bool, TrackedSettings | None]] = [] if args.skip_plain and wired \
+        else [(0, False, None)]
     runs += [(args.stall, False, None)] if wired and args.stall else []
     runs += [(0, True, None)] if wired and args.compensate else []
     runs += [(0, False, tracked)] if wired and args.tracked else []
@@ -334,6 +336,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-width", type=float, default=None,
                         help="tracked: shortest pulse width (s; default: the params' width)")
     parser.add_argument("--passes", type=int, default=8, help="tracked: final passes at most")
+    parser.add_argument("--skip-plain", action="store_true",
+                        help="wired cases: only the runs asked for (not the plain one)")
     args = parser.parse_args(argv)
     load = os.getloadavg()
     print(f"write-verify bench: {os.cpu_count()} CPUs, load {load[0]:.1f} / {load[1]:.1f} / "
