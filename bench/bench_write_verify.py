@@ -296,7 +296,10 @@ def run_case(name: str, args: argparse.Namespace, folder: Path) -> None:
               + _pct(r['read_ok'], r['cells'])
               + (f"; {r['stalled']} given up by the stall rule" if stall else ""))
         refs = [p for p in paths[1:] if p in best]
-        if wired:
+        if wired and track is not None and len(cells) < n_all:
+            print("    whole array: run it with --full (a tracked sample does not project: its "
+                  "maps and model cost do not scale with the cells)")
+        elif wired:
             target = TARGETS[name]
             share = 100 * r["converged"] / r["cells"]
             true_share = 100 * r["true_ok"] / r["cells"]
