@@ -68,7 +68,7 @@ class TrackedSettings:
     passes: int = 8  # final passes at most
     aim: float = 1.0  # share of the way to the target each pulse aims at, when far
     max_pulses: int = 40  # per cell and attempt
-    stall: int = 2  # pulses at the cap that move G by < tolerance / 4: given up as stuck
+    stall: int = 3  # pulses at the cap that together move G by < tolerance / 2: stuck
     prior: float = 0.6  # weight of the preset (offset 0) against one observed pulse
     learn_above: float = 0.015  # relative change of G a pulse must make to teach the offset
     min_width: float | None = None  # shortest pulse (s): each pulse takes the shortest width
@@ -78,6 +78,7 @@ class TrackedSettings:
     anticipate: bool = True  # track the half-select disturb and aim against the pass's drift
     trust: bool = True  # plan a cell's first pulse from its estimate, without reading it
     drift_scale: float = 2.0  # first pass: real drift / drift planned with one pulse per cell
+    first_band: float | None = 3.0  # the first pass's band (of the tolerance); None: `band`
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,17 +147,19 @@ def _caps(p: WriteVerifyParams, share: float, v_max: float, v_min: float) -> tup
 
 def _model_pulses(job: _Cell, p: WriteVerifyParams, law: PulseLaw, offsets: Offsets,
                   s: TrackedSettings, v_max: float, v_min: float,
-                  on_pulse: Callable[[float, float], None], g_start: float | None = None
-                  ) -> Plan:
+                  on_pulse: Callable[[float, float], None], g_start: float | None = None,
+                  band_of_tol: float | None = None) -> Plan:
     """Write-verify of one cell with pulses from the device model; `on_pulse(V, width)` after
     each pulse. A `g_start` estimate far enough from the aim is trusted for the first pulse
     (no verify read before it). Returns a `WriteVerifyOutcome` in true-conductance terms
     (estimates)."""
     cell, target, aim_g = job.cell, job.target, job.aim
     widths = _widths(p, s)
-    band = s.band * p.tolerance * target * job.gain  # in read space
+    band = (band_of_tol if band_of_tol is not None else s.band) * p.tolerance * target \
+        * job.gain  # in read space
     cap_set, cap_reset = _caps(p, job.share, v_max, v_min)
     n_pulses = n_rev = in_band = stalled = 0
+    streak_from = 0.0  # G when the current streak of pulses at the cap began
     last = 0
 
     def end(g: float, ok: bool, why: str) -> WriteVerifyOutcome:
@@ -211,7 +214,14 @@ def _model_pulses(job: _Cell, p: WriteVerifyParams, law: PulseLaw, offsets: Offs
             if seen is not None:
                 offsets.learn(cell, polarity, seen)
         at_cap = abs(v_seen) >= abs(cap) * (1 - 1e-9) or voltage in (v_min, v_max)
-        stalled = stalled + 1 if at_cap and moved < 0.25 * p.tolerance * target else 0
+        if not at_cap:
+            stalled = 0
+        else:
+            if stalled == 0:
+                streak_from = g
+            stalled += 1
+            if (g_new - streak_from) * polarity >= 0.5 * p.tolerance * target:
+                stalled = 0  # it moves, slowly: the reads' noise is no reason to give up
         if stalled >= s.stall:
             return end(g_new, False, f"stuck: {s.stall} pulses at {voltage:+.2f} V moved it "
                                      "no further")
@@ -326,7 +336,8 @@ def write_verify_tracked(
                                                             width, offsets))
 
                 o = yield from _model_pulses(job, params, law, offsets, s, v_max, v_min,
-                                             on_pulse, float(est[cell]) if s.trust else None)
+                                             on_pulse, float(est[cell]) if s.trust else None,
+                                             s.first_band if n_pass == 1 else None)
             else:
                 o = yield from _ispp(job, params, s, v_max, v_min)
             est[cell] = o.g_final
