@@ -44,7 +44,10 @@ tracked and anticipated, final passes over the cells out of band; `--min-width` 
 shorten pulses, which disturb the half-selected cells less). Tracked runs are meant for
 `--full` (the map reads the whole array; a sample leaves most neighbours unprogrammed).
 The circuit model's own CPU time (maps de-embedded, read targets, disturb plans) is printed
-apart; it is inside the session's time.
+apart; it is inside the session's time. Measured (load 10-16 on 2 cores; 100 ns shortest
+pulse): 16 x 16 97.7 % of the devices within 1 % of their true target (all but the stuck ones),
+15 operations per cell; 32 x 32 96.9 %, 17 per cell; 64 x 64 21 %, 63 per cell, 214 s CPU
+(the half-select disturb of each pass outgrows its corrections there).
 
 Run: .venv/bin/python bench/bench_write_verify.py [--case ideal|wires|wires128|sinh|all]
      [--sample 192] [--ref-cells 12] [--ref-cells-ideal 256] [--repeat 2] [--stall 4] [--full]
