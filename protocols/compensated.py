@@ -12,6 +12,12 @@ multiplied by its pulse gain, capped at the bench's pulse limits, and aims its v
 at target x verify gain, so that the cell's own conductance lands on the target. The gains
 come from a circuit model (`xbarlab.analysis` computes them on the simulator); the plan
 itself only sees the `Crossbar` interface.
+
+The gains are fixed before the session: they do not follow the half-select disturb that
+programming later cells brings to the earlier ones (on 64 x 64 with 1 ohm segments and 10 ohm
+source and sense, 2-6 % of the devices end within 1 % of their target). `protocols/tracked.py`
+follows the array's state instead (map reads de-embedded through the circuit model, the
+disturb predicted by the device model, passes over the cells it moved).
 """
 
 from __future__ import annotations
