@@ -23,6 +23,7 @@ from xbarlab.protocol_configs import (
     resolve_cells,
 )
 from xbarlab.protocols.compensated import CircuitGains
+from xbarlab.protocols.tracked import TrackedInputs
 
 PROTOCOLS: dict[str, str] = {
     "write_verify_array": "write-verify of a target pattern into the whole array",
@@ -41,11 +42,13 @@ PROTOCOLS: dict[str, str] = {
 
 
 def plan_for(cfg: BaseModel, shape: tuple[int, int], cells: Sequence[Cell] | None = None,
-             gains: CircuitGains | None = None) -> Plan:
+             gains: CircuitGains | None = None, tracking: TrackedInputs | None = None
+             ) -> Plan:
     """The plan of protocol config `cfg` on an array of `shape`.
 
     `cells` overrides the cells the config names (a resumed run passes the cells not done);
-    `gains` are the circuit model's predictions a compensated write-verify needs."""
+    `gains` are the circuit model's predictions a compensated write-verify needs, `tracking`
+    the circuit and device models a tracked one needs (`compensate: tracked`)."""
     from xbarlab.protocols import (
         converge,
         curve_tracer,
@@ -60,8 +63,15 @@ def plan_for(cfg: BaseModel, shape: tuple[int, int], cells: Sequence[Cell] | Non
     from xbarlab.protocols.compensated import write_verify_compensated
     from xbarlab.protocols.patterns import target_map
     from xbarlab.protocols.read_map import read_map
+    from xbarlab.protocols.tracked import write_verify_tracked
     from xbarlab.protocols.write_verify import programming_order, write_verify_array
 
+    if isinstance(cfg, WriteVerifyArrayProtocol) and cfg.compensate == "tracked":
+        if tracking is None:
+            raise ValueError("a tracked write-verify needs the circuit and device models")
+        order = list(cells) if cells is not None else programming_order(shape, cfg.order)
+        return write_verify_tracked(target_map(cfg.target, shape), cfg.params, tracking.model,
+                                    tracking.law, order, tracking.v_max, tracking.v_min)
     if isinstance(cfg, WriteVerifyArrayProtocol) and cfg.compensate:
         if gains is None:
             raise ValueError("a compensated write-verify needs the circuit model's gains")

@@ -81,6 +81,17 @@ class TrackedSettings:
     first_band: float | None = 3.0  # the first pass's band (of the tolerance); None: `band`
 
 
+@dataclass(frozen=True)
+class TrackedInputs:
+    """What a tracked write-verify needs besides its config: the circuit `model` of the array,
+    the device `law` (None: ISPP) and the bench's pulse limits [`v_min`, `v_max`] (V)."""
+
+    model: ArrayModel
+    law: PulseLaw | None
+    v_min: float
+    v_max: float
+
+
 @dataclass(frozen=True, slots=True)
 class TrackedOutcome(ArrayOutcome):
     """`ArrayOutcome` with `final` the estimated conductances after the session and `reads`

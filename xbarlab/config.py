@@ -125,9 +125,12 @@ class WriteVerifyArrayProtocol(_Strict):
     passes: int = Field(
         1, ge=1, le=20, description="re-program cells found out of tolerance after a pass"
     )
-    compensate: bool = Field(
-        False, description="scale pulse amplitudes and verify targets by what the circuit "
-        "model (the sim section: wires, source resistance) predicts for each cell (one pass)"
+    compensate: bool | Literal["tracked"] = Field(
+        False, description="true: scale pulse amplitudes and verify targets by what the "
+        "circuit model (the sim section: wires, source resistance) predicts for each cell (one "
+        "pass); 'tracked': also de-embed the array's read maps through the model, predict the "
+        "half-select disturb and re-program cells it drove out of band "
+        "(`xbarlab.protocols.tracked`)"
     )
 
 

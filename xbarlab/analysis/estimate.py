@@ -158,7 +158,12 @@ def intersect(a: BenchLimits, b: BenchLimits) -> BenchLimits:
 def estimate_session(cfg: ProtocolSession, seed: int | None = None) -> Estimate:
     """Simulate `cfg`'s plan on an array drawn with `seed` (default: the session's sim seed
     + 1, so the estimate is not the run's own device draw) and book what it does."""
-    from xbarlab.analysis.physics_checks import check_session, circuit_gains, model_sim
+    from xbarlab.analysis.physics_checks import (
+        check_session,
+        circuit_gains,
+        circuit_tracking,
+        model_sim,
+    )
     from xbarlab.analysis.protocol_summary import summary_rows
     from xbarlab.engine import RunEngine
     from xbarlab.protocols.registry import plan_for
@@ -177,7 +182,8 @@ def estimate_session(cfg: ProtocolSession, seed: int | None = None) -> Estimate:
     limits = cfg.limits if cfg.bench is None else intersect(
         cfg.limits, load_any_bench_config(cfg.bench).limits)
     result = RunEngine(xbar, limits, [booking]).run(
-        plan_for(cfg.protocol, xbar.shape, gains=gains), protocol=cfg.protocol.kind)
+        plan_for(cfg.protocol, xbar.shape, gains=gains, tracking=circuit_tracking(cfg)),
+        protocol=cfg.protocol.kind)
     outcome = _outcome(cfg.protocol.kind, result.value, summary_rows)
     if isinstance(cfg.protocol, WriteVerifyArrayProtocol) and result.value is not None:
         from xbarlab.protocols.patterns import target_map

@@ -23,6 +23,7 @@ from xbarlab.limits import BenchLimits
 from xbarlab.protocol_configs import ConvergeConfig
 from xbarlab.protocols.compensated import CircuitGains
 from xbarlab.protocols.patterns import target_map
+from xbarlab.protocols.tracked import TrackedInputs
 from xbarlab.protocols.write_verify import programming_order
 from xbarlab.sim.crossbar import SimCrossbar
 from xbarlab.sim.factory import build_sim_crossbar
@@ -130,12 +131,32 @@ def circuit_gains(cfg: SessionConfig, cells: Sequence[Cell] | None = None
     (its `sim:` section, noise off) for programming `cells` (default: every cell in the
     protocol's order); None if not asked for (see `predict_gains`)."""
     proto = cfg.protocol
-    if not (isinstance(proto, WriteVerifyArrayProtocol) and proto.compensate):
+    if not (isinstance(proto, WriteVerifyArrayProtocol) and proto.compensate is True):
         return None
     sim = model_sim(cfg)
     shape = (sim.rows, sim.cols)
     order = list(cells) if cells is not None else programming_order(shape, proto.order)
     return predict_gains(sim, target_map(proto.target, shape), proto.params, cfg.limits, order)
+
+
+def circuit_tracking(cfg: SessionConfig) -> TrackedInputs | None:
+    """The models a tracked write-verify (`compensate: tracked`) aims through: the session's
+    circuit model (its `sim:` section; the simulated devices' state is never used), the
+    switching law of its device preset (ISPP when the preset has none) and the bench's pulse
+    limits; None if not asked for."""
+    from xbarlab.analysis.array_model import CircuitArrayModel
+    from xbarlab.protocols.pulse_law import PulseLaw
+    from xbarlab.sim.presets import CompactPreset, load_preset
+
+    proto = cfg.protocol
+    if not (isinstance(proto, WriteVerifyArrayProtocol) and proto.compensate == "tracked"):
+        return None
+    sim = model_sim(cfg)
+    preset = load_preset(sim.device) if sim.device != "simple" else None
+    law = PulseLaw.of_preset(preset) if isinstance(preset, CompactPreset) else None
+    model = CircuitArrayModel.of_sim(sim, proto.params.v_read,
+                                     BiasScheme(proto.params.pulse_scheme))
+    return TrackedInputs(model, law, cfg.limits.pulse_v_min, cfg.limits.pulse_v_max)
 
 
 def predict_gains(sim: SimConfig, targets: FloatArray, p: WriteVerifyParams,

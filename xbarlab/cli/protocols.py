@@ -73,9 +73,10 @@ def execute(cfg: ProtocolSession, out: Path, *, overwrite: bool = False,
             state = prepare_resume(resume, cfg, backend)
             cells, extra = state.cells, {"resumed_from": state.provenance()}
             console.print(state.describe(), highlight=False)
-        from xbarlab.analysis.physics_checks import circuit_gains
+        from xbarlab.analysis.physics_checks import circuit_gains, circuit_tracking
 
-        plan = plan_for(cfg.protocol, backend.shape, cells, circuit_gains(cfg))
+        plan = plan_for(cfg.protocol, backend.shape, cells, circuit_gains(cfg),
+                        circuit_tracking(cfg))
         t0 = time.perf_counter()
         log = cfg.log
         with HDF5Writer(out, overwrite=overwrite, flush_interval=log.flush_interval,

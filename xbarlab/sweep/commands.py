@@ -51,7 +51,7 @@ def _session_validator(protocol: str) -> Validator:
 
 def session_task(point: Point, log: Path) -> dict[str, Any]:
     """Run a session point quietly, logged to `log`; its status and outcome as row fields."""
-    from xbarlab.analysis.physics_checks import circuit_gains
+    from xbarlab.analysis.physics_checks import circuit_gains, circuit_tracking
     from xbarlab.engine import RunEngine
     from xbarlab.log.writer import HDF5Writer
     from xbarlab.protocols.registry import plan_for
@@ -60,7 +60,8 @@ def session_task(point: Point, log: Path) -> dict[str, Any]:
     cfg = ProtocolSession.model_validate(point.config)
     backend = build_backend(cfg)
     try:
-        plan = plan_for(cfg.protocol, backend.shape, gains=circuit_gains(cfg))
+        plan = plan_for(cfg.protocol, backend.shape, gains=circuit_gains(cfg),
+                        tracking=circuit_tracking(cfg))
         with HDF5Writer(log, overwrite=True) as writer:
             result = RunEngine(backend, cfg.limits, [writer]).run(
                 plan, protocol=cfg.protocol.kind, config=point.config, seed=cfg.seed)
