@@ -42,6 +42,7 @@ from xbarlab.crossbar import (
     Cell,
     Clocked,
     Crossbar,
+    FloatArray,
     MvmResult,
     PulseResult,
     ReadResult,
@@ -138,6 +139,8 @@ class RunEngine:
         self._safe_failed = ""
         self._notice_backend: object = None  # the backend `_reports` was answered for
         self._reports_notices = False
+        self._hook_backend: object = None  # the backend `_streams` was answered for
+        self._has_hook = False
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Add a subscriber; returns a function that removes it."""
@@ -263,11 +266,21 @@ class RunEngine:
         backend = self.backend
         if isinstance(msg, Read):
             r: ReadResult
-            if hasattr(backend, "on_cell"):
+            if self._streams():
                 with self._streamed(EventKind.READ, msg.tag, msg.scheme.value):
                     r = backend.read(msg.cells, msg.v_read, msg.scheme)
             else:  # no cell-by-cell hook: nothing to stream (the usual simulator case)
                 r = backend.read(msg.cells, msg.v_read, msg.scheme)
+            one = _one_read(r)
+            if one is not None:  # the verify read of a write-verify: the same on scalars
+                voltages, conductances, tripped = one
+                self._seq += 1
+                self._emit(Event(self._seq, _now(), _READ, self._protocol, msg.tag,
+                                 msg.scheme.value, _NAN, r.cells, voltages, r.currents,
+                                 conductances, r.compliance))
+                if tripped:
+                    self._compliance(msg.tag, f"read at {r.v_read:+g} V", r.cells)
+                return r
             self._event(
                 EventKind.READ, msg.tag, scheme=msg.scheme.value, cells=r.cells,
                 voltages=np.full(len(r.cells), r.v_read), currents=r.currents,
@@ -279,25 +292,25 @@ class RunEngine:
             return r
         if isinstance(msg, Pulse):
             p: PulseResult = backend.pulse(msg.cell, msg.voltage, msg.width, msg.scheme)
-            g = p.current / p.voltage if p.voltage and not p.compliance else np.nan
-            self._event(
-                EventKind.PULSE, msg.tag, scheme=msg.scheme.value, width=p.width,
-                cells=np.asarray([p.cell], dtype=np.int64), voltages=np.asarray([p.voltage]),
-                currents=np.asarray([p.current]), conductances=np.asarray([g]),
-                compliance=np.asarray([p.compliance]),
-            )
-            if p.compliance:
-                self._compliance(msg.tag, f"pulse of {p.voltage:+g} V, {p.width:g} s",
-                                 np.asarray([p.cell], dtype=np.int64))
+            v, i, tripped = p.voltage, p.current, p.compliance
+            g = i / v if v and not tripped else _NAN
+            # one array of V, I, G: the event's three columns are views of it
+            vig = np.array([v, i, g], dtype=np.float64)
+            self._seq += 1
+            self._emit(Event(self._seq, _now(), _PULSE, self._protocol, msg.tag,
+                             msg.scheme.value, p.width, np.array([p.cell], dtype=np.int64),
+                             vig[0:1], vig[1:2], vig[2:3], np.array([tripped], dtype=bool)))
+            if tripped:
+                self._compliance(msg.tag, f"pulse of {v:+g} V, {p.width:g} s", (p.cell,))
             return p
         if isinstance(msg, Mvm):
             with self._streamed(EventKind.MVM, msg.tag, "grounded"):
                 m: MvmResult = backend.mvm(msg.v_rows)
-            tripped = np.asarray(m.compliance, dtype=bool).ravel()
+            tripped_out = np.asarray(m.compliance, dtype=bool).ravel()
             self._event(EventKind.MVM, msg.tag, mvm_in=m.v_rows, mvm_out=m.currents,
-                        compliance=tripped)
-            if tripped.any():
-                n = int(tripped.sum())
+                        compliance=tripped_out)
+            if tripped_out.any():
+                n = int(tripped_out.sum())
                 self._event(EventKind.COMPLIANCE, msg.tag,
                             message=f"current compliance ({self.limits.compliance:g} A) reached "
                                     f"on {n} column output(s) of an MVM (clamped currents)",
@@ -310,15 +323,26 @@ class RunEngine:
             return self._wait(msg)
         raise TypeError(f"a plan yielded {msg!r}, which is not a message")
 
-    def _compliance(self, step: str, what: str, cells: np.ndarray) -> None:
+    def _streams(self) -> bool:
+        """Whether the backend has a cell-by-cell hook (asked once per backend)."""
+        backend = self.backend
+        if backend is not self._hook_backend:
+            self._hook_backend = backend
+            self._has_hook = hasattr(backend, "on_cell")
+        return self._has_hook
+
+    def _compliance(self, step: str, what: str, cells: Any) -> None:
         """A compliance event: which cells, during what, at which limit."""
-        listed = [(int(r), int(c)) for r, c in np.asarray(cells).tolist()]
+        listed = [(int(r), int(c)) for r, c in
+                  (cells if type(cells) is tuple else np.asarray(cells).tolist())]
         shown = ", ".join(map(str, listed[:8])) + (" ..." if len(listed) > 8 else "")
-        self._event(EventKind.COMPLIANCE, step,
-                    message=f"current compliance ({self.limits.compliance:g} A) reached during "
-                            f"the {what} on {shown}",
-                    data={"cells": [list(c) for c in listed], "during": what,
-                          "compliance_A": self.limits.compliance})
+        limit = self.limits.compliance
+        self._seq += 1
+        self._emit(Event(self._seq, _now(), _COMPLIANCE, self._protocol, step,
+                         message=f"current compliance ({limit:g} A) reached during the "
+                                 f"{what} on {shown}",
+                         data={"cells": [list(c) for c in listed], "during": what,
+                               "compliance_A": limit}))
 
     def _wait(self, msg: Wait) -> WaitResult:
         """Advance a clocked backend (simulator), or sleep for real (bench); logged as a
@@ -381,4 +405,25 @@ class RunEngine:
 
     def _event(self, kind: EventKind, step: str, **fields: Any) -> None:
         self._seq += 1
-        self._emit(Event(self._seq, time.time(), kind, self._protocol, step, **fields))
+        self._emit(Event(self._seq, _now(), kind, self._protocol, step, **fields))
+
+
+_now = time.time
+_NAN = float("nan")
+_READ, _PULSE, _COMPLIANCE = EventKind.READ, EventKind.PULSE, EventKind.COMPLIANCE
+_F8, _BOOL = np.dtype(np.float64), np.dtype(np.bool_)
+
+
+def _one_read(r: ReadResult) -> tuple[FloatArray, FloatArray, bool] | None:
+    """(voltages, conductances, compliance hit) of a plain 1-cell read, computed on scalars
+    exactly as `ReadResult.conductances` computes them on arrays (the same IEEE division);
+    None for any other read (the array path)."""
+    cells, cur, comp = r.cells, r.currents, r.compliance
+    if (type(cur) is not np.ndarray or type(comp) is not np.ndarray
+            or type(cells) is not np.ndarray or cells.shape != (1, 2) or cur.shape != (1,)
+            or comp.shape != (1,) or cur.dtype != _F8 or comp.dtype != _BOOL
+            or type(r.v_read) is not float):
+        return None
+    tripped = bool(comp[0])
+    v = r.v_read
+    return (np.array([v]), np.array([_NAN if tripped else float(cur[0]) / v]), tripped)
