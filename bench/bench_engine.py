@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +126,7 @@ def _plan_alone(cells: int, results: list[Any]) -> float:
 
 
 def measure(cells: int, folder: Path, profile: str | None = None) -> dict[str, float]:
-    """us per operation of each layer (one round)."""
+    """µs per operation of each layer (one round)."""
     log = folder / "wv.h5"
     backend = _backend()
     session = _run(backend, _plan(SIZE, cells), log)
@@ -165,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         load = os.getloadavg()
         print(f"engine bench: 64 x 64 ideal write-verify, {args.cells} cells, "
               f"{os.cpu_count()} CPUs, load {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}, "
-              "CPU us per operation, best of", args.repeat)
+              "CPU µs per operation, best of", args.repeat)
         measure(16, Path(tmp))  # load the compiled kernels
         sides = {"this": None} | ({"ref": args.ref} if args.ref else {})
         best: dict[str, dict[str, float]] = {}
@@ -187,12 +186,13 @@ def main(argv: list[str] | None = None) -> None:
     layers = [k for k in best["this"] if k != "ops"]
     print(f"  operations: {int(best['this']['ops'])}")
     for key in layers:
-        line = f"  {key:13s} {best['this'][key]:6.1f} us/op"
+        line = f"  {key:13s} {best['this'][key]:6.1f} µs/op"
         if "ref" in best:
-            line += f"   ref {best['ref'][key]:6.1f} us/op ({best['ref'][key] / best['this'][key]:.2f}x)"
+            ref = best["ref"][key]
+            line += f"   ref {ref:6.1f} µs/op ({ref / best['this'][key]:.2f}x)"
         print(line)
     verdict = "met" if best["this"]["session"] <= TARGET_US else "NOT met"
-    print(f"  target: session <= {TARGET_US:.0f} us/op: {verdict}")
+    print(f"  target: session <= {TARGET_US:.0f} µs/op: {verdict}")
     load = os.getloadavg()
     print(f"load at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
 
