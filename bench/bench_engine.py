@@ -139,12 +139,12 @@ def measure(cells: int, folder: Path, profile: str | None = None) -> dict[str, f
     if profile:
         prof = cProfile.Profile()
         prof.enable()
-    out["engine + log"] = 1e6 * _run(replay, _plan(SIZE, cells), log) / ops  # type: ignore[arg-type]
+    out["engine + log"] = 1e6 * _run(replay, _plan(SIZE, cells), log) / ops
     if profile:
         prof.disable()
         prof.dump_stats(profile)
     replay = _Replay(backend, results)
-    out["engine"] = 1e6 * _run(replay, _plan(SIZE, cells), None) / ops  # type: ignore[arg-type]
+    out["engine"] = 1e6 * _run(replay, _plan(SIZE, cells), None) / ops
     out["plan"] = 1e6 * _plan_alone(cells, results) / ops
     return out
 
