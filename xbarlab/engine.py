@@ -16,7 +16,11 @@ safe state and the run stop are done (`xbarlab.interrupts`). A backend's safe st
 failed after a fault is not tried again.
 
 Compliance is an outcome, not a number: a read or pulse that hit the current compliance is
-logged with NaN conductance and followed by a ``compliance`` event; the plan decides what to do.
+logged with its cells' compliance flags set (a read's conductance NaN); the plan decides what
+to do. (Earlier engines also emitted a separate ``compliance`` event after it: a V/2 pulse
+on a large array hits the compliance every time, and that event cost as much to log as the
+pulse. `LogReader.annotations` rebuilds the note from the flags, `xbarlab.log.notes`.) An
+MVM with clamped outputs is followed by a ``compliance`` event.
 A refusal by the backend's own limits is logged as a ``refused`` event and thrown into the plan
 like the engine's own refusals. Backends that report notices (`ReportsNotices`: the bench) get
 their reopened links and their confirmed safe state logged as events.
@@ -273,22 +277,17 @@ class RunEngine:
                 r = backend.read(msg.cells, msg.v_read, msg.scheme)
             one = _one_read(r)
             if one is not None:  # the verify read of a write-verify: the same on scalars
-                voltages, conductances, tripped = one
+                voltages, conductances = one
                 self._seq += 1
                 self._emit(Event(self._seq, _now(), _READ, self._protocol, msg.tag,
                                  msg.scheme.value, _NAN, r.cells, voltages, r.currents,
                                  conductances, r.compliance))
-                if tripped:
-                    self._compliance(msg.tag, f"read at {r.v_read:+g} V", r.cells)
                 return r
             self._event(
                 EventKind.READ, msg.tag, scheme=msg.scheme.value, cells=r.cells,
                 voltages=np.full(len(r.cells), r.v_read), currents=r.currents,
                 conductances=r.conductances, compliance=r.compliance,
             )
-            if r.any_compliance:
-                hit = r.cells[np.asarray(r.compliance, dtype=bool)]
-                self._compliance(msg.tag, f"read at {r.v_read:+g} V", hit)
             return r
         if isinstance(msg, Pulse):
             p: PulseResult = backend.pulse(msg.cell, msg.voltage, msg.width, msg.scheme)
@@ -300,8 +299,6 @@ class RunEngine:
             self._emit(Event(self._seq, _now(), _PULSE, self._protocol, msg.tag,
                              msg.scheme.value, p.width, np.array([p.cell], dtype=np.int64),
                              vig[0:1], vig[1:2], vig[2:3], np.array([tripped], dtype=bool)))
-            if tripped:
-                self._compliance(msg.tag, f"pulse of {v:+g} V, {p.width:g} s", (p.cell,))
             return p
         if isinstance(msg, Mvm):
             with self._streamed(EventKind.MVM, msg.tag, "grounded"):
@@ -330,19 +327,6 @@ class RunEngine:
             self._hook_backend = backend
             self._has_hook = hasattr(backend, "on_cell")
         return self._has_hook
-
-    def _compliance(self, step: str, what: str, cells: Any) -> None:
-        """A compliance event: which cells, during what, at which limit."""
-        listed = [(int(r), int(c)) for r, c in
-                  (cells if type(cells) is tuple else np.asarray(cells).tolist())]
-        shown = ", ".join(map(str, listed[:8])) + (" ..." if len(listed) > 8 else "")
-        limit = self.limits.compliance
-        self._seq += 1
-        self._emit(Event(self._seq, _now(), _COMPLIANCE, self._protocol, step,
-                         message=f"current compliance ({limit:g} A) reached during the "
-                                 f"{what} on {shown}",
-                         data={"cells": [list(c) for c in listed], "during": what,
-                               "compliance_A": limit}))
 
     def _wait(self, msg: Wait) -> WaitResult:
         """Advance a clocked backend (simulator), or sleep for real (bench); logged as a
@@ -410,12 +394,12 @@ class RunEngine:
 
 _now = time.time
 _NAN = float("nan")
-_READ, _PULSE, _COMPLIANCE = EventKind.READ, EventKind.PULSE, EventKind.COMPLIANCE
+_READ, _PULSE = EventKind.READ, EventKind.PULSE
 _F8, _BOOL = np.dtype(np.float64), np.dtype(np.bool_)
 
 
-def _one_read(r: ReadResult) -> tuple[FloatArray, FloatArray, bool] | None:
-    """(voltages, conductances, compliance hit) of a plain 1-cell read, computed on scalars
+def _one_read(r: ReadResult) -> tuple[FloatArray, FloatArray] | None:
+    """(voltages, conductances) of a plain 1-cell read, computed on scalars
     exactly as `ReadResult.conductances` computes them on arrays (the same IEEE division);
     None for any other read (the array path)."""
     cells, cur, comp = r.cells, r.currents, r.compliance
@@ -424,6 +408,5 @@ def _one_read(r: ReadResult) -> tuple[FloatArray, FloatArray, bool] | None:
             or comp.shape != (1,) or cur.dtype != _F8 or comp.dtype != _BOOL
             or type(r.v_read) is not float):
         return None
-    tripped = bool(comp[0])
     v = r.v_read
-    return (np.array([v]), np.array([_NAN if tripped else float(cur[0]) / v]), tripped)
+    return np.array([v]), np.array([_NAN if comp[0] else float(cur[0]) / v])
