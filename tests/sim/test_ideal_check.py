@@ -44,3 +44,21 @@ def test_a_bad_state_is_refused_on_the_compiled_path(bad: float) -> None:
         with pytest.raises(CircuitError) as got:
             call()
         assert str(got.value) == str(want.value)
+
+
+def test_sense_skips_rows_without_voltage_and_gives_the_same_sums() -> None:
+    """Rows at the columns' common potential add nothing: skipping them leaves every line
+    current bit for bit what the full pass (`solve`'s kernel, same order) gives."""
+    devices = SimpleDevices((9, 6), SimpleDeviceParams(), np.random.default_rng(2))
+    circ = IdealCircuit(min_cells=1)
+    rng = np.random.default_rng(4)
+    for level in (0.0, 0.3, -0.7):
+        row_v = np.full(9, level)
+        picked = rng.choice(9, 3, replace=False)
+        row_v[picked] = rng.uniform(-0.5, 0.5, 3)
+        col_v = np.full(6, level)
+        full = circ.solve(devices, row_v[None], col_v[None])
+        i_rows, i_cols = circ.sense(devices, row_v[None], col_v[None])
+        np.testing.assert_array_equal(i_rows, full.i_rows)
+        np.testing.assert_array_equal(i_cols, full.i_cols)
+        assert (i_rows[0, np.setdiff1d(np.arange(9), picked)] == 0).all()
