@@ -43,6 +43,7 @@ import numpy as np
 from xbarlab import __version__
 from xbarlab.cells import CellMeasurement
 from xbarlab.crossbar import (
+    BiasScheme,
     Cell,
     Clocked,
     Crossbar,
@@ -280,7 +281,7 @@ class RunEngine:
                 voltages, conductances = one
                 self._seq += 1
                 self._emit(Event(self._seq, _now(), _READ, self._protocol, msg.tag,
-                                 msg.scheme.value, _NAN, r.cells, voltages, r.currents,
+                                 _scheme(msg.scheme), _NAN, r.cells, voltages, r.currents,
                                  conductances, r.compliance))
                 return r
             self._event(
@@ -297,7 +298,7 @@ class RunEngine:
             vig = np.array([v, i, g], dtype=np.float64)
             self._seq += 1
             self._emit(Event(self._seq, _now(), _PULSE, self._protocol, msg.tag,
-                             msg.scheme.value, p.width, np.array([p.cell], dtype=np.int64),
+                             _scheme(msg.scheme), p.width, np.array([p.cell], dtype=np.int64),
                              vig[0:1], vig[1:2], vig[2:3], np.array([tripped], dtype=bool)))
             return p
         if isinstance(msg, Mvm):
@@ -396,6 +397,13 @@ _now = time.time
 _NAN = float("nan")
 _READ, _PULSE = EventKind.READ, EventKind.PULSE
 _F8, _BOOL = np.dtype(np.float64), np.dtype(np.bool_)
+_SCHEMES = {s: s.value for s in BiasScheme}
+
+
+def _scheme(scheme: BiasScheme) -> str:
+    """``scheme.value`` (an enum's ``value`` is a property: a dict lookup is cheaper)."""
+    value = _SCHEMES.get(scheme)
+    return scheme.value if value is None else value
 
 
 def _one_read(r: ReadResult) -> tuple[FloatArray, FloatArray] | None:
