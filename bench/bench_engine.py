@@ -10,11 +10,12 @@ once, then replayed):
   floor the backend cannot lower);
 - "engine": the replay without a log subscriber;
 - "plan": the write-verify plan alone, fed the recorded results (no engine).
-`--ref DIR` also runs this script on another copy of xbarlab (e.g. ``git archive main`` unpacked
-in DIR) in a subprocess, interleaved with this one, best of `--repeat`: before / after ratios
-from one run on the same machine load.
+`--ref DIR` (repeatable) also runs this script on other copies of xbarlab (e.g. ``git archive
+REV`` unpacked in DIR; the protocols come from this checkout) in subprocesses, interleaved
+with this one, best of `--repeat`, each after loading its compiled kernels: before / after
+ratios from one run on the same machine load.
 
-Run: .venv/bin/python bench/bench_engine.py [--cells 4096] [--repeat 3] [--ref DIR]
+Run: .venv/bin/python bench/bench_engine.py [--cells 4096] [--repeat 3] [--ref DIR ...]
      [--profile FILE.prof]
 Times are process CPU seconds per operation (the machine is shared; the load is printed).
 """
@@ -153,12 +154,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--cells", type=int, default=SIZE * SIZE, help="cells programmed")
     parser.add_argument("--repeat", type=int, default=3, help="rounds (best of)")
-    parser.add_argument("--ref", type=Path, help="another xbarlab copy to compare with")
+    parser.add_argument("--ref", type=Path, action="append", default=[],
+                        help="another xbarlab copy to compare with (repeatable)")
     parser.add_argument("--profile", help="cProfile of the 'engine + log' layer to this file")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one round
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp, threadpool_limits(limits=1):
         if args.json:
+            measure(16, Path(tmp))  # load the compiled kernels (not timed)
             print(json.dumps(measure(args.cells, Path(tmp), args.profile)))
             return
         load = os.getloadavg()
@@ -166,7 +169,8 @@ def main(argv: list[str] | None = None) -> None:
               f"{os.cpu_count()} CPUs, load {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}, "
               "CPU µs per operation, best of", args.repeat)
         measure(16, Path(tmp))  # load the compiled kernels
-        sides = {"this": None} | ({"ref": args.ref} if args.ref else {})
+        sides: dict[str, Path | None] = {"this": None}
+        sides |= {str(ref): ref for ref in args.ref}
         best: dict[str, dict[str, float]] = {}
         for _ in range(args.repeat):
             for side, ref in sides.items():
@@ -184,12 +188,14 @@ def main(argv: list[str] | None = None) -> None:
                 for key, value in r.items():
                     old[key] = min(old[key], value)
     layers = [k for k in best["this"] if k != "ops"]
-    print(f"  operations: {int(best['this']['ops'])}")
+    print(f"  operations: {int(best['this']['ops'])}"
+          + "".join(f", {int(r['ops'])} on {side}" for side, r in best.items() if side != "this"))
+    print(f"  {'':13s} {'this':>12s}" + "".join(f"   {side}" for side in best if side != "this"))
     for key in layers:
         line = f"  {key:13s} {best['this'][key]:6.1f} µs/op"
-        if "ref" in best:
-            ref = best["ref"][key]
-            line += f"   ref {ref:6.1f} µs/op ({ref / best['this'][key]:.2f}x)"
+        for side, r in best.items():
+            if side != "this":
+                line += f"   {r[key]:6.1f} µs/op ({r[key] / best['this'][key]:.2f}x)"
         print(line)
     verdict = "met" if best["this"]["session"] <= TARGET_US else "NOT met"
     print(f"  target: session <= {TARGET_US:.0f} µs/op: {verdict}")
