@@ -16,7 +16,11 @@ safe state and the run stop are done (`xbarlab.interrupts`). A backend's safe st
 failed after a fault is not tried again.
 
 Compliance is an outcome, not a number: a read or pulse that hit the current compliance is
-logged with NaN conductance and followed by a ``compliance`` event; the plan decides what to do.
+logged with its cells' compliance flags set (a read's conductance NaN); the plan decides what
+to do. (Earlier engines also emitted a separate ``compliance`` event after it: a V/2 pulse
+on a large array hits the compliance every time, and that event cost as much to log as the
+pulse. `LogReader.annotations` rebuilds the note from the flags, `xbarlab.log.notes`.) An
+MVM with clamped outputs is followed by a ``compliance`` event.
 A refusal by the backend's own limits is logged as a ``refused`` event and thrown into the plan
 like the engine's own refusals. Backends that report notices (`ReportsNotices`: the bench) get
 their reopened links and their confirmed safe state logged as events.
@@ -39,9 +43,11 @@ import numpy as np
 from xbarlab import __version__
 from xbarlab.cells import CellMeasurement
 from xbarlab.crossbar import (
+    BiasScheme,
     Cell,
     Clocked,
     Crossbar,
+    FloatArray,
     MvmResult,
     PulseResult,
     ReadResult,
@@ -138,6 +144,8 @@ class RunEngine:
         self._safe_failed = ""
         self._notice_backend: object = None  # the backend `_reports` was answered for
         self._reports_notices = False
+        self._hook_backend: object = None  # the backend `_streams` was answered for
+        self._has_hook = False
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Add a subscriber; returns a function that removes it."""
@@ -263,41 +271,44 @@ class RunEngine:
         backend = self.backend
         if isinstance(msg, Read):
             r: ReadResult
-            if hasattr(backend, "on_cell"):
+            if self._streams():
                 with self._streamed(EventKind.READ, msg.tag, msg.scheme.value):
                     r = backend.read(msg.cells, msg.v_read, msg.scheme)
             else:  # no cell-by-cell hook: nothing to stream (the usual simulator case)
                 r = backend.read(msg.cells, msg.v_read, msg.scheme)
+            one = _one_read(r)
+            if one is not None:  # the verify read of a write-verify: the same on scalars
+                voltages, conductances = one
+                self._seq += 1
+                self._emit(Event(self._seq, _now(), _READ, self._protocol, msg.tag,
+                                 _scheme(msg.scheme), _NAN, r.cells, voltages, r.currents,
+                                 conductances, r.compliance))
+                return r
             self._event(
                 EventKind.READ, msg.tag, scheme=msg.scheme.value, cells=r.cells,
                 voltages=np.full(len(r.cells), r.v_read), currents=r.currents,
                 conductances=r.conductances, compliance=r.compliance,
             )
-            if r.any_compliance:
-                hit = r.cells[np.asarray(r.compliance, dtype=bool)]
-                self._compliance(msg.tag, f"read at {r.v_read:+g} V", hit)
             return r
         if isinstance(msg, Pulse):
             p: PulseResult = backend.pulse(msg.cell, msg.voltage, msg.width, msg.scheme)
-            g = p.current / p.voltage if p.voltage and not p.compliance else np.nan
-            self._event(
-                EventKind.PULSE, msg.tag, scheme=msg.scheme.value, width=p.width,
-                cells=np.asarray([p.cell], dtype=np.int64), voltages=np.asarray([p.voltage]),
-                currents=np.asarray([p.current]), conductances=np.asarray([g]),
-                compliance=np.asarray([p.compliance]),
-            )
-            if p.compliance:
-                self._compliance(msg.tag, f"pulse of {p.voltage:+g} V, {p.width:g} s",
-                                 np.asarray([p.cell], dtype=np.int64))
+            v, i, tripped = p.voltage, p.current, p.compliance
+            g = i / v if v and not tripped else _NAN
+            # one array of V, I, G: the event's three columns are views of it
+            vig = np.array([v, i, g], dtype=np.float64)
+            self._seq += 1
+            self._emit(Event(self._seq, _now(), _PULSE, self._protocol, msg.tag,
+                             _scheme(msg.scheme), p.width, np.array([p.cell], dtype=np.int64),
+                             vig[0:1], vig[1:2], vig[2:3], np.array([tripped], dtype=bool)))
             return p
         if isinstance(msg, Mvm):
             with self._streamed(EventKind.MVM, msg.tag, "grounded"):
                 m: MvmResult = backend.mvm(msg.v_rows)
-            tripped = np.asarray(m.compliance, dtype=bool).ravel()
+            tripped_out = np.asarray(m.compliance, dtype=bool).ravel()
             self._event(EventKind.MVM, msg.tag, mvm_in=m.v_rows, mvm_out=m.currents,
-                        compliance=tripped)
-            if tripped.any():
-                n = int(tripped.sum())
+                        compliance=tripped_out)
+            if tripped_out.any():
+                n = int(tripped_out.sum())
                 self._event(EventKind.COMPLIANCE, msg.tag,
                             message=f"current compliance ({self.limits.compliance:g} A) reached "
                                     f"on {n} column output(s) of an MVM (clamped currents)",
@@ -310,15 +321,13 @@ class RunEngine:
             return self._wait(msg)
         raise TypeError(f"a plan yielded {msg!r}, which is not a message")
 
-    def _compliance(self, step: str, what: str, cells: np.ndarray) -> None:
-        """A compliance event: which cells, during what, at which limit."""
-        listed = [(int(r), int(c)) for r, c in np.asarray(cells).tolist()]
-        shown = ", ".join(map(str, listed[:8])) + (" ..." if len(listed) > 8 else "")
-        self._event(EventKind.COMPLIANCE, step,
-                    message=f"current compliance ({self.limits.compliance:g} A) reached during "
-                            f"the {what} on {shown}",
-                    data={"cells": [list(c) for c in listed], "during": what,
-                          "compliance_A": self.limits.compliance})
+    def _streams(self) -> bool:
+        """Whether the backend has a cell-by-cell hook (asked once per backend)."""
+        backend = self.backend
+        if backend is not self._hook_backend:
+            self._hook_backend = backend
+            self._has_hook = hasattr(backend, "on_cell")
+        return self._has_hook
 
     def _wait(self, msg: Wait) -> WaitResult:
         """Advance a clocked backend (simulator), or sleep for real (bench); logged as a
@@ -381,4 +390,31 @@ class RunEngine:
 
     def _event(self, kind: EventKind, step: str, **fields: Any) -> None:
         self._seq += 1
-        self._emit(Event(self._seq, time.time(), kind, self._protocol, step, **fields))
+        self._emit(Event(self._seq, _now(), kind, self._protocol, step, **fields))
+
+
+_now = time.time
+_NAN = float("nan")
+_READ, _PULSE = EventKind.READ, EventKind.PULSE
+_F8, _BOOL = np.dtype(np.float64), np.dtype(np.bool_)
+_SCHEMES = {s: s.value for s in BiasScheme}
+
+
+def _scheme(scheme: BiasScheme) -> str:
+    """``scheme.value`` (an enum's ``value`` is a property: a dict lookup is cheaper)."""
+    value = _SCHEMES.get(scheme)
+    return scheme.value if value is None else value
+
+
+def _one_read(r: ReadResult) -> tuple[FloatArray, FloatArray] | None:
+    """(voltages, conductances) of a plain 1-cell read, computed on scalars
+    exactly as `ReadResult.conductances` computes them on arrays (the same IEEE division);
+    None for any other read (the array path)."""
+    cells, cur, comp = r.cells, r.currents, r.compliance
+    if (type(cur) is not np.ndarray or type(comp) is not np.ndarray
+            or type(cells) is not np.ndarray or cells.shape != (1, 2) or cur.shape != (1,)
+            or comp.shape != (1,) or cur.dtype != _F8 or comp.dtype != _BOOL
+            or type(r.v_read) is not float):
+        return None
+    v = r.v_read
+    return np.array([v]), np.array([_NAN if comp[0] else float(cur[0]) / v])

@@ -106,8 +106,12 @@ def test_every_document_kind_round_trips(tmp_path: Path, block_rows: int, fsync:
                                 "by_cell": {"(0, 1)": 2}}
 
         notes = log.annotations()
-        assert list(notes["kind"]) == ["checkpoint", "refused", "fault"]
-        assert notes["message"][2] == "OSError: instrument timed out (Ω, µA)"
+        # the read and pulses in compliance get a note each from their flags
+        assert list(notes["kind"]) == ["compliance", "compliance", "checkpoint", "refused",
+                                       "compliance", "fault"]
+        assert list(notes["seq"]) == [2, 3, 6, 7, 8, 9]
+        assert notes["data"][0]["cells"] == [[2, 3]]
+        assert notes["message"][5] == "OSError: instrument timed out (Ω, µA)"
 
         mvm = log.mvm()
         np.testing.assert_array_equal(mvm.inputs, X)

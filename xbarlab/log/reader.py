@@ -28,6 +28,7 @@ import pandas as pd
 from xbarlab.log import schema as sc
 from xbarlab.log.errors import LogDamaged, LogError, NoRunLogged
 from xbarlab.log.h5open import eod_row, open_checked
+from xbarlab.log.notes import compliance_note, flagged_operations
 
 __all__ = ["LogDamaged", "LogError", "LogReader", "MvmData", "NoRunLogged", "RunEnd",
            "RunInfo", "follow"]
@@ -385,12 +386,29 @@ class LogReader:
 
     @_guarded
     def annotations(self) -> pd.DataFrame:
-        """Checkpoints, refusals and faults with their messages and data."""
+        """Checkpoints, refusals, faults, compliance trips, safe state and reconnects with
+        their messages and data, in order.
+
+        A read or pulse that hit the current compliance gets a ``compliance`` note with the
+        operation's seq, time and step (rebuilt from its measurement rows' flags; logs of
+        earlier xbarlab hold it as an event of its own, listed once: `xbarlab.log.notes`)."""
         ev = self.events()
+        cols = ["seq", "time", "kind", "step", "message", "data"]
         keep = ev["kind"].isin(["checkpoint", "refused", "fault", "compliance", "safe_state",
                                  "reconnect"])
-        return ev.loc[keep, ["seq", "time", "kind", "step", "message", "data"]].reset_index(
-            drop=True)
+        notes = ev.loc[keep, cols]
+        ops = flagged_operations(self.measurements_array(),
+                                 ev["kind"].cat.codes.to_numpy())
+        if ops:
+            limit = float(self.info.limits.get("compliance", float("nan")))
+            made = ev.iloc[[row for row, _, _ in ops]][cols[:4]].copy()
+            made["kind"] = pd.Categorical.from_codes(
+                np.full(len(ops), sc.KIND_CODE["compliance"], dtype=np.int8), sc.KINDS)
+            text = [compliance_note(limit, during, cells) for _, during, cells in ops]
+            made["message"] = [m for m, _ in text]
+            made["data"] = [d for _, d in text]
+            notes = pd.concat([notes, made]).sort_values("seq", kind="stable")
+        return notes.reset_index(drop=True)
 
     @_guarded
     def mvm(self) -> MvmData:

@@ -108,7 +108,10 @@ class IdealCircuit:
     def _check(self, devices: DeviceArray) -> FloatArray:
         g = devices.g
         if g is not self._checked:  # a read-only state is checked once (TiO2Devices.g)
-            check_conductances(g)
+            if not (self.compiled and circuit_kernels.AVAILABLE and type(g) is np.ndarray
+                    and g.ndim == 2 and g.dtype == np.float64 and g.size >= self.min_cells
+                    and circuit_kernels.valid_conductances(g)):
+                check_conductances(g)  # raises if a conductance is bad
             if not g.flags.writeable:
                 self._checked = g
         return g

