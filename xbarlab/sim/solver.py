@@ -28,11 +28,12 @@ from typing import Any, Literal
 import numpy as np
 
 from xbarlab.crossbar import BoolArray, FloatArray
-from xbarlab.sim import solver_kernels
+from xbarlab.sim import solver_case_kernels, solver_kernels
 from xbarlab.sim.blas import one_blas_thread
 from xbarlab.sim.circuit import CircuitSolution, check_conductances, line_currents
 from xbarlab.sim.devices import DeviceArray
-from xbarlab.sim.iv import IVLaw, LinearIV
+from xbarlab.sim.iv import IVLaw, LinearIV, SinhIV
+from xbarlab.sim.solver_case_kernels import LineFactors
 from xbarlab.sim.solver_network import (
     CircuitError,
     DirectEngine,
@@ -82,7 +83,12 @@ class DeviceLaw:
     @classmethod
     def of_devices(cls, devices: DeviceArray, *, linearize: bool = False) -> DeviceLaw:
         """The law of a `DeviceArray`; `linearize` uses its small-signal conductance."""
-        g0 = np.asarray(devices.conductance(np.zeros(devices.shape)), dtype=np.float64)
+        iv = getattr(devices, "iv", None)
+        if type(iv) is SinhIV and np.ndim(iv.a) == 0 and np.ndim(iv.b) == 0:
+            # dI/dV at 0 V without a pass of cosh(0): the same product, bit for bit
+            g0 = np.multiply(np.multiply(iv.a, iv.b), devices.g)
+        else:
+            g0 = np.asarray(devices.conductance(np.zeros(devices.shape)), dtype=np.float64)
         if devices.linear or linearize:
             return cls(
                 lambda v: np.multiply(g0, v), lambda v: np.broadcast_to(g0, np.shape(v)).copy(),
@@ -187,6 +193,8 @@ class CrossbarSolver:
         self._warm: OrderedDict[bytes, tuple[float, FloatArray]] = OrderedDict()
         #: device voltages of the last direct solve, kept for its solution (no recompute)
         self._last_v_dev: FloatArray | None = None
+        self._valid_g: FloatArray | None = None  # the read-only state `solve_one` checked
+        self._all_conduct = False
         self.lu_after = lu_after
         #: compiled line engine with warm starts (False: the numpy engine, cold starts)
         self.compiled = compiled and solver_kernels.AVAILABLE
@@ -406,20 +414,65 @@ class CrossbarSolver:
 
     def _line_case(
         self, eng: LineEngine, driven: BoolArray, volts: FloatArray, law: DeviceLaw,
-        key: tuple[bytes, float], warm: FloatArray | None,
+        key: tuple[bytes, float], warm: FloatArray | None, devices: bool = True,
     ) -> _Result:
         """One linear case on the compiled line engine (a single-cell operation), warm
-        started from the last case of the same shape; its column voltages are kept."""
-        vr, vc, i_dev, i_pad, its, ok, resid = solver_kernels.line_case(
-            eng.y_row, eng.y_col_rows, eng.pad_y[0], np.where(driven, volts[0], 0.0), law.g0,
-            warm,
+        started from the last case of the same shape, on chain factors kept while the
+        conductances stay the same read-only array; its column voltages are kept."""
+        fac = eng.case
+        if fac is None:
+            fac = eng.case = LineFactors(eng.y_row, eng.y_col_rows, eng.pad_y[0])
+        vr, vc, v_dev, i_dev, i_pad, its, ok, resid = fac.solve(
+            np.where(driven, volts[0], 0.0), law.g0, warm, devices=devices
         )
         if its < 0:
             raise CircuitError("line matrix not positive definite (check for g < 0)")
         if not ok:
             raise _LinesFailed
         self._keep_warm(key, vc)
-        return vr[None], vc[None], i_dev[None], i_pad[None], 0, resid
+        self._last_v_dev = None if v_dev is None else v_dev[None]
+        return (vr[None], vc[None], np.empty((1, 0, 0)) if i_dev is None else i_dev[None],
+                i_pad[None], 0, resid)
+
+    def solve_one(self, volts: FloatArray, law: DeviceLaw, *, devices: bool = True
+                  ) -> CrossbarSolution | None:
+        """One case, pad voltages `volts` (P,) (NaN = open), linear `law`, on the compiled
+        line engine with kept factors and a warm start: a single-cell read or pulse. None
+        where that path does not apply (the caller then takes `solve`). With `devices`
+        False only the pad currents are formed (`v_dev`, `i_dev` are empty)."""
+        m, n = self.shape
+        if not (law.linear and self.compiled and self._lines_ok and self.engine != "direct"
+                and m * n > 1 and solver_case_kernels.AVAILABLE):
+            return None
+        g0 = law.g0
+        if g0 is not self._valid_g:  # checked once per read-only state
+            if g0.shape != (m, n):
+                return None
+            check_conductances(g0)
+            self._valid_g = g0 if not g0.flags.writeable else None
+            self._all_conduct = bool((g0 > 0).all())
+        driven = ~np.isnan(volts)
+        if not self._all_conduct:
+            if not driven.any():
+                return None
+            self.check_connected(driven, g0 > 0)
+        scaled = np.empty_like(volts)
+        s = solver_case_kernels.normalized(volts, scaled)
+        if s == 0.0:
+            return None
+        key = (scaled.tobytes() + b"L", s)
+        eng = self.line_engine(driven)
+        try:
+            vr, vc, i_dev, i_pad, _, resid = self._line_case(
+                eng, driven, volts[None], law, key, self._warm_start(key), devices
+            )
+        except _LinesFailed:
+            return None
+        v_dev = self._last_v_dev if devices else None
+        self._last_v_dev = None
+        empty = np.empty((1, 0, 0))
+        return CrossbarSolution(vr, vc, empty if v_dev is None else v_dev, i_dev, i_pad, 0,
+                                resid, "lines")
 
     def _solve_cases(
         self, driven: BoolArray, volts: FloatArray, law: DeviceLaw
@@ -436,7 +489,8 @@ class CrossbarSolver:
             warm = self._warm_start(key)
             try:
                 if key is not None and law.linear:
-                    return self._line_case(eng, driven, volts, law, key, warm), "lines"
+                    res = self._line_case(eng, driven, volts, law, key, warm)
+                    return res, "lines"
                 prob = _LineProblem(eng, self.pads, driven, volts)
                 try:
                     res = prob.run(law, self, warm)
@@ -877,8 +931,10 @@ class WireCircuit:
     def _check(
         devices: DeviceArray, row_v: FloatArray, col_v: FloatArray
     ) -> tuple[FloatArray, FloatArray]:
-        row_v = np.atleast_2d(np.asarray(row_v, dtype=np.float64))
-        col_v = np.atleast_2d(np.asarray(col_v, dtype=np.float64))
+        if not (type(row_v) is np.ndarray and row_v.ndim == 2 and row_v.dtype == np.float64):
+            row_v = np.atleast_2d(np.asarray(row_v, dtype=np.float64))
+        if not (type(col_v) is np.ndarray and col_v.ndim == 2 and col_v.dtype == np.float64):
+            col_v = np.atleast_2d(np.asarray(col_v, dtype=np.float64))
         m, n = devices.shape
         if row_v.shape[1] != m or col_v.shape[1] != n or row_v.shape[0] != col_v.shape[0]:
             raise CircuitError(
@@ -899,11 +955,28 @@ class WireCircuit:
         self._law_cache = (devices, g, law)
         return law
 
+    def _pad_volts(self, row_v: FloatArray, col_v: FloatArray) -> FloatArray:
+        """Pad voltages (P,) of one case (NaN = open), in `Terminals` order."""
+        m, n = row_v.shape[1], col_v.shape[1]
+        v = np.full(2 * m + 2 * n, np.nan)
+        if self.row_drive != "end":
+            v[:m] = row_v[0]
+        if self.row_drive != "start":
+            v[m : 2 * m] = row_v[0]
+        if self.col_drive != "end":
+            v[2 * m : 2 * m + n] = col_v[0]
+        if self.col_drive != "start":
+            v[2 * m + n :] = col_v[0]
+        return v
+
     def solve(self, devices: DeviceArray, row_v: FloatArray, col_v: FloatArray) -> CircuitSolution:
         row_v, col_v = self._check(devices, row_v, col_v)
         solver = self.solver_for(devices.shape)
         law = self._law(devices)
-        sol = solver.solve(None, self.terminals(row_v, col_v), law=law)
+        one = solver.solve_one(self._pad_volts(row_v, col_v), law) \
+            if row_v.shape[0] == 1 and law.linear else None
+        sol = one if one is not None else \
+            solver.solve(None, self.terminals(row_v, col_v), law=law)
         self.last = sol
         return CircuitSolution(sol.v_dev, sol.i_dev, sol.i_rows, sol.i_cols)
 
@@ -915,6 +988,10 @@ class WireCircuit:
         row_v, col_v = self._check(devices, row_v, col_v)
         solver = self.solver_for(devices.shape)
         law = self._law(devices)
+        if row_v.shape[0] == 1 and law.linear:
+            one = solver.solve_one(self._pad_volts(row_v, col_v), law, devices=False)
+            if one is not None:
+                return line_currents(one.i_pad, devices.shape)
         i_pad = solver.pad_currents(None, self.terminals(row_v, col_v), law=law)
         return line_currents(i_pad, devices.shape)
 

@@ -1,0 +1,434 @@
+"""Compiled single-case solve of the line engine with factors kept between cases.
+
+The algorithm of `solver_kernels` (CG on the column nodes, preconditioned by the column
+chains, row lines eliminated exactly), laid out for one case at a time as a single-cell read
+or pulse needs it:
+- every array is row-major (M, N): the row chains' recurrences run along the contiguous axis,
+  four rows interleaved (four independent chains keep the floating-point units busy as the
+  column chains' vectorised loops do), so no transposed copy is written per iteration;
+- the chain factors live in a workspace (`LineFactors`) and are refactored only when the
+  device conductances changed (a pulse that follows a read of the same state reuses them);
+- the tail computes the KCL residual and the pad currents in one pass; device voltages and
+  currents only when asked (a read needs the pad currents alone).
+
+Without numba `AVAILABLE` is False and the caller uses the other engines.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xbarlab.crossbar import FloatArray
+from xbarlab.sim.jit import AVAILABLE
+
+__all__ = ["AVAILABLE", "LineFactors", "solve_case"]
+
+if AVAILABLE:
+    from numba import njit
+
+    @njit(cache=True, nogil=True, fastmath=True)
+    def _factor_row(y_row, yrs, yre, g, lr, ir, i):  # type: ignore[no-untyped-def]
+        n = g.shape[1]
+        inv = 0.0
+        for j in range(n):
+            d = g[i, j]
+            d += yrs[i] if j == 0 else y_row[i, j - 1]
+            d += yre[i] if j == n - 1 else y_row[i, j]
+            if j > 0:
+                e = -y_row[i, j - 1]
+                lj = e * inv
+                lr[i, j - 1] = lj
+                d -= lj * e
+            if not d > 0.0:
+                return False
+            inv = 1.0 / d
+            ir[i, j] = inv
+        return True
+
+    @njit(cache=True, nogil=True, fastmath=True)
+    def _factor_rows(y_row, yrs, yre, g, lr, ir):  # type: ignore[no-untyped-def]
+        """LDL^T of every row chain: multipliers `lr` (M, N-1), inverse pivots `ir` (M, N);
+        four rows interleaved (the recurrence runs along the contiguous axis)."""
+        m, n = g.shape
+        m4 = m - m % 4 if n > 1 else 0
+        for i0 in range(0, m4, 4):
+            ia = ib = ic = id_ = 0.0
+            for j in range(n):
+                da, db, dc_, dd = g[i0, j], g[i0 + 1, j], g[i0 + 2, j], g[i0 + 3, j]
+                if j == 0:
+                    da += yrs[i0]
+                    db += yrs[i0 + 1]
+                    dc_ += yrs[i0 + 2]
+                    dd += yrs[i0 + 3]
+                else:
+                    ea, eb = y_row[i0, j - 1], y_row[i0 + 1, j - 1]
+                    ec, ed = y_row[i0 + 2, j - 1], y_row[i0 + 3, j - 1]
+                    da += ea
+                    db += eb
+                    dc_ += ec
+                    dd += ed
+                    la, lb, lc, ld = -ea * ia, -eb * ib, -ec * ic, -ed * id_
+                    lr[i0, j - 1], lr[i0 + 1, j - 1] = la, lb
+                    lr[i0 + 2, j - 1], lr[i0 + 3, j - 1] = lc, ld
+                    da += la * ea
+                    db += lb * eb
+                    dc_ += lc * ec
+                    dd += ld * ed
+                if j == n - 1:
+                    da += yre[i0]
+                    db += yre[i0 + 1]
+                    dc_ += yre[i0 + 2]
+                    dd += yre[i0 + 3]
+                else:
+                    da += y_row[i0, j]
+                    db += y_row[i0 + 1, j]
+                    dc_ += y_row[i0 + 2, j]
+                    dd += y_row[i0 + 3, j]
+                if not (da > 0.0 and db > 0.0 and dc_ > 0.0 and dd > 0.0):
+                    return False
+                ia, ib, ic, id_ = 1.0 / da, 1.0 / db, 1.0 / dc_, 1.0 / dd
+                ir[i0, j], ir[i0 + 1, j], ir[i0 + 2, j], ir[i0 + 3, j] = ia, ib, ic, id_
+        ok = True
+        for i in range(m4, m):  # numba compiles no generator: no all()
+            ok = ok and _factor_row(y_row, yrs, yre, g, lr, ir, i)
+        return ok
+
+    @njit(cache=True, nogil=True, fastmath=True)
+    def _factor_cols(y_col, ycs, yce, g, lc, ic, dc):  # type: ignore[no-untyped-def]
+        """LDL^T of every column chain (along i): `lc` (M-1, N), inverse pivots `ic` (M, N);
+        `dc` (M, N) gets the diagonal of T_c (devices included)."""
+        m, n = g.shape
+        for i in range(m):
+            for j in range(n):
+                d = g[i, j]
+                d += ycs[j] if i == 0 else y_col[i - 1, j]
+                d += yce[j] if i == m - 1 else y_col[i, j]
+                dc[i, j] = d
+                if i > 0:
+                    e = -y_col[i - 1, j]
+                    li = e * ic[i - 1, j]
+                    lc[i - 1, j] = li
+                    d -= li * e
+                if not d > 0.0:
+                    return False
+                ic[i, j] = 1.0 / d
+        return True
+
+    @njit(cache=True, nogil=True, fastmath=True)
+    def _solve_row(l, ir, x, i):  # type: ignore[no-untyped-def]
+        n = x.shape[1]
+        p = x[i, 0]
+        for j in range(1, n):
+            p = x[i, j] - l[i, j - 1] * p
+            x[i, j] = p
+        p *= ir[i, n - 1]
+        x[i, n - 1] = p
+        for j in range(n - 2, -1, -1):
+            p = x[i, j] * ir[i, j] - l[i, j] * p
+            x[i, j] = p
+
+    @njit(cache=True, nogil=True, fastmath=True)
+    def _solve_rows(l, ir, x):  # type: ignore[no-untyped-def]
+        """x <- T_r^-1 x in place, one chain per row (along the contiguous axis), four rows
+        interleaved."""
+        m, n = x.shape
+        m4 = m - m % 4
+        for i0 in range(0, m4, 4):
+            a, b, c, d = x[i0], x[i0 + 1], x[i0 + 2], x[i0 + 3]
+            la, lb, lc, ld = l[i0], l[i0 + 1], l[i0 + 2], l[i0 + 3]
+            ia, ib, ic, id_ = ir[i0], ir[i0 + 1], ir[i0 + 2], ir[i0 + 3]
+            pa, pb, pc, pd = a[0], b[0], c[0], d[0]
+            for j in range(1, n):
+                pa = a[j] - la[j - 1] * pa
+                a[j] = pa
+                pb = b[j] - lb[j - 1] * pb
+                b[j] = pb
+                pc = c[j] - lc[j - 1] * pc
+                c[j] = pc
+                pd = d[j] - ld[j - 1] * pd
+                d[j] = pd
+            pa *= ia[n - 1]
+            pb *= ib[n - 1]
+            pc *= ic[n - 1]
+            pd *= id_[n - 1]
+            a[n - 1], b[n - 1], c[n - 1], d[n - 1] = pa, pb, pc, pd
+            for j in range(n - 2, -1, -1):
+                pa = a[j] * ia[j] - la[j] * pa
+                a[j] = pa
+                pb = b[j] * ib[j] - lb[j] * pb
+                b[j] = pb
+                pc = c[j] * ic[j] - lc[j] * pc
+                c[j] = pc
+                pd = d[j] * id_[j] - ld[j] * pd
+                d[j] = pd
+        for i in range(m4, m):
+            _solve_row(l, ir, x, i)
+
+    @njit(cache=True, nogil=True, fastmath=True)
+    def _solve_cols(lc, ic, x):  # type: ignore[no-untyped-def]
+        """x <- T_c^-1 x in place for chains along axis 0, vectorised along axis 1."""
+        m, n = x.shape
+        for i in range(1, m):
+            for j in range(n):
+                x[i, j] -= lc[i - 1, j] * x[i - 1, j]
+        for j in range(n):
+            x[m - 1, j] *= ic[m - 1, j]
+        for i in range(m - 2, -1, -1):
+            for j in range(n):
+                x[i, j] = x[i, j] * ic[i, j] - lc[i, j] * x[i + 1, j]
+
+    @njit(cache=True, nogil=True, fastmath=True)
+    def _schur(y_col, dc, g, lr, ir, x, tmp, out):  # type: ignore[no-untyped-def]
+        """out <- (T_c - D T_r^-1 D) x (T_c with D on its diagonal); returns x . out."""
+        m, n = x.shape
+        for i in range(m):
+            for j in range(n):
+                tmp[i, j] = g[i, j] * x[i, j]
+        _solve_rows(lr, ir, tmp)
+        s = 0.0
+        for i in range(m):
+            for j in range(n):
+                v = dc[i, j] * x[i, j] - g[i, j] * tmp[i, j]
+                if i > 0:
+                    v -= y_col[i - 1, j] * x[i - 1, j]
+                if i < m - 1:
+                    v -= y_col[i, j] * x[i + 1, j]
+                out[i, j] = v
+                s += v * x[i, j]
+        return s
+
+    @njit(cache=True, nogil=True, fastmath=True)
+    def _pcg(  # type: ignore[no-untyped-def]
+        y_col, g, lr, ir, lc, ic, dc, b_r, b_c, x, warm, rtol, max_iter, vr, work
+    ):
+        """Column-node voltages `x` (start values if `warm`) and row-node voltages `vr` for
+        loads `b_r`, `b_c` (M, N); returns (iterations, converged)."""
+        m, n = x.shape
+        trb, rhs, r, z, p, q, tmp = (work[0], work[1], work[2], work[3], work[4], work[5],
+                                     work[6])
+        for i in range(m):
+            for j in range(n):
+                trb[i, j] = b_r[i, j]
+        _solve_rows(lr, ir, trb)  # T_r^-1 b_r, kept for the back-substitution
+        for i in range(m):
+            for j in range(n):
+                rhs[i, j] = b_c[i, j] + g[i, j] * trb[i, j]
+        if not warm:
+            for i in range(m):
+                for j in range(n):
+                    x[i, j] = rhs[i, j]
+            _solve_cols(lc, ic, x)
+        _schur(y_col, dc, g, lr, ir, x, tmp, q)
+        rr = 0.0
+        bb = 0.0
+        for i in range(m):
+            for j in range(n):
+                ri = rhs[i, j] - q[i, j]
+                r[i, j] = ri
+                z[i, j] = ri
+                rr += ri * ri
+                bb += rhs[i, j] * rhs[i, j]
+        stop = rtol * np.sqrt(bb) + np.finfo(np.float64).tiny
+        done = np.sqrt(rr) <= stop
+        it = 0
+        if not done:
+            _solve_cols(lc, ic, z)
+            rz = 0.0
+            for i in range(m):
+                for j in range(n):
+                    p[i, j] = z[i, j]
+                    rz += r[i, j] * z[i, j]
+            while it < max_iter:
+                it += 1
+                pq = _schur(y_col, dc, g, lr, ir, p, tmp, q)
+                alpha = 0.0 if pq == 0.0 else rz / pq
+                rr = 0.0
+                for i in range(m):
+                    for j in range(n):
+                        x[i, j] += alpha * p[i, j]
+                        ri = r[i, j] - alpha * q[i, j]
+                        r[i, j] = ri
+                        z[i, j] = ri
+                        rr += ri * ri
+                if np.sqrt(rr) <= stop:
+                    done = True
+                    break
+                _solve_cols(lc, ic, z)
+                rz_new = 0.0
+                for i in range(m):
+                    for j in range(n):
+                        rz_new += r[i, j] * z[i, j]
+                beta = 0.0 if rz == 0.0 else rz_new / rz
+                for i in range(m):
+                    for j in range(n):
+                        p[i, j] = z[i, j] + beta * p[i, j]
+                rz = rz_new
+        # vr = T_r^-1 (b_r + D vc)
+        for i in range(m):
+            for j in range(n):
+                tmp[i, j] = g[i, j] * x[i, j]
+        _solve_rows(lr, ir, tmp)
+        for i in range(m):
+            for j in range(n):
+                vr[i, j] = trb[i, j] + tmp[i, j]
+        return it, done
+
+    @njit(cache=True, nogil=True)
+    def _case(  # type: ignore[no-untyped-def]
+        y_row, y_col, py, v, g, refactor, lr, ir, lc, ic, dc, vc, warm, rtol, max_iter,
+        vr, v_dev, i_dev, i_pad, work, devices,
+    ):
+        m, n = g.shape
+        yrs, yre = py[:m], py[m : 2 * m]
+        ycs, yce = py[2 * m : 2 * m + n], py[2 * m + n :]
+        if refactor and not (_factor_rows(y_row, yrs, yre, g, lr, ir)
+                             and _factor_cols(y_col, ycs, yce, g, lc, ic, dc)):
+            return -1, False, 0.0
+        b_r, b_c = work[7], work[8]
+        b_r[:, :] = 0.0
+        b_c[:, :] = 0.0
+        for i in range(m):
+            b_r[i, 0] += yrs[i] * v[i]
+            b_r[i, n - 1] += yre[i] * v[m + i]
+        for j in range(n):
+            b_c[0, j] += ycs[j] * v[2 * m + j]
+            b_c[m - 1, j] += yce[j] * v[2 * m + n + j]
+        it, done = _pcg(y_col, g, lr, ir, lc, ic, dc, b_r, b_c, vc, warm, rtol, max_iter, vr,
+                        work)
+        # KCL residual of every node (wires, pads, device) in one pass; the taps' residuals
+        # give the pad currents (see `solver_kernels.line_case`)
+        resid = 0.0
+        f_r0 = work[2][:, 0]  # free rows of the work arrays: the tap residuals
+        f_r1 = work[3][:, 0]
+        f_c0 = work[4][0]
+        f_c1 = work[5][0]
+        for i in range(m):
+            for j in range(n):
+                vd = vr[i, j] - vc[i, j]
+                d = g[i, j] * vd
+                if devices:
+                    v_dev[i, j] = vd
+                    i_dev[i, j] = d
+                fr = d - b_r[i, j]
+                fc = -d - b_c[i, j]
+                x = vr[i, j]
+                if j == 0:
+                    fr += yrs[i] * x
+                else:
+                    fr += y_row[i, j - 1] * (x - vr[i, j - 1])
+                if j == n - 1:
+                    fr += yre[i] * x
+                else:
+                    fr += y_row[i, j] * (x - vr[i, j + 1])
+                y = vc[i, j]
+                if i == 0:
+                    fc += ycs[j] * y
+                else:
+                    fc += y_col[i - 1, j] * (y - vc[i - 1, j])
+                if i == m - 1:
+                    fc += yce[j] * y
+                else:
+                    fc += y_col[i, j] * (y - vc[i + 1, j])
+                a = abs(fr)
+                if a > resid:
+                    resid = a
+                a = abs(fc)
+                if a > resid:
+                    resid = a
+                if j == 0:
+                    f_r0[i] = fr
+                if j == n - 1:
+                    f_r1[i] = fr
+                if i == 0:
+                    f_c0[j] = fc
+                if i == m - 1:
+                    f_c1[j] = fc
+        for i in range(m):
+            t0 = yrs[i] + (yre[i] if n == 1 else 0.0)
+            t1 = yre[i] + (yrs[i] if n == 1 else 0.0)
+            i_pad[i] = yrs[i] * (v[i] - vr[i, 0]) + (yrs[i] / t0 * f_r0[i] if t0 > 0 else 0.0)
+            i_pad[m + i] = yre[i] * (v[m + i] - vr[i, n - 1]) + (
+                yre[i] / t1 * f_r1[i] if t1 > 0 else 0.0)
+        for j in range(n):
+            t0 = ycs[j] + (yce[j] if m == 1 else 0.0)
+            t1 = yce[j] + (ycs[j] if m == 1 else 0.0)
+            i_pad[2 * m + j] = ycs[j] * (v[2 * m + j] - vc[0, j]) + (
+                ycs[j] / t0 * f_c0[j] if t0 > 0 else 0.0)
+            i_pad[2 * m + n + j] = yce[j] * (v[2 * m + n + j] - vc[m - 1, j]) + (
+                yce[j] / t1 * f_c1[j] if t1 > 0 else 0.0)
+        return it, done, resid
+
+
+    @njit(cache=True, nogil=True)
+    def _normalized(v, out):  # type: ignore[no-untyped-def]
+        s = 0.0
+        for k in range(v.shape[0]):
+            x = v[k]
+            if x == x and abs(x) > abs(s):
+                s = x
+        for k in range(v.shape[0]):
+            out[k] = v[k] / s if s != 0.0 else v[k]
+        return s
+
+
+def normalized(v: FloatArray, out: FloatArray) -> float:
+    """The driven value of largest magnitude s of pad voltages `v` (P,) (NaN = open; the
+    first of equal magnitude), and `out` = v / s (NaN stays NaN): equal for cases whose
+    voltages are proportional (a warm-start key). 0 when every driven pad is at 0 V."""
+    return float(_normalized(v, out))
+
+
+class LineFactors:
+    """The chain factors of one pad pattern's line system and the work arrays of its
+    single-case solves, kept while the device conductances stay the same array."""
+
+    def __init__(self, y_row: FloatArray, y_col_rows: FloatArray, pad_y: FloatArray) -> None:
+        m, n = y_row.shape[0], y_col_rows.shape[1]
+        self.shape = (m, n)
+        self.y_row = np.ascontiguousarray(y_row, dtype=np.float64)
+        self.y_col = np.ascontiguousarray(y_col_rows, dtype=np.float64)
+        self.pad_y = np.ascontiguousarray(pad_y, dtype=np.float64)
+        self.lr = np.empty((m, max(n - 1, 1)))
+        self.ir = np.empty((m, n))
+        self.lc = np.empty((max(m - 1, 1), n))
+        self.ic = np.empty((m, n))
+        self.dc = np.empty((m, n))
+        self.work = np.empty((9, m, n))
+        self._g: FloatArray | None = None  # the read-only conductances factored
+
+    def solve(
+        self, volts: FloatArray, g: FloatArray, x0: FloatArray | None, *, devices: bool,
+        rtol: float = 1e-11, max_iter: int = 60,
+    ) -> tuple[FloatArray, FloatArray, FloatArray | None, FloatArray | None, FloatArray, int,
+               bool, float]:
+        """(vr, vc, v_dev, i_dev (None unless `devices`), i_pad, iterations, converged,
+        largest KCL residual) of one case: `volts` (P,) pad voltages (any finite value where
+        open), `g` (M, N) device conductances, `x0` (M, N) a start for the column-node
+        voltages. Iterations are -1 where a line chain is not positive definite."""
+        m, n = self.shape
+        refactor = not (g is self._g and not g.flags.writeable)
+        self._g = None
+        vr = np.empty((m, n))
+        vc = np.array(x0, dtype=np.float64) if x0 is not None else np.empty((m, n))
+        v_dev = np.empty((m, n)) if devices else self.work[6]
+        i_dev = np.empty((m, n)) if devices else self.work[6]
+        i_pad = np.empty(2 * m + 2 * n)
+        it, done, resid = _case(
+            self.y_row, self.y_col, self.pad_y, volts, g, refactor, self.lr, self.ir,
+            self.lc, self.ic, self.dc, vc, x0 is not None, float(rtol), int(max_iter), vr,
+            v_dev, i_dev, i_pad, self.work, devices,
+        )
+        if it >= 0:
+            self._g = g
+        if not devices:
+            return vr, vc, None, None, i_pad, int(it), bool(done), float(resid)
+        return vr, vc, v_dev, i_dev, i_pad, int(it), bool(done), float(resid)
+
+
+def solve_case(
+    y_row: FloatArray, y_col_rows: FloatArray, pad_y: FloatArray, volts: FloatArray,
+    g: FloatArray, x0: FloatArray | None,
+) -> tuple[FloatArray, FloatArray, FloatArray | None, FloatArray | None, FloatArray, int, bool,
+           float]:
+    """One case on fresh factors (see `LineFactors.solve`)."""
+    return LineFactors(y_row, y_col_rows, pad_y).solve(volts, g, x0, devices=True)
