@@ -69,15 +69,21 @@ class DeviceLaw:
     didv: Callable[[FloatArray], FloatArray]
     linear: bool
     g0: FloatArray  # dI/dV at 0 V, (M, N)
+    #: (ga, b) of a sinh law I = ga sinh(b V) with one b (the compiled Newton's form)
+    sinh: tuple[FloatArray, float] | None = None
 
     @classmethod
     def of_iv(cls, g: FloatArray, iv: IVLaw) -> DeviceLaw:
         g = np.asarray(g, dtype=np.float64)
+        sinh = None
+        if type(iv) is SinhIV and np.ndim(iv.a) == 0 and np.ndim(iv.b) == 0:
+            sinh = (np.multiply(iv.a, g), float(iv.b))
         return cls(
             lambda v: iv.current(g, v),
             lambda v: iv.didv(g, v),
             bool(iv.linear),
             np.asarray(iv.didv(g, np.zeros(g.shape)), dtype=np.float64),
+            sinh,
         )
 
     @classmethod
@@ -86,7 +92,14 @@ class DeviceLaw:
         iv = getattr(devices, "iv", None)
         if type(iv) is SinhIV and np.ndim(iv.a) == 0 and np.ndim(iv.b) == 0:
             # dI/dV at 0 V without a pass of cosh(0): the same product, bit for bit
-            g0 = np.multiply(np.multiply(iv.a, iv.b), devices.g)
+            g = devices.g
+            g0 = np.multiply(np.multiply(iv.a, iv.b), g)
+            # a snapshot of a read-only state is read-only too: solvers key kept factors and
+            # checks on it (`CrossbarSolver.solve_one`)
+            g0.flags.writeable = bool(g.flags.writeable)
+            if not (devices.linear or linearize):
+                ga = np.multiply(iv.a, g)
+                return cls(devices.current, devices.conductance, False, g0, (ga, float(iv.b)))
         else:
             g0 = np.asarray(devices.conductance(np.zeros(devices.shape)), dtype=np.float64)
         if devices.linear or linearize:
@@ -271,6 +284,10 @@ class CrossbarSolver:
         """Solve every case of `terminals` for conductances `g` (M, N) under I-V law `iv`
         (default linear), or under an explicit `law` (then `g` may be None)."""
         law, volts, driven = self._prepare(g, terminals, iv, law)
+        if volts.shape[0] == 1:  # a single-cell operation: the compiled single-case path
+            one = self.solve_one(volts[0], law)
+            if one is not None:
+                return one
         m, n = self.shape
         out = _Accumulator(volts.shape[0], m, n)
         conducting = law.g0 > 0
@@ -436,13 +453,15 @@ class CrossbarSolver:
 
     def solve_one(self, volts: FloatArray, law: DeviceLaw, *, devices: bool = True
                   ) -> CrossbarSolution | None:
-        """One case, pad voltages `volts` (P,) (NaN = open), linear `law`, on the compiled
-        line engine with kept factors and a warm start: a single-cell read or pulse. None
-        where that path does not apply (the caller then takes `solve`). With `devices`
-        False only the pad currents are formed (`v_dev`, `i_dev` are empty)."""
+        """One case, pad voltages `volts` (P,) (NaN = open), on the compiled line engine
+        with a warm start: a single-cell read or pulse. Linear laws: kept chain factors;
+        sinh laws with one b (`DeviceLaw.sinh`): compiled Newton from the last case of the
+        same shape. None where that path does not apply (the caller then takes `solve`).
+        With `devices` False (linear) only the pad currents are formed (`v_dev`, `i_dev`
+        are empty)."""
         m, n = self.shape
-        if not (law.linear and self.compiled and self._lines_ok and self.engine != "direct"
-                and m * n > 1 and solver_case_kernels.AVAILABLE):
+        if not ((law.linear or law.sinh is not None) and self.compiled and self._lines_ok
+                and self.engine != "direct" and m * n > 1 and solver_case_kernels.AVAILABLE):
             return None
         g0 = law.g0
         if g0 is not self._valid_g:  # checked once per read-only state
@@ -460,11 +479,14 @@ class CrossbarSolver:
         s = solver_case_kernels.normalized(volts, scaled)
         if s == 0.0:
             return None
-        key = (scaled.tobytes() + b"L", s)
+        key = (scaled.tobytes() + (b"L" if law.linear else b"N"), s)
         eng = self.line_engine(driven)
+        warm = self._warm_start(key)
+        if not law.linear:
+            return self._sinh_case(eng, driven, volts, law, key, warm)
         try:
             vr, vc, i_dev, i_pad, _, resid = self._line_case(
-                eng, driven, volts[None], law, key, self._warm_start(key), devices
+                eng, driven, volts[None], law, key, warm, devices
             )
         except _LinesFailed:
             return None
@@ -472,6 +494,36 @@ class CrossbarSolver:
         self._last_v_dev = None
         empty = np.empty((1, 0, 0))
         return CrossbarSolution(vr, vc, empty if v_dev is None else v_dev, i_dev, i_pad, 0,
+                                resid, "lines")
+
+    def _sinh_case(
+        self, eng: LineEngine, driven: BoolArray, volts: FloatArray, law: DeviceLaw,
+        key: tuple[bytes, float], warm: FloatArray | None,
+    ) -> CrossbarSolution | None:
+        """`solve_one` with sinh devices: compiled Newton (`LineFactors.solve_sinh`), from
+        the warm start if any (cold again if it misleads Newton)."""
+        assert law.sinh is not None
+        fac = eng.case
+        if fac is None:
+            fac = eng.case = LineFactors(eng.y_row, eng.y_col_rows, eng.pad_y[0])
+        v = np.where(driven, volts, 0.0)
+        ga, b = law.sinh
+        for x0 in ((warm[0], None) if warm is not None else (None,)):
+            vr, vc, v_dev, i_dev, i_pad, its, status, resid = fac.solve_sinh(
+                v, ga, law.g0, b, law.g0, x0, rtol=self.newton_rtol, max_newton=self.max_newton
+            )
+            if status != 1:
+                break
+        if status == 3:
+            raise CircuitError("line matrix not positive definite (check for g < 0)")
+        if status == 2:
+            return None  # a line solve hit its cap: the general path decides
+        if status == 1:
+            raise NonConvergenceError(
+                f"Newton did not converge in {self.max_newton} iterations", resid
+            )
+        self._keep_warm(key, np.stack([vr, vc])[None])
+        return CrossbarSolution(vr[None], vc[None], v_dev[None], i_dev[None], i_pad[None], its,
                                 resid, "lines")
 
     def _solve_cases(
@@ -974,7 +1026,7 @@ class WireCircuit:
         solver = self.solver_for(devices.shape)
         law = self._law(devices)
         one = solver.solve_one(self._pad_volts(row_v, col_v), law) \
-            if row_v.shape[0] == 1 and law.linear else None
+            if row_v.shape[0] == 1 else None
         sol = one if one is not None else \
             solver.solve(None, self.terminals(row_v, col_v), law=law)
         self.last = sol
@@ -988,7 +1040,7 @@ class WireCircuit:
         row_v, col_v = self._check(devices, row_v, col_v)
         solver = self.solver_for(devices.shape)
         law = self._law(devices)
-        if row_v.shape[0] == 1 and law.linear:
+        if row_v.shape[0] == 1:
             one = solver.solve_one(self._pad_volts(row_v, col_v), law, devices=False)
             if one is not None:
                 return line_currents(one.i_pad, devices.shape)
