@@ -46,7 +46,7 @@ def test_single_cases_match_the_direct_factorization(shape: tuple[int, int], iv:
     wires = _wires(shape, 1)
     fast, ref = CrossbarSolver(wires), CrossbarSolver(wires, engine="direct")
     for sides in (("start", "end"), ("both", "start"), ("end", "both")):
-        circ = WireCircuit(row_drive=sides[0], col_drive=sides[1])  # type: ignore[arg-type]
+        circ = WireCircuit(row_drive=sides[0], col_drive=sides[1])
         g = rng.uniform(50e-6, 600e-6, shape)
         for k in range(6):
             cell = (int(rng.integers(shape[0])), int(rng.integers(shape[1])))
