@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--reference", default=None,
                         help="git revision of today's path (default: merge-base with main)")
+    parser.add_argument("--this", type=Path, default=ROOT,
+                        help="folder whose xbarlab is timed as the new side (default: this "
+                             "checkout; e.g. a `git archive` snapshot while editing)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--fidelities", nargs="+", default=["wires", "nonlinear"])
     parser.add_argument("--cells", type=int, default=12)
@@ -146,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
                 best = {"new": [np.inf, np.inf], "ref": [np.inf, np.inf]}
                 quiet: dict[str, list[float]] = {}
                 for k in range(args.repeat):
-                    for side, root in (("ref", ref_root), ("new", ROOT)):
+                    for side, root in (("ref", ref_root), ("new", args.this)):
                         r = run_side(root, size, fidelity, args, check=k == 0)
                         best[side] = [min(best[side][0], r["read"]),
                                       min(best[side][1], r["pulse"])]

@@ -204,6 +204,8 @@ class CrossbarSolver:
         self._seen: dict[bytes, tuple[FloatArray, int]] = {}
         self._ports: PadPorts | None = None
         self._warm: OrderedDict[bytes, tuple[float, FloatArray]] = OrderedDict()
+        #: the solution each linear warm start replaced (a second start vector)
+        self._warm_prev: dict[bytes, tuple[float, FloatArray]] = {}
         #: device voltages of the last direct solve, kept for its solution (no recompute)
         self._last_v_dev: FloatArray | None = None
         self._valid_g: FloatArray | None = None  # the read-only state `solve_one` checked
@@ -432,6 +434,7 @@ class CrossbarSolver:
     def _line_case(
         self, eng: LineEngine, driven: BoolArray, volts: FloatArray, law: DeviceLaw,
         key: tuple[bytes, float], warm: FloatArray | None, devices: bool = True,
+        clean: FloatArray | None = None,
     ) -> _Result:
         """One linear case on the compiled line engine (a single-cell operation), warm
         started from the last case of the same shape, on chain factors kept while the
@@ -439,13 +442,23 @@ class CrossbarSolver:
         fac = eng.case
         if fac is None:
             fac = eng.case = LineFactors(eng.y_row, eng.y_col_rows, eng.pad_y[0])
+        if clean is None:
+            clean = np.where(driven, volts[0], 0.0)
+        before = self._warm_prev.get(key[0])  # the solution before the warm start
+        x_prev = before[1] * (key[1] / before[0]) if before is not None and warm is not None \
+            else None
+        last = self._warm.get(key[0])
         vr, vc, v_dev, i_dev, i_pad, its, ok, resid = fac.solve(
-            np.where(driven, volts[0], 0.0), law.g0, warm, devices=devices
+            clean, law.g0, warm, devices=devices, x_prev=x_prev
         )
         if its < 0:
             raise CircuitError("line matrix not positive definite (check for g < 0)")
         if not ok:
             raise _LinesFailed
+        if last is not None:
+            self._warm_prev[key[0]] = last
+            while len(self._warm_prev) > self._cache_size:
+                self._warm_prev.pop(next(iter(self._warm_prev)))
         self._keep_warm(key, vc)
         self._last_v_dev = None if v_dev is None else v_dev[None]
         return (vr[None], vc[None], np.empty((1, 0, 0)) if i_dev is None else i_dev[None],
@@ -475,18 +488,18 @@ class CrossbarSolver:
             if not driven.any():
                 return None
             self.check_connected(driven, g0 > 0)
-        scaled = np.empty_like(volts)
-        s = solver_case_kernels.normalized(volts, scaled)
+        scaled, clean = np.empty_like(volts), np.empty_like(volts)
+        s = solver_case_kernels.normalized(volts, scaled, clean)
         if s == 0.0:
             return None
         key = (scaled.tobytes() + (b"L" if law.linear else b"N"), s)
         eng = self.line_engine(driven)
         warm = self._warm_start(key)
         if not law.linear:
-            return self._sinh_case(eng, driven, volts, law, key, warm)
+            return self._sinh_case(eng, clean, law, key, warm)
         try:
             vr, vc, i_dev, i_pad, _, resid = self._line_case(
-                eng, driven, volts[None], law, key, warm, devices
+                eng, driven, volts[None], law, key, warm, devices, clean
             )
         except _LinesFailed:
             return None
@@ -497,16 +510,16 @@ class CrossbarSolver:
                                 resid, "lines")
 
     def _sinh_case(
-        self, eng: LineEngine, driven: BoolArray, volts: FloatArray, law: DeviceLaw,
-        key: tuple[bytes, float], warm: FloatArray | None,
+        self, eng: LineEngine, v: FloatArray, law: DeviceLaw, key: tuple[bytes, float],
+        warm: FloatArray | None,
     ) -> CrossbarSolution | None:
-        """`solve_one` with sinh devices: compiled Newton (`LineFactors.solve_sinh`), from
-        the warm start if any (cold again if it misleads Newton)."""
+        """`solve_one` with sinh devices, pad voltages `v` (0 where open): compiled Newton
+        (`LineFactors.solve_sinh`), from the warm start if any (cold again if it misleads
+        Newton)."""
         assert law.sinh is not None
         fac = eng.case
         if fac is None:
             fac = eng.case = LineFactors(eng.y_row, eng.y_col_rows, eng.pad_y[0])
-        v = np.where(driven, volts, 0.0)
         ga, b = law.sinh
         for x0 in ((warm[0], None) if warm is not None else (None,)):
             vr, vc, v_dev, i_dev, i_pad, its, status, resid = fac.solve_sinh(

@@ -198,11 +198,24 @@ if AVAILABLE:
         return s
 
     @njit(cache=True, nogil=True, fastmath=True)
+    def _dot(a, b):  # type: ignore[no-untyped-def]
+        m, n = a.shape
+        s = 0.0
+        for i in range(m):
+            for j in range(n):
+                s += a[i, j] * b[i, j]
+        return s
+
+    @njit(cache=True, nogil=True, fastmath=True)
     def _pcg(  # type: ignore[no-untyped-def]
-        y_col, g, lr, ir, lc, ic, dc, b_r, b_c, x, warm, rtol, max_iter, vr, work
+        y_col, g, lr, ir, lc, ic, dc, b_r, b_c, x, warm, rtol, max_iter, vr, work, xp,
+        use_prev,
     ):
         """Column-node voltages `x` (start values if `warm`) and row-node voltages `vr` for
-        loads `b_r`, `b_c` (M, N); returns (iterations, converged)."""
+        loads `b_r`, `b_c` (M, N); returns (iterations, converged). With `use_prev` the
+        start is the best combination (in the energy norm) of `x` and its change since
+        `xp`, the solution before it: a device that moved the same way pulse after pulse
+        moves the solution along about the same direction."""
         m, n = x.shape
         trb, rhs, r, z, p, q, tmp = (work[0], work[1], work[2], work[3], work[4], work[5],
                                      work[6])
@@ -218,7 +231,24 @@ if AVAILABLE:
                 for j in range(n):
                     x[i, j] = rhs[i, j]
             _solve_cols(lc, ic, x)
-        _schur(y_col, dc, g, lr, ir, x, tmp, q)
+        a11 = _schur(y_col, dc, g, lr, ir, x, tmp, q)
+        if warm and use_prev:
+            d, q2 = work[9], work[10]
+            for i in range(m):
+                for j in range(n):
+                    d[i, j] = x[i, j] - xp[i, j]
+            a22 = _schur(y_col, dc, g, lr, ir, d, tmp, q2)
+            a12 = _dot(d, q)
+            b1 = _dot(x, rhs)
+            b2 = _dot(d, rhs)
+            det = a11 * a22 - a12 * a12
+            if a22 > 0.0 and det > 1e-12 * a11 * a22:
+                c1 = (b1 * a22 - b2 * a12) / det
+                c2 = (a11 * b2 - a12 * b1) / det
+                for i in range(m):
+                    for j in range(n):
+                        x[i, j] = c1 * x[i, j] + c2 * d[i, j]
+                        q[i, j] = c1 * q[i, j] + c2 * q2[i, j]
         rr = 0.0
         bb = 0.0
         for i in range(m):
@@ -276,7 +306,7 @@ if AVAILABLE:
     @njit(cache=True, nogil=True)
     def _case(  # type: ignore[no-untyped-def]
         y_row, y_col, py, v, g, refactor, lr, ir, lc, ic, dc, vc, warm, rtol, max_iter,
-        vr, v_dev, i_dev, i_pad, work, devices,
+        vr, v_dev, i_dev, i_pad, work, devices, xp, use_prev,
     ):
         m, n = g.shape
         yrs, yre = py[:m], py[m : 2 * m]
@@ -294,7 +324,7 @@ if AVAILABLE:
             b_c[0, j] += ycs[j] * v[2 * m + j]
             b_c[m - 1, j] += yce[j] * v[2 * m + n + j]
         it, done = _pcg(y_col, g, lr, ir, lc, ic, dc, b_r, b_c, vc, warm, rtol, max_iter, vr,
-                        work)
+                        work, xp, use_prev)
         # KCL residual of every node (wires, pads, device) in one pass; the taps' residuals
         # give the pad currents (see `solver_kernels.line_case`)
         resid = 0.0
@@ -454,7 +484,7 @@ if AVAILABLE:
                     and _factor_cols(y_col, ycs, yce, g0, lc, ic, dc)):
                 return 0, 3, 0.0
             _, done = _pcg(y_col, g0, lr, ir, lc, ic, dc, b_r, b_c, vc, False, lin_rtol,
-                           max_iter, vr, work)
+                           max_iter, vr, work, work[10], False)
             if not done:
                 return 0, 2, 0.0
         fr, fc, i_dev, dg = nwork[0], nwork[1], nwork[2], nwork[3]
@@ -482,7 +512,7 @@ if AVAILABLE:
             # 2-norm, which CG bounds relative to its right-hand side ~ fnorm sqrt(2 M N))
             eta = min(max(0.1 * atol / (fnorm * scale), lin_rtol), 1e-3)
             _, done = _pcg(y_col, dg, lr, ir, lc, ic, dc, fr, fc, dxc, False, eta, max_iter,
-                           dxr, work)
+                           dxr, work, work[10], False)
             if not done:
                 return it, 2, fnorm
             t = 1.0
@@ -530,22 +560,25 @@ if AVAILABLE:
         return its, status, fnorm
 
     @njit(cache=True, nogil=True)
-    def _normalized(v, out):  # type: ignore[no-untyped-def]
+    def _normalized(v, out, clean):  # type: ignore[no-untyped-def]
         s = 0.0
         for k in range(v.shape[0]):
             x = v[k]
             if x == x and abs(x) > abs(s):
                 s = x
         for k in range(v.shape[0]):
-            out[k] = v[k] / s if s != 0.0 else v[k]
+            x = v[k]
+            out[k] = x / s if s != 0.0 else x
+            clean[k] = x if x == x else 0.0
         return s
 
 
-def normalized(v: FloatArray, out: FloatArray) -> float:
+def normalized(v: FloatArray, out: FloatArray, clean: FloatArray) -> float:
     """The driven value of largest magnitude s of pad voltages `v` (P,) (NaN = open; the
-    first of equal magnitude), and `out` = v / s (NaN stays NaN): equal for cases whose
-    voltages are proportional (a warm-start key). 0 when every driven pad is at 0 V."""
-    return float(_normalized(v, out))
+    first of equal magnitude), `out` = v / s (NaN stays NaN): equal for cases whose
+    voltages are proportional (a warm-start key), and `clean` = v with 0 where open.
+    Returns s, 0 when every driven pad is at 0 V."""
+    return float(_normalized(v, out, clean))
 
 
 class LineFactors:
@@ -563,24 +596,31 @@ class LineFactors:
         self.lc = np.empty((max(m - 1, 1), n))
         self.ic = np.empty((m, n))
         self.dc = np.empty((m, n))
-        self.work = np.empty((9, m, n))
+        self.work = np.empty((11, m, n))
         self._nwork: FloatArray | None = None  # Newton's work arrays, made on first use
         self._g: FloatArray | None = None  # the read-only conductances factored
 
     def solve(
         self, volts: FloatArray, g: FloatArray, x0: FloatArray | None, *, devices: bool,
-        rtol: float = 1e-11, max_iter: int = 60,
+        rtol: float = 1e-11, max_iter: int = 60, x_prev: FloatArray | None = None,
     ) -> tuple[FloatArray, FloatArray, FloatArray | None, FloatArray | None, FloatArray, int,
                bool, float]:
         """(vr, vc, v_dev, i_dev (None unless `devices`), i_pad, iterations, converged,
         largest KCL residual) of one case: `volts` (P,) pad voltages (any finite value where
         open), `g` (M, N) device conductances, `x0` (M, N) a start for the column-node
-        voltages. Iterations are -1 where a line chain is not positive definite."""
+        voltages (a float64 C-contiguous `x0` is taken over: the answer overwrites it),
+        `x_prev` the solution before `x0` (same scaling) for a two-vector start.
+        Iterations are -1 where a line chain is not positive definite."""
         m, n = self.shape
         refactor = not (g is self._g and not g.flags.writeable)
         self._g = None
         vr = np.empty((m, n))
-        vc = np.array(x0, dtype=np.float64) if x0 is not None else np.empty((m, n))
+        if x0 is None:
+            vc = np.empty((m, n))
+        elif x0.dtype == np.float64 and x0.flags.c_contiguous and x0.flags.writeable:
+            vc = x0
+        else:
+            vc = np.array(x0, dtype=np.float64)
         v_dev = np.empty((m, n)) if devices else self.work[6]
         i_dev = np.empty((m, n)) if devices else self.work[6]
         i_pad = np.empty(2 * m + 2 * n)
@@ -588,6 +628,7 @@ class LineFactors:
             self.y_row, self.y_col, self.pad_y, volts, g, refactor, self.lr, self.ir,
             self.lc, self.ic, self.dc, vc, x0 is not None, float(rtol), int(max_iter), vr,
             v_dev, i_dev, i_pad, self.work, devices,
+            x_prev if x_prev is not None else self.work[10], x_prev is not None and x0 is not None,
         )
         if it >= 0:
             self._g = g
