@@ -401,13 +401,16 @@ if AVAILABLE:
         m, n = vr.shape
         worst = 0.0
         i_max = 0.0
-        for i in range(m):
+        for i in range(m):  # devices first: a branch-free loop, one division per device
             for j in range(n):
                 u = np.expm1(b * (vr[i, j] - vc[i, j]))  # e^x - 1: sinh, cosh without loss
                 w = 1.0 + u
-                d = ga[i, j] * (u * (u + 2.0) / (2.0 * w))
-                i_dev[i, j] = d
-                dg[i, j] = gb[i, j] * ((w * w + 1.0) / (2.0 * w))
+                h = 0.5 / w
+                i_dev[i, j] = ga[i, j] * (u * (u + 2.0) * h)
+                dg[i, j] = gb[i, j] * ((w * w + 1.0) * h)
+        for i in range(m):
+            for j in range(n):
+                d = i_dev[i, j]
                 if not abs(d) <= i_max:
                     i_max = abs(d)
                 x = vr[i, j]
@@ -441,7 +444,7 @@ if AVAILABLE:
     @njit(cache=True, nogil=True)
     def _sinh_case(  # type: ignore[no-untyped-def]
         y_row, y_col, py, v, ga, gb, b, g0, vr, vc, warm, rtol, max_newton, lin_rtol,
-        max_iter, lr, ir, lc, ic, dc, work, nwork, v_dev, i_dev_out, i_pad,
+        max_iter, lr, ir, lc, ic, dc, work, nwork, v_dev, i_dev_out, i_pad, stats,
     ):
         """Damped Newton (the steps and line search of `solver._newton`) on one case with
         sinh devices i = ga sinh(b v), dI/dV = gb cosh(b v); start from (vr, vc) if `warm`,
@@ -511,8 +514,9 @@ if AVAILABLE:
             # the step's own residual stays a tenth of the tolerance (max over nodes <= the
             # 2-norm, which CG bounds relative to its right-hand side ~ fnorm sqrt(2 M N))
             eta = min(max(0.1 * atol / (fnorm * scale), lin_rtol), 1e-3)
-            _, done = _pcg(y_col, dg, lr, ir, lc, ic, dc, fr, fc, dxc, False, eta, max_iter,
-                           dxr, work, work[10], False)
+            cg, done = _pcg(y_col, dg, lr, ir, lc, ic, dc, fr, fc, dxc, False, eta, max_iter,
+                            dxr, work, work[10], False)
+            stats[0] += cg
             if not done:
                 return it, 2, fnorm
             t = 1.0
@@ -523,6 +527,7 @@ if AVAILABLE:
                         xc[i, j] = vc[i, j] + t * dxc[i, j]
                 fn_try, _ = _sinh_eval(y_row, y_col, yrs, yre, ycs, yce, xr, xc, ga, gb, b,
                                        b_r, b_c, fr2, fc2, i_dev2, dg2)
+                stats[1] += 1
                 if fn_try <= (1.0 - 1e-4 * t) * fnorm or t < 1e-4:
                     break
                 t = t / 2.0
@@ -598,6 +603,9 @@ class LineFactors:
         self.dc = np.empty((m, n))
         self.work = np.empty((11, m, n))
         self._nwork: FloatArray | None = None  # Newton's work arrays, made on first use
+        #: of the last `solve_sinh`: CG iterations of its steps, residual evaluations of its
+        #: line searches
+        self.stats = np.zeros(2, dtype=np.int64)
         self._g: FloatArray | None = None  # the read-only conductances factored
 
     def solve(
@@ -652,6 +660,7 @@ class LineFactors:
         self._g = None
         if self._nwork is None:
             self._nwork = np.empty((14, m, n))
+        self.stats[:] = 0
         nw = self._nwork
         vr, vc = nw[12], nw[13]  # Newton swaps them with nw[8], nw[9]: the answer is copied
         # out to nw[12], nw[13]
@@ -663,6 +672,7 @@ class LineFactors:
             self.y_row, self.y_col, self.pad_y, volts, ga, gb, float(b), g0, vr, vc,
             x0 is not None, float(rtol), int(max_newton), float(lin_rtol), int(max_iter),
             self.lr, self.ir, self.lc, self.ic, self.dc, self.work, nw, v_dev, i_dev, i_pad,
+            self.stats,
         )
         return (nw[12].copy(), nw[13].copy(), v_dev, i_dev, i_pad, int(its), int(status),
                 float(resid))
