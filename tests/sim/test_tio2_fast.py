@@ -12,7 +12,7 @@ from xbarlab.biasing import line_biases
 from xbarlab.crossbar import BiasScheme
 from xbarlab.sim import tio2_kernels
 from xbarlab.sim.presets import load_preset
-from xbarlab.sim.tio2 import TiO2Devices
+from xbarlab.sim.tio2 import JITTER_CLIP, TiO2Devices
 
 pytestmark = pytest.mark.skipif(not tio2_kernels.AVAILABLE, reason="numba missing")
 
@@ -114,20 +114,42 @@ def test_noise_off_and_pristine_devices_match() -> None:
     _same(quiet, quiet_ref)
 
 
-def test_a_pulse_draws_one_normal_per_device_under_voltage() -> None:
-    """The stream a pulse consumes: 2 normals per healthy device under voltage (jitter, then
-    noise on the change), none for the other devices."""
-    d, _ = _pair((16, 16), 6)
-    healthy = int(((d.stuck == 0) & ~d.pristine).sum())
-    row_v, col_v = line_biases((16, 16), (3, 4), 1.5, BiasScheme.HALF)
-    v = row_v[:, None] - col_v[None, :]
-    under = int(((v != 0) & (d.stuck == 0)).sum())
-    rng = np.random.default_rng(9)
-    d.apply_voltage(v, 1e-6, rng)
-    probe = np.random.default_rng(9)
-    probe.standard_normal(2 * under)
-    assert rng.standard_normal() == probe.standard_normal()
-    assert under < healthy
+def test_a_pulse_draws_for_the_devices_that_can_move() -> None:
+    """The stream a pulse consumes: one normal per healthy device that can move (jitter),
+    then one per device that moved (noise on the change), none for the others; a device
+    that no jitter within the clip lets move draws nothing and does not change."""
+    for compiled in (True, False):
+        d, _ = _pair((16, 16), 6)
+        d.compiled = compiled
+        row_v, col_v = line_biases((16, 16), (3, 4), 1.5, BiasScheme.HALF)
+        v = row_v[:, None] - col_v[None, :]
+        r0 = d.r
+        reach = d.params.variability.c2c_v * JITTER_CLIP
+        idx, under = d._candidates_numpy(v.reshape(-1), reach)
+        assert under == int(((v != 0) & (d.stuck == 0)).sum())
+        assert 0 < idx.size < under  # half-selected devices on the wrong side of the bound
+        rng = np.random.default_rng(9)
+        d.apply_voltage(v, 1e-6, rng)
+        moved = np.flatnonzero((d.r != r0).reshape(-1))
+        assert np.isin(moved, idx).all()
+        probe = np.random.default_rng(9)
+        probe.standard_normal(idx.size + moved.size)
+        assert rng.standard_normal() == probe.standard_normal()
+
+
+def test_devices_that_cannot_move_stay_put_for_any_jitter() -> None:
+    """The candidate rule is exact: with the jitter at either clip for every device, the
+    devices it leaves out do not change."""
+    d, _ = _pair((12, 12), 11, noise=True)
+    rng = np.random.default_rng(3)
+    v = rng.normal(0.0, 0.4, (12, 12))
+    reach = d.params.variability.c2c_v * JITTER_CLIP
+    idx, _ = d._candidates_numpy(v.reshape(-1), reach)
+    out = np.setdiff1d(np.flatnonzero((v != 0) & d._healthy), idx)
+    assert out.size > 0
+    for z in (-JITTER_CLIP, JITTER_CLIP, 0.0):
+        dr = d._dr_numpy(v.reshape(-1), out, np.full(out.size, z), True, 1e-6)
+        assert not dr.any()
 
 
 def test_g_is_a_read_only_snapshot() -> None:

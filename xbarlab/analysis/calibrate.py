@@ -265,6 +265,10 @@ def calibrate(paths: list[str | Path], base: str = "tio2-o921c", name: str = "ca
     if noise is None:
         warnings.append(f"fewer than {MIN_PAIRS} pulse-free read pairs: read_noise kept "
                         f"from {base} (log write-verify with n_verify >= 2 to measure it)")
+    elif noise.slope < 0 or noise.intercept < 0:  # sampling noise across 0: not a fit
+        warnings.append(f"read-noise fit outside its domain (slope {noise.slope:.3g} %/ohm, "
+                        f"intercept {noise.intercept:.3g} %; both must be >= 0): read_noise "
+                        f"kept from {base}")
     else:
         estimates.append(Estimate("read_noise.slope_pct_per_ohm", noise.slope,
                                   _se(noise.cov[0, 0]), noise.n, "%/ohm",

@@ -28,11 +28,12 @@ from typing import Any, Literal
 import numpy as np
 
 from xbarlab.crossbar import BoolArray, FloatArray
-from xbarlab.sim import solver_kernels
+from xbarlab.sim import solver_case_kernels, solver_kernels
 from xbarlab.sim.blas import one_blas_thread
 from xbarlab.sim.circuit import CircuitSolution, check_conductances, line_currents
 from xbarlab.sim.devices import DeviceArray
-from xbarlab.sim.iv import IVLaw, LinearIV
+from xbarlab.sim.iv import IVLaw, LinearIV, SinhIV
+from xbarlab.sim.solver_case_kernels import LineFactors
 from xbarlab.sim.solver_network import (
     CircuitError,
     DirectEngine,
@@ -68,21 +69,39 @@ class DeviceLaw:
     didv: Callable[[FloatArray], FloatArray]
     linear: bool
     g0: FloatArray  # dI/dV at 0 V, (M, N)
+    #: (ga, b) of a sinh law I = ga sinh(b V) with one b (the compiled Newton's form)
+    sinh: tuple[FloatArray, float] | None = None
 
     @classmethod
     def of_iv(cls, g: FloatArray, iv: IVLaw) -> DeviceLaw:
         g = np.asarray(g, dtype=np.float64)
+        sinh = None
+        if type(iv) is SinhIV and np.ndim(iv.a) == 0 and np.ndim(iv.b) == 0:
+            sinh = (np.multiply(iv.a, g), float(iv.b))
         return cls(
             lambda v: iv.current(g, v),
             lambda v: iv.didv(g, v),
             bool(iv.linear),
             np.asarray(iv.didv(g, np.zeros(g.shape)), dtype=np.float64),
+            sinh,
         )
 
     @classmethod
     def of_devices(cls, devices: DeviceArray, *, linearize: bool = False) -> DeviceLaw:
         """The law of a `DeviceArray`; `linearize` uses its small-signal conductance."""
-        g0 = np.asarray(devices.conductance(np.zeros(devices.shape)), dtype=np.float64)
+        iv = getattr(devices, "iv", None)
+        if type(iv) is SinhIV and np.ndim(iv.a) == 0 and np.ndim(iv.b) == 0:
+            # dI/dV at 0 V without a pass of cosh(0): the same product, bit for bit
+            g = devices.g
+            g0 = np.multiply(np.multiply(iv.a, iv.b), g)
+            # a snapshot of a read-only state is read-only too: solvers key kept factors and
+            # checks on it (`CrossbarSolver.solve_one`)
+            g0.flags.writeable = bool(g.flags.writeable)
+            if not (devices.linear or linearize):
+                ga = np.multiply(iv.a, g)
+                return cls(devices.current, devices.conductance, False, g0, (ga, float(iv.b)))
+        else:
+            g0 = np.asarray(devices.conductance(np.zeros(devices.shape)), dtype=np.float64)
         if devices.linear or linearize:
             return cls(
                 lambda v: np.multiply(g0, v), lambda v: np.broadcast_to(g0, np.shape(v)).copy(),
@@ -185,8 +204,12 @@ class CrossbarSolver:
         self._seen: dict[bytes, tuple[FloatArray, int]] = {}
         self._ports: PadPorts | None = None
         self._warm: OrderedDict[bytes, tuple[float, FloatArray]] = OrderedDict()
+        #: the solution each linear warm start replaced (a second start vector)
+        self._warm_prev: dict[bytes, tuple[float, FloatArray]] = {}
         #: device voltages of the last direct solve, kept for its solution (no recompute)
         self._last_v_dev: FloatArray | None = None
+        self._valid_g: FloatArray | None = None  # the read-only state `solve_one` checked
+        self._all_conduct = False
         self.lu_after = lu_after
         #: compiled line engine with warm starts (False: the numpy engine, cold starts)
         self.compiled = compiled and solver_kernels.AVAILABLE
@@ -263,6 +286,10 @@ class CrossbarSolver:
         """Solve every case of `terminals` for conductances `g` (M, N) under I-V law `iv`
         (default linear), or under an explicit `law` (then `g` may be None)."""
         law, volts, driven = self._prepare(g, terminals, iv, law)
+        if volts.shape[0] == 1:  # a single-cell operation: the compiled single-case path
+            one = self.solve_one(volts[0], law)
+            if one is not None:
+                return one
         m, n = self.shape
         out = _Accumulator(volts.shape[0], m, n)
         conducting = law.g0 > 0
@@ -406,20 +433,111 @@ class CrossbarSolver:
 
     def _line_case(
         self, eng: LineEngine, driven: BoolArray, volts: FloatArray, law: DeviceLaw,
-        key: tuple[bytes, float], warm: FloatArray | None,
+        key: tuple[bytes, float], warm: FloatArray | None, devices: bool = True,
+        clean: FloatArray | None = None,
     ) -> _Result:
         """One linear case on the compiled line engine (a single-cell operation), warm
-        started from the last case of the same shape; its column voltages are kept."""
-        vr, vc, i_dev, i_pad, its, ok, resid = solver_kernels.line_case(
-            eng.y_row, eng.y_col_rows, eng.pad_y[0], np.where(driven, volts[0], 0.0), law.g0,
-            warm,
+        started from the last case of the same shape, on chain factors kept while the
+        conductances stay the same read-only array; its column voltages are kept."""
+        fac = eng.case
+        if fac is None:
+            fac = eng.case = LineFactors(eng.y_row, eng.y_col_rows, eng.pad_y[0])
+        if clean is None:
+            clean = np.where(driven, volts[0], 0.0)
+        before = self._warm_prev.get(key[0])  # the solution before the warm start
+        x_prev = before[1] * (key[1] / before[0]) if before is not None and warm is not None \
+            else None
+        last = self._warm.get(key[0])
+        vr, vc, v_dev, i_dev, i_pad, its, ok, resid = fac.solve(
+            clean, law.g0, warm, devices=devices, x_prev=x_prev
         )
         if its < 0:
             raise CircuitError("line matrix not positive definite (check for g < 0)")
         if not ok:
             raise _LinesFailed
+        if last is not None:
+            self._warm_prev[key[0]] = last
+            while len(self._warm_prev) > self._cache_size:
+                self._warm_prev.pop(next(iter(self._warm_prev)))
         self._keep_warm(key, vc)
-        return vr[None], vc[None], i_dev[None], i_pad[None], 0, resid
+        self._last_v_dev = None if v_dev is None else v_dev[None]
+        return (vr[None], vc[None], np.empty((1, 0, 0)) if i_dev is None else i_dev[None],
+                i_pad[None], 0, resid)
+
+    def solve_one(self, volts: FloatArray, law: DeviceLaw, *, devices: bool = True
+                  ) -> CrossbarSolution | None:
+        """One case, pad voltages `volts` (P,) (NaN = open), on the compiled line engine
+        with a warm start: a single-cell read or pulse. Linear laws: kept chain factors;
+        sinh laws with one b (`DeviceLaw.sinh`): compiled Newton from the last case of the
+        same shape. None where that path does not apply (the caller then takes `solve`).
+        With `devices` False (linear) only the pad currents are formed (`v_dev`, `i_dev`
+        are empty)."""
+        m, n = self.shape
+        if not ((law.linear or law.sinh is not None) and self.compiled and self._lines_ok
+                and self.engine != "direct" and m * n > 1 and solver_case_kernels.AVAILABLE):
+            return None
+        g0 = law.g0
+        if g0 is not self._valid_g:  # checked once per read-only state
+            if g0.shape != (m, n):
+                return None
+            check_conductances(g0)
+            self._valid_g = g0 if not g0.flags.writeable else None
+            self._all_conduct = bool((g0 > 0).all())
+        driven = ~np.isnan(volts)
+        if not self._all_conduct:
+            if not driven.any():
+                return None
+            self.check_connected(driven, g0 > 0)
+        scaled, clean = np.empty_like(volts), np.empty_like(volts)
+        s = solver_case_kernels.normalized(volts, scaled, clean)
+        if s == 0.0:
+            return None
+        key = (scaled.tobytes() + (b"L" if law.linear else b"N"), s)
+        eng = self.line_engine(driven)
+        warm = self._warm_start(key)
+        if not law.linear:
+            return self._sinh_case(eng, clean, law, key, warm)
+        try:
+            vr, vc, i_dev, i_pad, _, resid = self._line_case(
+                eng, driven, volts[None], law, key, warm, devices, clean
+            )
+        except _LinesFailed:
+            return None
+        v_dev = self._last_v_dev if devices else None
+        self._last_v_dev = None
+        empty = np.empty((1, 0, 0))
+        return CrossbarSolution(vr, vc, empty if v_dev is None else v_dev, i_dev, i_pad, 0,
+                                resid, "lines")
+
+    def _sinh_case(
+        self, eng: LineEngine, v: FloatArray, law: DeviceLaw, key: tuple[bytes, float],
+        warm: FloatArray | None,
+    ) -> CrossbarSolution | None:
+        """`solve_one` with sinh devices, pad voltages `v` (0 where open): compiled Newton
+        (`LineFactors.solve_sinh`), from the warm start if any (cold again if it misleads
+        Newton)."""
+        assert law.sinh is not None
+        fac = eng.case
+        if fac is None:
+            fac = eng.case = LineFactors(eng.y_row, eng.y_col_rows, eng.pad_y[0])
+        ga, b = law.sinh
+        for x0 in ((warm[0], None) if warm is not None else (None,)):
+            vr, vc, v_dev, i_dev, i_pad, its, status, resid = fac.solve_sinh(
+                v, ga, law.g0, b, law.g0, x0, rtol=self.newton_rtol, max_newton=self.max_newton
+            )
+            if status != 1:
+                break
+        if status == 3:
+            raise CircuitError("line matrix not positive definite (check for g < 0)")
+        if status == 2:
+            return None  # a line solve hit its cap: the general path decides
+        if status == 1:
+            raise NonConvergenceError(
+                f"Newton did not converge in {self.max_newton} iterations", resid
+            )
+        self._keep_warm(key, np.stack([vr, vc])[None])
+        return CrossbarSolution(vr[None], vc[None], v_dev[None], i_dev[None], i_pad[None], its,
+                                resid, "lines")
 
     def _solve_cases(
         self, driven: BoolArray, volts: FloatArray, law: DeviceLaw
@@ -436,7 +554,8 @@ class CrossbarSolver:
             warm = self._warm_start(key)
             try:
                 if key is not None and law.linear:
-                    return self._line_case(eng, driven, volts, law, key, warm), "lines"
+                    res = self._line_case(eng, driven, volts, law, key, warm)
+                    return res, "lines"
                 prob = _LineProblem(eng, self.pads, driven, volts)
                 try:
                     res = prob.run(law, self, warm)
@@ -877,8 +996,10 @@ class WireCircuit:
     def _check(
         devices: DeviceArray, row_v: FloatArray, col_v: FloatArray
     ) -> tuple[FloatArray, FloatArray]:
-        row_v = np.atleast_2d(np.asarray(row_v, dtype=np.float64))
-        col_v = np.atleast_2d(np.asarray(col_v, dtype=np.float64))
+        if not (type(row_v) is np.ndarray and row_v.ndim == 2 and row_v.dtype == np.float64):
+            row_v = np.atleast_2d(np.asarray(row_v, dtype=np.float64))
+        if not (type(col_v) is np.ndarray and col_v.ndim == 2 and col_v.dtype == np.float64):
+            col_v = np.atleast_2d(np.asarray(col_v, dtype=np.float64))
         m, n = devices.shape
         if row_v.shape[1] != m or col_v.shape[1] != n or row_v.shape[0] != col_v.shape[0]:
             raise CircuitError(
@@ -899,11 +1020,28 @@ class WireCircuit:
         self._law_cache = (devices, g, law)
         return law
 
+    def _pad_volts(self, row_v: FloatArray, col_v: FloatArray) -> FloatArray:
+        """Pad voltages (P,) of one case (NaN = open), in `Terminals` order."""
+        m, n = row_v.shape[1], col_v.shape[1]
+        v = np.full(2 * m + 2 * n, np.nan)
+        if self.row_drive != "end":
+            v[:m] = row_v[0]
+        if self.row_drive != "start":
+            v[m : 2 * m] = row_v[0]
+        if self.col_drive != "end":
+            v[2 * m : 2 * m + n] = col_v[0]
+        if self.col_drive != "start":
+            v[2 * m + n :] = col_v[0]
+        return v
+
     def solve(self, devices: DeviceArray, row_v: FloatArray, col_v: FloatArray) -> CircuitSolution:
         row_v, col_v = self._check(devices, row_v, col_v)
         solver = self.solver_for(devices.shape)
         law = self._law(devices)
-        sol = solver.solve(None, self.terminals(row_v, col_v), law=law)
+        one = solver.solve_one(self._pad_volts(row_v, col_v), law) \
+            if row_v.shape[0] == 1 else None
+        sol = one if one is not None else \
+            solver.solve(None, self.terminals(row_v, col_v), law=law)
         self.last = sol
         return CircuitSolution(sol.v_dev, sol.i_dev, sol.i_rows, sol.i_cols)
 
@@ -915,6 +1053,10 @@ class WireCircuit:
         row_v, col_v = self._check(devices, row_v, col_v)
         solver = self.solver_for(devices.shape)
         law = self._law(devices)
+        if row_v.shape[0] == 1:
+            one = solver.solve_one(self._pad_volts(row_v, col_v), law, devices=False)
+            if one is not None:
+                return line_currents(one.i_pad, devices.shape)
         i_pad = solver.pad_currents(None, self.terminals(row_v, col_v), law=law)
         return line_currents(i_pad, devices.shape)
 

@@ -32,6 +32,7 @@ from scipy.sparse.csgraph import connected_components
 
 from xbarlab.crossbar import BoolArray, FloatArray, IntArray
 from xbarlab.sim import solver_fronts_kernels, solver_kernels
+from xbarlab.sim.solver_case_kernels import LineFactors
 from xbarlab.sim.solver_fronts import (
     FrontalFactor,
     FrontalPlan,
@@ -643,6 +644,8 @@ class LineEngine:
         self.compiled = solver_kernels.AVAILABLE and pad_y.shape[0] == 1
         self._key: FloatArray | None = None
         self._fac: tuple[FloatArray, ...] | None = None
+        #: chain factors and work arrays of single-case solves (`CrossbarSolver._line_case`)
+        self.case: LineFactors | None = None
 
     def _factor(self, dg: FloatArray) -> tuple[FloatArray, ...]:
         if self._fac is not None and self._key is not None and np.array_equal(self._key, dg):

@@ -43,12 +43,17 @@ fitted there to the TiO2 device "O921C"; parameters in data/devices/tio2-o921c.y
   a further voltage jitter and a relative noise on the change (cycle-to-cycle); per read a
   relative current noise with std% = k R + c (source: QDMS O921C read variability fit).
 - Stuck devices (rates and levels of the preset) keep their conductance whatever the pulses.
-- Random draws of a pulse: one standard normal per device that sees a voltage (healthy,
-  V != 0), in row-major order, for the voltage jitter, then one more each for the relative
-  noise on the change. (Before issue 15 a pulse drew both for every device of the array,
-  although only those under voltage used them: the same distribution, a different stream.)
-  Only these devices, and those a narrowing window has to clip, are updated: a compiled
-  kernel (`tio2_kernels`) walks them; the numpy path over the whole array is its reference.
+- Random draws of a pulse: one standard normal for the voltage jitter per device that can
+  move (healthy, V != 0, and some jitter within +-`JITTER_CLIP` standard deviations would let
+  it move: a positive rate and its bound on the side it moves towards), in row-major order,
+  then one for the relative noise on the change per device that does move (in the same
+  order). The jitter is clipped at `JITTER_CLIP` = 8 (1.2e-15 of the draws lie beyond), so a
+  device that cannot move draws nothing: a wired pulse puts a voltage on every device, yet
+  most cannot move under it. (Issue 15 changed the stream twice: before it a pulse drew both
+  normals for every device of the array; then for every device under voltage. The same
+  distribution each time, a different stream.) Only the devices that can move, and those a
+  narrowing window has to clip, are updated: compiled kernels (`tio2_kernels`) walk them;
+  the numpy path over the whole array is their reference.
 - Half-select disturb needs nothing special: the circuit hands every device the voltage it
   sees (V/2, V/3 ...), and the same dynamics act on it.
 """
@@ -66,6 +71,10 @@ from xbarlab.sim.iv import SinhIV
 from xbarlab.sim.presets import CompactPreset, Polarity
 
 _EMPTY = np.zeros(0)
+#: the cycle-to-cycle voltage jitter is a standard normal clipped at this many standard
+#: deviations (1.2e-15 of the draws are beyond): a device that cannot move for any jitter
+#: within it draws nothing
+JITTER_CLIP = 8.0
 WIDTHS_CALIBRATED = (1.0e-6, 1.04e-6)  # s: the lab's write-verify pulses (HAA csv headers)
 WIDTHS_CROSS_CHECKED = (5.0e-8, 2.0e-7)  # s: the group's 50 ns (B1530A_control) and 200 ns
 
@@ -167,7 +176,7 @@ class TiO2Devices:
         self._healthy = (self._stuck == 0) & ~self._pristine
         self._n_pristine = int(self._pristine.sum())
         self._views: tuple[np.ndarray, ...] | None = None
-        self._consts: dict[tuple[float, bool, bool], tuple[FloatArray, FloatArray]] = {}
+        self._consts: dict[float, FloatArray] = {}
         self._scratch = np.empty(self._shape[0] * self._shape[1], dtype=np.int64)
         self._pol = np.array([p.set.t, p.set.r0, p.set.r1, p.reset.t, p.reset.r0, p.reset.r1])
 
@@ -344,8 +353,9 @@ class TiO2Devices:
     def apply_voltage(self, v: FloatArray, width: float, rng: np.random.Generator) -> None:
         """Evolve every device under its voltage `v` (M, N) held for `width` seconds.
 
-        Draws (see the module docstring): one normal per device under voltage for the
-        jitter, then one each for the noise on the change."""
+        Draws (see the module docstring): one normal per device that can move for the
+        jitter (clipped at +-`JITTER_CLIP`), then one per device that moves for the noise on
+        its change."""
         v = np.asarray(v, dtype=np.float64)
         if v.shape != self._shape:
             raise ValueError(f"voltage map has shape {v.shape}, the array is {self._shape}")
@@ -354,61 +364,108 @@ class TiO2Devices:
         if self._n_pristine:
             self._form(v, width)
         flat = v.reshape(-1)
-        if self.compiled:  # under voltage and healthy (a NaN voltage acts on nothing)
+        var = self.params.variability
+        use_jit = self.noise and var.c2c_v > 0
+        reach = var.c2c_v * JITTER_CLIP if use_jit else 0.0
+        if self.compiled:
             buf = self._scratch
-            idx = buf[: tio2_kernels.select(flat, self._healthy.reshape(-1), buf)]
+            k, under = tio2_kernels.candidates(
+                flat, self._healthy.reshape(-1), *self._kernel_views()[:5], self._pol, reach,
+                buf,
+            )
+            idx = buf[:k]
         else:
-            idx = np.flatnonzero(flat)
-            if idx.size:
-                idx = idx[self._healthy.reshape(-1)[idx] & ~np.isnan(flat[idx])]
-        if idx.size == 0 or width == 0:
+            idx, under = self._candidates_numpy(flat, reach)
+        if under == 0 or width == 0:
             if self._base_stale:
                 self._r_base = self._r - self._r_vol
                 self._base_stale = False
                 self._views = None
             self.clock += width
             return
-        var = self.params.variability
-        z_jit = (rng.standard_normal(idx.size) if self.noise and var.c2c_v > 0 else None)
-        z_c2c = (rng.standard_normal(idx.size) if self.noise and var.c2c_rel > 0 else None)
+        z_jit = rng.standard_normal(idx.size) if use_jit else _EMPTY  # clipped where used
         if self.compiled:
-            self._pulse_compiled(flat, idx, width, z_jit, z_c2c)
+            dr = np.empty(idx.size)
+            movers = np.empty(idx.size, dtype=np.int64)
+            views = self._kernel_views()
+            n_move = tio2_kernels.pulse_dr(idx, flat, *views[:5], z_jit, self._pol,
+                                           float(var.c2c_v), JITTER_CLIP, use_jit, float(width),
+                                           dr, movers)
         else:
-            self._pulse_numpy(v, idx, width, z_jit, z_c2c)
+            dr = self._dr_numpy(flat, idx, z_jit, use_jit, width)
+            n_move = int(np.count_nonzero(dr))
+        use_c2c = self.noise and var.c2c_rel > 0
+        z_c2c = rng.standard_normal(n_move) if use_c2c else _EMPTY
+        if self.compiled:
+            self._pulse_compiled(idx, dr, z_c2c, use_c2c, width)
+        else:
+            self._pulse_numpy(idx, dr, z_c2c, use_c2c, width)
         self._g_cache = None
 
-    def _pulse_numpy(self, v: FloatArray, idx: np.ndarray, width: float,
-                     z_jit: FloatArray | None, z_c2c: FloatArray | None) -> None:
-        """The pulse update over the whole array (the reference of `_pulse_compiled`)."""
+    def _candidates_numpy(self, flat: FloatArray, reach: float) -> tuple[np.ndarray, int]:
+        """Flat indices of the healthy devices under voltage that can move for a jitter
+        within +-`reach` V, and how many are under voltage (`tio2_kernels.candidates`)."""
+        idx = np.flatnonzero(flat)
+        if idx.size:
+            idx = idx[self._healthy.reshape(-1)[idx] & ~np.isnan(flat[idx])]
+        if not idx.size:
+            return idx, 0
         p = self.params
-        var = p.variability
-        r_before = self._r.copy()
-        healthy = self._healthy
-        pos = (v > 0) & healthy
-        neg = (v < 0) & healthy
-        jitter = np.zeros(self._shape)
-        if z_jit is not None:
-            jitter.reshape(-1)[idx] = var.c2c_v * z_jit
-        v_abs = np.abs(v)
-        r_new = self._r.copy()
-        for mask, pol, a_dev, dv, setting in (
-            (pos, p.set, self._a_set, self._dv_set, True),
-            (neg, p.reset, self._a_reset, self._dv_reset, False),
+        x = flat[idx]
+        r = self._r.reshape(-1)[idx]
+        ok = np.zeros(idx.size, dtype=bool)
+        for sel, pol, a_dev, dv, setting in (
+            (x > 0, p.set, self._a_set, self._dv_set, True),
+            (x < 0, p.reset, self._a_reset, self._dv_reset, False),
         ):
-            if not mask.any():
-                continue
-            v_eff = np.clip(v_abs - dv - jitter, 0.0, None)
-            rate = a_dev * np.expm1(v_eff / pol.t)
-            bound = switching_bound(pol, v_eff)
-            moved = integrate_pulse(self._r, bound, rate, width, setting=setting)
-            r_new = np.where(mask, moved, r_new)
-        dr = r_new - self._r
-        if z_c2c is not None:
-            factor = np.ones(self._shape)
-            factor.reshape(-1)[idx] = np.clip(1.0 + var.c2c_rel * z_c2c, 0.0, None)
-            dr = dr * factor
+            a = a_dev.reshape(-1)[idx[sel]]
+            v_max = (np.abs(x[sel]) - dv.reshape(-1)[idx[sel]]) + reach
+            if setting:
+                lim = r[sel] - (pol.r0 + (pol.r1 * v_max if pol.r1 < 0 else 0.0))
+                side = lim > 0.0
+            else:
+                lim = r[sel] - (pol.r0 + (pol.r1 * v_max if pol.r1 > 0 else 0.0))
+                side = lim < 0.0
+            ok[sel] = (v_max > 0.0) & (a > 0.0) & (pol.t > 0.0) & side
+        return idx[ok], int(idx.size)
+
+    def _dr_numpy(self, flat: FloatArray, idx: np.ndarray, z_jit: FloatArray, use_jit: bool,
+                  width: float) -> FloatArray:
+        """The change of each device `idx` before the noise on it (`tio2_kernels.pulse_dr`)."""
+        p = self.params
+        x = flat[idx]
+        r_old = self._r.reshape(-1)[idx]
+        dr = np.zeros(idx.size)
+        for sel, pol, a_dev, dv, setting in (
+            (x > 0, p.set, self._a_set, self._dv_set, True),
+            (x < 0, p.reset, self._a_reset, self._dv_reset, False),
+        ):
+            v_eff = np.abs(x[sel]) - dv.reshape(-1)[idx[sel]]
+            if use_jit:
+                z = np.clip(z_jit[sel], -JITTER_CLIP, JITTER_CLIP)
+                v_eff = v_eff - p.variability.c2c_v * z
+            on = v_eff > 0.0
+            v_on = np.where(on, v_eff, 0.0)
+            rate = a_dev.reshape(-1)[idx[sel]] * np.expm1(v_on / pol.t)
+            moved = integrate_pulse(r_old[sel], switching_bound(pol, v_on), rate, width,
+                                    setting=setting)
+            dr[sel] = np.where(on, moved - r_old[sel], 0.0)
+        return dr
+
+    def _pulse_numpy(self, idx: np.ndarray, dr: FloatArray, z_c2c: FloatArray, use_c2c: bool,
+                     width: float) -> None:
+        """The pulse update over the whole array (the reference of `_pulse_compiled`): the
+        changes `dr` of the devices `idx`, noise on the nonzero ones, every healthy device
+        clipped into its window."""
+        r_before = self._r.copy()
+        if use_c2c:
+            nz = dr != 0.0
+            dr = dr.copy()
+            dr[nz] = dr[nz] * np.clip(1.0 + self.params.variability.c2c_rel * z_c2c, 0.0, None)
+        full = np.zeros(self._shape)
+        full.reshape(-1)[idx] = dr
         r_on, r_off = self.window()
-        self._r = np.where(healthy, np.clip(self._r + dr, r_on, r_off), self._r)
+        self._r = np.where(self._healthy, np.clip(self._r + full, r_on, r_off), self._r)
         self._after_pulse(r_before, width)
         self._pending = None
         self._views = None
@@ -432,32 +489,28 @@ class TiO2Devices:
             self._views = views = tuple(out)
         return views
 
-    def _pulse_compiled(self, flat: FloatArray, idx: np.ndarray, width: float,
-                        z_jit: FloatArray | None, z_c2c: FloatArray | None) -> None:
-        """The pulse update of the devices under voltage and of those a narrowed window
-        has to clip, compiled (`tio2_kernels.pulse_devices`); same result as `_pulse_numpy`."""
+    def _pulse_compiled(self, idx: np.ndarray, dr: FloatArray, z_c2c: FloatArray,
+                        use_c2c: bool, width: float) -> None:
+        """The pulse update of the devices that move and of those a narrowed window has to
+        clip, compiled (`tio2_kernels.pulse_devices`); same result as `_pulse_numpy`."""
         p = self.params
-        var = p.variability
         pending = self._pending
         if pending is None:
             lo, hi = self.window()
             pending = np.flatnonzero(self._healthy & ((self._r < lo) | (self._r > hi)))
-        key = (self.wear_acceleration, z_jit is not None, z_c2c is not None)
-        consts = self._consts.get(key)
+        consts = self._consts.get(self.wear_acceleration)
         if consts is None:
             end = p.endurance
             vol = p.volatility.fraction if p.volatility is not None else 0.0
-            consts = (
-                np.array([var.c2c_v, var.c2c_rel, key[1], key[2]]),
-                np.array([p.r_on, p.r_off, np.sqrt(p.r_on * p.r_off), end is not None,
-                          end.steepness if end is not None else 1.0, key[0], vol]),
-            )
-            self._consts[key] = consts
+            consts = np.array([p.r_on, p.r_off, np.sqrt(p.r_on * p.r_off), end is not None,
+                               end.steepness if end is not None else 1.0,
+                               self.wear_acceleration, vol])
+            self._consts[self.wear_acceleration] = consts
         out = np.empty(idx.size + pending.size, dtype=np.int64)
+        views = self._kernel_views()
         k = tio2_kernels.pulse_devices(
-            idx, pending, flat, *self._kernel_views(), _EMPTY if z_jit is None else z_jit,
-            _EMPTY if z_c2c is None else z_c2c, self._pol, consts[0], consts[1], float(width),
-            float(self.clock), out,
+            idx, dr, pending, views[0], *views[5:], z_c2c,
+            float(p.variability.c2c_rel), use_c2c, consts, float(self.clock), out,
         )
         self._pending = out[:k].copy()
         if self._base_stale:

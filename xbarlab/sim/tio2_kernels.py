@@ -1,12 +1,15 @@
-"""Compiled pulse update of the TiO2 devices a pulse reaches (`TiO2Devices.apply_voltage`).
+"""Compiled pulse update of the TiO2 devices a pulse can move (`TiO2Devices.apply_voltage`).
 
 A single-cell pulse under V/2 or V/3 biasing puts a voltage on one row and one column of an
-ideal array (m + n - 1 devices of m n), yet the vectorised update costs a few dozen numpy
-calls over the whole array (~120-200 us at 64 x 64). This kernel walks only the devices it
-is given (flat indices), with the same arithmetic in the same order as the numpy path in
-`xbarlab.sim.tio2`, so both agree to rounding (tests/sim/test_tio2_fast.py). No fastmath:
-the numpy path is the reference. numba is a core dependency (see `solver_kernels`); without
-it `AVAILABLE` is False and the numpy path runs.
+ideal array (m + n - 1 devices of m n), and on every device of a wired one, yet few of them
+can move (a device moves only while its resistance is on the far side of the bound of the
+polarity it sees). The vectorised update costs a few dozen numpy calls over the whole array
+(~120-200 us at 64 x 64). These kernels find the devices that can move (`candidates`), their
+changes (`pulse_dr`), and apply them with the noise on the change (`pulse_devices`), with
+the same arithmetic in the same order as the numpy path in `xbarlab.sim.tio2`, so both
+agree to rounding (tests/sim/test_tio2_fast.py). No fastmath: the numpy path is the
+reference. numba is a core dependency (see `solver_kernels`); without it `AVAILABLE` is
+False and the numpy path runs.
 """
 
 from __future__ import annotations
@@ -30,36 +33,94 @@ def _window(wear: float, cycles_half: float, steep: float, r_on: float, r_off: f
     return r_on + (mid - r_on) * closed, r_off - (r_off - mid) * closed
 
 
-def _select(v, healthy, out):  # type: ignore[no-untyped-def]
-    """Flat indices of the healthy devices under a voltage (v != 0, not NaN) into `out`,
-    in row-major order; returns how many."""
+def _can_move(r_old: float, a: float, t: float, r0: float, r1: float, v_max: float,
+              setting: bool) -> bool:
+    """Whether a device at resistance `r_old` can change under an effective voltage in
+    (0, v_max] (see `_pulse_dr`): the rate must be positive and the bound r0 + r1 v on the
+    side it moves towards somewhere in that range. Exact in floating point: every step of the
+    update is monotonic in the effective voltage, so the extreme voltage decides."""
+    if not (v_max > 0.0 and a > 0.0 and t > 0.0):
+        return False
+    if setting:  # moves down while above the bound
+        return r_old - (r0 + (r1 * v_max if r1 < 0.0 else 0.0)) > 0.0
+    return r_old - (r0 + (r1 * v_max if r1 > 0.0 else 0.0)) < 0.0
+
+
+def _candidates(v, healthy, r, a_set, a_reset, dv_set, dv_reset, pol, reach, out):  # type: ignore[no-untyped-def]
+    """Flat indices (row-major) of the healthy devices under a voltage (v != 0, not NaN) that
+    can change for some cycle-to-cycle jitter within +-`reach` volts, into `out`; returns
+    (how many can change, how many are under voltage)."""
+    t_s, r0_s, r1_s, t_r, r0_r, r1_r = pol[0], pol[1], pol[2], pol[3], pol[4], pol[5]
     k = 0
+    under = 0
     for j in range(v.shape[0]):
         x = v[j]
         if x != 0.0 and x == x and healthy[j]:
-            out[k] = j
-            k += 1
-    return k
+            under += 1
+            if x > 0.0:
+                ok = _can_move_c(r[j], a_set[j], t_s, r0_s, r1_s,
+                                 (abs(x) - dv_set[j]) + reach, True)
+            else:
+                ok = _can_move_c(r[j], a_reset[j], t_r, r0_r, r1_r,
+                                 (abs(x) - dv_reset[j]) + reach, False)
+            if ok:
+                out[k] = j
+                k += 1
+    return k, under
+
+
+def _pulse_dr(idx, v, r, a_set, a_reset, dv_set, dv_reset, z_jit, pol, c2c_v, clip,  # type: ignore[no-untyped-def]
+              use_jit, width, dr, movers):
+    """The change dr[q] of device idx[q] over the pulse, before the noise on the change (0
+    where it does not move), its jitter z_jit[q] clipped at +-`clip`; the positions q of the
+    devices that move into `movers`; returns how many move."""
+    t_s, r0_s, r1_s, t_r, r0_r, r1_r = pol[0], pol[1], pol[2], pol[3], pol[4], pol[5]
+    n_move = 0
+    for q in range(idx.shape[0]):
+        j = idx[q]
+        r_old = r[j]
+        vj = v[j]
+        setting = vj > 0
+        if setting:
+            a, dv, t, r0, r1 = a_set[j], dv_set[j], t_s, r0_s, r1_s
+        else:
+            a, dv, t, r0, r1 = a_reset[j], dv_reset[j], t_r, r0_r, r1_r
+        v_eff = abs(vj) - dv
+        if use_jit:
+            z = z_jit[q]
+            z = -clip if z < -clip else (clip if z > clip else z)
+            v_eff = v_eff - c2c_v * z
+        d = 0.0
+        if v_eff > 0.0:  # else the rate is a expm1(0) = 0: no change
+            rate = a * math.expm1(v_eff / t)
+            bound = r0 + r1 * v_eff
+            u0 = r_old - bound
+            active = u0 > 0.0 if setting else u0 < 0.0
+            if active and rate > 0.0:
+                d = (bound + u0 / (1.0 + rate * abs(u0) * width)) - r_old
+        dr[q] = d
+        if d != 0.0:
+            movers[n_move] = q
+            n_move += 1
+    return n_move
 
 
 def _pulse_devices(  # type: ignore[no-untyped-def]
-    idx, pending, v, r, a_set, a_reset, dv_set, dv_reset, wear, cycles_half, r_vol, r_base,
-    t_prog, z_jit, z_c2c, pol, var, dev, width, clock, out,
+    idx, dr, pending, r, wear, cycles_half, r_vol, r_base, t_prog, z_c2c, c2c_rel, use_c2c,
+    dev, clock, out,
 ):
-    """Update the devices `idx` (flat, ascending: under voltage, noise draw q for idx[q])
-    and the `pending` ones not among them (no voltage: only clipped into their window and
-    booked) in place; returns how many are left outside their window after the update
-    (their flat indices in `out[:k]`).
+    """Apply the changes `dr` (before noise) of the devices `idx` (flat, ascending; the
+    noise on the change drawn in order for those with dr != 0) and clip and book the
+    `pending` ones not among them (only clipped into their window) in place; returns how many
+    are left outside their window after the update (their flat indices in `out[:k]`).
 
-    `pol` = (t, r0, r1) of SET then RESET; `var` = (c2c_v, c2c_rel, use_jitter, use_c2c);
     `dev` = (r_on, r_off, mid, endurance, steepness, wear_acceleration, volatile_fraction)."""
-    t_s, r0_s, r1_s, t_r, r0_r, r1_r = pol[0], pol[1], pol[2], pol[3], pol[4], pol[5]
-    c2c_v, c2c_rel, use_jit, use_c2c = var[0], var[1], var[2] > 0, var[3] > 0
     r_on, r_off, mid, endurance = dev[0], dev[1], dev[2], dev[3] > 0
     steep, wear_acc, vol_frac = dev[4], dev[5], dev[6]
     span = r_off - r_on
     n_idx = idx.shape[0]
     n_out = 0
+    m = 0  # noise draws used
     for q in range(n_idx + pending.shape[0]):
         if q < n_idx:
             j = idx[q]
@@ -75,33 +136,17 @@ def _pulse_devices(  # type: ignore[no-untyped-def]
             if lo_i < n_idx and idx[lo_i] == j:
                 continue
         r_old = r[j]
-        dr = 0.0
-        if q < n_idx:
-            vj = v[j]
-            setting = vj > 0
-            if setting:
-                a, dv, t, r0, r1 = a_set[j], dv_set[j], t_s, r0_s, r1_s
-            else:
-                a, dv, t, r0, r1 = a_reset[j], dv_reset[j], t_r, r0_r, r1_r
-            v_eff = abs(vj) - dv
-            if use_jit:
-                v_eff = v_eff - c2c_v * z_jit[q]
-            if v_eff > 0.0:  # else the rate is a expm1(0) = 0: no change
-                rate = a * math.expm1(v_eff / t)
-                bound = r0 + r1 * v_eff
-                u0 = r_old - bound
-                active = u0 > 0.0 if setting else u0 < 0.0
-                if active and rate > 0.0:
-                    dr = (bound + u0 / (1.0 + rate * abs(u0) * width)) - r_old
-                if use_c2c:
-                    f = 1.0 + c2c_rel * z_c2c[q]
-                    if f < 0.0:
-                        f = 0.0
-                    dr = dr * f
+        d0 = dr[q] if q < n_idx else 0.0
+        if d0 != 0.0 and use_c2c:
+            f = 1.0 + c2c_rel * z_c2c[m]
+            m += 1
+            if f < 0.0:
+                f = 0.0
+            d0 = d0 * f
         lo, hi = _window_c(wear[j], cycles_half[j], steep, r_on, r_off, mid, endurance)
-        if dr == 0.0 and lo <= r_old <= hi:
+        if d0 == 0.0 and lo <= r_old <= hi:
             continue  # inside its window and unchanged: nothing to clip or book
-        rn = r_old + dr
+        rn = r_old + d0
         if rn < lo:
             rn = lo
         if rn > hi:
@@ -122,4 +167,6 @@ def _pulse_devices(  # type: ignore[no-untyped-def]
 
 _window_c = _compile(_window)
 pulse_devices = _compile(_pulse_devices)
-select = _compile(_select)
+_can_move_c = _compile(_can_move)
+candidates = _compile(_candidates)
+pulse_dr = _compile(_pulse_dr)

@@ -1,0 +1,687 @@
+"""Compiled single-case solve of the line engine with factors kept between cases.
+
+The algorithm of `solver_kernels` (CG on the column nodes, preconditioned by the column
+chains, row lines eliminated exactly), laid out for one case at a time as a single-cell read
+or pulse needs it:
+- every array is row-major (M, N): the row chains' recurrences run along the contiguous axis,
+  four rows interleaved (four independent chains keep the floating-point units busy as the
+  column chains' vectorised loops do), so no transposed copy is written per iteration;
+- the chain factors live in a workspace (`LineFactors`) and are refactored only when the
+  device conductances changed (a pulse that follows a read of the same state reuses them);
+- the tail computes the KCL residual and the pad currents in one pass; device voltages and
+  currents only when asked (a read needs the pad currents alone).
+
+Without numba `AVAILABLE` is False and the caller uses the other engines.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xbarlab.crossbar import FloatArray
+from xbarlab.sim.jit import AVAILABLE
+
+__all__ = ["AVAILABLE", "LineFactors", "solve_case"]
+
+if AVAILABLE:
+    from numba import njit
+
+    @njit(cache=True, nogil=True, fastmath=True)
+    def _factor_row(y_row, yrs, yre, g, lr, ir, i):  # type: ignore[no-untyped-def]
+        n = g.shape[1]
+        inv = 0.0
+        for j in range(n):
+            d = g[i, j]
+            d += yrs[i] if j == 0 else y_row[i, j - 1]
+            d += yre[i] if j == n - 1 else y_row[i, j]
+            if j > 0:
+                e = -y_row[i, j - 1]
+                lj = e * inv
+                lr[i, j - 1] = lj
+                d -= lj * e
+            if not d > 0.0:
+                return False
+            inv = 1.0 / d
+            ir[i, j] = inv
+        return True
+
+    @njit(cache=True, nogil=True, fastmath=True)
+    def _factor_rows(y_row, yrs, yre, g, lr, ir):  # type: ignore[no-untyped-def]
+        """LDL^T of every row chain: multipliers `lr` (M, N-1), inverse pivots `ir` (M, N);
+        four rows interleaved (the recurrence runs along the contiguous axis)."""
+        m, n = g.shape
+        m4 = m - m % 4 if n > 1 else 0
+        for i0 in range(0, m4, 4):
+            ia = ib = ic = id_ = 0.0
+            for j in range(n):
+                da, db, dc_, dd = g[i0, j], g[i0 + 1, j], g[i0 + 2, j], g[i0 + 3, j]
+                if j == 0:
+                    da += yrs[i0]
+                    db += yrs[i0 + 1]
+                    dc_ += yrs[i0 + 2]
+                    dd += yrs[i0 + 3]
+                else:
+                    ea, eb = y_row[i0, j - 1], y_row[i0 + 1, j - 1]
+                    ec, ed = y_row[i0 + 2, j - 1], y_row[i0 + 3, j - 1]
+                    da += ea
+                    db += eb
+                    dc_ += ec
+                    dd += ed
+                    la, lb, lc, ld = -ea * ia, -eb * ib, -ec * ic, -ed * id_
+                    lr[i0, j - 1], lr[i0 + 1, j - 1] = la, lb
+                    lr[i0 + 2, j - 1], lr[i0 + 3, j - 1] = lc, ld
+                    da += la * ea
+                    db += lb * eb
+                    dc_ += lc * ec
+                    dd += ld * ed
+                if j == n - 1:
+                    da += yre[i0]
+                    db += yre[i0 + 1]
+                    dc_ += yre[i0 + 2]
+                    dd += yre[i0 + 3]
+                else:
+                    da += y_row[i0, j]
+                    db += y_row[i0 + 1, j]
+                    dc_ += y_row[i0 + 2, j]
+                    dd += y_row[i0 + 3, j]
+                if not (da > 0.0 and db > 0.0 and dc_ > 0.0 and dd > 0.0):
+                    return False
+                ia, ib, ic, id_ = 1.0 / da, 1.0 / db, 1.0 / dc_, 1.0 / dd
+                ir[i0, j], ir[i0 + 1, j], ir[i0 + 2, j], ir[i0 + 3, j] = ia, ib, ic, id_
+        ok = True
+        for i in range(m4, m):  # numba compiles no generator: no all()
+            ok = ok and _factor_row(y_row, yrs, yre, g, lr, ir, i)
+        return ok
+
+    @njit(cache=True, nogil=True, fastmath=True)
+    def _factor_cols(y_col, ycs, yce, g, lc, ic, dc):  # type: ignore[no-untyped-def]
+        """LDL^T of every column chain (along i): `lc` (M-1, N), inverse pivots `ic` (M, N);
+        `dc` (M, N) gets the diagonal of T_c (devices included)."""
+        m, n = g.shape
+        for i in range(m):
+            for j in range(n):
+                d = g[i, j]
+                d += ycs[j] if i == 0 else y_col[i - 1, j]
+                d += yce[j] if i == m - 1 else y_col[i, j]
+                dc[i, j] = d
+                if i > 0:
+                    e = -y_col[i - 1, j]
+                    li = e * ic[i - 1, j]
+                    lc[i - 1, j] = li
+                    d -= li * e
+                if not d > 0.0:
+                    return False
+                ic[i, j] = 1.0 / d
+        return True
+
+    @njit(cache=True, nogil=True, fastmath=True)
+    def _solve_row(l, ir, x, i):  # type: ignore[no-untyped-def]
+        n = x.shape[1]
+        p = x[i, 0]
+        for j in range(1, n):
+            p = x[i, j] - l[i, j - 1] * p
+            x[i, j] = p
+        p *= ir[i, n - 1]
+        x[i, n - 1] = p
+        for j in range(n - 2, -1, -1):
+            p = x[i, j] * ir[i, j] - l[i, j] * p
+            x[i, j] = p
+
+    @njit(cache=True, nogil=True, fastmath=True)
+    def _solve_rows(l, ir, x):  # type: ignore[no-untyped-def]
+        """x <- T_r^-1 x in place, one chain per row (along the contiguous axis), four rows
+        interleaved."""
+        m, n = x.shape
+        m4 = m - m % 4
+        for i0 in range(0, m4, 4):
+            a, b, c, d = x[i0], x[i0 + 1], x[i0 + 2], x[i0 + 3]
+            la, lb, lc, ld = l[i0], l[i0 + 1], l[i0 + 2], l[i0 + 3]
+            ia, ib, ic, id_ = ir[i0], ir[i0 + 1], ir[i0 + 2], ir[i0 + 3]
+            pa, pb, pc, pd = a[0], b[0], c[0], d[0]
+            for j in range(1, n):
+                pa = a[j] - la[j - 1] * pa
+                a[j] = pa
+                pb = b[j] - lb[j - 1] * pb
+                b[j] = pb
+                pc = c[j] - lc[j - 1] * pc
+                c[j] = pc
+                pd = d[j] - ld[j - 1] * pd
+                d[j] = pd
+            pa *= ia[n - 1]
+            pb *= ib[n - 1]
+            pc *= ic[n - 1]
+            pd *= id_[n - 1]
+            a[n - 1], b[n - 1], c[n - 1], d[n - 1] = pa, pb, pc, pd
+            for j in range(n - 2, -1, -1):
+                pa = a[j] * ia[j] - la[j] * pa
+                a[j] = pa
+                pb = b[j] * ib[j] - lb[j] * pb
+                b[j] = pb
+                pc = c[j] * ic[j] - lc[j] * pc
+                c[j] = pc
+                pd = d[j] * id_[j] - ld[j] * pd
+                d[j] = pd
+        for i in range(m4, m):
+            _solve_row(l, ir, x, i)
+
+    @njit(cache=True, nogil=True, fastmath=True)
+    def _solve_cols(lc, ic, x):  # type: ignore[no-untyped-def]
+        """x <- T_c^-1 x in place for chains along axis 0, vectorised along axis 1."""
+        m, n = x.shape
+        for i in range(1, m):
+            for j in range(n):
+                x[i, j] -= lc[i - 1, j] * x[i - 1, j]
+        for j in range(n):
+            x[m - 1, j] *= ic[m - 1, j]
+        for i in range(m - 2, -1, -1):
+            for j in range(n):
+                x[i, j] = x[i, j] * ic[i, j] - lc[i, j] * x[i + 1, j]
+
+    @njit(cache=True, nogil=True, fastmath=True)
+    def _schur(y_col, dc, g, lr, ir, x, tmp, out):  # type: ignore[no-untyped-def]
+        """out <- (T_c - D T_r^-1 D) x (T_c with D on its diagonal); returns x . out."""
+        m, n = x.shape
+        for i in range(m):
+            for j in range(n):
+                tmp[i, j] = g[i, j] * x[i, j]
+        _solve_rows(lr, ir, tmp)
+        s = 0.0
+        for i in range(m):
+            for j in range(n):
+                v = dc[i, j] * x[i, j] - g[i, j] * tmp[i, j]
+                if i > 0:
+                    v -= y_col[i - 1, j] * x[i - 1, j]
+                if i < m - 1:
+                    v -= y_col[i, j] * x[i + 1, j]
+                out[i, j] = v
+                s += v * x[i, j]
+        return s
+
+    @njit(cache=True, nogil=True, fastmath=True)
+    def _dot(a, b):  # type: ignore[no-untyped-def]
+        m, n = a.shape
+        s = 0.0
+        for i in range(m):
+            for j in range(n):
+                s += a[i, j] * b[i, j]
+        return s
+
+    @njit(cache=True, nogil=True, fastmath=True)
+    def _pcg(  # type: ignore[no-untyped-def]
+        y_col, g, lr, ir, lc, ic, dc, b_r, b_c, x, warm, rtol, max_iter, vr, work, xp,
+        use_prev,
+    ):
+        """Column-node voltages `x` (start values if `warm`) and row-node voltages `vr` for
+        loads `b_r`, `b_c` (M, N); returns (iterations, converged). With `use_prev` the
+        start is the best combination (in the energy norm) of `x` and its change since
+        `xp`, the solution before it: a device that moved the same way pulse after pulse
+        moves the solution along about the same direction."""
+        m, n = x.shape
+        trb, rhs, r, z, p, q, tmp = (work[0], work[1], work[2], work[3], work[4], work[5],
+                                     work[6])
+        for i in range(m):
+            for j in range(n):
+                trb[i, j] = b_r[i, j]
+        _solve_rows(lr, ir, trb)  # T_r^-1 b_r, kept for the back-substitution
+        for i in range(m):
+            for j in range(n):
+                rhs[i, j] = b_c[i, j] + g[i, j] * trb[i, j]
+        if not warm:
+            for i in range(m):
+                for j in range(n):
+                    x[i, j] = rhs[i, j]
+            _solve_cols(lc, ic, x)
+        a11 = _schur(y_col, dc, g, lr, ir, x, tmp, q)
+        if warm and use_prev:
+            d, q2 = work[9], work[10]
+            for i in range(m):
+                for j in range(n):
+                    d[i, j] = x[i, j] - xp[i, j]
+            a22 = _schur(y_col, dc, g, lr, ir, d, tmp, q2)
+            a12 = _dot(d, q)
+            b1 = _dot(x, rhs)
+            b2 = _dot(d, rhs)
+            det = a11 * a22 - a12 * a12
+            if a22 > 0.0 and det > 1e-12 * a11 * a22:
+                c1 = (b1 * a22 - b2 * a12) / det
+                c2 = (a11 * b2 - a12 * b1) / det
+                for i in range(m):
+                    for j in range(n):
+                        x[i, j] = c1 * x[i, j] + c2 * d[i, j]
+                        q[i, j] = c1 * q[i, j] + c2 * q2[i, j]
+        rr = 0.0
+        bb = 0.0
+        for i in range(m):
+            for j in range(n):
+                ri = rhs[i, j] - q[i, j]
+                r[i, j] = ri
+                z[i, j] = ri
+                rr += ri * ri
+                bb += rhs[i, j] * rhs[i, j]
+        stop = rtol * np.sqrt(bb) + np.finfo(np.float64).tiny
+        done = np.sqrt(rr) <= stop
+        it = 0
+        if not done:
+            _solve_cols(lc, ic, z)
+            rz = 0.0
+            for i in range(m):
+                for j in range(n):
+                    p[i, j] = z[i, j]
+                    rz += r[i, j] * z[i, j]
+            while it < max_iter:
+                it += 1
+                pq = _schur(y_col, dc, g, lr, ir, p, tmp, q)
+                alpha = 0.0 if pq == 0.0 else rz / pq
+                rr = 0.0
+                for i in range(m):
+                    for j in range(n):
+                        x[i, j] += alpha * p[i, j]
+                        ri = r[i, j] - alpha * q[i, j]
+                        r[i, j] = ri
+                        z[i, j] = ri
+                        rr += ri * ri
+                if np.sqrt(rr) <= stop:
+                    done = True
+                    break
+                _solve_cols(lc, ic, z)
+                rz_new = 0.0
+                for i in range(m):
+                    for j in range(n):
+                        rz_new += r[i, j] * z[i, j]
+                beta = 0.0 if rz == 0.0 else rz_new / rz
+                for i in range(m):
+                    for j in range(n):
+                        p[i, j] = z[i, j] + beta * p[i, j]
+                rz = rz_new
+        # vr = T_r^-1 (b_r + D vc)
+        for i in range(m):
+            for j in range(n):
+                tmp[i, j] = g[i, j] * x[i, j]
+        _solve_rows(lr, ir, tmp)
+        for i in range(m):
+            for j in range(n):
+                vr[i, j] = trb[i, j] + tmp[i, j]
+        return it, done
+
+    @njit(cache=True, nogil=True)
+    def _case(  # type: ignore[no-untyped-def]
+        y_row, y_col, py, v, g, refactor, lr, ir, lc, ic, dc, vc, warm, rtol, max_iter,
+        vr, v_dev, i_dev, i_pad, work, devices, xp, use_prev,
+    ):
+        m, n = g.shape
+        yrs, yre = py[:m], py[m : 2 * m]
+        ycs, yce = py[2 * m : 2 * m + n], py[2 * m + n :]
+        if refactor and not (_factor_rows(y_row, yrs, yre, g, lr, ir)
+                             and _factor_cols(y_col, ycs, yce, g, lc, ic, dc)):
+            return -1, False, 0.0
+        b_r, b_c = work[7], work[8]
+        b_r[:, :] = 0.0
+        b_c[:, :] = 0.0
+        for i in range(m):
+            b_r[i, 0] += yrs[i] * v[i]
+            b_r[i, n - 1] += yre[i] * v[m + i]
+        for j in range(n):
+            b_c[0, j] += ycs[j] * v[2 * m + j]
+            b_c[m - 1, j] += yce[j] * v[2 * m + n + j]
+        it, done = _pcg(y_col, g, lr, ir, lc, ic, dc, b_r, b_c, vc, warm, rtol, max_iter, vr,
+                        work, xp, use_prev)
+        # KCL residual of every node (wires, pads, device) in one pass; the taps' residuals
+        # give the pad currents (see `solver_kernels.line_case`)
+        resid = 0.0
+        f_r0 = work[2][:, 0]  # free rows of the work arrays: the tap residuals
+        f_r1 = work[3][:, 0]
+        f_c0 = work[4][0]
+        f_c1 = work[5][0]
+        for i in range(m):
+            for j in range(n):
+                vd = vr[i, j] - vc[i, j]
+                d = g[i, j] * vd
+                if devices:
+                    v_dev[i, j] = vd
+                    i_dev[i, j] = d
+                fr = d - b_r[i, j]
+                fc = -d - b_c[i, j]
+                x = vr[i, j]
+                if j == 0:
+                    fr += yrs[i] * x
+                else:
+                    fr += y_row[i, j - 1] * (x - vr[i, j - 1])
+                if j == n - 1:
+                    fr += yre[i] * x
+                else:
+                    fr += y_row[i, j] * (x - vr[i, j + 1])
+                y = vc[i, j]
+                if i == 0:
+                    fc += ycs[j] * y
+                else:
+                    fc += y_col[i - 1, j] * (y - vc[i - 1, j])
+                if i == m - 1:
+                    fc += yce[j] * y
+                else:
+                    fc += y_col[i, j] * (y - vc[i + 1, j])
+                a = abs(fr)
+                if a > resid:
+                    resid = a
+                a = abs(fc)
+                if a > resid:
+                    resid = a
+                if j == 0:
+                    f_r0[i] = fr
+                if j == n - 1:
+                    f_r1[i] = fr
+                if i == 0:
+                    f_c0[j] = fc
+                if i == m - 1:
+                    f_c1[j] = fc
+        for i in range(m):
+            t0 = yrs[i] + (yre[i] if n == 1 else 0.0)
+            t1 = yre[i] + (yrs[i] if n == 1 else 0.0)
+            i_pad[i] = yrs[i] * (v[i] - vr[i, 0]) + (yrs[i] / t0 * f_r0[i] if t0 > 0 else 0.0)
+            i_pad[m + i] = yre[i] * (v[m + i] - vr[i, n - 1]) + (
+                yre[i] / t1 * f_r1[i] if t1 > 0 else 0.0)
+        for j in range(n):
+            t0 = ycs[j] + (yce[j] if m == 1 else 0.0)
+            t1 = yce[j] + (ycs[j] if m == 1 else 0.0)
+            i_pad[2 * m + j] = ycs[j] * (v[2 * m + j] - vc[0, j]) + (
+                ycs[j] / t0 * f_c0[j] if t0 > 0 else 0.0)
+            i_pad[2 * m + n + j] = yce[j] * (v[2 * m + n + j] - vc[m - 1, j]) + (
+                yce[j] / t1 * f_c1[j] if t1 > 0 else 0.0)
+        return it, done, resid
+
+
+
+    @njit(cache=True, nogil=True)
+    def _sinh_eval(  # type: ignore[no-untyped-def]
+        y_row, y_col, yrs, yre, ycs, yce, vr, vc, ga, gb, b, b_r, b_c, fr, fc, i_dev, dg
+    ):
+        """At tap voltages (vr, vc) with sinh devices: KCL residual (`fr`, `fc`), device
+        currents i = ga sinh(b v) and conductances dg = gb cosh(b v), from one expm1 per
+        device. Returns (largest |residual|, largest |device current|); NaN propagates (a
+        NaN state never passes Newton's test)."""
+        m, n = vr.shape
+        worst = 0.0
+        i_max = 0.0
+        for i in range(m):  # devices first: a branch-free loop, one division per device
+            for j in range(n):
+                u = np.expm1(b * (vr[i, j] - vc[i, j]))  # e^x - 1: sinh, cosh without loss
+                w = 1.0 + u
+                h = 0.5 / w
+                i_dev[i, j] = ga[i, j] * (u * (u + 2.0) * h)
+                dg[i, j] = gb[i, j] * ((w * w + 1.0) * h)
+        for i in range(m):
+            for j in range(n):
+                d = i_dev[i, j]
+                if not abs(d) <= i_max:
+                    i_max = abs(d)
+                x = vr[i, j]
+                f = d - b_r[i, j]
+                if j == 0:
+                    f += yrs[i] * x
+                else:
+                    f += y_row[i, j - 1] * (x - vr[i, j - 1])
+                if j == n - 1:
+                    f += yre[i] * x
+                else:
+                    f += y_row[i, j] * (x - vr[i, j + 1])
+                fr[i, j] = f
+                y = vc[i, j]
+                h = -d - b_c[i, j]
+                if i == 0:
+                    h += ycs[j] * y
+                else:
+                    h += y_col[i - 1, j] * (y - vc[i - 1, j])
+                if i == m - 1:
+                    h += yce[j] * y
+                else:
+                    h += y_col[i, j] * (y - vc[i + 1, j])
+                fc[i, j] = h
+                if not abs(f) <= worst:
+                    worst = abs(f)
+                if not abs(h) <= worst:
+                    worst = abs(h)
+        return worst, i_max
+
+    @njit(cache=True, nogil=True)
+    def _sinh_case(  # type: ignore[no-untyped-def]
+        y_row, y_col, py, v, ga, gb, b, g0, vr, vc, warm, rtol, max_newton, lin_rtol,
+        max_iter, lr, ir, lc, ic, dc, work, nwork, v_dev, i_dev_out, i_pad, stats,
+    ):
+        """Damped Newton (the steps and line search of `solver._newton`) on one case with
+        sinh devices i = ga sinh(b v), dI/dV = gb cosh(b v); start from (vr, vc) if `warm`,
+        else from the linear solution with conductances `g0`. Each step's line solve stops
+        at a residual well below what the step must reach (inexact Newton; never looser
+        than `lin_rtol` needs where the tolerance is near); the answer is judged by the KCL
+        residual alone, as in `solver._newton`. Returns (Newton iterations, status, largest
+        KCL residual): status 0 converged, 1 not converged, 2 a linear solve did not
+        converge, 3 a chain is not positive definite."""
+        m, n = ga.shape
+        yrs, yre = py[:m], py[m : 2 * m]
+        ycs, yce = py[2 * m : 2 * m + n], py[2 * m + n :]
+        b_r, b_c = work[7], work[8]
+        b_r[:, :] = 0.0
+        b_c[:, :] = 0.0
+        for i in range(m):
+            b_r[i, 0] += yrs[i] * v[i]
+            b_r[i, n - 1] += yre[i] * v[m + i]
+        for j in range(n):
+            b_c[0, j] += ycs[j] * v[2 * m + j]
+            b_c[m - 1, j] += yce[j] * v[2 * m + n + j]
+        inj = 0.0
+        for i in range(m):
+            inj = max(inj, abs(b_r[i, 0]), abs(b_r[i, n - 1]))
+        for j in range(n):
+            inj = max(inj, abs(b_c[0, j]), abs(b_c[m - 1, j]))
+        v_max = 0.0
+        for k in range(v.shape[0]):
+            v_max = max(v_max, abs(v[k]))
+        y_wire = 0.0
+        for i in range(y_row.shape[0]):
+            for j in range(y_row.shape[1]):
+                y_wire = max(y_wire, y_row[i, j])
+        for i in range(y_col.shape[0]):
+            for j in range(y_col.shape[1]):
+                y_wire = max(y_wire, y_col[i, j])
+        i_scale = max(inj, y_wire * v_max)
+        if not warm:
+            if not (_factor_rows(y_row, yrs, yre, g0, lr, ir)
+                    and _factor_cols(y_col, ycs, yce, g0, lc, ic, dc)):
+                return 0, 3, 0.0
+            _, done = _pcg(y_col, g0, lr, ir, lc, ic, dc, b_r, b_c, vc, False, lin_rtol,
+                           max_iter, vr, work, work[10], False)
+            if not done:
+                return 0, 2, 0.0
+        fr, fc, i_dev, dg = nwork[0], nwork[1], nwork[2], nwork[3]
+        fr2, fc2, i_dev2, dg2 = nwork[4], nwork[5], nwork[6], nwork[7]
+        xr, xc, dxr, dxc = nwork[8], nwork[9], nwork[10], nwork[11]
+        fnorm, i0 = _sinh_eval(y_row, y_col, yrs, yre, ycs, yce, vr, vc, ga, gb, b, b_r,
+                               b_c, fr, fc, i_dev, dg)
+        atol = max(rtol * i0, 16 * np.finfo(np.float64).eps * i_scale)
+        scale = np.sqrt(2.0 * m * n)
+        its = 0
+        status = 1
+        for it in range(1, max_newton + 1):
+            if fnorm <= atol:
+                its = it - 1
+                status = 0
+                break
+            for i in range(m):
+                for j in range(n):
+                    fr[i, j] = -fr[i, j]
+                    fc[i, j] = -fc[i, j]
+            if not (_factor_rows(y_row, yrs, yre, dg, lr, ir)
+                    and _factor_cols(y_col, ycs, yce, dg, lc, ic, dc)):
+                return it, 3, fnorm
+            # the step's own residual stays a tenth of the tolerance (max over nodes <= the
+            # 2-norm, which CG bounds relative to its right-hand side ~ fnorm sqrt(2 M N))
+            eta = min(max(0.1 * atol / (fnorm * scale), lin_rtol), 1e-3)
+            cg, done = _pcg(y_col, dg, lr, ir, lc, ic, dc, fr, fc, dxc, False, eta, max_iter,
+                            dxr, work, work[10], False)
+            stats[0] += cg
+            if not done:
+                return it, 2, fnorm
+            t = 1.0
+            while True:
+                for i in range(m):
+                    for j in range(n):
+                        xr[i, j] = vr[i, j] + t * dxr[i, j]
+                        xc[i, j] = vc[i, j] + t * dxc[i, j]
+                fn_try, _ = _sinh_eval(y_row, y_col, yrs, yre, ycs, yce, xr, xc, ga, gb, b,
+                                       b_r, b_c, fr2, fc2, i_dev2, dg2)
+                stats[1] += 1
+                if fn_try <= (1.0 - 1e-4 * t) * fnorm or t < 1e-4:
+                    break
+                t = t / 2.0
+            vr, xr = xr, vr
+            vc, xc = xc, vc
+            fr, fr2 = fr2, fr
+            fc, fc2 = fc2, fc
+            i_dev, i_dev2 = i_dev2, i_dev
+            dg, dg2 = dg2, dg
+            fnorm = fn_try
+        if status == 1 and fnorm <= atol:
+            its = max_newton
+            status = 0
+        out_r, out_c = nwork[12], nwork[13]  # the answer's tap voltages, wherever they are
+        for i in range(m):
+            for j in range(n):
+                out_r[i, j] = vr[i, j]
+                out_c[i, j] = vc[i, j]
+                v_dev[i, j] = vr[i, j] - vc[i, j]
+                i_dev_out[i, j] = i_dev[i, j]
+        for i in range(m):
+            t0 = yrs[i] + (yre[i] if n == 1 else 0.0)
+            t1 = yre[i] + (yrs[i] if n == 1 else 0.0)
+            i_pad[i] = yrs[i] * (v[i] - vr[i, 0]) + (
+                yrs[i] / t0 * fr[i, 0] if t0 > 0 else 0.0)
+            i_pad[m + i] = yre[i] * (v[m + i] - vr[i, n - 1]) + (
+                yre[i] / t1 * fr[i, n - 1] if t1 > 0 else 0.0)
+        for j in range(n):
+            t0 = ycs[j] + (yce[j] if m == 1 else 0.0)
+            t1 = yce[j] + (ycs[j] if m == 1 else 0.0)
+            i_pad[2 * m + j] = ycs[j] * (v[2 * m + j] - vc[0, j]) + (
+                ycs[j] / t0 * fc[0, j] if t0 > 0 else 0.0)
+            i_pad[2 * m + n + j] = yce[j] * (v[2 * m + n + j] - vc[m - 1, j]) + (
+                yce[j] / t1 * fc[m - 1, j] if t1 > 0 else 0.0)
+        return its, status, fnorm
+
+    @njit(cache=True, nogil=True)
+    def _normalized(v, out, clean):  # type: ignore[no-untyped-def]
+        s = 0.0
+        for k in range(v.shape[0]):
+            x = v[k]
+            if x == x and abs(x) > abs(s):
+                s = x
+        for k in range(v.shape[0]):
+            x = v[k]
+            out[k] = x / s if s != 0.0 else x
+            clean[k] = x if x == x else 0.0
+        return s
+
+
+def normalized(v: FloatArray, out: FloatArray, clean: FloatArray) -> float:
+    """The driven value of largest magnitude s of pad voltages `v` (P,) (NaN = open; the
+    first of equal magnitude), `out` = v / s (NaN stays NaN): equal for cases whose
+    voltages are proportional (a warm-start key), and `clean` = v with 0 where open.
+    Returns s, 0 when every driven pad is at 0 V."""
+    return float(_normalized(v, out, clean))
+
+
+class LineFactors:
+    """The chain factors of one pad pattern's line system and the work arrays of its
+    single-case solves, kept while the device conductances stay the same array."""
+
+    def __init__(self, y_row: FloatArray, y_col_rows: FloatArray, pad_y: FloatArray) -> None:
+        m, n = y_row.shape[0], y_col_rows.shape[1]
+        self.shape = (m, n)
+        self.y_row = np.ascontiguousarray(y_row, dtype=np.float64)
+        self.y_col = np.ascontiguousarray(y_col_rows, dtype=np.float64)
+        self.pad_y = np.ascontiguousarray(pad_y, dtype=np.float64)
+        self.lr = np.empty((m, max(n - 1, 1)))
+        self.ir = np.empty((m, n))
+        self.lc = np.empty((max(m - 1, 1), n))
+        self.ic = np.empty((m, n))
+        self.dc = np.empty((m, n))
+        self.work = np.empty((11, m, n))
+        self._nwork: FloatArray | None = None  # Newton's work arrays, made on first use
+        #: of the last `solve_sinh`: CG iterations of its steps, residual evaluations of its
+        #: line searches
+        self.stats = np.zeros(2, dtype=np.int64)
+        self._g: FloatArray | None = None  # the read-only conductances factored
+
+    def solve(
+        self, volts: FloatArray, g: FloatArray, x0: FloatArray | None, *, devices: bool,
+        rtol: float = 1e-11, max_iter: int = 60, x_prev: FloatArray | None = None,
+    ) -> tuple[FloatArray, FloatArray, FloatArray | None, FloatArray | None, FloatArray, int,
+               bool, float]:
+        """(vr, vc, v_dev, i_dev (None unless `devices`), i_pad, iterations, converged,
+        largest KCL residual) of one case: `volts` (P,) pad voltages (any finite value where
+        open), `g` (M, N) device conductances, `x0` (M, N) a start for the column-node
+        voltages (a float64 C-contiguous `x0` is taken over: the answer overwrites it),
+        `x_prev` the solution before `x0` (same scaling) for a two-vector start.
+        Iterations are -1 where a line chain is not positive definite."""
+        m, n = self.shape
+        refactor = not (g is self._g and not g.flags.writeable)
+        self._g = None
+        vr = np.empty((m, n))
+        if x0 is None:
+            vc = np.empty((m, n))
+        elif x0.dtype == np.float64 and x0.flags.c_contiguous and x0.flags.writeable:
+            vc = x0
+        else:
+            vc = np.array(x0, dtype=np.float64)
+        v_dev = np.empty((m, n)) if devices else self.work[6]
+        i_dev = np.empty((m, n)) if devices else self.work[6]
+        i_pad = np.empty(2 * m + 2 * n)
+        it, done, resid = _case(
+            self.y_row, self.y_col, self.pad_y, volts, g, refactor, self.lr, self.ir,
+            self.lc, self.ic, self.dc, vc, x0 is not None, float(rtol), int(max_iter), vr,
+            v_dev, i_dev, i_pad, self.work, devices,
+            x_prev if x_prev is not None else self.work[10], x_prev is not None and x0 is not None,
+        )
+        if it >= 0:
+            self._g = g
+        if not devices:
+            return vr, vc, None, None, i_pad, int(it), bool(done), float(resid)
+        return vr, vc, v_dev, i_dev, i_pad, int(it), bool(done), float(resid)
+
+
+    def solve_sinh(
+        self, volts: FloatArray, ga: FloatArray, gb: FloatArray, b: float, g0: FloatArray,
+        x0: FloatArray | None, *, rtol: float, max_newton: int, lin_rtol: float = 1e-11,
+        max_iter: int = 60,
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, int, int, float]:
+        """(vr, vc, v_dev, i_dev, i_pad, Newton iterations, status, largest KCL residual) of
+        one case with sinh devices i = ga sinh(b v) (dI/dV = gb cosh(b v)): Newton from
+        `x0` (2, M, N) tap voltages if given, else from the linear solution at conductances
+        `g0`. Status 0 converged, 1 not converged in `max_newton` iterations, 2 a line solve
+        did not converge, 3 a chain is not positive definite. The chain factors are left
+        for the Jacobian (the kept factors are forgotten)."""
+        m, n = self.shape
+        self._g = None
+        if self._nwork is None:
+            self._nwork = np.empty((14, m, n))
+        self.stats[:] = 0
+        nw = self._nwork
+        vr, vc = nw[12], nw[13]  # Newton swaps them with nw[8], nw[9]: the answer is copied
+        # out to nw[12], nw[13]
+        if x0 is not None:
+            vr[:, :] = x0[0]
+            vc[:, :] = x0[1]
+        v_dev, i_dev, i_pad = np.empty((m, n)), np.empty((m, n)), np.empty(2 * m + 2 * n)
+        its, status, resid = _sinh_case(
+            self.y_row, self.y_col, self.pad_y, volts, ga, gb, float(b), g0, vr, vc,
+            x0 is not None, float(rtol), int(max_newton), float(lin_rtol), int(max_iter),
+            self.lr, self.ir, self.lc, self.ic, self.dc, self.work, nw, v_dev, i_dev, i_pad,
+            self.stats,
+        )
+        return (nw[12].copy(), nw[13].copy(), v_dev, i_dev, i_pad, int(its), int(status),
+                float(resid))
+
+
+def solve_case(
+    y_row: FloatArray, y_col_rows: FloatArray, pad_y: FloatArray, volts: FloatArray,
+    g: FloatArray, x0: FloatArray | None,
+) -> tuple[FloatArray, FloatArray, FloatArray | None, FloatArray | None, FloatArray, int, bool,
+           float]:
+    """One case on fresh factors (see `LineFactors.solve`)."""
+    return LineFactors(y_row, y_col_rows, pad_y).solve(volts, g, x0, devices=True)
