@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -129,7 +130,7 @@ def test_study_chips_compensate_on_the_circuit_and_count_their_cost() -> None:
     """Two chips of the study's kind (TiO2 compact model, wires, sinh reads, physical
     window): compensation never leaves a chip worse on the calibration split, its cost is
     counted apart from programming, and a chip is the same whichever run draws it."""
-    cfg = study_config(rows=8, cols=8, passes=2, rounds=2)
+    cfg = study_config(rows=8, cols=8, passes=1, rounds=2)
     data = moons().limited(160, 120)
     net = moons_net(8)
     rows = run_chips(net, data, cfg, 2, first=0)
@@ -147,3 +148,30 @@ def test_study_chips_compensate_on_the_circuit_and_count_their_cost() -> None:
             assert r.compensation.pulses == 0
     assert any(r.rounds for r in rows)
     assert _record_equal(run_chip(net, data, cfg, 1), rows[1])
+
+
+def test_cli_study_on_two_chips(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from xbarlab.cli.main import app
+    from xbarlab.log.results import read_results
+
+    runner = CliRunner()
+    out = tmp_path / "study"
+    res = runner.invoke(app, ["reproduce", "drolet2023-compensation", "--chips", "2",
+                              "--epochs", "30", "--passes", "1", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "compensated" in res.output and "programmed" in res.output
+    tree = read_results(out / "compensation_results.h5")
+    for name in ("regular", "hardware_aware"):
+        node = tree[name]
+        assert node["programmed"]["correct"].shape == node["compensated"]["correct"].shape
+        assert node["programmed"]["correct"].shape[0] == 2
+        assert list(node["chip_index"]) == [0, 1]  # the same chips for both networks
+    assert (out / "compensation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = runner.invoke(app, ["reproduce", "drolet2023-compensation", "--out", str(out)])
+    assert again.exit_code == 2 and "exists" in again.output
+    for bad in (["--full"], ["--transfers", "3"], ["--jobs", "2"]):
+        res = runner.invoke(app, ["reproduce", "drolet2023-compensation", *bad,
+                                  "--out", str(tmp_path / "o")])
+        assert res.exit_code == 2 and "Traceback" not in res.output

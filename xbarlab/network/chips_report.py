@@ -17,7 +17,7 @@ from xbarlab.network.chips_study import ChipRecord
 from xbarlab.nn.intervals import Interval, bootstrap_share_interval, t_interval
 
 THRESHOLD = 0.95
-VARIANTS = ("as programmed", "with compensation")
+VARIANTS = ("programmed", "compensated")
 
 
 @dataclass
@@ -89,7 +89,7 @@ def cost(net: NetworkChips, timing: OperationTiming | None = None) -> Cost:
 
 
 def table_rows(nets: list[NetworkChips]) -> list[list[str]]:
-    """Rows: network, variant, share >= 95 % [CI], chip accuracy [CI], nominal, cost."""
+    """Rows: network, variant, share >= 95 % [CI], chip accuracy [CI], nominal, chips, cost."""
     rows = []
     for net in nets:
         k = cost(net)

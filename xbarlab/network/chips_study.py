@@ -41,7 +41,7 @@ from xbarlab.network.session import build_arrays, map_for
 
 
 def study_config(*, rows: int = 8, cols: int = 8, device: str = "tio2-o921c",
-                 fidelity: str = "nonlinear", r_wire: float = 1.0, passes: int = 3,
+                 fidelity: str = "wires", r_wire: float = 1.0, passes: int = 3,
                  pulse_scheme: str = "v/3", tolerance: float = 0.01, rounds: int = 3,
                  seed: int = 0) -> NetworkSessionConfig:
     """The study's chips: `rows` x `cols` simulated arrays of `device` (`fidelity`, `r_wire`

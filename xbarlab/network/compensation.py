@@ -20,6 +20,12 @@ reprogrammed when its re-tuned value lies more than the tolerance (relative) fro
 measured one; the others keep their state (their small moves are dropped before the
 predicted loss is reported). The expected loss after reprogramming (the moved devices landing
 within the measured spread) tells whether a round is worth its pulses.
+
+`compensation_rounds` runs the rounds on a `program_network` run (a generator of engine
+messages, like the plan itself): re-tune, reprogram the moved devices, read back, evaluate;
+a round that does not raise the calibration accuracy ends them and the chip is written back to
+the best round's state (`restore_state`), so compensation never leaves a chip worse on the
+calibration split than its best measured state (within the write-verify tolerance).
 """
 
 from __future__ import annotations

@@ -63,15 +63,17 @@ class Study:
 def run_study(cfg: NetworkSessionConfig, chips: int, seeds: int = 1, epochs: int = 2000,
               workers: int = 1, threads: int = 1,
               say: Callable[[str], None] | None = None,
-              done: Callable[[NetworkChips], None] | None = None) -> Study:
-    """Train each kind for `seeds` seeds and program each network on `chips` chips; `done`
-    gets every network as soon as its chips are finished."""
+              done: Callable[[NetworkChips], None] | None = None, first_seed: int = 0,
+              kinds: tuple[str, ...] = KINDS) -> Study:
+    """Train each of `kinds` for seeds `first_seed` .. `first_seed + seeds - 1` and program
+    each network on `chips` chips; `done` gets every network as soon as its chips are
+    finished."""
     tell = say or (lambda _m: None)
     t0 = time.perf_counter()
     data = evalset()
     nets = []
-    for seed in range(seeds):
-        for kind in KINDS:
+    for seed in range(first_seed, first_seed + seeds):
+        for kind in kinds:
             tell(f"training {kind} seed {seed}")
             net, nominal = train_network(kind, seed, epochs, cfg, threads)
             tell(f"{kind} seed {seed}: nominal accuracy {100 * nominal:.1f} %; programming "
