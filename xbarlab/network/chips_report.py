@@ -153,16 +153,17 @@ def plot(nets: list[NetworkChips], path: Path, title: str) -> Path:
             a.plot(100 * t, [100 * np.mean(frac >= x) for x in t], style, color=col,
                    label=f"{f.label}: {100 * f.share_95.mean:.1f} %")
             acc = net.correct(f.variant).mean(axis=1)
-            b.hist(np.clip(acc, bins[0], bins[-1]), bins=bins, histtype="step", ls=style,
-                   color=col, label=f"{f.label}: mean {100 * acc.mean():.1f} %")
-        b.axvline(net.nominal, color=col, lw=0.8, alpha=0.6)
+            b.hist(100 * np.clip(acc, bins[0], bins[-1]), bins=100 * bins, histtype="step",
+                   ls=style, color=col, label=f"{f.label}: mean {100 * acc.mean():.1f} %")
+        b.axvline(100 * net.nominal, color=col, lw=0.8, alpha=0.6)
     a.axvline(95, color="k", lw=0.8)
     a.axhline(85, color="k", lw=0.8, ls=":")
     a.set(xlabel="chips classifying the point correctly (%)",
           ylabel="test points correct on at least that share (%)",
           title="robustness over chips", ylim=(0, 101))
     a.legend(fontsize=7, loc="lower left")
-    b.set(xlabel="test accuracy of a chip (fraction; thin lines: nominal)", ylabel="chips",
+    b.set(xlabel="test accuracy of a chip (%; first bin: 80 % or less; thin lines: nominal)",
+          ylabel="chips",
           title="chip accuracy")
     b.legend(fontsize=7, loc="upper left")
     names = [n.name for n in nets]
