@@ -175,3 +175,13 @@ def test_cli_study_on_two_chips(tmp_path: Path) -> None:
         res = runner.invoke(app, ["reproduce", "drolet2023-compensation", *bad,
                                   "--out", str(tmp_path / "o")])
         assert res.exit_code == 2 and "Traceback" not in res.output
+
+
+def test_worker_processes_give_the_same_chips() -> None:
+    cfg = study_config(fidelity="ideal", r_wire=0.0, passes=1, rounds=1)
+    data = moons().limited(60, 40)
+    net = moons_net(8)
+    alone = run_chips(net, data, cfg, 3, first=5)
+    shared = run_chips(net, data, cfg, 3, workers=2, first=5)
+    assert [r.index for r in shared] == [5, 6, 7]
+    assert all(_record_equal(a, b) for a, b in zip(alone, shared, strict=True))
