@@ -26,6 +26,7 @@ FULL_TRANSFERS = 10_000  # --full: simulated transfers per network
 class Paper(StrEnum):
     drolet2023 = "drolet2023"
     drolet2023_crossbar = "drolet2023-crossbar"
+    drolet2023_compensation = "drolet2023-compensation"
 
 
 class Mapping(StrEnum):
@@ -100,8 +101,10 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def reproduce(
         paper: Annotated[Paper, typer.Argument(
-            help="drolet2023 (the paper's statistical transfers) or drolet2023-crossbar "
-                 "(beyond: programmed crossbar transfers, circuit-aware training)")],
+            help="drolet2023 (the paper's statistical transfers), drolet2023-crossbar "
+                 "(beyond: programmed crossbar transfers, circuit-aware training) or "
+                 "drolet2023-compensation (many chips, with and without chip-in-the-loop "
+                 "compensation)")],
         seeds: Annotated[int | None, typer.Option(
             min=1, max=100, help="training seeds per net (default 3; --full: 10)")] = None,
         transfers: Annotated[int | None, typer.Option(
@@ -139,8 +142,9 @@ def register(app: typer.Typer) -> None:
             help="crossbar: circuit fidelity")] = Fidelity.wires,
         r_wire: Annotated[float, typer.Option(
             min=0, help="crossbar: wire resistance per segment (ohm)")] = 1.0,
-        passes: Annotated[int, typer.Option(
-            min=1, max=20, help="crossbar: write-verify passes")] = 1,
+        passes: Annotated[int | None, typer.Option(
+            min=1, max=20, help="crossbar: write-verify passes (default 1; compensation: 3)")
+        ] = None,
         device: Annotated[str, typer.Option(help="crossbar: device preset")] = "tio2-o921c",
         compensate: Annotated[bool, typer.Option(
             help="also evaluate read-back compensation of stuck devices (xbarlab extension: "
@@ -177,6 +181,19 @@ def register(app: typer.Typer) -> None:
         _need_nn()
         if out.exists() and not out.is_dir():
             raise _fail(f"--out {out} is a file; give a folder")
+        if paper is Paper.drolet2023_compensation:
+            if (full or single_column is not None or ablations or dedup or jobs != 1
+                    or compensate or transfers is not None):
+                raise _fail("--full, --single-column, --ablations, --dedup, --jobs, "
+                            "--compensate and --transfers do not apply to "
+                            "drolet2023-compensation (give --chips)")
+            from xbarlab.cli import chips_study
+
+            console.print(_data_line("auto"), highlight=False, soft_wrap=True)
+            chips_study.run(chips or 20, seeds or 1, epochs or 2000, out, overwrite, threads,
+                            fidelity.value, r_wire, passes or 3, device, workers,
+                            _PlainTicker(not console.is_terminal))
+            return
         if paper is Paper.drolet2023_crossbar:
             if full or single_column is not None or ablations or dedup or jobs != 1:
                 raise _fail("--full, --single-column, --ablations, --dedup and --jobs apply to "
@@ -184,11 +201,11 @@ def register(app: typer.Typer) -> None:
             if chips is not None and transfers is not None and chips != transfers:
                 raise _fail("--chips and --transfers name the same number here; give one")
             _crossbar(seeds or 3, chips or transfers or 20, epochs or 2000, out, overwrite,
-                      threads, fidelity.value, r_wire, passes, device, workers)
+                      threads, fidelity.value, r_wire, passes or 1, device, workers)
             return
         if chips is not None or workers != 1:
-            raise _fail("--chips and --workers apply to drolet2023-crossbar only (there: "
-                        "--workers; here: --jobs)")
+            raise _fail("--chips and --workers apply to drolet2023-crossbar and "
+                        "drolet2023-compensation only (here: --jobs)")
         seeds = seeds or (FULL_SEEDS if full else 3)
         transfers = transfers or (FULL_TRANSFERS if full else 2000)
         if single_column and mapping is Mapping.physical:

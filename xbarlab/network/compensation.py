@@ -20,15 +20,26 @@ reprogrammed when its re-tuned value lies more than the tolerance (relative) fro
 measured one; the others keep their state (their small moves are dropped before the
 predicted loss is reported). The expected loss after reprogramming (the moved devices landing
 within the measured spread) tells whether a round is worth its pulses.
+
+`compensation_rounds` runs the rounds on a `program_network` run (a generator of engine
+messages, like the plan itself): re-tune, reprogram the moved devices, read back, evaluate;
+a round that does not raise the calibration accuracy ends them and the chip is written back to
+the best round's state (`restore_state`), so compensation never leaves a chip worse on the
+calibration split than its best measured state (within the write-verify tolerance).
 """
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
-from xbarlab.crossbar import FloatArray
+from xbarlab.crossbar import Cell, FloatArray
+from xbarlab.messages import Checkpoint, Message
+from xbarlab.network.config import CompensationSettings
+from xbarlab.network.datasets import EvalSet
 from xbarlab.network.inference import ChipPass
 from xbarlab.network.mapping import LayerMap, NetworkMap
 from xbarlab.network.model import activate, activate_grad
@@ -177,3 +188,110 @@ def retune(model: ChipModel, g_meas: list[FloatArray], stuck: list[np.ndarray],
         expected = float(np.mean(draws))
     return Retune(final, moved, loss0, loss1, _accuracy(logits0, model.y),
                   _accuracy(logits1, model.y), expected)
+
+
+# --------------------------------------------------------------------------- the rounds
+
+
+class CompensatingProgram(Protocol):
+    """What the rounds need of a `program_network` run (`xbarlab.network.plan.NetworkProgram`)."""
+
+    nmap: NetworkMap
+    data: EvalSet
+    resume: Any
+    out: Any  # NetworkOutcome: targets, final, stuck (bank maps)
+
+    def job(self, name: str, cells: list[Cell], targets: FloatArray
+            ) -> Generator[Message, Any, None]: ...
+
+    def read_devices(self, tag: str) -> Generator[Message, Any, FloatArray]: ...
+
+    def evaluate(self, stage: str, g: FloatArray) -> Generator[Message, Any, Any]: ...
+
+    def measured_spread(self, g: FloatArray) -> float: ...
+
+
+def _better(ev: Any, best: Any) -> bool:
+    """Calibration accuracy higher, or equal with a lower calibration loss."""
+    return bool(ev.cal_acc > best.cal_acc or (ev.cal_acc == best.cal_acc
+                                              and ev.cal_loss < best.cal_loss - 1e-6))
+
+
+def compensation_rounds(program: CompensatingProgram, comp: CompensationSettings,
+                        g_min: float, g_max: float, wv_tolerance: float, g: FloatArray,
+                        best: Any, cal: ChipPass) -> Generator[Message, Any, FloatArray]:
+    """Chip-in-the-loop compensation rounds after the read-back `g` (bank map) whose
+    evaluation is `best` (calibration pass `cal`); returns the last read bank map.
+
+    Each round re-tunes against the measured state (`retune`), reprograms the moved devices
+    as job ``compensate/r`` when the expected calibration loss beats the present one by
+    `comp.min_gain`, reads back and evaluates. A round that does not improve the calibration
+    accuracy (ties: its loss) ends the rounds and the chip is **returned to the best round's
+    state**: every healthy device whose read now lies beyond the tolerance from its read in
+    that state is written back to it (job ``restore/r``, a real write-verify: its disturb is
+    the backend's), then read back and evaluated (stage ``restore/r``)."""
+    out = program.out
+    nmap = program.nmap
+    cells = nmap.cells
+    tol = comp.tolerance or wv_tolerance
+    best_g = g.copy()
+    for r in range(1, comp.rounds + 1):
+        g_layers = nmap.from_bank(g)
+        stuck_layers = [m.astype(bool) for m in nmap.from_bank(out.stuck.astype(np.float64))]
+        model = ChipModel.measure(nmap, g_layers, cal, program.data.y_cal)
+        noise = comp.noise if comp.noise is not None else program.measured_spread(g)
+        rt = retune(model, g_layers, stuck_layers, g_min, g_max, comp.steps, comp.lr, tol,
+                    noise, comp.samples, seed=r)
+        moved_bank = nmap.to_bank([m.astype(np.float64) for m in rt.moved]) == 1.0
+        todo = [c for c in cells if moved_bank[c]]
+        worth = rt.loss_expected < (1 - comp.min_gain) * rt.loss_before
+        yield Checkpoint("retune", {"round": r, "moved": len(todo), "noise": noise,
+                                    "predicted_cal_loss": [rt.loss_before, rt.loss_after],
+                                    "expected_cal_loss": rt.loss_expected,
+                                    "predicted_cal_acc": [rt.acc_before, rt.acc_after],
+                                    "reprogram": bool(todo and worth)})
+        name = f"compensate/{r}"
+        if not (todo and worth) and name not in program.resume.started:
+            break  # nothing to move, or no gain expected beyond the programming spread
+        new_t = out.targets.copy()
+        if name not in program.resume.started:  # else the old run's targets (in `job`)
+            tuned = nmap.to_bank(rt.g_layers)
+            for c in todo:
+                new_t[c] = tuned[c]
+            out.targets[:] = np.where(moved_bank, tuned, out.targets)
+        yield from program.job(name, todo, new_t)
+        g = yield from program.read_devices(f"read_back/{r}")
+        out.final = g
+        ev, cal = yield from program.evaluate(name, g)
+        if _better(ev, best):
+            best, best_g = ev, g.copy()
+            continue
+        g = yield from restore_state(program, best_g, tol, r)
+        break
+    return g
+
+
+def restore_state(program: CompensatingProgram, best_g: FloatArray, tolerance: float,
+                  r: int) -> Generator[Message, Any, FloatArray]:
+    """Write every healthy device read beyond `tolerance` (relative) from its conductance in
+    `best_g` (bank map) back to it (job ``restore/r``), read back, evaluate; returns the read.
+    With nothing to restore, no device is written; the chip is evaluated either way, so the
+    last evaluation is of the state the chip is left in."""
+    out = program.out
+    with np.errstate(invalid="ignore"):
+        off = (np.isfinite(best_g) & np.isfinite(out.final) & ~out.stuck
+               & (np.abs(out.final - best_g) > tolerance * np.abs(best_g)))
+    todo = [c for c in program.nmap.cells if off[c]]
+    name = f"restore/{r}"
+    yield Checkpoint("restore", {"round": r, "devices": len(todo)})
+    g = np.asarray(out.final)
+    if todo or name in program.resume.started:
+        targets = out.targets.copy()
+        for c in todo:
+            targets[c] = best_g[c]
+        out.targets[:] = np.where(off, best_g, out.targets)
+        yield from program.job(name, todo, targets)
+        g = yield from program.read_devices(f"read_back/{name}")
+        out.final = g
+    yield from program.evaluate(name, g)
+    return g
