@@ -16,8 +16,9 @@ Sequence (every step a logged operation or checkpoint):
    (moved devices landing within the measured programming spread) beats the present one by
    ``min_gain``, reprogram only the moved devices as ``job compensate/r``
    (a real write-verify on the same chip: its disturb of the neighbours is whatever the
-   backend does), read back, evaluate; stop when the calibration accuracy (ties: its loss)
-   stops improving;
+   backend does), read back, evaluate; when the calibration accuracy (ties: its loss) stops
+   improving, write the devices that moved back to the best round's state (``job
+   restore/r``), read back and evaluate, so the chip ends in its best state;
 5. output calibration (``network.calibrate_outputs``): a gain and an offset per output of
    every layer in the digital periphery, fitted on the calibration split layer after layer so
    that the chip computes what its programmed targets say (`xbarlab.network.inference.
@@ -50,7 +51,7 @@ from xbarlab.config import WriteVerifyParams
 from xbarlab.crossbar import Cell, FloatArray, ReadResult
 from xbarlab.messages import Checkpoint, Message, Plan, Read
 from xbarlab.network.aim import CircuitAim, verify_groups
-from xbarlab.network.compensation import ChipModel, loss_and_grad, retune
+from xbarlab.network.compensation import compensation_rounds, loss_and_grad
 from xbarlab.network.config import NetworkSettings
 from xbarlab.network.datasets import EvalSet
 from xbarlab.network.inference import Calibration, ChipPass, chip_forward, fit_outputs
@@ -305,43 +306,8 @@ class NetworkProgram:
         out.programmed = g.copy()
         out.final = g
         best, cal = yield from self.evaluate("programmed", g)
-        comp = s.compensation
-        tol = comp.tolerance or self.p.tolerance
-        for r in range(1, comp.rounds + 1):
-            g_layers = self.nmap.from_bank(g)
-            stuck_layers = [m.astype(bool) for m in self.nmap.from_bank(
-                out.stuck.astype(np.float64))]
-            model = ChipModel.measure(self.nmap, g_layers, cal, self.data.y_cal)
-            noise = comp.noise if comp.noise is not None else self.measured_spread(g)
-            rt = retune(model, g_layers, stuck_layers, s.g_min, s.g_max, comp.steps, comp.lr,
-                        tol, noise, comp.samples, seed=r)
-            moved_bank = self.nmap.to_bank([m.astype(np.float64) for m in rt.moved]) == 1.0
-            todo = [c for c in cells if moved_bank[c]]
-            worth = rt.loss_expected < (1 - comp.min_gain) * rt.loss_before
-            yield Checkpoint("retune", {"round": r, "moved": len(todo), "noise": noise,
-                                        "predicted_cal_loss": [rt.loss_before, rt.loss_after],
-                                        "expected_cal_loss": rt.loss_expected,
-                                        "predicted_cal_acc": [rt.acc_before, rt.acc_after],
-                                        "reprogram": bool(todo and worth)})
-            name = f"compensate/{r}"
-            if not (todo and worth) and name not in self.resume.started:
-                break  # nothing to move, or no gain expected beyond the programming spread
-            new_t = targets.copy()
-            if name not in self.resume.started:  # else the old run's targets (in `job`)
-                tuned = self.nmap.to_bank(rt.g_layers)
-                for c in todo:
-                    new_t[c] = tuned[c]
-                out.targets[:] = np.where(moved_bank, tuned, out.targets)
-            yield from self.job(name, todo, new_t)
-            targets = out.targets
-            g = yield from self.read_devices(f"read_back/{r}")
-            out.final = g
-            ev, cal = yield from self.evaluate(name, g)
-            better = ev.cal_acc > best.cal_acc or (ev.cal_acc == best.cal_acc
-                                                   and ev.cal_loss < best.cal_loss - 1e-6)
-            if not better:
-                break
-            best = ev
+        g = yield from compensation_rounds(self, s.compensation, s.g_min, s.g_max,
+                                           self.p.tolerance, g, best, cal)
         if s.calibrate_outputs:
             yield from self.calibrate_outputs(g)
         return out
