@@ -171,7 +171,8 @@ def test_cli_study_on_two_chips(tmp_path: Path) -> None:
     assert (out / "compensation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     again = runner.invoke(app, ["reproduce", "drolet2023-compensation", "--out", str(out)])
     assert again.exit_code == 2 and "exists" in again.output
-    for bad in (["--full"], ["--transfers", "3"], ["--jobs", "2"]):
+    for bad in (["--full"], ["--transfers", "3"], ["--jobs", "2"], ["--data", "sklearn"],
+                ["--mapping", "authors"]):
         res = runner.invoke(app, ["reproduce", "drolet2023-compensation", *bad,
                                   "--out", str(tmp_path / "o")])
         assert res.exit_code == 2 and "Traceback" not in res.output

@@ -183,10 +183,12 @@ def register(app: typer.Typer) -> None:
             raise _fail(f"--out {out} is a file; give a folder")
         if paper is Paper.drolet2023_compensation:
             if (full or single_column is not None or ablations or dedup or jobs != 1
-                    or compensate or transfers is not None):
+                    or compensate or transfers is not None or mapping is not Mapping.both
+                    or recipe is not Recipe.default or data is not DataSource.auto):
                 raise _fail("--full, --single-column, --ablations, --dedup, --jobs, "
-                            "--compensate and --transfers do not apply to "
-                            "drolet2023-compensation (give --chips)")
+                            "--compensate, --transfers, --mapping, --recipe and --data do not "
+                            "apply to drolet2023-compensation (physical mapping, xbarlab's "
+                            "recipe; give --chips)")
             from xbarlab.cli import chips_study
 
             console.print(_data_line("auto"), highlight=False, soft_wrap=True)
