@@ -72,7 +72,6 @@ from xbarlab.analysis.calibrate_relations import (
     fit_drift_estimates,
     refine_with_disturb,
 )
-from xbarlab.analysis.calibrate_unchecked import flag_unchecked
 from xbarlab.analysis.calibrate_stuck import (
     STUCK_MIN_PULSES,
     clip_reads,
@@ -80,6 +79,7 @@ from xbarlab.analysis.calibrate_stuck import (
     stuck_devices,
     stuck_fractions,
 )
+from xbarlab.analysis.calibrate_unchecked import flag_unchecked
 from xbarlab.config import load_yaml
 from xbarlab.sim.presets import CompactPreset, PresetError, load_preset, preset_dir
 from xbarlab.sim.tio2 import read_factor
