@@ -36,13 +36,14 @@ def flag_unchecked(determined: list[Estimate], estimated: list[Estimate], warnin
                    rates: list[dict[str, Any]], base: str
                    ) -> tuple[list[Estimate], list[Estimate]]:
     """(determined, estimated) with every fit of `RESTS_ON_LAW` moved to the estimated ones
-    (reason in its method, one warning) when `unchecked_law` is not empty; the rates at the
-    median amplitude are then marked not determined too (with the reason)."""
+    (reason in its method) when `unchecked_law` is not empty; the rates at the median
+    amplitude are then marked not determined too (with the reason). One warning whenever
+    rates were fitted through the unchecked law, even if none was determined."""
     missing = unchecked_law(determined)
     if not missing:
         return determined, estimated
     moved = [e for e in determined if e.name in RESTS_ON_LAW]
-    if not moved and not any(r.get("determined") for r in rates):
+    if not moved and not rates:
         return determined, estimated
     why = ("rests on " + ", ".join(_WHAT[n] for n in missing)
            + f" kept from {base}, which the logs do not check")
@@ -58,7 +59,8 @@ def flag_unchecked(determined: list[Estimate], estimated: list[Estimate], warnin
             r["not_determined_because"] = why
     names = [e.name for e in moved] + [f"rate {r['polarity']}" for r in rates
                                        if r.get("not_determined_because")]
-    warnings.append(f"{', '.join(names)}: not determined: the rate fit {why} (a base off by "
+    head = ", ".join(names) if names else "switching rates"
+    warnings.append(f"{head}: not determined: the rate fit {why} (a base off by "
                     "tens of percent moves the rates by as much, whatever their statistical "
                     "std error); written as estimated. Add I-V sweeps (curve tracer, read_at: "
                     "both) and a cycling run into saturation (endurance) to determine them")
