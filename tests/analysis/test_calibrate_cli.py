@@ -112,3 +112,22 @@ def test_bad_held_out_logs(logs: dict[str, Path], tmp_path: Path) -> None:
     _bad([str(logs["wv"]), "--check", str(logs["noise"])], tmp_path / "h.yaml", "--check")
     _bad([str(logs["wv"]), "--check", str(logs["map"])], tmp_path / "i.yaml",
          "not a write-verify session")
+
+
+def test_unchecked_law_warned_and_bias_check(logs: dict[str, Path], tmp_path: Path) -> None:
+    """A write-verify log alone: the CLI warns that the rates rest on the base's I-V law and
+    clip levels; --bias-check re-runs the session on the calibrated preset and reports each
+    rate's bias and its standard error with it (also in the preset's calibration block)."""
+    import yaml
+
+    out = tmp_path / "b.yaml"
+    res = runner.invoke(app, ["calibrate", str(logs["wv8"]), "--out", str(out), "--bias-check"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "warning:" in text and "which the logs do not check" in text
+    assert "with the bias check's" in text
+    block = yaml.safe_load(out.read_text(encoding="utf-8"))["calibration"]
+    assert block["bias_check"]["log"] == str(logs["wv8"])
+    for r in block["rate_at_median_amplitude"]:
+        assert r["rel_stderr_with_bias"] >= r["rel_stderr"]
+        assert r["rel_stderr_with_bias"] >= abs(r["bias_check"])

@@ -74,7 +74,7 @@ def test_prediction_without_rate_is_the_verify_read(
 def test_v3_exposures_reach_every_cell_and_pin_t(tmp_path: Path) -> None:
     """Under V/3 every later pulse reaches every programmed cell: +V/3 on its row or column,
     -V/3 elsewhere (counted here from the raw measurements); a 16 x 16 session's disturb then
-    gives t, and what the calibration reports as determined is within 10 % of the preset."""
+    gives t within 10 % of the preset (estimated: the log checks no I-V law)."""
     from xbarlab.analysis.calibrate import calibrate
 
     path = simulate_write_verify(tmp_path / "wv3.h5", "tio2-o921c", seed=9, shape=(16, 16),
@@ -100,7 +100,10 @@ def test_v3_exposures_reach_every_cell_and_pin_t(tmp_path: Path) -> None:
     truth = load_preset("tio2-o921c")
     assert isinstance(truth, CompactPreset)
     assert cal.more.disturb is not None and cal.more.disturb.n_cells > 200
-    fitted = {e.name: e.value for e in cal.estimates}
+    # a write-verify log alone does not check the I-V law and clip levels the rates rest on:
+    # t is written as estimated, not determined (`calibrate_unchecked`)
+    assert not {"set.t", "reset.t"} & {e.name for e in cal.estimates}
+    fitted = {e.name: e.value for e in cal.estimates + cal.estimated}
     assert "set.t" in fitted  # measured: +0.15 %, std error 2.5 %
     assert fitted["set.t"] == pytest.approx(truth.set.t, rel=0.10)
     for name in ("reset.t",):

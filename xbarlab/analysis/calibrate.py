@@ -35,6 +35,8 @@ is at most 10 %/3 of its value; one within its value is written as *estimated* (
 determined), one beyond it kept from the base, each with a warning; a rate prefactor ``a``
 the logs do not determine is written as *derived* (the value that reproduces the measured
 rate at the steps' median amplitude), see `calibrate_determined`.
+Rates fitted through an I-V law or clip levels the logs did not determine (no I-V sweep, no
+cycling into saturation) are estimated, not determined, with a warning (`calibrate_unchecked`).
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ from xbarlab.analysis.calibrate_stuck import (
     stuck_devices,
     stuck_fractions,
 )
+from xbarlab.analysis.calibrate_unchecked import flag_unchecked
 from xbarlab.config import load_yaml
 from xbarlab.sim.presets import CompactPreset, PresetError, load_preset, preset_dir
 from xbarlab.sim.tio2 import read_factor
@@ -291,7 +294,7 @@ def calibrate(paths: list[str | Path], base: str = "tio2-o921c", name: str = "ca
         warnings.append(f"no cell had {STUCK_MIN_PULSES} pulses: stuck rates kept")
     fit_drift_estimates(p, logs, base, estimates, warnings, more)
     estimates, loose = drop_undetermined(estimates, warnings, base)
-    estimated = derived + loose
+    estimates, estimated = flag_unchecked(estimates, derived + loose, warnings, rates, base)
     doc = _preset_doc(raw, name, base, estimates, logs, warnings, estimated)
     doc["calibration"]["rate_at_median_amplitude"] = rates
     try:

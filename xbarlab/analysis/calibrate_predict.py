@@ -78,6 +78,20 @@ def session_outcomes(path: Path) -> tuple[IntArray, FloatArray, dict[str, Any]]:
 
 def predict_session(preset: str | Path, log: str | Path, seed: int = 1) -> PredictionCheck:
     """Run `log`'s write-verify session on `preset` (seeded) and compare (module docstring)."""
+    path = Path(log)
+    n_meas, e_meas, _ = session_outcomes(path)
+    with tempfile.TemporaryDirectory(prefix="xbarlab-predict-") as tmp:
+        out = simulate_session(preset, path, Path(tmp) / "predicted.h5", seed)
+        n_sim, e_sim, _ = session_outcomes(out)
+    ok_m, ok_s = np.isfinite(e_meas), np.isfinite(e_sim)
+    return PredictionCheck(
+        log=path, pulses_meas=n_meas, pulses_sim=n_sim, error_meas=e_meas[ok_m],
+        error_sim=e_sim[ok_s], p_pulses=float(stats.ks_2samp(n_meas, n_sim).pvalue),
+        p_error=float(stats.ks_2samp(e_meas[ok_m], e_sim[ok_s]).pvalue))
+
+
+def simulate_session(preset: str | Path, log: str | Path, out: Path, seed: int = 1) -> Path:
+    """Run `log`'s write-verify session on `preset` (seeded, noise on); log it to `out`."""
     from xbarlab.config import SessionConfig, SimConfig, WriteVerifyArrayProtocol
     from xbarlab.engine import RunEngine
     from xbarlab.log.writer import HDF5Writer
@@ -86,7 +100,7 @@ def predict_session(preset: str | Path, log: str | Path, seed: int = 1) -> Predi
     from xbarlab.sim.factory import build_sim_crossbar
 
     path = Path(log)
-    n_meas, e_meas, config = session_outcomes(path)
+    _, _, config = session_outcomes(path)
     try:
         cfg = SessionConfig.model_validate({k: v for k, v in config.items()
                                             if k in SessionConfig.model_fields})
@@ -101,17 +115,10 @@ def predict_session(preset: str | Path, log: str | Path, seed: int = 1) -> Predi
     assert isinstance(proto, WriteVerifyArrayProtocol)  # session_outcomes checked the kind
     plan = write_verify_array(target_map(proto.target, backend.shape), proto.params,
                               proto.order, passes=proto.passes)
-    with tempfile.TemporaryDirectory(prefix="xbarlab-predict-") as tmp:
-        out = Path(tmp) / "predicted.h5"
-        with HDF5Writer(out) as writer:
-            RunEngine(backend, run.limits, [writer]).run(
-                plan, protocol=proto.kind, config=run.model_dump(mode="json"), seed=seed)
-        n_sim, e_sim, _ = session_outcomes(out)
-    ok_m, ok_s = np.isfinite(e_meas), np.isfinite(e_sim)
-    return PredictionCheck(
-        log=path, pulses_meas=n_meas, pulses_sim=n_sim, error_meas=e_meas[ok_m],
-        error_sim=e_sim[ok_s], p_pulses=float(stats.ks_2samp(n_meas, n_sim).pvalue),
-        p_error=float(stats.ks_2samp(e_meas[ok_m], e_sim[ok_s]).pvalue))
+    with HDF5Writer(out) as writer:
+        RunEngine(backend, run.limits, [writer]).run(
+            plan, protocol=proto.kind, config=run.model_dump(mode="json"), seed=seed)
+    return out
 
 
 def draw_check(check: PredictionCheck, axes: Any) -> None:

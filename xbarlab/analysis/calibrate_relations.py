@@ -62,7 +62,11 @@ def fit_before_rates(p: CompactPreset, logs: list[LogData], base: str,
                             "current under a V/2 or V/3 scheme includes half-selected cells "
                             "that the dwell disturbs; sweep with pulse_scheme: grounded")
     k = read_factor(p.iv.a, p.iv.b, p.v_read)
-    win = fit_window(logs, k)
+    # k = a sinh(b v) / v: d ln k / d b = v coth(b v); a kept iv.b adds nothing here (the
+    # rates that rest on it are flagged instead, `calibrate_unchecked`)
+    k_rel_se = (p.v_read / float(np.tanh(p.iv.b * p.v_read)) * more.iv.b_se
+                if more.iv is not None else 0.0)
+    win = fit_window(logs, k, k_rel_se)
     if win is None:
         warnings.append("no cell cycled into saturation at both ends (endurance-like SET/RESET "
                         f"with reads): r_on and r_off kept from {base}")

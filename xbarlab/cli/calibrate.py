@@ -40,6 +40,9 @@ def register(app: typer.Typer) -> None:
         check: Annotated[list[Path] | None, typer.Option(
             help="a held-out write-verify log: its session is re-run on the calibrated preset "
                  "and pulses per cell and final errors compared (KS test; repeatable)")] = None,
+        bias_check: Annotated[bool, typer.Option(
+            help="re-run the first write-verify session on the calibrated preset, recalibrate, "
+                 "and add the rates' bias to their standard errors (as long again)")] = False,
     ) -> None:
         """Fit switching rates, read noise, device spread and stuck fractions (write-verify
         traces), read I-V nonlinearity (I-V sweeps), R_on/R_off (cycling into saturation) and
@@ -61,6 +64,20 @@ def register(app: typer.Typer) -> None:
             raise fail("the logs determine no parameter (no write-verify pulse steps, no read "
                        "pairs, no stuck cells, no I-V sweep, no saturating cycling, no retention "
                        "run): nothing written")
+        if bias_check:
+            import tempfile
+
+            from xbarlab.analysis.calibrate_bias import bias_check as run_bias_check
+
+            with tempfile.TemporaryDirectory(prefix="xbarlab-calibrate-") as tmp:
+                scratch = write_preset(cal, Path(tmp) / out.name)
+                try:
+                    found = run_bias_check(cal, scratch)
+                except CalibrationInputError as exc:
+                    raise fail(f"--bias-check: {str(exc).splitlines()[0]}") from None
+            if not found:
+                console.print("[yellow]warning:[/] --bias-check: no write-verify session with "
+                              "rates among the logs: nothing checked", soft_wrap=True)
         checks = []
         if check:
             import tempfile
@@ -89,8 +106,10 @@ def register(app: typer.Typer) -> None:
                           _show(e.stderr, e.unit, 2), str(e.n))
         console.print(table)
         for r in cal.preset["calibration"].get("rate_at_median_amplitude", []):
+            bias = (f"(with the bias check's {r['bias_check']:+.1%}: "
+                    f"{r['rel_stderr_with_bias']:.1%}) " if "bias_check" in r else "")
             console.print(f"{r['polarity']} rate at {r['v_ref']:.3g} V: {r['rate']:.4g} 1/(Ω s), "
-                          f"std error {r['rel_stderr']:.1%} "
+                          f"std error {r['rel_stderr']:.1%} {bias}"
                           f"({'determined' if r.get('determined') else 'not determined'})",
                           soft_wrap=True)
         console.print(f"kept from {base}: {', '.join(cal.kept)}", soft_wrap=True)
