@@ -176,8 +176,11 @@ def fit_rates(p: CompactPreset, logs: list[LogData], setting: bool, *, fix_t: bo
                   - g0) / g0
         r2 = (res.fun[:n] * scale) ** 2
         design = np.column_stack([np.ones(n), change**2])
-        coef, *_ = np.linalg.lstsq(design, r2, rcond=None)
-        s0, c2 = max(float(coef[0]), 1e-12), max(float(coef[1]), 0.0)
+        coef, _ = optimize.nnls(design, r2)  # both variance parts >= 0
+        # a floor on the read-noise part: with it near 0 the smallest steps would get
+        # near-zero scales, their residuals would dominate and the covariance blow up
+        s0 = max(float(coef[0]), 0.01 * float(np.median(r2)), 1e-12)
+        c2 = float(coef[1])
         scale = np.sqrt(s0 + c2 * change**2)
         scale /= float(np.median(scale))
         prior_w[0] = float(np.std(r2**0.5 / scale))  # the residual size, shrinkage ~ N(0, 1)
