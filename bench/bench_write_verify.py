@@ -269,7 +269,6 @@ def run_case(name: str, args: argparse.Namespace, folder: Path) -> None:
         cells = order
         note = f"all {n_all} cells"
     tracked = TrackedSettings(min_width=args.min_width, passes=args.passes,
-                              max_width=args.max_width,
                               **({"plan_pulses": args.plan_pulses} if args.plan_pulses else {}),
                               **({"plan_rounds": args.plan_rounds} if args.plan_rounds else {}),
                               **({"drift_scale": args.drift_scale} if args.drift_scale else {}))
@@ -349,8 +348,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-width", type=float, default=None,
                         help="tracked: shortest pulse width (s; default: the params' width)")
     parser.add_argument("--passes", type=int, default=8, help="tracked: final passes at most")
-    parser.add_argument("--max-width", type=float, default=None,
-                        help="tracked: longest pulse, for far cells at their voltage cap (s)")
     parser.add_argument("--plan-pulses", type=int, default=0,
                         help="tracked: pulses per cell its disturb plan follows (0: default)")
     parser.add_argument("--plan-rounds", type=int, default=0,

@@ -74,17 +74,15 @@ class TrackedSettings:
     min_width: float | None = None  # shortest pulse (s): each pulse takes the shortest width
     # of the ladder params.width / sqrt(10)^k down to it whose voltage stays below the cap
     # (shorter, higher pulses disturb the half-selected cells less); None: params.width only
-    max_width: float | None = None  # longest pulse (s): a cell whose aim lies beyond what
-    # params.width at the cap reaches takes the ladder's longer widths up to it (a far cell at
-    # its voltage cap is otherwise given up as stuck); None: params.width at most
     largest_first: bool = True
     anticipate: bool = True  # track the half-select disturb and aim against the pass's drift
     trust: bool = True  # plan a cell's first pulse from its estimate, without reading it
-    drift_scale: float = 2.0  # first pass: real drift / drift planned with one pulse per cell
+    drift_scale: float = 1.2  # first pass: real drift / planned drift (the plan misses the
+    # corrections of the real pulses)
     first_band: float | None = 3.0  # the first pass's band (of the tolerance); None: `band`
-    plan_pulses: int = 1  # pulses per cell the disturb plan follows (a cell at its cap takes
+    plan_pulses: int = 8  # pulses per cell the disturb plan follows (a cell at its cap takes
     # several)
-    plan_rounds: int = 1  # disturb plans per pass: each round aims the cells at their target
+    plan_rounds: int = 2  # disturb plans per pass: each round aims the cells at their target
     # minus the previous round's drift (their pulses, hence the drift, depend on it)
 
 
@@ -139,36 +137,22 @@ class _Cell:
 
 
 def _widths(p: WriteVerifyParams, s: TrackedSettings) -> list[float]:
-    """The pulse widths (s) up to params.width, longest first; after them, in `_longer`, the
-    widths beyond it up to `max_width`, shortest first."""
+    """The pulse widths (s), longest first."""
     widths = [p.width]
     while s.min_width is not None and widths[-1] / 10 ** 0.5 >= s.min_width * (1 - 1e-9):
         widths.append(widths[-1] / 10 ** 0.5)
     return widths
 
 
-def _longer(p: WriteVerifyParams, s: TrackedSettings) -> list[float]:
-    widths: list[float] = []
-    while s.max_width is not None and p.width * 10 ** (0.5 * (len(widths) + 1)) \
-            <= s.max_width * (1 + 1e-9):
-        widths.append(p.width * 10 ** (0.5 * (len(widths) + 1)))
-    return widths
-
-
 def _choose(law: PulseLaw, g: float, aim: float, delta: float, cap: float,
-            widths: list[float], longer: Sequence[float] = ()) -> tuple[float, float]:
+            widths: list[float]) -> tuple[float, float]:
     """(device voltage, width) of the pulse the law says moves `g` to `aim`: the shortest
-    width whose voltage stays below 0.9 x `cap`, else the shortest `longer` width that
-    reaches the aim below the cap, else the longest at the cap."""
+    width whose voltage stays below 0.9 x `cap`, else the longest at the cap."""
     v_dev = cap
     width = widths[0]
     for width in reversed(widths):
         v_dev = law.voltage_for(g, aim, width, delta, cap)
         if abs(v_dev) < 0.9 * abs(cap):
-            return v_dev, width
-    for width in longer:
-        v_dev = law.voltage_for(g, aim, width, delta, cap)
-        if abs(v_dev) < abs(cap) * (1 - 1e-6):
             break
     return v_dev, width
 
@@ -187,7 +171,7 @@ def _model_pulses(job: _Cell, p: WriteVerifyParams, law: PulseLaw, offsets: Offs
     (no verify read before it). Returns a `WriteVerifyOutcome` in true-conductance terms
     (estimates)."""
     cell, target, aim_g = job.cell, job.target, job.aim
-    widths, longer = _widths(p, s), _longer(p, s)
+    widths = _widths(p, s)
     band = (band_of_tol if band_of_tol is not None else s.band) * p.tolerance * target \
         * job.gain  # in read space
     cap_set, cap_reset = _caps(p, job.share, v_max, v_min)
@@ -230,7 +214,7 @@ def _model_pulses(job: _Cell, p: WriteVerifyParams, law: PulseLaw, offsets: Offs
         aim = g + s.aim * (aim_g - g) if far else aim_g
         cap = cap_set if polarity > 0 else cap_reset
         delta = offsets.get(cell, polarity)
-        v_dev, width = _choose(law, g, aim, delta, cap, widths, longer)
+        v_dev, width = _choose(law, g, aim, delta, cap, widths)
         voltage = float(np.clip(v_dev / job.share, v_min, v_max))
         tag = "set" if polarity > 0 else "reset"
         yield Pulse(cell, voltage, width, p.pulse_scheme, tag=tag)
@@ -287,7 +271,7 @@ def write_verify_tracked(
     shape = (int(t.shape[0]), int(t.shape[1]))
     v_pulse = 0.5 * (params.set_start + params.set_max)  # a typical SET, for the shares
     offsets = Offsets(shape, s.prior)
-    widths, longer = _widths(params, s), _longer(params, s)
+    widths = _widths(params, s)
     latest: dict[Cell, WriteVerifyOutcome] = {}
     attempts: list[WriteVerifyOutcome] = []
     maps = 0
@@ -320,7 +304,7 @@ def write_verify_tracked(
             pol = 1 if aim > g else -1
             cap = _caps(params, float(share[cell]), v_max, v_min)[0 if pol > 0 else 1]
             delta = offsets.get(cell, pol)
-            v_dev, width = _choose(law, g, aim, delta, cap, widths, longer)
+            v_dev, width = _choose(law, g, aim, delta, cap, widths)
             voltage = float(np.clip(v_dev / share[cell], v_min, v_max))
             g_next = float(law.after(g, voltage * share[cell], width, delta))
             if abs(g_next - g) < 1e-3 * abs(aim - g):  # it does not move: stop planning it
@@ -346,8 +330,8 @@ def write_verify_tracked(
 
     def learn_scale(est: FloatArray) -> None:
         """Refit the drift scale on the last pass: the drift its cells showed (the new map's
-        estimate against their estimate when they finished) over the drift predicted (each
-        cell is planned with one pulse; the real ones take more, and corrections)."""
+        estimate against their estimate when they finished) over the drift predicted (the
+        plan follows each cell's pulses from the law; the real ones miss and correct)."""
         if not finished:
             return
         cells = list(finished)
