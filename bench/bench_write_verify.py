@@ -48,7 +48,12 @@ The circuit model's own CPU time (maps de-embedded, read targets, disturb plans)
 apart; it is inside the session's time. Measured (load 10-16 on 2 cores; 100 ns shortest
 pulse): 16 x 16 97.7 % of the devices within 1 % of their true target (all but the stuck ones),
 15 operations per cell; 32 x 32 96.9 %, 17 per cell; 64 x 64 21 %, 63 per cell, 214 s CPU
-(the half-select disturb of each pass outgrows its corrections there).
+(the half-select disturb of each pass outgrows its corrections there). With the disturb plan
+following every pulse (`--plan-pulses 8 --plan-rounds 2 --drift-scale 1.2`, now the defaults;
+load 5-8, `--case wires32` for 32 x 32): 32 x 32 96.6 % (one pulse planned, same run: 96.1 %),
+16.5 per cell; 64 x 64 24.6 %, 55 per cell, 184 s CPU (converged on the read 80 %; the last
+map's estimates agree with the truth: 24.1 % in band). `--min-width 1e-8`: 32 x 32 97.9 %,
+13.8 per cell; 64 x 64 24.9 %, 198 s CPU.
 
 Run: .venv/bin/python bench/bench_write_verify.py [--case ideal|wires|wires128|sinh|all]
      [--sample 192] [--ref-cells 12] [--ref-cells-ideal 256] [--repeat 2] [--stall 4] [--full]
