@@ -55,9 +55,10 @@ load 5-8, `--case wires32` for 32 x 32): 32 x 32 96.6 % (one pulse planned, same
 map's estimates agree with the truth: 24.1 % in band). `--min-width 1e-8`: 32 x 32 97.9 %,
 13.8 per cell; 64 x 64 24.9 %, 198 s CPU.
 
-Run: .venv/bin/python bench/bench_write_verify.py [--case ideal|wires|wires128|sinh|all]
+Run: .venv/bin/python bench/bench_write_verify.py [--case ideal|wires|wires32|wires128|sinh|all]
      [--sample 192] [--ref-cells 12] [--ref-cells-ideal 256] [--repeat 2] [--stall 4] [--full]
-     [--compensate] [--tracked] [--min-width 1e-7] [--skip-plain] (--ref-cells 0: no
+     [--compensate] [--tracked] [--min-width 1e-7] [--plan-pulses 8] [--plan-rounds 2]
+     [--drift-scale 1.2] [--skip-plain] (--ref-cells 0: no
      references)
 Times are process CPU seconds (the machine is shared: wall time is printed too); one BLAS
 thread on every side (threadpoolctl).
