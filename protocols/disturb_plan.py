@@ -83,22 +83,27 @@ def apply_effect(est: FloatArray, cell: Cell, change: tuple[FloatArray, FloatArr
 
 def pass_disturb(cells: Sequence[Cell], est: FloatArray, aims: FloatArray, law: PulseLaw,
                  mates: Callable[[Cell], tuple[FloatArray, FloatArray]],
-                 pulse: Callable[[Cell, float, float], tuple[float, float]],
-                 offsets: Offsets) -> FloatArray:
+                 pulse: Callable[[Cell, float, float], tuple[float, float, float]],
+                 offsets: Offsets, max_pulses: int = 1) -> FloatArray:
     """Predicted change of G (S) each cell of `cells` receives after it is finished, from the
-    pulses of the cells programmed after it in the pass: each cell is assumed to take the one
-    pulse `pulse(cell, g, aim)` -> (applied V, width) from its predicted state to its aim."""
+    pulses of the cells programmed after it in the pass: each cell takes the pulses
+    `pulse(cell, g, aim)` -> (applied V, width, G after it) from its predicted state towards
+    its aim, up to `max_pulses` (a pulse at a voltage cap falls short: the real cell takes
+    more), until `pulse` answers 0 V (within the band)."""
     sim = np.array(est, dtype=np.float64)
     drift = np.zeros_like(sim)
     done = np.zeros(sim.shape, dtype=bool)
     for cell in cells:
         r, c = cell
-        voltage, width = pulse(cell, float(sim[cell]), float(aims[cell]))
-        if voltage:
+        for _ in range(max_pulses):
+            voltage, width, g_next = pulse(cell, float(sim[cell]), float(aims[cell]))
+            if not voltage:
+                break
             change = mate_effect(law, sim, cell, mates(cell), voltage, width, offsets)
             apply_effect(sim, cell, change)
             drift[r, :] += np.where(done[r, :], change[0], 0.0)
             drift[:, c] += np.where(done[:, c], change[1], 0.0)
+            sim[cell] = g_next
         sim[cell] = aims[cell]
         done[cell] = True
     return drift

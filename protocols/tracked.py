@@ -77,8 +77,13 @@ class TrackedSettings:
     largest_first: bool = True
     anticipate: bool = True  # track the half-select disturb and aim against the pass's drift
     trust: bool = True  # plan a cell's first pulse from its estimate, without reading it
-    drift_scale: float = 2.0  # first pass: real drift / drift planned with one pulse per cell
+    drift_scale: float = 1.2  # first pass: real drift / planned drift (the plan misses the
+    # corrections of the real pulses)
     first_band: float | None = 3.0  # the first pass's band (of the tolerance); None: `band`
+    plan_pulses: int = 8  # pulses per cell the disturb plan follows (a cell at its cap takes
+    # several)
+    plan_rounds: int = 2  # disturb plans per pass: each round aims the cells at their target
+    # minus the previous round's drift (their pulses, hence the drift, depend on it)
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,7 @@ class _Cell:
 
 
 def _widths(p: WriteVerifyParams, s: TrackedSettings) -> list[float]:
+    """The pulse widths (s), longest first."""
     widths = [p.width]
     while s.min_width is not None and widths[-1] / 10 ** 0.5 >= s.min_width * (1 - 1e-9):
         widths.append(widths[-1] / 10 ** 0.5)
@@ -289,15 +295,21 @@ def write_verify_tracked(
             voltages[cell] = model.mate_voltages(est, cell)
         return voltages[cell]
 
-    def plan_pulse(share: FloatArray) -> Callable[[Cell, float, float], tuple[float, float]]:
-        def pulse(cell: Cell, g: float, aim: float) -> tuple[float, float]:
+    def plan_pulse(share: FloatArray
+                   ) -> Callable[[Cell, float, float], tuple[float, float, float]]:
+        def pulse(cell: Cell, g: float, aim: float) -> tuple[float, float, float]:
             assert law is not None
             if abs(aim - g) <= s.band * params.tolerance * t[cell]:
-                return 0.0, 0.0
+                return 0.0, 0.0, g
             pol = 1 if aim > g else -1
             cap = _caps(params, float(share[cell]), v_max, v_min)[0 if pol > 0 else 1]
-            v_dev, width = _choose(law, g, aim, offsets.get(cell, pol), cap, widths)
-            return float(np.clip(v_dev / share[cell], v_min, v_max)), width
+            delta = offsets.get(cell, pol)
+            v_dev, width = _choose(law, g, aim, delta, cap, widths)
+            voltage = float(np.clip(v_dev / share[cell], v_min, v_max))
+            g_next = float(law.after(g, voltage * share[cell], width, delta))
+            if abs(g_next - g) < 1e-3 * abs(aim - g):  # it does not move: stop planning it
+                g_next = aim
+            return voltage, width, g_next
         return pulse
 
     def drift_of(cells: list[Cell], est: FloatArray, share: FloatArray) -> FloatArray:
@@ -309,12 +321,17 @@ def write_verify_tracked(
         def mates(cell: Cell) -> tuple[FloatArray, FloatArray]:
             return mate_voltages(est, cell)
 
-        return scale[0] * pass_disturb(cells, est, t, law, mates, plan_pulse(share), offsets)
+        drift = np.zeros(shape)
+        for _ in range(max(1, s.plan_rounds)):
+            aims = np.clip(t - drift, 0.5 * t, 1.5 * t)
+            drift = scale[0] * pass_disturb(cells, est, aims, law, mates, plan_pulse(share),
+                                            offsets, s.plan_pulses)
+        return drift
 
     def learn_scale(est: FloatArray) -> None:
         """Refit the drift scale on the last pass: the drift its cells showed (the new map's
-        estimate against their estimate when they finished) over the drift predicted (each
-        cell is planned with one pulse; the real ones take more, and corrections)."""
+        estimate against their estimate when they finished) over the drift predicted (the
+        plan follows each cell's pulses from the law; the real ones miss and correct)."""
         if not finished:
             return
         cells = list(finished)

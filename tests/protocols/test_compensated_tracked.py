@@ -146,3 +146,35 @@ def test_tracked_runs_unchanged_on_an_emulated_bench() -> None:
                                    rtol=1e-9)
     np.testing.assert_allclose(got.value.final, ref.value.final, rtol=1e-9)
     assert np.mean(np.abs(got.value.final / targets - 1) <= PARAMS.tolerance) >= 0.9
+
+
+def test_pass_disturb_follows_every_planned_pulse() -> None:
+    """A later cell at its voltage cap needs several pulses; each moves a finished cell of its
+    row by the law at half the voltage (V/2 mates), which the plan must sum up."""
+    from xbarlab.protocols.disturb_plan import Offsets, pass_disturb
+
+    est = np.full((2, 2), 200e-6)
+    aims = est.copy()
+    aims[0, 1] = 400e-6
+    v, width = 1.5, 1e-6
+
+    def pulse(cell: tuple[int, int], g: float, aim: float) -> tuple[float, float, float]:
+        if abs(aim - g) < 1e-6:
+            return 0.0, 0.0, g
+        return v, width, float(LAW.after(g, v, width))
+
+    def mates(cell: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        return np.full(2, 0.5), np.full(2, 0.5)
+
+    cells = [(0, 0), (0, 1)]
+    drifts = [pass_disturb(cells, est, aims, LAW, mates, pulse, Offsets((2, 2), 0.6), k)
+              for k in (1, 4)]
+    for k, drift in zip((1, 4), drifts, strict=True):
+        g_b, g_a = 200e-6, 200e-6
+        for _ in range(k):  # the reference: the law applied pulse by pulse
+            if abs(400e-6 - g_b) < 1e-6:
+                break
+            g_a, g_b = float(LAW.after(g_a, v / 2, width)), float(LAW.after(g_b, v, width))
+        assert drift[0, 0] == pytest.approx(g_a - 200e-6, rel=1e-12)
+        assert drift[0, 1] == 0.0 and drift[1, 0] == 0.0 and drift[1, 1] == 0.0
+    assert drifts[1][0, 0] > 1.5 * drifts[0][0, 0] > 0
