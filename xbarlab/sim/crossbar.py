@@ -99,10 +99,18 @@ class SimCrossbar:
     def read(
         self, cells: Sequence[Cell] | IntArray | None, v_read: float, scheme: BiasScheme
     ) -> ReadResult:
+        if type(cells) is tuple and len(cells) == 1:  # a verify read: no array needed
+            cell = cells[0]
+            if type(cell) is tuple and len(cell) == 2 and type(cell[0]) is type(cell[1]) is int:
+                r, c = cell
+                if 0 <= r < self.shape[0] and 0 <= c < self.shape[1]:
+                    return self._read_one(np.array([cell], dtype=np.int64), r, c, v_read,
+                                          scheme)
         idx = all_cells(self.shape) if cells is None else as_cells(cells)
         _check_cells(idx, self.shape)
         if len(idx) == 1:
-            return self._read_one(idx, v_read, scheme)
+            r, c = idx[0].tolist()
+            return self._read_one(idx, r, c, v_read, scheme)
         row_v, col_v = self._bias_batch(idx, v_read, scheme)
         _, i_cols = self.circuit.sense(self.devices, row_v, col_v)
         sensed = i_cols[np.arange(len(idx)), idx[:, 1]]
@@ -112,10 +120,10 @@ class SimCrossbar:
         self.n_reads += len(idx)
         return ReadResult(idx, float(v_read), sensed, tripped)
 
-    def _read_one(self, idx: IntArray, v_read: float, scheme: BiasScheme) -> ReadResult:
-        """`read` of one cell (the verify read of a write-verify): the same steps on
-        scalars."""
-        r, c = idx[0].tolist()
+    def _read_one(self, idx: IntArray, r: int, c: int, v_read: float, scheme: BiasScheme
+                  ) -> ReadResult:
+        """`read` of one cell `idx` = [(r, c)] (the verify read of a write-verify): the same
+        steps on scalars."""
         m, n = self.shape
         row_v, col_v = self._biases(r, c, v_read, scheme)
         column = getattr(self.circuit, "column", None)
@@ -124,7 +132,11 @@ class SimCrossbar:
             _, i_cols = self.circuit.sense(self.devices, row_v.reshape(1, m),
                                            col_v.reshape(1, n))
             cur = float(i_cols[0, c])
-        cur = float(self.devices.read_noise(np.array([cur]), self.rng)[0])
+        noise_one = getattr(self.devices, "read_noise_one", None)
+        if noise_one is not None:
+            cur = noise_one(cur, self.rng)
+        else:
+            cur = float(self.devices.read_noise(np.array([cur]), self.rng)[0])
         tripped = abs(cur) > self.compliance
         if tripped:
             cur = float(np.sign(cur) * self.compliance)
