@@ -12,11 +12,14 @@ from xbarlab.crossbar import BiasScheme, Cell, FloatArray
 
 
 def line_biases(
-    shape: tuple[int, int], cell: Cell, voltage: float, scheme: BiasScheme
+    shape: tuple[int, int], cell: Cell, voltage: float, scheme: BiasScheme, *,
+    unselected_only: bool = False,
 ) -> tuple[FloatArray, FloatArray]:
     """Row and column line potentials (V) selecting `cell` at `voltage` under `scheme`.
 
-    The selected row is driven at `voltage` and the selected column held at 0 V.
+    The selected row is driven at `voltage` and the selected column held at 0 V
+    (`unselected_only`: every line at its unselected potential, `cell` ignored; a caller
+    that sets the selected lines itself keeps these per scheme and voltage).
     """
     rows, cols = shape
     r, c = cell
@@ -34,7 +37,8 @@ def line_biases(
         col_v = np.full(cols, np.nan)
     else:  # pragma: no cover - exhaustive over the enum
         raise ValueError(f"unknown biasing scheme {scheme!r}")
-    row_v[r] = voltage
-    col_v[c] = 0.0
+    if not unselected_only:
+        row_v[r] = voltage
+        col_v[c] = 0.0
     return row_v, col_v
 

@@ -10,6 +10,7 @@ column line. A positive pulse is a SET (conductance goes up), a negative pulse a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -89,8 +90,13 @@ class ReadResult:
 
         NaN where the read hit the current compliance: the current was clamped by the
         instrument, so I / V says nothing about the cell (never use it as a conductance)."""
-        g = self.currents / self.v_read
-        return np.where(np.asarray(self.compliance, dtype=bool), np.nan, g)
+        cur, hit = self.currents, self.compliance
+        if type(cur) is np.ndarray and cur.shape == (1,) and cur.dtype == np.float64 \
+                and type(hit) is np.ndarray and hit.shape == (1,):
+            # one read (a verify): the same value on floats
+            return np.array([math.nan if hit[0] else float(cur[0]) / self.v_read])
+        g = cur / self.v_read
+        return np.where(np.asarray(hit, dtype=bool), np.nan, g)
 
     @property
     def any_compliance(self) -> bool:

@@ -10,7 +10,7 @@ import pytest
 
 from xbarlab.biasing import line_biases
 from xbarlab.config import SimConfig, WriteVerifyParams
-from xbarlab.crossbar import BiasScheme
+from xbarlab.crossbar import BiasScheme, ReadResult
 from xbarlab.engine import RunEngine
 from xbarlab.limits import BenchLimits
 from xbarlab.protocols.write_verify import ArrayOutcome, write_verify_array
@@ -91,3 +91,53 @@ def test_a_write_verify_session_is_the_same_on_both_paths() -> None:
     assert n_fast == n_ref
     assert [o.n_pulses for o in fast.cells] == [o.n_pulses for o in ref.cells]
     np.testing.assert_allclose(fast.final, ref.final, rtol=1e-9)
+
+
+def test_the_column_case_matches_the_numpy_solve() -> None:
+    """`IdealCircuit.column` (a single-cell pulse or read): the device voltages exactly and
+    the selected column's current as the numpy path; None where a line floats."""
+    shape = (7, 5)
+    devices = _tio2(shape, 5)
+    fast, ref = IdealCircuit(min_cells=0), IdealCircuit(compiled=False)
+    rng = np.random.default_rng(8)
+    for scheme in (BiasScheme.HALF, BiasScheme.THIRD, BiasScheme.GROUNDED):
+        for _ in range(4):
+            cell = (int(rng.integers(7)), int(rng.integers(5)))
+            row_v, col_v = line_biases(shape, cell, float(rng.uniform(-2.5, 2.5)), scheme)
+            want = ref.solve(devices, row_v[None], col_v[None])  # type: ignore[arg-type]
+            v_dev = np.empty(shape)
+            got = fast.column(devices, row_v, col_v, cell[1], v_dev)  # type: ignore[arg-type]
+            assert got is not None
+            np.testing.assert_array_equal(v_dev, want.v_dev[0])
+            assert got == pytest.approx(float(want.i_cols[0, cell[1]]), rel=1e-13, abs=1e-25)
+            alone = fast.column(devices, row_v, col_v, cell[1])  # type: ignore[arg-type]
+            assert alone == got
+    row_v, col_v = line_biases(shape, (1, 2), 0.8, BiasScheme.FLOATING)
+    assert fast.column(devices, row_v, col_v, 2) is None  # type: ignore[arg-type]
+    assert IdealCircuit().column(devices, row_v, col_v, 2) is None  # type: ignore[arg-type]
+
+
+def test_kept_line_biases_are_line_biases() -> None:
+    xbar = build_sim_crossbar(SimConfig(rows=6, cols=9, seed=1))
+    for _ in range(2):  # the second round reuses the kept arrays: they must not change
+        for scheme in BiasScheme:
+            for cell, v in (((0, 0), 1.3), ((5, 8), -0.7), ((2, 4), 1.3)):
+                got = xbar._biases(cell[0], cell[1], v, scheme)
+                want = line_biases((6, 9), cell, v, scheme)
+                np.testing.assert_array_equal(got[0], want[0])
+                np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_one_read_on_floats_is_the_array_path() -> None:
+    devices = _tio2((4, 4), 3)
+    cur = np.array([3.1e-5, -2.0e-7, 0.0, 1e-3])
+    for x in cur:
+        a = devices.read_noise(np.array([x]), np.random.default_rng(9))  # type: ignore[attr-defined]
+        b = devices.read_noise(np.array([x, x]), np.random.default_rng(9))  # type: ignore[attr-defined]
+        c = devices.read_noise_one(float(x), np.random.default_rng(9))  # type: ignore[attr-defined]
+        assert float(a[0]) == float(b[0]) == c
+    for hit in (False, True):
+        one = ReadResult(np.array([[1, 2]]), 0.2, np.array([3.1e-5]), np.array([hit]))
+        many = ReadResult(np.array([[1, 2]] * 2), 0.2, np.array([3.1e-5] * 2),
+                          np.array([hit] * 2))
+        np.testing.assert_array_equal(one.conductances, many.conductances[:1])

@@ -149,6 +149,22 @@ class IdealCircuit:
         sol = self.solve(devices, row_v, col_v)
         return sol.i_rows, sol.i_cols
 
+    def column(self, devices: DeviceArray, row_v: FloatArray, col_v: FloatArray, col: int,
+               v_dev: FloatArray | None = None) -> float | None:
+        """One case with every line driven, row_v (M,), col_v (N,): the current column `col`
+        sinks (`solve`'s ``i_cols[0, col]``, the same float), and the device voltages into
+        `v_dev` (M, N) if given. None when the compiled kernels do not apply (a floating
+        line, an array law they do not know, no numba): then use `solve` / `sense`."""
+        law = self._law(devices)
+        if law is None:
+            return None
+        g = self._check(devices)
+        if row_v.shape != (g.shape[0],) or col_v.shape != (g.shape[1],):
+            return None
+        out = circuit_kernels.column_case(row_v, col_v, g, law[0], law[1], law[2], col,
+                                          _NO_MAP if v_dev is None else v_dev)
+        return None if out != out else float(out)
+
     @staticmethod
     def _float_lines(
         devices: DeviceArray, row_v: FloatArray, col_v: FloatArray
@@ -183,6 +199,9 @@ class IdealCircuit:
 
     def describe(self) -> dict[str, Any]:
         return {"circuit": "ideal"}
+
+
+_NO_MAP = np.empty((0, 0))
 
 
 def _lines(v: FloatArray) -> FloatArray:

@@ -100,3 +100,32 @@ def _valid_conductances(g):  # type: ignore[no-untyped-def]
 ideal_case = _compile(_ideal_case)
 ideal_sense = _compile(_ideal_sense)
 valid_conductances = _compile(_valid_conductances)
+
+
+def _column_case(row_v, col_v, g, a, b, sinh, col, v_dev):  # type: ignore[no-untyped-def]
+    """The single case of `_ideal_case` when only the device voltages and the current of
+    column `col` are wanted (a single-cell pulse): fills v_dev (M, N) (or nothing if it has
+    no rows) and returns the current column `col` sinks, summed over the rows in the same
+    order as `_ideal_case` (the same float); NaN (nothing usable) if a line floats."""
+    m, n = g.shape
+    for i in range(m):
+        if row_v[i] != row_v[i]:
+            return math.nan
+    for j in range(n):
+        if col_v[j] != col_v[j]:
+            return math.nan
+    if v_dev.shape[0] == m:
+        for i in range(m):
+            vr = row_v[i]
+            for j in range(n):
+                v_dev[i, j] = vr - col_v[j]
+    acc = 0.0
+    vc = col_v[col]
+    for i in range(m):
+        v = row_v[i] - vc
+        if v != 0.0:
+            acc += (a * g[i, col]) * math.sinh(b * v) if sinh else g[i, col] * v
+    return acc
+
+
+column_case = _compile(_column_case)

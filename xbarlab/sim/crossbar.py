@@ -59,6 +59,7 @@ class SimCrossbar:
         self.n_pulses = 0
         self.n_reads = 0
         self.clock = 0.0  # s of simulated time: pulse widths and waits
+        self._bias_base: dict[tuple[float, BiasScheme], tuple[FloatArray, FloatArray]] = {}
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -68,6 +69,22 @@ class SimCrossbar:
     def g(self) -> FloatArray:
         """The true conductance state (S): what no bench can see directly."""
         return self.devices.g
+
+    def _biases(self, r: int, c: int, voltage: float, scheme: BiasScheme
+                ) -> tuple[FloatArray, FloatArray]:
+        """`line_biases` for cell (r, c): copies of the unselected lines' potentials, kept
+        per (voltage, scheme), with the selected row and column set (the same arrays)."""
+        key = (voltage, scheme)
+        base = self._bias_base.get(key)
+        if base is None:
+            if len(self._bias_base) >= 256:
+                self._bias_base.clear()
+            base = self._bias_base[key] = line_biases(self.shape, (0, 0), voltage, scheme,
+                                                      unselected_only=True)
+        row_v, col_v = base[0].copy(), base[1].copy()
+        row_v[r] = voltage
+        col_v[c] = 0.0
+        return row_v, col_v
 
     def _bias_batch(
         self, cells: IntArray, voltage: float, scheme: BiasScheme
@@ -82,10 +99,18 @@ class SimCrossbar:
     def read(
         self, cells: Sequence[Cell] | IntArray | None, v_read: float, scheme: BiasScheme
     ) -> ReadResult:
+        if type(cells) is tuple and len(cells) == 1:  # a verify read: no array needed
+            cell = cells[0]
+            if type(cell) is tuple and len(cell) == 2 and type(cell[0]) is type(cell[1]) is int:
+                r, c = cell
+                if 0 <= r < self.shape[0] and 0 <= c < self.shape[1]:
+                    return self._read_one(np.array([cell], dtype=np.int64), r, c, v_read,
+                                          scheme)
         idx = all_cells(self.shape) if cells is None else as_cells(cells)
         _check_cells(idx, self.shape)
         if len(idx) == 1:
-            return self._read_one(idx, v_read, scheme)
+            r, c = idx[0].tolist()
+            return self._read_one(idx, r, c, v_read, scheme)
         row_v, col_v = self._bias_batch(idx, v_read, scheme)
         _, i_cols = self.circuit.sense(self.devices, row_v, col_v)
         sensed = i_cols[np.arange(len(idx)), idx[:, 1]]
@@ -95,15 +120,23 @@ class SimCrossbar:
         self.n_reads += len(idx)
         return ReadResult(idx, float(v_read), sensed, tripped)
 
-    def _read_one(self, idx: IntArray, v_read: float, scheme: BiasScheme) -> ReadResult:
-        """`read` of one cell (the verify read of a write-verify): the same steps on
-        scalars."""
-        r, c = idx[0].tolist()
+    def _read_one(self, idx: IntArray, r: int, c: int, v_read: float, scheme: BiasScheme
+                  ) -> ReadResult:
+        """`read` of one cell `idx` = [(r, c)] (the verify read of a write-verify): the same
+        steps on scalars."""
         m, n = self.shape
-        row_v, col_v = line_biases((m, n), (r, c), v_read, scheme)
-        _, i_cols = self.circuit.sense(self.devices, row_v.reshape(1, m), col_v.reshape(1, n))
-        sensed = self.devices.read_noise(i_cols[0, c : c + 1], self.rng)
-        cur = float(sensed[0])
+        row_v, col_v = self._biases(r, c, v_read, scheme)
+        column = getattr(self.circuit, "column", None)
+        cur = column(self.devices, row_v, col_v, c) if column is not None else None
+        if cur is None:
+            _, i_cols = self.circuit.sense(self.devices, row_v.reshape(1, m),
+                                           col_v.reshape(1, n))
+            cur = float(i_cols[0, c])
+        noise_one = getattr(self.devices, "read_noise_one", None)
+        if noise_one is not None:
+            cur = noise_one(cur, self.rng)
+        else:
+            cur = float(self.devices.read_noise(np.array([cur]), self.rng)[0])
         tripped = abs(cur) > self.compliance
         if tripped:
             cur = float(np.sign(cur) * self.compliance)
@@ -120,10 +153,15 @@ class SimCrossbar:
             idx = as_cells([cell])
             check_cells(idx, self.shape)
             r, c = int(idx[0, 0]), int(idx[0, 1])
-        row_v, col_v = line_biases(self.shape, (r, c), voltage, scheme)
-        sol = self.circuit.solve(self.devices, row_v[None], col_v[None])
-        current = float(sol.i_cols[0, c])
-        self.devices.apply_voltage(sol.v_dev[0], width, self.rng)
+        row_v, col_v = self._biases(r, c, voltage, scheme)
+        column = getattr(self.circuit, "column", None)
+        v_dev = np.empty(self.shape)
+        cur = column(self.devices, row_v, col_v, c, v_dev) if column is not None else None
+        if cur is None:
+            sol = self.circuit.solve(self.devices, row_v[None], col_v[None])
+            cur, v_dev = float(sol.i_cols[0, c]), sol.v_dev[0]
+        current = cur
+        self.devices.apply_voltage(v_dev, width, self.rng)
         self.n_pulses += 1
         self.clock += float(width)
         tripped = abs(current) > self.compliance

@@ -525,12 +525,7 @@ class TiO2Devices:
             return currents
         if type(currents) is np.ndarray and currents.shape == (1,) \
                 and currents.dtype == np.float64:  # one read: the same arithmetic on floats
-            cur = float(currents[0])
-            size = abs(cur)
-            r_one = self._k_read * self.params.v_read / size if size > 0 else float("inf")
-            r_one = min(r_one, self.params.r_off)
-            sd = (rn.slope_pct_per_ohm * r_one + rn.intercept_pct) / 100.0
-            return np.array([cur * (1.0 + sd * rng.standard_normal())])
+            return np.array([self.read_noise_one(float(currents[0]), rng)])
         i = np.asarray(currents, dtype=np.float64)
         mag = np.abs(i)  # R estimated from |I|; 0 A reads as R_off
         r_app = np.divide(self._k_read * self.params.v_read, mag, out=np.full_like(mag, np.inf),
@@ -538,6 +533,17 @@ class TiO2Devices:
         r_app = np.minimum(r_app, self.params.r_off)
         std = (rn.slope_pct_per_ohm * r_app + rn.intercept_pct) / 100.0
         return np.asarray(i * (1.0 + std * rng.standard_normal(i.shape)), dtype=np.float64)
+
+    def read_noise_one(self, cur: float, rng: np.random.Generator) -> float:
+        """`read_noise` of one current (A), on floats (the same value and draw)."""
+        rn = self.params.read_noise
+        if not self.noise or (rn.slope_pct_per_ohm == 0 and rn.intercept_pct == 0):
+            return cur
+        size = abs(cur)
+        r_one = self._k_read * self.params.v_read / size if size > 0 else float("inf")
+        r_one = min(r_one, self.params.r_off)
+        sd = (rn.slope_pct_per_ohm * r_one + rn.intercept_pct) / 100.0
+        return cur * (1.0 + sd * rng.standard_normal())
 
     def describe(self) -> dict[str, Any]:
         return {
