@@ -21,7 +21,7 @@ import numpy as np
 from xbarlab.crossbar import FloatArray
 from xbarlab.sim.jit import AVAILABLE
 
-__all__ = ["AVAILABLE", "LineFactors", "solve_case"]
+__all__ = ["AVAILABLE", "LineFactors"]
 
 if AVAILABLE:
     from numba import njit
@@ -677,11 +677,3 @@ class LineFactors:
         return (nw[12].copy(), nw[13].copy(), v_dev, i_dev, i_pad, int(its), int(status),
                 float(resid))
 
-
-def solve_case(
-    y_row: FloatArray, y_col_rows: FloatArray, pad_y: FloatArray, volts: FloatArray,
-    g: FloatArray, x0: FloatArray | None,
-) -> tuple[FloatArray, FloatArray, FloatArray | None, FloatArray | None, FloatArray, int, bool,
-           float]:
-    """One case on fresh factors (see `LineFactors.solve`)."""
-    return LineFactors(y_row, y_col_rows, pad_y).solve(volts, g, x0, devices=True)
