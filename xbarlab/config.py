@@ -133,6 +133,13 @@ class WriteVerifyArrayProtocol(_Strict):
         "(`xbarlab.protocols.tracked`)"
     )
 
+    @model_validator(mode="after")
+    def _tracked_reads_rows(self) -> WriteVerifyArrayProtocol:
+        if self.compensate == "tracked" and self.params.read_scheme is not BiasScheme.GROUNDED:
+            raise ValueError("compensate: tracked reads the array row by row and needs "
+                             "params.read_scheme: grounded")
+        return self
+
 
 class ReadMapProtocol(_Strict):
     kind: Literal["read_map"] = "read_map"

@@ -83,3 +83,16 @@ def test_an_unknown_compensation_is_one_clear_line(tmp_path: Path) -> None:
     assert res.exit_code == 2
     assert "compensate" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "t.h5").exists()
+
+
+def test_a_tracked_session_without_grounded_reads_is_refused_before_any_operation(
+        tmp_path: Path) -> None:
+    data = _session("tracked")
+    data["protocol"]["params"]["read_scheme"] = "floating"
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    res = CliRunner().invoke(app, ["run", "write_verify_array", "-c", str(cfg), "--out",
+                                   str(tmp_path / "t.h5")])
+    assert res.exit_code == 2
+    assert "grounded" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "t.h5").exists()

@@ -91,7 +91,8 @@ def check_session(cfg: SessionConfig, xbar: SimCrossbar) -> tuple[list[str], lis
         need = v_start / max(share, 1e-3)
         if err > tol:
             warnings.append(f"verify reads are off by up to {err:.1%}; compensated by the "
-                            "circuit model's read gains")
+                            "circuit model" + ("" if proto.compensate == "tracked"
+                                               else "'s read gains"))
         if need > cfg.limits.pulse_v_max:
             blocking.append(f"line resistance: a sample cell sees only {share:.0%} of a pulse; "
                             f"the compensated start amplitude {need:.2f} V exceeds the bench "
