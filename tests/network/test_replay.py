@@ -12,9 +12,9 @@ from tests.network.nets import moons, moons_net, sim_config
 from tests.network.test_session import _KillAfter
 from xbarlab.config import ConfigError
 from xbarlab.documents import RunStatus
+from xbarlab.log.replay import replay
 from xbarlab.network.bank import ArrayBank
 from xbarlab.network.config import NetworkSessionConfig
-from xbarlab.network.replay import replay
 from xbarlab.network.session import build_arrays, map_for, run_session, simulated
 
 

@@ -4,8 +4,11 @@ The cells a run finished are the cells of its ``cell_done`` checkpoints (followi
 earlier resumed runs through their ``resumed_from`` links); the resumed run works on the other
 cells of the protocol's cell list, in the same order, and its RunStart config links to the old
 run (id, log path, status). On the bench the devices keep their state between the two runs;
-the simulator keeps none between processes, so a resumed simulated session first sets every
-cell the old logs read to its last read conductance.
+the simulator keeps none between processes, so a resumed simulated session first replays the
+old runs' logged operations on a simulator built from the same config (`xbarlab.log.replay`:
+the same state, disturb and noise stream included). Only when that cannot be done (another
+sim section or compliance, or an older log of the chain gone) does it set every cell the old
+logs read to its last read conductance instead, and says so.
 """
 
 from __future__ import annotations
@@ -95,6 +98,8 @@ class ResumeState:
     cells: list[Cell]  # the cells still to do, in order
     done: list[Cell] = field(default_factory=list)
     restored: int = 0  # simulated cells set to their last logged read
+    replayed: int = 0  # logged operations replayed on the simulator
+    why_not_replayed: str = ""
 
     def provenance(self) -> dict[str, Any]:
         old = self.chain[0]
@@ -105,8 +110,12 @@ class ResumeState:
         old = self.chain[0]
         text = (f"resuming run {old.run_id[:8]} ({old.status}) of {old.path}: "
                 f"{len(self.done)} cells done, {len(self.cells)} to go")
-        if self.restored:
-            text += f"; simulator: {self.restored} cells set to their last logged read"
+        if self.replayed:
+            text += (f"; simulator: {self.replayed} logged operations replayed (its state "
+                     "where the old run left it)")
+        elif self.restored:
+            text += (f"; simulator: {self.restored} cells set to their last logged read "
+                     f"({self.why_not_replayed}: the disturb after those reads is lost)")
         return text
 
 
@@ -138,11 +147,32 @@ def prepare_resume(path: Path, cfg: ProtocolSession, backend: Crossbar) -> Resum
     state = ResumeState(chain, [c for c in order if c not in done_set],
                         [c for c in order if c in done_set])
     set_g = getattr(getattr(backend, "devices", None), "set_g", None)
-    if callable(set_g):  # the simulator: bring back what the old runs left in the array
-        g = np.full(backend.shape, np.nan)
-        for run in reversed(chain):  # newer reads win
-            g = np.where(np.isfinite(run.last_g), run.last_g, g)
-        mask = np.isfinite(g)
-        set_g(np.where(mask, g, 1.0), mask)
-        state.restored = int(mask.sum())
+    if not callable(set_g):  # a bench: its devices kept their state
+        return state
+    state.why_not_replayed = _why_not_replay(chain, cfg)
+    if not state.why_not_replayed:  # the simulator: the same chip, the same operations
+        from xbarlab.log.replay import replay
+
+        state.replayed = replay(backend, [r.path for r in reversed(chain)])
+        return state
+    g = np.full(backend.shape, np.nan)  # the fallback: what the old runs last read
+    for run in reversed(chain):  # newer reads win
+        g = np.where(np.isfinite(run.last_g), run.last_g, g)
+    mask = np.isfinite(g)
+    set_g(np.where(mask, g, 1.0), mask)
+    state.restored = int(mask.sum())
     return state
+
+
+def _why_not_replay(chain: list[LoggedRun], cfg: ProtocolSession) -> str:
+    """Why the old runs' operations cannot rebuild this simulator's state ("" if they can):
+    the simulated chip must be the same (sim section, compliance) and every log of the chain
+    present."""
+    ours = cfg.model_dump(mode="json")
+    for run in chain:
+        if run.config.get("sim") != ours["sim"] or (
+                run.config.get("limits", {}).get("compliance") != ours["limits"]["compliance"]):
+            return f"{run.path} simulated another chip (its sim section or compliance differs)"
+    if chain[-1].config.get("resumed_from"):
+        return "an older log of the chain is missing"
+    return ""

@@ -5,7 +5,7 @@ drawn from its own seed; array 0 uses the config's seed) and on a bench (its one
 network must fit on it). Resuming reads the old logs (`--resume LOG`, following the chain of
 runs it resumed): finished jobs are skipped, an interrupted job goes on without its finished
 devices. A simulated chip keeps no state between processes: it is rebuilt from the same
-config and the old runs' logged operations are replayed on it (`xbarlab.network.replay`), so
+config and the old runs' logged operations are replayed on it (`xbarlab.log.replay`), so
 the resumed run continues from the devices' true state, disturb included; a bench's devices
 keep theirs.
 """
@@ -26,6 +26,7 @@ from xbarlab.crossbar import Crossbar
 from xbarlab.documents import Subscriber
 from xbarlab.engine import RunEngine, RunResult
 from xbarlab.log.reader import LogReader
+from xbarlab.log.replay import replay
 from xbarlab.network.aim import CircuitAim
 from xbarlab.network.bank import ArrayBank
 from xbarlab.network.config import NetworkSessionConfig
@@ -33,7 +34,6 @@ from xbarlab.network.datasets import EvalSet
 from xbarlab.network.mapping import NetworkMap, map_network
 from xbarlab.network.model import Network
 from xbarlab.network.plan import PROTOCOL, NetworkProgram, ResumePoint
-from xbarlab.network.replay import replay
 from xbarlab.sessions import build_backend as build_session_backend
 from xbarlab.sim.crossbar import SimCrossbar
 
@@ -236,7 +236,7 @@ def simulated(backend: Crossbar) -> bool:
 def continue_simulator(cfg: NetworkSessionConfig, backend: Crossbar, chain: list[Any],
                        last: np.ndarray) -> str:
     """Bring a fresh simulated chip to the state the resumed runs left it in: replay their
-    logged operations (`xbarlab.network.replay`; the same config builds the same chip). If
+    logged operations (`xbarlab.log.replay`; the same config builds the same chip). If
     an older log of the chain is gone, fall back to setting every cell read to its last read
     (which erases the disturb it received after that read). Returns what was done, in words
     ("" on a bench: its devices kept their state)."""
