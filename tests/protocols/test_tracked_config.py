@@ -62,9 +62,11 @@ def test_circuit_tracking_only_for_tracked_sessions() -> None:
     assert (inputs.v_min, inputs.v_max) == (-3.0, 2.5)
 
 
-def test_cli_runs_a_tracked_session_and_logs_it(tmp_path: Path) -> None:
-    cfg = tmp_path / "s.yaml"
-    cfg.write_text(yaml.safe_dump(_session("tracked")))
+EXAMPLE = Path(__file__).parents[2] / "examples" / "session-write-verify-wired.yaml"
+
+
+def test_cli_runs_the_tracked_example_session_and_logs_it(tmp_path: Path) -> None:
+    cfg = EXAMPLE
     out = tmp_path / "t.h5"
     res = CliRunner().invoke(app, ["run", "write_verify_array", "-c", str(cfg), "--out",
                                    str(out)])
