@@ -17,8 +17,8 @@ from xbarlab.network.bank import ArrayBank
 from xbarlab.network.config import NetworkSessionConfig
 from xbarlab.network.plan import NetworkOutcome
 from xbarlab.network.session import build_arrays, map_for, run_session
-from xbarlab.nn.digits_chip import FixedDevices
 from xbarlab.sim.crossbar import SimCrossbar
+from xbarlab.sim.devices import FixedDevices
 from xbarlab.sim.factory import make_circuit
 
 WIRES = {"fidelity": "wires", "r_wire_row": 1.0, "r_wire_col": 1.0, "r_source": 10.0,

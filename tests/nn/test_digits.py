@@ -23,7 +23,6 @@ from xbarlab.nn.digits import (
 from xbarlab.nn.digits_chip import (
     ArrayState,
     ChipConfig,
-    FixedDevices,
     calibrate_outputs,
     chip_layout,
     deconvolve,
@@ -35,6 +34,7 @@ from xbarlab.nn.digits_chip import (
 )
 from xbarlab.sim.circuit import IdealCircuit
 from xbarlab.sim.crossbar import SimCrossbar
+from xbarlab.sim.devices import FixedDevices
 
 
 @pytest.fixture(scope="module")

@@ -34,8 +34,8 @@ import numpy as np
 from xbarlab.biasing import line_biases
 from xbarlab.config import SimConfig
 from xbarlab.crossbar import BiasScheme, Cell, FloatArray
-from xbarlab.nn.digits_chip import FixedDevices
 from xbarlab.sim.circuit import Circuit
+from xbarlab.sim.devices import FixedDevices
 from xbarlab.sim.factory import make_circuit
 
 G_FLOOR = 1e-6  # S: deconvolved conductances are kept in [G_FLOOR, G_CEIL]

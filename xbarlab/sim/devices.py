@@ -185,3 +185,37 @@ def make_device_array(
 
         return EmpiricalDisturbDevices(devices, empirical_stats(), rng)
     return devices
+
+
+class FixedDevices:
+    """Linear devices of given conductances: the circuit model's stand-in for an array."""
+
+    def __init__(self, g: FloatArray) -> None:
+        self._g = np.asarray(g, dtype=np.float64)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self._g.shape[0]), int(self._g.shape[1]))
+
+    @property
+    def g(self) -> FloatArray:
+        return self._g
+
+    @property
+    def linear(self) -> bool:
+        return True
+
+    def current(self, v: FloatArray) -> FloatArray:
+        return np.asarray(self._g * v)
+
+    def conductance(self, v: FloatArray) -> FloatArray:
+        return np.broadcast_to(self._g, np.shape(v)).copy()
+
+    def apply_voltage(self, v: FloatArray, width: float, rng: np.random.Generator) -> None:
+        raise NotImplementedError("a circuit model does not switch")
+
+    def read_noise(self, currents: FloatArray, rng: np.random.Generator) -> FloatArray:
+        return currents
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "fixed"}
