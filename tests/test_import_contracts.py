@@ -18,7 +18,7 @@ SOURCES = {"xbarlab": ROOT / "xbarlab", "xbarlab.drivers": ROOT / "drivers",
 # Highest first. A module may import its own package and lower layers only.
 LAYERS: list[set[str]] = [
     {"cli"},
-    {"sweep"},
+    {"sweep", "studies"},
     {"network"},
     {"sessions", "nn", "analysis", "watch"},
     {"protocols", "drivers"},

@@ -22,7 +22,7 @@ def run(chips: int, seeds: int, epochs: int, out: Path, overwrite: bool, threads
     from xbarlab.log.results import write_results
     from xbarlab.network import chips_report as cr
     from xbarlab.network.chips_study import study_config
-    from xbarlab.nn.study_compensation import run_study
+    from xbarlab.studies.compensation import run_study
 
     results = out / "compensation_results.h5"
     png = out / "compensation.png"
