@@ -16,14 +16,13 @@ section: wire, source and sense resistance, the device preset's I-V law):
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from xbarlab.biasing import line_biases
 from xbarlab.config import SimConfig
 from xbarlab.crossbar import BiasScheme, Cell, FloatArray
 from xbarlab.sim.circuit import Circuit
+from xbarlab.sim.devices import FixedDevices, make_device_array
 from xbarlab.sim.factory import make_circuit
 from xbarlab.sim.iv import IVLaw, LinearIV, iv_law_of
 from xbarlab.sim.solver import WireCircuit
@@ -31,46 +30,8 @@ from xbarlab.sim.solver import WireCircuit
 G_FLOOR, G_CEIL = 1e-7, 1e-2  # S: the range estimates are kept in
 
 
-class _Estimated:
-    """A device array of estimated conductances under an I-V law (the model's devices)."""
-
-    def __init__(self, g: FloatArray, iv: IVLaw) -> None:
-        self._g = np.array(g, dtype=np.float64)
-        self._g.flags.writeable = False
-        self.iv = iv
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (int(self._g.shape[0]), int(self._g.shape[1]))
-
-    @property
-    def g(self) -> FloatArray:
-        return self._g
-
-    @property
-    def linear(self) -> bool:
-        return bool(self.iv.linear)
-
-    def current(self, v: FloatArray) -> FloatArray:
-        return self.iv.current(self._g, v)
-
-    def conductance(self, v: FloatArray) -> FloatArray:
-        return self.iv.didv(self._g, v)
-
-    def apply_voltage(self, v: FloatArray, width: float, rng: np.random.Generator) -> None:
-        raise TypeError("a model's estimated devices do not switch")
-
-    def read_noise(self, currents: FloatArray, rng: np.random.Generator) -> FloatArray:
-        return currents
-
-    def describe(self) -> dict[str, Any]:
-        return {"model": "estimated"}
-
-
 def preset_iv(device: str) -> IVLaw:
     """The I-V law of device preset `device` on its read conductance (linear if it has none)."""
-    from xbarlab.sim.devices import make_device_array
-
     one = make_device_array(device, (1, 1), np.random.default_rng(0), noise=False)
     law = iv_law_of(one)
     return law if law is not None else LinearIV()
@@ -102,11 +63,11 @@ class CircuitArrayModel:
         return cls((sim.rows, sim.cols), make_circuit(sim), preset_iv(sim.device), v_read,
                    pulse_scheme)
 
-    def _devices(self, g: FloatArray) -> _Estimated:
+    def _devices(self, g: FloatArray) -> FixedDevices:
         g = np.asarray(g, dtype=np.float64)
         if g.shape != self.shape:
             raise ValueError(f"conductances have shape {g.shape}, the model is {self.shape}")
-        return _Estimated(g, self.iv)
+        return FixedDevices(g, self.iv)
 
     def read_map(self, g: FloatArray) -> FloatArray:
         """Grounded read conductance (I / V_read, S) of every cell at conductances `g`."""

@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from xbarlab.crossbar import FloatArray
-from xbarlab.sim.iv import LinearIV
+from xbarlab.sim.iv import IVLaw, LinearIV
 
 
 @runtime_checkable
@@ -188,10 +188,14 @@ def make_device_array(
 
 
 class FixedDevices:
-    """Linear devices of given conductances: the circuit model's stand-in for an array."""
+    """Devices of given conductances under an I-V law (default linear) that never switch: a
+    circuit model's stand-in for an array (the conductances are a read-only copy, so a solver
+    may keep its factors while the same state is solved again)."""
 
-    def __init__(self, g: FloatArray) -> None:
-        self._g = np.asarray(g, dtype=np.float64)
+    def __init__(self, g: FloatArray, iv: IVLaw | None = None) -> None:
+        self._g = np.array(g, dtype=np.float64)
+        self._g.flags.writeable = False
+        self.iv: IVLaw = LinearIV() if iv is None else iv
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -203,13 +207,13 @@ class FixedDevices:
 
     @property
     def linear(self) -> bool:
-        return True
+        return bool(self.iv.linear)
 
     def current(self, v: FloatArray) -> FloatArray:
-        return np.asarray(self._g * v)
+        return self.iv.current(self._g, v)
 
     def conductance(self, v: FloatArray) -> FloatArray:
-        return np.broadcast_to(self._g, np.shape(v)).copy()
+        return self.iv.didv(self._g, v)
 
     def apply_voltage(self, v: FloatArray, width: float, rng: np.random.Generator) -> None:
         raise NotImplementedError("a circuit model does not switch")
@@ -218,4 +222,4 @@ class FixedDevices:
         return currents
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "fixed"}
+        return {"kind": "fixed", **self.iv.describe()}
