@@ -19,9 +19,8 @@ simulator's CPU time.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -29,14 +28,14 @@ from xbarlab.bench.config import OperationTiming
 from xbarlab.crossbar import FloatArray
 from xbarlab.documents import Document, EventKind
 from xbarlab.engine import RunEngine
-from xbarlab.messages import Checkpoint, Message, Plan
-from xbarlab.network.compensation import compensation_rounds, loss_and_grad
+from xbarlab.messages import Plan
+from xbarlab.network.compensation import compensation_rounds
 from xbarlab.network.config import NetworkSessionConfig, NetworkSettings
 from xbarlab.network.datasets import EvalSet
-from xbarlab.network.inference import ChipPass, chip_forward
+from xbarlab.network.inference import ChipPass
 from xbarlab.network.mapping import NetworkMap
-from xbarlab.network.model import Network, accuracy
-from xbarlab.network.plan import PROTOCOL, Evaluation, NetworkOutcome, NetworkProgram
+from xbarlab.network.model import Network
+from xbarlab.network.plan import PROTOCOL, NetworkOutcome, NetworkProgram
 from xbarlab.network.session import build_arrays, map_for
 
 
@@ -74,24 +73,9 @@ class StudyProgram(NetworkProgram):
         self.correct: dict[str, np.ndarray] = {}  # stage -> test points right (P,)
         self.last_cal: ChipPass | None = None
 
-    def evaluate(self, stage: str, g: FloatArray) -> Generator[Message, Any,
-                                                               tuple[Evaluation, ChipPass]]:
-        d = self.data
-        cal: ChipPass = yield from chip_forward(self.nmap, d.x_cal, self.s.v_read,
-                                                f"{stage}/calibration")
-        test: ChipPass = yield from chip_forward(self.nmap, d.x_test, self.s.v_read,
-                                                 f"{stage}/test")
-        loss, _ = loss_and_grad(cal.logits, d.y_cal)
-        g_fill = np.where(np.isfinite(g), g, self.out.targets)
-        readback = self.nmap.network_from(g_fill).logits(d.x_test)
-        ev = Evaluation(stage, accuracy(cal.logits, d.y_cal), loss,
-                        accuracy(test.logits, d.y_test), accuracy(readback, d.y_test),
-                        cal.clamped + test.clamped)
-        self.out.evaluations.append(ev)
-        self.correct[stage] = correct_points(test.logits, d.y_test)
+    def scored(self, stage: str, cal: ChipPass, test: ChipPass) -> None:
+        self.correct[stage] = correct_points(test.logits, self.data.y_test)
         self.last_cal = cal
-        yield Checkpoint("evaluation", ev.as_dict())
-        return ev, cal
 
     def plan(self) -> Plan:
         out: NetworkOutcome = yield from super().plan()

@@ -273,8 +273,12 @@ class NetworkProgram:
                         accuracy(test.logits, d.y_test), accuracy(readback, d.y_test),
                         cal.clamped + test.clamped)
         self.out.evaluations.append(ev)
+        self.scored(stage, cal, test)
         yield Checkpoint("evaluation", ev.as_dict())
         return ev, cal
+
+    def scored(self, stage: str, cal: ChipPass, test: ChipPass) -> None:
+        """Called with every evaluation's chip passes (a study keeps what it needs of them)."""
 
     def measured_spread(self, g: FloatArray) -> float:
         """Relative std of the programming error the read-back shows on healthy devices
