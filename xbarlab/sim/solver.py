@@ -28,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from xbarlab.crossbar import BoolArray, FloatArray
-from xbarlab.sim import solver_case_kernels, solver_kernels
+from xbarlab.sim import solver_case_kernels, solver_column_kernels, solver_kernels
 from xbarlab.sim.blas import one_blas_thread
 from xbarlab.sim.circuit import CircuitSolution, check_conductances, line_currents
 from xbarlab.sim.devices import DeviceArray
@@ -472,6 +472,65 @@ class CrossbarSolver:
         same shape. None where that path does not apply (the caller then takes `solve`).
         With `devices` False (linear) only the pad currents are formed (`v_dev`, `i_dev`
         are empty)."""
+        setup = self._one_setup(volts, law)
+        if setup is None:
+            return None
+        eng, driven, clean, key = setup
+        warm = self._warm_start(key)
+        if not law.linear:
+            return self._sinh_case(eng, clean, law, key, warm)
+        try:
+            vr, vc, i_dev, i_pad, _, resid = self._line_case(
+                eng, driven, volts[None], law, key, warm, devices, clean
+            )
+        except _LinesFailed:
+            return None
+        v_dev = self._last_v_dev if devices else None
+        self._last_v_dev = None
+        empty = np.empty((1, 0, 0))
+        return CrossbarSolution(vr, vc, empty if v_dev is None else v_dev, i_dev, i_pad, 0,
+                                resid, "lines")
+
+    def column_one(self, volts: FloatArray, law: DeviceLaw, col: int,
+                   v_dev: FloatArray | None = None) -> float | None:
+        """`solve_one` for a single-cell read or pulse with linear devices, reduced to what
+        they need: the current column `col` sinks (``i_cols[0, col]`` to rounding) and, if
+        `v_dev` (M, N) is given, the device voltages written into it
+        (`solver_column_kernels`). None where the compiled path does not apply."""
+        if not law.linear or not solver_column_kernels.AVAILABLE:
+            return None
+        setup = self._one_setup(volts, law)
+        if setup is None:
+            return None
+        eng, _, clean, (key, s) = setup
+        fac = eng.case
+        if fac is None:
+            fac = eng.case = LineFactors(eng.y_row, eng.y_col_rows, eng.pad_y[0])
+        last = self._warm.get(key)
+        before = self._warm_prev.get(key) if last is not None else None
+        i_col, vc, its, ok = solver_column_kernels.column_case(
+            fac, clean, law.g0, col,
+            None if last is None else (s / last[0], last[1]),
+            None if before is None else (s / before[0], before[1]), v_dev,
+        )
+        if its < 0:
+            raise CircuitError("line matrix not positive definite (check for g < 0)")
+        if not ok:
+            return None
+        if last is not None:
+            self._warm_prev[key] = last
+            while len(self._warm_prev) > self._cache_size:
+                self._warm_prev.pop(next(iter(self._warm_prev)))
+            self._warm.move_to_end(key)
+        self._keep_warm((key, s), vc)
+        return i_col
+
+    def _one_setup(
+        self, volts: FloatArray, law: DeviceLaw
+    ) -> tuple[LineEngine, BoolArray, FloatArray, tuple[bytes, float]] | None:
+        """What a single case on the compiled line engine needs: (line engine, driven pads,
+        pad voltages with 0 where open, warm-start key); None where that path does not
+        apply. The conductances are checked once per read-only state."""
         m, n = self.shape
         if not ((law.linear or law.sinh is not None) and self.compiled and self._lines_ok
                 and self.engine != "direct" and m * n > 1 and solver_case_kernels.AVAILABLE):
@@ -493,21 +552,7 @@ class CrossbarSolver:
         if s == 0.0:
             return None
         key = (scaled.tobytes() + (b"L" if law.linear else b"N"), s)
-        eng = self.line_engine(driven)
-        warm = self._warm_start(key)
-        if not law.linear:
-            return self._sinh_case(eng, clean, law, key, warm)
-        try:
-            vr, vc, i_dev, i_pad, _, resid = self._line_case(
-                eng, driven, volts[None], law, key, warm, devices, clean
-            )
-        except _LinesFailed:
-            return None
-        v_dev = self._last_v_dev if devices else None
-        self._last_v_dev = None
-        empty = np.empty((1, 0, 0))
-        return CrossbarSolution(vr, vc, empty if v_dev is None else v_dev, i_dev, i_pad, 0,
-                                resid, "lines")
+        return self.line_engine(driven), driven, clean, key
 
     def _sinh_case(
         self, eng: LineEngine, v: FloatArray, law: DeviceLaw, key: tuple[bytes, float],
@@ -1059,6 +1104,22 @@ class WireCircuit:
                 return line_currents(one.i_pad, devices.shape)
         i_pad = solver.pad_currents(None, self.terminals(row_v, col_v), law=law)
         return line_currents(i_pad, devices.shape)
+
+    def column(self, devices: DeviceArray, row_v: FloatArray, col_v: FloatArray, col: int,
+               v_dev: FloatArray | None = None) -> float | None:
+        """A single-cell read or pulse with linear devices (fidelity 'wires'): one case with
+        line potentials row_v (M,), col_v (N,), the current column `col` sinks (`solve`'s
+        ``i_cols[0, col]`` to rounding) and the device voltages into `v_dev` (M, N) if
+        given (`CrossbarSolver.column_one`). None where that path does not apply (sinh
+        devices, no numba, ...): then use `solve` / `sense`."""
+        if self.nonlinear or row_v.ndim != 1 or col_v.ndim != 1:
+            return None
+        m, n = devices.shape
+        if row_v.shape[0] != m or col_v.shape[0] != n:
+            return None
+        solver = self.solver_for(devices.shape)
+        return solver.column_one(self._pad_volts(row_v[None], col_v[None]), self._law(devices),
+                                 col, v_dev)
 
     def describe(self) -> dict[str, Any]:
         return {

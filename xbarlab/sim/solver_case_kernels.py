@@ -217,6 +217,27 @@ if AVAILABLE:
         `xp`, the solution before it: a device that moved the same way pulse after pulse
         moves the solution along about the same direction."""
         m, n = x.shape
+        it, done = _pcg_columns(y_col, g, lr, ir, lc, ic, dc, b_r, b_c, x, warm, rtol,
+                                max_iter, work, xp, 1.0, use_prev)
+        # vr = T_r^-1 (b_r + D vc)
+        trb, tmp = work[0], work[6]
+        for i in range(m):
+            for j in range(n):
+                tmp[i, j] = g[i, j] * x[i, j]
+        _solve_rows(lr, ir, tmp)
+        for i in range(m):
+            for j in range(n):
+                vr[i, j] = trb[i, j] + tmp[i, j]
+        return it, done
+
+    @njit(cache=True, nogil=True, fastmath=True)
+    def _pcg_columns(  # type: ignore[no-untyped-def]
+        y_col, g, lr, ir, lc, ic, dc, b_r, b_c, x, warm, rtol, max_iter, work, xp, fp,
+        use_prev,
+    ):
+        """`_pcg`'s column-node voltages `x` alone (the row nodes are left to the caller:
+        `work[0]` holds T_r^-1 b_r); the previous solution is `fp` * `xp`."""
+        m, n = x.shape
         trb, rhs, r, z, p, q, tmp = (work[0], work[1], work[2], work[3], work[4], work[5],
                                      work[6])
         for i in range(m):
@@ -236,7 +257,7 @@ if AVAILABLE:
             d, q2 = work[9], work[10]
             for i in range(m):
                 for j in range(n):
-                    d[i, j] = x[i, j] - xp[i, j]
+                    d[i, j] = x[i, j] - fp * xp[i, j]
             a22 = _schur(y_col, dc, g, lr, ir, d, tmp, q2)
             a12 = _dot(d, q)
             b1 = _dot(x, rhs)
@@ -293,14 +314,6 @@ if AVAILABLE:
                     for j in range(n):
                         p[i, j] = z[i, j] + beta * p[i, j]
                 rz = rz_new
-        # vr = T_r^-1 (b_r + D vc)
-        for i in range(m):
-            for j in range(n):
-                tmp[i, j] = g[i, j] * x[i, j]
-        _solve_rows(lr, ir, tmp)
-        for i in range(m):
-            for j in range(n):
-                vr[i, j] = trb[i, j] + tmp[i, j]
         return it, done
 
     @njit(cache=True, nogil=True)
