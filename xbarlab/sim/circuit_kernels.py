@@ -97,9 +97,25 @@ def _valid_conductances(g):  # type: ignore[no-untyped-def]
     return not bad
 
 
+def _conductance_state(g):  # type: ignore[no-untyped-def]
+    """One pass over g (M, N): 0 if a conductance is NaN, infinite or negative (the caller
+    then raises with `check_conductances`), 1 if all are valid and some are 0 (lines may
+    float), 2 if all are finite and > 0."""
+    m, n = g.shape
+    bad = False
+    zero = False
+    for i in range(m):
+        for j in range(n):
+            x = g[i, j]
+            bad |= (not x >= 0.0) | (x == math.inf)
+            zero |= x == 0.0
+    return 0 if bad else 1 if zero else 2
+
+
 ideal_case = _compile(_ideal_case)
 ideal_sense = _compile(_ideal_sense)
 valid_conductances = _compile(_valid_conductances)
+conductance_state = _compile(_conductance_state)
 
 
 def _column_case(row_v, col_v, g, a, b, sinh, col, v_dev):  # type: ignore[no-untyped-def]

@@ -28,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from xbarlab.crossbar import BoolArray, FloatArray
-from xbarlab.sim import solver_case_kernels, solver_column_kernels, solver_kernels
+from xbarlab.sim import circuit_kernels, solver_case_kernels, solver_column_kernels, solver_kernels
 from xbarlab.sim.blas import one_blas_thread
 from xbarlab.sim.circuit import CircuitSolution, check_conductances, line_currents
 from xbarlab.sim.devices import DeviceArray
@@ -209,6 +209,8 @@ class CrossbarSolver:
         #: device voltages of the last direct solve, kept for its solution (no recompute)
         self._last_v_dev: FloatArray | None = None
         self._valid_g: FloatArray | None = None  # the read-only state `solve_one` checked
+        #: line engine and driven pads per normalized single-case pad pattern (`_one_setup`)
+        self._one_engines: dict[bytes, tuple[LineEngine, BoolArray]] = {}
         self._all_conduct = False
         self.lu_after = lu_after
         #: compiled line engine with warm starts (False: the numpy engine, cold starts)
@@ -530,29 +532,36 @@ class CrossbarSolver:
     ) -> tuple[LineEngine, BoolArray, FloatArray, tuple[bytes, float]] | None:
         """What a single case on the compiled line engine needs: (line engine, driven pads,
         pad voltages with 0 where open, warm-start key); None where that path does not
-        apply. The conductances are checked once per read-only state."""
+        apply. The conductances are checked once per read-only state; the engine is kept
+        per normalized pad pattern (the warm-start key)."""
         m, n = self.shape
         if not ((law.linear or law.sinh is not None) and self.compiled and self._lines_ok
                 and self.engine != "direct" and m * n > 1 and solver_case_kernels.AVAILABLE):
             return None
         g0 = law.g0
         if g0 is not self._valid_g:  # checked once per read-only state
-            if g0.shape != (m, n):
+            if g0.shape != (m, n) or g0.dtype != np.float64:
                 return None
-            check_conductances(g0)
+            state = circuit_kernels.conductance_state(g0)
+            if state == 0:
+                check_conductances(g0)  # raises, naming the device
             self._valid_g = g0 if not g0.flags.writeable else None
-            self._all_conduct = bool((g0 > 0).all())
-        driven = ~np.isnan(volts)
-        if not self._all_conduct:
-            if not driven.any():
-                return None
-            self.check_connected(driven, g0 > 0)
+            self._all_conduct = state == 2
         scaled, clean = np.empty_like(volts), np.empty_like(volts)
         s = solver_case_kernels.normalized(volts, scaled, clean)
         if s == 0.0:
             return None
-        key = (scaled.tobytes() + (b"L" if law.linear else b"N"), s)
-        return self.line_engine(driven), driven, clean, key
+        key = scaled.tobytes() + (b"L" if law.linear else b"N")
+        hit = self._one_engines.get(key)
+        if hit is None:
+            driven = ~np.isnan(volts)
+            hit = self._one_engines[key] = (self.line_engine(driven), driven)
+            while len(self._one_engines) > 4 * self._cache_size:
+                self._one_engines.pop(next(iter(self._one_engines)))
+        eng, driven = hit
+        if not self._all_conduct:
+            self.check_connected(driven, g0 > 0)
+        return eng, driven, clean, (key, s)
 
     def _sinh_case(
         self, eng: LineEngine, v: FloatArray, law: DeviceLaw, key: tuple[bytes, float],
@@ -1017,6 +1026,7 @@ class WireCircuit:
         self._solver: CrossbarSolver | None = None
         self.last: CrossbarSolution | None = None
         self._law_cache: tuple[DeviceArray, FloatArray, DeviceLaw] | None = None
+        self._open: tuple[FloatArray, FloatArray] | None = None
 
     def solver_for(self, shape: tuple[int, int]) -> CrossbarSolver:
         if self._solver is None or self._solver.shape != shape:
@@ -1114,12 +1124,27 @@ class WireCircuit:
         devices, no numba, ...): then use `solve` / `sense`."""
         if self.nonlinear or row_v.ndim != 1 or col_v.ndim != 1:
             return None
-        m, n = devices.shape
-        if row_v.shape[0] != m or col_v.shape[0] != n:
+        shape = devices.shape
+        if row_v.shape[0] != shape[0] or col_v.shape[0] != shape[1]:
             return None
-        solver = self.solver_for(devices.shape)
-        return solver.column_one(self._pad_volts(row_v[None], col_v[None]), self._law(devices),
-                                 col, v_dev)
+        solver = self._solver
+        if solver is None or solver.shape != shape:
+            solver = self.solver_for(shape)
+        nan_r, nan_c = self._open_pads(shape)
+        volts = np.concatenate((
+            row_v if self.row_drive != "end" else nan_r,
+            row_v if self.row_drive != "start" else nan_r,
+            col_v if self.col_drive != "end" else nan_c,
+            col_v if self.col_drive != "start" else nan_c,
+        ))
+        return solver.column_one(volts, self._law(devices), col, v_dev)
+
+    def _open_pads(self, shape: tuple[int, int]) -> tuple[FloatArray, FloatArray]:
+        """NaN pad voltages (M,), (N,) for the pads of an undriven end (kept)."""
+        kept = self._open
+        if kept is None or kept[0].shape[0] != shape[0] or kept[1].shape[0] != shape[1]:
+            kept = self._open = (np.full(shape[0], np.nan), np.full(shape[1], np.nan))
+        return kept
 
     def describe(self) -> dict[str, Any]:
         return {
