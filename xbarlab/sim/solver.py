@@ -90,7 +90,7 @@ class DeviceLaw:
     def of_devices(cls, devices: DeviceArray, *, linearize: bool = False) -> DeviceLaw:
         """The law of a `DeviceArray`; `linearize` uses its small-signal conductance."""
         iv = getattr(devices, "iv", None)
-        if type(iv) is SinhIV and np.ndim(iv.a) == 0 and np.ndim(iv.b) == 0:
+        if type(iv) is SinhIV and _scalar(iv.a) and _scalar(iv.b):
             # dI/dV at 0 V without a pass of cosh(0): the same product, bit for bit
             g = devices.g
             g0 = np.multiply(np.multiply(iv.a, iv.b), g)
@@ -631,6 +631,11 @@ class CrossbarSolver:
         res = dprob.run(law, self)
         self._last_v_dev = dprob.v_dev
         return res, "direct"
+
+
+def _scalar(x: object) -> bool:
+    """Whether `x` is one number (a float, or an array or numpy scalar of no dimension)."""
+    return type(x) is float or np.ndim(x) == 0
 
 
 def _warm_key(
