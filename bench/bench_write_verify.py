@@ -13,10 +13,11 @@ Cases (`--case`, default all):
   the tracked write-verify; its 5 s target is the 64 x 64 one scaled by the cells).
 Paths compared (same seed, same cells, so the same operations: checked):
 - "compiled": this code (compiled device update, ideal-circuit kernels, compiled warm-started
-  line engine);
-- "start": the device update and ideal circuit in numpy, line engine compiled (the code at the
-  start of this session, but with its engine and read-path fixes, which cannot be switched
-  off: the ratio understates the gain);
+  line engine; a wired single-cell read or pulse takes the reduced column path,
+  `WireCircuit.column`);
+- "start": the device update and ideal circuit in numpy, line engine compiled and its column
+  path (engine and read-path fixes cannot be switched off: the ratio understates the gain;
+  `bench_wired_ops.py` compares wired operations against an older revision instead);
 - "numpy" (wired cases): also the numpy line engine with cold starts (before issue 15).
 The references run on the first `--ref-cells` cells only (best of `--repeat`, interleaved);
 their full-session cost is projected from their cost per operation. Costs per operation
