@@ -9,7 +9,7 @@ from xbarlab.biasing import line_biases
 from xbarlab.crossbar import BiasScheme
 from xbarlab.sim.iv import IVLaw, LinearIV, SinhIV
 from xbarlab.sim.netlist import crossbar_netlist, ngspice_path, run_ngspice
-from xbarlab.sim.solver import CrossbarSolver, Terminals, WireCircuit, Wires
+from xbarlab.sim.solver import CrossbarSolver, DeviceLaw, Terminals, WireCircuit, Wires
 
 pytestmark = [
     pytest.mark.ngspice,
@@ -181,3 +181,38 @@ def test_single_cell_operations_in_sequence_match_ngspice() -> None:
                 assert np.abs(sol.v_dev[0] - (ref.v_row - ref.v_col)).max() <= 1e-6 * v_scale
                 g[cell] *= 1.05  # the pulse moved the device
                 g[cell[0], :] *= 0.999  # and disturbed its row
+
+
+@pytest.mark.parametrize("r_sense", [10.0, 0.001])
+def test_the_column_path_matches_ngspice(r_sense: float) -> None:
+    # a verify read's column current and a pulse's device voltages from the reduced
+    # single-cell path (`CrossbarSolver.column_one`), state after state, against ngspice;
+    # 1 mohm sense: the column current comes from the tap residual correction
+    shape = (6, 7)
+    rng = np.random.default_rng(11)
+    g = rng.uniform(50e-6, 600e-6, shape)
+    wires = Wires.build(shape, 1.0, 1.0, 10.0, r_sense)
+    circ = WireCircuit(nonlinear=False)
+    solver = CrossbarSolver(wires)
+    for k in range(4):
+        cell = (k % 6, (2 * k + 3) % 7)
+        state = g.copy()
+        state.flags.writeable = False
+        law = DeviceLaw.of_iv(state, LinearIV())
+        for scheme, v in ((BiasScheme.GROUNDED, 0.2), (BiasScheme.HALF, 1.3 - 2.6 * (k % 2))):
+            row_v, col_v = line_biases(shape, cell, v, scheme)
+            t = circ.terminals(row_v[None], col_v[None])
+            ref = run_ngspice(crossbar_netlist(wires, state, t, LinearIV(), case=0))
+            v_dev = np.empty(shape)
+            got = solver.column_one(circ._pad_volts(row_v[None], col_v[None]), law, cell[1],
+                                    v_dev)
+            assert got is not None
+            known = ~np.isnan(ref.i_pad)
+            i_scale = np.abs(ref.i_pad[known]).max()
+            m, n = shape
+            want = -np.nansum([ref.i_pad[2 * m + cell[1]], ref.i_pad[2 * m + n + cell[1]]])
+            assert abs(got - want) <= 1e-6 * i_scale
+            v_scale = np.abs(ref.v_row).max()
+            assert np.abs(v_dev - (ref.v_row - ref.v_col)).max() <= 1e-6 * v_scale
+        g[cell] *= 1.05  # the pulse moved the device
+        g[cell[0], :] *= 0.999  # and disturbed its row
