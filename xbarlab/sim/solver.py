@@ -633,7 +633,7 @@ class CrossbarSolver:
         return res, "direct"
 
 
-def _scalar(x: object) -> bool:
+def _scalar(x: float | FloatArray) -> bool:
     """Whether `x` is one number (a float, or an array or numpy scalar of no dimension)."""
     return type(x) is float or np.ndim(x) == 0
 
