@@ -252,11 +252,16 @@ if AVAILABLE:
         start is the best combination (in the energy norm) of `x` and its change since
         `xp`, the solution before it: a device that moved the same way pulse after pulse
         moves the solution along about the same direction."""
-        m, n = x.shape
         it, done = _pcg_columns(y_col, g, lr, ir, lc, ic, dc, b_r, b_c, x, warm, rtol,
                                 max_iter, work, xp, 1.0, use_prev)
-        # vr = T_r^-1 (b_r + D vc)
-        trb, tmp = work[0], work[6]
+        _row_nodes(g, lr, ir, x, work[0], work[6], vr)
+        return it, done
+
+    @njit(cache=True, nogil=True, fastmath=True)
+    def _row_nodes(g, lr, ir, x, trb, tmp, vr):  # type: ignore[no-untyped-def]
+        """Row-node voltages vr = T_r^-1 (b_r + D x) = trb + T_r^-1 (D x), given the column
+        nodes `x` and trb = T_r^-1 b_r (`tmp` is overwritten)."""
+        m, n = x.shape
         for i in range(m):
             for j in range(n):
                 tmp[i, j] = g[i, j] * x[i, j]
@@ -264,7 +269,6 @@ if AVAILABLE:
         for i in range(m):
             for j in range(n):
                 vr[i, j] = trb[i, j] + tmp[i, j]
-        return it, done
 
     @njit(cache=True, nogil=True, fastmath=True)
     def _pcg_columns(  # type: ignore[no-untyped-def]
@@ -381,16 +385,16 @@ if AVAILABLE:
         return it, done
 
     @njit(cache=True, nogil=True)
-    def _case(  # type: ignore[no-untyped-def]
-        y_row, y_col, py, v, g, refactor, lr, ir, lc, ic, dc, vc, warm, rtol, max_iter,
-        vr, v_dev, i_dev, i_pad, work, devices, xp, use_prev,
-    ):
+    def _prepare(y_row, y_col, py, v, g, refactor, lr, ir, lc, ic, dc, work):  # type: ignore[no-untyped-def]
+        """Before a single case: refactor the chains if asked (False where a chain is not
+        positive definite), and the pads' loads on the row and column nodes (`work[7]`,
+        `work[8]`) for pad voltages `v` (P,)."""
         m, n = g.shape
         yrs, yre = py[:m], py[m : 2 * m]
         ycs, yce = py[2 * m : 2 * m + n], py[2 * m + n :]
         if refactor and not (_factor_rows(y_row, yrs, yre, g, lr, ir)
                              and _factor_cols(y_col, ycs, yce, g, lc, ic, dc)):
-            return -1, False, 0.0
+            return False
         b_r, b_c = work[7], work[8]
         b_r[:, :] = 0.0
         b_c[:, :] = 0.0
@@ -400,6 +404,19 @@ if AVAILABLE:
         for j in range(n):
             b_c[0, j] += ycs[j] * v[2 * m + j]
             b_c[m - 1, j] += yce[j] * v[2 * m + n + j]
+        return True
+
+    @njit(cache=True, nogil=True)
+    def _case(  # type: ignore[no-untyped-def]
+        y_row, y_col, py, v, g, refactor, lr, ir, lc, ic, dc, vc, warm, rtol, max_iter,
+        vr, v_dev, i_dev, i_pad, work, devices, xp, use_prev,
+    ):
+        m, n = g.shape
+        yrs, yre = py[:m], py[m : 2 * m]
+        ycs, yce = py[2 * m : 2 * m + n], py[2 * m + n :]
+        if not _prepare(y_row, y_col, py, v, g, refactor, lr, ir, lc, ic, dc, work):
+            return -1, False, 0.0
+        b_r, b_c = work[7], work[8]
         it, done = _pcg(y_col, g, lr, ir, lc, ic, dc, b_r, b_c, vc, warm, rtol, max_iter, vr,
                         work, xp, use_prev)
         # KCL residual of every node (wires, pads, device) in one pass; the taps' residuals

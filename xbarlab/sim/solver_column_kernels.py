@@ -28,11 +28,10 @@ if AVAILABLE:
     from numba import njit
 
     from xbarlab.sim.solver_case_kernels import (
-        _factor_cols,
-        _factor_rows,
         _pcg_columns,
+        _prepare,
+        _row_nodes,
         _solve_row,
-        _solve_rows,
     )
 
     @njit(cache=True, nogil=True)
@@ -66,20 +65,10 @@ if AVAILABLE:
         current column `col` sinks). `mode` 0: cold start; 1: from `f_last` * `x_last`;
         2: also along its change from `f_prev` * `x_prev`."""
         m, n = g.shape
-        yrs, yre = py[:m], py[m : 2 * m]
         ycs, yce = py[2 * m : 2 * m + n], py[2 * m + n :]
-        if refactor and not (_factor_rows(y_row, yrs, yre, g, lr, ir)
-                             and _factor_cols(y_col, ycs, yce, g, lc, ic, dc)):
+        if not _prepare(y_row, y_col, py, v, g, refactor, lr, ir, lc, ic, dc, work):
             return -1, False, 0.0
         b_r, b_c = work[7], work[8]
-        b_r[:, :] = 0.0
-        b_c[:, :] = 0.0
-        for i in range(m):
-            b_r[i, 0] += yrs[i] * v[i]
-            b_r[i, n - 1] += yre[i] * v[m + i]
-        for j in range(n):
-            b_c[0, j] += ycs[j] * v[2 * m + j]
-            b_c[m - 1, j] += yce[j] * v[2 * m + n + j]
         if mode > 0:
             for i in range(m):
                 for j in range(n):
@@ -89,15 +78,10 @@ if AVAILABLE:
         # T_r^-1 b_r; vr = T_r^-1 (b_r + D vc) (`vr` may be `work[1]`: free after the solve)
         trb, tmp = work[0], work[6]
         if devices:
+            _row_nodes(g, lr, ir, vc, trb, tmp, vr)
             for i in range(m):
                 for j in range(n):
-                    tmp[i, j] = g[i, j] * vc[i, j]
-            _solve_rows(lr, ir, tmp)
-            for i in range(m):
-                for j in range(n):
-                    x = trb[i, j] + tmp[i, j]
-                    vr[i, j] = x
-                    v_dev[i, j] = x - vc[i, j]
+                    v_dev[i, j] = vr[i, j] - vc[i, j]
         else:  # the end rows only: the column's end taps need no other row node
             for i in (0, m - 1):
                 for j in range(n):
