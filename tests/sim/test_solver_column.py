@@ -127,3 +127,21 @@ def test_bad_conductances_raise_one_clear_error() -> None:
     row_v, col_v = line_biases((4, 5), (1, 2), 0.3, BiasScheme.FLOATING)
     with pytest.raises(CircuitError):
         circ.column(Fixed(g), row_v, col_v, 2)  # type: ignore[arg-type]
+
+
+def test_without_the_column_kernels_the_crossbar_takes_the_full_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cfg = SimConfig(rows=6, cols=7, fidelity="wires", r_wire_row=1.0, r_wire_col=1.0,
+                    r_source=10.0, r_sense=10.0, seed=2, noise=False)
+    fast, full = build_sim_crossbar(cfg), build_sim_crossbar(cfg)
+    monkeypatch.setattr(solver_column_kernels, "AVAILABLE", False)
+    row_v, col_v = line_biases((6, 7), (2, 5), 0.2, BiasScheme.GROUNDED)
+    assert full.circuit.column(full.devices, row_v, col_v, 5) is None  # type: ignore[attr-defined]
+    got_full = [full.read([(2, 5)], 0.2, BiasScheme.GROUNDED).currents[0],
+                full.pulse((2, 5), 1.6, 1e-6, BiasScheme.HALF).current]
+    monkeypatch.setattr(solver_column_kernels, "AVAILABLE", True)
+    got_fast = [fast.read([(2, 5)], 0.2, BiasScheme.GROUNDED).currents[0],
+                fast.pulse((2, 5), 1.6, 1e-6, BiasScheme.HALF).current]
+    np.testing.assert_allclose(got_fast, got_full, rtol=1e-10)
+    np.testing.assert_allclose(fast.g, full.g, rtol=1e-10)
