@@ -487,9 +487,9 @@ class LineFactors:
         `g0`. Status 0 converged, 1 not converged in `max_newton` iterations, 2 a line solve
         did not converge, 3 a chain is not positive definite. `vr`, `vc` are views of
         `state` (2, M, N), new for every solve. `key` names the case's kind (a warm-start
-        key): how fast Newton converged on its last solve sets how exactly a first step's
-        line solve is done. The chain factors are left for the Jacobian (the kept factors
-        are forgotten)."""
+        key): how its last solve corrected its start corrects this start, and how fast
+        Newton converged then sets how exactly a first step's line solve is done. The chain
+        factors are left for the Jacobian (the kept factors are forgotten)."""
         from xbarlab.sim.solver_sinh_kernels import NewtonWork, sinh_case  # imports this
 
         m, n = self.shape
@@ -501,12 +501,13 @@ class LineFactors:
         self.state = state = np.empty((2, m, n))
         v_dev, i_dev, i_pad = np.empty((m, n)), np.empty((m, n)), np.empty(2 * m + 2 * n)
         start = state if x0 is None else np.ascontiguousarray(x0, dtype=np.float64)
+        kappa, memo, learned = nw.recall(key)
         its, status, resid, kappa = sinh_case(
             self.y_row, self.y_col, self.pad_y, volts, ga, gb, float(b), g0, start,
             x0 is not None, float(rtol), int(max_newton), float(lin_rtol), int(max_iter),
-            nw.y_wire, nw.ratio(key), self.lr, self.ir, self.lc, self.ic, self.dc, self.work,
-            nw.nwork, nw.bits, state, v_dev, i_dev, i_pad, self.stats,
+            nw.y_wire, kappa, memo, learned, self.lr, self.ir, self.lc, self.ic, self.dc,
+            self.work, nw.nwork, nw.bits, state, v_dev, i_dev, i_pad, self.stats,
         )
         if status == 0:
-            nw.remember(key, kappa)
+            nw.store(key, kappa, memo, x0 is not None)
         return state[0], state[1], v_dev, i_dev, i_pad, int(its), int(status), float(resid)

@@ -2,11 +2,11 @@
 
 The Jacobian's line solves reuse the chain factorization and the preconditioned CG of
 `solver_case_kernels` (rows eliminated exactly, CG on the column nodes). What is its own:
-- the device evaluation: sinh and cosh from e^x - 1 computed by a polynomial after range
-  reduction (1 ulp, no library call: the compiler vectorizes the loop; the library's expm1
-  cost four times as much and was the largest part of a step);
-- the KCL residual in three passes that vectorize (devices, row wires, column wires) and one
-  reduction.
+- the device evaluation: sinh and cosh from the even and odd parts of one polynomial for
+  e^r after range reduction x = k ln2 + r (2 ulp, exact near 0; no library call and no
+  division, so the compiler vectorizes it: the library's expm1 alone cost three times the
+  whole evaluation and made the evaluation the largest part of a Newton step);
+- the KCL residual in passes that vectorize (row taps, column taps) and one reduction.
 
 Without numba `AVAILABLE` is False (the caller uses the other engines).
 """
@@ -26,10 +26,9 @@ __all__ = ["AVAILABLE", "NewtonWork", "sinh_case"]
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 split: k ln2_hi exact for |k| < 2^20
 _LN2_LO = 1.90821492927058770002e-10
-# Taylor coefficients 1/k! of e^r - 1 = r (1 + r/2! + ...), |r| <= ln2 / 2: truncation
-# below 4e-18 relative
-_C = tuple(1.0 / math.factorial(k) for k in range(2, 15))
-_C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12, _C13, _C14 = _C
+# 1/k! (Taylor coefficients of e^r, |r| <= ln2 / 2: truncated below 1e-18 relative)
+(_F2, _F3, _F4, _F5, _F6, _F7, _F8, _F9, _F10, _F11, _F12, _F13, _F14,
+ _F15) = (1.0 / math.factorial(k) for k in range(2, 16))
 _X_MAX = 700.0  # |b v| clipped here: e^700 is finite (a wild Newton trial stays finite)
 
 if AVAILABLE:
@@ -40,64 +39,108 @@ if AVAILABLE:
     # no reassociation (it would undo the split of ln 2) and no NaN/inf assumptions (a NaN
     # state must fail Newton's test)
     _EXACT = {"nsz", "contract", "arcp"}
+    _SUMS = {"nsz", "contract", "arcp", "reassoc"}  # reductions of |x|: any order will do
 
     @njit(cache=True, nogil=True, fastmath=_EXACT)
-    def _sinh_eval(  # type: ignore[no-untyped-def]
-        y_row, y_col, yrs, yre, ycs, yce, vr, vc, ga, gb, b, b_r, b_c, fr, fc, i_dev, dg,
-        bits,
-    ):
-        """At tap voltages (vr, vc) with sinh devices: KCL residual (`fr`, `fc`), device
-        currents i = ga sinh(b v) and conductances dg = gb cosh(b v), from u = e^(bv) - 1
-        (sinh = u (u + 2) / 2(1 + u), cosh = ((1 + u)^2 + 1) / 2(1 + u): no loss near 0).
-        `bits` (M, N) int64 work. Returns (largest |residual|, largest |device current|);
-        NaN if any is NaN."""
+    def _exp_parts(vr, vc, b, even, odd, bits):  # type: ignore[no-untyped-def]
+        """x = b (vr - vc) = k ln2 + r, |r| <= ln2 / 2: the even and odd parts of
+        e^r - 1 (`even`, `odd`; e^r = 1 + even + odd, e^-r = 1 + even - odd) and the bit
+        patterns of 2^k, 2^-k (`bits` (2, M, N) int64)."""
         m, n = vr.shape
-        for i in range(m):  # e^x - 1 = 2^k (e^r - 1) + (2^k - 1), x = k ln2 + r
+        for i in range(m):
             for j in range(n):
                 x = min(max(b * (vr[i, j] - vc[i, j]), -_X_MAX), _X_MAX)
                 kf = np.floor(x * _LOG2E + 0.5)
                 r = (x - kf * _LN2_HI) - kf * _LN2_LO
-                q = r * (1.0 + r * (_C2 + r * (_C3 + r * (_C4 + r * (_C5 + r * (
-                    _C6 + r * (_C7 + r * (_C8 + r * (_C9 + r * (_C10 + r * (
-                        _C11 + r * (_C12 + r * (_C13 + r * _C14)))))))))))))
-                bits[i, j] = (np.int64(kf) + 1023) << 52
-                fr[i, j] = q
+                r2 = r * r
+                even[i, j] = r2 * (_F2 + r2 * (_F4 + r2 * (_F6 + r2 * (_F8 + r2 * (
+                    _F10 + r2 * (_F12 + r2 * _F14))))))
+                odd[i, j] = r * (1.0 + r2 * (_F3 + r2 * (_F5 + r2 * (_F7 + r2 * (
+                    _F9 + r2 * (_F11 + r2 * (_F13 + r2 * _F15)))))))
+                k = np.int64(kf)
+                bits[0, i, j] = (1023 + k) << 52
+                bits[1, i, j] = (1023 - k) << 52
+
+    @njit(cache=True, nogil=True, fastmath=_EXACT)
+    def _sinh_cosh(ga, gb, even, odd, bits, i_dev, dg):  # type: ignore[no-untyped-def]
+        """i = ga sinh(x), dg = gb cosh(x) from `_exp_parts`: with s, c = sinh, cosh(k ln2)
+        and p = 1 + even, sinh x = s p + c odd, cosh x = c p + s odd (k = 0: sinh x = odd,
+        no loss near 0)."""
+        m, n = even.shape
         two_k = bits.view(np.float64)
         for i in range(m):
             for j in range(n):
-                s = two_k[i, j]
-                u = s * fr[i, j] + (s - 1.0)
-                w = 1.0 + u
-                h = 0.5 / w
-                d = ga[i, j] * (u * (u + 2.0) * h)
-                i_dev[i, j] = d
-                dg[i, j] = gb[i, j] * ((w * w + 1.0) * h)
-                fr[i, j] = d - b_r[i, j]
-                fc[i, j] = -d - b_c[i, j]
-        for i in range(m):  # row wires and their end pads
-            fr[i, 0] += yrs[i] * vr[i, 0]
-            fr[i, n - 1] += yre[i] * vr[i, n - 1]
-            for j in range(n - 1):
-                c = y_row[i, j] * (vr[i, j] - vr[i, j + 1])
-                fr[i, j] += c
-                fr[i, j + 1] -= c
-        for j in range(n):  # column wires and their end pads
-            fc[0, j] += ycs[j] * vc[0, j]
-            fc[m - 1, j] += yce[j] * vc[m - 1, j]
-        for i in range(m - 1):
+                up, down = two_k[0, i, j], two_k[1, i, j]
+                s, c = 0.5 * (up - down), 0.5 * (up + down)
+                p, o = 1.0 + even[i, j], odd[i, j]
+                i_dev[i, j] = ga[i, j] * (s * p + c * o)
+                dg[i, j] = gb[i, j] * (c * p + s * o)
+
+    @njit(cache=True, nogil=True, fastmath=_EXACT)
+    def _kcl_rows(y_row, yrs, yre, vr, b_r, i_dev, fr):  # type: ignore[no-untyped-def]
+        """KCL residual of the row taps: devices out, wires and end pads."""
+        m, n = vr.shape
+        for i in range(m):
+            if n == 1:
+                fr[i, 0] = i_dev[i, 0] - b_r[i, 0] + (yrs[i] + yre[i]) * vr[i, 0]
+                continue
+            fr[i, 0] = (i_dev[i, 0] - b_r[i, 0] + yrs[i] * vr[i, 0]
+                        + y_row[i, 0] * (vr[i, 0] - vr[i, 1]))
+            for j in range(1, n - 1):
+                fr[i, j] = (i_dev[i, j] - b_r[i, j] + y_row[i, j - 1] * (vr[i, j] - vr[i, j - 1])
+                            + y_row[i, j] * (vr[i, j] - vr[i, j + 1]))
+            fr[i, n - 1] = (i_dev[i, n - 1] - b_r[i, n - 1] + yre[i] * vr[i, n - 1]
+                            + y_row[i, n - 2] * (vr[i, n - 1] - vr[i, n - 2]))
+
+    @njit(cache=True, nogil=True, fastmath=_EXACT)
+    def _kcl_cols(y_col, ycs, yce, vc, b_c, i_dev, fc):  # type: ignore[no-untyped-def]
+        """KCL residual of the column taps: devices in, wires and end pads (vectorized along
+        the rows)."""
+        m, n = vc.shape
+        if m == 1:
             for j in range(n):
-                c = y_col[i, j] * (vc[i, j] - vc[i + 1, j])
-                fc[i, j] += c
-                fc[i + 1, j] -= c
+                fc[0, j] = -i_dev[0, j] - b_c[0, j] + (ycs[j] + yce[j]) * vc[0, j]
+            return
+        for j in range(n):
+            fc[0, j] = (-i_dev[0, j] - b_c[0, j] + ycs[j] * vc[0, j]
+                        + y_col[0, j] * (vc[0, j] - vc[1, j]))
+        for i in range(1, m - 1):
+            for j in range(n):
+                fc[i, j] = (-i_dev[i, j] - b_c[i, j] + y_col[i - 1, j] * (vc[i, j] - vc[i - 1, j])
+                            + y_col[i, j] * (vc[i, j] - vc[i + 1, j]))
+        for j in range(n):
+            fc[m - 1, j] = (-i_dev[m - 1, j] - b_c[m - 1, j] + yce[j] * vc[m - 1, j]
+                            + y_col[m - 2, j] * (vc[m - 1, j] - vc[m - 2, j]))
+
+    @njit(cache=True, nogil=True, fastmath=_SUMS)
+    def _norms(fr, fc, i_dev):  # type: ignore[no-untyped-def]
+        """(largest |residual|, largest |device current|, a sum that is NaN if any is)."""
+        m, n = fr.shape
         worst = 0.0
         i_max = 0.0
-        total = 0.0  # NaN anywhere makes it NaN (max() would drop it)
+        total = 0.0
         for i in range(m):
             for j in range(n):
                 a, c, d = abs(fr[i, j]), abs(fc[i, j]), abs(i_dev[i, j])
                 worst = max(worst, max(a, c))
                 i_max = max(i_max, d)
                 total += a + c + d
+        return worst, i_max, total
+
+    @njit(cache=True, nogil=True)
+    def _sinh_eval(  # type: ignore[no-untyped-def]
+        y_row, y_col, yrs, yre, ycs, yce, vr, vc, ga, gb, b, b_r, b_c, fr, fc, i_dev, dg,
+        bits,
+    ):
+        """At tap voltages (vr, vc) with sinh devices: KCL residual (`fr`, `fc`), device
+        currents i = ga sinh(b v) and conductances dg = gb cosh(b v). `bits` (2, M, N)
+        int64 work. Returns (largest |residual|, largest |device current|); NaN if any is
+        NaN (a NaN state never passes Newton's test)."""
+        _exp_parts(vr, vc, b, fr, fc, bits)  # fr, fc as scratch until the residual
+        _sinh_cosh(ga, gb, fr, fc, bits, i_dev, dg)
+        _kcl_rows(y_row, yrs, yre, vr, b_r, i_dev, fr)
+        _kcl_cols(y_col, ycs, yce, vc, b_c, i_dev, fc)
+        worst, i_max, total = _norms(fr, fc, i_dev)
         if total != total:
             return np.nan, np.nan
         return worst, i_max
@@ -105,8 +148,8 @@ if AVAILABLE:
     @njit(cache=True, nogil=True)
     def sinh_case(  # type: ignore[no-untyped-def]
         y_row, y_col, py, v, ga, gb, b, g0, x0, warm, rtol, max_newton, lin_rtol, max_iter,
-        y_wire, kappa, lr, ir, lc, ic, dc, work, nwork, bits, state, v_dev, i_dev_out, i_pad,
-        stats,
+        y_wire, kappa, memo, use_memo, lr, ir, lc, ic, dc, work, nwork, bits, state, v_dev,
+        i_dev_out, i_pad, stats,
     ):
         """Damped Newton (the steps and line search of `solver._newton`) on one case with
         sinh devices i = ga sinh(b v), dI/dV = gb cosh(b v); start from the tap voltages
@@ -166,6 +209,46 @@ if AVAILABLE:
         fnorm, i0 = _sinh_eval(y_row, y_col, yrs, yre, ycs, yce, vr, vc, ga, gb, b, b_r,
                                b_c, fr, fc, i_dev, dg, bits)
         atol = max(rtol * i0, 16 * np.finfo(np.float64).eps * i_scale)
+        saved = False
+        if warm and fnorm > atol and use_memo:
+            # the last solve of this kind moved its start by D against a start residual F
+            # (J D ~ -F): what moved the devices then (the same cell pulsed again, the same
+            # amplitude step) moves them alike now, so x0 + c D with c fitting F to this
+            # residual (least squares) is kept if its residual is smaller
+            ff = 0.0
+            fp = 0.0
+            for i in range(m):
+                for j in range(n):
+                    ff += memo[1, 0, i, j] * memo[1, 0, i, j] + memo[1, 1, i, j] * memo[1, 1, i, j]
+                    fp += memo[1, 0, i, j] * fr[i, j] + memo[1, 1, i, j] * fc[i, j]
+            c = fp / ff if ff > 0.0 else 0.0
+            if c != 0.0:
+                for i in range(m):
+                    for j in range(n):
+                        xr[i, j] = vr[i, j] + c * memo[0, 0, i, j]
+                        xc[i, j] = vc[i, j] + c * memo[0, 1, i, j]
+                fn_try, i_try = _sinh_eval(y_row, y_col, yrs, yre, ycs, yce, xr, xc, ga, gb,
+                                           b, b_r, b_c, fr2, fc2, i_dev2, dg2, bits)
+                stats[1] += 1
+                if fn_try < fnorm:
+                    for i in range(m):  # the residual at x0, for the next solve's fit
+                        for j in range(n):
+                            memo[1, 0, i, j] = fr[i, j]
+                            memo[1, 1, i, j] = fc[i, j]
+                    vr, xr = xr, vr
+                    vc, xc = xc, vc
+                    fr, fr2 = fr2, fr
+                    fc, fc2 = fc2, fc
+                    i_dev, i_dev2 = i_dev2, i_dev
+                    dg, dg2 = dg2, dg
+                    fnorm = fn_try
+                    atol = max(rtol * i_try, 16 * np.finfo(np.float64).eps * i_scale)
+                    saved = True
+        if warm and not saved:
+            for i in range(m):
+                for j in range(n):
+                    memo[1, 0, i, j] = fr[i, j]
+                    memo[1, 1, i, j] = fc[i, j]
         its = 0
         status = 1
         measured = np.inf
@@ -226,6 +309,9 @@ if AVAILABLE:
                 state[1, i, j] = vc[i, j]
                 v_dev[i, j] = vr[i, j] - vc[i, j]
                 i_dev_out[i, j] = i_dev[i, j]
+                if warm:
+                    memo[0, 0, i, j] = vr[i, j] - x0[0, i, j]
+                    memo[0, 1, i, j] = vc[i, j] - x0[1, i, j]
         for i in range(m):
             t0 = yrs[i] + (yre[i] if n == 1 else 0.0)
             t1 = yre[i] + (yrs[i] if n == 1 else 0.0)
@@ -246,27 +332,31 @@ if AVAILABLE:
 
 
 class NewtonWork:
-    """The work arrays of `sinh_case` on one (M, N) line system, made once, and the
-    quadratic-convergence ratio each warm-start key's last solve measured."""
+    """The work arrays of `sinh_case` on one (M, N) line system, made once, and what each
+    warm-start key's last solve learned: its quadratic-convergence ratio and its start's
+    correction with the start's residual (a (2, 2, M, N) memo: D, F)."""
 
     def __init__(self, m: int, n: int, y_row: FloatArray, y_col: FloatArray,
                  keep: int = 16) -> None:
+        self.shape = (m, n)
         self.nwork = np.empty((14, m, n))
-        self.bits = np.empty((m, n), dtype=np.int64)
+        self.bits = np.empty((2, m, n), dtype=np.int64)
         self.y_wire = float(max(y_row.max(initial=0.0), y_col.max(initial=0.0)))
-        self.kappa: OrderedDict[bytes, float] = OrderedDict()
+        self._keys: OrderedDict[bytes, tuple[float, FloatArray, bool]] = OrderedDict()
         self.keep = keep
 
-    def ratio(self, key: bytes | None) -> float:
-        """The ratio last measured for `key` (0: unknown)."""
-        if key is None:
-            return 0.0
-        return self.kappa.get(key, 0.0)
+    def recall(self, key: bytes | None) -> tuple[float, FloatArray, bool]:
+        """(ratio (0: unknown), memo array, whether it holds a correction) of `key`."""
+        hit = self._keys.get(key) if key is not None else None
+        if hit is None:
+            return 0.0, np.empty((2, 2, *self.shape)), False
+        self._keys.move_to_end(key)  # type: ignore[arg-type]
+        return hit
 
-    def remember(self, key: bytes | None, kappa: float) -> None:
-        if key is None or kappa <= 0.0:
+    def store(self, key: bytes | None, kappa: float, memo: FloatArray, valid: bool) -> None:
+        if key is None:
             return
-        self.kappa[key] = kappa
-        self.kappa.move_to_end(key)
-        while len(self.kappa) > self.keep:
-            self.kappa.popitem(last=False)
+        self._keys[key] = (kappa, memo, valid)
+        self._keys.move_to_end(key)
+        while len(self._keys) > self.keep:
+            self._keys.popitem(last=False)
