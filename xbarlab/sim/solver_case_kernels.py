@@ -501,13 +501,13 @@ class LineFactors:
         self.state = state = np.empty((2, m, n))
         v_dev, i_dev, i_pad = np.empty((m, n)), np.empty((m, n)), np.empty(2 * m + 2 * n)
         start = state if x0 is None else np.ascontiguousarray(x0, dtype=np.float64)
-        kappa, memo, learned = nw.recall(key)
+        entry = nw.recall(key)
         its, status, resid, kappa = sinh_case(
             self.y_row, self.y_col, self.pad_y, volts, ga, gb, float(b), g0, start,
             x0 is not None, float(rtol), int(max_newton), float(lin_rtol), int(max_iter),
-            nw.y_wire, kappa, memo, learned, self.lr, self.ir, self.lc, self.ic, self.dc,
-            self.work, nw.nwork, nw.bits, state, v_dev, i_dev, i_pad, self.stats,
+            nw.y_wire, float(entry[0]), entry[1], int(entry[2]), int(entry[3]),
+            nw.slot(entry), self.lr, self.ir, self.lc, self.ic, self.dc, self.work, nw.nwork,
+            nw.bits, state, v_dev, i_dev, i_pad, self.stats,
         )
-        if status == 0:
-            nw.store(key, kappa, memo, x0 is not None)
+        nw.store(entry, kappa, x0 is not None, status == 0)
         return state[0], state[1], v_dev, i_dev, i_pad, int(its), int(status), float(resid)

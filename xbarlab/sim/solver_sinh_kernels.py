@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from typing import Any
 
 import numpy as np
 
@@ -148,8 +149,8 @@ if AVAILABLE:
     @njit(cache=True, nogil=True)
     def sinh_case(  # type: ignore[no-untyped-def]
         y_row, y_col, py, v, ga, gb, b, g0, x0, warm, rtol, max_newton, lin_rtol, max_iter,
-        y_wire, kappa, memo, use_memo, lr, ir, lc, ic, dc, work, nwork, bits, state, v_dev,
-        i_dev_out, i_pad, stats,
+        y_wire, kappa, memo, n_memo, newest, dst, lr, ir, lc, ic, dc, work, nwork, bits,
+        state, v_dev, i_dev_out, i_pad, stats,
     ):
         """Damped Newton (the steps and line search of `solver._newton`) on one case with
         sinh devices i = ga sinh(b v), dI/dV = gb cosh(b v); start from the tap voltages
@@ -210,31 +211,46 @@ if AVAILABLE:
                                b_c, fr, fc, i_dev, dg, bits)
         atol = max(rtol * i0, 16 * np.finfo(np.float64).eps * i_scale)
         saved = False
-        if warm and fnorm > atol and use_memo:
-            # the last solve of this kind moved its start by D against a start residual F
-            # (J D ~ -F): what moved the devices then (the same cell pulsed again, the same
-            # amplitude step) moves them alike now, so x0 + c D with c fitting F to this
-            # residual (least squares) is kept if its residual is smaller
-            ff = 0.0
-            fp = 0.0
+        if warm and fnorm > atol and n_memo > 0:
+            # the last solves of this kind moved their starts by D against start residuals
+            # F (J D ~ -F): what moved the devices then (the same cell pulsed again, the
+            # same amplitude step) moves them alike now, so x0 + sum c D with the c fitting
+            # the F to this residual (least squares) is kept if its residual is smaller
+            a, o = newest, 1 - newest
+            g_aa = g_ab = g_bb = r_a = r_b = 0.0
             for i in range(m):
                 for j in range(n):
-                    ff += memo[1, 0, i, j] * memo[1, 0, i, j] + memo[1, 1, i, j] * memo[1, 1, i, j]
-                    fp += memo[1, 0, i, j] * fr[i, j] + memo[1, 1, i, j] * fc[i, j]
-            c = fp / ff if ff > 0.0 else 0.0
-            if c != 0.0:
+                    fa0, fa1 = memo[a, 1, 0, i, j], memo[a, 1, 1, i, j]
+                    g_aa += fa0 * fa0 + fa1 * fa1
+                    r_a += fa0 * fr[i, j] + fa1 * fc[i, j]
+                    if n_memo > 1:
+                        fb0, fb1 = memo[o, 1, 0, i, j], memo[o, 1, 1, i, j]
+                        g_ab += fa0 * fb0 + fa1 * fb1
+                        g_bb += fb0 * fb0 + fb1 * fb1
+                        r_b += fb0 * fr[i, j] + fb1 * fc[i, j]
+            det = g_aa * g_bb - g_ab * g_ab
+            if n_memo > 1 and det > 1e-9 * g_aa * g_bb:
+                c_a = (r_a * g_bb - r_b * g_ab) / det
+                c_b = (g_aa * r_b - g_ab * r_a) / det
+            else:
+                c_a = r_a / g_aa if g_aa > 0.0 else 0.0
+                c_b = 0.0
+            if c_a != 0.0 or c_b != 0.0:
                 for i in range(m):
                     for j in range(n):
-                        xr[i, j] = vr[i, j] + c * memo[0, 0, i, j]
-                        xc[i, j] = vc[i, j] + c * memo[0, 1, i, j]
+                        xr[i, j] = vr[i, j] + c_a * memo[a, 0, 0, i, j]
+                        xc[i, j] = vc[i, j] + c_a * memo[a, 0, 1, i, j]
+                        if c_b != 0.0:
+                            xr[i, j] += c_b * memo[o, 0, 0, i, j]
+                            xc[i, j] += c_b * memo[o, 0, 1, i, j]
                 fn_try, i_try = _sinh_eval(y_row, y_col, yrs, yre, ycs, yce, xr, xc, ga, gb,
                                            b, b_r, b_c, fr2, fc2, i_dev2, dg2, bits)
                 stats[1] += 1
                 if fn_try < fnorm:
-                    for i in range(m):  # the residual at x0, for the next solve's fit
+                    for i in range(m):  # the residual at x0, for the next solves' fits
                         for j in range(n):
-                            memo[1, 0, i, j] = fr[i, j]
-                            memo[1, 1, i, j] = fc[i, j]
+                            memo[dst, 1, 0, i, j] = fr[i, j]
+                            memo[dst, 1, 1, i, j] = fc[i, j]
                     vr, xr = xr, vr
                     vc, xc = xc, vc
                     fr, fr2 = fr2, fr
@@ -247,8 +263,8 @@ if AVAILABLE:
         if warm and not saved:
             for i in range(m):
                 for j in range(n):
-                    memo[1, 0, i, j] = fr[i, j]
-                    memo[1, 1, i, j] = fc[i, j]
+                    memo[dst, 1, 0, i, j] = fr[i, j]
+                    memo[dst, 1, 1, i, j] = fc[i, j]
         its = 0
         status = 1
         measured = np.inf
@@ -310,8 +326,8 @@ if AVAILABLE:
                 v_dev[i, j] = vr[i, j] - vc[i, j]
                 i_dev_out[i, j] = i_dev[i, j]
                 if warm:
-                    memo[0, 0, i, j] = vr[i, j] - x0[0, i, j]
-                    memo[0, 1, i, j] = vc[i, j] - x0[1, i, j]
+                    memo[dst, 0, 0, i, j] = vr[i, j] - x0[0, i, j]
+                    memo[dst, 0, 1, i, j] = vc[i, j] - x0[1, i, j]
         for i in range(m):
             t0 = yrs[i] + (yre[i] if n == 1 else 0.0)
             t1 = yre[i] + (yrs[i] if n == 1 else 0.0)
@@ -333,8 +349,8 @@ if AVAILABLE:
 
 class NewtonWork:
     """The work arrays of `sinh_case` on one (M, N) line system, made once, and what each
-    warm-start key's last solve learned: its quadratic-convergence ratio and its start's
-    correction with the start's residual (a (2, 2, M, N) memo: D, F)."""
+    warm-start key's last solves learned: the quadratic-convergence ratio and up to two
+    start corrections with their starts' residuals (a (2, 2, 2, M, N) memo: slot, D/F)."""
 
     def __init__(self, m: int, n: int, y_row: FloatArray, y_col: FloatArray,
                  keep: int = 16) -> None:
@@ -342,21 +358,36 @@ class NewtonWork:
         self.nwork = np.empty((14, m, n))
         self.bits = np.empty((2, m, n), dtype=np.int64)
         self.y_wire = float(max(y_row.max(initial=0.0), y_col.max(initial=0.0)))
-        self._keys: OrderedDict[bytes, tuple[float, FloatArray, bool]] = OrderedDict()
+        #: key -> [ratio, memo, slots filled, newest slot]
+        self._keys: OrderedDict[bytes, list[Any]] = OrderedDict()
         self.keep = keep
 
-    def recall(self, key: bytes | None) -> tuple[float, FloatArray, bool]:
-        """(ratio (0: unknown), memo array, whether it holds a correction) of `key`."""
+    def recall(self, key: bytes | None) -> list[Any]:
+        """[ratio (0: unknown), memo, slots filled, newest slot] of `key` (kept: `store`
+        updates it)."""
         hit = self._keys.get(key) if key is not None else None
         if hit is None:
-            return 0.0, np.empty((2, 2, *self.shape)), False
-        self._keys.move_to_end(key)  # type: ignore[arg-type]
+            hit = [0.0, np.empty((2, 2, 2, *self.shape)), 0, 0]
+            if key is not None:
+                self._keys[key] = hit
+                while len(self._keys) > self.keep:
+                    self._keys.popitem(last=False)
+        else:
+            self._keys.move_to_end(key)  # type: ignore[arg-type]
         return hit
 
-    def store(self, key: bytes | None, kappa: float, memo: FloatArray, valid: bool) -> None:
-        if key is None:
+    @staticmethod
+    def slot(entry: list[Any]) -> int:
+        """The memo slot a warm solve of `entry` writes: the older one."""
+        return 0 if entry[2] == 0 else 1 - int(entry[3])
+
+    @staticmethod
+    def store(entry: list[Any], kappa: float, warm: bool, ok: bool) -> None:
+        """After a solve of `entry`'s key: its ratio, and its warm start's correction."""
+        if not ok:
+            entry[2] = 0  # a failed solve may have written a slot halfway
             return
-        self._keys[key] = (kappa, memo, valid)
-        self._keys.move_to_end(key)
-        while len(self._keys) > self.keep:
-            self._keys.popitem(last=False)
+        entry[0] = kappa
+        if warm:
+            entry[3] = NewtonWork.slot(entry)
+            entry[2] = min(entry[2] + 1, 2)
