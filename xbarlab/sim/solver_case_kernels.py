@@ -435,8 +435,8 @@ class LineFactors:
         #: the tap voltages (2, M, N) of the last `solve_sinh`, new for every solve
         self.state = np.empty((2, 0, 0))
         #: of the last `solve_sinh`: CG iterations of its steps, residual evaluations of its
-        #: line searches, Newton steps, chain factorizations
-        self.stats = np.zeros(4, dtype=np.int64)
+        #: line searches, Newton steps, chain factorizations, chord steps
+        self.stats = np.zeros(5, dtype=np.int64)
         self._g: FloatArray | None = None  # the read-only conductances factored
 
     def solve(

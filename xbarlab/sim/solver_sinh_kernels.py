@@ -30,12 +30,19 @@ _LN2_LO = 1.90821492927058770002e-10
 # 1/k! (Taylor coefficients of e^r, |r| <= ln2 / 2: truncated below 1e-18 relative)
 (_F2, _F3, _F4, _F5, _F6, _F7, _F8, _F9, _F10, _F11, _F12, _F13, _F14,
  _F15) = (1.0 / math.factorial(k) for k in range(2, 16))
+CHORD = 300.0  # a chord step finishes below this many tolerances
 _X_MAX = 700.0  # |b v| clipped here: e^700 is finite (a wild Newton trial stays finite)
 
 if AVAILABLE:
     from numba import njit
 
-    from xbarlab.sim.solver_case_kernels import _factor_cols, _factor_rows, _pcg
+    from xbarlab.sim.solver_case_kernels import (
+        _factor_cols,
+        _factor_rows,
+        _pcg,
+        _solve_cols,
+        _solve_rows,
+    )
 
     # no reassociation (it would undo the split of ln 2) and no NaN/inf assumptions (a NaN
     # state must fail Newton's test)
@@ -128,6 +135,25 @@ if AVAILABLE:
                 total += a + c + d
         return worst, i_max, total
 
+    @njit(cache=True, nogil=True, fastmath=_EXACT)
+    def _chord_step(g, lr, ir, lc, ic, fr, fc, dxr, dxc):  # type: ignore[no-untyped-def]
+        """(dxr, dxc) = the line engine's preconditioner applied to loads (fr, fc) on the
+        factored chains of conductances `g`: the rows eliminated exactly, the column nodes'
+        Schur complement replaced by the column chains (no CG)."""
+        m, n = g.shape
+        for i in range(m):
+            for j in range(n):
+                dxr[i, j] = fr[i, j]
+        _solve_rows(lr, ir, dxr)
+        for i in range(m):
+            for j in range(n):
+                dxc[i, j] = fc[i, j] + g[i, j] * dxr[i, j]
+        _solve_cols(lc, ic, dxc)
+        for i in range(m):
+            for j in range(n):
+                dxr[i, j] = fr[i, j] + g[i, j] * dxc[i, j]
+        _solve_rows(lr, ir, dxr)
+
     @njit(cache=True, nogil=True)
     def _sinh_eval(  # type: ignore[no-untyped-def]
         y_row, y_col, yrs, yre, ycs, yce, vr, vc, ga, gb, b, b_r, b_c, fr, fc, i_dev, dg,
@@ -217,9 +243,10 @@ if AVAILABLE:
             # same amplitude step) moves them alike now, so x0 + sum c D with the c fitting
             # the F to this residual (least squares) is kept if its residual is smaller
             a, o = newest, 1 - newest
-            g_aa = g_ab = g_bb = r_a = r_b = 0.0
+            g_aa = g_ab = g_bb = r_a = r_b = f_2 = 0.0
             for i in range(m):
                 for j in range(n):
+                    f_2 += fr[i, j] * fr[i, j] + fc[i, j] * fc[i, j]
                     fa0, fa1 = memo[a, 1, 0, i, j], memo[a, 1, 1, i, j]
                     g_aa += fa0 * fa0 + fa1 * fa1
                     r_a += fa0 * fr[i, j] + fa1 * fc[i, j]
@@ -235,7 +262,8 @@ if AVAILABLE:
             else:
                 c_a = r_a / g_aa if g_aa > 0.0 else 0.0
                 c_b = 0.0
-            if c_a != 0.0 or c_b != 0.0:
+            # worth a residual evaluation only if the fit explains most of this residual
+            if c_a * r_a + c_b * r_b >= 0.5 * f_2:
                 for i in range(m):
                     for j in range(n):
                         xr[i, j] = vr[i, j] + c_a * memo[a, 0, 0, i, j]
@@ -268,6 +296,7 @@ if AVAILABLE:
         its = 0
         status = 1
         measured = np.inf
+        chord = False  # the last step was a full Newton step on fresh factors
         for it in range(1, max_newton + 1):
             if fnorm <= atol:
                 its = it - 1
@@ -280,21 +309,30 @@ if AVAILABLE:
                     fr[i, j] = -fr[i, j]
                     fc[i, j] = -fc[i, j]
                     f2 += fr[i, j] * fr[i, j] + fc[i, j] * fc[i, j]
-            stats[3] += 1
-            if not (_factor_rows(y_row, yrs, yre, dg, lr, ir)
-                    and _factor_cols(y_col, ycs, yce, dg, lc, ic, dc)):
-                return it, 3, fnorm, kappa
-            # the step's own residual stays a tenth of what the step must (or will) reach:
-            # CG bounds the 2-norm (>= the largest node residual) relative to its right-hand
-            # side, the column loads with the row loads carried over (2-norm <= |F|_2)
-            pred = kappa * fnorm * fnorm
-            goal = 0.1 * pred if pred >= 10.0 * atol else atol
-            eta = min(max(0.1 * goal / np.sqrt(f2), lin_rtol), 1e-3)
-            cg, done = _pcg(y_col, dg, lr, ir, lc, ic, dc, fr, fc, dxc, False, eta, max_iter,
-                            dxr, work, work[10], False)
-            stats[0] += cg
-            if not done:
-                return it, 2, fnorm, kappa
+            if chord and fnorm <= CHORD * atol:
+                # a last small residual after a full step: the step's Jacobian (its factors
+                # in place, its conductances in dg2) and its preconditioner alone, no CG
+                stats[4] += 1
+                _chord_step(dg2, lr, ir, lc, ic, fr, fc, dxr, dxc)
+                chord = newton = False
+            else:
+                stats[3] += 1
+                if not (_factor_rows(y_row, yrs, yre, dg, lr, ir)
+                        and _factor_cols(y_col, ycs, yce, dg, lc, ic, dc)):
+                    return it, 3, fnorm, kappa
+                # the step's own residual stays a tenth of what the step must (or will)
+                # reach: CG bounds the 2-norm (>= the largest node residual) relative to its
+                # right-hand side, the column loads with the row loads carried over
+                # (2-norm <= |F|_2)
+                pred = kappa * fnorm * fnorm
+                goal = 0.1 * pred if pred >= 10.0 * atol else atol
+                eta = min(max(0.1 * goal / np.sqrt(f2), lin_rtol), 1e-3)
+                cg, done = _pcg(y_col, dg, lr, ir, lc, ic, dc, fr, fc, dxc, False, eta,
+                                max_iter, dxr, work, work[10], False)
+                stats[0] += cg
+                if not done:
+                    return it, 2, fnorm, kappa
+                chord = newton = True
             t = 1.0
             while True:
                 for i in range(m):
@@ -307,7 +345,8 @@ if AVAILABLE:
                 if fn_try <= (1.0 - 1e-4 * t) * fnorm or t < 1e-4:
                     break
                 t = t / 2.0
-            if t == 1.0 and fn_try > atol:  # a full step short of the tolerance: its ratio
+            chord = chord and t == 1.0
+            if newton and t == 1.0 and fn_try > atol:  # a full step short of the tolerance
                 measured = min(measured, fn_try / (fnorm * fnorm))
             vr, xr = xr, vr
             vc, xc = xc, vc
