@@ -122,18 +122,19 @@ if AVAILABLE:
 
     @njit(cache=True, nogil=True, fastmath=_SUMS)
     def _norms(fr, fc, i_dev):  # type: ignore[no-untyped-def]
-        """(largest |residual|, largest |device current|, a sum that is NaN if any is)."""
+        """(largest |residual|, largest |device current|, a sum that is NaN if any is);
+        the maxima kept per column (they vectorize along the rows)."""
         m, n = fr.shape
-        worst = 0.0
-        i_max = 0.0
+        worst = np.zeros(n)
+        i_max = np.zeros(n)
         total = 0.0
         for i in range(m):
             for j in range(n):
                 a, c, d = abs(fr[i, j]), abs(fc[i, j]), abs(i_dev[i, j])
-                worst = max(worst, max(a, c))
-                i_max = max(i_max, d)
+                worst[j] = max(worst[j], max(a, c))
+                i_max[j] = max(i_max[j], d)
                 total += a + c + d
-        return worst, i_max, total
+        return worst.max(), i_max.max(), total
 
     @njit(cache=True, nogil=True, fastmath=_EXACT)
     def _chord_step(g, lr, ir, lc, ic, fr, fc, dxr, dxc):  # type: ignore[no-untyped-def]
@@ -184,16 +185,25 @@ if AVAILABLE:
         answer's tap voltages go to `state` (2, M, N). The answer is judged by the KCL
         residual alone, as in `solver._newton`.
 
-        Inexact Newton: a step's line solve stops at a residual well below what the step
-        must reach. A step that cannot be the last one (the residual it leaves is predicted
-        as `kappa` |F|^2, `kappa` (1/A) the smallest such ratio of an earlier full step, 0
-        unknown, is ten times the tolerance or more) needs its line solve only well below
-        that prediction; otherwise well below the tolerance (never looser than `lin_rtol`
-        needs where the tolerance is near). `stats` (4,) gets CG iterations, line-search
-        evaluations, Newton steps and factorizations. Returns (Newton iterations, status,
-        largest KCL residual, the ratio `kappa` this solve measured, or the one given):
-        status 0 converged, 1 not converged, 2 a linear solve did not converge, 3 a chain
-        is not positive definite."""
+        What the key's last solves learned (`memo` (2, 2, 2, M, N): two slots of a start
+        correction D and its start residual F, `n_memo` slots filled, `newest` the last;
+        this solve writes slot `dst` when `warm`): a warm start x0 is moved to x0 + sum c D,
+        the c fitting the F to this start's residual, when that lowers the residual.
+        `kappa` (1/A): the smallest ratio |F_after| / |F_before|^2 of a full step on the
+        key's last solve (0 unknown): the residual a step will leave is predicted as
+        kappa |F|^2.
+
+        Inexact Newton: a step's line solve stops at a residual a tenth of what the step
+        must reach: the tolerance if the step may be the last (never looser than `lin_rtol`
+        needs there), else the larger of a tenth of the prediction and of the chord range.
+        A full step that leaves less than `CHORD` tolerances is followed by a chord step:
+        the same factors, the line engine's preconditioner alone, no CG.
+
+        `stats` (5,) gets CG iterations, residual evaluations after the start's, Newton
+        steps (chord steps included), factorizations and chord steps. Returns (Newton
+        iterations, status, largest KCL residual, the ratio `kappa` this solve measured, or
+        the one given): status 0 converged, 1 not converged, 2 a linear solve did not
+        converge, 3 a chain is not positive definite."""
         m, n = ga.shape
         yrs, yre = py[:m], py[m : 2 * m]
         ycs, yce = py[2 * m : 2 * m + n], py[2 * m + n :]
@@ -324,8 +334,10 @@ if AVAILABLE:
                 # reach: CG bounds the 2-norm (>= the largest node residual) relative to its
                 # right-hand side, the column loads with the row loads carried over
                 # (2-norm <= |F|_2)
+                # (a step predicted to leave the tolerance behind leaves up to a tenth of
+                # the chord's range to the chord step that will follow)
                 pred = kappa * fnorm * fnorm
-                goal = 0.1 * pred if pred >= 10.0 * atol else atol
+                goal = max(0.1 * pred, 0.1 * CHORD * atol) if pred >= atol else atol
                 eta = min(max(0.1 * goal / np.sqrt(f2), lin_rtol), 1e-3)
                 cg, done = _pcg(y_col, dg, lr, ir, lc, ic, dc, fr, fc, dxc, False, eta,
                                 max_iter, dxr, work, work[10], False)
