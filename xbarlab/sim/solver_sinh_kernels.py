@@ -404,14 +404,15 @@ class NewtonWork:
     start corrections with their starts' residuals (a (2, 2, 2, M, N) memo: slot, D/F)."""
 
     def __init__(self, m: int, n: int, y_row: FloatArray, y_col: FloatArray,
-                 keep: int = 16) -> None:
+                 keep: int = 16, budget: float = 32e6) -> None:
         self.shape = (m, n)
         self.nwork = np.empty((14, m, n))
         self.bits = np.empty((2, m, n), dtype=np.int64)
         self.y_wire = float(max(y_row.max(initial=0.0), y_col.max(initial=0.0)))
         #: key -> [ratio, memo, slots filled, newest slot]
         self._keys: OrderedDict[bytes, list[Any]] = OrderedDict()
-        self.keep = keep
+        #: keys remembered: `keep`, fewer where their memos would pass `budget` bytes
+        self.keep = max(2, min(keep, int(budget // (64 * m * n))))
 
     def recall(self, key: bytes | None) -> list[Any]:
         """[ratio (0: unknown), memo, slots filled, newest slot] of `key` (kept: `store`
