@@ -188,7 +188,8 @@ if AVAILABLE:
         What the key's last solves learned (`memo` (2, 2, 2, M, N): two slots of a start
         correction D and its start residual F, `n_memo` slots filled, `newest` the last;
         this solve writes slot `dst` when `warm`): a warm start x0 is moved to x0 + sum c D,
-        the c fitting the F to this start's residual, when that lowers the residual.
+        the c fitting the F to this start's residual, when that lowers the residual (tried
+        unless one step is predicted to reach the tolerance from x0).
         `kappa` (1/A): the smallest ratio |F_after| / |F_before|^2 of a full step on the
         key's last solve (0 unknown): the residual a step will leave is predicted as
         kappa |F|^2.
@@ -247,7 +248,9 @@ if AVAILABLE:
                                b_c, fr, fc, i_dev, dg, bits)
         atol = max(rtol * i0, 16 * np.finfo(np.float64).eps * i_scale)
         saved = False
-        if warm and fnorm > atol and n_memo > 0:
+        # (not where one step is predicted to reach the tolerance from x0 already)
+        one_step = kappa > 0.0 and kappa * fnorm * fnorm <= 0.5 * atol
+        if warm and fnorm > atol and n_memo > 0 and not one_step:
             # the last solves of this kind moved their starts by D against start residuals
             # F (J D ~ -F): what moved the devices then (the same cell pulsed again, the
             # same amplitude step) moves them alike now, so x0 + sum c D with the c fitting
