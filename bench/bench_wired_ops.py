@@ -16,7 +16,10 @@ wired circuit) and "nonlinear" (sinh I-V, Newton). Times are CPU seconds of the 
 
 Both sides also run the same stream with device noise off (no random draws: the states
 must follow the same path) and the largest relative difference of their read and pulse
-currents is printed: the cheaper path must give the same answers (to 1e-9).
+currents is printed: the cheaper path must give the same answers (to 1e-9). With sinh
+devices that run also counts the compiled Newton's work per solve on each side (Newton
+steps, CG iterations, residual evaluations; chain factorizations and chord steps where the
+side counts them).
 """
 
 from __future__ import annotations
@@ -37,6 +40,33 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "NUMBA_NUM_THREADS": "1"}
+
+
+def count_newton() -> dict[str, float]:
+    """Totals of the compiled sinh Newton's work (`LineFactors.solve_sinh`: solves, Newton
+    steps, CG iterations, residual evaluations; factorizations and chord steps where the
+    side counts them), gathered from here on."""
+    from xbarlab.sim import solver_case_kernels
+
+    totals = {"solves": 0.0, "steps": 0.0, "cg": 0.0, "evals": 0.0}
+    solve = getattr(solver_case_kernels.LineFactors, "solve_sinh", None)
+    if solve is None:
+        return totals
+
+    def counted(self: Any, *args: Any, **kw: Any) -> Any:
+        out = solve(self, *args, **kw)
+        st = self.stats
+        totals["solves"] += 1
+        totals["steps"] += out[5]
+        totals["cg"] += st[0]
+        totals["evals"] += st[1] + 1  # + the start's evaluation
+        if len(st) >= 5:
+            totals["factors"] = totals.get("factors", 0.0) + st[3]
+            totals["chord"] = totals.get("chord", 0.0) + st[4]
+        return out
+
+    solver_case_kernels.LineFactors.solve_sinh = counted  # type: ignore[method-assign]
+    return totals
 
 
 def op_stream(size: int, fidelity: str, cells: int, per_cell: int, noise: bool
@@ -84,9 +114,24 @@ def op_stream(size: int, fidelity: str, cells: int, per_cell: int, noise: bool
 
 def worker(args: argparse.Namespace) -> None:
     read, pulse, _ = op_stream(args.size, args.fidelity, args.cells, args.per_cell, True)
+    newton = count_newton() if args.check and args.fidelity == "nonlinear" else {}
     _, _, quiet = op_stream(args.size, args.fidelity, args.cells, args.per_cell, False) \
         if args.check else (0.0, 0.0, [])
-    print(json.dumps({"read": read, "pulse": pulse, "quiet": quiet}))
+    print(json.dumps({"read": read, "pulse": pulse, "quiet": quiet, "newton": newton}))
+
+
+def newton_line(new: dict[str, float], ref: dict[str, float]) -> str:
+    """Per-solve counts of the compiled sinh Newton on both sides."""
+    names = {"steps": "Newton steps", "cg": "CG iterations", "evals": "residual evaluations",
+             "factors": "factorizations", "chord": "chord steps"}
+    parts = []
+    for key, name in names.items():
+        if key not in new:
+            continue
+        this = new[key] / new["solves"]
+        was = f"{ref[key] / ref['solves']:.2f}" if ref.get("solves") and key in ref else "-"
+        parts.append(f"{name} {this:.2f} / {was}")
+    return ", ".join(parts)
 
 
 def run_side(root: Path, size: int, fidelity: str, args: argparse.Namespace, check: bool
@@ -148,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
             for fidelity in args.fidelities:
                 best = {"new": [np.inf, np.inf], "ref": [np.inf, np.inf]}
                 quiet: dict[str, list[float]] = {}
+                newton: dict[str, dict[str, float]] = {}
                 for k in range(args.repeat):
                     for side, root in (("ref", ref_root), ("new", args.this)):
                         r = run_side(root, size, fidelity, args, check=k == 0)
@@ -155,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
                                       min(best[side][1], r["pulse"])]
                         if k == 0:
                             quiet[side] = r["quiet"]
+                            newton[side] = r.get("newton", {})
                 a, b = np.array(quiet["new"]), np.array(quiet["ref"])
                 diff = float(np.max(np.abs(a - b) / np.abs(b)))
                 law = "sinh I-V" if fidelity == "nonlinear" else "ideal I-V"
@@ -163,6 +210,9 @@ def main(argv: list[str] | None = None) -> None:
                       f"{rr / nr:4.1f}x)  pulse {1e6 * np_:7.0f} us (was {1e6 * rp:7.0f}, "
                       f"{rp / np_:4.1f}x)  | noise off: {len(a)} currents, largest relative "
                       f"difference {diff:.1e}")
+                if newton.get("new", {}).get("solves"):
+                    print("    sinh Newton per solve (noise off), this / reference: "
+                          + newton_line(newton["new"], newton.get("ref", {})))
     load = os.getloadavg()
     print(f"load at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
 

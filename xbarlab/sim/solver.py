@@ -317,7 +317,7 @@ class CrossbarSolver:
         """
         law, volts, driven = self._prepare(g, terminals, iv, law)
         if not law.linear:
-            return self.solve(None, terminals, law=law).i_pad
+            return self._pad_currents_nonlinear(terminals, law, volts)
         if volts.shape[0] == 1:  # a single-cell operation
             self.check_connected(driven[0], law.g0 > 0)
             return self._pad_currents_group(driven[0], volts, law)
@@ -337,6 +337,31 @@ class CrossbarSolver:
         return out
 
     # -- internals -------------------------------------------------------------------------
+    def _pad_currents_nonlinear(
+        self, terminals: Terminals, law: DeviceLaw, volts: FloatArray
+    ) -> FloatArray:
+        """`pad_currents` with nonlinear devices: each distinct case once (a whole-array
+        grounded read repeats its row's case for every cell of the row), one at a time on
+        the compiled single-case path where it applies, else the batch's full solve."""
+        bsz, width = volts.shape
+        rows = np.ascontiguousarray(volts).view(np.dtype((np.void, 8 * width))).ravel()
+        _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+        if bsz == 1 or len(first) > bsz // 2:
+            return self.solve(None, terminals, law=law).i_pad
+        out = np.empty((len(first), width))
+        for k, case in enumerate(first):
+            one = self.solve_one(volts[case], law, devices=False)
+            if one is None:  # not on the single-case path: the batch's way, for the rest
+                m, n = self.shape
+                v = volts[first[k:]]
+                rest = Terminals(v[:, :m], v[:, m : 2 * m], v[:, 2 * m : 2 * m + n],
+                                 v[:, 2 * m + n :])
+                out[k:] = self.solve(None, rest, law=law).i_pad
+                break
+            out[k] = one.i_pad[0]
+        i_pad: FloatArray = out[inverse.ravel()]
+        return i_pad
+
     def _prepare(
         self, g: FloatArray | None, terminals: Terminals, iv: IVLaw | None,
         law: DeviceLaw | None,
@@ -577,7 +602,8 @@ class CrossbarSolver:
         ga, b = law.sinh
         for x0 in ((warm[0], None) if warm is not None else (None,)):
             vr, vc, v_dev, i_dev, i_pad, its, status, resid = fac.solve_sinh(
-                v, ga, law.g0, b, law.g0, x0, rtol=self.newton_rtol, max_newton=self.max_newton
+                v, ga, law.g0, b, law.g0, x0, rtol=self.newton_rtol,
+                max_newton=self.max_newton, key=key[0],
             )
             if status != 1:
                 break
@@ -589,7 +615,7 @@ class CrossbarSolver:
             raise NonConvergenceError(
                 f"Newton did not converge in {self.max_newton} iterations", resid
             )
-        self._keep_warm(key, np.stack([vr, vc])[None])
+        self._keep_warm(key, fac.state[None])  # new for every solve: kept as it is
         return CrossbarSolution(vr[None], vc[None], v_dev[None], i_dev[None], i_pad[None], its,
                                 resid, "lines")
 

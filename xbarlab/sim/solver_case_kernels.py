@@ -16,10 +16,15 @@ Without numba `AVAILABLE` is False and the caller uses the other engines.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from xbarlab.crossbar import FloatArray
 from xbarlab.sim.jit import AVAILABLE
+
+if TYPE_CHECKING:
+    from xbarlab.sim.solver_sinh_kernels import NewtonWork
 
 __all__ = ["AVAILABLE", "LineFactors"]
 
@@ -482,182 +487,6 @@ if AVAILABLE:
                 yce[j] / t1 * f_c1[j] if t1 > 0 else 0.0)
         return it, done, resid
 
-
-
-    @njit(cache=True, nogil=True)
-    def _sinh_eval(  # type: ignore[no-untyped-def]
-        y_row, y_col, yrs, yre, ycs, yce, vr, vc, ga, gb, b, b_r, b_c, fr, fc, i_dev, dg
-    ):
-        """At tap voltages (vr, vc) with sinh devices: KCL residual (`fr`, `fc`), device
-        currents i = ga sinh(b v) and conductances dg = gb cosh(b v), from one expm1 per
-        device. Returns (largest |residual|, largest |device current|); NaN propagates (a
-        NaN state never passes Newton's test)."""
-        m, n = vr.shape
-        worst = 0.0
-        i_max = 0.0
-        for i in range(m):  # devices first: a branch-free loop, one division per device
-            for j in range(n):
-                u = np.expm1(b * (vr[i, j] - vc[i, j]))  # e^x - 1: sinh, cosh without loss
-                w = 1.0 + u
-                h = 0.5 / w
-                i_dev[i, j] = ga[i, j] * (u * (u + 2.0) * h)
-                dg[i, j] = gb[i, j] * ((w * w + 1.0) * h)
-        for i in range(m):
-            for j in range(n):
-                d = i_dev[i, j]
-                if not abs(d) <= i_max:
-                    i_max = abs(d)
-                x = vr[i, j]
-                f = d - b_r[i, j]
-                if j == 0:
-                    f += yrs[i] * x
-                else:
-                    f += y_row[i, j - 1] * (x - vr[i, j - 1])
-                if j == n - 1:
-                    f += yre[i] * x
-                else:
-                    f += y_row[i, j] * (x - vr[i, j + 1])
-                fr[i, j] = f
-                y = vc[i, j]
-                h = -d - b_c[i, j]
-                if i == 0:
-                    h += ycs[j] * y
-                else:
-                    h += y_col[i - 1, j] * (y - vc[i - 1, j])
-                if i == m - 1:
-                    h += yce[j] * y
-                else:
-                    h += y_col[i, j] * (y - vc[i + 1, j])
-                fc[i, j] = h
-                if not abs(f) <= worst:
-                    worst = abs(f)
-                if not abs(h) <= worst:
-                    worst = abs(h)
-        return worst, i_max
-
-    @njit(cache=True, nogil=True)
-    def _sinh_case(  # type: ignore[no-untyped-def]
-        y_row, y_col, py, v, ga, gb, b, g0, vr, vc, warm, rtol, max_newton, lin_rtol,
-        max_iter, lr, ir, lc, ic, dc, work, nwork, v_dev, i_dev_out, i_pad, stats,
-    ):
-        """Damped Newton (the steps and line search of `solver._newton`) on one case with
-        sinh devices i = ga sinh(b v), dI/dV = gb cosh(b v); start from (vr, vc) if `warm`,
-        else from the linear solution with conductances `g0`. Each step's line solve stops
-        at a residual well below what the step must reach (inexact Newton; never looser
-        than `lin_rtol` needs where the tolerance is near); the answer is judged by the KCL
-        residual alone, as in `solver._newton`. Returns (Newton iterations, status, largest
-        KCL residual): status 0 converged, 1 not converged, 2 a linear solve did not
-        converge, 3 a chain is not positive definite."""
-        m, n = ga.shape
-        yrs, yre = py[:m], py[m : 2 * m]
-        ycs, yce = py[2 * m : 2 * m + n], py[2 * m + n :]
-        b_r, b_c = work[7], work[8]
-        b_r[:, :] = 0.0
-        b_c[:, :] = 0.0
-        for i in range(m):
-            b_r[i, 0] += yrs[i] * v[i]
-            b_r[i, n - 1] += yre[i] * v[m + i]
-        for j in range(n):
-            b_c[0, j] += ycs[j] * v[2 * m + j]
-            b_c[m - 1, j] += yce[j] * v[2 * m + n + j]
-        inj = 0.0
-        for i in range(m):
-            inj = max(inj, abs(b_r[i, 0]), abs(b_r[i, n - 1]))
-        for j in range(n):
-            inj = max(inj, abs(b_c[0, j]), abs(b_c[m - 1, j]))
-        v_max = 0.0
-        for k in range(v.shape[0]):
-            v_max = max(v_max, abs(v[k]))
-        y_wire = 0.0
-        for i in range(y_row.shape[0]):
-            for j in range(y_row.shape[1]):
-                y_wire = max(y_wire, y_row[i, j])
-        for i in range(y_col.shape[0]):
-            for j in range(y_col.shape[1]):
-                y_wire = max(y_wire, y_col[i, j])
-        i_scale = max(inj, y_wire * v_max)
-        if not warm:
-            if not (_factor_rows(y_row, yrs, yre, g0, lr, ir)
-                    and _factor_cols(y_col, ycs, yce, g0, lc, ic, dc)):
-                return 0, 3, 0.0
-            _, done = _pcg(y_col, g0, lr, ir, lc, ic, dc, b_r, b_c, vc, False, lin_rtol,
-                           max_iter, vr, work, work[10], False)
-            if not done:
-                return 0, 2, 0.0
-        fr, fc, i_dev, dg = nwork[0], nwork[1], nwork[2], nwork[3]
-        fr2, fc2, i_dev2, dg2 = nwork[4], nwork[5], nwork[6], nwork[7]
-        xr, xc, dxr, dxc = nwork[8], nwork[9], nwork[10], nwork[11]
-        fnorm, i0 = _sinh_eval(y_row, y_col, yrs, yre, ycs, yce, vr, vc, ga, gb, b, b_r,
-                               b_c, fr, fc, i_dev, dg)
-        atol = max(rtol * i0, 16 * np.finfo(np.float64).eps * i_scale)
-        scale = np.sqrt(2.0 * m * n)
-        its = 0
-        status = 1
-        for it in range(1, max_newton + 1):
-            if fnorm <= atol:
-                its = it - 1
-                status = 0
-                break
-            for i in range(m):
-                for j in range(n):
-                    fr[i, j] = -fr[i, j]
-                    fc[i, j] = -fc[i, j]
-            if not (_factor_rows(y_row, yrs, yre, dg, lr, ir)
-                    and _factor_cols(y_col, ycs, yce, dg, lc, ic, dc)):
-                return it, 3, fnorm
-            # the step's own residual stays a tenth of the tolerance (max over nodes <= the
-            # 2-norm, which CG bounds relative to its right-hand side ~ fnorm sqrt(2 M N))
-            eta = min(max(0.1 * atol / (fnorm * scale), lin_rtol), 1e-3)
-            cg, done = _pcg(y_col, dg, lr, ir, lc, ic, dc, fr, fc, dxc, False, eta, max_iter,
-                            dxr, work, work[10], False)
-            stats[0] += cg
-            if not done:
-                return it, 2, fnorm
-            t = 1.0
-            while True:
-                for i in range(m):
-                    for j in range(n):
-                        xr[i, j] = vr[i, j] + t * dxr[i, j]
-                        xc[i, j] = vc[i, j] + t * dxc[i, j]
-                fn_try, _ = _sinh_eval(y_row, y_col, yrs, yre, ycs, yce, xr, xc, ga, gb, b,
-                                       b_r, b_c, fr2, fc2, i_dev2, dg2)
-                stats[1] += 1
-                if fn_try <= (1.0 - 1e-4 * t) * fnorm or t < 1e-4:
-                    break
-                t = t / 2.0
-            vr, xr = xr, vr
-            vc, xc = xc, vc
-            fr, fr2 = fr2, fr
-            fc, fc2 = fc2, fc
-            i_dev, i_dev2 = i_dev2, i_dev
-            dg, dg2 = dg2, dg
-            fnorm = fn_try
-        if status == 1 and fnorm <= atol:
-            its = max_newton
-            status = 0
-        out_r, out_c = nwork[12], nwork[13]  # the answer's tap voltages, wherever they are
-        for i in range(m):
-            for j in range(n):
-                out_r[i, j] = vr[i, j]
-                out_c[i, j] = vc[i, j]
-                v_dev[i, j] = vr[i, j] - vc[i, j]
-                i_dev_out[i, j] = i_dev[i, j]
-        for i in range(m):
-            t0 = yrs[i] + (yre[i] if n == 1 else 0.0)
-            t1 = yre[i] + (yrs[i] if n == 1 else 0.0)
-            i_pad[i] = yrs[i] * (v[i] - vr[i, 0]) + (
-                yrs[i] / t0 * fr[i, 0] if t0 > 0 else 0.0)
-            i_pad[m + i] = yre[i] * (v[m + i] - vr[i, n - 1]) + (
-                yre[i] / t1 * fr[i, n - 1] if t1 > 0 else 0.0)
-        for j in range(n):
-            t0 = ycs[j] + (yce[j] if m == 1 else 0.0)
-            t1 = yce[j] + (ycs[j] if m == 1 else 0.0)
-            i_pad[2 * m + j] = ycs[j] * (v[2 * m + j] - vc[0, j]) + (
-                ycs[j] / t0 * fc[0, j] if t0 > 0 else 0.0)
-            i_pad[2 * m + n + j] = yce[j] * (v[2 * m + n + j] - vc[m - 1, j]) + (
-                yce[j] / t1 * fc[m - 1, j] if t1 > 0 else 0.0)
-        return its, status, fnorm
-
     @njit(cache=True, nogil=True)
     def _normalized(v, out, clean):  # type: ignore[no-untyped-def]
         s = 0.0
@@ -696,10 +525,12 @@ class LineFactors:
         self.ic = np.empty((m, n))
         self.dc = np.empty((m, n))
         self.work = np.empty((11, m, n))
-        self._nwork: FloatArray | None = None  # Newton's work arrays, made on first use
+        self._newton: NewtonWork | None = None  # Newton's work arrays, made on first use
+        #: the tap voltages (2, M, N) of the last `solve_sinh`, new for every solve
+        self.state = np.empty((2, 0, 0))
         #: of the last `solve_sinh`: CG iterations of its steps, residual evaluations of its
-        #: line searches
-        self.stats = np.zeros(2, dtype=np.int64)
+        #: line searches, Newton steps, chain factorizations, chord steps
+        self.stats = np.zeros(5, dtype=np.int64)
         self._g: FloatArray | None = None  # the read-only conductances factored
 
     def solve(
@@ -742,32 +573,35 @@ class LineFactors:
     def solve_sinh(
         self, volts: FloatArray, ga: FloatArray, gb: FloatArray, b: float, g0: FloatArray,
         x0: FloatArray | None, *, rtol: float, max_newton: int, lin_rtol: float = 1e-11,
-        max_iter: int = 60,
+        max_iter: int = 60, key: bytes | None = None,
     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, int, int, float]:
         """(vr, vc, v_dev, i_dev, i_pad, Newton iterations, status, largest KCL residual) of
         one case with sinh devices i = ga sinh(b v) (dI/dV = gb cosh(b v)): Newton from
         `x0` (2, M, N) tap voltages if given, else from the linear solution at conductances
         `g0`. Status 0 converged, 1 not converged in `max_newton` iterations, 2 a line solve
-        did not converge, 3 a chain is not positive definite. The chain factors are left
-        for the Jacobian (the kept factors are forgotten)."""
+        did not converge, 3 a chain is not positive definite. `vr`, `vc` are views of
+        `state` (2, M, N), new for every solve. `key` names the case's kind (a warm-start
+        key): how its last solve corrected its start corrects this start, and how fast
+        Newton converged then sets how exactly a first step's line solve is done. The chain
+        factors are left for the Jacobian (the kept factors are forgotten)."""
+        from xbarlab.sim.solver_sinh_kernels import NewtonWork, sinh_case  # imports this
+
         m, n = self.shape
         self._g = None
-        if self._nwork is None:
-            self._nwork = np.empty((14, m, n))
+        nw = self._newton
+        if nw is None:
+            nw = self._newton = NewtonWork(m, n, self.y_row, self.y_col)
         self.stats[:] = 0
-        nw = self._nwork
-        vr, vc = nw[12], nw[13]  # Newton swaps them with nw[8], nw[9]: the answer is copied
-        # out to nw[12], nw[13]
-        if x0 is not None:
-            vr[:, :] = x0[0]
-            vc[:, :] = x0[1]
+        self.state = state = np.empty((2, m, n))
         v_dev, i_dev, i_pad = np.empty((m, n)), np.empty((m, n)), np.empty(2 * m + 2 * n)
-        its, status, resid = _sinh_case(
-            self.y_row, self.y_col, self.pad_y, volts, ga, gb, float(b), g0, vr, vc,
+        start = state if x0 is None else np.ascontiguousarray(x0, dtype=np.float64)
+        entry = nw.recall(key)
+        its, status, resid, kappa = sinh_case(
+            self.y_row, self.y_col, self.pad_y, volts, ga, gb, float(b), g0, start,
             x0 is not None, float(rtol), int(max_newton), float(lin_rtol), int(max_iter),
-            self.lr, self.ir, self.lc, self.ic, self.dc, self.work, nw, v_dev, i_dev, i_pad,
-            self.stats,
+            nw.y_wire, float(entry[0]), entry[1], int(entry[2]), int(entry[3]),
+            nw.slot(entry), self.lr, self.ir, self.lc, self.ic, self.dc, self.work, nw.nwork,
+            nw.bits, state, v_dev, i_dev, i_pad, self.stats,
         )
-        return (nw[12].copy(), nw[13].copy(), v_dev, i_dev, i_pad, int(its), int(status),
-                float(resid))
-
+        nw.store(entry, kappa, x0 is not None, status == 0)
+        return state[0], state[1], v_dev, i_dev, i_pad, int(its), int(status), float(resid)
