@@ -93,7 +93,13 @@ def test_failed_points_are_recorded_and_retried_only_when_asked(
     assert set(retried.ran) == bad
 
 
-def test_unreachable_scheduler_is_one_line_and_starts_nothing(tmp_path: Path) -> None:
+def test_unreachable_scheduler_is_one_line_and_starts_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from xbarlab.sweep.execute import dask_client
+
+    # a closed port refuses at once; Dask retries until the connect timeout (10 s by
+    # default), so the test waits 1 s instead: the same error path, 9 s sooner
+    monkeypatch.setattr(dask_client.__wrapped__, "__defaults__", (1.0,))  # type: ignore[attr-defined]
     sweep = tmp_path / "s.yaml"
     sweep.write_text(yaml.safe_dump({"command": "run read_map", "base": {"sim": {"rows": 2}},
                                      "grid": {"sim.cols": [2, 3]}}))
