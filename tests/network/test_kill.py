@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -80,17 +81,45 @@ def _run_until(args: list[str], log: Path, when: str, sig: int) -> int:
     return proc.returncode
 
 
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = moons()  # a smooth network (~88 %): its accuracy says how well it was programmed, not
+    return save_npz(train((2, 8, 1), d.x_cal, d.y_cal, steps=300, lr=0.1),  # a noise draw
+                    tmp_path_factory.mktemp("kill-net") / "net.npz")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_run(net: Path, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Callable[[int], Path]:
+    """The log of the uninterrupted run for a number of compensation rounds, run once per
+    module: the two `program` cases compare with the same run (same network, config and
+    seeds; the logs are only read)."""
+    runs: dict[int, Path] = {}
+
+    def run(rounds: int) -> Path:
+        if rounds not in runs:
+            d = tmp_path_factory.mktemp(f"uninterrupted{rounds}")
+            c = d / "c.h5"
+            full = subprocess.run(_cli(str(net), "--config", str(_config(d / "s.yaml", rounds)),
+                                       "--out", str(c)),
+                                  capture_output=True, text=True, timeout=300, cwd=ROOT,
+                                  env=_env())
+            assert full.returncode in (0, 3), full.stdout
+            runs[rounds] = c
+        return runs[rounds]
+
+    return run
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("when", "sig", "rounds"), [
     ("program", signal.SIGKILL, 0), ("compensate", signal.SIGKILL, 2),
     ("program", signal.SIGTERM, 0)])
-def test_killed_run_resumes_without_reprogramming(tmp_path: Path, when: str, sig: int,
-                                                   rounds: int) -> None:
-    d = moons()  # a smooth network (~88 %): its accuracy says how well it was programmed, not
-    net = save_npz(train((2, 8, 1), d.x_cal, d.y_cal, steps=300, lr=0.1),  # a noise draw
-                   tmp_path / "net.npz")
+def test_killed_run_resumes_without_reprogramming(
+        tmp_path: Path, net: Path, uninterrupted_run: Callable[[int], Path], when: str, sig: int,
+        rounds: int) -> None:
     cfg = _config(tmp_path / "s.yaml", rounds)
-    a, b, c = tmp_path / "a.h5", tmp_path / "b.h5", tmp_path / "c.h5"
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
     code = _run_until(_cli(str(net), "--config", str(cfg), "--out", str(a)), a, when, sig)
     if sig == signal.SIGTERM:
         assert code == 143 and status(a) == "aborted"
@@ -108,9 +137,7 @@ def test_killed_run_resumes_without_reprogramming(tmp_path: Path, when: str, sig
         assert not set(new_pulses.get(job, {})) & cells, job
         assert not set(done_by_job(b).get(job, set())) & cells, job
     all_cells = set(programmed_cells(b, "program/1")) | old_done.get("program/1", set())
-    full = subprocess.run(_cli(str(net), "--config", str(cfg), "--out", str(c)),
-                          capture_output=True, text=True, timeout=300, cwd=ROOT, env=_env())
-    assert full.returncode in (0, 3), full.stdout
+    c = uninterrupted_run(rounds)
     assert all_cells == set(programmed_cells(c, "program/1"))  # every device, once
     resumed, uninterrupted = _quality([a, b]), _quality([c])
     print(f"{when} {sig}: resumed {resumed}, uninterrupted {uninterrupted}")
