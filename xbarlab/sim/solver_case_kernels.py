@@ -403,13 +403,20 @@ if AVAILABLE:
         b_r, b_c = work[7], work[8]
         b_r[:, :] = 0.0
         b_c[:, :] = 0.0
-        for i in range(m):
-            b_r[i, 0] += yrs[i] * v[i]
-            b_r[i, n - 1] += yre[i] * v[m + i]
-        for j in range(n):
-            b_c[0, j] += ycs[j] * v[2 * m + j]
-            b_c[m - 1, j] += yce[j] * v[2 * m + n + j]
+        _pad_loads(py, v, b_r, b_c)
         return True
+
+    @njit(cache=True, nogil=True)
+    def _pad_loads(py, v, b_r, b_c):  # type: ignore[no-untyped-def]
+        """Add the pads' loads y_pad v_pad on the end nodes of the lines to `b_r`, `b_c`
+        (M, N) for pad voltages `v` (P,) and pad conductances `py` (P,)."""
+        m, n = b_r.shape
+        for i in range(m):
+            b_r[i, 0] += py[i] * v[i]
+            b_r[i, n - 1] += py[m + i] * v[m + i]
+        for j in range(n):
+            b_c[0, j] += py[2 * m + j] * v[2 * m + j]
+            b_c[m - 1, j] += py[2 * m + n + j] * v[2 * m + n + j]
 
     @njit(cache=True, nogil=True)
     def _case(  # type: ignore[no-untyped-def]

@@ -39,6 +39,7 @@ if AVAILABLE:
     from xbarlab.sim.solver_case_kernels import (
         _factor_cols,
         _factor_rows,
+        _pad_loads,
         _pcg,
         _solve_cols,
         _solve_rows,
@@ -217,12 +218,7 @@ if AVAILABLE:
                 if warm:
                     vr[i, j] = x0[0, i, j]
                     vc[i, j] = x0[1, i, j]
-        for i in range(m):
-            b_r[i, 0] += yrs[i] * v[i]
-            b_r[i, n - 1] += yre[i] * v[m + i]
-        for j in range(n):
-            b_c[0, j] += ycs[j] * v[2 * m + j]
-            b_c[m - 1, j] += yce[j] * v[2 * m + n + j]
+        _pad_loads(py, v, b_r, b_c)
         inj = 0.0
         for i in range(m):
             inj = max(inj, abs(b_r[i, 0]), abs(b_r[i, n - 1]))
