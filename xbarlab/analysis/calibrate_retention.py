@@ -49,9 +49,13 @@ def _segments(d: LogData, min_t: float) -> list[tuple[FloatArray, FloatArray, Fl
     if m is None or not len(m):
         return []
     kind = m["kind"].to_numpy()
-    seg_id = np.cumsum(kind == "pulse")
+    is_read = kind == "read"
+    seg_id = np.cumsum(kind == "pulse")[is_read]
+    # a segment with fewer reads than MIN_TIMES has fewer read times: only the others are
+    # grouped (a write-verify log has one read per segment: thousands of groups otherwise)
+    many = np.bincount(seg_id)[seg_id] >= MIN_TIMES if len(seg_id) else seg_id.astype(bool)
     out = []
-    reads = m[kind == "read"].assign(seg=seg_id[kind == "read"])
+    reads = m[is_read][many].assign(seg=seg_id[many])
     for _, seg in reads.groupby("seg"):
         clock = seg["clock"].to_numpy(np.float64)
         t_all = np.unique(clock)
