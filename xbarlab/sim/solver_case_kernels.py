@@ -31,6 +31,10 @@ __all__ = ["AVAILABLE", "LineFactors"]
 if AVAILABLE:
     from numba import njit
 
+    # T_c^-1 x for chains along axis 0: the batched engine's column-chain solve, the same
+    # row-major layout
+    from xbarlab.sim.solver_kernels import _solve_chains as _solve_cols
+
     @njit(cache=True, nogil=True, fastmath=True)
     def _factor_row(y_row, yrs, yre, g, lr, ir, i):  # type: ignore[no-untyped-def]
         n = g.shape[1]
@@ -177,19 +181,6 @@ if AVAILABLE:
                 d[j] = pd
         for i in range(m4, m):
             _solve_row(l, ir, x, i)
-
-    @njit(cache=True, nogil=True, fastmath=True)
-    def _solve_cols(lc, ic, x):  # type: ignore[no-untyped-def]
-        """x <- T_c^-1 x in place for chains along axis 0, vectorised along axis 1."""
-        m, n = x.shape
-        for i in range(1, m):
-            for j in range(n):
-                x[i, j] -= lc[i - 1, j] * x[i - 1, j]
-        for j in range(n):
-            x[m - 1, j] *= ic[m - 1, j]
-        for i in range(m - 2, -1, -1):
-            for j in range(n):
-                x[i, j] = x[i, j] * ic[i, j] - lc[i, j] * x[i + 1, j]
 
     @njit(cache=True, nogil=True, fastmath=True)
     def _schur_tmp(y_col, dc, g, lr, ir, x, tmp, out):  # type: ignore[no-untyped-def]
