@@ -212,21 +212,29 @@ if AVAILABLE:
     @njit(cache=True, nogil=True, fastmath=True)
     def _solve_cols_dot(lc, ic, x, r):  # type: ignore[no-untyped-def]
         """`_solve_cols` (x <- T_c^-1 x in place), returning r . x of the result from the
-        back-substitution's sweep."""
+        back-substitution's sweep. The dot product is summed per column (`acc`) and the
+        columns at the end: one running sum over every element is a chain of dependent
+        adds that keeps the sweep from vectorizing (5x slower at 64 x 64)."""
         m, n = x.shape
         for i in range(1, m):
             for j in range(n):
                 x[i, j] -= lc[i - 1, j] * x[i - 1, j]
+        acc = np.empty(n)
+        xl, il, rl = x[m - 1], ic[m - 1], r[m - 1]
+        for j in range(n):
+            v = xl[j] * il[j]
+            xl[j] = v
+            acc[j] = rl[j] * v
+        for k in range(m - 1):
+            i = m - 2 - k
+            xi, xn, ii, li, ri = x[i], x[i + 1], ic[i], lc[i], r[i]
+            for j in range(n):
+                v = xi[j] * ii[j] - li[j] * xn[j]
+                xi[j] = v
+                acc[j] += ri[j] * v
         s = 0.0
         for j in range(n):
-            v = x[m - 1, j] * ic[m - 1, j]
-            x[m - 1, j] = v
-            s += r[m - 1, j] * v
-        for i in range(m - 2, -1, -1):
-            for j in range(n):
-                v = x[i, j] * ic[i, j] - lc[i, j] * x[i + 1, j]
-                x[i, j] = v
-                s += r[i, j] * v
+            s += acc[j]
         return s
 
     @njit(cache=True, nogil=True)

@@ -19,12 +19,11 @@ import numpy as np
 
 from xbarlab.crossbar import BoolArray, FloatArray
 
-try:  # numba is a core dependency; the numpy engine stands in where it cannot load
+# numba is a core dependency; the numpy engine stands in where it cannot load
+from xbarlab.sim.jit import AVAILABLE
+
+if AVAILABLE:
     from numba import njit
-except ImportError:  # pragma: no cover - exercised only on installs without numba
-    AVAILABLE = False
-else:
-    AVAILABLE = True
 
 IntVec = np.ndarray
 
