@@ -13,7 +13,7 @@ from xbarlab.analysis.derive_sherbrooke import article_dir
 
 FOLDER = article_dir()
 pytestmark = pytest.mark.skipif(FOLDER is None, reason="reference data not present "
-                                "(set XBARLAB_REFERENCE or provide ../shared/reference)")
+                                "(set XBARLAB_REFERENCE_DIR or provide ../shared/reference)")
 
 
 def test_published_disturb_figures_reproduced() -> None:

@@ -163,3 +163,24 @@ def test_g_is_a_read_only_snapshot() -> None:
     assert d.g is not before and d.g[1, 1] != before[1, 1]
     with pytest.raises(ValueError, match="finite"):
         d.set_g(np.full((4, 4), np.nan), np.ones((4, 4), dtype=bool))
+
+
+def test_a_copy_made_after_pulses_evolves_as_the_original() -> None:
+    """The compiled update works through flat views of the state arrays; a deep copy (or an
+    unpickled array) must update its own arrays, not copies of the original's views."""
+    import copy
+    import pickle
+
+    d, _ = _pair((8, 8), 3)
+    row_v, col_v = line_biases((8, 8), (2, 5), 1.4, BiasScheme.HALF)
+    v = row_v[:, None] - col_v[None, :]
+    d.apply_voltage(v, 1e-6, np.random.default_rng(0))  # builds the kernel's views
+    twins = [copy.deepcopy(d), pickle.loads(pickle.dumps(d))]
+    for k in range(6):
+        d.apply_voltage(v * (1 if k % 2 else -1), 1e-6, np.random.default_rng(k))
+        for twin in twins:
+            twin.apply_voltage(v * (1 if k % 2 else -1), 1e-6, np.random.default_rng(k))
+    for twin in twins:
+        for name in STATE:
+            assert np.array_equal(getattr(twin, name), getattr(d, name)), name
+        assert np.array_equal(twin.g, d.g)

@@ -5,7 +5,9 @@ reference folder and writes per-k counts, mean, std and quantiles into
 data/devices/tio2-sherbrooke-2023-disturb.yaml.
 Run: ``python -m xbarlab.analysis.derive_sherbrooke``.
 
-The reference folder is $XBARLAB_REFERENCE, else ../shared/reference next to the repository.
+The reference folder is $XBARLAB_REFERENCE_DIR (the hardware-aware-article folder or the
+folder holding it; $XBARLAB_REFERENCE, its older name, is read too), else ../shared/reference
+next to the repository.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import yaml
 
 from xbarlab.sim.presets import preset_dir
 
-REFERENCE_ENV = "XBARLAB_REFERENCE"
+REFERENCE_ENV = "XBARLAB_REFERENCE_DIR"  # the variable `xbarlab.nn.data` reads too
+OLD_REFERENCE_ENV = "XBARLAB_REFERENCE"
 ARTICLE = "hardware-aware-article"
 DISTURB_FILE = "tio2-sherbrooke-2023-disturb.yaml"
 MIN_SAMPLES = 20
@@ -39,7 +42,7 @@ SOURCE = (
 
 def reference_dir() -> Path | None:
     """The folder holding hardware-aware-article/, or None when it is absent."""
-    env = os.environ.get(REFERENCE_ENV)
+    env = os.environ.get(REFERENCE_ENV) or os.environ.get(OLD_REFERENCE_ENV)
     if env:  # an explicit location is the only one looked at
         candidates = [Path(env)]
     else:

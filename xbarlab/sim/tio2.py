@@ -181,6 +181,14 @@ class TiO2Devices:
         self._pol = np.array([p.set.t, p.set.r0, p.set.r1, p.reset.t, p.reset.r0, p.reset.r1])
 
     # ------------------------------------------------------------------ aging (time, wear)
+    def __getstate__(self) -> dict[str, Any]:
+        """The state without the compiled path's views of the state arrays (rebuilt when
+        needed): a copied or unpickled array would otherwise update the views' copies
+        instead of its own state arrays, and drift from what its `g` shows."""
+        state = self.__dict__.copy()
+        state.update(_views=None, _pending=None, _g_cache=None)
+        return state
+
     def _init_aging(self, rng: np.random.Generator, pristine: bool) -> None:
         """Device clock, retention drift, volatile share, wear and forming state.
 
