@@ -69,6 +69,44 @@ def test_column_matches_the_direct_factorization(
     assert checked == 56
 
 
+def test_kept_column_factors_precondition_later_states_to_the_same_answers() -> None:
+    """After a pulse the row chains are refactored and the column chains keep their factors
+    (the CG's preconditioner) for up to `STALE_COLUMNS` states: the answers stay those of a
+    circuit that refactors everything (a fresh solver per state)."""
+    from xbarlab.sim.solver_case_kernels import STALE_COLUMNS, LineFactors
+
+    shape = (12, 10)
+    params = {"r_wire_row": 1.0, "r_wire_col": 1.0, "r_source": 10.0, "r_sense": 10.0,
+              "nonlinear": False}
+    circ = WireCircuit(**params)  # type: ignore[arg-type]
+    devices = build_sim_crossbar(SimConfig(rows=12, cols=10, seed=4, noise=False)).devices
+    modes: list[int] = []
+    refactoring = LineFactors.refactoring
+
+    def spy(self: LineFactors, g: np.ndarray) -> int:
+        modes.append(refactoring(self, g))
+        return modes[-1]
+
+    rng = np.random.default_rng(8)
+    LineFactors.refactoring = spy  # type: ignore[method-assign]
+    try:
+        for k in range(12):
+            cell = (int(rng.integers(12)), int(rng.integers(10)))
+            read = line_biases(shape, cell, 0.2, BiasScheme.GROUNDED)
+            pulse = line_biases(shape, cell, 1.6 if k % 3 else -1.8, BiasScheme.HALF)
+            got = circ.column(devices, read[0], read[1], cell[1])
+            fresh = WireCircuit(**params).column(devices, read[0], read[1], cell[1])  # type: ignore[arg-type]
+            assert got is not None and fresh is not None
+            assert got == pytest.approx(fresh, rel=1e-9, abs=1e-20), k  # both to the CG stop
+            v_dev = np.empty(shape)
+            assert circ.column(devices, pulse[0], pulse[1], cell[1], v_dev) is not None
+            devices.apply_voltage(v_dev, 1e-6, rng)
+    finally:
+        LineFactors.refactoring = refactoring  # type: ignore[method-assign]
+    assert 2 in modes and modes.count(2) <= STALE_COLUMNS * (modes.count(1) + 1)
+    assert modes[0] == 1  # a new workspace factors everything
+
+
 def test_a_simulated_session_takes_the_column_path() -> None:
     cfg = SimConfig(rows=8, cols=8, fidelity="wires", r_wire_row=1.0, r_wire_col=1.0,
                     r_source=10.0, r_sense=10.0, seed=2)

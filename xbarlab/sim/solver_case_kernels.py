@@ -395,15 +395,25 @@ if AVAILABLE:
 
     @njit(cache=True, nogil=True)
     def _prepare(y_row, y_col, py, v, g, refactor, lr, ir, lc, ic, dc, work):  # type: ignore[no-untyped-def]
-        """Before a single case: refactor the chains if asked (False where a chain is not
-        positive definite), and the pads' loads on the row and column nodes (`work[7]`,
-        `work[8]`) for pad voltages `v` (P,)."""
+        """Before a single case: refactor the chains (`refactor` 0: keep them, 1: all, 2:
+        the row chains and the column chains' diagonal `dc`, the column factors kept: they
+        only precondition the CG, the rows and `dc` are part of its operator; False where
+        a chain is not positive definite), and the pads' loads on the row and column nodes
+        (`work[7]`, `work[8]`) for pad voltages `v` (P,)."""
         m, n = g.shape
         yrs, yre = py[:m], py[m : 2 * m]
         ycs, yce = py[2 * m : 2 * m + n], py[2 * m + n :]
-        if refactor and not (_factor_rows(y_row, yrs, yre, g, lr, ir)
-                             and _factor_cols(y_col, ycs, yce, g, lc, ic, dc)):
+        if refactor and not _factor_rows(y_row, yrs, yre, g, lr, ir):
             return False
+        if refactor == 1 and not _factor_cols(y_col, ycs, yce, g, lc, ic, dc):
+            return False
+        if refactor == 2:
+            for i in range(m):
+                gi, di = g[i], dc[i]
+                ya = ycs if i == 0 else y_col[i - 1]
+                yb = yce if i == m - 1 else y_col[i]
+                for j in range(n):
+                    di[j] = gi[j] + ya[j] + yb[j]
         b_r, b_c = work[7], work[8]
         b_r[:, :] = 0.0
         b_c[:, :] = 0.0
@@ -520,6 +530,12 @@ def normalized(v: FloatArray, out: FloatArray, clean: FloatArray) -> float:
     return float(_normalized(v, out, clean))
 
 
+STALE_COLUMNS = 4
+"""Refactorings in a row that keep the column chains' factors (the CG's preconditioner): a
+pulse moves a few percent of the devices' conductances, so the old factors precondition the
+new state about as well, and their factorization was a sixth of a read."""
+
+
 class LineFactors:
     """The chain factors of one pad pattern's line system and the work arrays of its
     single-case solves, kept while the device conductances stay the same array."""
@@ -543,6 +559,31 @@ class LineFactors:
         #: line searches, Newton steps, chain factorizations, chord steps
         self.stats = np.zeros(5, dtype=np.int64)
         self._g: FloatArray | None = None  # the read-only conductances factored
+        #: the column factors are of a valid state (this workspace factored them), and the
+        #: number of refactorings since that kept them
+        self._cols_fresh = False
+        self._stale = 0
+
+    def refactoring(self, g: FloatArray) -> int:
+        """How a case on conductances `g` refactors the kept chains (`_prepare`'s
+        `refactor`): 0 when `g` is the read-only array they were factored for, else 2 (the
+        column factors kept as the preconditioner) up to `STALE_COLUMNS` times in a row,
+        else 1. The kept state is forgotten until the case succeeds (the caller sets `_g`
+        again)."""
+        if g is self._g and not g.flags.writeable:
+            return 0
+        self._g = None
+        if self._cols_fresh and self._stale < STALE_COLUMNS:
+            self._stale += 1
+            return 2
+        self._stale = 0
+        self._cols_fresh = False  # until the case succeeds (`factored`)
+        return 1
+
+    def factored(self, g: FloatArray) -> None:
+        """After a case on `g` succeeded: its factors are kept."""
+        self._g = g
+        self._cols_fresh = True
 
     def solve(
         self, volts: FloatArray, g: FloatArray, x0: FloatArray | None, *, devices: bool,
@@ -556,8 +597,7 @@ class LineFactors:
         `x_prev` the solution before `x0` (same scaling) for a two-vector start.
         Iterations are -1 where a line chain is not positive definite."""
         m, n = self.shape
-        refactor = not (g is self._g and not g.flags.writeable)
-        self._g = None
+        refactor = self.refactoring(g)
         vr = np.empty((m, n))
         if x0 is None:
             vc = np.empty((m, n))
@@ -575,7 +615,7 @@ class LineFactors:
             x_prev if x_prev is not None else self.work[10], x_prev is not None and x0 is not None,
         )
         if it >= 0:
-            self._g = g
+            self.factored(g)
         if not devices:
             return vr, vc, None, None, i_pad, int(it), bool(done), float(resid)
         return vr, vc, v_dev, i_dev, i_pad, int(it), bool(done), float(resid)
@@ -599,6 +639,7 @@ class LineFactors:
 
         m, n = self.shape
         self._g = None
+        self._cols_fresh = False  # the chains now hold the Jacobian's factors
         nw = self._newton
         if nw is None:
             nw = self._newton = NewtonWork(m, n, self.y_row, self.y_col)

@@ -106,8 +106,7 @@ def column_case(
     read), `v_dev` (M, N) filled with the device voltages if given. Iterations are -1 where
     a line chain is not positive definite."""
     m, n = fac.shape
-    refactor = not (g is fac._g and not g.flags.writeable)
-    fac._g = None
+    refactor = fac.refactoring(g)
     vc = np.empty((m, n))
     mode = 0 if last is None else 1 if prev is None else 2
     x_last, f_last = (last[1], last[0]) if last is not None else (vc, 0.0)
@@ -120,5 +119,5 @@ def column_case(
         fac.work, int(col),
     )
     if it >= 0:
-        fac._g = g
+        fac.factored(g)
     return float(i_col), vc, int(it), bool(done)
