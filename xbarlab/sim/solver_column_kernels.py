@@ -28,6 +28,8 @@ if AVAILABLE:
     from numba import njit
 
     from xbarlab.sim.solver_case_kernels import (
+        _col_kcl,
+        _col_pad_current,
         _pcg_columns,
         _prepare,
         _row_nodes,
@@ -38,23 +40,8 @@ if AVAILABLE:
     def _tap_current(y_col, ycs, yce, v, g, vr, vc, b_c, i, j, start):  # type: ignore[no-untyped-def]
         """Current the column pad at tap (i, j) delivers (`start`: the column's first tap,
         i = 0; else its last, i = M - 1): `_case`'s pad formula with its tap residual."""
-        m, n = g.shape
-        d = g[i, j] * (vr[i, j] - vc[i, j])
-        fc = -d - b_c[i, j]
-        y = vc[i, j]
-        if i == 0:
-            fc += ycs[j] * y
-        else:
-            fc += y_col[i - 1, j] * (y - vc[i - 1, j])
-        if i == m - 1:
-            fc += yce[j] * y
-        else:
-            fc += y_col[i, j] * (y - vc[i + 1, j])
-        if start:
-            t0 = ycs[j] + (yce[j] if m == 1 else 0.0)
-            return ycs[j] * (v[2 * m + j] - vc[0, j]) + (ycs[j] / t0 * fc if t0 > 0 else 0.0)
-        t1 = yce[j] + (ycs[j] if m == 1 else 0.0)
-        return yce[j] * (v[2 * m + n + j] - vc[m - 1, j]) + (yce[j] / t1 * fc if t1 > 0 else 0.0)
+        fc = _col_kcl(y_col, ycs, yce, vc, b_c, g[i, j] * (vr[i, j] - vc[i, j]), i, j)
+        return _col_pad_current(ycs, yce, v, vc, fc, j, start)
 
     @njit(cache=True, nogil=True)
     def _column_case(  # type: ignore[no-untyped-def]
