@@ -594,8 +594,8 @@ class LineFactors:
         """How a case on conductances `g` refactors the kept chains (`_prepare`'s
         `refactor`): 0 when `g` is the read-only array they were factored for, else 2 (the
         column factors kept as the preconditioner) up to `STALE_COLUMNS` times in a row,
-        else 1. The kept state is forgotten until the case succeeds (the caller sets `_g`
-        again)."""
+        else 1. The kept state is forgotten until the case succeeds (the caller then calls
+        `factored`)."""
         if g is self._g and not g.flags.writeable:
             return 0
         self._g = None
