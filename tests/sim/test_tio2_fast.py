@@ -184,3 +184,29 @@ def test_a_copy_made_after_pulses_evolves_as_the_original() -> None:
         for name in STATE:
             assert np.array_equal(getattr(twin, name), getattr(d, name)), name
         assert np.array_equal(twin.g, d.g)
+
+
+def test_the_one_kernel_pulse_draws_and_updates_as_the_three_kernels() -> None:
+    """The compiled update in one kernel call, its normals drawn in the kernel from the
+    simulator's generator, against the three kernels with numpy's draws between them: the
+    same states and the same stream, bit for bit, with draws made from Python on the same
+    generator in between (read noise)."""
+    shape = (10, 12)
+    one, three = _pair(shape, 21, wear_acceleration=3e6)
+    three.compiled = True
+    three._source_of = lambda rng: None  # type: ignore[method-assign]
+    gens = [np.random.default_rng(5), np.random.default_rng(5)]
+    rng = np.random.default_rng(42)
+    for step in range(250):
+        v = _random_map(rng, shape)
+        width = float(rng.choice([1e-6, 0.0, 1e-5]))
+        for d, gen in zip((one, three), gens, strict=True):
+            d.apply_voltage(v, width, gen)
+            gen.standard_normal()  # a read's noise, drawn from Python
+        if step % 41 == 7:
+            for d in (one, three):
+                d.advance(0.05)
+        for name in STATE:
+            assert np.array_equal(getattr(one, name), getattr(three, name)), name
+    assert one._source is not None and one._source[0] is gens[0]
+    assert np.array_equal(gens[0].standard_normal(4), gens[1].standard_normal(4))

@@ -25,9 +25,9 @@ else:
     AVAILABLE = True
 
 #: the modules whose kernels call each other (their compiled code is cached together)
-KERNEL_MODULES = ("circuit_kernels", "solver_case_kernels", "solver_column_kernels",
-                  "solver_fronts_kernels", "solver_kernels", "solver_sinh_kernels",
-                  "tio2_kernels", "jit")
+KERNEL_MODULES = ("circuit_kernels", "normal_source", "solver_case_kernels",
+                  "solver_column_kernels", "solver_fronts_kernels", "solver_kernels",
+                  "solver_sinh_kernels", "tio2_kernels", "jit")
 
 
 def kernel_cache_dir(sources: Iterable[Path], parent: Path) -> Path:

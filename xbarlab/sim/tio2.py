@@ -66,7 +66,7 @@ from typing import Any
 import numpy as np
 
 from xbarlab.crossbar import FloatArray
-from xbarlab.sim import tio2_kernels
+from xbarlab.sim import normal_source, tio2_kernels
 from xbarlab.sim.iv import SinhIV
 from xbarlab.sim.presets import CompactPreset, Polarity
 
@@ -178,6 +178,10 @@ class TiO2Devices:
         self._views: tuple[np.ndarray, ...] | None = None
         self._consts: dict[float, FloatArray] = {}
         self._scratch = np.empty(self._shape[0] * self._shape[1], dtype=np.int64)
+        #: the generator last wrapped for the fused kernel, and its wrapper
+        self._source: tuple[np.random.Generator, Any] | None = None
+        #: the fused kernel's work arrays: changes, movers, normals, devices left to clip
+        self._fused_work: tuple[np.ndarray, ...] | None = None
         self._pol = np.array([p.set.t, p.set.r0, p.set.r1, p.reset.t, p.reset.r0, p.reset.r1])
 
     # ------------------------------------------------------------------ aging (time, wear)
@@ -186,7 +190,8 @@ class TiO2Devices:
         needed): a copied or unpickled array would otherwise update the views' copies
         instead of its own state arrays, and drift from what its `g` shows."""
         state = self.__dict__.copy()
-        state.update(_views=None, _pending=None, _g_cache=None)
+        state.update(_views=None, _pending=None, _g_cache=None, _source=None,
+                     _fused_work=None)
         return state
 
     def _init_aging(self, rng: np.random.Generator, pristine: bool) -> None:
@@ -376,6 +381,10 @@ class TiO2Devices:
         use_jit = self.noise and var.c2c_v > 0
         reach = var.c2c_v * JITTER_CLIP if use_jit else 0.0
         if self.compiled:
+            source = self._source_of(rng)
+            if source is not None:  # the whole update and its draws in one kernel
+                self._pulse_fused(flat, width, source, use_jit, reach)
+                return
             buf = self._scratch
             k, under = tio2_kernels.candidates(
                 flat, self._healthy.reshape(-1), *self._kernel_views()[:5], self._pol, reach,
@@ -497,6 +506,66 @@ class TiO2Devices:
             self._views = views = tuple(out)
         return views
 
+    def _source_of(self, rng: np.random.Generator) -> Any:
+        """`rng` wrapped for the fused kernel (`normal_source`), kept while the same
+        generator comes back; None where it cannot be (not a numpy Generator)."""
+        kept = self._source
+        if kept is not None and kept[0] is rng:
+            return kept[1]
+        source = normal_source.source_of(rng)
+        self._source = (rng, source) if source is not None else None
+        return source
+
+    def _pulse_fused(self, flat: FloatArray, width: float, source: Any, use_jit: bool,
+                     reach: float) -> None:
+        """`apply_voltage` on the compiled path in one kernel call (`tio2_kernels.pulse`):
+        the same draws, in the same order, and the same update as the three kernels."""
+        var = self.params.variability
+        pending = self._pending
+        if pending is None:
+            lo, hi = self.window()
+            pending = np.flatnonzero(self._healthy & ((self._r < lo) | (self._r > hi)))
+        size = flat.shape[0]
+        work = self._fused_work
+        if work is None or work[0].shape[0] != size:
+            work = self._fused_work = (np.empty(size), np.empty(size, dtype=np.int64),
+                                       np.empty(2 * size), np.empty(size, dtype=np.int64))
+        views = self._kernel_views()
+        n_out = tio2_kernels.pulse(
+            flat, self._healthy.reshape(-1), views, self._pol, reach, bool(use_jit),
+            float(var.c2c_v), JITTER_CLIP, float(width), source,
+            bool(self.noise and var.c2c_rel > 0), float(var.c2c_rel), pending,
+            self._dev_consts(),
+            float(self.clock), self._scratch, work[0], work[1], work[2], work[3],
+        )
+        if n_out < 0:  # nothing under voltage, or no time: nothing moved
+            if self._base_stale:
+                self._r_base = self._r - self._r_vol
+                self._base_stale = False
+                self._views = None
+            self.clock += width
+            return
+        self._pending = work[3][:n_out].copy()
+        if self._base_stale:
+            np.subtract(self._r, self._r_vol, out=self._r_base)
+            self._base_stale = False
+        self.clock += width
+        self._g_cache = None
+
+    def _dev_consts(self) -> FloatArray:
+        """The device constants of `tio2_kernels.pulse_devices` (kept per wear
+        acceleration)."""
+        consts = self._consts.get(self.wear_acceleration)
+        if consts is None:
+            p = self.params
+            end = p.endurance
+            vol = p.volatility.fraction if p.volatility is not None else 0.0
+            consts = np.array([p.r_on, p.r_off, np.sqrt(p.r_on * p.r_off), end is not None,
+                               end.steepness if end is not None else 1.0,
+                               self.wear_acceleration, vol])
+            self._consts[self.wear_acceleration] = consts
+        return consts
+
     def _pulse_compiled(self, idx: np.ndarray, dr: FloatArray, z_c2c: FloatArray,
                         use_c2c: bool, width: float) -> None:
         """The pulse update of the devices that move and of those a narrowed window has to
@@ -506,14 +575,7 @@ class TiO2Devices:
         if pending is None:
             lo, hi = self.window()
             pending = np.flatnonzero(self._healthy & ((self._r < lo) | (self._r > hi)))
-        consts = self._consts.get(self.wear_acceleration)
-        if consts is None:
-            end = p.endurance
-            vol = p.volatility.fraction if p.volatility is not None else 0.0
-            consts = np.array([p.r_on, p.r_off, np.sqrt(p.r_on * p.r_off), end is not None,
-                               end.steepness if end is not None else 1.0,
-                               self.wear_acceleration, vol])
-            self._consts[self.wear_acceleration] = consts
+        consts = self._dev_consts()
         out = np.empty(idx.size + pending.size, dtype=np.int64)
         views = self._kernel_views()
         k = tio2_kernels.pulse_devices(
