@@ -210,3 +210,25 @@ def test_the_one_kernel_pulse_draws_and_updates_as_the_three_kernels() -> None:
             assert np.array_equal(getattr(one, name), getattr(three, name)), name
     assert one._source is not None and one._source[0] is gens[0]
     assert np.array_equal(gens[0].standard_normal(4), gens[1].standard_normal(4))
+
+
+def test_setting_one_device_is_set_g_of_that_device() -> None:
+    """`set_g_cell` (one device, on scalars) leaves the state `set_g` with a one-cell mask
+    leaves, for healthy, pristine and stuck devices."""
+    one, ref = _pair((6, 5), 13, pristine=True)
+    for d in (one, ref):
+        d._stuck[4, 1] = 2  # a stuck device keeps its state
+        d._changed(healthy=True)
+    cells = [(0, 0), (5, 4), (2, 3), (2, 3), (4, 1)]
+    rng = np.random.default_rng(1)
+    for cell in cells:
+        g = float(rng.uniform(20e-6, 900e-6))  # beyond the window too: clipped alike
+        mask = np.zeros((6, 5), dtype=bool)
+        mask[cell] = True
+        one.set_g_cell(cell, g)
+        ref.set_g(np.full((6, 5), g), mask)
+        for name in STATE:
+            assert np.array_equal(getattr(one, name), getattr(ref, name)), name
+        assert np.array_equal(one._healthy, ref._healthy) and one._n_pristine == ref._n_pristine
+    with pytest.raises(ValueError, match="finite"):
+        one.set_g_cell((1, 1), float("nan"))

@@ -178,14 +178,18 @@ def predict_gains(sim: SimConfig, targets: FloatArray, p: WriteVerifyParams,
     shape = model.shape
     targets = np.asarray(targets, dtype=np.float64)
     set_g = getattr(model.devices, "set_g", None)
+    set_one = getattr(model.devices, "set_g_cell", None)
     verify = None
     if callable(set_g):
         verify = np.ones(shape)
         one = np.zeros(shape, dtype=bool)
         for cell in order:  # one device changes per step: the solver's warm start holds
-            one[cell] = True
-            set_g(targets, one)
-            one[cell] = False
+            if callable(set_one):
+                set_one(cell, float(targets[cell]))
+            else:
+                one[cell] = True
+                set_g(targets, one)
+                one[cell] = False
             read = model.read([cell], p.v_read, p.read_scheme).conductances[0]
             verify[cell] = read / model.g[cell]
     g_read = model.read(None, p.v_read, p.read_scheme).conductances.reshape(shape)

@@ -362,6 +362,22 @@ class TiO2Devices:
         self._pristine[sel] = False
         self._changed(healthy=True)
 
+    def set_g_cell(self, cell: tuple[int, int], g: float) -> None:
+        """`set_g` of one device, on scalars: (read) conductance `g` (S) for `cell` if it is
+        healthy (the same value as `set_g` gives it)."""
+        r, c = cell
+        if not (math.isfinite(g) and g > 0):
+            raise ValueError("conductances must be finite and > 0 S")
+        if self._stuck[r, c] != 0:
+            return
+        p = self.params
+        value = min(max(self._k_read / g, p.r_on), p.r_off)
+        self._r[r, c] = value
+        self._r_base[r, c] = value - self._r_vol[r, c]
+        was_pristine = bool(self._pristine[r, c])
+        self._pristine[r, c] = False
+        self._changed(healthy=was_pristine)
+
     # ------------------------------------------------------------------ dynamics
     def apply_voltage(self, v: FloatArray, width: float, rng: np.random.Generator) -> None:
         """Evolve every device under its voltage `v` (M, N) held for `width` seconds.
