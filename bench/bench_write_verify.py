@@ -27,7 +27,9 @@ whole array take minutes to hours here, so by default they program `--sample` ce
 over the array (every k-th cell) and project operations and time to the whole array; this
 programs fewer neighbours, so disturb is lighter than in a full session (said in the output).
 `--stall N` also runs each wired sample with write-verify's stall rule (a lab feature: give a
-cell up once N pulses at the cap moved its read by less than half the band).
+cell up once N pulses at the cap moved its read by less than half the band);
+`--compensated-stall N` also runs the compensated session (below) with it (on 128 x 128 the
+far cells' compensated amplitudes reach the bench limit: the stall rule gives them up).
 `--compensate` also runs each wired sample with the compensated write-verify
 (`protocols/compensated.py`: verify reads aimed at target x the read gain the circuit model
 predicts for each cell at its turn, pulse amplitudes scaled by the predicted delivered share;
@@ -58,6 +60,7 @@ map's estimates agree with the truth: 24.1 % in band). `--min-width 1e-8`: 32 x 
 
 Run: .venv/bin/python bench/bench_write_verify.py [--case ideal|wires|wires32|wires128|sinh|all]
      [--sample 192] [--ref-cells 12] [--ref-cells-ideal 256] [--repeat 2] [--stall 4] [--full]
+     [--compensated-stall 8]
      [--compensate] [--tracked] [--min-width 1e-7] [--plan-pulses 8] [--plan-rounds 2]
      [--drift-scale 1.2] [--skip-plain] (--ref-cells 0: no
      references)
@@ -283,6 +286,7 @@ def run_case(name: str, args: argparse.Namespace, folder: Path) -> None:
         else [(0, False, None)]
     runs += [(args.stall, False, None)] if wired and args.stall else []
     runs += [(0, True, None)] if wired and args.compensate else []
+    runs += [(args.compensated_stall, True, None)] if wired and args.compensated_stall else []
     runs += [(0, False, tracked)] if wired and args.tracked else []
     for stall, comp, track in runs:
         r = session(size, fidelity, cells, "compiled", folder, stall=stall, compensate=comp,
@@ -348,6 +352,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=2, help="reference rounds (best of)")
     parser.add_argument("--stall", type=int, default=4,
                         help="also run wired samples with this stall rule (0: not)")
+    parser.add_argument("--compensated-stall", type=int, default=0,
+                        help="also run the compensated session with this stall rule (0: not)")
     parser.add_argument("--compensate", action="store_true",
                         help="also run wired samples with the compensated write-verify")
     parser.add_argument("--tracked", action="store_true",
