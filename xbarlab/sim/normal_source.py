@@ -9,6 +9,9 @@ with it) that kernels take at the cost of a pointer. Used by the devices' pulse 
 (`tio2_kernels.pulse`): its normals are drawn inside the kernel, between the candidate scan
 and the update, instead of by two numpy calls in between three kernels.
 
+A kernel draws without the generator's lock (and with the GIL released): like the device
+state it updates, a generator must not be drawn from by two threads at once.
+
 Without numba `AVAILABLE` is False and `source_of` gives None.
 """
 
