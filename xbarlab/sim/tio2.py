@@ -410,11 +410,7 @@ class TiO2Devices:
         else:
             idx, under = self._candidates_numpy(flat, reach)
         if under == 0 or width == 0:
-            if self._base_stale:
-                self._r_base = self._r - self._r_vol
-                self._base_stale = False
-                self._views = None
-            self.clock += width
+            self._nothing_moved(width)
             return
         z_jit = rng.standard_normal(idx.size) if use_jit else _EMPTY  # clipped where used
         if self.compiled:
@@ -522,6 +518,24 @@ class TiO2Devices:
             self._views = views = tuple(out)
         return views
 
+    def _nothing_moved(self, width: float) -> None:
+        """After a pulse that moved no device: the non-volatile part brought up to date if a
+        wait left it stale (a new array), and the clock advanced."""
+        if self._base_stale:
+            self._r_base = self._r - self._r_vol
+            self._base_stale = False
+            self._views = None
+        self.clock += width
+
+    def _moved(self, width: float) -> None:
+        """After the compiled update of the devices that moved: the non-volatile part of the
+        others brought up to date (in place) if a wait left it stale, and the clock
+        advanced."""
+        if self._base_stale:
+            np.subtract(self._r, self._r_vol, out=self._r_base)
+            self._base_stale = False
+        self.clock += width
+
     def _source_of(self, rng: np.random.Generator) -> Any:
         """`rng` wrapped for the fused kernel (`normal_source`), kept while the same
         generator comes back; None where it cannot be (not a numpy Generator)."""
@@ -555,17 +569,10 @@ class TiO2Devices:
             float(self.clock), self._scratch, work[0], work[1], work[2], work[3],
         )
         if n_out < 0:  # nothing under voltage, or no time: nothing moved
-            if self._base_stale:
-                self._r_base = self._r - self._r_vol
-                self._base_stale = False
-                self._views = None
-            self.clock += width
+            self._nothing_moved(width)
             return
         self._pending = work[3][:n_out].copy()
-        if self._base_stale:
-            np.subtract(self._r, self._r_vol, out=self._r_base)
-            self._base_stale = False
-        self.clock += width
+        self._moved(width)
         self._g_cache = None
 
     def _dev_consts(self) -> FloatArray:
@@ -599,10 +606,7 @@ class TiO2Devices:
             float(p.variability.c2c_rel), use_c2c, consts, float(self.clock), out,
         )
         self._pending = out[:k].copy()
-        if self._base_stale:
-            np.subtract(self._r, self._r_vol, out=self._r_base)
-            self._base_stale = False
-        self.clock += width
+        self._moved(width)
 
     def read_noise(self, currents: FloatArray, rng: np.random.Generator) -> FloatArray:
         """Relative noise with std% = slope R + intercept, R estimated from |I| at v_read."""
