@@ -30,6 +30,9 @@ programs fewer neighbours, so disturb is lighter than in a full session (said in
 cell up once N pulses at the cap moved its read by less than half the band);
 `--compensated-stall N` also runs the compensated session (below) with it (on 128 x 128 the
 far cells' compensated amplitudes reach the bench limit: the stall rule gives them up).
+`--both-ends` drives every row and senses every column at both ends (the default drives
+rows from one end and senses columns at the other, the issue's case): a 128 x 128 corner
+cell then sees 51 % of a V/2 pulse instead of 18 %, within the bench's limit compensated.
 `--compensate` also runs each wired sample with the compensated write-verify
 (`protocols/compensated.py`: verify reads aimed at target x the read gain the circuit model
 predicts for each cell at its turn, pulse amplitudes scaled by the predicted delivered share;
@@ -60,7 +63,7 @@ map's estimates agree with the truth: 24.1 % in band). `--min-width 1e-8`: 32 x 
 
 Run: .venv/bin/python bench/bench_write_verify.py [--case ideal|wires|wires32|wires128|sinh|all]
      [--sample 192] [--ref-cells 12] [--ref-cells-ideal 256] [--repeat 2] [--stall 4] [--full]
-     [--compensated-stall 8] [--runs 3]
+     [--compensated-stall 8] [--runs 3] [--both-ends]
      [--compensate] [--tracked] [--min-width 1e-7] [--plan-pulses 8] [--plan-rounds 2]
      [--drift-scale 1.2] [--skip-plain] (--ref-cells 0: no
      references)
@@ -143,10 +146,16 @@ class _Counter:
             return stop.value
 
 
+#: the lines' driven ends ("start": rows driven and columns sensed at one end, the issue's
+#: case; "both": from both ends, `--both-ends`)
+DRIVE = "start"
+
+
 def sim_config(size: int, fidelity: str) -> SimConfig:
     """The bench's array (1 ohm segments, 10 ohm source and sense on wired fidelities)."""
     return SimConfig(rows=size, cols=size, fidelity=fidelity,  # type: ignore[arg-type]
-                     r_wire_row=1.0, r_wire_col=1.0, r_source=10.0, r_sense=10.0, seed=1)
+                     r_wire_row=1.0, r_wire_col=1.0, r_source=10.0, r_sense=10.0, seed=1,
+                     **({"row_drive": "both", "col_drive": "both"} if DRIVE == "both" else {}))
 
 
 class _Timed:
@@ -264,7 +273,8 @@ def run_case(name: str, args: argparse.Namespace, folder: Path) -> None:
     n_all = len(order)
     wired = fidelity != "ideal"
     print(f"\n[{name}] {size} x {size}, fidelity {fidelity}"
-          + (", 1 ohm segments, 10 ohm source and sense" if wired else ""))
+          + (", 1 ohm segments, 10 ohm source and sense" if wired else "")
+          + (", lines driven and sensed at both ends" if wired and DRIVE == "both" else ""))
     session(size, fidelity, order[:2], "compiled", folder)  # load the compiled kernels
     paths = ["compiled", "start"] + (["numpy"] if wired else [])
     n_ref = args.ref_cells if wired else args.ref_cells_ideal
@@ -360,6 +370,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=2, help="reference rounds (best of)")
     parser.add_argument("--stall", type=int, default=4,
                         help="also run wired samples with this stall rule (0: not)")
+    parser.add_argument("--both-ends", action="store_true",
+                        help="drive the rows and sense the columns at both ends")
     parser.add_argument("--runs", type=int, default=1,
                         help="run each session this many times (the median run is shown)")
     parser.add_argument("--compensated-stall", type=int, default=0,
@@ -380,6 +392,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-plain", action="store_true",
                         help="wired cases: only the runs asked for (not the plain one)")
     args = parser.parse_args(argv)
+    global DRIVE
+    DRIVE = "both" if args.both_ends else "start"
     load = os.getloadavg()
     print(f"write-verify bench: {os.cpu_count()} CPUs, load {load[0]:.1f} / {load[1]:.1f} / "
           f"{load[2]:.1f}, numba {'on' if solver_kernels.AVAILABLE else 'missing'}, "
