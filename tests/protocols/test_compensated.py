@@ -102,3 +102,31 @@ def test_estimate_accepts_a_compensated_wired_session_and_refuses_one_beyond_the
                           protocol=WriteVerifyArrayProtocol(compensate=True))
     est = estimate_session(bad)
     assert any("exceeds the bench limit" in b for b in est.blocking)
+
+
+def test_a_line_resistance_refusal_says_what_both_end_drive_would_deliver() -> None:
+    """Driving every line from both ends halves the longest wire path: the refusal says what
+    a pulse would deliver then (one more solve per sample cell), and whether that passes."""
+    from xbarlab.analysis.physics_checks import both_ends_delivery, pulse_delivery
+    from xbarlab.crossbar import BiasScheme
+
+    sim = SimConfig(rows=48, cols=48, fidelity="wires", r_wire_row=3.0, r_wire_col=3.0,
+                    r_source=10.0, r_sense=10.0, seed=0, noise=False)
+    xbar = build_sim_crossbar(sim)
+    one = pulse_delivery(xbar, 1.1, BiasScheme.HALF)
+    both = both_ends_delivery(xbar, 1.1, BiasScheme.HALF)
+    assert both is not None and one < both < 1.0
+    assert both_ends_delivery(build_sim_crossbar(
+        sim.model_copy(update={"row_drive": "both", "col_drive": "both"})), 1.1,
+        BiasScheme.HALF) is None  # already driven from both ends: no hint
+    assert both_ends_delivery(build_sim_crossbar(SimConfig(rows=4, cols=4)), 1.1,
+                              BiasScheme.HALF) is None  # no wires
+    est = estimate_session(ProtocolSession(sim=sim,
+                                           protocol=WriteVerifyArrayProtocol(compensate=True)))
+    refusal = next(b for b in est.blocking if "exceeds the bench limit" in b)
+    model = build_sim_crossbar(sim.model_copy(update={"seed": est.seed}))  # the estimate's draw
+    both = both_ends_delivery(model, 1.1, BiasScheme.HALF)
+    assert both is not None
+    assert "both ends" in refusal and f"it would see {both:.0%}" in refusal
+    need = 1.1 / both
+    assert (f"{need:.2f} V, within the limit" in refusal) == (need <= 2.5)

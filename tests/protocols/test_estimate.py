@@ -86,6 +86,9 @@ def test_wired_64x64_with_a_50_ohm_source_is_refused() -> None:
                                         r_wire_col=2.0, r_source=50.0))
     est = estimate_session(cfg)
     assert any("line resistance" in b and "cannot be programmed" in b for b in est.blocking)
+    # driven from both ends the far cells would see the start amplitude at the cap
+    assert any("both ends" in b and "enough for the start amplitude" in b
+               for b in est.blocking)
 
 
 def test_cli_estimate_json_and_refused_run(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,6 +28,7 @@ from xbarlab.protocols.tracked import TrackedInputs
 from xbarlab.protocols.write_verify import programming_order
 from xbarlab.sim.crossbar import SimCrossbar
 from xbarlab.sim.factory import build_sim_crossbar
+from xbarlab.sim.solver import WireCircuit
 
 
 def model_sim(cfg: SessionConfig) -> SimConfig:
@@ -70,6 +72,41 @@ def pulse_delivery(xbar: SimCrossbar, voltage: float, scheme: BiasScheme) -> flo
     return share
 
 
+def both_ends_delivery(xbar: SimCrossbar, voltage: float, scheme: BiasScheme) -> float | None:
+    """`pulse_delivery` with every row driven and every column terminated at both ends, on
+    the same devices; None where the lines already are (or the circuit has no wires)."""
+    circuit = xbar.circuit
+    if not isinstance(circuit, WireCircuit) or (circuit.row_drive == "both"
+                                                and circuit.col_drive == "both"):
+        return None
+    both = copy.copy(xbar)  # the same devices: only solved, never pulsed
+    p = circuit.params
+    both.circuit = WireCircuit(r_wire_row=p["r_wire_row"], r_wire_col=p["r_wire_col"],
+                               r_source=p["r_source"], r_sense=p["r_sense"],
+                               row_drive="both", col_drive="both",
+                               nonlinear=circuit.nonlinear, engine=circuit.engine)
+    return pulse_delivery(both, voltage, scheme)
+
+
+def _both_ends_hint(xbar: SimCrossbar, scheme: BiasScheme, v_start: float, v_top: float,
+                    compensated: bool) -> str:
+    """What driving the lines from both ends would deliver, for a line-resistance refusal:
+    the compensated start against the bench limit `v_top`, or the start amplitude against
+    what the amplitude cap `v_top` delivers."""
+    share = both_ends_delivery(xbar, v_start if compensated else v_top, scheme)
+    if share is None:
+        return ""
+    hint = ("; with every line driven and sensed at both ends (sim: row_drive: both, "
+            f"col_drive: both, where the bench's wiring allows) it would see {share:.0%}")
+    if compensated:
+        need = v_start / max(share, 1e-3)
+        return hint + (f": a compensated start of {need:.2f} V, "
+                       + ("within the limit" if need <= v_top else "still beyond the limit"))
+    return hint + (f" ({v_top * share:.2f} V at the cap), "
+                   + ("enough for the start amplitude" if v_top * share >= v_start
+                      else "still below the start amplitude"))
+
+
 def check_session(cfg: SessionConfig, xbar: SimCrossbar) -> tuple[list[str], list[str]]:
     """(warnings, blocking problems) of running `cfg` on an array like `xbar`."""
     warnings: list[str] = []
@@ -96,7 +133,9 @@ def check_session(cfg: SessionConfig, xbar: SimCrossbar) -> tuple[list[str], lis
         if need > cfg.limits.pulse_v_max:
             blocking.append(f"line resistance: a sample cell sees only {share:.0%} of a pulse; "
                             f"the compensated start amplitude {need:.2f} V exceeds the bench "
-                            f"limit {cfg.limits.pulse_v_max:.2f} V")
+                            f"limit {cfg.limits.pulse_v_max:.2f} V"
+                            + _both_ends_hint(xbar, pulse_scheme, v_start,
+                                              cfg.limits.pulse_v_max, compensated=True))
         return warnings, blocking
     if err > tol:
         why, fix = (("line and source resistance drop the read voltage", "lower the source and "
@@ -116,7 +155,9 @@ def check_session(cfg: SessionConfig, xbar: SimCrossbar) -> tuple[list[str], lis
                 f"({v_cap * share:.2f} V of {v_cap:.2f} V)")
         if v_cap * share < v_start:
             blocking.append(text + f", below the start amplitude {v_start:.2f} V even at the "
-                            "cap: far cells cannot be programmed")
+                            "cap: far cells cannot be programmed"
+                            + _both_ends_hint(xbar, pulse_scheme, v_start, v_cap,
+                                              compensated=False))
         else:
             warnings.append(text + "; expect more pulses per cell")
     return warnings, blocking
