@@ -551,10 +551,7 @@ class TiO2Devices:
         """`apply_voltage` on the compiled path in one kernel call (`tio2_kernels.pulse`):
         the same draws, in the same order, and the same update as the three kernels."""
         var = self.params.variability
-        pending = self._pending
-        if pending is None:
-            lo, hi = self.window()
-            pending = np.flatnonzero(self._healthy & ((self._r < lo) | (self._r > hi)))
+        pending = self._outside_window()
         size = flat.shape[0]
         work = self._fused_work
         if work is None or work[0].shape[0] != size:
@@ -575,6 +572,15 @@ class TiO2Devices:
         self._moved(width)
         self._g_cache = None
 
+    def _outside_window(self) -> np.ndarray:
+        """Flat indices of the healthy devices outside their window (kept by the compiled
+        update between pulses; found again after a change elsewhere)."""
+        pending = self._pending
+        if pending is None:
+            lo, hi = self.window()
+            pending = np.flatnonzero(self._healthy & ((self._r < lo) | (self._r > hi)))
+        return pending
+
     def _dev_consts(self) -> FloatArray:
         """The device constants of `tio2_kernels.pulse_devices` (kept per wear
         acceleration)."""
@@ -594,10 +600,7 @@ class TiO2Devices:
         """The pulse update of the devices that move and of those a narrowed window has to
         clip, compiled (`tio2_kernels.pulse_devices`); same result as `_pulse_numpy`."""
         p = self.params
-        pending = self._pending
-        if pending is None:
-            lo, hi = self.window()
-            pending = np.flatnonzero(self._healthy & ((self._r < lo) | (self._r > hi)))
+        pending = self._outside_window()
         consts = self._dev_consts()
         out = np.empty(idx.size + pending.size, dtype=np.int64)
         views = self._kernel_views()
