@@ -232,3 +232,52 @@ def test_setting_one_device_is_set_g_of_that_device() -> None:
         assert np.array_equal(one._healthy, ref._healthy) and one._n_pristine == ref._n_pristine
     with pytest.raises(ValueError, match="finite"):
         one.set_g_cell((1, 1), float("nan"))
+
+
+def test_the_small_signal_conductance_is_numpys_product_kept_per_state() -> None:
+    """`small_signal` (what a wired solver's law asks for after every pulse): numpy's
+    product the first time, from then on computed with `g` in one compiled pass; the same
+    numbers bit for bit either way, read-only, kept per state, its state checked."""
+    from xbarlab.sim import circuit_kernels
+
+    d, _ = _pair((6, 5), 11)
+    slope = 0.73956 * 1.23844
+    g, g0, state = d.small_signal(slope)
+    assert state == -1  # numpy's product: the solver checks it
+    assert np.array_equal(g0, np.multiply(slope, g))
+    assert d.small_signal(slope)[1] is g0
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        before = g0
+        d.apply_voltage(_random_map(rng, (6, 5)), 1e-6, rng)
+        g, g0, state = d.small_signal(slope)
+        assert g0 is not before and g is d.g
+        assert np.array_equal(g, d._k_read / d._r)
+        assert np.array_equal(g0, np.multiply(slope, g))
+        assert state == circuit_kernels.conductance_state(g0) == 2
+        assert not (g.flags.writeable or g0.flags.writeable)
+        assert d.small_signal(slope)[1] is g0
+    other = d.small_signal(2.0 * slope)  # another factor: not the kept one
+    assert other[2] == -1 and np.array_equal(other[1], np.multiply(2.0 * slope, d.g))
+
+
+@pytest.mark.parametrize(("r", "state"), [
+    ([1e4, 2e4, 5e3], 2),
+    ([1e4, np.inf, 5e3], 1),  # g = 0: lines may float
+    ([1e4, -2e4, 5e3], 0),
+    ([1e4, np.nan, 5e3], 0),
+    ([1e4, 0.0, 5e3], 0),  # g = inf
+])
+def test_read_conductances_reports_the_state_the_solver_would_find(
+    r: list[float], state: int,
+) -> None:
+    from xbarlab.sim import circuit_kernels
+
+    r_arr = np.array(r)
+    g, g0 = np.empty(3), np.empty(3)
+    got = tio2_kernels.read_conductances(r_arr, 1.0815, 0.84, g, g0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        want_g = 1.0815 / r_arr
+    assert np.array_equal(g, want_g, equal_nan=True)
+    assert np.array_equal(g0, np.multiply(0.84, want_g), equal_nan=True)
+    assert got == state == circuit_kernels.conductance_state(g0.reshape(1, 3))

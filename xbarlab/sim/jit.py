@@ -14,7 +14,7 @@ import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 try:
     import numba
@@ -62,6 +62,11 @@ if AVAILABLE:
     _use_kernel_cache_dir()
 
 
-def compile_kernel(func: Any) -> Any:
-    """`func` compiled by numba (cached on disk, GIL released), or as it is without numba."""
-    return njit(cache=True, nogil=True)(func) if AVAILABLE else func
+def compile_kernel(func: Any, *, error_model: Literal["python", "numpy"] = "python") -> Any:
+    """`func` compiled by numba (cached on disk, GIL released), or as it is without numba.
+
+    `error_model` "numpy": a float division by zero gives inf or NaN as in numpy instead of
+    raising, so a loop of divisions can vectorize (the default checks every divisor)."""
+    if not AVAILABLE:
+        return func
+    return njit(cache=True, nogil=True, error_model=error_model)(func)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -71,6 +71,8 @@ class DeviceLaw:
     g0: FloatArray  # dI/dV at 0 V, (M, N)
     #: (ga, b) of a sinh law I = ga sinh(b V) with one b (the compiled Newton's form)
     sinh: tuple[FloatArray, float] | None = None
+    #: `circuit_kernels.conductance_state` of g0 when the devices found it, else -1
+    g0_state: int = -1
 
     @classmethod
     def of_iv(cls, g: FloatArray, iv: IVLaw) -> DeviceLaw:
@@ -90,24 +92,32 @@ class DeviceLaw:
     def of_devices(cls, devices: DeviceArray, *, linearize: bool = False) -> DeviceLaw:
         """The law of a `DeviceArray`; `linearize` uses its small-signal conductance."""
         iv = getattr(devices, "iv", None)
-        if type(iv) is SinhIV and _scalar(iv.a) and _scalar(iv.b):
+        ab = _sinh_slope(iv)
+        state = -1
+        if ab is not None:
             # dI/dV at 0 V without a pass of cosh(0): the same product, bit for bit
-            g = devices.g
-            g0 = np.multiply(np.multiply(iv.a, iv.b), g)
-            # a snapshot of a read-only state is read-only too: solvers key kept factors and
-            # checks on it (`CrossbarSolver.solve_one`)
-            g0.flags.writeable = bool(g.flags.writeable)
+            small = getattr(devices, "small_signal", None)
+            if small is not None:  # the devices keep it per state, checked (TiO2Devices)
+                g, g0, state = small(float(ab))
+            else:
+                g = devices.g
+                g0 = np.multiply(ab, g)
+                # a snapshot of a read-only state is read-only too: solvers key kept factors
+                # and checks on it (`CrossbarSolver.solve_one`)
+                g0.flags.writeable = bool(g.flags.writeable)
             if not (devices.linear or linearize):
-                ga = np.multiply(iv.a, g)
-                return cls(devices.current, devices.conductance, False, g0, (ga, float(iv.b)))
+                sinh_iv = cast(SinhIV, iv)  # `_sinh_slope` answers only for a SinhIV
+                ga = np.multiply(sinh_iv.a, g)
+                return cls(devices.current, devices.conductance, False, g0,
+                           (ga, float(sinh_iv.b)), state)
         else:
             g0 = np.asarray(devices.conductance(np.zeros(devices.shape)), dtype=np.float64)
         if devices.linear or linearize:
             return cls(
                 lambda v: np.multiply(g0, v), lambda v: np.broadcast_to(g0, np.shape(v)).copy(),
-                True, g0,
+                True, g0, None, state,
             )
-        return cls(devices.current, devices.conductance, False, g0)
+        return cls(devices.current, devices.conductance, False, g0, None, state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +202,7 @@ class CrossbarSolver:
         if engine == "lines" and not wires.all_positive:
             raise CircuitError("the line engine needs every segment resistance > 0")
         self.wires = wires
+        self._shape = wires.shape  # asked for on every single-cell case
         self.engine = engine
         self.max_newton = max_newton
         self.newton_rtol = newton_rtol
@@ -212,13 +223,15 @@ class CrossbarSolver:
         #: line engine and driven pads per normalized single-case pad pattern (`_one_setup`)
         self._one_engines: dict[bytes, tuple[LineEngine, BoolArray]] = {}
         self._all_conduct = False
+        #: `_one_setup`'s normalized and clean pad voltages for `column_one` (reused)
+        self._scratch: tuple[FloatArray, FloatArray] | None = None
         self.lu_after = lu_after
         #: compiled line engine with warm starts (False: the numpy engine, cold starts)
         self.compiled = compiled and solver_kernels.AVAILABLE
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.wires.shape
+        return self._shape
 
     # -- engines -------------------------------------------------------------------------
     def _get(self, cache: OrderedDict[bytes, Any], key: bytes, make: Callable[[], Any]) -> Any:
@@ -526,7 +539,7 @@ class CrossbarSolver:
         (`solver_column_kernels`). None where the compiled path does not apply."""
         if not law.linear or not solver_column_kernels.AVAILABLE:
             return None
-        setup = self._one_setup(volts, law)
+        setup = self._one_setup(volts, law, scratch=True)
         if setup is None:
             return None
         eng, _, clean, (key, s) = setup
@@ -553,12 +566,14 @@ class CrossbarSolver:
         return i_col
 
     def _one_setup(
-        self, volts: FloatArray, law: DeviceLaw
+        self, volts: FloatArray, law: DeviceLaw, *, scratch: bool = False
     ) -> tuple[LineEngine, BoolArray, FloatArray, tuple[bytes, float]] | None:
         """What a single case on the compiled line engine needs: (line engine, driven pads,
         pad voltages with 0 where open, warm-start key); None where that path does not
         apply. The conductances are checked once per read-only state; the engine is kept
-        per normalized pad pattern (the warm-start key)."""
+        per normalized pad pattern (the warm-start key). With `scratch` the pad voltages
+        are written into the solver's scratch array (valid until the next call: for a
+        caller that only reads them during the case)."""
         m, n = self.shape
         if not ((law.linear or law.sinh is not None) and self.compiled and self._lines_ok
                 and self.engine != "direct" and m * n > 1 and solver_case_kernels.AVAILABLE):
@@ -567,12 +582,19 @@ class CrossbarSolver:
         if g0 is not self._valid_g:  # checked once per read-only state
             if g0.shape != (m, n) or g0.dtype != np.float64:
                 return None
-            state = circuit_kernels.conductance_state(g0)
+            state = law.g0_state if law.g0_state >= 0 else \
+                circuit_kernels.conductance_state(g0)
             if state == 0:
                 check_conductances(g0)  # raises, naming the device
             self._valid_g = g0 if not g0.flags.writeable else None
             self._all_conduct = state == 2
-        scaled, clean = np.empty_like(volts), np.empty_like(volts)
+        if scratch:
+            kept = self._scratch
+            if kept is None or kept[0].shape != volts.shape:
+                kept = self._scratch = (np.empty_like(volts), np.empty_like(volts))
+            scaled, clean = kept
+        else:
+            scaled, clean = np.empty_like(volts), np.empty_like(volts)
         s = solver_case_kernels.normalized(volts, scaled, clean)
         if s == 0.0:
             return None
@@ -657,6 +679,23 @@ class CrossbarSolver:
         res = dprob.run(law, self)
         self._last_v_dev = dprob.v_dev
         return res, "direct"
+
+
+_last_sinh: tuple[object, Any] | None = None
+
+
+def _sinh_slope(iv: object) -> Any:
+    """a * b (`np.multiply`) of a `SinhIV` law with one a and one b: its small-signal
+    conductance per unit g; None for any other law. Kept for the last law object asked
+    about (laws are frozen; a device array asks once per state)."""
+    global _last_sinh
+    last = _last_sinh
+    if last is not None and last[0] is iv:
+        return last[1]
+    ab = np.multiply(iv.a, iv.b) if type(iv) is SinhIV and _scalar(iv.a) \
+        and _scalar(iv.b) else None
+    _last_sinh = (iv, ab)
+    return ab
 
 
 def _scalar(x: float | FloatArray) -> bool:

@@ -127,6 +127,14 @@ def integrate_pulse(
 class TiO2Devices:
     """An M x N array of TiO2 devices following `CompactPreset` (see module docstring)."""
 
+    #: `read_noise_one`'s constants (slope, intercept, k_read v_read, r_off), found on first use
+    _noise_one: tuple[float, float, float, float] | None = None
+    #: the factor of the small-signal conductance a solver last asked for (`small_signal`):
+    #: from then on `g` computes it in the same pass
+    _slope: float | None = None
+    #: (g, factor, factor * g, its conductance state or -1) for the state `g` was made for
+    _g0_cache: tuple[FloatArray, float, FloatArray, int] | None = None
+
     def __init__(
         self,
         shape: tuple[int, int],
@@ -184,13 +192,14 @@ class TiO2Devices:
         self._fused_work: tuple[np.ndarray, ...] | None = None
         self._pol = np.array([p.set.t, p.set.r0, p.set.r1, p.reset.t, p.reset.r0, p.reset.r1])
 
+
     # ------------------------------------------------------------------ aging (time, wear)
     def __getstate__(self) -> dict[str, Any]:
         """The state without the compiled path's views of the state arrays (rebuilt when
         needed): a copied or unpickled array would otherwise update the views' copies
         instead of its own state arrays, and drift from what its `g` shows."""
         state = self.__dict__.copy()
-        state.update(_views=None, _pending=None, _g_cache=None, _source=None,
+        state.update(_views=None, _pending=None, _g_cache=None, _g0_cache=None, _source=None,
                      _fused_work=None)
         return state
 
@@ -311,10 +320,34 @@ class TiO2Devices:
         pulse keeps its values)."""
         g = self._g_cache
         if g is None:
-            g = self._k_read / self._r
+            slope = self._slope
+            if slope is not None and self.compiled:  # with the solver's g0, in one pass
+                g, g0 = np.empty(self._shape), np.empty(self._shape)
+                state = tio2_kernels.read_conductances(
+                    self._r.reshape(-1), self._k_read, slope, g.reshape(-1), g0.reshape(-1))
+                g0.flags.writeable = False
+                self._g0_cache = (g, slope, g0, int(state))
+            else:
+                g = self._k_read / self._r
             g.flags.writeable = False
             self._g_cache = g
         return g
+
+    def small_signal(self, slope: float) -> tuple[FloatArray, FloatArray, int]:
+        """(g, slope * g, the state of the latter as `circuit_kernels.conductance_state`
+        gives it, or -1 if not known) for the present state: the small-signal conductance a
+        solver asks for after every pulse (`DeviceLaw.of_devices`; the same numbers as
+        ``np.multiply(slope, g)``). Read-only; from the second state on computed with `g` in
+        one compiled pass."""
+        g = self.g
+        kept = self._g0_cache
+        if kept is not None and kept[0] is g and kept[1] == slope:
+            return g, kept[2], kept[3]
+        self._slope = slope
+        g0 = np.multiply(slope, g)
+        g0.flags.writeable = False
+        self._g0_cache = (g, slope, g0, -1)
+        return g, g0, -1
 
     def _changed(self, *, healthy: bool = False) -> None:
         """Forget what depends on the state (after a change outside `apply_voltage`)."""
@@ -629,13 +662,18 @@ class TiO2Devices:
 
     def read_noise_one(self, cur: float, rng: np.random.Generator) -> float:
         """`read_noise` of one current (A), on floats (the same value and draw)."""
-        rn = self.params.read_noise
-        if not self.noise or (rn.slope_pct_per_ohm == 0 and rn.intercept_pct == 0):
+        form = self._noise_one
+        if form is None:
+            p = self.params
+            rn = p.read_noise
+            form = self._noise_one = (rn.slope_pct_per_ohm, rn.intercept_pct,
+                                      self._k_read * p.v_read, p.r_off)
+        slope, intercept, kv, r_off = form
+        if not self.noise or (slope == 0 and intercept == 0):
             return cur
         size = abs(cur)
-        r_one = self._k_read * self.params.v_read / size if size > 0 else float("inf")
-        r_one = min(r_one, self.params.r_off)
-        sd = (rn.slope_pct_per_ohm * r_one + rn.intercept_pct) / 100.0
+        r_one = min(kv / size if size > 0 else math.inf, r_off)
+        sd = (slope * r_one + intercept) / 100.0
         return cur * (1.0 + sd * rng.standard_normal())
 
     def describe(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import math
 from xbarlab.sim.jit import AVAILABLE
 from xbarlab.sim.jit import compile_kernel as _compile
 
-__all__ = ["AVAILABLE", "pulse"]
+__all__ = ["AVAILABLE", "pulse", "read_conductances"]
 
 
 def _window(wear: float, cycles_half: float, steep: float, r_on: float, r_off: float,
@@ -168,6 +168,24 @@ def _pulse_devices(  # type: ignore[no-untyped-def]
     return n_out
 
 
+def _read_conductances(r, k_read, ab, g, g0):  # type: ignore[no-untyped-def]
+    """g = k_read / r and g0 = ab * g, elementwise (flat arrays): the conductance a read
+    measures and the small-signal one, with numpy's arithmetic; returns the state of g0 as
+    `circuit_kernels.conductance_state` gives it (0: a NaN, infinite or negative value;
+    1: some 0; 2: all finite and > 0), so the solver need not check it again."""
+    bad = False
+    zero = False
+    for i in range(r.shape[0]):
+        x = k_read / r[i]
+        g[i] = x
+        y = ab * x
+        g0[i] = y
+        bad |= (not y >= 0.0) | (y == math.inf)
+        zero |= y == 0.0
+    return 0 if bad else 1 if zero else 2
+
+
+read_conductances = _compile(_read_conductances, error_model="numpy")
 _window_c = _compile(_window)
 pulse_devices = _compile(_pulse_devices)
 _can_move_c = _compile(_can_move)
