@@ -192,7 +192,6 @@ class TiO2Devices:
         self._fused_work: tuple[np.ndarray, ...] | None = None
         self._pol = np.array([p.set.t, p.set.r0, p.set.r1, p.reset.t, p.reset.r0, p.reset.r1])
 
-
     # ------------------------------------------------------------------ aging (time, wear)
     def __getstate__(self) -> dict[str, Any]:
         """The state without the compiled path's views of the state arrays (rebuilt when

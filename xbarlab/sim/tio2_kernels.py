@@ -10,7 +10,9 @@ the same arithmetic in the same order as the numpy path in `xbarlab.sim.tio2`, s
 agree to rounding (tests/sim/test_tio2_fast.py). `pulse` runs the three in one call and
 draws the normals between them itself from the simulator's generator (`normal_source`:
 numpy's numbers, same stream), 10 us less per pulse at 64 x 64 than three calls with numpy's
-draws between them, 25 us at 128 x 128. No fastmath: the numpy path is the
+draws between them, 25 us at 128 x 128. After a pulse, `read_conductances` gives the new
+state's read conductance, a wired solver's small-signal conductance and the latter's
+validity in one pass (`TiO2Devices.small_signal`). No fastmath: the numpy path is the
 reference. numba is a core dependency (see `solver_kernels`); without it `AVAILABLE` is
 False and the numpy path runs.
 """
