@@ -51,3 +51,11 @@ def test_the_law_carries_the_devices_check() -> None:
     law = DeviceLaw.of_devices(devices, linearize=True)
     assert law.g0_state == 2 and not law.g0.flags.writeable
     assert DeviceLaw.of_devices(devices, linearize=True).g0 is law.g0  # kept per state
+
+
+def test_a_sinh_law_knows_its_slope_only_when_it_is_one_number() -> None:
+    from xbarlab.sim.iv import SinhIV
+
+    law = SinhIV(0.7, 1.3)
+    assert law.scalar_slope == np.multiply(0.7, 1.3)
+    assert SinhIV(np.full((2, 2), 0.7), 1.3).scalar_slope is None

@@ -12,6 +12,7 @@ variation); `spice_current` then picks the entry of the given cell.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -94,6 +95,15 @@ class SinhIV:
     @property
     def linear(self) -> bool:
         return False
+
+    @cached_property
+    def scalar_slope(self) -> Any:
+        """a * b (`np.multiply`) when a and b are single numbers: the small-signal conductance
+        per unit g, the same number `didv` multiplies by at 0 V; None when either is per
+        device. Found once per law (the law is frozen)."""
+        if np.ndim(self.a) == 0 and np.ndim(self.b) == 0:
+            return np.multiply(self.a, self.b)
+        return None
 
     def current(self, g: ArrayLike, v: ArrayLike) -> FloatArray:
         return np.asarray(

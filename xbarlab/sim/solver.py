@@ -92,7 +92,7 @@ class DeviceLaw:
     def of_devices(cls, devices: DeviceArray, *, linearize: bool = False) -> DeviceLaw:
         """The law of a `DeviceArray`; `linearize` uses its small-signal conductance."""
         iv = getattr(devices, "iv", None)
-        ab = _sinh_slope(iv)
+        ab = iv.scalar_slope if type(iv) is SinhIV else None
         state = -1
         if ab is not None:
             # dI/dV at 0 V without a pass of cosh(0): the same product, bit for bit
@@ -106,7 +106,7 @@ class DeviceLaw:
                 # and checks on it (`CrossbarSolver.solve_one`)
                 g0.flags.writeable = bool(g.flags.writeable)
             if not (devices.linear or linearize):
-                sinh_iv = cast(SinhIV, iv)  # `_sinh_slope` answers only for a SinhIV
+                sinh_iv = cast(SinhIV, iv)
                 ga = np.multiply(sinh_iv.a, g)
                 return cls(devices.current, devices.conductance, False, g0,
                            (ga, float(sinh_iv.b)), state)
@@ -679,28 +679,6 @@ class CrossbarSolver:
         res = dprob.run(law, self)
         self._last_v_dev = dprob.v_dev
         return res, "direct"
-
-
-_last_sinh: tuple[object, Any] | None = None
-
-
-def _sinh_slope(iv: object) -> Any:
-    """a * b (`np.multiply`) of a `SinhIV` law with one a and one b: its small-signal
-    conductance per unit g; None for any other law. Kept for the last law object asked
-    about (laws are frozen; a device array asks once per state)."""
-    global _last_sinh
-    last = _last_sinh
-    if last is not None and last[0] is iv:
-        return last[1]
-    ab = np.multiply(iv.a, iv.b) if type(iv) is SinhIV and _scalar(iv.a) \
-        and _scalar(iv.b) else None
-    _last_sinh = (iv, ab)
-    return ab
-
-
-def _scalar(x: float | FloatArray) -> bool:
-    """Whether `x` is one number (a float, or an array or numpy scalar of no dimension)."""
-    return type(x) is float or np.ndim(x) == 0
 
 
 def _warm_key(
