@@ -191,8 +191,11 @@ class EmulatedBench:
     def addresses(self) -> dict[str, str]:
         return {name: srv.address for name, srv in self.servers.items()}
 
-    def config(self, timeout: float | None = None, **overrides: Any) -> BenchConfig:
-        """The bench config with every address pointing at the running emulators (pyvisa-py)."""
+    def config(self, timeout: float | None = None, *,
+               timeouts: Mapping[str, float] | None = None, **overrides: Any) -> BenchConfig:
+        """The bench config with every address pointing at the running emulators (pyvisa-py).
+        `timeout` sets every link's I/O timeout; `timeouts` sets single links' (by instrument
+        name) over it."""
         if not self.servers:
             raise RuntimeError("start the emulated bench first")
         insts = {}
@@ -200,8 +203,9 @@ class EmulatedBench:
             upd: dict[str, Any] = {"address": self.servers[name].address}
             if inst.driver != "serial_board":
                 upd["visa_library"] = "@py"
-            if timeout is not None:
-                upd["timeout"] = timeout
+            link_timeout = (timeouts or {}).get(name, timeout)
+            if link_timeout is not None:
+                upd["timeout"] = link_timeout
             insts[name] = inst.model_copy(update=upd)
         return self.bench_config.model_copy(update={"instruments": insts, **overrides})
 

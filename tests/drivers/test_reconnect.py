@@ -15,7 +15,7 @@ from xbarlab.drivers.emulators.smu_2450 import Smu2450
 from xbarlab.drivers.keithley2450 import Keithley2450
 from xbarlab.drivers.transports import TransportError, VisaTransport
 
-TIMEOUT = 0.3  # s
+TIMEOUT = 1.0  # s: a loaded 2-core machine can stall an emulator thread for some 100 ms
 
 
 def _smu_on(plan: FaultPlan | None = None) -> tuple[TcpServer, Smu2450, Keithley2450]:

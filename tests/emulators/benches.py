@@ -72,12 +72,24 @@ def sim_backend(cfg: BenchConfig, sim: SimConfig = SIM) -> Crossbar:
     return build_sim_crossbar(sim, compliance=cfg.limits.compliance)
 
 
+HEALTHY_TIMEOUT = 5.0
+"""s: the I/O timeout of every link without a fault plan. The emulators answer in
+milliseconds, but a loaded 2-core machine can stall their thread for a few hundred ms, and a
+spurious timeout on a healthy link turns a test about another link's fault into a different
+run (CI once failed so at 0.3 s). Only a faulted link needs a short timeout, to keep the tests
+quick where the fault is a missing reply."""
+
+
 @contextlib.contextmanager
 def emulated(cfg: BenchConfig, sim: SimConfig = SIM, faults: dict[str, FaultPlan] | None = None,
              timeout: float = 1.0) -> Iterator[tuple[EmulatedBench, OpenBench]]:
-    """An emulated bench and the real bench stack (drivers, pyvisa-py / pyserial) on it."""
+    """An emulated bench and the real bench stack (drivers, pyvisa-py / pyserial) on it.
+    `timeout` is the I/O timeout of the links in `faults`; every other link waits at least
+    `HEALTHY_TIMEOUT`."""
+    healthy = max(timeout, HEALTHY_TIMEOUT)
     with EmulatedBench(cfg, sim, faults=faults) as emu:
-        bench = open_bench(emu.config(timeout=timeout))
+        bench = open_bench(emu.config(timeout=healthy,
+                                      timeouts={name: timeout for name in faults or {}}))
         try:
             yield emu, bench
         finally:

@@ -156,7 +156,7 @@ def served() -> Iterator[tuple[SmuB2900, FaultPlan, TcpServer]]:
 
 
 def _driver(srv: TcpServer) -> KeysightB2900Channel:
-    b = KeysightB2900Channel(VisaTransport(srv.address, timeout=0.3), 1, "b29.1")
+    b = KeysightB2900Channel(VisaTransport(srv.address, timeout=1.0), 1, "b29.1")
     b.connect("B2902A")
     b.configure(compliance=1e-3, v_protect=3.0, nplc=1.0)
     b.set_voltage(0.3)
@@ -222,7 +222,7 @@ def _reads() -> Plan:
 def test_bench_run_with_a_bad_block_fails_and_ends_safe(kind: Any) -> None:
     plan = FaultPlan()
     plan.add(kind, match=":MEAS:CURR? (@2)", after=2)  # the sense channel's second reading
-    with emulated(B29_CFG, faults={"b29": plan}, timeout=0.3) as (emu, bench):
+    with emulated(B29_CFG, faults={"b29": plan}, timeout=1.0) as (emu, bench):
         result, _docs = run(bench.crossbar, B29_CFG, _reads())
         bench.close()
         safe, unsafe = emu.safe, emu.unsafe()

@@ -26,7 +26,7 @@ from xbarlab.drivers.emulators.faults import FaultKind, FaultPlan, is_query
 from xbarlab.drivers.registry import open_bench
 from xbarlab.messages import Mvm, Plan, Pulse, Read
 
-TIMEOUT = 0.3  # s, the instruments' I/O timeout in these tests
+TIMEOUT = 1.0  # s, the faulted link's I/O timeout (the others': benches.HEALTHY_TIMEOUT)
 CFG = bench_config(K2600_707B)
 
 

@@ -31,7 +31,7 @@ from xbarlab.drivers.serial_board import SerialBoard
 from xbarlab.drivers.transports import SerialTransport, TransportTimeout, VisaTransport
 from xbarlab.messages import Plan, Read
 
-TIMEOUT = 0.3  # s
+TIMEOUT = 1.0  # s: a loaded 2-core machine can stall an emulator thread for some 100 ms
 
 
 @dataclass

@@ -29,7 +29,7 @@ def _plan() -> Plan:
 def test_generator_fault_stops_the_run_safely(kind: str, match: str, queries: bool) -> None:
     plan = FaultPlan()
     plan.add(kind, match=match, after=3, queries=queries)  # type: ignore[arg-type]
-    with emulated(CFG, SIM, faults={"fgen": plan}, timeout=0.5) as (emu, bench):
+    with emulated(CFG, SIM, faults={"fgen": plan}, timeout=1.0) as (emu, bench):
         result, docs = run(bench.crossbar, CFG, _plan())
         bench.close()
         safe, unsafe = emu.safe, emu.unsafe()
