@@ -168,3 +168,46 @@ def test_a_writer_killed_before_the_run_start_gets_no_circular_advice(tmp_path: 
             assert "no run was logged" in res.output and "recover" not in res.output, res.output
             assert len(res.output.strip().splitlines()) == 1
     assert not (tmp_path / "early.recovered.h5").exists()
+
+
+def test_what_is_not_a_log_gets_no_advice_to_recover_it(tmp_path: Path) -> None:
+    """A missing file, a directory, an empty file, a file that is not HDF5: one line each from
+    `verify` and `recover`, exit 2, and no advice to salvage what holds nothing to salvage."""
+    empty, junk = tmp_path / "empty.h5", tmp_path / "junk.h5"
+    empty.write_bytes(b"")
+    junk.write_bytes(b"x" * 4096)
+    cases = {tmp_path / "nope.h5": "no such log file", tmp_path: "a directory",
+             empty: "not an HDF5 file (empty", junk: "not an HDF5 file (4096 bytes"}
+    for path, said in cases.items():
+        for command in ("verify", "recover"):
+            res = runner.invoke(app, ["log", command, str(path)], env=ENV)
+            assert res.exit_code == 2, (command, path, res.output)
+            assert said in res.output and "salvages" not in res.output, (command, res.output)
+            assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.h5", "junk.h5"]
+
+
+def test_an_overwritten_signature_is_salvaged_in_full(
+    logged: tuple[Path, RecordingCrossbar, list[Event]],
+) -> None:
+    """The first bytes of a log overwritten (the HDF5 signature gone): `verify` calls it a
+    damaged superblock and points to `recover`, which rebuilds the superblock and loses
+    nothing."""
+    path, _, events = logged
+    data = bytearray(path.read_bytes())
+    data[:8] = b"\0" * 8
+    path.write_bytes(bytes(data))
+    for command in ("verify", "summary"):
+        res = runner.invoke(app, ["log", command, str(path)], env=ENV)
+        assert res.exit_code == 2 and "signature is overwritten" in res.output, res.output
+        assert f"xbarlab log recover {path}" in res.output
+    res = runner.invoke(app, ["log", "recover", str(path)], env=ENV)
+    assert res.exit_code == 0, res.output
+    assert "lost: nothing" in res.output and "superblock damaged: rebuilt" in res.output
+    copy = path.with_name("session.recovered.h5")
+    res = runner.invoke(app, ["log", "verify", str(copy)], env=ENV)
+    assert res.exit_code == 0 and "sound" in res.output, res.output
+    res = runner.invoke(app, ["log", "export", str(copy), "--csv", str(path.with_suffix(".csv")),
+                              "--table", "events"], env=ENV)
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(path.with_suffix(".csv"), comment="#")) == len(events)

@@ -241,7 +241,7 @@ def register(app: typer.Typer) -> None:
         from xbarlab.log.verify import verify as check
 
         report = check(file)
-        if report.no_run:
+        if report.no_run or report.not_a_log:  # nothing in it to recover
             raise _fail(f"{file}: {report.problems[0]}")
         if report.problems:
             err_console.print(f"[bold red]error:[/] {file}: damaged: {report.problems[0]}"
@@ -276,6 +276,8 @@ def register(app: typer.Typer) -> None:
         from xbarlab.log.errors import LogError
         from xbarlab.log.salvage import salvage
 
+        if file.is_dir():
+            raise _fail(f"{file} is a directory; give the damaged log file (.h5)")
         target = out or file.with_name(file.name.removesuffix(".h5") + ".recovered.h5")
         if target.resolve() == file.resolve():
             raise _fail("--out must differ from FILE: recover never modifies the damaged file")

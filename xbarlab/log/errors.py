@@ -11,5 +11,9 @@ class LogDamaged(LogError):
     """A damaged log: cut short, a checksum that does not match, inconsistent tables."""
 
 
+class NotALog(LogError):
+    """Not a log at all: a directory, an empty file, a file with no HDF5 structure in it."""
+
+
 class NoRunLogged(LogError):
     """A log whose writer stopped before the run start: nothing was measured, nothing to salvage."""

@@ -23,8 +23,14 @@ from typing import Any, Final
 import h5py
 import numpy as np
 
-from xbarlab.log.errors import LogDamaged, LogError, NoRunLogged
-from xbarlab.log.superblock import FLAG_SWMR_WRITE, NotHdf5Error, Superblock, read_superblock
+from xbarlab.log.errors import LogDamaged, LogError, NoRunLogged, NotALog
+from xbarlab.log.superblock import (
+    FLAG_SWMR_WRITE,
+    NoHdf5Signature,
+    NotHdf5Error,
+    Superblock,
+    read_superblock,
+)
 
 READ_ATTEMPTS: Final = 16
 """SWMR metadata read attempts: the sleeps between them double from 1 ns, so 16 attempts
@@ -77,11 +83,12 @@ def check_superblock(path: Path) -> Superblock:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such log file")
     if path.is_dir():
-        raise LogError(f"{path} is a directory, not a log file")
+        raise NotALog(f"{path}: a directory, not a log file")
     try:
         sb = read_superblock(path)
     except NotHdf5Error as exc:
-        raise LogDamaged(f"{path}: {exc}") from None
+        kind = NotALog if isinstance(exc, NoHdf5Signature) else LogDamaged
+        raise kind(f"{path}: {exc}") from None
     except OSError as exc:
         raise LogError(f"cannot read {path}: {exc.strerror or exc}") from None
     if sb.writer_open and not sb.flags & FLAG_SWMR_WRITE:
@@ -93,7 +100,11 @@ def check_superblock(path: Path) -> Superblock:
 
 def open_checked(path: Path) -> tuple[h5py.File, Superblock]:
     """Open `path` for reading, plain or SWMR as its superblock says; refuse cut-short files."""
-    sb = check_superblock(path)
+    try:
+        sb = check_superblock(path)
+    except LogDamaged as exc:  # a damaged superblock: `recover` rebuilds it
+        raise LogDamaged(f"{exc}; `xbarlab log recover {path}` salvages what is intact"
+                         ) from None
     if sb.truncated:
         raise LogDamaged(truncation_message(path, sb))
     try:

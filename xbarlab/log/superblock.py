@@ -63,6 +63,10 @@ class NotHdf5Error(ValueError):
     """The file does not start with an intact HDF5 superblock xbarlab can read."""
 
 
+class NoHdf5Signature(NotHdf5Error):
+    """Not an HDF5 file at all: no signature, and no HDF5 structure where xbarlab puts it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Superblock:
     """What the superblock says, next to the file's real size."""
@@ -90,8 +94,11 @@ def read_superblock(path: str | os.PathLike[str]) -> Superblock:
         head = fh.read(SIZE)
         size = os.fstat(fh.fileno()).st_size
     if len(head) < 9 or head[:8] != SIGNATURE:
+        if _root_header_follows(path, size):
+            raise NotHdf5Error("superblock damaged (its HDF5 signature is overwritten; the "
+                               "root object header follows at byte 48, as in every xbarlab log)")
         what = "empty" if size == 0 else f"{size} bytes"
-        raise NotHdf5Error(f"not an HDF5 file ({what}, no HDF5 signature at its start)")
+        raise NoHdf5Signature(f"not an HDF5 file ({what}, no HDF5 signature at its start)")
     version = head[8]
     if version in (0, 1):  # older layout, never written by xbarlab: HDF5 checks it on open
         return Superblock(version, 0, size, 0, size)
@@ -108,3 +115,13 @@ def read_superblock(path: str | os.PathLike[str]) -> Superblock:
     if base != 0:
         raise NotHdf5Error(f"superblock base address {base} (xbarlab writes 0)")
     return Superblock(version, head[11], eof, root, size)
+
+
+def _root_header_follows(path: str | os.PathLike[str], size: int) -> bool:
+    """A version 2 object header ("OHDR") where xbarlab's root group starts (byte 48): the
+    file is an HDF5 file of xbarlab's layout whose first bytes were overwritten."""
+    if size < 52:
+        return False
+    with open(path, "rb") as fh:
+        fh.seek(48)
+        return fh.read(4) == b"OHDR"

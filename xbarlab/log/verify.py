@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from xbarlab.log import schema as sc
-from xbarlab.log.errors import LogError, NoRunLogged
+from xbarlab.log.errors import LogError, NoRunLogged, NotALog
 from xbarlab.log.scan import TableScan, describe_loss, open_any, scan_file
 
 
@@ -34,6 +34,7 @@ class VerifyReport:
     status: str = "unknown"  # a run stop status (`RunStatus`), or unfinished
     recovered: bool = False
     no_run: bool = False  # nothing was ever logged: nothing to recover either
+    not_a_log: bool = False  # a directory, an empty file, no HDF5 in it: nothing to recover
 
     @property
     def sound(self) -> bool:
@@ -58,11 +59,13 @@ def verify(path: str | os.PathLike[str]) -> VerifyReport:
     try:
         f, sb = open_any(p)
     except FileNotFoundError as exc:
-        report.problems.append(str(exc))
+        report.problems.append(str(exc).removeprefix(f"{p}: "))
+        report.not_a_log = True
         return report
     except LogError as exc:
         report.problems.append(str(exc).removeprefix(f"{p}: "))
         report.no_run = isinstance(exc, NoRunLogged)
+        report.not_a_log = isinstance(exc, NotALog)
         return report
     try:
         with f:
