@@ -159,6 +159,14 @@ class LogSettings(_Strict):
         "the bench backend, off for sim (reproducible from its seed)")
     flush_interval: float = Field(1.0, gt=0, le=60, description="longest wait of a measured "
                                   "row before it is flushed to the file (s)")
+    min_free_mib: float = Field(64.0, ge=0, description="free space kept on the log's disk "
+                                "(MiB): a flush that leaves less stops the run, the bench is "
+                                "made safe and the log ends sound (0: no check)")
+
+    def writer_options(self, backend: str) -> dict[str, Any]:
+        """`HDF5Writer` keyword arguments of these settings for a session on `backend`."""
+        return {"flush_interval": self.flush_interval, "durable": self.durable_for(backend),
+                "min_free": int(self.min_free_mib * (1 << 20))}
 
     def durable_for(self, backend: str) -> bool:
         """`durable`, with None resolved for `backend`."""

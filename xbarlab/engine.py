@@ -210,8 +210,24 @@ class RunEngine:
                 if self._safe_failed:  # an unsafe bench outweighs how the run ended
                     status = RunStatus.FAILED
                 reason = "; ".join(filter(None, [reason, self._safe_failed]))
-                self._emit(RunStop(run_id, time.time(), status, reason, self._seq))
+                unrecorded = self._emit_stop(RunStop(run_id, time.time(), status, reason,
+                                                     self._seq))
+                if unrecorded:  # the run's record is incomplete: it did not succeed
+                    status = RunStatus.FAILED
+                    reason = "; ".join(filter(None, [reason, unrecorded]))
         return RunResult(run_id, status, reason, value, self._seq)
+
+    def _emit_stop(self, stop: RunStop) -> str:
+        """The run stop to every subscriber, each on its own: one that fails (a log the disk
+        refuses) neither keeps it from the others nor hides how the run ended. Returns what
+        failed."""
+        failed = []
+        for sub in self.subscribers:
+            try:
+                sub(stop)
+            except Exception as exc:
+                failed.append(f"the run stop was not recorded: {exc}")
+        return "; ".join(failed)
 
     def _safe_state_step(self) -> None:
         self._safe_failed = ""

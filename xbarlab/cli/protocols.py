@@ -78,10 +78,9 @@ def execute(cfg: ProtocolSession, out: Path, *, overwrite: bool = False,
         plan = plan_for(cfg.protocol, backend.shape, cells, circuit_gains(cfg),
                         circuit_tracking(cfg))
         t0 = time.perf_counter()
-        log = cfg.log
-        with HDF5Writer(out, overwrite=overwrite, flush_interval=log.flush_interval,
-                        durable=log.durable_for(cfg.backend)) as writer, ProgressSubscriber(
-                console, cfg.protocol.kind) as bar:
+        options = cfg.log.writer_options(cfg.backend)
+        with HDF5Writer(out, overwrite=overwrite, **options) as writer, \
+                ProgressSubscriber(console, cfg.protocol.kind) as bar:
             engine = RunEngine(backend, cfg.limits, [writer, bar])
             result = engine.run(plan, protocol=cfg.protocol.kind,
                                 config={**cfg.model_dump(mode="json"), **extra}, seed=cfg.seed)

@@ -166,9 +166,8 @@ def execute(
             t0 = time.perf_counter()
             what = ("programming" if isinstance(cfg.protocol, WriteVerifyArrayProtocol)
                     else "reading")
-            log = cfg.log
-            with HDF5Writer(out, overwrite=overwrite, flush_interval=log.flush_interval,
-                            durable=log.durable_for(cfg.backend)) as writer, \
+            options = cfg.log.writer_options(cfg.backend)
+            with HDF5Writer(out, overwrite=overwrite, **options) as writer, \
                     ProgressSubscriber(console, what) as bar:
                 engine = RunEngine(backend, cfg.limits, [writer, bar])
                 result = engine.run(
@@ -200,7 +199,7 @@ def execute(
                         + ": the device saw less than the set voltage; a read there gives no "
                         "conductance") if hits else "")
         sys.stdout.flush()
-    if plot is not None:
+    if plot is not None and writer.failed is None:  # a log the disk refused: only `recover`
         from xbarlab.analysis.session_plots import plot_session
 
         console.print(f"plot: {plot_session(out, plot)}")

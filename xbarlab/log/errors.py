@@ -17,3 +17,13 @@ class NotALog(LogError):
 
 class NoRunLogged(LogError):
     """A log whose writer stopped before the run start: nothing was measured, nothing to salvage."""
+
+
+class LogWriteFailed(LogError):
+    """The file system refused a write of the log (disk or quota full, a file-size limit, an
+    I/O error): the run stops; what was flushed before stays in the file."""
+
+
+class LogSpaceLow(LogError):
+    """The log's disk has less free space than the writer keeps in reserve: the run stops
+    while the log can still end sound."""

@@ -14,8 +14,10 @@ layout (unchanged by this buffering).
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import os
+import re
 import struct
 import sys
 import threading
@@ -33,6 +35,7 @@ from xbarlab.cells import CellMeasurement
 from xbarlab.documents import Document, Event, RunStart, RunStop
 from xbarlab.log import blocks
 from xbarlab.log import schema as sc
+from xbarlab.log.errors import LogSpaceLow, LogWriteFailed
 from xbarlab.log.fletcher import with_checksum
 
 _I8, _F8, _B = blocks.INT, blocks.FLOAT, blocks.BOOL
@@ -45,6 +48,9 @@ _SIG_DTYPE = np.dtype([("kind", np.uint8), ("protocol", np.uint16), ("step", np.
                        ("scheme", np.uint8)])
 CHECKSUMS = True
 """fletcher32 on every dataset. Switched off only by bench/bench_log.py to measure its cost."""
+MIN_FREE = 64 << 20
+"""bytes: the free space the log keeps in reserve on its disk (`min_free`)."""
+_WRITE_ERRORS = (OSError, RuntimeError)  # what h5py raises when HDF5 cannot write the file
 _EXTRA_COLUMNS = ("mvm_start", "mvm_count", "message_start", "message_len", "data_start",
                   "data_len")
 
@@ -77,6 +83,15 @@ class HDF5Writer:
       Checked at each event through a flag a daemon thread sets (ended by `close`).
     - `durable` (or its old name `fsync`): fsync the file at every flush and its directory
       at creation, so that what was flushed also survives a power cut, not just a process kill.
+    - `min_free`: bytes kept free on the log's disk. When a flush leaves less, the next event
+      raises `LogSpaceLow` in the run's thread (once): the run engine stops the run and makes
+      the bench safe, and the reserve takes the fault, the run stop and the close, so the log
+      ends sound and complete instead of cut off by a full disk. 0: no check.
+
+    A write the file system refuses (a disk or quota full, a file-size limit, an I/O error)
+    raises `LogWriteFailed` once, naming the file and the cause; from then on the writer
+    drops what it is given and closes without writing (HDF5 would crash the process trying),
+    and the file keeps what was flushed before (`xbarlab log recover` salvages it).
 
     Every dataset carries HDF5's fletcher32 checksum; an end-of-data marker (/eod: row counts
     and file size) is rewritten after each flush, once the rows it counts are in the file.
@@ -93,6 +108,7 @@ class HDF5Writer:
         flush_interval: float | None = 1.0,
         fsync: bool = False,
         durable: bool = False,
+        min_free: int = MIN_FREE,
     ) -> None:
         if block_rows < 1:
             raise ValueError(f"block_rows must be >= 1, got {block_rows}")
@@ -120,6 +136,10 @@ class HDF5Writer:
         self.block_rows = block_rows
         self.flush_interval = flush_interval
         self.durable = self.fsync = bool(durable or fsync)
+        self.min_free = int(min_free)
+        self.failed: LogWriteFailed | None = None  # the write the file system refused
+        self._space_alarm: LogSpaceLow | None = None
+        self._alarm_raised = False
         if self.durable:
             sync_directory(self.path)
         self._lock = threading.Lock()
@@ -198,6 +218,8 @@ class HDF5Writer:
                 self._document(doc)
                 return
             if not self._live:
+                if self.failed is not None:
+                    return  # said once: the run stops on it
                 self._not_live()
             if doc.mvm_in is not None or doc.message or doc.data or self._part_seq is not None:
                 if self._part_seq is not None and doc.seq == self._part_seq:
@@ -225,7 +247,7 @@ class HDF5Writer:
                 left = self._left - 1
                 self._left = left
                 if left <= 0 or self._due:
-                    self._flush()
+                    self._flush_staged()
             else:
                 record = self._cell_bytes(doc, k) if k else b""
                 self._stage(_pack_head(doc.seq, doc.time, doc.width, sig, k, *_NO_CELL), k, record)
@@ -285,7 +307,7 @@ class HDF5Writer:
         left = left_events if left_events < left_rows else left_rows
         self._left = left
         if left <= 0 or self._due:
-            self._flush()
+            self._flush_staged()
 
     # -- cells streamed by a multi-cell operation -------------------------------------------
 
@@ -299,6 +321,8 @@ class HDF5Writer:
         """
         with self._lock:
             if not self._live:
+                if self.failed is not None:
+                    return
                 self._not_live()
             if self._part_seq != doc.seq:
                 self._write_all()  # earlier events first: this operation's rows follow theirs
@@ -312,7 +336,7 @@ class HDF5Writer:
                                proto, step))
             self._part_n += 1
             if len(self._part) >= self.block_rows or self._due:
-                self._flush()
+                self._flush_staged()
 
     def _write_part(self) -> None:
         """Append the streamed cells buffered so far to /measurements (no file flush)."""
@@ -349,6 +373,8 @@ class HDF5Writer:
         raise RuntimeError("HDF5Writer got an Event before the RunStart")
 
     def _document(self, doc: Document) -> None:
+        if self.failed is not None:
+            return
         if isinstance(doc, RunStart):
             self._start(doc)
         elif isinstance(doc, RunStop):
@@ -377,6 +403,18 @@ class HDF5Writer:
                 f"{self.path} already holds run {self._run_id}: one run per log file, "
                 "open a new HDF5Writer for the next run"
             )
+        try:
+            self._create(doc)
+        except _WRITE_ERRORS as exc:
+            raise self._broken(exc) from None
+        if 0 < self._interval < float("inf"):
+            self._clock = threading.Thread(
+                target=_flush_clock, args=(weakref.ref(self), self._clock_stop, self._interval),
+                name=f"HDF5Writer flush clock {self.path.name}", daemon=True)
+            self._clock.start()
+
+    def _create(self, doc: RunStart) -> None:
+        """The run's group, attributes and tables; SWMR from here on."""
         f = self._file
         run = f.create_group(sc.RUN)
         run.attrs["run_id"] = doc.run_id
@@ -428,11 +466,6 @@ class HDF5Writer:
         f.attrs[sc.DIGEST_ATTR] = np.bytes_(sc.attrs_digest(f))
         _start_swmr(self._file)  # every object exists now; from here on only appends
         self._flush(marker=True)
-        if 0 < self._interval < float("inf"):
-            self._clock = threading.Thread(
-                target=_flush_clock, args=(weakref.ref(self), self._clock_stop, self._interval),
-                name=f"HDF5Writer flush clock {self.path.name}", daemon=True)
-            self._clock.start()
 
     def _table(
         self, name: str, dtype: np.dtype[Any], chunk: int, units: dict[str, str]
@@ -636,7 +669,10 @@ class HDF5Writer:
         row = np.array([(doc.time, sc.STATUS_CODE[doc.status], doc.n_events, start, length)],
                        dtype=sc.STOP_DTYPE)
         self._write_all()  # rows before the stop row; the marker then counts them all
-        self._append(sc.STOP, row, 1, 0)
+        try:
+            self._append(sc.STOP, row, 1, 0)
+        except _WRITE_ERRORS as exc:
+            raise self._broken(exc) from None
         self._stop_rows = 1
         self._stopped = True
         self._sync(marker=True)
@@ -661,12 +697,28 @@ class HDF5Writer:
                 self._flush(marker=True)
 
     def _flush(self, marker: bool | None = None) -> None:
-        if self._closed or not self._started:
+        if self._closed or not self._started or self.failed is not None:
             return
         self._write_all()
         self._sync(marker)
 
+    def _flush_staged(self) -> None:
+        """Flush once the event is staged; a low-disk alarm is raised here, in the run's
+        thread, so the run stops with nothing it measured left out of the log."""
+        self._flush()
+        if self._space_alarm is not None and not self._alarm_raised:
+            self._alarm_raised = True
+            raise self._space_alarm
+
     def _write_all(self) -> None:
+        """Append every buffered row to its table (no file flush); `LogWriteFailed` if the
+        file system refuses."""
+        try:
+            self._write_rows()
+        except _WRITE_ERRORS as exc:
+            raise self._broken(exc) from None
+
+    def _write_rows(self) -> None:
         """Append every buffered row to its table, strings and labels first (no file flush)."""
         if self._text:
             self._text_total = self._append(
@@ -691,6 +743,46 @@ class HDF5Writer:
         self._write_part()
 
     def _sync(self, marker: bool | None = None) -> None:
+        """`_sync_file`; `LogWriteFailed` if the file system refuses, then the free space."""
+        try:
+            self._sync_file(marker)
+        except _WRITE_ERRORS as exc:
+            raise self._broken(exc) from None
+        if self.min_free > 0 and self._space_alarm is None:
+            self._check_space()
+
+    def _check_space(self) -> None:
+        try:
+            st = os.statvfs(self.path.parent if str(self.path.parent) else ".")
+        except OSError:  # a file system that cannot say: no check
+            return
+        free = st.f_bavail * st.f_frsize
+        if free < self.min_free:
+            self._space_alarm = LogSpaceLow(
+                f"{self.path}: only {_size(free)} free on its disk, less than the "
+                f"{_size(self.min_free)} the log keeps in reserve: the run was stopped so that "
+                "the log ends sound; free some space before the next run")
+            self._due = True  # the next event flushes and hears it
+
+    def _broken(self, exc: BaseException) -> LogWriteFailed:
+        """The file system refused a write: remember it, and send the file's later writes
+        (HDF5's own, at close) to /dev/null so that closing cannot crash the process; the
+        file keeps what was written before."""
+        if self.failed is None:
+            self.failed = LogWriteFailed(
+                f"cannot write the log {self.path}: {_write_error(exc)}; what was flushed "
+                f"before is in the file, `xbarlab log recover {self.path}` salvages it")
+            self._live = False
+            with contextlib.suppress(Exception):
+                fd = self._file.id.get_vfd_handle()
+                null = os.open(os.devnull, os.O_WRONLY)
+                try:
+                    os.dup2(null, fd)
+                finally:
+                    os.close(null)
+        return self.failed
+
+    def _sync_file(self, marker: bool | None = None) -> None:
         """Flush the file, then record the end-of-data marker of what it now holds.
 
         The marker is written only once the rows it counts are in the file (and, when
@@ -733,7 +825,11 @@ class HDF5Writer:
             self._clock_stop.set()
             if self._clock is not None:
                 self._clock.join(timeout=5.0)
-            self._file.close()
+            if self.failed is None:
+                self._file.close()
+            else:  # its writes go to /dev/null now; what HDF5 still says is moot
+                with contextlib.suppress(Exception):
+                    self._file.close()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -747,6 +843,27 @@ class HDF5Writer:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _size(n: int) -> str:
+    """Bytes in binary units, as `df -h` says them."""
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.3g} {unit}"
+    return f"{n / 1024:.3g} KiB"
+
+
+def _write_error(exc: BaseException) -> str:
+    """The cause of a refused write in a few words (HDF5 buries errno in a long text)."""
+    text = str(exc)
+    found = re.search(r"errno = (\d+), error message = '([^']*)'", text)
+    code, why = (int(found[1]), found[2]) if found else (
+        (exc.errno, exc.strerror) if isinstance(exc, OSError) and exc.errno else (0, ""))
+    if not why:
+        return text.strip().split("\n")[0][:160] or type(exc).__name__
+    if code == errno.ENOSPC:
+        why = "no space left on its disk"
+    return f"{why} ({errno.errorcode.get(code, code)})"
 
 
 def _flush_clock(writer: weakref.ref[HDF5Writer], stop: threading.Event, interval: float) -> None:

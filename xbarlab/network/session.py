@@ -163,9 +163,7 @@ def run_session(cfg: NetworkSessionConfig, net: Network, data: EvalSet, out: Pat
             supervisor.log_to(out)  # its note goes next to the HDF5 log
         program = NetworkProgram(nmap, n, data, point, circuit_aim(cfg, nmap, opened))
         t0 = time.perf_counter()
-        log = cfg.log
-        with HDF5Writer(out, overwrite=overwrite, flush_interval=log.flush_interval,
-                        durable=log.durable_for(cfg.backend)) as writer:
+        with HDF5Writer(out, overwrite=overwrite, **cfg.log.writer_options(cfg.backend)) as writer:
             engine = RunEngine(opened, cfg.limits, [writer, *subscribers])
             config = {**cfg.model_dump(mode="json"), "dataset": data.name,
                       "dataset_source": data.source, **extra}
