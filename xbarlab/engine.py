@@ -55,7 +55,7 @@ from xbarlab.crossbar import (
     SafeStateFailure,
 )
 from xbarlab.documents import Document, Event, EventKind, RunStart, RunStatus, RunStop, Subscriber
-from xbarlab.interrupts import begin_cleanup, interruptible
+from xbarlab.interrupts import begin_cleanup, interruptible, raise_swallowed, taken
 from xbarlab.limits import BenchLimits, LimitViolation
 from xbarlab.messages import Checkpoint, Message, Mvm, Plan, Pulse, Read, Result, Wait, WaitResult
 
@@ -190,8 +190,10 @@ class RunEngine:
                 value = self._drive(plan)
                 status, reason = judge(value) or (status, reason)
             except KeyboardInterrupt:
+                taken()
                 status, reason = RunStatus.ABORTED, "interrupted (Ctrl-C)"
             except RunAborted as exc:
+                taken()
                 status, reason = RunStatus.ABORTED, str(exc) or type(exc).__name__
             except LimitViolation as exc:
                 status, reason = RunStatus.FAILED, f"refused: {exc}"
@@ -269,6 +271,7 @@ class RunEngine:
         result: Result = None
         pending: BaseException | None = None
         while True:
+            raise_swallowed(RunAborted)  # a Ctrl-C whose exception a destructor swallowed
             try:
                 msg = plan.throw(pending) if pending is not None else plan.send(result)
             except StopIteration as stop:

@@ -6,6 +6,10 @@
   both signals are ignored with one line on stderr, so the safe state and the log are
   finished before the process ends. Blocks nest: only the outermost installs handlers.
 
+A signal's exception raised inside a destructor or a weakref callback is only printed by
+Python, never propagated: `raise_swallowed(abort)` (the run engine calls it between
+operations) raises it again, so a Ctrl-C is never lost.
+
 Only the main thread can install signal handlers; elsewhere these do nothing.
 """
 
@@ -26,6 +30,7 @@ class _State:
     depth = 0
     cleaning = False
     shield = 0
+    raised = 0  # the last signal `interruptible` raised for and nobody took yet (0: none)
 
 
 def _main_thread() -> bool:
@@ -80,18 +85,34 @@ def interruptible(abort: type[BaseException]) -> Iterator[None]:
         if cleaning_up():
             _ignored(signum)
             return
+        _State.raised = signum
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise abort("SIGTERM received")
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    _State.depth, _State.cleaning = 1, False
+    _State.depth, _State.cleaning, _State.raised = 1, False, 0
     try:
         yield
     finally:
-        _State.depth, _State.cleaning = 0, False
+        _State.depth, _State.cleaning, _State.raised = 0, False, 0
         for sig, prev in previous.items():
             signal.signal(sig, prev)
+
+
+def taken() -> None:
+    """The signal's exception reached its handler (an `except KeyboardInterrupt` ...)."""
+    _State.raised = 0
+
+
+def raise_swallowed(abort: type[BaseException]) -> None:
+    """Raise again the exception of a signal whose exception nobody took (Python only prints
+    one raised inside a destructor or a weakref callback), unless cleanup began."""
+    signum = _State.raised
+    if signum and not cleaning_up():
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise abort("SIGTERM received")
 
 
 @contextmanager

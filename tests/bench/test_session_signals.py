@@ -45,6 +45,30 @@ def test_ctrl_c_while_starting_is_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and ("interrupted" in lines[0] or "Ctrl-C" in lines[0]), err
 
 
+@pytest.mark.slow
+def test_ctrl_c_at_any_moment_of_the_start_says_what_happened(tmp_path: Path) -> None:
+    """Ctrl-C at moments spread over the imports, the building of the command line, the
+    command's own start and the run: exit 130 every time, never silent, never a traceback
+    (typer turns a Ctrl-C it meets into exit 130 without a word)."""
+    cfg = yaml.safe_load((ROOT / "examples" / "session-write-verify.yaml").read_text())
+    cfg["sim"].update(rows=32, cols=32)  # still running at the last moment
+    session = tmp_path / "session.yaml"
+    session.write_text(yaml.safe_dump(cfg))
+    for k, delay in enumerate((0.1, 0.4, 0.7, 1.0, 1.3, 1.6, 2.5)):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "import sys; print('up', flush=True); "
+             "from xbarlab.cli.entry import main; sys.argv[0] = 'xbarlab'; main()",
+             "run", "write_verify_array", "-c", str(session), "--out", str(tmp_path / f"{k}.h5")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        assert "Traceback" not in err + out, (delay, err)
+        assert proc.returncode == 130, (delay, out, err)
+        assert "interrupted" in err + out or "Ctrl-C" in err + out, (delay, out, err)
+
+
 def _logged_events(path: Path) -> int:
     try:
         with LogReader(path) as log:

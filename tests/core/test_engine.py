@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 
 import numpy as np
 import pytest
@@ -195,6 +196,40 @@ def test_second_signal_during_cleanup_is_ignored_and_said(
     err = capfd.readouterr().err
     assert "SIGTERM ignored" in err and "SIGINT ignored" in err and "safe state" in err
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == previous
+
+
+class _SwallowingCrossbar(RecordingCrossbar):
+    """The Ctrl-C of the second read arrives while a destructor runs: Python prints its
+    KeyboardInterrupt ("Exception ignored in ...") and goes on."""
+
+    def read(self, cells, v_read, scheme):  # type: ignore[no-untyped-def]
+        if len(self.calls) == 1:
+            class Dying:
+                def __del__(self) -> None:
+                    signal.raise_signal(signal.SIGINT)  # handled here, inside __del__
+                    for _ in range(100):  # the handler runs at the next bytecode check
+                        pass
+
+            Dying()
+        return super().read(cells, v_read, scheme)
+
+
+def test_a_ctrl_c_a_destructor_swallowed_still_stops_the_run(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def reads() -> Plan:
+        for _ in range(10):
+            yield Read(((0, 0),), 0.2)
+
+    swallowed: list[type[BaseException] | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: swallowed.append(u.exc_type))
+    xbar = _SwallowingCrossbar()
+    engine, _ = _engine(xbar)
+    result = engine.run(reads(), protocol="p")
+    assert swallowed == [KeyboardInterrupt]  # Python only printed it
+    assert result.status is RunStatus.ABORTED and "Ctrl-C" in result.reason
+    assert len(xbar.calls) == 2 and xbar.safe_calls == 1  # stopped before the third read
+    result = engine.run(reads(), protocol="p")  # nothing left over for the next run
+    assert result.ok and len(xbar.calls) == 12
 
 
 def test_signals_raise_again_after_the_run() -> None:

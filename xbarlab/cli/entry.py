@@ -1,15 +1,25 @@
 """The `xbarlab` console script: the command line, with a Ctrl-C while it starts up (imports
-take a moment) ending in one line instead of a traceback."""
+and building the command line take a moment) ending in one line instead of a traceback."""
 
 from __future__ import annotations
 
 import sys
 
 
+def _interrupted_while_starting() -> None:
+    sys.stderr.write("xbarlab: interrupted while starting; nothing was done\n")
+    sys.exit(130)
+
+
 def main() -> None:
     try:
         from xbarlab.cli.main import app
     except KeyboardInterrupt:
-        sys.stderr.write("xbarlab: interrupted while starting; nothing was done\n")
-        sys.exit(130)
-    app()
+        _interrupted_while_starting()
+    try:
+        app()
+    except KeyboardInterrupt:
+        # A Ctrl-C inside a command becomes exit 130 within `app` (said by the command, or by
+        # `XbarlabGroup.invoke`); one that gets here came while the command line was built,
+        # before any command ran.
+        _interrupted_while_starting()

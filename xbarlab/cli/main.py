@@ -65,6 +65,25 @@ class XbarlabGroup(TyperGroup):
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
 
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None,
+                     **extra: Any) -> Any:
+        """Parse the command line; a Ctrl-C meanwhile is said in one line (no command ran)."""
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except KeyboardInterrupt:
+            err_console.print("[bold red]interrupted[/] while starting; nothing was done",
+                              highlight=False)
+            raise
+
+    def invoke(self, ctx: Any) -> Any:
+        """Run the command; a Ctrl-C it did not handle itself is said in one line (typer
+        turns it into exit 130 without a word)."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            err_console.print("[bold red]interrupted[/] (Ctrl-C)", highlight=False)
+            raise
+
 
 app = typer.Typer(
     name="xbarlab",
