@@ -1,8 +1,10 @@
-"""Root conftest: command-line options pytest must know before collection; hypothesis profile."""
+"""Root conftest: command-line options pytest must know before collection; hypothesis profile;
+Ctrl-C as a user has it."""
 
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 from hypothesis import settings
@@ -12,6 +14,12 @@ from hypothesis import settings
 settings.register_profile("ci", derandomize=True, print_blob=True)
 settings.register_profile("dev", derandomize=False, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# A suite started as a background job of a script (`pytest ... &`) inherits SIGINT ignored,
+# and so would every process it starts; the tests of Ctrl-C need it as a user at a terminal
+# has it (Python's KeyboardInterrupt, which child processes get back as the default).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

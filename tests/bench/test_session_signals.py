@@ -51,7 +51,7 @@ def test_ctrl_c_at_any_moment_of_the_start_says_what_happened(tmp_path: Path) ->
     command's own start and the run: exit 130 every time, never silent, never a traceback
     (typer turns a Ctrl-C it meets into exit 130 without a word)."""
     cfg = yaml.safe_load((ROOT / "examples" / "session-write-verify.yaml").read_text())
-    cfg["sim"].update(rows=32, cols=32)  # still running at the last moment
+    cfg["sim"].update(rows=64, cols=64)  # a 6 s run: still running at the last moment
     session = tmp_path / "session.yaml"
     session.write_text(yaml.safe_dump(cfg))
     for k, delay in enumerate((0.1, 0.4, 0.7, 1.0, 1.3, 1.6, 2.5)):
