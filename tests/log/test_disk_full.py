@@ -131,10 +131,19 @@ def test_a_refused_write_stops_the_run_and_the_process_exits_cleanly(tmp_path: P
     assert "cannot write the log" in text and "File too large (EFBIG)" in _words(text)
     assert not (tmp_path / "full.png").exists()
     assert out.stat().st_size <= limit
+    res = runner.invoke(app, ["log", "summary", str(out)], env=ENV)
+    said = re.search(r"intact: (\d+) of \d+ measurement rows", _words(res.output))
+    assert res.exit_code == 2 and said, res.output
     res = runner.invoke(app, ["log", "recover", str(out)], env=ENV)
     assert res.exit_code == 0, res.output
     with LogReader(tmp_path / "full.recovered.h5") as log:
-        assert len(log.measurements()) > 100  # what was flushed before the refusal
+        rows = len(log.measurements())
+    assert rows > 100  # what was flushed before the refusal
+    assert rows == int(said[1])  # the summary promised what recover gives, not more
+    res = runner.invoke(app, ["run", "write_verify_array", "--resume", str(out), "--out",
+                              str(tmp_path / "next.h5")], env=ENV)
+    assert res.exit_code == 2 and f"--resume {tmp_path / 'full.recovered.h5'}" in _words(
+        res.output), res.output
 
 
 

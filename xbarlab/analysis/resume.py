@@ -21,7 +21,7 @@ import numpy as np
 
 from xbarlab.config import ConfigError, WriteVerifyArrayProtocol
 from xbarlab.crossbar import Cell, Crossbar
-from xbarlab.log.reader import LogError, LogReader
+from xbarlab.log.reader import LogDamaged, LogError, LogReader
 from xbarlab.protocol_configs import ProtocolSession, resolve_cells, session_from_data
 
 RESUMABLE = ("write_verify_array", "forming", "switch_seeker", "converge", "multistate",
@@ -32,6 +32,10 @@ def _open(path: Path) -> LogReader:
     """The old log (a log whose writer was killed opens as it is)."""
     try:
         return LogReader(path)
+    except LogDamaged as exc:  # cut short (a full disk) or damaged: resume from its salvage
+        copy = path.with_name(path.name.removesuffix(".h5") + ".recovered.h5")
+        raise ConfigError(f"--resume {path}: {exc}; then resume from the salvaged copy: "
+                          f"--resume {copy}") from None
     except LogError as exc:
         raise ConfigError(f"--resume {path}: {exc}") from None
 

@@ -154,15 +154,23 @@ def intact_rows(ds: h5py.Dataset, size: int, limit: int | None = None) -> int:
 
 
 def intact_counts(f: h5py.File, size: int) -> dict[str, tuple[int, int]]:
-    """Per table, (rows before the first chunk past byte `size`, rows the table claims)."""
+    """Per table, (rows before the first chunk past byte `size` that the end-of-data marker
+    confirms, rows the table claims): what `recover` salvages, not more."""
     from xbarlab.log import schema as sc
 
+    try:
+        eod = eod_row(f)
+    except Exception:  # unreadable: the rows alone
+        eod = None
     out: dict[str, tuple[int, int]] = {}
     for name, label in ((sc.MEASUREMENTS, "measurement rows"), (sc.EVENTS, "events"),
                         (sc.MVM_INPUTS, "MVM rows")):
         if name in f:
             ds = f[name]
-            out[label] = (intact_rows(ds, size), int(ds.shape[0]))
+            intact = intact_rows(ds, size)
+            if eod is not None:
+                intact = min(intact, eod[sc.EOD_FIELD[name]])
+            out[label] = (intact, int(ds.shape[0]))
     return out
 
 
