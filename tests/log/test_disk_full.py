@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,12 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.fakes import RecordingCrossbar
+from tests.log.docs import read_event, run_start, run_stop
 from xbarlab.cli.main import app
 from xbarlab.documents import Document, Event, RunStatus
 from xbarlab.engine import RunEngine
 from xbarlab.limits import BenchLimits
+from xbarlab.log.errors import LogWriteFailed
 from xbarlab.log.reader import LogReader
 from xbarlab.log.verify import verify
 from xbarlab.log.writer import HDF5Writer
@@ -171,3 +174,29 @@ def test_a_refused_write_is_said_once_then_the_writer_drops_and_closes(
     assert "run stop was not recorded" not in result.reason  # dropped, not raised again
     assert len(xbar.calls) == 4 and xbar.safe_calls == 1  # the first block's flush
     assert writer.failed is not None and str(writer.failed) in result.reason
+
+
+def test_a_write_refused_in_the_flush_clock_thread_still_stops_the_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the bench an operation takes milliseconds and the flush clock (another thread) does
+    most flushes: a write refused there is raised at the run's next event, so the run does not
+    go on measuring into a log that no longer records."""
+    writer = HDF5Writer(tmp_path / "clock.h5", flush_interval=0.05)
+    try:
+        writer(run_start())
+
+        def refuse(*_: Any) -> int:
+            raise OSError(errno.EIO, "Input/output error")
+
+        monkeypatch.setattr(writer._sinks["measurements"], "append", refuse)
+        writer(read_event(1, [(0, 0)], 0.2, [1e-4]))  # buffered; the clock flushes it
+        deadline = time.monotonic() + 30
+        while writer.failed is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert writer.failed is not None and "(EIO)" in str(writer.failed)
+        with pytest.raises(LogWriteFailed, match=r"clock\.h5: Input/output error \(EIO\)"):
+            writer(read_event(2, [(0, 1)], 0.2, [1e-4]))
+        writer(read_event(3, [(0, 2)], 0.2, [1e-4]))  # said once: dropped from now on
+        writer(run_stop(3))
+    finally:
+        writer.close()

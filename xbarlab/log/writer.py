@@ -138,6 +138,7 @@ class HDF5Writer:
         self.durable = self.fsync = bool(durable or fsync)
         self.min_free = int(min_free)
         self.failed: LogWriteFailed | None = None  # the write the file system refused
+        self._failure_unsaid = False  # refused in the flush clock's thread: the run must hear it
         self._space_alarm: LogSpaceLow | None = None
         self._alarm_raised = False
         if self.durable:
@@ -219,6 +220,7 @@ class HDF5Writer:
                 return
             if not self._live:
                 if self.failed is not None:
+                    self._say_failure()
                     return  # said once: the run stops on it
                 self._not_live()
             if doc.mvm_in is not None or doc.message or doc.data or self._part_seq is not None:
@@ -322,6 +324,7 @@ class HDF5Writer:
         with self._lock:
             if not self._live:
                 if self.failed is not None:
+                    self._say_failure()
                     return
                 self._not_live()
             if self._part_seq != doc.seq:
@@ -764,6 +767,13 @@ class HDF5Writer:
                 "the log ends sound; free some space before the next run")
             self._due = True  # the next event flushes and hears it
 
+    def _say_failure(self) -> None:
+        """Raise the refused write in the run's thread if only the flush clock met it."""
+        if self._failure_unsaid:
+            self._failure_unsaid = False
+            assert self.failed is not None
+            raise self.failed
+
     def _broken(self, exc: BaseException) -> LogWriteFailed:
         """The file system refused a write: remember it, and send the file's later writes
         (HDF5's own, at close) to /dev/null so that closing cannot crash the process; the
@@ -773,6 +783,7 @@ class HDF5Writer:
                 f"cannot write the log {self.path}: {_write_error(exc)}; what was flushed "
                 f"before is in the file, `xbarlab log recover {self.path}` salvages it")
             self._live = False
+            self._failure_unsaid = threading.current_thread() is self._clock
             with contextlib.suppress(Exception):
                 fd = self._file.id.get_vfd_handle()
                 null = os.open(os.devnull, os.O_WRONLY)
