@@ -128,3 +128,29 @@ def test_estimate_of_a_bench_session_uses_its_array_and_its_limits() -> None:
     est = estimate_session(wide)
     assert est.ok and est.booking.pulses.sum() > 64
     assert est.booking.timing.read == pytest.approx(0.03)
+
+
+@pytest.mark.parametrize("compliance", [1e-3, 20e-3])
+def test_estimate_predicts_the_compliance_hits_of_the_run(compliance: float) -> None:
+    """The example session's 16 x 16 v/2 write-verify: at 1 mA every pulse hits the
+    compliance (the selected column also collects its 15 half-selected cells, some 2 mA), and
+    the estimate says so, close to what the run itself logs; at 20 mA nothing does."""
+    from xbarlab.cli.session import ProtocolName, load_session
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "session-write-verify.yaml"
+    session = load_session(example, ProtocolName.write_verify_array, None)
+    limits = session.limits.model_copy(update={"compliance": compliance})
+    cfg = ProtocolSession(sim=session.sim, limits=limits, protocol=session.protocol)
+    est = estimate_session(cfg)
+    run_book = Booking((16, 16))
+    xbar = build_sim_crossbar(cfg.sim, compliance=compliance)
+    RunEngine(xbar, limits, [run_book]).run(plan_for(cfg.protocol, (16, 16)),
+                                            protocol="write_verify_array")
+    b = est.booking
+    warned = [w for w in est.warnings if "hit the current compliance" in w]
+    if compliance < 2e-3:
+        assert b.pulse_hits == b.pulses.sum() > 0 and warned
+        assert run_book.pulse_hits == run_book.pulses.sum()  # what the run then does
+    else:
+        assert b.pulse_hits == run_book.pulse_hits == 0 and not warned
+    assert b.read_hits == run_book.read_hits == 0

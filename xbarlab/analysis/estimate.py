@@ -6,7 +6,9 @@ session's (its `sim:` section, another seed: the bench's devices are not the sim
 A subscriber books every operation: pulses and reads per cell, the largest voltage each cell
 sees (selected or half-selected, from the ideal line biases of the pulse's scheme), how many
 pulses expose it as a half-selected cell, the energy of the pulses it receives (V I width),
-and the bench time from the bench config's per-operation timings. Physics checks run first:
+the pulses and cell reads that hit the current compliance (the device then sees less than the
+set voltage), and the bench time from the bench config's per-operation timings. Physics
+checks run first:
 verify reads whose half-selected or sneak current exceeds the tolerance band, and pulses that
 lose so much to line resistance that a far cell never sees the start amplitude.
 """
@@ -44,6 +46,9 @@ class Booking:
     wait: float = 0.0
     pulse_time: float = 0.0
     refused: int = 0
+    compliance: float = float("nan")  # A, the limit the run was simulated with
+    pulse_hits: int = 0  # pulses that hit the compliance
+    read_hits: int = 0  # cell reads that hit it
     status: str = ""
     reason: str = ""
 
@@ -82,6 +87,8 @@ class Booking:
             per_volt, exposed = self._exposure(doc.scheme or "v/2", (r, c))
             np.maximum(self.v_max, per_volt * abs(volts), out=self.v_max)
             self.half_selected += exposed
+            if np.any(doc.compliance):
+                self.pulse_hits += 1
             current = float(doc.currents[0])
             if np.isfinite(current):
                 self.energy[r, c] += abs(volts * current) * float(doc.width)
@@ -91,6 +98,7 @@ class Booking:
             np.add.at(self.reads, (cells[:, 0], cells[:, 1]), 1)
             v = float(np.abs(doc.voltages).max()) if len(doc.voltages) else 0.0
             np.maximum.at(self.v_max, (cells[:, 0], cells[:, 1]), v)
+            self.read_hits += int(np.count_nonzero(doc.compliance))
         elif doc.kind is EventKind.MVM and doc.mvm_in is not None:
             self.n_mvm_rows += len(doc.mvm_in)
         elif doc.kind is EventKind.CHECKPOINT and doc.message == "wait" and doc.data:
@@ -127,6 +135,8 @@ class Estimate:
             "ok": self.ok, "status": b.status, "reason": b.reason,
             "pulses_total": int(b.pulses.sum()), "reads_total": int(b.reads.sum()),
             "mvm_rows": b.n_mvm_rows, "wait_s": b.wait, "bench_time_s": b.bench_time,
+            "compliance_A": b.compliance, "pulses_in_compliance": b.pulse_hits,
+            "reads_in_compliance": b.read_hits,
             "timing": b.timing.model_dump(),
             "per_cell": {
                 "pulses": b.pulses.tolist(), "reads": b.reads.tolist(),
@@ -181,10 +191,12 @@ def estimate_session(cfg: ProtocolSession, seed: int | None = None) -> Estimate:
     # a bench session passes two checks: the session's limits, then the bench config's own
     limits = cfg.limits if cfg.bench is None else intersect(
         cfg.limits, load_any_bench_config(cfg.bench).limits)
+    booking.compliance = limits.compliance
     result = RunEngine(xbar, limits, [booking]).run(
         plan_for(cfg.protocol, xbar.shape, gains=gains, tracking=circuit_tracking(cfg)),
         protocol=cfg.protocol.kind)
     outcome = _outcome(cfg.protocol.kind, result.value, summary_rows)
+    warnings += _compliance_warnings(booking)
     if isinstance(cfg.protocol, WriteVerifyArrayProtocol) and result.value is not None:
         from xbarlab.protocols.patterns import target_map
 
@@ -195,6 +207,19 @@ def estimate_session(cfg: ProtocolSession, seed: int | None = None) -> Estimate:
                         f"{int((err <= tol).sum())} / {err.size} ({(err <= tol).mean():.1%}); "
                         f"median |error| {np.median(err):.2%}"))
     return Estimate(cfg.protocol.kind, xbar.shape, seed, booking, outcome, warnings, blocking)
+
+
+def _compliance_warnings(b: Booking) -> list[str]:
+    """A session most of whose pulses the compliance clamps programs with weaker pulses than
+    configured: say so before the bench does."""
+    n = int(b.pulses.sum())
+    if not n or b.pulse_hits < n / 2:
+        return []
+    return [f"{b.pulse_hits} of {n} pulses hit the current compliance "
+            f"({si(b.compliance, 'A')}): their devices see less than the set voltage (with a "
+            "v/2 or v/3 scheme the selected lines also carry the half-selected cells' current); "
+            "raise `limits.compliance` if the devices allow it, or expect the write-verify to "
+            "climb to higher amplitudes"]
 
 
 def _outcome(kind: str, value: Any, rows: Any) -> list[tuple[str, str]]:
@@ -247,6 +272,11 @@ def render_estimate(est: Estimate, console: Any) -> None:
                   f"{int(b.half_selected.max())}")
     table.add_row("pulse energy per cell", f"mean {si(float(b.energy.mean()), 'J')}, max "
                   f"{si(float(b.energy.max()), 'J')}, total {si(float(b.energy.sum()), 'J')}")
+    hits = [f"{k} of {n} {what}" for k, n, what in (
+        (b.pulse_hits, int(b.pulses.sum()), "pulses"), (b.read_hits, int(b.reads.sum()),
+                                                        "cell reads")) if k]
+    table.add_row("current compliance", (", ".join(hits) + " hit " if hits else "nothing hits ")
+                  + si(b.compliance, "A"))
     if b.refused:
         table.add_row("refused by the limits", str(b.refused))
     console.print(table)
