@@ -174,7 +174,7 @@ def print_summary(session: object, out: Path) -> None:
     if isinstance(r.value, NetworkOutcome):
         for label, text in summary_rows(r.value):
             table.add_row(label, text)
-    table.add_row("operations logged", str(r.n_events))
+    table.add_row("events", str(r.n_events))
     table.add_row("time", duration(session.seconds))
     table.add_row("log", str(out))
     console.print(table)

@@ -118,7 +118,7 @@ def print_summary(kind: str, result: RunResult, elapsed: float, out: Path) -> No
     table.add_row("status", f"[{colour}]{result.status.value}[/] {result.reason}")
     for name, text in summary_rows(kind, result.value):
         table.add_row(name, text)
-    table.add_row("operations logged", str(result.n_events))
+    table.add_row("events", str(result.n_events))
     table.add_row("time", f"{elapsed:.2f} s")
     table.add_row("log", str(out))
     console.print(table)

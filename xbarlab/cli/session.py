@@ -318,7 +318,7 @@ def print_summary(result: RunResult, elapsed: float, out: Path,
                           "dominate them, they are not device conductances")
     if compliance:
         table.add_row("[yellow]compliance[/]", compliance)
-    table.add_row("operations logged", str(result.n_events))
+    table.add_row("events", str(result.n_events))
     table.add_row("time", duration(elapsed))
     table.add_row("log", str(out))
     console.print(table)
