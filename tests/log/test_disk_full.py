@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from tests.fakes import RecordingCrossbar
@@ -114,25 +115,30 @@ _CHILD = """
 import resource, sys
 resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), resource.RLIM_INFINITY))
 from xbarlab.cli.entry import main
-sys.argv = ["xbarlab", "demo", "--size", "16", "--out", sys.argv[2]]
+sys.argv = ["xbarlab", "run", "write_verify_array", "-c", sys.argv[2], "--out", sys.argv[3]]
 main()
 """
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "session-write-verify.yaml"
 
 
 def test_a_refused_write_stops_the_run_and_the_process_exits_cleanly(tmp_path: Path) -> None:
-    """The kernel refuses the log's writes past 1 MB (EFBIG) in the middle of a demo run:
-    exit 1 (not a crash), the reason names the file and the cause, no traceback, no plot of a
-    log that is not whole; `recover` salvages every row flushed before."""
+    """The kernel refuses the log's writes past 500 kB (EFBIG) in the middle of the example
+    write-verify session: exit 1 (not a crash), the reason names the file and the cause, no
+    traceback; `recover` salvages every row the end-of-data marker confirmed (flushed every
+    50 ms here, so most of them)."""
+    cfg = yaml.safe_load(EXAMPLE.read_text())
+    cfg["log"] = {"flush_interval": 0.05}
+    session = tmp_path / "session.yaml"
+    session.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "full.h5"
-    limit = 1_000_000
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(limit), str(out)],
+    limit = 500_000
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(limit), str(session), str(out)],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path,
                           env={**os.environ, **ENV})
     text = proc.stdout + proc.stderr
     assert proc.returncode == 1, text
     assert "Traceback" not in text and "unexpected" not in text, text
     assert "cannot write the log" in text and "File too large (EFBIG)" in _words(text)
-    assert not (tmp_path / "full.png").exists()
     assert out.stat().st_size <= limit
     res = runner.invoke(app, ["log", "summary", str(out)], env=ENV)
     said = re.search(r"intact: (\d+) of \d+ measurement rows", _words(res.output))
@@ -200,3 +206,24 @@ def test_a_write_refused_in_the_flush_clock_thread_still_stops_the_run(
         writer(run_stop(3))
     finally:
         writer.close()
+
+
+def test_the_demo_draws_no_plot_of_a_log_the_disk_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC at the 4th file flush of a demo: exit 1 with the cause in the summary, no PNG
+    drawn from a log that is not whole, no error about the plot."""
+    real = HDF5Writer._sync_file
+    calls = [0]
+
+    def sync(self: HDF5Writer, marker: bool | None = None) -> None:
+        calls[0] += 1
+        if calls[0] >= 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(self, marker)
+
+    monkeypatch.setattr(HDF5Writer, "_sync_file", sync)
+    out = tmp_path / "demo.h5"
+    res = runner.invoke(app, ["demo", "--size", "8", "--out", str(out)], env=ENV)
+    assert res.exit_code == 1, res.output
+    assert "no space left on its disk (ENOSPC)" in _words(res.output)
+    assert not out.with_suffix(".png").exists() and "plot:" not in res.output
