@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import signal
 import subprocess
 import time
 import uuid
@@ -55,7 +56,13 @@ from xbarlab.crossbar import (
     SafeStateFailure,
 )
 from xbarlab.documents import Document, Event, EventKind, RunStart, RunStatus, RunStop, Subscriber
-from xbarlab.interrupts import begin_cleanup, interruptible, raise_swallowed, taken
+from xbarlab.interrupts import (
+    begin_cleanup,
+    interruptible,
+    raise_swallowed,
+    swallowed,
+    taken,
+)
 from xbarlab.limits import BenchLimits, LimitViolation
 from xbarlab.messages import Checkpoint, Message, Mvm, Plan, Pulse, Read, Result, Wait, WaitResult
 
@@ -198,9 +205,15 @@ class RunEngine:
             except LimitViolation as exc:
                 status, reason = RunStatus.FAILED, f"refused: {exc}"
             except Exception as exc:  # every failure ends the run the same way
-                status, reason = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
+                signum = swallowed()
+                if signum:  # a Ctrl-C / SIGTERM broke what it landed in: that is the cause
+                    taken()
+                    status, reason = RunStatus.ABORTED, (
+                        "interrupted (Ctrl-C)" if signum == signal.SIGINT else "SIGTERM received")
+                else:
+                    status, reason = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
+                    self._fault(reason)
                 retry_safe = not isinstance(exc, SafeStateFailure)
-                self._fault(reason)
             finally:
                 begin_cleanup()  # a second Ctrl-C / SIGTERM now waits for the safe state
                 plan.close()

@@ -6,9 +6,11 @@
   both signals are ignored with one line on stderr, so the safe state and the log are
   finished before the process ends. Blocks nest: only the outermost installs handlers.
 
-A signal's exception raised inside a destructor or a weakref callback is only printed by
-Python, never propagated: `raise_swallowed(abort)` (the run engine calls it between
-operations) raises it again, so a Ctrl-C is never lost.
+A signal's exception raised inside a destructor, a weakref callback or a C callback (numba's
+compiler calls back into Python) is only printed by Python, never propagated:
+`raise_swallowed(abort)` (the run engine calls it between operations) raises it again, so a
+Ctrl-C is never lost, and while `interruptible` or `startup_guard` holds the signals that
+print (a traceback) is kept off the terminal.
 
 Only the main thread can install signal handlers; elsewhere these do nothing.
 """
@@ -21,6 +23,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 IGNORED_MESSAGE = ("xbarlab: {name} ignored: the bench is being put in its safe state and the "
                    "log closed; this ends on its own")
@@ -61,6 +64,34 @@ def begin_cleanup() -> None:
         _State.cleaning = True
 
 
+class _QuietSignals:
+    """`sys.unraisablehook` that keeps the swallowed exception of a signal off the terminal
+    (it is raised again by `raise_swallowed`) and hands everything else on."""
+
+    def __init__(self, previous: Any, abort: type[BaseException]) -> None:
+        self.previous, self.abort = previous, abort
+
+    def __call__(self, unraisable: Any) -> None:
+        if _State.raised and unraisable.exc_type in (KeyboardInterrupt, self.abort):
+            return
+        self.previous(unraisable)
+
+
+def startup_guard() -> None:
+    """For a command-line process, before its imports: Ctrl-C raises KeyboardInterrupt as
+    usual and is remembered, so that one Python swallowed is raised again
+    (`raise_swallowed`) by the run engine or by the caller, and printed by nobody."""
+    if not _main_thread():
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        _State.raised = signum
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    sys.unraisablehook = _QuietSignals(sys.unraisablehook, KeyboardInterrupt)
+
+
 def _ignored(signum: int) -> None:
     sys.stderr.write(IGNORED_MESSAGE.format(name=signal.Signals(signum).name) + "\n")
     sys.stderr.flush()
@@ -91,13 +122,23 @@ def interruptible(abort: type[BaseException]) -> Iterator[None]:
         raise abort("SIGTERM received")
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    _State.depth, _State.cleaning, _State.raised = 1, False, 0
+    hook = sys.unraisablehook
+    sys.unraisablehook = _QuietSignals(hook, abort)
+    # (a Ctrl-C swallowed before, under `startup_guard`, stays pending for the engine)
+    _State.depth, _State.cleaning = 1, False
     try:
         yield
     finally:
         _State.depth, _State.cleaning, _State.raised = 0, False, 0
+        sys.unraisablehook = hook
         for sig, prev in previous.items():
             signal.signal(sig, prev)
+
+
+def swallowed() -> int:
+    """The signal whose exception nobody took yet (0: none). An error raised meanwhile may be
+    its consequence (numba's compiler, interrupted in a callback, fails later)."""
+    return _State.raised
 
 
 def taken() -> None:

@@ -4,6 +4,7 @@ error line and the summary (no traceback, the safe state tried once in the sessi
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -55,16 +56,20 @@ def test_ctrl_c_at_any_moment_of_the_start_says_what_happened(tmp_path: Path) ->
     session = tmp_path / "session.yaml"
     session.write_text(yaml.safe_dump(cfg))
     for k, delay in enumerate((0.1, 0.4, 0.7, 1.0, 1.3, 1.6, 2.5)):
+        # every other one compiles its kernels anew (numba calls back into Python: a Ctrl-C
+        # there is swallowed, and must neither print a traceback nor be lost)
+        env = {**os.environ, **({"NUMBA_CACHE_DIR": str(tmp_path / f"numba{k}")} if k % 2
+                               else {})}
         proc = subprocess.Popen(
             [sys.executable, "-c", "import sys; print('up', flush=True); "
              "from xbarlab.cli.entry import main; sys.argv[0] = 'xbarlab'; main()",
              "run", "write_verify_array", "-c", str(session), "--out", str(tmp_path / f"{k}.h5")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
-        assert "Traceback" not in err + out, (delay, err)
+        assert "Traceback" not in err + out and "Exception ignored" not in err, (delay, err)
         assert proc.returncode == 130, (delay, out, err)
         assert "interrupted" in err + out or "Ctrl-C" in err + out, (delay, out, err)
 

@@ -225,11 +225,35 @@ def test_a_ctrl_c_a_destructor_swallowed_still_stops_the_run(
     xbar = _SwallowingCrossbar()
     engine, _ = _engine(xbar)
     result = engine.run(reads(), protocol="p")
-    assert swallowed == [KeyboardInterrupt]  # Python only printed it
+    assert swallowed == []  # Python would have printed it (a traceback): kept quiet
     assert result.status is RunStatus.ABORTED and "Ctrl-C" in result.reason
     assert len(xbar.calls) == 2 and xbar.safe_calls == 1  # stopped before the third read
     result = engine.run(reads(), protocol="p")  # nothing left over for the next run
     assert result.ok and len(xbar.calls) == 12
+
+
+class _BrokenByCtrlC(_SwallowingCrossbar):
+    """As numba's compiler: the Ctrl-C lands in a callback (swallowed) and the work it cut
+    short then fails with an error of its own."""
+
+    def read(self, cells, v_read, scheme):  # type: ignore[no-untyped-def]
+        r = super().read(cells, v_read, scheme)
+        if len(self.calls) == 2:
+            raise RuntimeError("no compiled object yet")
+        return r
+
+
+def test_an_error_a_swallowed_ctrl_c_caused_is_an_abort(monkeypatch: pytest.MonkeyPatch) -> None:
+    printed: list[type[BaseException] | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: printed.append(u.exc_type))
+    xbar = _BrokenByCtrlC()
+    engine, docs = _engine(xbar)
+    result = engine.run((Read(((0, 0),), 0.2) for _ in range(5)), protocol="p")
+    assert result.status is RunStatus.ABORTED and result.reason == "interrupted (Ctrl-C)"
+    assert not [d for d in docs if isinstance(d, Event) and d.kind is EventKind.FAULT]
+    assert xbar.safe_calls == 1 and printed == []
+    assert sys.unraisablehook is not None and engine.run(
+        (Read(((0, 0),), 0.2) for _ in range(2)), protocol="p").ok
 
 
 def test_signals_raise_again_after_the_run() -> None:

@@ -12,8 +12,13 @@ def _interrupted_while_starting() -> None:
 
 
 def main() -> None:
+    from xbarlab import interrupts
+
+    interrupts.startup_guard()  # a Ctrl-C Python swallows while importing is not lost
     try:
         from xbarlab.cli.main import app
+
+        interrupts.raise_swallowed(KeyboardInterrupt)
     except KeyboardInterrupt:
         _interrupted_while_starting()
     try:

@@ -27,6 +27,7 @@ except ImportError:  # pragma: no cover - typer that still uses click itself
 
 from xbarlab import __version__
 from xbarlab.cli.common import ExitCode, err_console
+from xbarlab.interrupts import swallowed
 
 
 class XbarlabGroup(TyperGroup):
@@ -56,6 +57,10 @@ class XbarlabGroup(TyperGroup):
         except Exception as exc:
             if os.environ.get("XBARLAB_TRACEBACK"):
                 raise
+            if swallowed():  # a Ctrl-C Python swallowed broke what it landed in
+                err_console.print("[bold red]interrupted[/] (Ctrl-C)", highlight=False)
+                rv = ExitCode.ABORTED
+                return rv if not standalone_mode else sys.exit(rv)
             err_console.print(
                 f"[bold red]error:[/] unexpected {type(exc).__name__}: {escape(str(exc))} (a "
                 "bug: please report it; XBARLAB_TRACEBACK=1 shows where it happened)",
