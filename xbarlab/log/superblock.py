@@ -20,6 +20,9 @@ from typing import Final
 
 SIGNATURE: Final = b"\x89HDF\r\n\x1a\n"
 SIZE: Final = 48
+ROOT_HEADER: Final = b"OHDR"
+"""A version 2 object header's signature: xbarlab's root group starts right after the
+superblock, so a file whose first bytes were overwritten still shows it at byte 48."""
 """Bytes of a version 2/3 superblock with 8-byte addresses."""
 FLAG_WRITE: Final = 0x01
 FLAG_SWMR_WRITE: Final = 0x04
@@ -91,10 +94,10 @@ class Superblock:
 def read_superblock(path: str | os.PathLike[str]) -> Superblock:
     """Parse and check the superblock of `path`; `NotHdf5Error` with the reason otherwise."""
     with open(path, "rb") as fh:
-        head = fh.read(SIZE)
+        head = fh.read(SIZE + 4)  # and the 4 bytes after it: the root's header signature
         size = os.fstat(fh.fileno()).st_size
     if len(head) < 9 or head[:8] != SIGNATURE:
-        if _root_header_follows(path, size):
+        if head[SIZE:SIZE + 4] == ROOT_HEADER:
             raise NotHdf5Error("superblock damaged (its HDF5 signature is overwritten; the "
                                "root object header follows at byte 48, as in every xbarlab log)")
         what = "empty" if size == 0 else f"{size} bytes"
@@ -116,12 +119,3 @@ def read_superblock(path: str | os.PathLike[str]) -> Superblock:
         raise NotHdf5Error(f"superblock base address {base} (xbarlab writes 0)")
     return Superblock(version, head[11], eof, root, size)
 
-
-def _root_header_follows(path: str | os.PathLike[str], size: int) -> bool:
-    """A version 2 object header ("OHDR") where xbarlab's root group starts (byte 48): the
-    file is an HDF5 file of xbarlab's layout whose first bytes were overwritten."""
-    if size < 52:
-        return False
-    with open(path, "rb") as fh:
-        fh.seek(48)
-        return fh.read(4) == b"OHDR"
