@@ -34,6 +34,7 @@ class _State:
     cleaning = False
     shield = 0
     raised = 0  # the last signal `interruptible` raised for and nobody took yet (0: none)
+    interrupted = False  # a signal raised its exception since the outermost block began
 
 
 def _main_thread() -> bool:
@@ -66,13 +67,18 @@ def begin_cleanup() -> None:
 
 class _QuietSignals:
     """`sys.unraisablehook` that keeps the swallowed exception of a signal off the terminal
-    (it is raised again by `raise_swallowed`) and hands everything else on."""
+    (it is raised again by `raise_swallowed`), and once a signal interrupted the process, every
+    error of a destructor too: an object the signal cut short in its constructor fails in its
+    destructor later (llvmlite's `ObjectRef.__del__`: "no attribute '_as_parameter_'"), which
+    is the interruption already said, not news. Before any signal, everything is handed on."""
 
     def __init__(self, previous: Any, abort: type[BaseException]) -> None:
         self.previous, self.abort = previous, abort
 
     def __call__(self, unraisable: Any) -> None:
         if _State.raised and unraisable.exc_type in (KeyboardInterrupt, self.abort):
+            return
+        if _State.interrupted:
             return
         self.previous(unraisable)
 
@@ -85,7 +91,7 @@ def startup_guard() -> None:
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        _State.raised = signum
+        _State.raised, _State.interrupted = signum, True
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, handler)
@@ -116,7 +122,7 @@ def interruptible(abort: type[BaseException]) -> Iterator[None]:
         if cleaning_up():
             _ignored(signum)
             return
-        _State.raised = signum
+        _State.raised, _State.interrupted = signum, True
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise abort("SIGTERM received")
@@ -124,8 +130,9 @@ def interruptible(abort: type[BaseException]) -> Iterator[None]:
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     hook = sys.unraisablehook
     sys.unraisablehook = _QuietSignals(hook, abort)
-    # (a Ctrl-C swallowed before, under `startup_guard`, stays pending for the engine)
-    _State.depth, _State.cleaning = 1, False
+    # (a Ctrl-C swallowed before, under `startup_guard`, stays pending for the engine; one an
+    # earlier block met in this process no longer quiets what Python prints)
+    _State.depth, _State.cleaning, _State.interrupted = 1, False, bool(_State.raised)
     try:
         yield
     finally:

@@ -347,3 +347,37 @@ def test_an_mvm_with_clamped_outputs_adds_a_compliance_event() -> None:
     events = [d for d in docs if isinstance(d, Event)]
     assert [e.kind for e in events] == [EventKind.MVM, EventKind.COMPLIANCE]
     assert events[1].data == {"outputs": 1, "compliance_A": BenchLimits().compliance}
+
+
+class _CutShort:
+    """As llvmlite's `ObjectRef`: a constructor the Ctrl-C cut short leaves an object whose
+    destructor fails (an AttributeError, not the KeyboardInterrupt) when it is collected."""
+
+    def __del__(self) -> None:
+        raise AttributeError("'PassBuilder' object has no attribute '_as_parameter_'")
+
+
+def test_a_destructor_failing_after_a_ctrl_c_prints_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from xbarlab import interrupts
+
+    printed: list[type[BaseException] | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: printed.append(u.exc_type))
+    monkeypatch.setattr(interrupts._State, "raised", 0)
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        interrupts.startup_guard()  # what the console script installs first
+        _CutShort()
+        assert printed == [AttributeError]  # no signal yet: Python's own report stands
+        with pytest.raises(KeyboardInterrupt), interrupts.interruptible(RuntimeError):
+            signal.raise_signal(signal.SIGINT)
+            for _ in range(100):
+                pass
+        interrupts.taken()
+        _CutShort()  # after the block, collected on the way out
+        assert printed == [AttributeError]
+        with interrupts.interruptible(RuntimeError):  # a new run: reports are back
+            _CutShort()
+        assert printed == [AttributeError, AttributeError]
+    finally:
+        signal.signal(signal.SIGINT, previous)
