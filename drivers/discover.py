@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from xbarlab.bench.lock import BenchInUse, instrument_locks
 from xbarlab.drivers.transports import TransportError, VisaTransport
 
 T = TypeVar("T")
@@ -98,6 +99,12 @@ def identify(resource: str, visa_library: str = "@py", timeout: float = 1.0) -> 
         finally:
             link.close()
 
+    lock = instrument_locks({resource: resource})
+    try:  # a query into a running session's link could take its reply
+        lock.acquire()
+    except BenchInUse as exc:
+        return Found(resource, None, "not queried: " + str(exc).removeprefix(
+            f"{resource} ({resource}) is "))
     try:
         idn = _bounded(resource, work, 2 * timeout + 0.5)
     except TransportError as exc:  # the link's own timeouts included
@@ -108,6 +115,8 @@ def identify(resource: str, visa_library: str = "@py", timeout: float = 1.0) -> 
         return Found(resource, None, str(exc))
     except Exception as exc:
         return Found(resource, None, f"{type(exc).__name__}: {exc}")
+    finally:  # (an abandoned query's thread may still hold the link: as a timed-out one does)
+        lock.release()
     if not idn or not idn.isprintable() or len(idn.split(",")) < 4:
         return Found(resource, None, f"replied {idn!r} to {IDN}: not an IEEE 488.2 identity "
                                      "(maker, model, serial, firmware)")

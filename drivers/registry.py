@@ -17,6 +17,7 @@ from xbarlab.bench.arctwo_config import ArcTwoBenchConfig, load_any_bench_config
 from xbarlab.bench.config import BenchConfig, InstrumentConfig
 from xbarlab.bench.crossbar import BenchCrossbar, Wiring
 from xbarlab.bench.kinds import BUILTIN, InstrumentKind, PluginError, plugin_kinds
+from xbarlab.bench.lock import BenchInUse, InstrumentLocks, instrument_locks
 from xbarlab.bench.pulse_bench import PulseBenchCrossbar
 from xbarlab.bench.watchdog import Supervisor
 from xbarlab.drivers.base import Instrument, InstrumentError, SmuLimits
@@ -77,6 +78,7 @@ class OpenBench:
     identities: dict[str, str] = field(default_factory=dict)
     closed: bool = False
     supervisor: Supervisor | None = None  # the process that makes the bench safe if we die
+    locks: InstrumentLocks | None = None  # one session per instrument (`xbarlab.bench.lock`)
 
     def close(self) -> None:
         """Safe state, then close every link (even if the safe state failed). Idempotent: a
@@ -92,6 +94,8 @@ class OpenBench:
             for t in self.transports.values():
                 with contextlib.suppress(Exception):
                     t.close()
+            if self.locks is not None:  # before an unsafe end's rescue, which takes them
+                self.locks.release()
             if self.supervisor is not None:  # unsafe: it tries once more on its own links
                 self.supervisor.stop(safe=safe)
 
@@ -118,16 +122,25 @@ def open_bench(config: BenchConfig, transport_factory: TransportFactory = defaul
     """Open every link, check every identity, and build the `BenchCrossbar` (not configured:
     configuration happens before its first operation).
 
-    `supervise` (default: whenever the links are the real ones, `default_transport`) starts
-    the safety supervisor process first; it is armed before this returns, and the crossbar
-    refuses to operate if it is gone."""
+    Whenever the links are the real ones (`default_transport`): every instrument's address is
+    locked for this session first (`BenchInUse` if another session holds one, and nothing is
+    opened), and `supervise` (default: the same) starts the safety supervisor process; it is
+    armed before this returns, and the crossbar refuses to operate if it is gone."""
     shape = (config.rows, config.cols)
     refs = _role_refs(config)
     used = {ref.partition(".")[0] for ref in refs.values()}
+    real = transport_factory is default_transport
     if supervise is None:
-        supervise = transport_factory is default_transport
-    supervisor = (Supervisor(config.model_dump(mode="json"), RESCUE).start() if supervise
-                  else None)
+        supervise = real
+    locks = (instrument_locks({n: config.instruments[n].address for n in used}).acquire()
+             if real else None)
+    try:
+        supervisor = (Supervisor(config.model_dump(mode="json"), RESCUE).start() if supervise
+                      else None)
+    except BaseException:
+        if locks is not None:
+            locks.release()
+        raise
     transports: dict[str, Transport] = {}
     drivers: dict[str, Instrument] = {}
     identities: dict[str, str] = {}
@@ -152,6 +165,8 @@ def open_bench(config: BenchConfig, transport_factory: TransportFactory = defaul
         for t in transports.values():
             with contextlib.suppress(Exception):
                 t.close()
+        if locks is not None:
+            locks.release()
         if supervisor is not None:
             supervisor.stop(safe=True)  # nothing was switched on yet
         raise
@@ -181,7 +196,7 @@ def open_bench(config: BenchConfig, transport_factory: TransportFactory = defaul
     if supervisor is not None:
         xbar.guardian = supervisor.check
         xbar.supervisor = supervisor
-    return OpenBench(xbar, drivers, transports, identities, supervisor=supervisor)
+    return OpenBench(xbar, drivers, transports, identities, supervisor=supervisor, locks=locks)
 
 
 def load_bench_config(path: str | Path) -> BenchConfig | ArcTwoBenchConfig:
@@ -204,24 +219,35 @@ def open_arc2_crossbar(config: ArcTwoBenchConfig) -> ArcTwoCrossbar:
     mapping = load_mapping(config.mapping)
     mapping.check((config.rows, config.cols), str(config.mapping))
     link_close: Callable[[], None] | None = None
-    if config.address.startswith("emulated://"):
-        from xbarlab.drivers.emulators.arc2_link import RemoteInstrument
+    locks = instrument_locks({"arc2": config.address}).acquire()
+    try:
+        if config.address.startswith("emulated://"):
+            from xbarlab.drivers.emulators.arc2_link import RemoteInstrument
 
-        remote = RemoteInstrument(config.address.removeprefix("emulated://"))
-        inst: Any = remote
-        link_close = remote.close
-    else:  # pragma: no cover - needs the instrument
-        inst = connect_instrument(config)
-    xbar = ArcTwoCrossbar(inst, mapping, (config.rows, config.cols), config.limits,
-                          idle=config.idle, operation_timeout=config.operation_timeout,
-                          description={"bench": config.name, "address": config.address})
+            remote = RemoteInstrument(config.address.removeprefix("emulated://"))
+            inst: Any = remote
+            link_close = remote.close
+        else:  # pragma: no cover - needs the instrument
+            inst = connect_instrument(config)
+        xbar = ArcTwoCrossbar(inst, mapping, (config.rows, config.cols), config.limits,
+                              idle=config.idle, operation_timeout=config.operation_timeout,
+                              description={"bench": config.name, "address": config.address})
+    except BaseException:
+        if link_close is not None:
+            with contextlib.suppress(Exception):
+                link_close()
+        locks.release()
+        raise
 
     def close() -> None:
         try:
             xbar.safe_state()
         finally:
-            if link_close is not None:
-                link_close()
+            try:
+                if link_close is not None:
+                    link_close()
+            finally:
+                locks.release()
     xbar.closer = close
     return xbar
 
@@ -259,6 +285,14 @@ def check_identities(config: BenchConfig,
     one instrument's problem (it is reported), and sends nothing but the identity query."""
     out = []
     for name, cfg in config.instruments.items():
+        lock = instrument_locks({name: cfg.address})
+        if transport_factory is default_transport:  # never a query into another session's
+            try:
+                lock.acquire()
+            except BenchInUse as exc:
+                out.append(IdentityReport(name, cfg.driver, cfg.address, cfg.identity, None,
+                                          False, f"not queried: {exc}"))
+                continue
         t = transport_factory(name, cfg)
         ch = "a" if cfg.driver == "keithley2600" else "1" if cfg.driver == "keysight_b2900" else ""
         if cfg.driver not in BUILTIN:
@@ -281,6 +315,7 @@ def check_identities(config: BenchConfig,
         finally:
             with contextlib.suppress(Exception):
                 t.close()
+            lock.release()
     return out
 
 

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from xbarlab.bench.config import SMU_DRIVERS, BenchConfig
+from xbarlab.bench.lock import BenchInUse, instrument_locks
 from xbarlab.drivers.base import SmuLimits
 from xbarlab.drivers.registry import default_transport, make_driver
 
@@ -88,8 +89,16 @@ def rescue_bench(config: Mapping[str, Any]) -> list[str]:
     for name in sorted(used):
         stages.setdefault(_ORDER.get(cfg.instruments[name].driver, 0), []).append(name)
     lines: list[str] = []
-    for stage in sorted(stages):
-        names = stages[stage]
-        with ThreadPoolExecutor(max_workers=len(names)) as pool:
-            lines += pool.map(lambda n: _rescue_one(cfg, n, used[n]), names)
+    # The dead session's locks went with it: taking them keeps a new session off the bench
+    # while it is made safe. Held by a live one: made safe all the same (safety first).
+    locks = instrument_locks({n: cfg.instruments[n].address for n in used})
+    with contextlib.suppress(BenchInUse, OSError):
+        locks.acquire()
+    try:
+        for stage in sorted(stages):
+            names = stages[stage]
+            with ThreadPoolExecutor(max_workers=len(names)) as pool:
+                lines += pool.map(lambda n: _rescue_one(cfg, n, used[n]), names)
+    finally:
+        locks.release()
     return lines

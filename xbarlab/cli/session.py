@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from xbarlab import sessions
+from xbarlab.bench.lock import BenchInUse
 from xbarlab.cli.common import STATUS_EXIT, ExitCode, fail, output_path
 from xbarlab.cli.validate import device_names, device_range
 from xbarlab.config import (
@@ -93,6 +94,8 @@ def build_backend(cfg: SessionConfig) -> Crossbar:
         return sessions.build_backend(cfg)
     except ConfigError:
         raise
+    except BenchInUse as exc:
+        raise BackendUnavailable(f"cannot open the bench of {cfg.bench}: {exc}") from None
     except Exception as exc:  # any driver / transport / VISA failure while connecting
         raise BackendUnavailable(
             f"cannot open the bench of {cfg.bench}: {type(exc).__name__}: "
