@@ -27,7 +27,7 @@ LAYERS: list[set[str]] = [
     {"config"},
     {"limits"},
     {"cells"},
-    {"messages", "documents", "biasing", "interrupts"},
+    {"messages", "documents", "biasing", "interrupts", "host_locks"},
     {"crossbar", "units"},
 ]
 # Third-party packages that only one part of xbarlab may import.

@@ -17,11 +17,12 @@ import pytest
 import yaml
 
 from tests.emulators.benches import K2600_707B, SIM, bench_config, emulated
-from xbarlab.bench.lock import LOCK_DIR_ENV, BenchInUse, instrument_locks, lock_key
+from xbarlab.bench.lock import BenchInUse, instrument_locks, lock_key
 from xbarlab.crossbar import BiasScheme
 from xbarlab.drivers.discover import identify
 from xbarlab.drivers.emulators.bench import EmulatedBench
 from xbarlab.drivers.registry import check_identities, open_bench
+from xbarlab.host_locks import LOCK_DIR_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 

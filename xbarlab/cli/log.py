@@ -282,9 +282,8 @@ def register(app: typer.Typer) -> None:
         if target.resolve() == file.resolve():
             raise _fail("--out must differ from FILE: recover never modifies the damaged file")
         output_path(target, "log", overwrite=overwrite or force)
-        target.unlink(missing_ok=True)
         try:
-            report = salvage(file, target)
+            report = salvage(file, target, overwrite=overwrite or force)
         except (FileNotFoundError, FileExistsError, LogError) as exc:
             raise _fail(str(exc)) from None
         for line in report.lines():

@@ -27,3 +27,8 @@ class LogWriteFailed(LogError):
 class LogSpaceLow(LogError):
     """The log's disk has less free space than the writer keeps in reserve: the run stops
     while the log can still end sound."""
+
+
+class LogInUse(LogError, FileExistsError):
+    """Another writer is filling this log (a running session): it is neither overwritten nor
+    replaced, whatever `overwrite` says."""

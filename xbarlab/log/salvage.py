@@ -26,6 +26,7 @@ from xbarlab.log import schema as sc
 from xbarlab.log.errors import LogDamaged, LogError
 from xbarlab.log.scan import TableScan, describe_loss, open_any, scan_file
 from xbarlab.log.superblock import SIGNATURE, lookup3
+from xbarlab.log.writer import claim_log
 
 LOST_LABEL = "(lost)"
 
@@ -48,15 +49,19 @@ class SalvageReport:
         return out
 
 
-def salvage(source: str | os.PathLike[str], out: str | os.PathLike[str]) -> SalvageReport:
-    """Write every intact block of `source` into the new log `out` (which must not exist).
+def salvage(source: str | os.PathLike[str], out: str | os.PathLike[str], *,
+            overwrite: bool = False) -> SalvageReport:
+    """Write every intact block of `source` into the new log `out` (which must not exist
+    unless `overwrite`; it is replaced only once the new log is whole, and never while another
+    session writes it: `LogInUse`).
 
     Raises `LogDamaged` / `NoRunLogged` (one line) when nothing can be salvaged.
     """
     src, dst = Path(source), Path(out)
-    if dst.exists():
-        raise FileExistsError(f"{dst} exists; choose another --out or pass --force")
+    owner = claim_log(dst)
     try:
+        if dst.exists() and not overwrite:
+            raise FileExistsError(f"{dst} exists; choose another --out or pass --overwrite")
         return _salvage(src, dst)
     except (LogError, FileNotFoundError, FileExistsError):
         raise
@@ -64,6 +69,8 @@ def salvage(source: str | os.PathLike[str], out: str | os.PathLike[str]) -> Salv
         text = str(exc).strip().replace("Unable to synchronously ", "")[:160]
         raise LogDamaged(f"{src}: cannot salvage it, its structure is damaged ({text})"
                          ) from None
+    finally:
+        owner.release()
 
 
 def _salvage(src: Path, dst: Path) -> SalvageReport:

@@ -33,9 +33,10 @@ import numpy as np
 
 from xbarlab.cells import CellMeasurement
 from xbarlab.documents import Document, Event, RunStart, RunStop
+from xbarlab.host_locks import Held, HostLock
 from xbarlab.log import blocks
 from xbarlab.log import schema as sc
-from xbarlab.log.errors import LogSpaceLow, LogWriteFailed
+from xbarlab.log.errors import LogInUse, LogSpaceLow, LogWriteFailed
 from xbarlab.log.fletcher import with_checksum
 
 _I8, _F8, _B = blocks.INT, blocks.FLOAT, blocks.BOOL
@@ -117,22 +118,31 @@ class HDF5Writer:
         self.path = Path(path)
         if self.path.is_dir():
             raise IsADirectoryError(f"{self.path} is a directory, not an HDF5 log file")
-        if self.path.exists() and not overwrite:
-            raise FileExistsError(
-                f"{self.path} exists: a measurement log is never overwritten silently; "
-                "choose another file or pass overwrite=True (CLI: --overwrite)"
-            )
+        # one writer per log, host-wide, for as long as it is open: `--overwrite` of a log a
+        # running session fills would truncate it under that session (HDF5's own file lock
+        # is gone once a writer is in SWMR mode)
+        self._owner = claim_log(self.path)
         try:
-            self._file = h5py.File(self.path, "w" if overwrite else "x", libver=sc.LIBVER)
-        except FileExistsError:
+            if self.path.exists() and not overwrite:
+                raise FileExistsError(
+                    f"{self.path} exists: a measurement log is never overwritten silently; "
+                    "choose another file or pass overwrite=True (CLI: --overwrite)"
+                )
+            try:
+                self._file = h5py.File(self.path, "w" if overwrite else "x", libver=sc.LIBVER)
+            except FileExistsError:
+                raise
+            except OSError as exc:
+                if not overwrite and self.path.exists():
+                    raise FileExistsError(f"{self.path} appeared while opening it: "
+                                          f"{exc}") from None
+                raise OSError(f"cannot create HDF5 log {self.path}: {exc}") from exc
+            self._file.attrs["schema"] = sc.SCHEMA_NAME
+            self._file.attrs["schema_version"] = sc.SCHEMA_VERSION
+            self._file.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        except BaseException:
+            self._owner.release()
             raise
-        except OSError as exc:
-            if not overwrite and self.path.exists():
-                raise FileExistsError(f"{self.path} appeared while opening it: {exc}") from None
-            raise OSError(f"cannot create HDF5 log {self.path}: {exc}") from exc
-        self._file.attrs["schema"] = sc.SCHEMA_NAME
-        self._file.attrs["schema_version"] = sc.SCHEMA_VERSION
-        self._file.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.block_rows = block_rows
         self.flush_interval = flush_interval
         self.durable = self.fsync = bool(durable or fsync)
@@ -836,11 +846,14 @@ class HDF5Writer:
             self._clock_stop.set()
             if self._clock is not None:
                 self._clock.join(timeout=5.0)
-            if self.failed is None:
-                self._file.close()
-            else:  # its writes go to /dev/null now; what HDF5 still says is moot
-                with contextlib.suppress(Exception):
+            try:
+                if self.failed is None:
                     self._file.close()
+                else:  # its writes go to /dev/null now; what HDF5 still says is moot
+                    with contextlib.suppress(Exception):
+                        self._file.close()
+            finally:
+                self._owner.release()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -854,6 +867,16 @@ class HDF5Writer:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def claim_log(path: Path) -> HostLock:
+    """The host-wide lock of the log at `path`, taken; `LogInUse` naming the session that
+    writes it if another writer has it."""
+    try:
+        return HostLock(f"log {os.path.realpath(path)}").acquire()
+    except Held as exc:
+        raise LogInUse(f"{path} is being written by another xbarlab session ({exc.holder}); "
+                       "choose another file, or wait until it ends") from None
 
 
 def _size(n: int) -> str:

@@ -1,0 +1,132 @@
+"""One writer per log: a log a running session is filling is never overwritten or replaced.
+
+Before, `xbarlab run ... --out F.h5 --overwrite` beside a running session writing F.h5
+truncated F.h5 under it (HDF5's own file lock is gone once a writer is in SWMR mode); the
+first session then ended "partial, log F.h5" with its whole log gone."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tests.log.docs import read_event, run_start, run_stop
+from xbarlab.cli.main import app
+from xbarlab.host_locks import LOCK_DIR_ENV
+from xbarlab.log.errors import LogInUse
+from xbarlab.log.reader import LogReader
+from xbarlab.log.verify import verify
+from xbarlab.log.writer import HDF5Writer
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
+
+
+@pytest.fixture(autouse=True)
+def _own_lock_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(LOCK_DIR_ENV, str(tmp_path / "locks"))
+
+
+def _log(path: Path, n: int) -> None:
+    with HDF5Writer(path, flush_interval=None) as w:
+        w(run_start())
+        for k in range(1, n + 1):
+            w(read_event(k, [(0, 0)], 0.2, [1e-4]))
+        w(run_stop(n))
+
+
+def test_a_second_writer_is_refused_and_the_first_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "run.h5"
+    with HDF5Writer(path, flush_interval=None) as first:
+        first(run_start())
+        first(read_event(1, [(0, 0)], 0.2, [1e-4]))
+        first.flush()
+        with pytest.raises(LogInUse, match=r"run.h5 is being written by .*this process"):
+            HDF5Writer(path, overwrite=True)
+        with pytest.raises(LogInUse):  # another spelling of the same file
+            HDF5Writer(tmp_path / "." / "run.h5", overwrite=True)
+        first(read_event(2, [(0, 1)], 0.2, [2e-4]))
+        first(run_stop(2))
+    assert verify(path).exit_code == 0
+    assert len(LogReader(path).measurements()) == 2
+    _log(path.with_name("other.h5"), 1)
+    with HDF5Writer(path, overwrite=True):  # closed: free again
+        pass
+
+
+HOLDER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {root!r})
+    from tests.log.docs import read_event, run_start, run_stop
+    from xbarlab.log.writer import HDF5Writer
+    w = HDF5Writer(sys.argv[1], flush_interval=None)
+    w(run_start())
+    w(read_event(1, [(0, 0)], 0.2, [1e-4]))
+    w.flush()
+    print("writing", flush=True)
+    sys.stdin.readline()
+    w(read_event(2, [(0, 1)], 0.2, [2e-4]))
+    w(run_stop(2))
+    w.close()
+    print("closed", flush=True)
+""")
+
+
+def _holder(path: Path) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER.format(root=str(ROOT)), str(path)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "writing"
+    return proc
+
+
+def test_no_command_overwrites_or_replaces_a_log_being_written(tmp_path: Path) -> None:
+    live = tmp_path / "live.h5"
+    other = tmp_path / "other.h5"
+    _log(other, 3)
+    session = yaml.safe_load((ROOT / "examples" / "session-write-verify.yaml").read_text())
+    session["sim"].update(rows=4, cols=4)
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(yaml.safe_dump(session))
+    with _holder(live) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        attempts = {
+            "run": ["run", "write_verify_array", "-c", str(cfg), "--out", str(live),
+                    "--overwrite"],
+            "demo": ["demo", "--size", "4", "--out", str(live), "--overwrite"],
+            "recover": ["log", "recover", str(other), "--out", str(live), "--overwrite"],
+        }
+        for name, args in attempts.items():
+            result = runner.invoke(app, args, env=ENV)
+            lines = result.output.strip().splitlines()
+            assert result.exit_code == 2, (name, result.output)
+            # (the demo first says what it is about to do)
+            assert name == "demo" or len(lines) == 1, lines
+            assert lines[-1].startswith("error: ") and "Traceback" not in result.output
+            text = " ".join(result.output.split())
+            assert "is being written by another xbarlab session" in text
+            assert f"pid {proc.pid}" in text
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "closed"
+    assert verify(live).exit_code == 0  # the holder's log, whole
+    assert len(LogReader(live).measurements()) == 2
+
+
+def test_a_killed_writer_frees_its_log(tmp_path: Path) -> None:
+    live = tmp_path / "live.h5"
+    with _holder(live) as proc:
+        with pytest.raises(LogInUse, match=f"pid {proc.pid}"):
+            HDF5Writer(live, overwrite=True)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    with HDF5Writer(live, overwrite=True) as w:  # its lock went with it
+        w(run_start())
+        w(run_stop(0))
+    assert verify(live).exit_code == 0
