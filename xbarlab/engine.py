@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import signal
 import subprocess
 import time
 import uuid
@@ -59,7 +58,9 @@ from xbarlab.documents import Document, Event, EventKind, RunStart, RunStatus, R
 from xbarlab.interrupts import (
     begin_cleanup,
     interruptible,
+    no_suspend,
     raise_swallowed,
+    signal_reason,
     swallowed,
     taken,
 )
@@ -192,7 +193,9 @@ class RunEngine:
         )
         status, reason, value = RunStatus.SUCCESS, "", None
         retry_safe, self._safe_failed = True, ""
-        with interruptible(RunAborted):
+        # (Ctrl-Z would stop a bench with its outputs on; a simulator may well be paused)
+        hold = contextlib.nullcontext() if isinstance(self.backend, Clocked) else no_suspend()
+        with interruptible(RunAborted), hold:
             try:
                 value = self._drive(plan)
                 status, reason = judge(value) or (status, reason)
@@ -208,8 +211,7 @@ class RunEngine:
                 signum = swallowed()
                 if signum:  # a Ctrl-C / SIGTERM broke what it landed in: that is the cause
                     taken()
-                    status, reason = RunStatus.ABORTED, (
-                        "interrupted (Ctrl-C)" if signum == signal.SIGINT else "SIGTERM received")
+                    status, reason = RunStatus.ABORTED, signal_reason(signum)
                 else:
                     status, reason = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
                     self._fault(reason)

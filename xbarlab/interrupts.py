@@ -1,10 +1,16 @@
-"""Ctrl-C and SIGTERM: an exception while work runs, ignored (and said so) while cleaning up.
+"""Ctrl-C, SIGTERM and a closed terminal: an exception while work runs, ignored (and said so)
+while cleaning up.
 
 - `sigterm_raises(exc)`: inside the block SIGTERM raises `exc("SIGTERM received")`.
-- `interruptible(exc)`: SIGINT raises `KeyboardInterrupt`, SIGTERM raises `exc`, until
-  `begin_cleanup()` is called; from then on until the outermost `interruptible` block ends,
-  both signals are ignored with one line on stderr, so the safe state and the log are
-  finished before the process ends. Blocks nest: only the outermost installs handlers.
+- `interruptible(exc)`: SIGINT raises `KeyboardInterrupt`, SIGTERM raises `exc`, and so does
+  SIGHUP (the terminal closed, an ssh link dropped; unless the process runs under `nohup`,
+  which ignores it), until `begin_cleanup()` is called; from then on until the outermost
+  `interruptible` block ends, these signals are ignored with one line on stderr, so the safe
+  state and the log are finished before the process ends. Blocks nest: only the outermost
+  installs handlers. After SIGHUP, what went to the lost terminal goes to /dev/null (a write
+  to a hung-up terminal fails).
+- `no_suspend()`: Ctrl-Z (SIGTSTP) ignored, said so: a stopped bench session would leave its
+  outputs on for as long as it stays stopped.
 
 A signal's exception raised inside a destructor, a weakref callback or a C callback (numba's
 compiler calls back into Python) is only printed by Python, never propagated:
@@ -17,6 +23,8 @@ Only the main thread can install signal handlers; elsewhere these do nothing.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sys
 import threading
@@ -98,6 +106,38 @@ def startup_guard() -> None:
     sys.unraisablehook = _QuietSignals(sys.unraisablehook, KeyboardInterrupt)
 
 
+SIGNAL_REASONS = {signal.SIGINT: "interrupted (Ctrl-C)", signal.SIGTERM: "SIGTERM received",
+                  signal.SIGHUP: "SIGHUP received: the terminal closed"}
+"""The reason a run aborted by each signal gives (its run stop, the CLI's exit code)."""
+
+
+def signal_reason(signum: int) -> str:
+    return SIGNAL_REASONS.get(signal.Signals(signum), f"{signal.Signals(signum).name} received")
+
+
+def _terminals() -> list[int]:
+    """Standard output and error where they are a terminal (asked before a hangup: after it,
+    a hung-up terminal no longer says it is one)."""
+    out = []
+    for fd in (1, 2):
+        with contextlib.suppress(OSError, ValueError):
+            if os.isatty(fd):
+                out.append(fd)
+    return out
+
+
+def _terminal_gone(fds: list[int]) -> None:
+    """`fds`, which went to the hung-up terminal, go to /dev/null (writes would fail: EIO)."""
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.dup2(null, fd)
+        finally:
+            os.close(null)
+
+
 def _ignored(signum: int) -> None:
     sys.stderr.write(IGNORED_MESSAGE.format(name=signal.Signals(signum).name) + "\n")
     sys.stderr.flush()
@@ -118,16 +158,23 @@ def interruptible(abort: type[BaseException]) -> Iterator[None]:
             _State.depth -= 1
         return
 
+    terminals = _terminals()
+
     def handler(signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            _terminal_gone(terminals)
         if cleaning_up():
             _ignored(signum)
             return
         _State.raised, _State.interrupted = signum, True
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
-        raise abort("SIGTERM received")
+        raise abort(signal_reason(signum))
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signals = [signal.SIGINT, signal.SIGTERM]
+    if signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:  # under nohup it stays ignored
+        signals.append(signal.SIGHUP)
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
     hook = sys.unraisablehook
     sys.unraisablehook = _QuietSignals(hook, abort)
     # (a Ctrl-C swallowed before, under `startup_guard`, stays pending for the engine; one an
@@ -160,7 +207,31 @@ def raise_swallowed(abort: type[BaseException]) -> None:
     if signum and not cleaning_up():
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
-        raise abort("SIGTERM received")
+        raise abort(signal_reason(signum))
+
+
+SUSPEND_IGNORED = ("xbarlab: Ctrl-Z ignored: a stopped session would leave the bench switched "
+                   "on; Ctrl-C stops the run and makes the bench safe")
+
+
+@contextmanager
+def no_suspend() -> Iterator[None]:
+    """Ctrl-Z (SIGTSTP) ignored inside the block, said so on stderr (main thread only; a
+    handler someone else installed is left alone)."""
+    if not _main_thread() or signal.getsignal(signal.SIGTSTP) is not signal.SIG_DFL:
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        with contextlib.suppress(OSError):
+            sys.stderr.write(SUSPEND_IGNORED + "\n")
+            sys.stderr.flush()
+
+    previous = signal.signal(signal.SIGTSTP, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTSTP, previous)
 
 
 @contextmanager

@@ -7,7 +7,7 @@ Exit codes (README, "Exit codes"):
   write-verify that left no cell within tolerance)
 - 2: bad input (arguments, config files, output paths): nothing was run
 - 3: partial (a write-verify that ran to its end with some cells out of tolerance)
-- 130: aborted (Ctrl-C, SIGTERM)
+- 130: aborted (Ctrl-C; 143 SIGTERM, 129 SIGHUP: a closed terminal)
 
 Output files, every command alike: a file's name says its kind (a log ends in .h5, a plot in
 .png, .svg or .pdf, a table in .csv, a config in .yaml); an existing file is replaced only

@@ -332,9 +332,12 @@ def print_summary(result: RunResult, elapsed: float, out: Path,
 
 
 def exit_code(result: RunResult) -> int:
-    """The process exit code of a run (see `xbarlab.cli.common`); SIGTERM: 143 (128 + 15)."""
-    if result.status is RunStatus.ABORTED and result.reason.startswith("SIGTERM"):
-        return 143
+    """The process exit code of a run (see `xbarlab.cli.common`); SIGTERM 143 and SIGHUP 129
+    (128 + the signal's number), as a shell reports a process the signal ended."""
+    if result.status is RunStatus.ABORTED:
+        for name, code in (("SIGTERM", 143), ("SIGHUP", 129)):
+            if result.reason.startswith(name):
+                return code
     return int(STATUS_EXIT[result.status])
 
 
@@ -515,9 +518,10 @@ def _run(cfg: SessionConfig, out: Path, overwrite: bool, plot: Path | None) -> N
     except (ConfigError, FileExistsError, KeyError, ValueError) as exc:
         raise fail(str(exc).strip("'\"")) from None
     except (KeyboardInterrupt, RunAborted) as exc:
-        what = "SIGTERM" if isinstance(exc, RunAborted) else "Ctrl-C"
+        what = str(exc).split(" ")[0] if isinstance(exc, RunAborted) else "Ctrl-C"
         raise fail(f"{what} before the run started; nothing was switched on and every link "
-                   "that was open is closed", 143 if what == "SIGTERM" else 130) from None
+                   "that was open is closed", {"SIGTERM": 143, "SIGHUP": 129}.get(what, 130)
+                   ) from None
     except OSError as exc:
         raise fail(f"cannot write {out}: {exc.strerror or exc}", ExitCode.FAILED) from None
     code = exit_code(result)
