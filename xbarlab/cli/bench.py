@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from xbarlab.bench.config import BenchConfig
 from xbarlab.cli.common import ExitCode, fail
+from xbarlab.cli.console import Console
 from xbarlab.config import ConfigError
 from xbarlab.units import si
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from xbarlab.bench.arctwo_config import ArcTwoBenchConfig, load_mapping
+from xbarlab.cli.console import Console
 
 console = Console()
 err_console = Console(stderr=True)

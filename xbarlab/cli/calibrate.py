@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from xbarlab.cli.common import fail, output_path
+from xbarlab.cli.console import Console
 from xbarlab.units import si
 
 console = Console()

@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 from xbarlab.cli.common import fail, output_folder
+from xbarlab.cli.console import Console
 
 console = Console()
 

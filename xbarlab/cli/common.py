@@ -21,9 +21,9 @@ from enum import IntEnum
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from xbarlab.cli.console import Console
 from xbarlab.documents import RunStatus
 
 err_console = Console(stderr=True)

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from xbarlab.cli.console import Console
 
 console = Console()
 err_console = Console(stderr=True)

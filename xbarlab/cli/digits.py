@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from xbarlab.cli.common import ExitCode, fail, output_folder
+from xbarlab.cli.console import Console
 
 if TYPE_CHECKING:
     from xbarlab.network.datasets import EvalSet

@@ -17,10 +17,10 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from xbarlab.cli.common import fail, output_path
+from xbarlab.cli.console import Console
 from xbarlab.cli.session import DEVICE_HELP
 from xbarlab.cli.validate import device_names
 from xbarlab.config import ConfigError, SimConfig

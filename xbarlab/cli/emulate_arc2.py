@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 
 import yaml
-from rich.console import Console
 
 from xbarlab.bench.arctwo_config import ArcTwoBenchConfig, load_mapping
+from xbarlab.cli.console import Console
 from xbarlab.config import ConfigError, SimConfig
 
 console = Console()

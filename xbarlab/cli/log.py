@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from xbarlab.cli.console import Console
 
 if TYPE_CHECKING:
     from xbarlab.log.reader import LogReader
@@ -224,6 +225,8 @@ def register(app: typer.Typer) -> None:
                     f"{total:>10} rows  last: {sc.KINDS[int(last['kind'])]:<5} "
                     f"({int(last['row'])}, {int(last['col'])}) {last['voltage']:+.3f} V  "
                     f"G = {last['conductance'] * 1e6:.2f} µS", highlight=False)
+                if console.quiet:  # the reader went away (`| head`): nobody to follow for
+                    return
         except (FileNotFoundError, LogError) as exc:
             raise _fail(str(exc)) from None
         status = _read(file, lambda reader: reader.status)

@@ -11,11 +11,11 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from xbarlab.cli.common import ExitCode, fail, output_path
+from xbarlab.cli.console import Console
 from xbarlab.config import ConfigError, load_yaml, validate_config
 
 console = Console()

@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from types import TracebackType
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from xbarlab.cli.console import Console
 from xbarlab.documents import Document, Event, EventKind, RunStop
 from xbarlab.units import duration
 

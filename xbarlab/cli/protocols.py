@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from xbarlab.cli.console import Console, emit
 from xbarlab.config import ConfigError, SessionConfig, load_yaml
 from xbarlab.engine import RunResult
 from xbarlab.protocol_configs import ProtocolSession, protocol_kinds, session_from_data
@@ -159,7 +159,7 @@ def run_protocol(name: str, config: Path | None, out: Path | None, backend: str 
 
             est = estimate_session(cfg)
             if as_json:
-                print(json.dumps(est.to_json(), indent=1))
+                emit(json.dumps(est.to_json(), indent=1))
             else:
                 render_estimate(est, console)
             raise typer.Exit(0 if est.ok else 1)

@@ -9,11 +9,11 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from xbarlab.cli.common import fail, output_folder
+from xbarlab.cli.console import Console
 from xbarlab.config import ConfigError
 
 console = Console()

@@ -10,13 +10,13 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from xbarlab import sessions
 from xbarlab.bench.lock import BenchInUse
 from xbarlab.cli.common import STATUS_EXIT, ExitCode, fail, output_path
+from xbarlab.cli.console import Console
 from xbarlab.cli.validate import device_names, device_range
 from xbarlab.config import (
     ConfigError,

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from xbarlab.cli.console import Console
 from xbarlab.config import ConfigError
 
 console = Console()

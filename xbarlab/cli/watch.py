@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+
+from xbarlab.cli.console import Console
 
 err_console = Console(stderr=True)
 

@@ -1,0 +1,43 @@
+"""The terminal output of every command: rich's `Console`, minus its exit on a broken pipe.
+
+A reader that goes away (`xbarlab run ... | head`, a pager closed early) is not a failure of
+the command. rich then raises `SystemExit(1)`, so a run that programmed every cell exited 1,
+whatever it did. Here what is left to print is dropped (the stream goes to /dev/null) and the
+work goes on: the exit code still says how the run went, and the log has everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+from rich.console import Console as RichConsole
+
+
+class Console(RichConsole):
+    """`rich.console.Console` that drops its output once its reader is gone."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        with contextlib.suppress(OSError, ValueError):  # (a stream with no descriptor)
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, self.file.fileno())
+            finally:
+                os.close(null)
+
+
+def emit(text: str) -> None:
+    """`text` and a newline on standard output, as-is (JSON for a program); a reader that went
+    away drops it, as `Console` does."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, sys.stdout.fileno())
+            finally:
+                os.close(null)
