@@ -192,8 +192,11 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     """One readable line per problem: file, dotted field, message."""
     lines = []
     for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        lines.append(f"{source}: {where}: {e['msg']}")
+        msg = e["msg"]
+        if e["type"] == "value_error":  # our own validators' words, without pydantic's prefix
+            msg = msg.removeprefix("Value error, ")
+        where = ".".join(str(p) for p in e["loc"])
+        lines.append(f"{source}: {where}: {msg}" if where else f"{source}: {msg}")
     return "\n".join(lines)
 
 

@@ -57,9 +57,11 @@ from xbarlab.crossbar import (
 from xbarlab.documents import Document, Event, EventKind, RunStart, RunStatus, RunStop, Subscriber
 from xbarlab.interrupts import (
     begin_cleanup,
+    hold_signals,
     interruptible,
     no_suspend,
     raise_swallowed,
+    release_signals,
     signal_reason,
     swallowed,
     taken,
@@ -161,6 +163,15 @@ class RunEngine:
         return lambda: self.subscribers.remove(subscriber)
 
     def _emit(self, doc: Document) -> None:
+        hold_signals()  # every subscriber gets the whole document, or (an error) the run ends
+        try:
+            for sub in self.subscribers:
+                sub(doc)
+        finally:
+            release_signals()
+
+    def _send(self, doc: Document) -> None:
+        """`_emit` inside a `hold_signals` block of the caller's."""
         for sub in self.subscribers:
             sub(doc)
 
@@ -289,7 +300,7 @@ class RunEngine:
             raise_swallowed(RunAborted)  # a Ctrl-C whose exception a destructor swallowed
             try:
                 msg = plan.throw(pending) if pending is not None else plan.send(result)
-            except StopIteration as stop:
+            except StopIteration as stop:  # (a signal noted in the last event: done anyway)
                 return stop.value
             pending = None
             try:
@@ -313,10 +324,14 @@ class RunEngine:
             one = _one_read(r)
             if one is not None:  # the verify read of a write-verify: the same on scalars
                 voltages, conductances = one
-                self._seq += 1
-                self._emit(Event(self._seq, _now(), _READ, self._protocol, msg.tag,
-                                 _scheme(msg.scheme), _NAN, r.cells, voltages, r.currents,
-                                 conductances, r.compliance))
+                hold_signals()  # the number and its event go together (see `_event`)
+                try:
+                    self._seq += 1
+                    self._send(Event(self._seq, _now(), _READ, self._protocol, msg.tag,
+                                     _scheme(msg.scheme), _NAN, r.cells, voltages, r.currents,
+                                     conductances, r.compliance))
+                finally:
+                    release_signals()
                 return r
             self._event(
                 EventKind.READ, msg.tag, scheme=msg.scheme.value, cells=r.cells,
@@ -330,10 +345,15 @@ class RunEngine:
             g = i / v if v and not tripped else _NAN
             # one array of V, I, G: the event's three columns are views of it
             vig = np.array([v, i, g], dtype=np.float64)
-            self._seq += 1
-            self._emit(Event(self._seq, _now(), _PULSE, self._protocol, msg.tag,
-                             _scheme(msg.scheme), p.width, np.array([p.cell], dtype=np.int64),
-                             vig[0:1], vig[1:2], vig[2:3], np.array([tripped], dtype=bool)))
+            hold_signals()
+            try:
+                self._seq += 1
+                self._send(Event(self._seq, _now(), _PULSE, self._protocol, msg.tag,
+                                 _scheme(msg.scheme), p.width,
+                                 np.array([p.cell], dtype=np.int64), vig[0:1], vig[1:2],
+                                 vig[2:3], np.array([tripped], dtype=bool)))
+            finally:
+                release_signals()
             return p
         if isinstance(msg, Mvm):
             with self._streamed(EventKind.MVM, msg.tag, "grounded"):
@@ -393,11 +413,15 @@ class RunEngine:
         got: list[tuple[Cell, float, float, bool]] = []
 
         def on_cell(cell: Cell, voltage: float, current: float, compliance: bool) -> None:
-            got.append((cell, voltage, current, compliance))
-            doc = CellMeasurement(seq, time.time(), kind, protocol, step, scheme, float("nan"),
-                                  cell, voltage, current, compliance)
-            for take in takers:
-                take(doc)
+            hold_signals()  # a cell is streamed whole to every taker
+            try:
+                got.append((cell, voltage, current, compliance))
+                doc = CellMeasurement(seq, time.time(), kind, protocol, step, scheme,
+                                      float("nan"), cell, voltage, current, compliance)
+                for take in takers:
+                    take(doc)
+            finally:
+                release_signals()
 
         backend.on_cell = on_cell
         try:
@@ -423,8 +447,15 @@ class RunEngine:
             backend.on_cell = None
 
     def _event(self, kind: EventKind, step: str, **fields: Any) -> None:
-        self._seq += 1
-        self._emit(Event(self._seq, _now(), kind, self._protocol, step, **fields))
+        """The next event to every subscriber. A signal meanwhile is raised after it
+        (`hold_signals`): a sequence number counted without its event would make the run
+        stop count an event the log does not hold."""
+        hold_signals()
+        try:
+            self._seq += 1
+            self._send(Event(self._seq, _now(), kind, self._protocol, step, **fields))
+        finally:
+            release_signals()
 
 
 _now = time.time

@@ -9,6 +9,8 @@ while cleaning up.
   state and the log are finished before the process ends. Blocks nest: only the outermost
   installs handlers. After SIGHUP, what went to the lost terminal goes to /dev/null (a write
   to a hung-up terminal fails).
+- `hold_signals()` / `release_signals()`: a signal in between is raised after (by
+  `raise_swallowed`), so a record is never half written.
 - `no_suspend()`: Ctrl-Z (SIGTSTP) ignored, said so: a stopped bench session would leave its
   outputs on for as long as it stays stopped.
 
@@ -43,6 +45,7 @@ class _State:
     shield = 0
     raised = 0  # the last signal `interruptible` raised for and nobody took yet (0: none)
     interrupted = False  # a signal raised its exception since the outermost block began
+    held = 0  # `hold_signals` depth: a signal is only noted, raised by `raise_swallowed`
 
 
 def _main_thread() -> bool:
@@ -167,6 +170,8 @@ def interruptible(abort: type[BaseException]) -> Iterator[None]:
             _ignored(signum)
             return
         _State.raised, _State.interrupted = signum, True
+        if _State.held:  # an operation's record being written: raised once it is whole
+            return
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise abort(signal_reason(signum))
@@ -187,6 +192,20 @@ def interruptible(abort: type[BaseException]) -> Iterator[None]:
         sys.unraisablehook = hook
         for sig, prev in previous.items():
             signal.signal(sig, prev)
+
+
+def hold_signals() -> None:
+    """Until the matching `release_signals`, a Ctrl-C / SIGTERM / SIGHUP under `interruptible`
+    is noted instead of raised, and `raise_swallowed` raises it afterwards: what must not be
+    cut in half (an event and its sequence number, on its way to every subscriber: a log
+    whose run stop counts an event it does not hold reads as damaged) is finished first.
+    Cheap (two calls per operation); blocks nest."""
+    _State.held += 1
+
+
+def release_signals() -> None:
+    """End of a `hold_signals` block (in a ``finally``)."""
+    _State.held -= 1
 
 
 def swallowed() -> int:

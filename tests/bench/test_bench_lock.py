@@ -18,6 +18,7 @@ import yaml
 
 from tests.emulators.benches import K2600_707B, SIM, bench_config, emulated
 from xbarlab.bench.lock import BenchInUse, instrument_locks, lock_key
+from xbarlab.config import ConfigError
 from xbarlab.crossbar import BiasScheme
 from xbarlab.drivers.discover import identify
 from xbarlab.drivers.emulators.bench import EmulatedBench
@@ -157,3 +158,14 @@ def test_the_cli_refuses_a_busy_bench_in_one_line(tmp_path: Path) -> None:
         assert len(lines) == 1 and "matrix" in lines[0] and "in use" in lines[0], lines
         assert "Traceback" not in proc.stderr and not (tmp_path / "r.h5").exists()
         assert _served(emu) == 0
+
+
+def test_two_instruments_of_a_config_at_one_address_are_refused() -> None:
+    """Two 2450s at one (copy-pasted) address would pass the identity check, and the session
+    would drive one instrument as both."""
+    instruments = {name: {**inst, "address": f"GPIB0::{k + 10}::INSTR"}
+                   for k, (name, inst) in enumerate(K2600_707B["instruments"].items())}
+    bench_config(K2600_707B, instruments=instruments)  # distinct: fine
+    instruments["bias_cols"]["address"] = "gpib::11::instr"  # bias_rows', spelt otherwise
+    with pytest.raises(ConfigError, match="'bias_rows' and 'bias_cols' have one address"):
+        bench_config(K2600_707B, instruments=instruments)

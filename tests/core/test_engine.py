@@ -381,3 +381,31 @@ def test_a_destructor_failing_after_a_ctrl_c_prints_nothing(
         assert printed == [AttributeError, AttributeError]
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_ctrl_c_while_an_event_is_logged_leaves_a_whole_record() -> None:
+    """A Ctrl-C that lands while a subscriber writes an event is raised once every subscriber
+    has it: the run stop counts exactly the events the log holds (a closed terminal once cut
+    an event in half, and `log verify` called the log damaged: "the run stop counts 3200
+    events, /events holds 3199")."""
+    first: list[Document] = []
+    second: list[Document] = []
+
+    def interrupted_log(doc: Document) -> None:
+        if isinstance(doc, Event) and doc.seq == 3:
+            signal.raise_signal(signal.SIGINT)  # lands here, halfway through the record
+            for _ in range(100):
+                pass
+        first.append(doc)
+
+    xbar = RecordingCrossbar()
+    result = RunEngine(xbar, BenchLimits(), [interrupted_log, second.append]).run(
+        (Read(((0, 0),), 0.2) for _ in range(10)), protocol="p")
+    assert result.status is RunStatus.ABORTED and result.reason == "interrupted (Ctrl-C)"
+    for docs in (first, second):
+        stop = docs[-1]
+        assert isinstance(stop, RunStop)
+        events = [d for d in docs if isinstance(d, Event)]
+        assert stop.n_events == len(events) == events[-1].seq
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert len(xbar.calls) == 3  # stopped before the fourth read

@@ -131,6 +131,10 @@ class OperationTiming(_Strict):
     mvm_row: float = Field(0.05, ge=0, description="one input row of an MVM (s)")
 
 
+UNASSIGNED = "-"
+"""The address of an instrument whose address is not known yet (`xbarlab emulate` gives it)."""
+
+
 class BenchConfig(_Strict):
     """A whole bench."""
 
@@ -149,6 +153,24 @@ class BenchConfig(_Strict):
     pulse_edge: float = Field(1e-8, gt=0, le=1e-3, description="pulse generator edge time "
                                                               "(10-90 %, s)")
     timing: OperationTiming = OperationTiming()
+
+    @model_validator(mode="after")
+    def _one_address_each(self) -> BenchConfig:
+        """Two instruments of the config at one address would be one instrument driven as
+        two (a copy-pasted address; two 2450s even pass the identity check): refused. The
+        channels of one instrument are its own entry's (``smu.a``, ``smu.b``)."""
+        from xbarlab.bench.lock import lock_key
+
+        seen: dict[str, str] = {}
+        for name, inst in self.instruments.items():
+            if inst.address == UNASSIGNED:
+                continue
+            other = seen.setdefault(lock_key(inst.address), name)
+            if other != name:
+                raise ValueError(f"instruments {other!r} and {name!r} have one address "
+                                 f"({inst.address}): each instrument needs its own (the "
+                                 "channels of one SMU are roles like smu.a, smu.b)")
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> BenchConfig:
