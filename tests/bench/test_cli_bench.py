@@ -100,3 +100,37 @@ def test_unreachable_instrument_is_reported(tmp_path: Path) -> None:
     res = runner.invoke(app, ["bench", "check", str(_write(tmp_path, data))])
     assert res.exit_code == 1
     assert "failed the check: mtx" in res.output
+
+
+def test_look_alike_identities_are_warned_about(tmp_path: Path) -> None:
+    """Two 2450s that both expect "MODEL 2450" pass the check with their addresses swapped
+    (the row-bias SMU would bias the columns): the check says so; the example names each one's
+    serial number and gets no warning."""
+    res = runner.invoke(app, ["bench", "check", str(EXAMPLE), "--dry-run"])
+    assert res.exit_code == 0 and "warning" not in res.output, res.output
+    data = yaml.safe_load(EXAMPLE.read_text())
+    for name in ("bias_rows", "bias_cols"):
+        data["instruments"][name]["identity"] = "MODEL 2450"
+    res = runner.invoke(app, ["bench", "check", str(_write(tmp_path, data)), "--dry-run"])
+    assert res.exit_code == 0
+    text = " ".join(res.output.split())
+    assert "warning: bias_cols and bias_rows both expect the identity 'MODEL 2450'" in text
+
+
+def test_serial_numbers_catch_swapped_addresses() -> None:
+    """On the emulated example bench (the emulators answer the example's serial numbers), the
+    two 2450s' addresses swapped fail the check for both."""
+    from xbarlab.drivers.emulators.bench import EmulatedBench
+    from xbarlab.drivers.registry import check_identities
+
+    cfg = load_config(EXAMPLE, BenchConfig)
+    with EmulatedBench(cfg) as emu:
+        live = emu.config(timeout=5.0)
+        assert all(r.ok for r in check_identities(live))
+        rows, cols = live.instruments["bias_rows"], live.instruments["bias_cols"]
+        swapped = live.model_copy(update={"instruments": {
+            **live.instruments, "bias_rows": rows.model_copy(update={"address": cols.address}),
+            "bias_cols": cols.model_copy(update={"address": rows.address})}})
+        reports = {r.name: r for r in check_identities(swapped)}
+    assert not reports["bias_rows"].ok and not reports["bias_cols"].ok
+    assert reports["smu"].ok and reports["matrix"].ok

@@ -172,6 +172,16 @@ class BenchConfig(_Strict):
                                  "channels of one SMU are roles like smu.a, smu.b)")
         return self
 
+    def look_alikes(self) -> list[list[str]]:
+        """Groups of instruments whose expected identities are the same (two 2450s both
+        "MODEL 2450"): the identity check cannot tell them apart, so swapped addresses (the
+        row-bias SMU driving the columns) would go unnoticed. Naming each one's serial number
+        in its identity ("MODEL 2450,04400002") separates them."""
+        groups: dict[str, list[str]] = {}
+        for name, inst in self.instruments.items():
+            groups.setdefault(inst.identity.strip().lower(), []).append(name)
+        return [sorted(names) for names in groups.values() if len(names) > 1]
+
     @model_validator(mode="after")
     def _consistent(self) -> BenchConfig:
         r = self.roles

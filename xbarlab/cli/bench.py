@@ -86,6 +86,14 @@ def register(app: typer.Typer) -> None:
             raise fail(str(exc)) from None
         for table in _tables(cfg):
             console.print(table)
+        for names in cfg.look_alikes():
+            identity = cfg.instruments[names[0]].identity
+            every = "both" if len(names) == 2 else "all"
+            err_console.print(
+                f"[bold yellow]warning:[/] {' and '.join(names)} {every} expect the identity "
+                f"{identity!r}: the check cannot tell them apart, so swapped addresses would go "
+                f"unnoticed; add each one's serial number (e.g. '{identity},<serial>', from "
+                "`xbarlab bench discover`)", highlight=False, soft_wrap=True)
         if dry_run:
             console.print("[green]config valid[/] (dry run: nothing was connected)")
             return
