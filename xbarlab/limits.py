@@ -26,7 +26,7 @@ def exact(x: float, sign: bool = True) -> str:
 class BenchLimits(BaseModel):
     """What the bench may apply. Defaults suit the Sherbrooke 8x8 TiO2 arrays."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     v_max: float = Field(3.0, gt=0, le=210, description="max |V| on any terminal (V)")
     pulse_v_max: float = Field(2.5, gt=0, description="most positive (SET) pulse amplitude (V)")

@@ -23,7 +23,7 @@ from xbarlab.crossbar import BiasScheme, Cell
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 CellList = list[tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]]]

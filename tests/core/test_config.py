@@ -77,3 +77,29 @@ def test_limits_refuse_and_never_clamp() -> None:
             lim.check(bad)
     with pytest.raises(ValueError, match="v_max"):
         BenchLimits(v_max=2.0, pulse_v_max=2.5)
+
+
+@pytest.mark.parametrize("field", [
+    ("limits", "pulse_width_max"), ("limits", "compliance"), ("protocol", "target", "g_high"),
+    ("protocol", "params", "v_read"), ("protocol", "params", "set_max"),
+    ("protocol", "params", "step"), ("protocol", "params", "width"), ("sim", "r_wire_row"),
+])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_a_value_that_is_not_a_number_is_bad_input(tmp_path: Path, field: tuple[str, ...],
+                                                   bad: float) -> None:
+    """YAML's .nan and .inf are floats: a bench limit of .inf is no limit, and a target or a
+    step of .inf made the estimate print numpy warnings and exit 0 or 1. Every config value
+    must be a finite number: one line naming the field, exit 2."""
+    import yaml
+
+    from xbarlab.cli.protocols import load_session
+
+    data = yaml.safe_load((EXAMPLES / "session-write-verify.yaml").read_text())
+    node = data
+    for key in field[:-1]:
+        node = node[key]
+    node[field[-1]] = bad
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=rf"{field[-1]}: Input should be a finite number"):
+        load_session("write_verify_array", path, None)

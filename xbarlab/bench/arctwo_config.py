@@ -86,7 +86,7 @@ class ArcTwoBenchConfig(BaseModel):
     ``emulated://HOST:PORT`` for an emulated instrument (`xbarlab.drivers.emulators.arc2_link`).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     kind: Literal["arc2"]
     name: str = "arc2"

@@ -74,7 +74,7 @@ DEFAULT_TOLERANCE = 0.01
 class CompensationConfig(BaseModel):
     """Settings of the read-back compensation."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     steps: int = Field(300, ge=0, le=100_000, description="Adam steps of the re-tune")
     lr: float = Field(0.01, gt=0, le=1.0, description="Adam lr, in units of the window span")

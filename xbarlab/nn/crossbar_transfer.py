@@ -53,7 +53,7 @@ Params = list[tuple[FloatArray, FloatArray]]
 class CrossbarTransferConfig(BaseModel):
     """How networks are programmed and run on (simulated) crossbars."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     sim: SimConfig = SimConfig(rows=8, cols=8, device="tio2-o921c")
     write_verify: WriteVerifyParams = WriteVerifyParams()

@@ -151,7 +151,7 @@ TARGETS = {"hardware-aware": (">=", 0.795), "regular": ("<=", 0.25)}
 class ReproduceConfig(BaseModel):
     """Settings of the reproduction."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     seeds: int = Field(3, ge=1, le=100, description="training seeds per network")
     transfers: int = Field(2000, ge=1, le=1_000_000, description="simulated transfers")

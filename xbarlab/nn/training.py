@@ -61,7 +61,7 @@ from xbarlab.nn.transfer import DEFAULT_PRESET, TransferModel, transfer_std
 class TrainConfig(BaseModel):
     """Training settings (the paper's defaults: Adam lr 0.1, batch 256, BCE with logits)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     sizes: tuple[int, ...] = Field((2, 8, 1), description="layer widths, input first")
     epochs: int = Field(2000, ge=1, le=1_000_000)

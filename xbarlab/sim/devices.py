@@ -56,7 +56,7 @@ class DeviceArray(Protocol):
 class SimpleDeviceParams(BaseModel):
     """A generic bipolar ReRAM with soft-bounded, threshold-type switching (preset "simple")."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     g_min: float = Field(50e-6, gt=0, description="lowest reachable conductance (S)")
     g_max: float = Field(600e-6, gt=0, description="highest reachable conductance (S)")

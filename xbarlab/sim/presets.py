@@ -52,7 +52,7 @@ def preset_dir() -> Path:
 class _Section(BaseModel):
     """A group of figures; each field may declare its unit with ``json_schema_extra``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -119,7 +119,7 @@ class Offset(_Section):
 class DisturbStats(BaseModel):
     """Measured conductance change of a device per k = number of later programmings (S)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     source: str = Field(min_length=1)
     unit: Literal["S"] = "S"
@@ -205,7 +205,7 @@ class BenchSettings(_Section):
 class StatisticalPreset(BaseModel):
     """Transfer statistics of write-verify programming on real arrays."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     kind: Literal["statistical"] = "statistical"
     name: str
     description: str = ""
@@ -307,7 +307,7 @@ class Endurance(_Section):
 class CompactPreset(BaseModel):
     """Physical TiO2 device model (data-driven switching dynamics, calibrated)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     kind: Literal["compact"] = "compact"
     name: str
     description: str = ""
