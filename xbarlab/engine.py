@@ -149,7 +149,8 @@ class RunEngine:
         self.limits = limits
         self.subscribers: list[Subscriber] = list(subscribers)
         self._seq = 0
-        self._t0 = time.monotonic()
+        self._t0 = host_clock()
+        self._asleep = 0.0  # s the host had been suspended at the last check (`_woken`)
         self._protocol = ""
         self._safe_failed = ""
         self._notice_backend: object = None  # the backend `_reports` was answered for
@@ -186,7 +187,8 @@ class RunEngine:
         """Execute `plan` to the end; never leaves the backend outside its safe state."""
         run_id = uuid.uuid4().hex
         self._seq = 0
-        self._t0 = time.monotonic()
+        self._t0 = host_clock()
+        self._asleep = suspended()
         self._protocol = protocol
         self._emit(
             RunStart(
@@ -205,10 +207,11 @@ class RunEngine:
         status, reason, value = RunStatus.SUCCESS, "", None
         retry_safe, self._safe_failed = True, ""
         # (Ctrl-Z would stop a bench with its outputs on; a simulator may well be paused)
-        hold = contextlib.nullcontext() if isinstance(self.backend, Clocked) else no_suspend()
+        bench = not isinstance(self.backend, Clocked)
+        hold = no_suspend() if bench else contextlib.nullcontext()
         with interruptible(RunAborted), hold:
             try:
-                value = self._drive(plan)
+                value = self._drive(plan, bench)
                 status, reason = judge(value) or (status, reason)
             except KeyboardInterrupt:
                 taken()
@@ -288,12 +291,22 @@ class RunEngine:
                 self._event(EventKind(kind), "link" if kind == "reconnect" else "notice",
                             message=message)
 
+    def _woken(self) -> None:
+        """Log a suspend of the host (a laptop lid closed) since the last operation: the bench
+        held its last state meanwhile, and a retention or disturb analysis must know."""
+        gap = suspended() - self._asleep
+        if gap > SUSPEND_NOTED:
+            self._asleep += gap
+            self._event(EventKind.CHECKPOINT, "suspend", message=(
+                f"the host was suspended for {gap:.1f} s before this operation; the bench held "
+                "its last state meanwhile"), data={"seconds": gap})
+
     def _fault(self, message: str) -> None:
         # A broken subscriber must not hide the original fault.
         with contextlib.suppress(Exception):
             self._event(EventKind.FAULT, "fault", message=message)
 
-    def _drive(self, plan: Plan) -> Any:
+    def _drive(self, plan: Plan, bench: bool) -> Any:
         result: Result = None
         pending: BaseException | None = None
         while True:
@@ -303,6 +316,8 @@ class RunEngine:
             except StopIteration as stop:  # (a signal noted in the last event: done anyway)
                 return stop.value
             pending = None
+            if bench:
+                self._woken()
             try:
                 self.limits.check(msg)
                 result = self._execute(msg)
@@ -388,9 +403,11 @@ class RunEngine:
         checkpoint "wait" with the seconds and the clock after it."""
         if isinstance(self.backend, Clocked):
             clock = float(self.backend.wait(msg.seconds))
-        else:
-            time.sleep(msg.seconds)
-            clock = time.monotonic() - self._t0
+        else:  # by the host's clock: a suspend of the host is part of the wait, not added to it
+            deadline = host_clock() + msg.seconds
+            while (left := deadline - host_clock()) > 0:
+                time.sleep(min(left, 1.0))
+            clock = host_clock() - self._t0
         self._event(EventKind.CHECKPOINT, msg.tag, message="wait",
                     data={"seconds": msg.seconds, "clock": clock})
         return WaitResult(msg.seconds, clock)
@@ -459,6 +476,25 @@ class RunEngine:
 
 
 _now = time.time
+SUSPEND_NOTED = 1.0
+"""s: a longer suspend of the host between two bench operations is logged (`_woken`)."""
+
+
+def host_clock() -> float:
+    """Seconds on a clock that keeps running while the host is suspended (Linux
+    CLOCK_BOOTTIME; elsewhere the monotonic clock): a bench's waits and its clock count the
+    time its devices really spent."""
+    return time.clock_gettime(_BOOTTIME) if _BOOTTIME is not None else time.monotonic()
+
+
+def suspended() -> float:
+    """Seconds the host has been suspended since it booted (0 where that is not known)."""
+    if _BOOTTIME is None:
+        return 0.0
+    return time.clock_gettime(_BOOTTIME) - time.monotonic()
+
+
+_BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
 _NAN = float("nan")
 _READ, _PULSE = EventKind.READ, EventKind.PULSE
 _F8, _BOOL = np.dtype(np.float64), np.dtype(np.bool_)

@@ -409,3 +409,38 @@ def test_a_ctrl_c_while_an_event_is_logged_leaves_a_whole_record() -> None:
         assert stop.n_events == len(events) == events[-1].seq
         assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert len(xbar.calls) == 3  # stopped before the fourth read
+
+
+def test_a_suspended_host_is_logged_and_its_time_counted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bench host suspended between two operations (a laptop lid closed): the bench held its
+    state meanwhile. The run logs it, and a wait counts the suspended time (a retention
+    measurement's clock is the devices' time, not the process's)."""
+    from xbarlab import engine as engine_module
+    from xbarlab.messages import Wait
+
+    asleep = {"s": 100.0, "clock": 1000.0}
+    monkeypatch.setattr(engine_module, "suspended", lambda: asleep["s"])
+    monkeypatch.setattr(engine_module, "host_clock", lambda: asleep["clock"])
+
+    class Sleepy(RecordingCrossbar):  # a bench (no clock of its own)
+        def read(self, cells, v_read, scheme):  # type: ignore[no-untyped-def]
+            if len(self.calls) == 1:
+                asleep["s"] += 1800.0  # the lid closed for half an hour after the 2nd read
+                asleep["clock"] += 1800.0
+            return super().read(cells, v_read, scheme)
+
+    def plan() -> Plan:
+        yield Read(((0, 0),), 0.2)
+        yield Read(((0, 0),), 0.2)
+        waited = yield Wait(0.0)
+        assert waited.clock == pytest.approx(1800.0)  # the suspend counts
+        yield Read(((0, 0),), 0.2)
+
+    xbar = Sleepy()
+    engine, docs = _engine(xbar)
+    assert engine.run(plan(), protocol="p").ok
+    noted = [d for d in docs if isinstance(d, Event) and d.step == "suspend"]
+    assert len(noted) == 1 and "suspended for 1800.0 s" in noted[0].message
+    kinds = [(d.kind, d.step) for d in docs if isinstance(d, Event)]
+    assert kinds.index((EventKind.CHECKPOINT, "suspend")) == 2  # before the op after it
