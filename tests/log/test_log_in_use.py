@@ -6,6 +6,7 @@ first session then ended "partial, log F.h5" with its whole log gone."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -130,3 +131,58 @@ def test_a_killed_writer_frees_its_log(tmp_path: Path) -> None:
         w(run_start())
         w(run_stop(0))
     assert verify(live).exit_code == 0
+
+
+def test_verify_tells_a_running_writer_from_a_killed_one(tmp_path: Path) -> None:
+    """`log verify` exits 1 for both (sound, unfinished), and now says which: a session still
+    writing, or a writer killed without a run stop (then `recover`)."""
+    from xbarlab.cli.main import app as cli
+
+    live = tmp_path / "live.h5"
+    with _holder(live) as proc:
+        report = verify(live)
+        assert report.exit_code == 1 and report.writer == "running"
+        assert f"its writer is running (pid {proc.pid})" in report.notes[0]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    report = verify(live)
+    assert report.exit_code == 1 and report.writer == "gone"
+    result = runner.invoke(cli, ["log", "verify", str(live)], env=ENV)
+    assert result.exit_code == 1
+    assert "is gone without a run stop" in " ".join(result.output.split())
+    _log(tmp_path / "done.h5", 2)
+    assert verify(tmp_path / "done.h5").writer == "unknown"  # finished: not asked
+
+
+def test_follow_ends_when_the_writer_is_killed(tmp_path: Path) -> None:
+    """`log follow` of a session whose writer is killed stops on its own (before: until its
+    --timeout, or forever), with the rows flushed, exit 1 and what to do."""
+    live = tmp_path / "live.h5"
+    with _holder(live) as proc:
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "xbarlab.cli.main", "log", "follow", str(live), "--timeout",
+             "300"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **ENV})
+        with follower:
+            assert follower.stdout is not None
+            assert "1 rows" in follower.stdout.readline()  # the row flushed before
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            out, err = follower.communicate(timeout=60)
+    assert follower.returncode == 1, (out, err)
+    assert "gone without a run stop" in " ".join(err.split()) and "recover" in err
+
+
+def test_the_live_page_says_a_killed_writer_is_gone(tmp_path: Path) -> None:
+    from xbarlab.watch.live import LiveLog
+
+    live = tmp_path / "live.h5"
+    with _holder(live) as proc:
+        page = LiveLog(live, stall_after=0.0)
+        page.poll()
+        assert page.status == "running" and "slow or paused" in page.detail
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    page.poll()
+    assert page.status == "running" and "gone without a run stop" in page.detail
+    page.close()

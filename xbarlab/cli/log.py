@@ -229,8 +229,11 @@ def register(app: typer.Typer) -> None:
                     return
         except (FileNotFoundError, LogError) as exc:
             raise _fail(str(exc)) from None
-        status = _read(file, lambda reader: reader.status)
+        status, writer = _read(file, lambda reader: (reader.status, reader.writer))
         console.print(f"{file}: {status}, {total} rows")
+        if status == "unfinished" and writer == "gone":
+            raise _fail(f"{file}: its writer is gone without a run stop (killed or crashed); "
+                        f"`xbarlab log recover {file}` makes a finished copy", 1)
 
     @log_app.command()
     def verify(

@@ -29,6 +29,7 @@ from xbarlab.log import schema as sc
 from xbarlab.log.errors import LogDamaged, LogError, NoRunLogged
 from xbarlab.log.h5open import eod_row, open_checked
 from xbarlab.log.notes import compliance_note, flagged_operations
+from xbarlab.log.ownership import WRITER_HOST, WriterState, writer_state
 
 __all__ = ["LogDamaged", "LogError", "LogReader", "MvmData", "NoRunLogged", "RunEnd",
            "RunInfo", "follow"]
@@ -271,6 +272,12 @@ class LogReader:
                       int(row["n_events"]), reason)
 
     @property
+    def writer(self) -> WriterState:
+        """Whether the writer of this log runs: "running", "gone" (killed, for a log without a
+        run stop), or "unknown" (another host's, or an older xbarlab's)."""
+        return writer_state(self.path, self._file.attrs.get(WRITER_HOST))
+
+    @property
     @_guarded
     def status(self) -> str:
         """success / failed / aborted, or "unfinished" (still running, or the writer died)."""
@@ -452,6 +459,7 @@ class LogReader:
             raise ValueError(f"poll_interval must be > 0 s, got {poll_interval}")
         deadline = None if timeout is None else time.monotonic() + timeout
         seen = start
+        asked = time.monotonic()
         while True:
             self.refresh()
             stopped = self._n(sc.STOP) > 0  # the writer flushes every row before the stop
@@ -464,7 +472,19 @@ class LogReader:
             if deadline is not None and time.monotonic() >= deadline:
                 return
             if n <= seen:
+                if time.monotonic() - asked >= WRITER_CHECK:  # killed: nothing more will come
+                    asked = time.monotonic()
+                    if self.writer == "gone":
+                        self.refresh()
+                        n = self._n(sc.MEASUREMENTS)
+                        if n > seen:  # what it flushed before it went
+                            yield self.measurements_array(seen, n)
+                        return
                 time.sleep(poll_interval)
+
+
+WRITER_CHECK = 1.0
+"""s between checks, while a followed log is quiet, that its writer still runs."""
 
 
 def _unique(labels: list[str]) -> list[str]:

@@ -24,9 +24,9 @@ import numpy as np
 
 from xbarlab.log import schema as sc
 from xbarlab.log.errors import LogDamaged, LogError
+from xbarlab.log.ownership import WRITER_HOST, WRITER_PID, claim_log
 from xbarlab.log.scan import TableScan, describe_loss, open_any, scan_file
 from xbarlab.log.superblock import SIGNATURE, lookup3
-from xbarlab.log.writer import claim_log
 
 LOST_LABEL = "(lost)"
 
@@ -114,6 +114,8 @@ def _salvage(src: Path, dst: Path) -> SalvageReport:
         cols = max(int(m["col"].max()) + 1 if len(m) else 1, mvm_shapes[sc.MVM_OUTPUTS][0])
         run_attrs["shape"] = np.array([rows, cols], dtype=np.int64)
         report.notes.append(f"array shape lost: set to {rows} x {cols} from the cells seen")
+    for key in (WRITER_HOST, WRITER_PID):  # the copy's writer is this salvage, finished
+        root_attrs.pop(key, None)
     root_attrs["recovered_from"] = str(src)
     root_attrs["recovery"] = json.dumps({"lost": report.lost, "notes": report.notes})
     _write(dst, root_attrs, run_attrs, tables, mvm_shapes)

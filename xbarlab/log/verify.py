@@ -20,6 +20,7 @@ import numpy as np
 
 from xbarlab.log import schema as sc
 from xbarlab.log.errors import LogError, NoRunLogged, NotALog
+from xbarlab.log.ownership import WRITER_HOST, WRITER_PID, WriterState, writer_state
 from xbarlab.log.scan import TableScan, describe_loss, open_any, scan_file
 
 
@@ -32,6 +33,7 @@ class VerifyReport:
     notes: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     status: str = "unknown"  # a run stop status (`RunStatus`), or unfinished
+    writer: WriterState = "unknown"  # unfinished: its writer running, or gone (killed)
     recovered: bool = False
     no_run: bool = False  # nothing was ever logged: nothing to recover either
     not_a_log: bool = False  # a directory, an empty file, no HDF5 in it: nothing to recover
@@ -132,6 +134,15 @@ def _check(f: Any, p: Path, size: int, report: VerifyReport) -> None:
     if any(s.lost for s in scans.values()):
         return  # the cross-checks below need every row
     _cross_check(scans, shape, start_time, report)
+    if report.status == "unfinished" and not report.recovered:
+        host, pid = attrs.get(WRITER_HOST), attrs.get(WRITER_PID)
+        report.writer = writer_state(p, host)
+        if report.writer == "running":
+            report.notes.insert(0, f"its writer is running (pid {pid})")
+        elif report.writer == "gone":
+            report.notes.insert(0, f"its writer (pid {pid}) is gone without a run stop: "
+                                   "killed or crashed; `xbarlab log recover` makes a finished "
+                                   "copy")
 
 
 def _cross_check(scans: dict[str, TableScan], shape: tuple[int, ...], start_time: float,

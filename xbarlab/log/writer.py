@@ -33,11 +33,11 @@ import numpy as np
 
 from xbarlab.cells import CellMeasurement
 from xbarlab.documents import Document, Event, RunStart, RunStop
-from xbarlab.host_locks import Held, HostLock
 from xbarlab.log import blocks
 from xbarlab.log import schema as sc
-from xbarlab.log.errors import LogInUse, LogSpaceLow, LogWriteFailed
+from xbarlab.log.errors import LogSpaceLow, LogWriteFailed
 from xbarlab.log.fletcher import with_checksum
+from xbarlab.log.ownership import claim_log, writer_identity
 
 _I8, _F8, _B = blocks.INT, blocks.FLOAT, blocks.BOOL
 _CELL_BYTES = blocks.CELL_BYTES
@@ -140,6 +140,8 @@ class HDF5Writer:
             self._file.attrs["schema"] = sc.SCHEMA_NAME
             self._file.attrs["schema_version"] = sc.SCHEMA_VERSION
             self._file.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            for key, value in writer_identity().items():  # whether it still runs: `writer_state`
+                self._file.attrs[key] = value
         except BaseException:
             self._owner.release()
             raise
@@ -867,16 +869,6 @@ class HDF5Writer:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def claim_log(path: Path) -> HostLock:
-    """The host-wide lock of the log at `path`, taken; `LogInUse` naming the session that
-    writes it if another writer has it."""
-    try:
-        return HostLock(f"log {os.path.realpath(path)}").acquire()
-    except Held as exc:
-        raise LogInUse(f"{path} is being written by another xbarlab session ({exc.holder}); "
-                       "choose another file, or wait until it ends") from None
 
 
 def _size(n: int) -> str:

@@ -139,8 +139,14 @@ class LiveLog:
             self._last_change = now
         if self.status == "running":
             idle = now - self._last_change
-            detail = (f"no new rows for {idle:.0f} s: the session is slow, paused, or its "
-                      "writer died" if idle >= self.stall_after else "")
+            detail = ""
+            if idle >= self.stall_after:
+                detail = (f"no new rows for {idle:.0f} s: its writer is gone without a run "
+                          "stop (killed or crashed)" if reader.writer == "gone" else
+                          f"no new rows for {idle:.0f} s: the session is slow or paused"
+                          if reader.writer == "running" else
+                          f"no new rows for {idle:.0f} s: the session is slow, paused, or its "
+                          "writer died")
             if detail != self.detail:
                 self.detail = detail
                 changed = True
