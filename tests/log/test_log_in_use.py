@@ -186,3 +186,16 @@ def test_the_live_page_says_a_killed_writer_is_gone(tmp_path: Path) -> None:
     page.poll()
     assert page.status == "running" and "gone without a run stop" in page.detail
     page.close()
+
+
+def test_a_log_its_session_still_writes_is_not_resumed(tmp_path: Path) -> None:
+    from xbarlab.analysis.resume import read_run
+    from xbarlab.config import ConfigError
+
+    live = tmp_path / "live.h5"
+    with _holder(live) as proc:
+        with pytest.raises(ConfigError, match="its session is still running"):
+            read_run(live)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert read_run(live).status == "unfinished"  # killed: resumable

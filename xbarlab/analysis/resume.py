@@ -61,6 +61,9 @@ def read_run(path: Path) -> LoggedRun:
     with _open(path) as log:
         if not log.started:
             raise ConfigError(f"--resume {path}: the log holds no run")
+        if log.status == "unfinished" and log.writer == "running":
+            raise ConfigError(f"--resume {path}: its session is still running (its writer "
+                              "holds the log); resume once it has ended or been stopped")
         info = log.info
         notes = log.annotations()
         done_rows = notes[(notes["kind"] == "checkpoint") & (notes["message"] == "cell_done")]
