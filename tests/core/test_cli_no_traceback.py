@@ -170,3 +170,22 @@ def test_an_unexpected_exception_is_one_line(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(session, "execute", boom)
     res = runner.invoke(app, ["demo", "--size", "2", "--out", "/tmp/never-written.h5"])
     _check(res.output, 1, res.exit_code, "unexpected ZeroDivisionError: deep inside")
+
+
+UNWRITABLE = Path("/sys/xbarlab-test.h5")  # refused to every user, root included
+
+
+@pytest.mark.skipif(not Path("/sys").is_dir(), reason="needs /sys (Linux)")
+@pytest.mark.parametrize("args", [
+    ["run", "read_map", "-c", str(EXAMPLES / "session-read-map.yaml")],
+    ["run", "forming", "-c", str(EXAMPLES / "protocols" / "forming.yaml")],
+    ["demo", "--size", "4"],
+])
+def test_a_log_that_cannot_be_created_is_bad_input(args: list[str]) -> None:
+    """Before: exit 1 and "cannot write F: cannot create HDF5 log F: [Errno 13] Unable to
+    synchronously create file (unable to open file: name = ..., flags = 15, o_flags = c2)"."""
+    res = runner.invoke(app, [*args, "--out", str(UNWRITABLE)])
+    assert res.exit_code == 2, res.output
+    assert res.output.strip().splitlines()[-1] == (
+        f"error: cannot create the log {UNWRITABLE}: Permission denied")
+    assert "Traceback" not in res.output

@@ -17,6 +17,7 @@ from rich.table import Table
 from xbarlab.cli.common import ExitCode, fail, output_path
 from xbarlab.cli.console import Console
 from xbarlab.config import ConfigError, load_yaml, validate_config
+from xbarlab.log.errors import LogCreateFailed
 
 console = Console()
 
@@ -133,7 +134,7 @@ def register(app: typer.Typer) -> None:
             with ProgressSubscriber(console, "programming") as bar:
                 session = run_session(cfg, model, evalset, out, [bar], overwrite=overwrite,
                                       resume=resume)
-        except (ConfigError, ValueError, FileExistsError) as exc:
+        except (ConfigError, ValueError, FileExistsError, LogCreateFailed) as exc:
             raise fail(str(exc)) from None
         except (KeyboardInterrupt, RunAborted):
             raise fail("interrupted before the run started; nothing was programmed",

@@ -15,6 +15,7 @@ from rich.table import Table
 from xbarlab.cli.console import Console, emit
 from xbarlab.config import ConfigError, SessionConfig, load_yaml
 from xbarlab.engine import RunResult
+from xbarlab.log.errors import LogCreateFailed
 from xbarlab.protocol_configs import ProtocolSession, protocol_kinds, session_from_data
 
 console = Console()
@@ -167,7 +168,7 @@ def run_protocol(name: str, config: Path | None, out: Path | None, backend: str 
             raise ConfigError("give --out F.h5 (the HDF5 log to write)")
         result = execute(cfg, out, overwrite=overwrite, resume=resume)
     except (ConfigError, FileExistsError, FileNotFoundError, KeyError, ValueError,
-            IndexError) as exc:
+            IndexError, LogCreateFailed) as exc:
         text = str(exc)
         raise fail(text.strip("'\"") if isinstance(exc, KeyError) else text) from None
     if not result.done:

@@ -33,6 +33,7 @@ from xbarlab.crossbar import Crossbar
 from xbarlab.documents import RunStatus
 from xbarlab.engine import RunAborted, RunEngine, RunResult
 from xbarlab.interrupts import begin_cleanup, interruptible
+from xbarlab.log.errors import LogCreateFailed
 from xbarlab.protocols.registry import PROTOCOLS
 from xbarlab.protocols.write_verify import ArrayOutcome
 from xbarlab.sessions import build_plan
@@ -515,7 +516,7 @@ def _run(cfg: SessionConfig, out: Path, overwrite: bool, plot: Path | None) -> N
         result = execute(cfg, out, overwrite=overwrite, plot=plot)
     except BackendUnavailable as exc:
         raise fail(str(exc), ExitCode.FAILED) from None
-    except (ConfigError, FileExistsError, KeyError, ValueError) as exc:
+    except (ConfigError, FileExistsError, KeyError, ValueError, LogCreateFailed) as exc:
         raise fail(str(exc).strip("'\"")) from None
     except (KeyboardInterrupt, RunAborted) as exc:
         what = str(exc).split(" ")[0] if isinstance(exc, RunAborted) else "Ctrl-C"

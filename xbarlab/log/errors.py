@@ -32,3 +32,8 @@ class LogSpaceLow(LogError):
 class LogInUse(LogError, FileExistsError):
     """Another writer is filling this log (a running session): it is neither overwritten nor
     replaced, whatever `overwrite` says."""
+
+
+class LogCreateFailed(LogError):
+    """The log file cannot be created (a folder that is not writable, a read-only disk): an
+    output path the user must change; nothing was run."""

@@ -35,7 +35,7 @@ from xbarlab.cells import CellMeasurement
 from xbarlab.documents import Document, Event, RunStart, RunStop
 from xbarlab.log import blocks
 from xbarlab.log import schema as sc
-from xbarlab.log.errors import LogSpaceLow, LogWriteFailed
+from xbarlab.log.errors import LogCreateFailed, LogSpaceLow, LogWriteFailed
 from xbarlab.log.fletcher import with_checksum
 from xbarlab.log.ownership import claim_log, writer_identity
 
@@ -136,7 +136,8 @@ class HDF5Writer:
                 if not overwrite and self.path.exists():
                     raise FileExistsError(f"{self.path} appeared while opening it: "
                                           f"{exc}") from None
-                raise OSError(f"cannot create HDF5 log {self.path}: {exc}") from exc
+                why = os.strerror(exc.errno) if exc.errno else str(exc).split(" (")[0]
+                raise LogCreateFailed(f"cannot create the log {self.path}: {why}") from None
             self._file.attrs["schema"] = sc.SCHEMA_NAME
             self._file.attrs["schema_version"] = sc.SCHEMA_VERSION
             self._file.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
