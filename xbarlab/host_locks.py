@@ -34,20 +34,45 @@ class Held(RuntimeError):
         self.key, self.holder = key, holder
 
 
-def lock_dir() -> Path:
-    """The folder of the lock files (created, writable by every user of the host)."""
+def lock_dir(shared: bool = True) -> Path:
+    """The folder of the lock files (created, writable by every user of the host); with
+    `shared` False, this user's own (when another user's folder cannot be written)."""
     folder = Path(os.environ.get(LOCK_DIR_ENV) or Path(tempfile.gettempdir()) / "xbarlab-locks")
+    if not shared:
+        folder = Path(tempfile.gettempdir()) / f"xbarlab-locks-{os.getuid()}"
     if not folder.is_dir():
         folder.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError):  # shared like /tmp: every user, sticky
-            folder.chmod(0o1777)
+            folder.chmod(0o1777 if shared else 0o700)
     return folder
 
 
-def _file_of(key: str) -> Path:
+def _file_of(key: str, shared: bool = True) -> Path:
     readable = re.sub(r"[^A-Za-z0-9]+", "_", key).strip("_")[-60:]
     digest = hashlib.sha1(key.encode()).hexdigest()[:10]
-    return lock_dir() / f"{readable}-{digest}.lock"
+    return lock_dir(shared) / f"{readable}-{digest}.lock"
+
+
+def _open_lock_file(key: str) -> tuple[int, Path]:
+    """The lock file of `key`, opened. In the shared folder if it can be: another user's
+    file can still be locked (read-only); a folder another user made unwritable falls back
+    to this user's own (which keeps this user's sessions apart, not other users')."""
+    path = _file_of(key)
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666), path
+    except PermissionError:
+        pass
+    with contextlib.suppress(OSError):
+        return os.open(path, os.O_RDONLY), path
+    try:
+        path = _file_of(key, shared=False)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600), path
+    except OSError as exc:
+        own = Path(tempfile.gettempdir()) / f"xbarlab-locks-{os.getuid()}"
+        raise OSError(exc.errno, f"cannot take the lock of {key}: neither {lock_dir()} nor "
+                                 f"{own} can be written ({exc.strerror}); set "
+                                 f"{LOCK_DIR_ENV} to a folder every xbarlab user can write"
+                      ) from None
 
 
 def _holder_text(path: Path) -> str:
@@ -86,11 +111,7 @@ class HostLock:
         """Take the lock now; `Held` naming the holder if another one has it."""
         if self._fd is not None:
             return self
-        path = _file_of(self.key)
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        except PermissionError:  # another user's file: it can still be locked, not written
-            fd = os.open(path, os.O_RDONLY)
+        fd, path = _open_lock_file(self.key)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -100,7 +121,8 @@ class HostLock:
             os.close(fd)
             raise
         with contextlib.suppress(OSError):  # who holds it, for the message of a refusal
-            os.fchmod(fd, 0o666)
+            if path.parent == lock_dir():
+                os.fchmod(fd, 0o666)
             record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                  "command": _command(), "key": self.key,
                                  "since": time.strftime("%Y-%m-%d %H:%M:%S")})

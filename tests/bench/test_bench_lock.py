@@ -169,3 +169,33 @@ def test_two_instruments_of_a_config_at_one_address_are_refused() -> None:
     instruments["bias_cols"]["address"] = "gpib::11::instr"  # bias_rows', spelt otherwise
     with pytest.raises(ConfigError, match="'bias_rows' and 'bias_cols' have one address"):
         bench_config(K2600_707B, instruments=instruments)
+
+
+def test_a_lock_folder_this_user_cannot_write_falls_back_to_their_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shared lock folder another user created without write access for others (umask 022,
+    no sticky bit) must not stop this user's sessions: their locks go to a folder of their own
+    (which still keeps this user's sessions apart). Root cannot be refused a write, so the
+    refusal is the file system's answer, stood in for here."""
+    import tempfile
+
+    from xbarlab import host_locks
+    from xbarlab.host_locks import Held, HostLock
+
+    shared = tmp_path / "locks"
+    own = tmp_path / "tmp" / f"xbarlab-locks-{os.getuid()}"
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    real_open = os.open
+
+    def refusing_open(path: str | os.PathLike[str], flags: int, *args: int) -> int:
+        if Path(path).parent == shared:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(host_locks.os, "open", refusing_open)
+    first = HostLock("instrument GPIB0::5::INSTR").acquire()
+    with pytest.raises(Held):
+        HostLock("instrument GPIB0::5::INSTR").acquire()
+    assert [p.parent for p in own.iterdir()] == [own] and not list(shared.iterdir())
+    first.release()
