@@ -11,8 +11,19 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from typing import IO
 
 from rich.console import Console as RichConsole
+
+
+def drop_output(stream: IO[str]) -> None:
+    """What is still written to `stream` goes to /dev/null (its reader is gone)."""
+    with contextlib.suppress(OSError, ValueError):  # (a stream with no descriptor)
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, stream.fileno())
+        finally:
+            os.close(null)
 
 
 class Console(RichConsole):
@@ -20,12 +31,7 @@ class Console(RichConsole):
 
     def on_broken_pipe(self) -> None:
         self.quiet = True
-        with contextlib.suppress(OSError, ValueError):  # (a stream with no descriptor)
-            null = os.open(os.devnull, os.O_WRONLY)
-            try:
-                os.dup2(null, self.file.fileno())
-            finally:
-                os.close(null)
+        drop_output(self.file)
 
 
 def emit(text: str) -> None:
@@ -35,9 +41,4 @@ def emit(text: str) -> None:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
     except BrokenPipeError:
-        with contextlib.suppress(OSError, ValueError):
-            null = os.open(os.devnull, os.O_WRONLY)
-            try:
-                os.dup2(null, sys.stdout.fileno())
-            finally:
-                os.close(null)
+        drop_output(sys.stdout)
