@@ -91,7 +91,8 @@ def rescue_bench(config: Mapping[str, Any]) -> list[str]:
     lines: list[str] = []
     # The dead session's locks went with it: taking them keeps a new session off the bench
     # while it is made safe. Held by a live one: made safe all the same (safety first).
-    locks = instrument_locks({n: cfg.instruments[n].address for n in used})
+    locks = instrument_locks({n: cfg.instruments[n].address for n in used},
+                             "the safety supervisor, making a dead session's bench safe")
     with contextlib.suppress(BenchInUse, OSError):
         locks.acquire()
     try:

@@ -99,8 +99,9 @@ def _command() -> str:
 class HostLock:
     """The host-wide lock named `key` (see the module doc); `acquire` never waits."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, holder: str = "") -> None:
         self.key = key
+        self.holder = holder  # who takes it, for a refusal's message (default: the command)
         self._fd: int | None = None
 
     @property
@@ -124,7 +125,7 @@ class HostLock:
             if path.parent == lock_dir():
                 os.fchmod(fd, 0o666)
             record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                 "command": _command(), "key": self.key,
+                                 "command": self.holder or _command(), "key": self.key,
                                  "since": time.strftime("%Y-%m-%d %H:%M:%S")})
             os.ftruncate(fd, 0)
             os.pwrite(fd, record.encode(), 0)

@@ -199,3 +199,39 @@ def test_a_lock_folder_this_user_cannot_write_falls_back_to_their_own(
         HostLock("instrument GPIB0::5::INSTR").acquire()
     assert [p.parent for p in own.iterdir()] == [own] and not list(shared.iterdir())
     first.release()
+
+
+def test_a_session_waits_while_the_supervisor_makes_a_dead_sessions_bench_safe(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The supervisor takes the dead session's locks for its rescue: a new session started in
+    that moment is refused, and told why."""
+    import threading
+
+    from xbarlab.drivers import rescue
+
+    inside, done = threading.Event(), threading.Event()
+
+    def slow_rescue(cfg: object, name: str, channels: list[str]) -> str:
+        inside.set()
+        done.wait(30)
+        return f"{name} safe"
+
+    monkeypatch.setattr(rescue, "_rescue_one", slow_rescue)
+    data = dict(K2600_707B, instruments={
+        name: {**inst, "address": f"GPIB0::{k + 20}::INSTR"}
+        for k, (name, inst) in enumerate(K2600_707B["instruments"].items())})
+    cfg = bench_config(data)
+    lines: list[str] = []
+    worker = threading.Thread(target=lambda: lines.extend(
+        rescue.rescue_bench(cfg.model_dump(mode="json"))))
+    worker.start()
+    try:
+        assert inside.wait(30)
+        with pytest.raises(BenchInUse, match="the safety supervisor, making a dead session"):
+            instrument_locks({n: i.address for n, i in cfg.instruments.items()}).acquire()
+    finally:
+        done.set()
+        worker.join(30)
+    assert sorted(lines) == sorted(f"{n} safe" for n in cfg.instruments)
+    with instrument_locks({n: i.address for n, i in cfg.instruments.items()}):
+        pass  # the rescue is over: free

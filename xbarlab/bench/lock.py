@@ -60,6 +60,7 @@ class InstrumentLocks:
     """The locks of a set of instrument addresses, all taken or none (`acquire`)."""
 
     addresses: dict[str, str]  # name -> address
+    holder: str = ""  # who takes them, for a refusal's message (default: the command line)
     _held: dict[str, HostLock] = field(default_factory=dict)  # key -> its lock
 
     def acquire(self) -> InstrumentLocks:
@@ -70,7 +71,7 @@ class InstrumentLocks:
                 if key in self._held:  # two names for one address: one lock
                     continue
                 try:
-                    self._held[key] = HostLock(f"instrument {key}").acquire()
+                    self._held[key] = HostLock(f"instrument {key}", self.holder).acquire()
                 except Held as exc:
                     raise BenchInUse(f"{name} ({address}) is in use by another xbarlab "
                                      f"session ({exc.holder}); wait until it ends") from None
@@ -96,6 +97,7 @@ class InstrumentLocks:
         self.release()
 
 
-def instrument_locks(addresses: dict[str, str] | Iterable[tuple[str, str]]) -> InstrumentLocks:
+def instrument_locks(addresses: dict[str, str] | Iterable[tuple[str, str]],
+                     holder: str = "") -> InstrumentLocks:
     """`InstrumentLocks` of `{name: address}`, not yet taken."""
-    return InstrumentLocks(dict(addresses))
+    return InstrumentLocks(dict(addresses), holder)
