@@ -21,6 +21,8 @@ from xbarlab.bench.lock import BenchInUse, instrument_locks
 from xbarlab.drivers.base import SmuLimits
 from xbarlab.drivers.registry import default_transport, make_driver
 
+LOCKS_FREED_WITHIN = 2.0
+"""s the rescue waits for a dead session's instrument locks to be freed by the kernel."""
 _ORDER = {"keithley707b": 1, "serial_board": 2}  # SMUs (0) first: relays open after outputs off
 
 
@@ -90,11 +92,25 @@ def rescue_bench(config: Mapping[str, Any]) -> list[str]:
         stages.setdefault(_ORDER.get(cfg.instruments[name].driver, 0), []).append(name)
     lines: list[str] = []
     # The dead session's locks went with it: taking them keeps a new session off the bench
-    # while it is made safe. Held by a live one: made safe all the same (safety first).
+    # while it is made safe. Held already: a new session has the bench and set it up itself
+    # (a retry minutes later must not switch its outputs off under it): left alone.
     locks = instrument_locks({n: cfg.instruments[n].address for n in used},
                              "the safety supervisor, making a dead session's bench safe")
-    with contextlib.suppress(BenchInUse, OSError):
-        locks.acquire()
+    deadline = time.monotonic() + LOCKS_FREED_WITHIN
+    while True:
+        try:
+            locks.acquire()
+            break
+        except BenchInUse as exc:
+            # a process that dies closes its files one by one: the pipe that woke the
+            # supervisor can close a few ms before the lock files
+            if time.monotonic() < deadline:
+                time.sleep(0.005)
+                continue
+            held = str(exc).split("; wait")[0]
+            return [f"{held}: not touched (a new session has the bench)"]
+        except OSError:  # no lock folder: the rescue goes on (safety first)
+            break
     try:
         for stage in sorted(stages):
             names = stages[stage]

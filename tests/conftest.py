@@ -22,6 +22,11 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+# A supervisor whose session ended unsafe keeps trying dead links for 10 minutes; the emulators
+# of the tests are gone for good, and their ports are soon another test's: a few seconds.
+os.environ.setdefault("XBARLAB_SAFETY_RETRY_S", "3")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--visa-address", action="append", default=[], metavar="DRIVER=ADDRESS",

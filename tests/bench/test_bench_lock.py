@@ -235,3 +235,22 @@ def test_a_session_waits_while_the_supervisor_makes_a_dead_sessions_bench_safe(
     assert sorted(lines) == sorted(f"{n} safe" for n in cfg.instruments)
     with instrument_locks({n: i.address for n, i in cfg.instruments.items()}):
         pass  # the rescue is over: free
+
+
+def test_the_rescue_leaves_a_bench_a_new_session_holds_alone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A retry minutes after a session died must not switch a new session's outputs off under
+    it: a bench whose locks stay held is not touched (the dead session's own locks are freed
+    by the kernel within milliseconds; the rescue waits that long)."""
+    from xbarlab.drivers import rescue
+
+    touched: list[str] = []
+    monkeypatch.setattr(rescue, "_rescue_one", lambda cfg, name, ch: touched.append(name) or "")
+    monkeypatch.setattr(rescue, "LOCKS_FREED_WITHIN", 0.2)
+    data = dict(K2600_707B, instruments={
+        name: {**inst, "address": f"GPIB0::{k + 30}::INSTR"}
+        for k, (name, inst) in enumerate(K2600_707B["instruments"].items())})
+    cfg = bench_config(data)
+    with instrument_locks({"smu": "GPIB0::30::INSTR"}):  # the new session's
+        lines = rescue.rescue_bench(cfg.model_dump(mode="json"))
+    assert touched == [] and len(lines) == 1 and "not touched" in lines[0], lines

@@ -33,6 +33,8 @@ def test_the_rescue_switches_the_pulse_generator_off() -> None:
         pulser.arm(1.0, 1e-6, 1e-8)  # type: ignore[attr-defined]  # output on, armed
         for t in opened.transports.values():  # the host vanishes: links gone, no safe state
             t.close()
+        assert opened.locks is not None
+        opened.locks.release()  # and its instrument locks with it (the kernel frees them)
         time.sleep(0.2)
         assert not emu.safe and any("fgen" in u for u in emu.unsafe()), emu.unsafe()
         lines = rescue_bench(bench_cfg.model_dump(mode="json"))

@@ -25,6 +25,10 @@ from dataclasses import dataclass, field
 
 from xbarlab.host_locks import Held, HostLock
 
+IN_USE = "in use by another xbarlab session"
+"""The words of every `BenchInUse` message (the supervisor looks for them in a rescue's
+lines: a new session has the bench)."""
+
 
 class BenchInUse(RuntimeError):
     """An instrument of the bench is held by another session (the message says whose)."""
@@ -73,8 +77,8 @@ class InstrumentLocks:
                 try:
                     self._held[key] = HostLock(f"instrument {key}", self.holder).acquire()
                 except Held as exc:
-                    raise BenchInUse(f"{name} ({address}) is in use by another xbarlab "
-                                     f"session ({exc.holder}); wait until it ends") from None
+                    raise BenchInUse(f"{name} ({address}) is {IN_USE} ({exc.holder}); "
+                                     "wait until it ends") from None
         except BaseException:
             self.release()
             raise

@@ -14,7 +14,9 @@ starts a `Supervisor`:
 - which then opens its own links to every instrument of the bench config (the dead process's
   sockets and serial ports were freed by the kernel), puts each in its safe state (abort, 0 V,
   outputs off; then relays open; then boards off), logs what it did and how long it took (a
-  line on stderr and in `<log>.safety.txt` next to the HDF5 log), and exits.
+  line on stderr and in `<log>.safety.txt` next to the HDF5 log), and exits; instruments
+  that did not answer (links down when the session died) are tried again with growing
+  pauses for up to `RETRY_FOR` (10 min), unless a new session takes the bench meanwhile.
 
 A clean session end sends ``bye`` (the session reached the safe state itself: the supervisor
 exits without touching anything) or ``unsafe`` (the session could not confirm the safe state:
@@ -39,6 +41,8 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
+
+from xbarlab.bench.lock import IN_USE  # in a rescue's line: a new session has the bench
 
 READY = "ready"
 BYE = "bye"
@@ -179,8 +183,42 @@ def _note(message: str, log: Path | None, stderr: bool = True) -> None:
             f.write(line + "\n")
 
 
+RETRY_FOR = 600.0
+"""s: how long the supervisor keeps trying instruments that did not answer its rescue (a
+network switch rebooting, a LAN cable out for a minute): the bench must not stay switched on
+because its links were down at the moment the session died."""
+
+
+RETRY_ENV = "XBARLAB_SAFETY_RETRY_S"
+"""Environment variable: `RETRY_FOR` in seconds (0: one attempt only)."""
+
+
+def _retrying(rescue: Rescue, config: Mapping[str, Any], lines: list[str], t0: float,
+              retry_for: float, sleep: Callable[[float], None]) -> tuple[bool, list[str], int]:
+    """Run the rescue again, with growing pauses (1, 2, 4, 8, then 15 s), until every
+    instrument is safe, a new session holds the bench, or `retry_for` s have passed since `t0`.
+    Returns (safe, the last lines, attempts)."""
+    attempts = 1
+    while time.monotonic() - t0 < retry_for and not any(IN_USE in ln for ln in lines):
+        sleep(min(2.0 ** (attempts - 1), 15.0))
+        attempts += 1
+        lines, ok = _attempt(rescue, config)
+        if ok:
+            return True, lines, attempts
+    return False, lines, attempts
+
+
+def _attempt(rescue: Rescue, config: Mapping[str, Any]) -> tuple[list[str], bool]:
+    try:
+        lines = rescue(config)
+        return lines, all(" safe" in ln and "FAILED" not in ln for ln in lines)
+    except Exception as exc:  # the rescue reports per instrument; this is a bug guard
+        return [f"rescue failed: {type(exc).__name__}: {exc}"], False
+
+
 def supervise(rescue: Rescue, config: Mapping[str, Any], commands: IO[str],
-              replies: IO[str], session_pid: int) -> int:
+              replies: IO[str], session_pid: int, *, retry_for: float = RETRY_FOR,
+              sleep: Callable[[float], None] = time.sleep) -> int:
     """Guard until the session says goodbye or dies; 0 when nothing had to be done."""
     with contextlib.suppress(OSError, ValueError):  # a session already dead reads no reply
         replies.write(READY + "\n")
@@ -199,16 +237,29 @@ def supervise(rescue: Rescue, config: Mapping[str, Any], commands: IO[str],
         t0 = time.monotonic()
         why = ("ended without confirming the safe state" if word == UNSAFE
                else "died (its pipe closed without a goodbye)")
-        try:
-            lines = rescue(config)
-            ok = all(" safe" in ln and "FAILED" not in ln for ln in lines)
-        except Exception as exc:  # the rescue reports per instrument; this is a bug guard
-            lines, ok = [f"rescue failed: {type(exc).__name__}: {exc}"], False
+        lines, ok = _attempt(rescue, config)
         dt = time.monotonic() - t0
         verdict = "safe state reached" if ok else "safe state NOT reached for every instrument"
+        retry = not ok and retry_for > 0 and not any(IN_USE in ln for ln in lines)
         # after an unsafe end the session already told its user where to look: file only
         _note(f"session pid {session_pid} {why}; {verdict} in {dt * 1e3:.0f} ms: "
-              + "; ".join(lines), log, stderr=word != UNSAFE)
+              + "; ".join(lines)
+              + (f"; trying again for up to {retry_for / 60:g} min" if retry else ""),
+              log, stderr=word != UNSAFE)
+        if not retry:
+            return 0 if ok else 1
+        ok, lines, attempts = _retrying(rescue, config, lines, t0, retry_for, sleep)
+        dt = time.monotonic() - t0
+        if ok:
+            _note(f"safe state reached at attempt {attempts}, {dt:.0f} s after the session "
+                  "ended: " + "; ".join(lines), log, stderr=word != UNSAFE)
+        elif any(IN_USE in ln for ln in lines):
+            _note("a new session holds the bench now (it sets its instruments up itself); "
+                  "left to it: " + "; ".join(lines), log, stderr=word != UNSAFE)
+        else:
+            _note(f"gave up after {attempts} attempts over {dt:.0f} s: safe state NOT reached; "
+                  "check the bench by hand before touching it: " + "; ".join(lines), log,
+                  stderr=True)
         return 0 if ok else 1
 
 
@@ -221,7 +272,11 @@ def main(argv: list[str]) -> int:
         sys.stderr.write("xbarlab supervisor: started without a bench config\n")
         return 2
     rescue = _load(argv[0])
-    return supervise(rescue, config, sys.stdin, sys.stdout, session_pid)
+    try:
+        retry_for = float(os.environ.get(RETRY_ENV, RETRY_FOR))
+    except ValueError:
+        retry_for = RETRY_FOR
+    return supervise(rescue, config, sys.stdin, sys.stdout, session_pid, retry_for=retry_for)
 
 
 if __name__ == "__main__":
