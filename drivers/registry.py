@@ -96,7 +96,7 @@ class OpenBench:
                     t.close()
             if self.locks is not None:  # before an unsafe end's rescue, which takes them
                 self.locks.release()
-            if self.supervisor is not None:  # unsafe: it tries once more on its own links
+            if self.supervisor is not None:  # unsafe: it tries again on its own links
                 self.supervisor.stop(safe=safe)
 
     def __enter__(self) -> OpenBench:

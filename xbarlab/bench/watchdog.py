@@ -20,7 +20,7 @@ starts a `Supervisor`:
 
 A clean session end sends ``bye`` (the session reached the safe state itself: the supervisor
 exits without touching anything) or ``unsafe`` (the session could not confirm the safe state:
-the supervisor tries once more on fresh links).
+the supervisor tries again on fresh links, for up to `RETRY_FOR`).
 
 The rescue itself (opening links, driver safe states) lives above this layer; the opener names
 it as ``"module:function"`` (`xbarlab.drivers.rescue:rescue_bench`), a function of the bench
@@ -127,7 +127,7 @@ class Supervisor:
 
     def stop(self, safe: bool) -> None:
         """End of session. `safe`: the bench is in its safe state (the supervisor exits without
-        acting); otherwise it tries the safe state once more on its own links."""
+        acting); otherwise it tries the safe state again on its own links."""
         proc = self.proc
         if proc is None:
             return

@@ -189,7 +189,8 @@ def execute(
         if supervisor is not None and "safe state" in result.reason:
             err_console.print(
                 "[bold red]error:[/] the safe state was not confirmed by every instrument: "
-                "check the bench before touching it. The safety supervisor tries once more on "
+                "check the bench before touching it. The safety supervisor keeps trying (up to 10 "
+                "min) on "
                 f"fresh links and notes the outcome in {out.name}.safety.txt", highlight=False,
                 soft_wrap=True)
         reach = device_range(cfg.sim.device) if cfg.backend == "sim" else None
