@@ -439,6 +439,8 @@ class RunEngine:
                     take(doc)
             finally:
                 release_signals()
+            # a signal noted meanwhile: now, not after the rest of a long multi-cell operation
+            raise_swallowed(RunAborted)
 
         backend.on_cell = on_cell
         try:

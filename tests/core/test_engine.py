@@ -444,3 +444,33 @@ def test_a_suspended_host_is_logged_and_its_time_counted(
     assert len(noted) == 1 and "suspended for 1800.0 s" in noted[0].message
     kinds = [(d.kind, d.step) for d in docs if isinstance(d, Event)]
     assert kinds.index((EventKind.CHECKPOINT, "suspend")) == 2  # before the op after it
+
+
+def test_a_ctrl_c_while_a_cell_is_streamed_stops_the_operation_after_that_cell() -> None:
+    """A Ctrl-C that lands while a measured cell is handed to the log waits for that cell to
+    be whole, then stops the operation at once, not after the rest of a long read map."""
+    from tests.log.streaming import CellByCellCrossbar
+
+    class Log:
+        def __init__(self) -> None:
+            self.docs: list[Document] = []
+            self.cells: list[object] = []
+
+        def __call__(self, doc: Document) -> None:
+            self.docs.append(doc)
+
+        def partial(self, cell: object) -> None:
+            if len(self.cells) == 2:
+                signal.raise_signal(signal.SIGINT)  # lands while the third cell is taken
+                for _ in range(100):
+                    pass
+            self.cells.append(cell)
+
+    log = Log()
+    xbar = CellByCellCrossbar((4, 4))
+    result = RunEngine(xbar, BenchLimits(), [log]).run(
+        (Read(None, 0.2) for _ in range(1)), protocol="p")
+    assert result.status is RunStatus.ABORTED and result.reason == "interrupted (Ctrl-C)"
+    assert len(log.cells) == 3 and xbar.measured == 3  # not the 16 of the whole map
+    events = [d for d in log.docs if isinstance(d, Event)]
+    assert "interrupted after 3 cells" in (events[-1].message or "")
