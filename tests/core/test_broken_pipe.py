@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import yaml
 
+from tests.log import live_writer
 from xbarlab.log.verify import verify
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,26 +57,9 @@ def test_an_estimate_as_json_is_kept(tmp_path: Path) -> None:
     assert code == reference.returncode and "Traceback" not in err, err
 
 
-WRITER = textwrap.dedent("""
-    import sys
-    sys.path.insert(0, {root!r})
-    from tests.log.docs import read_event, run_start
-    from xbarlab.log.writer import HDF5Writer
-    w = HDF5Writer(sys.argv[1], flush_interval=None)
-    w(run_start())
-    w(read_event(1, [(0, 0)], 0.2, [1e-4]))
-    w.flush()
-    print("writing", flush=True)
-    sys.stdin.readline()
-    w.close()
-""")
-
-
 def test_following_a_live_log_stops_when_its_reader_goes(tmp_path: Path) -> None:
     log = tmp_path / "live.h5"
-    with subprocess.Popen([sys.executable, "-c", WRITER.format(root=str(ROOT)), str(log)],
-                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as writer:
-        assert writer.stdout is not None and writer.stdout.readline().strip() == "writing"
+    with live_writer.start(log) as writer:
         # the run never ends while this runs: follow must end on its own, not at --timeout
         code, err = _closed_stdout("log", "follow", str(log), "--timeout", "120", timeout=90)
         assert writer.stdin is not None

@@ -10,13 +10,13 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from tests.log import live_writer
 from tests.log.docs import read_event, run_start, run_stop
 from xbarlab.cli.main import app
 from xbarlab.host_locks import LOCK_DIR_ENV
@@ -62,29 +62,8 @@ def test_a_second_writer_is_refused_and_the_first_goes_on(tmp_path: Path) -> Non
         pass
 
 
-HOLDER = textwrap.dedent("""
-    import sys
-    sys.path.insert(0, {root!r})
-    from tests.log.docs import read_event, run_start, run_stop
-    from xbarlab.log.writer import HDF5Writer
-    w = HDF5Writer(sys.argv[1], flush_interval=None)
-    w(run_start())
-    w(read_event(1, [(0, 0)], 0.2, [1e-4]))
-    w.flush()
-    print("writing", flush=True)
-    sys.stdin.readline()
-    w(read_event(2, [(0, 1)], 0.2, [2e-4]))
-    w(run_stop(2))
-    w.close()
-    print("closed", flush=True)
-""")
-
-
 def _holder(path: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER.format(root=str(ROOT)), str(path)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "writing"
-    return proc
+    return live_writer.start(path)
 
 
 def test_no_command_overwrites_or_replaces_a_log_being_written(tmp_path: Path) -> None:
