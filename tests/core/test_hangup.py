@@ -57,7 +57,18 @@ def _drain(fd: int) -> bytes:
         out += chunk
 
 
+def _have_pty() -> bool:
+    try:
+        master, slave = os.openpty()
+    except OSError:
+        return False
+    os.close(master)
+    os.close(slave)
+    return True
+
+
 @pytest.mark.slow
+@pytest.mark.skipif(not _have_pty(), reason="no pseudo-terminals here (/dev/pts)")
 def test_a_closed_terminal_ends_the_run_cleanly(tmp_path: Path) -> None:
     log = tmp_path / "run.h5"
     argv = [sys.executable, "-c", CLI, "run", "write_verify_array", "-c",
