@@ -106,6 +106,11 @@ class OpenBench:
         self.close()
 
 
+def simulated(cfg: InstrumentConfig) -> bool:
+    """A pyvisa-sim instrument (``...@sim``): nothing to share, nothing to lock."""
+    return cfg.visa_library.endswith("@sim")
+
+
 def _role_refs(config: BenchConfig) -> dict[str, str]:
     r = config.roles
     refs = {"drive": r.drive, "sense": r.sense, "bias_row": r.bias_row,
@@ -132,7 +137,8 @@ def open_bench(config: BenchConfig, transport_factory: TransportFactory = defaul
     real = transport_factory is default_transport
     if supervise is None:
         supervise = real
-    locks = (instrument_locks({n: config.instruments[n].address for n in used}).acquire()
+    locks = (instrument_locks({n: config.instruments[n].address for n in used
+                               if not simulated(config.instruments[n])}).acquire()
              if real else None)
     try:
         supervisor = (Supervisor(config.model_dump(mode="json"), RESCUE).start() if supervise
@@ -286,7 +292,8 @@ def check_identities(config: BenchConfig,
     out = []
     for name, cfg in config.instruments.items():
         lock = instrument_locks({name: cfg.address})
-        if transport_factory is default_transport:  # never a query into another session's
+        if transport_factory is default_transport and not simulated(cfg):
+            # never a query into another session's link
             try:
                 lock.acquire()
             except BenchInUse as exc:
