@@ -189,3 +189,23 @@ def test_a_log_that_cannot_be_created_is_bad_input(args: list[str]) -> None:
     assert res.output.strip().splitlines()[-1] == (
         f"error: cannot create the log {UNWRITABLE}: Permission denied")
     assert "Traceback" not in res.output
+
+
+@pytest.mark.skipif(not Path("/sys").is_dir(), reason="needs /sys (Linux)")
+@pytest.mark.parametrize("args, out", [
+    (["log", "plot", "{log}", "--out"], "/sys/xbarlab-test.png"),
+    (["log", "export", "{log}", "--csv"], "/sys/xbarlab-test.csv"),
+    (["log", "recover", "{log}", "--out"], "/sys/xbarlab-test.h5"),
+    (["device", "plot", "simple", "--out"], "/sys/xbarlab-test.png"),
+    (["emulate", str(BENCH), "--duration", "1", "--out"], "/sys/xbarlab-test.yaml"),
+])
+def test_an_output_the_system_refuses_is_bad_input(files: dict[str, Path], args: list[str],
+                                                   out: str) -> None:
+    """Before: "unexpected PermissionError ... (a bug: please report it)" and exit 1, and
+    `log recover` called the log's structure damaged."""
+    argv = [a.replace("{log}", str(files["map.h5"])) for a in args] + [out]
+    res = runner.invoke(app, argv)
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and out in lines[0] and "Permission denied" in lines[0], lines
+    assert "unexpected" not in res.output and "damaged" not in res.output

@@ -7,6 +7,7 @@ print one line and exit 2; an unexpected exception prints one line naming it and
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Sequence
@@ -28,6 +29,11 @@ except ImportError:  # pragma: no cover - typer that still uses click itself
 from xbarlab import __version__
 from xbarlab.cli.common import ExitCode, err_console
 from xbarlab.interrupts import swallowed
+
+PATH_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR,
+                         errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.EEXIST})
+"""Errors of a path the user gave (exit 2, bad input); others (a full disk, an I/O error) are
+failures (exit 1)."""
 
 
 class XbarlabGroup(TyperGroup):
@@ -60,6 +66,13 @@ class XbarlabGroup(TyperGroup):
             if swallowed():  # a Ctrl-C Python swallowed broke what it landed in
                 err_console.print("[bold red]interrupted[/] (Ctrl-C)", highlight=False)
                 rv = ExitCode.ABORTED
+                return rv if not standalone_mode else sys.exit(rv)
+            if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+                # a file the system refuses (a folder not writable, a read-only disk): said
+                # as such, not as a bug; a path to change is bad input
+                err_console.print(f"[bold red]error:[/] {escape(str(exc.filename))}: "
+                                  f"{escape(exc.strerror)}", highlight=False, soft_wrap=True)
+                rv = (ExitCode.BAD_INPUT if exc.errno in PATH_ERRNOS else ExitCode.FAILED)
                 return rv if not standalone_mode else sys.exit(rv)
             err_console.print(
                 f"[bold red]error:[/] unexpected {type(exc).__name__}: {escape(str(exc))} (a "

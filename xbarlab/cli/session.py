@@ -207,7 +207,13 @@ def execute(
     if plot is not None and writer.failed is None:  # a log the disk refused: only `recover`
         from xbarlab.analysis.session_plots import plot_session
 
-        console.print(f"plot: {plot_session(out, plot)}")
+        try:
+            console.print(f"plot: {plot_session(out, plot)}")
+        except Exception as exc:  # the run and its log stand; its exit code says how it went
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            err_console.print(f"[bold yellow]warning:[/] the plot {plot} was not saved: "
+                              f"{escape(str(reason))}; `xbarlab log plot {out} --out F.png` "
+                              "draws it from the log", highlight=False, soft_wrap=True)
     return result
 
 

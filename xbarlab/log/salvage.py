@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 from xbarlab.log import schema as sc
-from xbarlab.log.errors import LogDamaged, LogError
+from xbarlab.log.errors import LogCreateFailed, LogDamaged, LogError
 from xbarlab.log.ownership import WRITER_HOST, WRITER_PID, claim_log
 from xbarlab.log.scan import TableScan, describe_loss, open_any, scan_file
 from xbarlab.log.superblock import SIGNATURE, lookup3
@@ -284,7 +284,12 @@ def _write(path: Path, root: dict[str, Any], run: dict[str, Any],
     """A plain (non-SWMR) v2 log holding `tables`; removed again if writing fails."""
     tmp = path.with_name(f".{path.name}.partial")
     try:
-        with h5py.File(tmp, "w", libver=sc.LIBVER) as f:
+        try:
+            created = h5py.File(tmp, "w", libver=sc.LIBVER)
+        except OSError as exc:  # a folder not writable: the output path, not the damage
+            why = os.strerror(exc.errno) if exc.errno else str(exc).split(" (")[0]
+            raise LogCreateFailed(f"cannot create the log {path}: {why}") from None
+        with created as f:
             for key, value in root.items():
                 f.attrs[key] = value
             f.attrs["schema_version"] = sc.SCHEMA_VERSION
