@@ -94,7 +94,8 @@ def _device_clock(m: pd.DataFrame, events: pd.DataFrame) -> FloatArray:
 
 def _open(path: Path) -> tuple[str, tuple[int, int], float, pd.DataFrame]:
     if not path.is_file():
-        raise CalibrationInputError(f"{path}: no such file")
+        raise CalibrationInputError(f"{path}: " + ("not a log file" if path.exists()
+                                                   else "no such file"))
     try:
         with LogReader(path) as reader:
             if not reader.started:

@@ -46,7 +46,8 @@ def session_outcomes(path: Path) -> tuple[IntArray, FloatArray, dict[str, Any]]:
     from xbarlab.protocols.patterns import target_map
 
     if not path.is_file():
-        raise CalibrationInputError(f"{path}: no such file")
+        raise CalibrationInputError(f"{path}: " + ("not a log file" if path.exists()
+                                                   else "no such file"))
     try:
         with LogReader(path) as reader:
             m = reader.measurements()
