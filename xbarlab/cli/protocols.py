@@ -54,6 +54,7 @@ def execute(cfg: ProtocolSession, out: Path, *, overwrite: bool = False,
             resume: Path | None = None) -> RunResult:
     """Run the session's protocol with the HDF5 log and a progress bar; print the summary."""
     from xbarlab.cli.progress import ProgressSubscriber
+    from xbarlab.cli.session import say_if_deleted
     from xbarlab.engine import RunEngine
     from xbarlab.log.writer import HDF5Writer
     from xbarlab.protocols.registry import plan_for
@@ -89,6 +90,7 @@ def execute(cfg: ProtocolSession, out: Path, *, overwrite: bool = False,
     finally:
         close = getattr(backend, "close", None)
         close() if callable(close) else backend.safe_state()
+    say_if_deleted(writer, out)
     print_summary(cfg.protocol.kind, result, elapsed, out)
     return result
 

@@ -204,6 +204,7 @@ def execute(
                         + ": the device saw less than the set voltage; a read there gives no "
                         "conductance") if hits else "")
         sys.stdout.flush()
+    say_if_deleted(writer, out)
     if plot is not None and writer.failed is None:  # a log the disk refused: only `recover`
         from xbarlab.analysis.session_plots import plot_session
 
@@ -215,6 +216,18 @@ def execute(
                               f"{escape(str(reason))}; `xbarlab log plot {out} --out F.png` "
                               "draws it from the log", highlight=False, soft_wrap=True)
     return result
+
+
+def say_if_deleted(writer: Any, out: Path) -> None:
+    """A log deleted while the run wrote it: where it was copied back (or why not)."""
+    if writer.restored is not None:
+        err_console.print(f"[bold yellow]warning:[/] {out} was deleted while the run wrote it; "
+                          f"the complete log was copied back to {writer.restored}",
+                          highlight=False, soft_wrap=True)
+    elif writer.lost_on_delete:
+        err_console.print(f"[bold red]error:[/] {out} was deleted while the run wrote it, and "
+                          f"could not be copied back: {escape(writer.lost_on_delete)}",
+                          highlight=False, soft_wrap=True)
 
 
 def render_map(g: np.ndarray, width: int = 80) -> str:

@@ -18,6 +18,7 @@ import errno
 import gc
 import os
 import re
+import shutil
 import struct
 import sys
 import threading
@@ -151,6 +152,8 @@ class HDF5Writer:
         self.durable = self.fsync = bool(durable or fsync)
         self.min_free = int(min_free)
         self.failed: LogWriteFailed | None = None  # the write the file system refused
+        self.restored: Path | None = None  # where a log deleted while written was copied back
+        self.lost_on_delete = ""  # why it could not be (it was deleted, and that copy failed)
         self._failure_unsaid = False  # refused in the flush clock's thread: the run must hear it
         self._space_alarm: LogSpaceLow | None = None
         self._alarm_raised = False
@@ -851,12 +854,43 @@ class HDF5Writer:
                 self._clock.join(timeout=5.0)
             try:
                 if self.failed is None:
+                    keep = self._if_deleted()
                     self._file.close()
+                    if keep is not None:
+                        self._bring_back(keep)
                 else:  # its writes go to /dev/null now; what HDF5 still says is moot
                     with contextlib.suppress(Exception):
                         self._file.close()
             finally:
                 self._owner.release()
+
+    def _if_deleted(self) -> int | None:
+        """A second descriptor of the log's file if it was deleted while being written (no
+        name left: `rm`, or replaced by another file), so that its content outlives HDF5's
+        close; None otherwise (a log that was moved is where it was moved to)."""
+        with contextlib.suppress(Exception):
+            fd = self._file.id.get_vfd_handle()
+            if os.fstat(fd).st_nlink == 0:
+                return os.dup(fd)
+        return None
+
+    def _bring_back(self, keep: int) -> None:
+        """Copy the closed, complete log of a deleted file back: to its path if that is
+        free, else next to it (`restored` says where)."""
+        target = self.path
+        if target.exists():
+            target = self.path.with_name(self.path.name.removesuffix(".h5") + ".restored.h5")
+        try:
+            with os.fdopen(keep, "rb") as src, open(target, "xb") as dst:
+                src.seek(0)
+                shutil.copyfileobj(src, dst, 1 << 20)
+                if self.durable:
+                    dst.flush()
+                    os.fsync(dst.fileno())
+            self.restored = target
+        except OSError as exc:
+            self.restored = None
+            self.lost_on_delete = f"{exc.strerror or exc}"
 
     def _check_open(self) -> None:
         if self._closed:
