@@ -82,7 +82,7 @@ def test_the_run_says_its_log_was_deleted_and_copied_back(tmp_path: Path) -> Non
             time.sleep(0.02)
         time.sleep(0.5)
         log.unlink()  # while the run writes it
-        out, err = proc.communicate(timeout=300)
+        _, err = proc.communicate(timeout=300)
     assert proc.returncode == 3, err  # partial, as the example session always ends
     assert "was deleted while the run wrote it" in " ".join(err.split()), err
     report = verify(log)
