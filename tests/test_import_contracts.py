@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [
     {"limits"},
     {"cells"},
     {"messages", "documents", "biasing", "interrupts", "host_locks"},
-    {"crossbar", "units"},
+    {"crossbar", "units", "devnull"},
 ]
 # Third-party packages that only one part of xbarlab may import.
 OWNERS = {"torch": {"nn"}, "h5py": {"log"}, "pyvisa": {"drivers"}, "serial": {"drivers"},

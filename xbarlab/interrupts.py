@@ -35,6 +35,8 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
+from xbarlab.devnull import to_devnull
+
 IGNORED_MESSAGE = ("xbarlab: {name} ignored: the bench is being put in its safe state and the "
                    "log closed; this ends on its own")
 
@@ -129,18 +131,6 @@ def _terminals() -> list[int]:
     return out
 
 
-def _terminal_gone(fds: list[int]) -> None:
-    """`fds`, which went to the hung-up terminal, go to /dev/null (writes would fail: EIO)."""
-    with contextlib.suppress(OSError):
-        null = os.open(os.devnull, os.O_WRONLY)
-        try:
-            for fd in fds:
-                with contextlib.suppress(OSError):
-                    os.dup2(null, fd)
-        finally:
-            os.close(null)
-
-
 def _ignored(signum: int) -> None:
     sys.stderr.write(IGNORED_MESSAGE.format(name=signal.Signals(signum).name) + "\n")
     sys.stderr.flush()
@@ -165,7 +155,7 @@ def interruptible(abort: type[BaseException]) -> Iterator[None]:
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
-            _terminal_gone(terminals)
+            to_devnull(terminals)  # a write to a hung-up terminal fails (EIO)
         if cleaning_up():
             _ignored(signum)
             return

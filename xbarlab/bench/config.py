@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from xbarlab.bench.kinds import channels_of, check_driver, role_of
+from xbarlab.bench.lock import lock_key
 from xbarlab.limits import BenchLimits
 
 DriverName = Literal["keithley2450", "keithley2600", "keysight_b2900", "keithley707b",
@@ -159,8 +160,6 @@ class BenchConfig(_Strict):
         """Two instruments of the config at one address would be one instrument driven as
         two (a copy-pasted address; two 2450s even pass the identity check): refused. The
         channels of one instrument are its own entry's (``smu.a``, ``smu.b``)."""
-        from xbarlab.bench.lock import lock_key
-
         seen: dict[str, str] = {}
         for name, inst in self.instruments.items():
             if inst.address == UNASSIGNED:

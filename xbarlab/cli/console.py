@@ -9,21 +9,18 @@ work goes on: the exit code still says how the run went, and the log has everyth
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from typing import IO
 
 from rich.console import Console as RichConsole
 
+from xbarlab.devnull import to_devnull
+
 
 def drop_output(stream: IO[str]) -> None:
     """What is still written to `stream` goes to /dev/null (its reader is gone)."""
     with contextlib.suppress(OSError, ValueError):  # (a stream with no descriptor)
-        null = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(null, stream.fileno())
-        finally:
-            os.close(null)
+        to_devnull([stream.fileno()])
 
 
 class Console(RichConsole):

@@ -33,6 +33,7 @@ import h5py
 import numpy as np
 
 from xbarlab.cells import CellMeasurement
+from xbarlab.devnull import to_devnull
 from xbarlab.documents import Document, Event, RunStart, RunStop
 from xbarlab.log import blocks
 from xbarlab.log import schema as sc
@@ -801,12 +802,7 @@ class HDF5Writer:
             self._live = False
             self._failure_unsaid = threading.current_thread() is self._clock
             with contextlib.suppress(Exception):
-                fd = self._file.id.get_vfd_handle()
-                null = os.open(os.devnull, os.O_WRONLY)
-                try:
-                    os.dup2(null, fd)
-                finally:
-                    os.close(null)
+                to_devnull([self._file.id.get_vfd_handle()])
         return self.failed
 
     def _sync_file(self, marker: bool | None = None) -> None:
