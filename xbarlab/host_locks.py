@@ -12,6 +12,7 @@ for the log a writer is filling (`xbarlab.log.writer`: one writer per log).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -41,6 +42,9 @@ def lock_dir(shared: bool = True) -> Path:
     if not shared:
         folder = Path(tempfile.gettempdir()) / f"xbarlab-locks-{os.getuid()}"
     if not folder.is_dir():
+        if folder.exists():
+            raise NotADirectoryError(errno.ENOTDIR, f"the lock folder {folder} "
+                                     f"({LOCK_DIR_ENV}) is not a folder")
         folder.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError):  # shared like /tmp: every user, sticky
             folder.chmod(0o1777 if shared else 0o700)

@@ -254,3 +254,20 @@ def test_the_rescue_leaves_a_bench_a_new_session_holds_alone(
     with instrument_locks({"smu": "GPIB0::30::INSTR"}):  # the new session's
         lines = rescue.rescue_bench(cfg.model_dump(mode="json"))
     assert touched == [] and len(lines) == 1 and "not touched" in lines[0], lines
+
+
+def test_a_lock_folder_that_is_a_file_is_said_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from xbarlab.cli.main import app
+
+    not_a_folder = tmp_path / "locks"
+    not_a_folder.write_text("")
+    monkeypatch.setenv(LOCK_DIR_ENV, str(not_a_folder))
+    res = CliRunner().invoke(app, ["run", "read_map", "-c",
+                                   str(ROOT / "examples" / "session-read-map.yaml"),
+                                   "--out", str(tmp_path / "r.h5")])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert res.output.strip().splitlines()[-1].endswith(
+        f"the lock folder {not_a_folder} ({LOCK_DIR_ENV}) is not a folder")
